@@ -1,0 +1,34 @@
+# Two commands do all the setup on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean system-deps
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run the main job on the bundled defaults (text recipe, packaged all-MiniLM-L6-v2, sample pairs)
+run: install
+	$(BIN)/contrastkit run text
+
+## Debian packages the tests need: the browser and Fashion-MNIST
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; \
+	fi
+
+test: install system-deps
+	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/ruff check recipes plugins demo tests bench
+
+clean:
+	rm -rf build dist *.egg-info outputs

@@ -1,0 +1,81 @@
+"""Trainer callbacks that work in anyone's trainer, with or without a recipe.
+
+``BeforeAfterCallback`` is a transformers ``TrainerCallback``: it evaluates before and after
+training with any sentence-transformers evaluator and writes ``metrics.json`` and ``loss.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from . import report
+
+
+class BeforeAfterCallback(TrainerCallback):
+    """Evaluate at train begin and end; write ``metrics.json`` and the loss curve (rank 0 only).
+
+    Example::
+
+        trainer = SentenceTransformerTrainer(model=model, train_dataset=ds, loss=loss,
+                                             callbacks=[BeforeAfterCallback(evaluator, "out")])
+    """
+
+    def __init__(self, evaluator: Any = None, output_dir: str | Path | None = None,
+                 extra: dict[str, Any] | None = None, headline: Any = None, verbose: bool = True):
+        self.evaluator = evaluator
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.extra = dict(extra or {})
+        self.headline = headline  # optional fn(metrics) -> the few metrics to print
+        self.verbose = verbose
+        self.before: dict[str, float] = {}
+        self.after: dict[str, float] = {}
+        self.metrics: dict[str, Any] = {}
+        self._start = 0.0
+
+    def _dir(self, args: Any) -> Path:
+        return self.output_dir or Path(args.output_dir)
+
+    def _evaluate(self, model: Any) -> dict[str, float]:
+        if self.evaluator is None or model is None:
+            return {}
+        return {k: float(v) for k, v in self.evaluator(model).items() if isinstance(v, (int, float))}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self._start = time.perf_counter()
+        previous = self._dir(args) / "metrics.json"
+        if state.global_step > 0 and previous.exists():
+            # Resumed: the "before" numbers belong to the untouched model, which is gone now.
+            self.before = json.loads(previous.read_text()).get("before", {})
+        else:
+            self.before = self._evaluate(model)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self.after = self._evaluate(model)
+        losses = [h for h in state.log_history if "loss" in h]
+        self.metrics = {
+            **self.extra,
+            "before": self.before,
+            "after": self.after,
+            "before_after": report.before_after(self.before, self.after),
+            "train": {
+                "global_step": state.global_step,
+                "epochs": state.epoch,
+                "final_loss": losses[-1]["loss"] if losses else None,
+                "seconds_this_session": round(time.perf_counter() - self._start, 2),
+            },
+            "loss_history": [{"step": h["step"], "loss": h["loss"]} for h in losses],
+        }
+        if not state.is_world_process_zero:
+            return
+        out = self._dir(args)
+        out.mkdir(parents=True, exist_ok=True)
+        report.write_metrics(out, self.metrics)
+        report.plot_curve(self.metrics["loss_history"], out / "loss.png")
+        if self.verbose and self.evaluator is not None:
+            pick = self.headline or (lambda m: m)
+            print(report.format_table(report.before_after(pick(self.before), pick(self.after))), flush=True)

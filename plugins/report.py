@@ -1,0 +1,156 @@
+"""Output folders, ``metrics.json``, plots, the before/after table and the result object.
+
+Shared by every recipe, so each output folder has the same layout:
+``config.yaml``, ``metrics.json``, ``loss.png`` (and recipe-specific plots), ``checkpoints/``,
+plus the model files and its ``README.md`` card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+OUTPUTS_ROOT = Path("outputs")
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class Result:
+    """What every recipe's ``run()`` returns."""
+
+    output_dir: Path
+    metrics: dict[str, Any]
+    config: Any = None
+    model: Any = field(default=None, repr=False)
+
+    def __getitem__(self, key: str) -> Any:  # result["output_dir"] reads like the JSON users see
+        return getattr(self, key)
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or a single process): the only one that writes shared files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def default_output_dir(recipe: str) -> Path:
+    """``outputs/<recipe>-<timestamp>``: unique per run and sortable, so 'newest' is well defined."""
+    stamp = os.environ.get("CONTRASTKIT_RUN_STAMP") or time.strftime("%Y%m%d-%H%M%S")
+    return OUTPUTS_ROOT / f"{recipe}-{stamp}"
+
+
+def latest_output_dir(recipe: str | None = None) -> Path | None:
+    """The newest run folder under ``outputs/`` (optionally of one recipe), or None."""
+    if not OUTPUTS_ROOT.is_dir():
+        return None
+    prefix = f"{recipe}-" if recipe else ""
+    runs = [p for p in OUTPUTS_ROOT.iterdir() if p.is_dir() and p.name.startswith(prefix)
+            and (p / "config.yaml").exists()]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+def prepare_output_dir(output_dir: str | Path | None, recipe: str, overwrite: bool, resume: bool) -> Path:
+    """Pick and check the output folder; never silently write into someone's existing work."""
+    if output_dir in (None, ""):
+        if resume:
+            found = latest_output_dir(recipe)
+            if found is None:
+                raise UserError(f"resume=true found no earlier '{recipe}' run under {OUTPUTS_ROOT}/; "
+                                f"pass output_dir= of the run to resume")
+            return found
+        if not is_main_process() and "CONTRASTKIT_RUN_STAMP" not in os.environ:
+            raise UserError("distributed runs need an explicit output_dir= so every rank writes to the same folder")
+        output_dir = default_output_dir(recipe)
+    out = Path(output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir '{out}' is a file; choose a folder path")
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
+        raise UserError(f"output_dir '{out}' already exists and is not empty; pass overwrite=true to write into it, "
+                        f"resume=true to continue it, or choose another output_dir")
+    if resume and not (out / CHECKPOINTS).is_dir():
+        raise UserError(f"resume=true but '{out}' has no {CHECKPOINTS}/ folder; run without resume=true first")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".contrastkit-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"output_dir '{out}' is not writable ({exc.strerror}); choose a folder you can write to") from None
+    return out
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _clean(value.item())
+    return value
+
+
+def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
+    """Write ``metrics.json`` (non-finite numbers become null, so it stays valid JSON)."""
+    path = Path(output_dir) / "metrics.json"
+    path.write_text(json.dumps(_clean(metrics), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def before_after(before: dict[str, float], after: dict[str, float]) -> dict[str, dict[str, float]]:
+    """``{metric: {before, after, delta}}`` for the metrics both evaluations share."""
+    rows = {}
+    for key in after:
+        if key in before and isinstance(after[key], (int, float)) and isinstance(before[key], (int, float)):
+            rows[key] = {"before": float(before[key]), "after": float(after[key]),
+                         "delta": float(after[key]) - float(before[key])}
+    return rows
+
+
+def format_table(rows: dict[str, dict[str, float]], title: str = "evaluation on the held-out split") -> str:
+    """The printed before/after table."""
+    if not rows:
+        return f"{title}: no metrics (no held-out data)"
+    width = max(len(k) for k in rows)
+    lines = [title, f"  {'metric':<{width}}  {'before':>8}  {'after':>8}  {'change':>8}"]
+    for key, r in rows.items():
+        lines.append(f"  {key:<{width}}  {r['before']:>8.4f}  {r['after']:>8.4f}  {r['delta']:>+8.4f}")
+    return "\n".join(lines)
+
+
+def plot_curve(history: list[dict[str, Any]], path: str | Path, key: str = "loss",
+               x_key: str = "step", title: str = "training loss") -> Path | None:
+    """Plot one logged value against the step; returns None when nothing was logged."""
+    points = [(h[x_key], h[key]) for h in history if key in h and x_key in h and h[key] is not None]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if len(points) < 30 else None)
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(key)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+class Printer:
+    """``print`` on rank 0 only, so distributed runs do not repeat every line."""
+
+    def __call__(self, *args: Any) -> None:
+        if is_main_process():
+            print(*args, flush=True)

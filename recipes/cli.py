@@ -1,0 +1,204 @@
+"""The ``contrastkit`` command: list | show | run | cp | push | push-demo | demo.
+
+Heavy libraries are imported inside the commands that need them, so ``--help``, ``list`` and
+``show`` never import torch. Bad input exits with code 2 and one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from contrastkit.plugins.errors import UserError
+
+EPILOG = """examples:
+  contrastkit list
+  contrastkit show text
+  contrastkit run text data=pairs.csv epochs=1
+  contrastkit run image --config my.yaml method=byol
+  contrastkit cp text my_text.py && contrastkit run ./my_text.py
+  contrastkit push outputs/text-... user/my-model private=true
+  contrastkit demo model=outputs/text-...
+"""
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from contrastkit.recipes import list_recipes
+
+    infos = list_recipes()
+    width = max(len(i.name) for i in infos)
+    for info in infos:
+        source = "" if info.source == "contrastkit" else f"  [from {info.source}]"
+        if info.error:
+            print(f"{info.name:<{width}}  BROKEN: {info.error}{source}")
+        else:
+            print(f"{info.name:<{width}}  {info.description}{source}")
+    return 0
+
+
+def _format_default(value: object) -> str:
+    if isinstance(value, str):
+        return value if value else "''"
+    return repr(value) if not isinstance(value, (list, dict)) else str(value)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from contrastkit.plugins.config import describe
+    from contrastkit.recipes import load_recipe
+
+    module = load_recipe(args.recipe)
+    doc = (module.__doc__ or "").strip()
+    if doc:
+        print(doc.splitlines()[0])
+        print()
+    rows = describe(module.Config)
+    width = max(len(r[0]) for r in rows)
+    for name, tp, default, help_text in rows:
+        print(f"  {name:<{width}}  {tp}  = {_format_default(default)}")
+        if help_text:
+            print(f"  {'':<{width}}    {help_text}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from contrastkit.plugins.config import parse_overrides, resolve
+    from contrastkit.recipes import load_recipe
+
+    module = load_recipe(args.recipe)
+    overrides = parse_overrides(args.overrides)
+    cfg = resolve(module.Config, config=args.config, **overrides)
+    result = module.run(cfg)
+    if _is_main_process() and result is not None:
+        out = getattr(result, "output_dir", None)
+        if out:
+            print(f"done: {out}")
+    return 0
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    from contrastkit.recipes import recipe_source
+
+    src = recipe_source(args.recipe)
+    dest = Path(args.dest)
+    if dest.is_dir():
+        dest = dest / src.name
+    if dest.exists() and not args.force:
+        raise UserError(f"'{dest}' already exists; pass --force to overwrite it or choose another name")
+    if not dest.parent.exists():
+        raise UserError(f"folder '{dest.parent}' does not exist; create it first")
+    shutil.copyfile(src, dest)
+    print(f"copied {args.recipe} -> {dest}; run it with: contrastkit run {dest if dest.is_absolute() else './' + str(dest)}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.config import build, parse_overrides
+
+    cfg = build(hub.PushConfig, parse_overrides(args.options))
+    url = hub.push(args.output_dir, args.repo_id, cfg)
+    print(f"pushed {args.output_dir} -> {url}")
+    return 0
+
+
+def cmd_push_demo(args: argparse.Namespace) -> int:
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.config import build, parse_overrides
+
+    cfg = build(hub.PushDemoConfig, parse_overrides(args.options))
+    where = hub.push_demo(args.space_id, cfg, dry_run=args.dry_run)
+    print(f"{'wrote' if args.dry_run else 'pushed'} demo Space -> {where}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from contrastkit.plugins.config import build, parse_overrides
+
+    try:
+        from contrastkit.demo import app
+    except ImportError as exc:
+        raise UserError(f"the demo needs gradio ({exc}); install it with pip install 'contrastkit[demo]'") from None
+    cfg = build(app.DemoConfig, parse_overrides(args.options))
+    app.launch(cfg)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (kept separate so tests can check every command's --help)."""
+    parser = argparse.ArgumentParser(
+        prog="contrastkit",
+        description="One-line contrastive training recipes for text, images and image-text.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("list", help="list the recipes, each with a one-line description")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="show every config field of a recipe with its default and help")
+    p.add_argument("recipe", help="recipe name (see 'list') or path to a copied recipe .py")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("run", help="run a recipe: values from --config are overridden by key=value",
+                       description="Run a recipe. Values from --config FILE.yaml are overridden by key=value "
+                                   "pairs. 'contrastkit show RECIPE' lists the keys.")
+    p.add_argument("recipe", help="recipe name (see 'list') or path to a copied recipe .py")
+    p.add_argument("--config", "-c", metavar="FILE.yaml", help="YAML file with config values")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("cp", help="copy a recipe's module out so you can change it")
+    p.add_argument("recipe", help="recipe name")
+    p.add_argument("dest", help="destination file or folder")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_cp)
+
+    p = sub.add_parser("push", help="push a trained output folder to the Hugging Face Hub",
+                       description="Push OUTPUT_DIR to REPO_ID in one commit. Options: private=true, "
+                                   "revision=BRANCH, commit_message=TEXT. The token comes from HF_TOKEN "
+                                   "or 'hf auth login'.")
+    p.add_argument("output_dir", help="a folder written by 'contrastkit run'")
+    p.add_argument("repo_id", help="Hub repo id, e.g. user/my-model")
+    p.add_argument("options", nargs="*", metavar="key=value", help="private=true revision=BRANCH commit_message=...")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("push-demo", help="create a Gradio Space that runs the similarity demo",
+                       description="Create a Gradio Space for model=REPO_ID [compare_to=REPO_ID].")
+    p.add_argument("space_id", help="Space repo id, e.g. user/my-demo (a folder with --dry-run)")
+    p.add_argument("options", nargs="*", metavar="key=value", help="model=REPO_ID compare_to=REPO_ID ...")
+    p.add_argument("--dry-run", action="store_true", help="write the Space folder locally instead of pushing")
+    p.set_defaults(func=cmd_push_demo)
+
+    p = sub.add_parser("demo", help="open the Gradio similarity demo (base vs fine-tuned)",
+                       description="Open the similarity demo. Options: model=PATH_OR_ID "
+                                   "compare_to=PATH_OR_ID port=7860.")
+    p.add_argument("options", nargs="*", metavar="key=value", help="model=... compare_to=... port=7860")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit code (2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"contrastkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("contrastkit: interrupted; completed checkpoints are kept (rerun with resume=true)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

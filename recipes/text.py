@@ -1,0 +1,131 @@
+"""Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns.
+
+    contrastkit run text data=pairs.csv epochs=1
+    from contrastkit.recipes import text; result = text.run(data="pairs.csv", epochs=1)
+
+Steps: config -> data -> loss -> trainer -> save, evaluate, card -> Hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from contrastkit.plugins.config import field, resolve
+from contrastkit.plugins.errors import UserError
+
+DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
+SAMPLE_DATA = "faq_pairs.csv"
+
+
+@dataclass
+class Config:
+    """Everything the text recipe reads; each field is a CLI key (``key=value``) and a YAML key."""
+
+    data: Any = field(None, "training data: CSV/TSV/JSONL/Parquet path, Hub dataset id, or Python rows "
+                            "(default: the bundled sample of question-answer pairs)")
+    subset: str | None = field(None, "Hub dataset subset (configuration) name")
+    split: str | None = field(None, "Hub dataset split (default: train)")
+    eval_data: Any = field(None, "held-out data in the same format (default: hold out 10%, at most 1,000 rows)")
+    columns: dict[str, str] = field({}, "map roles to your column names, e.g. {anchor: question, positive: answer}")
+    model: str = field("all-MiniLM-L6-v2", "base model: a local folder or a Hub id")
+    loss: str = field("auto", "auto, or one of: mnrl, cached_mnrl, gist, cached_gist, cosent, angle, cosine, "
+                              "contrastive, online_contrastive, triplet, batch_hard, batch_hard_margin, batch_all, "
+                              "batch_semi_hard, simcse, tsdae")
+    guide_model: str | None = field(None, "guide model for loss=gist (default: the base model)")
+    matryoshka_dims: list[int] | None = field(None, "wrap the loss in MatryoshkaLoss over these dims, e.g. [384,128,64]")
+    mine_hard_negatives: bool = field(False, "add hard negatives with sentence-transformers' mine_hard_negatives")
+    num_negatives: int = field(1, "hard negatives mined per pair when mine_hard_negatives=true")
+    epochs: float = field(3.0, "training epochs")
+    max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
+    batch_size: int = field(32, "pairs per batch (in-batch negatives grow with it)")
+    mini_batch_size: int | None = field(None, "use the cached (GradCache) loss with this mini-batch size")
+    learning_rate: float = field(5e-5, "peak learning rate")
+    warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up")
+    scale: float | None = field(None, "similarity scale (inverse temperature) for MNRL/CoSENT; default: the loss's")
+    max_seq_length: int | None = field(None, "truncate texts to this many tokens (default: the model's)")
+    seed: int = field(42, "seed for the held-out split, shuffling and initialisation")
+    output_dir: str | None = field(None, "where to write the model (default: outputs/text-<timestamp>)")
+    overwrite: bool = field(False, "allow writing into an existing, non-empty output_dir")
+    resume: bool = field(False, "continue from the last checkpoint in output_dir (default: the newest text run)")
+    save_steps: int = field(500, "save a checkpoint every N steps (and at the end)")
+    save_total_limit: int = field(2, "keep at most this many checkpoints")
+    logging_steps: int = field(5, "log the loss every N steps")
+    report_to: str = field("none", "where the trainer reports: none, tensorboard, wandb, ...")
+    precision: str = field("auto", "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it, else fp32)")
+    push_to_hub: str | None = field(None, "after a successful run, push the output to this Hub repo id")
+    trust_remote_code: bool = field(False, "allow the model's own code from the Hub to run")
+
+    def validate(self) -> None:
+        """Reject values that cannot work before any model is loaded."""
+        for name in ("batch_size", "save_steps", "logging_steps", "num_negatives", "save_total_limit"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"config field '{name}' must be a positive integer, got {getattr(self, name)}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise UserError(f"config field 'epochs' must be > 0 (got {self.epochs:g}), or set max_steps > 0")
+        if self.learning_rate <= 0:
+            raise UserError(f"config field 'learning_rate' must be > 0, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
+        if self.mini_batch_size is not None and self.mini_batch_size <= 0:
+            raise UserError(f"config field 'mini_batch_size' must be a positive integer, got {self.mini_batch_size}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise UserError(f"config field 'precision' must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+
+
+def run(cfg: Config | None = None, **overrides: Any):
+    """Train, evaluate before/after, save a plain SentenceTransformer folder and return a Result."""
+    cfg = resolve(Config, cfg, **overrides)
+    from contrastkit.plugins import data as data_io
+    from contrastkit.plugins import report, text
+    from contrastkit.plugins.callbacks import BeforeAfterCallback
+    from contrastkit.plugins.config import dump_yaml
+
+    # 1. Output folder (checked first, so a bad path fails before any work)
+    out = report.prepare_output_dir(cfg.output_dir, "text", cfg.overwrite, cfg.resume)
+    log = report.Printer()
+
+    # 2. Data: any input -> datasets.Dataset, then a held-out split
+    train_data = data_io.to_dataset(cfg.data if cfg.data is not None else data_io.sample_path(SAMPLE_DATA),
+                                    cfg.subset, cfg.split)
+    eval_data = data_io.to_dataset(cfg.eval_data, what="eval_data") if cfg.eval_data is not None else None
+    train_data, eval_data = data_io.split_train_eval(train_data, eval_data, seed=cfg.seed)
+
+    # 3. Model, then (optionally) mined hard negatives, then the loss that fits the columns
+    model = text.load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    if cfg.max_seq_length:
+        model.max_seq_length = cfg.max_seq_length
+    if cfg.mine_hard_negatives:
+        train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives)
+    choice = text.choose_loss(model, train_data, cfg.loss, cfg.columns, cfg.batch_size, cfg.mini_batch_size,
+                              cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed)
+    if eval_data is not None:
+        eval_data, _ = text.detect_format(eval_data, cfg.columns)
+    log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
+    for note in choice.format.notes:
+        log(f"data: {note}")
+    log(f"data: {len(choice.dataset)} training rows, {len(eval_data) if eval_data is not None else 0} held out")
+
+    # 4. Trainer: sentence-transformers' own, with the before/after callback
+    evaluator = text.make_evaluator(choice.format, eval_data, batch_size=cfg.batch_size, seed=cfg.seed)
+    callback = BeforeAfterCallback(evaluator, out, headline=lambda m: text.headline(m, choice.format.kind),
+                                   extra={"recipe": "text", "loss": type(choice.loss).__name__,
+                                          "loss_reason": choice.reason, "format": choice.format.kind,
+                                          "train_rows": len(choice.dataset),
+                                          "eval_rows": len(eval_data) if eval_data is not None else 0})
+    args = text.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives,
+                                  labeled=choice.format.kind == "labeled")
+    trainer = text.make_trainer(model, args, choice, callbacks=[callback])
+    text.train(trainer, resume=cfg.resume)
+
+    # 5. Save: a plain SentenceTransformer folder with ST's card, plus config.yaml (metrics.json came from the callback)
+    trainer.save_model(str(out))  # every rank calls it; only rank 0 writes
+    if report.is_main_process():
+        dump_yaml(cfg, out / "config.yaml")
+
+    # 6. Hub
+    if cfg.push_to_hub and report.is_main_process():
+        from contrastkit.plugins import hub
+
+        hub.push(out, cfg.push_to_hub, hub.PushConfig())
+    return report.Result(output_dir=out, metrics=callback.metrics, config=cfg, model=model)
