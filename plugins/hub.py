@@ -1,0 +1,387 @@
+"""The Hugging Face Hub: push an output folder, load any output back, create a demo Space.
+
+This is the only module that talks to the Hub (through ``huggingface_hub``). The token comes from
+``HF_TOKEN`` or the ``hf auth login`` cache, read by ``huggingface_hub`` itself: it is never
+printed, logged or written by contrastkit. Every failure is a one-line ``UserError`` that says what
+to do; a push is one commit, so it lands completely or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import field
+from .errors import UserError
+
+# Files of an output folder that never go to the Hub: resumable checkpoints, training state,
+# logs and local bookkeeping. Patterns are huggingface_hub's (fnmatch on paths relative to the
+# folder; a trailing "/" means "everything under it"). Everything else in the folder is pushed.
+IGNORE_PATTERNS = [
+    "checkpoints/",         # trainer / Lightning checkpoints (resume=true reads them locally)
+    "*/checkpoints/",
+    "runs/",                # TensorBoard logs
+    "training_args.bin",    # pickled trainer arguments
+    "*.pt",                 # pickles: optimizer, scheduler, RNG state
+    "*.pth",
+    "*.ckpt",
+    ".contrastkit-*",       # local probes and markers
+    "*/.contrastkit-*",
+    "__pycache__/",
+    "*/__pycache__/",
+    "*.lock",
+    ".DS_Store",
+]
+# Pickle weights: never loaded (safetensors only), so never downloaded either.
+PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle"]
+IMAGE_TYPE = "image-encoder"  # "contrastkit_type" in an image output's config.json
+# Connect quickly (an unreachable Hub fails in seconds); allow slow reads for big commits.
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = float(os.environ.get("CONTRASTKIT_HUB_TIMEOUT", "120"))
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class PushConfig:
+    """Options of ``contrastkit push`` (``key=value``) and ``hub.push``."""
+
+    private: bool = field(False, "create the repo as private (only applies when it does not exist yet)")
+    revision: str | None = field(None, "branch to push to (created from main if missing; default: main)")
+    commit_message: str | None = field(None, "commit message (default: 'Upload <folder> with contrastkit')")
+    token: str | None = field(None, "Hub token; prefer the HF_TOKEN variable or 'hf auth login' (kept out of logs)")
+    create_pr: bool = field(False, "open a pull request instead of committing to the branch")
+
+    def __repr__(self) -> str:  # the token must not reach logs or tracebacks
+        return (f"PushConfig(private={self.private}, revision={self.revision!r}, "
+                f"commit_message={self.commit_message!r}, token={'***' if self.token else None}, "
+                f"create_pr={self.create_pr})")
+
+
+@dataclass
+class PushDemoConfig:
+    """Options of ``contrastkit push-demo``: which Hub models the Space compares."""
+
+    model: str | None = field(None, "Hub id of the fine-tuned model the Space shows (required)")
+    compare_to: str | None = field(None, "Hub id of a second model to compare with, e.g. the base model")
+    private: bool = field(False, "create the Space as private")
+    out_dir: str | None = field(None, "with --dry-run: folder to write the Space to (default: space-<name>)")
+    title: str | None = field(None, "Space title (default: the Space name)")
+
+    def validate(self) -> None:
+        """A Space needs a model that lives on the Hub (it cannot see local folders)."""
+        if not self.model:
+            raise UserError("push-demo needs model=REPO_ID, e.g. model=user/my-model (push it first with "
+                            "'contrastkit push OUTPUT_DIR user/my-model')")
+        for name in ("model", "compare_to"):
+            value = getattr(self, name)
+            if value and not _is_space_model_id(value):
+                raise UserError(f"{name}='{value}' is not a Hub model id; a Space cannot read local folders, "
+                                f"so push it first ('contrastkit push {value} user/NAME') and pass {name}=user/NAME")
+
+
+def _is_space_model_id(name: str) -> bool:
+    if name == "all-MiniLM-L6-v2":  # the demo resolves the default name itself
+        return True
+    return bool(REPO_ID.match(name)) and not Path(name).exists()
+
+
+# ---------------------------------------------------------------------------------------------- load
+
+
+def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    """A ready encoder for any contrastkit output (folder or Hub id): a SentenceTransformer or an ImageEncoder."""
+    from .text import resolve_model_name
+
+    name = str(repo_id_or_path)
+    name, _ = resolve_model_name(name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        folder = path
+    elif path.exists():
+        raise UserError(f"'{name}' is a file; pass the output folder (with config.json or modules.json) or a Hub id")
+    elif REPO_ID.match(name) and not name.startswith((".", "/", "~")):
+        folder = _download(name, revision)
+    else:
+        raise UserError(f"'{name}' is neither an existing folder nor a Hub repo id (user/name); check the path")
+    return _load_folder(folder, name, trust_remote_code)
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        with _timeouts():
+            return Path(snapshot_download(repo_id, revision=revision,
+                                          ignore_patterns=IGNORE_PATTERNS + PICKLE_PATTERNS))
+    except RevisionNotFoundError:
+        raise UserError(f"Hub repo '{repo_id}' has no revision '{revision}'; check the branch, tag or commit") from None
+    except GatedRepoError:
+        raise UserError(f"Hub repo '{repo_id}' is gated; accept its terms on the Hub, then set HF_TOKEN") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"Hub repo '{repo_id}' was not found (or is private); check the id, or set HF_TOKEN "
+                        f"to a token that can read it") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        raise UserError(f"could not download '{repo_id}': the Hub is unreachable (or HF_HUB_OFFLINE=1) and it is "
+                        f"not in the local cache; connect and retry, or pass a local folder") from None
+    except Exception as exc:  # noqa: BLE001 - any other transport failure is still one clear line
+        raise UserError(f"could not download '{repo_id}' ({_reason(exc)}); check the id and your connection, "
+                        f"then retry") from None
+
+
+def _has_safetensors(folder: Path) -> bool:
+    return any(p for p in folder.rglob("*.safetensors") if "checkpoints" not in p.relative_to(folder).parts)
+
+
+def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
+    config = _read_json(folder / "config.json")
+    is_st = (folder / "modules.json").is_file()
+    if not is_st and not config:
+        raise UserError(f"'{name}' has neither modules.json nor config.json; pass a folder written by "
+                        f"'contrastkit run' (or its Hub id)")
+    if not _has_safetensors(folder):
+        pickles = sorted(p.name for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        what = f"only pickle weights ({', '.join(pickles[:2])})" if pickles else "no weights"
+        raise UserError(f"'{name}' has {what}; contrastkit loads safetensors only: re-save the model with "
+                        f"safe_serialization=True (or push a contrastkit output)")
+    if config.get("contrastkit_type") == IMAGE_TYPE:
+        try:
+            from . import vision
+        except ImportError as exc:
+            raise UserError(f"'{name}' is an image model and needs the image extras ({exc}); "
+                            f"pip install 'contrastkit[image]'") from None
+        return vision.load_encoder(folder)
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(str(folder), trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise UserError(f"'{name}' runs its own code; pass trust_remote_code=true if you trust it") from None
+        raise UserError(f"could not load '{name}' ({_reason(exc)}); is it a contrastkit output?") from None
+    except OSError as exc:
+        raise UserError(f"could not load '{name}' ({_reason(exc)}); is it a contrastkit output?") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ---------------------------------------------------------------------------------------------- push
+
+
+def push(output_dir: str | Path, repo_id: str, cfg: PushConfig | None = None) -> str:
+    """Push a contrastkit output folder to ``repo_id`` in one commit; returns the commit (or PR) URL."""
+    cfg = cfg or PushConfig()
+    folder = _check_output(Path(output_dir).expanduser())
+    _check_repo_id(repo_id)
+    _check_card(folder)
+    message = cfg.commit_message or f"Upload {folder.name} with contrastkit"
+    with _hub_errors(repo_id, "push", "model"), _timeouts():
+        api = _api(cfg.token)
+        api.create_repo(repo_id, private=cfg.private, exist_ok=True)
+        if cfg.revision and cfg.revision != "main":
+            api.create_branch(repo_id, branch=cfg.revision, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=cfg.revision,
+                                 commit_message=message, create_pr=cfg.create_pr or None,
+                                 ignore_patterns=IGNORE_PATTERNS)
+    return str(info.pr_url or info.commit_url)
+
+
+def _check_output(folder: Path) -> Path:
+    if not folder.is_dir():
+        raise UserError(f"output folder '{folder}' does not exist; pass a folder written by 'contrastkit run'")
+    if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
+        raise UserError(f"'{folder}' is not a contrastkit output (no modules.json or config.json); "
+                        f"pass the folder printed as 'done: ...' by 'contrastkit run'")
+    if not (folder / "README.md").is_file():
+        raise UserError(f"'{folder}' has no README.md model card; rerun the recipe (it writes the card) "
+                        f"or add a README.md")
+    if not _has_safetensors(folder):
+        raise UserError(f"'{folder}' has no .safetensors weights; contrastkit pushes safetensors only "
+                        f"(re-save with safe_serialization=True)")
+    return folder
+
+
+def _check_repo_id(repo_id: str) -> None:
+    if not REPO_ID.match(repo_id) or ".." in repo_id or "--" in repo_id:
+        raise UserError(f"'{repo_id}' is not a Hub repo id; write it as user/name (letters, digits, '-', '_', '.')")
+
+
+def _check_card(folder: Path) -> str:
+    """Image cards carry Hub YAML written by contrastkit: check it parses and holds metadata."""
+    from huggingface_hub import ModelCard
+
+    readme = folder / "README.md"
+    is_image = _read_json(folder / "config.json").get("contrastkit_type") == IMAGE_TYPE
+    try:
+        card = ModelCard.load(readme, ignore_metadata_errors=not is_image)
+    except Exception as exc:  # noqa: BLE001 - yaml / metadata errors of any kind
+        raise UserError(f"the model card {readme} has invalid YAML metadata ({_reason(exc)}); fix the block "
+                        f"between the '---' lines") from None
+    if is_image and not card.data.to_dict():
+        raise UserError(f"the model card {readme} has no YAML metadata block; rerun the image recipe to rewrite it")
+    return "image" if is_image else "text"
+
+
+def _api(token: str | None):
+    """An HfApi with a token that works; raises UserError before any repo is touched."""
+    from huggingface_hub import HfApi, get_token
+
+    token = token or get_token()
+    if not token:
+        raise UserError("no Hugging Face token: set HF_TOKEN=hf_... or run 'hf auth login', then retry")
+    api = HfApi(token=token)
+    api.whoami()  # 401 here means the token itself is wrong, not the repo
+    return api
+
+
+@contextmanager
+def _timeouts() -> Iterator[None]:
+    """Short connect timeout for every Hub call in the block, so an unreachable Hub fails in seconds."""
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import default_client_factory
+
+    def factory():
+        client = default_client_factory()
+        client.timeout = httpx2.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+        return client
+
+    set_client_factory(factory)
+    try:
+        yield
+    finally:
+        set_client_factory(default_client_factory)
+
+
+@contextmanager
+def _hub_errors(repo_id: str, action: str, kind: str) -> Iterator[None]:
+    """Turn huggingface_hub/httpx failures into one line that says what to do; the token never appears."""
+    import httpx2
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, RepositoryNotFoundError
+
+    try:
+        yield
+    except UserError:
+        raise
+    except LocalTokenNotFoundError:
+        raise UserError("no Hugging Face token: set HF_TOKEN=hf_... or run 'hf auth login', then retry") from None
+    except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+        raise UserError(f"could not reach the Hub at {constants.ENDPOINT} ({_reason(exc)}); check your connection "
+                        f"and run the same {action} again (nothing was committed)") from None
+    except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as exc:
+        raise UserError(f"the {action} to '{repo_id}' was interrupted ({_reason(exc)}); a commit is all-or-nothing, "
+                        f"so run the same {action} again") from None
+    except RepositoryNotFoundError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status == 401 and "whoami" in str(exc.response.request.url if exc.response is not None else ""):
+            raise UserError("the Hub rejected your token (401); create a new one with write access and set "
+                            "HF_TOKEN or run 'hf auth login'") from None
+        raise UserError(f"{kind} repo '{repo_id}' was not found and could not be created; check the id and that "
+                        f"your token can write to its namespace") from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status == 401:
+            raise UserError("the Hub rejected your token (401); create a new one with write access and set "
+                            "HF_TOKEN or run 'hf auth login'") from None
+        if status == 403:
+            raise UserError(f"you cannot write to '{repo_id}' (403): it belongs to another account or your token "
+                            f"is read-only; push to your own namespace (your-name/{repo_id.split('/')[-1]}) or "
+                            f"use a token with write access") from None
+        if status == 400 and "metadata" in str(exc).lower():
+            raise UserError(f"the Hub rejected the README.md metadata of '{repo_id}': {_reason(exc)}; fix the "
+                            f"YAML block") from None
+        raise UserError(f"the Hub refused the {action} to '{repo_id}' ({status}: {_reason(exc)}); retry later, "
+                        f"or check the repo on the Hub") from None
+    except ValueError as exc:  # e.g. invalid README metadata reported by /api/validate-yaml
+        raise UserError(f"the {action} to '{repo_id}' was refused: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The first meaningful line of an exception, short."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text[:200]
+
+
+# ---------------------------------------------------------------------------------------------- Space
+
+
+def push_demo(space_id: str, cfg: PushDemoConfig, dry_run: bool = False) -> str:
+    """Create (or update) a Gradio Space that runs the contrastkit demo; with dry_run, write it locally."""
+    _check_repo_id(space_id)
+    files = space_files(space_id, cfg)
+    if dry_run:
+        out = Path(cfg.out_dir or f"space-{space_id.split('/')[-1]}").expanduser()
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UserError(f"'{out}' already exists and is not empty; pass out_dir= to write somewhere else")
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text, encoding="utf-8")
+        return str(out)
+    from huggingface_hub import CommitOperationAdd
+
+    with _hub_errors(space_id, "push-demo", "Space"), _timeouts():
+        api = _api(None)
+        api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=cfg.private, exist_ok=True)
+        ops = [CommitOperationAdd(name, text.encode("utf-8")) for name, text in files.items()]
+        api.create_commit(space_id, ops, repo_type="space", commit_message=f"contrastkit demo for {cfg.model}")
+    return f"{_endpoint()}/spaces/{space_id}"
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def space_files(space_id: str, cfg: PushDemoConfig) -> dict[str, str]:
+    """The Space's files (name -> text): app.py, requirements.txt and README.md with Space front matter."""
+    from importlib.metadata import version
+
+    import yaml
+
+    ck_version = version("contrastkit")
+    try:
+        gradio_version = version("gradio")
+    except Exception:  # noqa: BLE001 - gradio is optional locally; the Space installs its own
+        gradio_version = None
+    title = cfg.title or space_id.split("/")[-1]
+    app = (
+        f'"""Gradio Space: the contrastkit similarity demo for {cfg.model}."""\n\n'
+        "from contrastkit.demo.app import DemoConfig, build_demo\n\n"
+        f"demo = build_demo(DemoConfig(model={cfg.model!r}, compare_to={cfg.compare_to!r}))\n\n"
+        'if __name__ == "__main__":\n'
+        "    demo.launch()\n"
+    )
+    requirements = f"contrastkit[demo,image]=={ck_version}\n"
+    meta: dict[str, Any] = {"title": title[:60], "emoji": "🔎", "colorFrom": "indigo", "colorTo": "blue",
+                            "sdk": "gradio", "app_file": "app.py", "pinned": False, "license": "apache-2.0",
+                            "short_description": "Compare text or image similarity with contrastkit models"[:60],
+                            "models": [m for m in (cfg.model, cfg.compare_to) if m and "/" in m],
+                            "tags": ["contrastkit", "sentence-similarity", "embeddings"]}
+    if gradio_version:
+        meta["sdk_version"] = gradio_version
+    readme = (f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n\n# {title}\n\n"
+              f"Similarity demo for [{cfg.model}]({_endpoint()}/{cfg.model})"
+              + (f", compared with [{cfg.compare_to}]({_endpoint()}/{cfg.compare_to})" if cfg.compare_to else "")
+              + f".\n\nCreated with `contrastkit push-demo` (contrastkit {ck_version}).\n")
+    return {"app.py": app, "requirements.txt": requirements, "README.md": readme}
