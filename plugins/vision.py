@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -152,7 +153,7 @@ class ImageData:
     source: str = ""
     hub_id: str | None = None
 
-    def subset(self, idx: list[int]) -> "ImageData":
+    def subset(self, idx: list[int]) -> ImageData:
         """The images at ``idx`` (labels follow)."""
         labels = [self.labels[i] for i in idx] if self.labels is not None else None
         return ImageData([self.items[i] for i in idx], labels, self.label_names, [], self.source, self.hub_id)
@@ -360,3 +361,294 @@ def load_encoder(folder: str | Path) -> ImageEncoder:
     load_model(net, str(folder / "model.safetensors"))
     net.eval()
     return ImageEncoder(net, make_preprocess(config["image_size"], config["normalize"]), config)
+
+
+# ----------------------------------------------------------------------------------------------- methods
+@dataclass(frozen=True)
+class Method:
+    """One row of the method table: lightly's building blocks for one self-supervised method."""
+
+    head: Callable[[int], nn.Module]  # backbone width -> projection head
+    loss: Callable[[float | None], nn.Module]  # temperature -> loss
+    transform: Callable[[int, dict], Callable]  # image size, normalisation -> multi-view transform
+    predictor: Callable[[], nn.Module] | None = None  # byol/simsiam predictor, swav prototypes
+    momentum: bool = False  # a momentum (EMA) copy of backbone + head makes the targets
+    temperature: float | None = None
+    lr: float = 1e-3  # AdamW
+
+
+def _small(size: int) -> int:  # the local-crop size for multi-crop methods, as 96/224 of the global one
+    return max(8, size * 96 // 224)
+
+
+def _methods() -> dict[str, Method]:
+    from lightly import loss as L
+    from lightly import transforms as T
+    from lightly.models import modules as H
+
+    return {
+        "simclr": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t: L.NTXentLoss(temperature=t),
+                         lambda s, n: T.SimCLRTransform(input_size=s, normalize=n), temperature=0.5),
+        "moco": Method(lambda d: H.MoCoProjectionHead(d, 512, 128),
+                       lambda t: L.NTXentLoss(temperature=t, memory_bank_size=(4096, 128)),
+                       lambda s, n: T.MoCoV2Transform(input_size=s, normalize=n), momentum=True, temperature=0.2),
+        "byol": Method(lambda d: H.BYOLProjectionHead(d, 1024, 256), lambda t: L.NegativeCosineSimilarity(),
+                       lambda s, n: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n),
+                                                    T.BYOLView2Transform(input_size=s, normalize=n)),
+                       predictor=lambda: H.BYOLPredictionHead(256, 1024, 256), momentum=True),
+        "simsiam": Method(lambda d: H.SimSiamProjectionHead(d, 512, 128), lambda t: L.NegativeCosineSimilarity(),
+                          lambda s, n: T.SimSiamTransform(input_size=s, normalize=n),
+                          predictor=lambda: H.SimSiamPredictionHead(128, 64, 128)),
+        "dino": Method(lambda d: H.DINOProjectionHead(d, 512, 64, 2048, freeze_last_layer=1),
+                       lambda t: L.DINOLoss(output_dim=2048, student_temp=t, warmup_teacher_temp_epochs=0),
+                       lambda s, n: T.DINOTransform(global_crop_size=s, local_crop_size=_small(s), normalize=n),
+                       momentum=True, temperature=0.1, lr=5e-4),
+        "barlowtwins": Method(lambda d: H.BarlowTwinsProjectionHead(d, 2048, 2048), lambda t: L.BarlowTwinsLoss(),
+                              lambda s, n: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n),
+                                                           T.BYOLView2Transform(input_size=s, normalize=n))),
+        "vicreg": Method(lambda d: H.VICRegProjectionHead(d, 2048, 2048, num_layers=2), lambda t: L.VICRegLoss(),
+                         lambda s, n: T.VICRegTransform(input_size=s, normalize=n)),
+        "swav": Method(lambda d: H.SwaVProjectionHead(d, 512, 128), lambda t: L.SwaVLoss(temperature=t),
+                       lambda s, n: T.SwaVTransform(crop_sizes=(s, _small(s)), normalize=n),
+                       predictor=lambda: H.SwaVPrototypes(128, n_prototypes=512), temperature=0.1),
+    }
+
+
+METHOD_NAMES = ("simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav")
+
+
+def get_method(name: str) -> Method:
+    """The table row for ``name``, or a one-line error listing the methods."""
+    if name not in METHOD_NAMES:
+        raise UserError(f"unknown method '{name}'; use one of: {', '.join(METHOD_NAMES)}")
+    return _methods()[name]
+
+
+def _set_bn_eval(*nets: nn.Module | None) -> None:
+    for net in nets:
+        for m in net.modules() if net is not None else ():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+class SSLModule(pl.LightningModule):
+    """A self-supervised LightningModule for any ``Trainer``: ``SSLModule(method="byol", backbone="resnet18")``.
+
+    ``backbone`` is a name (see ``BACKBONES``) or any ``nn.Module`` mapping images to (n, d) features.
+    ``freeze_bn`` keeps the backbone's BatchNorm statistics fixed (best for pretrained backbones on small data).
+    """
+
+    def __init__(self, method: str = "simclr", backbone: str | nn.Module = "efficientnet-lite0",
+                 learning_rate: float | None = None, temperature: float | None = None, weight_decay: float = 1e-4,
+                 freeze_bn: bool | None = None, small_stem: bool = False, weights: str | None = None):
+        super().__init__()
+        self.method, self.spec = method, {}
+        m = get_method(method)
+        if isinstance(backbone, str):
+            backbone, self.spec = create_backbone(backbone, small_stem, weights)
+        self.backbone = backbone
+        self.head = m.head(feature_dim(backbone))
+        self.predictor = m.predictor() if m.predictor else None
+        self.criterion = m.loss(temperature if temperature is not None else m.temperature)
+        self.learning_rate = learning_rate or m.lr
+        self.weight_decay = weight_decay
+        self.freeze_bn = bool(self.spec.get("pretrained")) if freeze_bn is None else freeze_bn
+        self.backbone_momentum = self.head_momentum = None
+        if m.momentum:
+            from lightly.models.utils import deactivate_requires_grad
+
+            self.backbone_momentum, self.head_momentum = copy.deepcopy(backbone), copy.deepcopy(self.head)
+            deactivate_requires_grad(self.backbone_momentum)
+            deactivate_requires_grad(self.head_momentum)
+        self.history: list[tuple[int, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features (the embedding before the projection head)."""
+        return self.backbone(x)
+
+    def train(self, mode: bool = True) -> SSLModule:
+        super().train(mode)
+        if self.freeze_bn:
+            _set_bn_eval(self.backbone, self.backbone_momentum)
+        return self
+
+    def _project(self, x: torch.Tensor, momentum: bool = False) -> torch.Tensor:
+        if momentum:
+            with torch.no_grad():
+                return self.head_momentum(self.backbone_momentum(x))
+        return self.head(self.backbone(x))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        views = batch[0]
+        momentum = self.backbone_momentum is not None
+        if momentum:
+            from lightly.models.utils import update_momentum
+            from lightly.utils.scheduler import cosine_schedule
+
+            total = int(self.trainer.estimated_stepping_batches) if self._trainer else 1
+            m = cosine_schedule(self.global_step, max(total, 1), 0.996, 1.0)
+            update_momentum(self.backbone, self.backbone_momentum, m)
+            update_momentum(self.head, self.head_momentum, m)
+        if self.method == "dino":  # teacher sees the global crops, student sees every crop
+            teacher = [self._project(v, momentum=True) for v in views[:2]]
+            loss = self.criterion(teacher, [self._project(v) for v in views], epoch=self.current_epoch)
+        elif self.method == "swav":  # prototype assignments of high- vs low-resolution crops
+            self.predictor.normalize()
+            p = [self.predictor(F.normalize(self._project(v), dim=1), step=self.global_step) for v in views]
+            loss = self.criterion(p[:2], p[2:])
+        elif self.predictor is not None:  # byol, simsiam: predict the other view's (stop-gradient) target
+            z = [self._project(v) for v in views[:2]]
+            p = [self.predictor(zi) for zi in z]
+            t = [self._project(v, momentum=True) for v in views[:2]] if momentum else [zi.detach() for zi in z]
+            loss = 0.5 * (self.criterion(p[0], t[1]) + self.criterion(p[1], t[0]))
+        else:  # simclr, moco, barlowtwins, vicreg: compare the projections of two views
+            loss = self.criterion(self._project(views[0]), self._project(views[1], momentum=momentum))
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(views[0]))
+        self.history.append((self.global_step, loss.detach()))
+        return loss
+
+    def on_after_backward(self) -> None:
+        if self.method == "dino":
+            self.head.cancel_last_layer_gradients(self.current_epoch)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+
+    def loss_history(self) -> list[dict[str, float]]:
+        """Logged training losses as ``[{step, loss}]`` for plots and ``metrics.json``."""
+        return [{"step": s + 1, "loss": float(v)} for s, v in self.history]
+
+
+# ----------------------------------------------------------------------------------------------- kNN
+def knn_accuracy(bank: Any, bank_labels: Any, query: Any, query_labels: Any, k: int = 20, t: float = 0.1) -> float:
+    """Weighted kNN top-1 accuracy on cosine similarity, as lightly's benchmarks compute it."""
+    from lightly.utils.benchmarking import knn_predict
+
+    bank = F.normalize(torch.as_tensor(np.asarray(bank), dtype=torch.float32), dim=1)
+    query = F.normalize(torch.as_tensor(np.asarray(query), dtype=torch.float32), dim=1)
+    bank_labels = torch.as_tensor(np.asarray(bank_labels), dtype=torch.long)
+    query_labels = torch.as_tensor(np.asarray(query_labels), dtype=torch.long)
+    classes = int(max(bank_labels.max(), query_labels.max())) + 1
+    correct = 0
+    for start in range(0, len(query), 1024):
+        pred = knn_predict(query[start:start + 1024], bank.T, bank_labels, classes, min(k, len(bank)), t)[:, 0]
+        correct += int((pred == query_labels[start:start + 1024]).sum())
+    return correct / len(query)
+
+
+class KNNCallback(pl.Callback):
+    """kNN top-1 accuracy of ``pl_module.backbone`` before and after training (and every N epochs).
+
+    ``bank`` and ``query`` are labelled ``ImageData`` (training images and held-out images).
+    """
+
+    def __init__(self, bank: ImageData, query: ImageData, preprocess: Callable, k: int = 20, t: float = 0.1,
+                 every_n_epochs: int = 0, batch_size: int = 64):
+        self.bank, self.query, self.preprocess = bank, query, preprocess
+        self.k, self.t, self.every_n_epochs, self.batch_size = k, t, every_n_epochs, batch_size
+        self.before: dict[str, float] = {}
+        self.after: dict[str, float] = {}
+        self.query_embeddings: np.ndarray | None = None
+
+    def evaluate(self, backbone: nn.Module) -> dict[str, float]:
+        """``{"knn_top1": accuracy}`` of the backbone's embeddings right now."""
+        bank = embed_with(backbone, self.bank.items, self.preprocess, self.batch_size)
+        self.query_embeddings = embed_with(backbone, self.query.items, self.preprocess, self.batch_size)
+        return {"knn_top1": knn_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels,
+                                         self.k, self.t)}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.before = self.evaluate(pl_module.backbone)
+        pl_module.print(f"kNN top-1 before training: {self.before['knn_top1']:.4f}")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            pl_module.log("knn_top1", self.evaluate(pl_module.backbone)["knn_top1"], prog_bar=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.after = self.evaluate(pl_module.backbone)
+        pl_module.print(f"kNN top-1 after training: {self.after['knn_top1']:.4f}")
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] | None, path: Path) -> Path:
+    """A 2-D PCA projection of the embeddings, coloured by label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    xy = PCA(n_components=2).fit_transform(embeddings) if len(embeddings) > 2 else np.zeros((len(embeddings), 2))
+    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=100)
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=6)
+    else:
+        lab = np.asarray(labels)
+        for c in np.unique(lab):
+            name = names[c] if names and c < len(names) else str(c)
+            ax.scatter(xy[lab == c, 0], xy[lab == c, 1], s=6, label=name)
+        if len(np.unique(lab)) <= 20:
+            ax.legend(fontsize=7, markerscale=2, loc="best")
+    ax.set_title("embeddings, 2-D PCA")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: ImageData, repo_id: str | None) -> Any:
+    """The model card ``README.md`` (Hub metadata + usage), built with huggingface_hub and checked by re-parsing."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    after = metrics.get("after", {})
+    results = [EvalResult(task_type="image-classification", dataset_type=data.hub_id or "custom",
+                          dataset_name=data.source, metric_type="accuracy", metric_name="kNN top-1 accuracy (k=20)",
+                          metric_value=round(after["knn_top1"], 4))] if "knn_top1" in after else None
+    card_data = ModelCardData(
+        library_name="contrastkit", pipeline_tag="image-feature-extraction", license=None,
+        tags=["contrastkit", cfg.method, "self-supervised", "image-feature-extraction"],
+        base_model=spec.get("base_model"), datasets=[data.hub_id] if data.hub_id else None,
+        model_name=f"{cfg.method}-{spec['architecture']}" if results else None, eval_results=results)
+    load = (f'from contrastkit.plugins import hub\n\nencoder = hub.load("{repo_id}")' if repo_id else
+            'from contrastkit.plugins.vision import load_encoder\n\n'
+            'encoder = load_encoder(".")  # inside this folder; a Hub copy: contrastkit.plugins.hub.load("user/repo")')
+    rows = "\n".join(f"| {k} | {v['before']:.4f} | {v['after']:.4f} | {v['delta']:+.4f} |"
+                     for k, v in metrics.get("before_after", {}).items()) or "| (no labels: not evaluated) | | | |"
+    content = f"""---
+{card_data.to_yaml()}
+---
+
+# {cfg.method} image embeddings ({spec['architecture']})
+
+Self-supervised **{cfg.method}** training with [lightly](https://github.com/lightly-ai/lightly) on
+PyTorch Lightning, made with [contrastkit](https://pypi.org/project/contrastkit/).
+
+- Backbone: `{spec['architecture']}`{' (pretrained: ' + spec['base_model'] + ')' if spec.get('base_model') else ''}
+- Embedding size: {spec['embedding_dim']}, input {spec['image_size']}x{spec['image_size']} px, ImageNet mean/std
+- Data: {data.source}, {metrics.get('train_images', '?')} training images
+- Training: {metrics.get('steps', '?')} steps, batch size {cfg.batch_size}, learning rate {metrics.get('learning_rate')}
+
+## Evaluation
+
+kNN top-1 accuracy (k={cfg.knn_k}, cosine, weighted, temperature {cfg.knn_t}) on held-out labelled images.
+
+| metric | before | after | change |
+|---|---|---|---|
+{rows}
+
+## Usage
+
+```python
+from PIL import Image
+{load}
+embeddings = encoder.embed([Image.new("RGB", (64, 64), "white")])  # PIL images or file paths
+print(embeddings.shape)  # (1, {spec['embedding_dim']}), L2-normalised
+```
+"""
+    card = ModelCard(content)
+    if ModelCard(str(card)).data.to_dict() != card_data.to_dict():  # the metadata must survive a round trip
+        raise RuntimeError("model card metadata does not round-trip")
+    card.save(folder / "README.md")
+    return card

@@ -1,0 +1,171 @@
+"""Self-supervised image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ...) on Lightning.
+
+    contrastkit run image data=photos/ method=simclr
+    from contrastkit.recipes import image; result = image.run(data="photos/", method="byol")
+
+Steps: config -> data -> backbone + method -> Lightning trainer -> save, evaluate, card -> Hub.
+For multi-GPU/multi-node (strategy=ddp) from Python, call run() under ``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from contrastkit.plugins.config import field, resolve
+from contrastkit.plugins.errors import UserError
+
+DESCRIPTION = "Self-supervised image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ...) on Lightning."
+METHODS = ("simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav")
+
+
+@dataclass
+class Config:
+    """Everything the image recipe reads; each field is a CLI key (``key=value``) and a YAML key."""
+
+    data: Any = field(None, "a folder of images (subfolder names become labels), a Hub dataset id, a "
+                            "datasets.Dataset or a list of PIL images/paths (default: scikit-learn's digits)")
+    subset: str | None = field(None, "Hub dataset subset (configuration) name")
+    split: str | None = field(None, "Hub dataset split (default: train)")
+    eval_data: Any = field(None, "labelled held-out images, same formats (default: hold out 10%, at most 1,000)")
+    strict: bool = field(False, "stop at the first unreadable or too-small image instead of skipping it")
+    method: str = field("simclr", f"one of: {', '.join(METHODS)}")
+    backbone: str = field("efficientnet-lite0", "efficientnet-lite0 (ImageNet-pretrained), resnet18, resnet50, "
+                                                "tiny-cnn, timm:<name>, or a folder saved by contrastkit")
+    weights: str | None = field(None, "local .safetensors/.pth state dict for resnet*/timm backbones")
+    small_stem: bool | None = field(None, "resnet: 3x3 stem without max-pool (default: on for image_size <= 32)")
+    freeze_bn: bool | None = field(None, "keep the backbone's BatchNorm statistics fixed (default: on when pretrained)")
+    image_size: int = field(64, "training and embedding resolution in pixels")
+    epochs: int = field(2, "training epochs")
+    max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
+    batch_size: int = field(64, "images per batch (each gives two or more augmented views)")
+    learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 1e-3 for simclr)")
+    temperature: float | None = field(None, "loss temperature (default: the method's, e.g. 0.5 for simclr)")
+    weight_decay: float = field(1e-4, "AdamW weight decay")
+    knn_k: int = field(20, "neighbours for the kNN evaluation")
+    knn_t: float = field(0.1, "temperature of the weighted kNN vote")
+    num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)")
+    seed: int = field(42, "seed for the held-out split, augmentations and initialisation")
+    output_dir: str | None = field(None, "where to write the model (default: outputs/image-<timestamp>)")
+    overwrite: bool = field(False, "allow writing into an existing, non-empty output_dir")
+    resume: bool = field(False, "continue from checkpoints/last.ckpt in output_dir (default: the newest image run)")
+    save_steps: int = field(500, "save a checkpoint every N steps (and at the end)")
+    accelerator: str = field("auto", "Lightning accelerator: auto, cpu, gpu, mps, ...")
+    devices: Any = field("auto", "Lightning devices: auto, a count, or a list of ids")
+    strategy: str = field("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
+    num_nodes: int = field(1, "machines for multi-node training")
+    precision: str = field("auto", "Lightning precision, e.g. 32-true, bf16-mixed, 16-mixed (auto: bf16-mixed on "
+                                   "a GPU that supports it, else 32-true)")
+    push_to_hub: str | None = field(None, "after a successful run, push the output to this Hub repo id")
+
+    def validate(self) -> None:
+        """Reject values that cannot work before any model is loaded."""
+        if self.method not in METHODS:
+            raise UserError(f"unknown method '{self.method}'; use one of: {', '.join(METHODS)}")
+        for name in ("batch_size", "save_steps", "knn_k", "num_nodes"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"config field '{name}' must be a positive integer, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
+        if self.image_size < 8:
+            raise UserError(f"config field 'image_size' must be at least 8 pixels, got {self.image_size}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise UserError(f"config field 'epochs' must be > 0 (got {self.epochs}), or set max_steps > 0")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise UserError(f"config field 'learning_rate' must be > 0, got {self.learning_rate}")
+
+
+def run(cfg: Config | None = None, **overrides: Any):
+    """Train, evaluate kNN before/after, save a safetensors encoder folder and return a Result."""
+    cfg = resolve(Config, cfg, **overrides)
+    import os
+
+    import pytorch_lightning as pl
+    import torch
+    from contrastkit.plugins import report, vision
+    from contrastkit.plugins.config import dump_yaml
+
+    # 1. Output folder (checked first, so a bad path fails before any work)
+    out = report.prepare_output_dir(cfg.output_dir, "image", cfg.overwrite, cfg.resume)
+    log = report.Printer()
+    pl.seed_everything(cfg.seed, verbose=False)
+
+    # 2. Data: folder / Hub / Python images -> ImageData, then labelled held-out images for kNN
+    data = vision.load_images(cfg.data, cfg.subset, cfg.split, cfg.strict)
+    train, held_out = vision.holdout(data, cfg.seed) if cfg.eval_data is None else \
+        (data, vision.load_images(cfg.eval_data, strict=cfg.strict, what="eval_data"))
+    if held_out is not None and held_out.labels is None:
+        held_out = None
+    if len(train.items) < 2:
+        raise UserError(f"data has {len(train.items)} usable image(s); give at least 2")
+    log(f"data: {len(train.items)} training images from {data.source}, "
+        f"{len(held_out.items) if held_out else 0} held out" + (f", {len(data.skipped)} skipped "
+                                                              f"(unreadable or too small)" if data.skipped else ""))
+
+    # 3. Backbone + method: lightly's head, loss and multi-view transform from vision.METHODS
+    small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32
+    module = vision.SSLModule(cfg.method, cfg.backbone, cfg.learning_rate, cfg.temperature, cfg.weight_decay,
+                              cfg.freeze_bn, small_stem, cfg.weights)
+    spec = {**module.spec, "image_size": cfg.image_size, "resize": "squash to image_size x image_size, bilinear",
+            "method": cfg.method}
+    preprocess = vision.make_preprocess(cfg.image_size, spec["normalize"])
+    transform = vision.get_method(cfg.method).transform(cfg.image_size, spec["normalize"])
+    workers = cfg.num_workers if cfg.num_workers >= 0 else (0 if (os.cpu_count() or 1) <= 2 else
+                                                            min(8, (os.cpu_count() or 2) // 2))
+    batch_size = min(cfg.batch_size, len(train.items))
+    loader = torch.utils.data.DataLoader(vision.ImageDataset(train, transform), batch_size=batch_size,
+                                         shuffle=True, drop_last=True, num_workers=workers,
+                                         persistent_workers=workers > 0)
+
+    # 4. Lightning trainer with the kNN callback and checkpoints
+    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True,
+                                              every_n_train_steps=cfg.save_steps)]
+    knn = None
+    if held_out is not None and train.labels is not None:
+        bank = train.subset(list(range(0, len(train.items), max(1, len(train.items) // 10000))))
+        knn = vision.KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t)
+        callbacks.append(knn)
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    trainer = pl.Trainer(max_epochs=cfg.epochs if cfg.max_steps <= 0 else None, max_steps=cfg.max_steps,
+                         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                         num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
+                         default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
+    last = out / report.CHECKPOINTS / "last.ckpt"
+    started = time.perf_counter()
+    trainer.fit(module, loader, ckpt_path=str(last) if cfg.resume and last.exists() else None)
+    seconds = time.perf_counter() - started
+
+    # 5. Save the encoder, evaluate, plot and write the card (rank 0 only)
+    metrics: dict[str, Any] = {}
+    if trainer.is_global_zero:
+        module.backbone.cpu().eval()
+        vision.save_encoder(module.backbone, spec, out)
+        dump_yaml(cfg, out / "config.yaml")
+        before, after = (knn.before, knn.after) if knn else ({}, {})
+        history = module.loss_history()
+        metrics = {"before": before, "after": after, "before_after": report.before_after(before, after),
+                   "recipe": "image", "method": cfg.method, "backbone": spec["architecture"],
+                   "train_images": len(train.items), "eval_images": len(held_out.items) if held_out else 0,
+                   "skipped_images": len(data.skipped), "steps": trainer.global_step,
+                   "learning_rate": module.learning_rate, "train_seconds": round(seconds, 2),
+                   "images_per_second": round(len(history) * batch_size / max(seconds, 1e-9), 2),
+                   "history": history}
+        report.write_metrics(out, metrics)
+        report.plot_curve(history, out / "loss.png")
+        shown = held_out or train.subset(list(range(min(1000, len(train.items)))))
+        emb = knn.query_embeddings if knn and knn.query_embeddings is not None else \
+            vision.embed_with(module.backbone, shown.items, preprocess)
+        vision.plot_pca(emb, shown.labels, shown.label_names, out / "embeddings_pca.png")
+        vision.write_card(out, cfg, spec, metrics, data, cfg.push_to_hub)
+        log(report.format_table(metrics["before_after"], "kNN evaluation on the held-out images"))
+
+    # 6. Hub
+    if cfg.push_to_hub and trainer.is_global_zero:
+        from contrastkit.plugins import hub
+
+        hub.push(out, cfg.push_to_hub, hub.PushConfig())
+    return report.Result(output_dir=out, metrics=metrics, config=cfg,
+                         model=vision.ImageEncoder(module.backbone, preprocess, spec))
