@@ -193,15 +193,34 @@ def push(output_dir: str | Path, repo_id: str, cfg: PushConfig | None = None) ->
     _check_repo_id(repo_id)
     _check_card(folder)
     message = cfg.commit_message or f"Upload {folder.name} with contrastkit"
-    with _hub_errors(repo_id, "push", "model"), _timeouts():
-        api = _api(cfg.token)
+    ops = _operations(folder)
+    who: dict[str, str] = {}
+    with _hub_errors(repo_id, "push", "model", who), _timeouts():
+        api = _api(cfg.token, who)
         api.create_repo(repo_id, private=cfg.private, exist_ok=True)
         if cfg.revision and cfg.revision != "main":
             api.create_branch(repo_id, branch=cfg.revision, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=cfg.revision,
-                                 commit_message=message, create_pr=cfg.create_pr or None,
-                                 ignore_patterns=IGNORE_PATTERNS)
+        # One create_commit, not upload_folder: with hf_xet installed, upload_folder may split a
+        # large folder into several commits ("part 2", ...), and a failed push would leave half of it.
+        info = api.create_commit(repo_id, ops, commit_message=message, revision=cfg.revision,
+                                 create_pr=cfg.create_pr or None)
     return str(info.pr_url or info.commit_url)
+
+
+def files_to_push(output_dir: str | Path) -> list[str]:
+    """The paths (relative, '/'-separated) that ``push`` would upload: everything but IGNORE_PATTERNS."""
+    from huggingface_hub.utils import filter_repo_objects
+    from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
+
+    folder = Path(output_dir)
+    paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return list(filter_repo_objects(paths, ignore_patterns=IGNORE_PATTERNS + DEFAULT_IGNORE_PATTERNS))
+
+
+def _operations(folder: Path) -> list[Any]:
+    from huggingface_hub import CommitOperationAdd
+
+    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(folder / p)) for p in files_to_push(folder)]
 
 
 def _check_output(folder: Path) -> Path:
@@ -240,15 +259,15 @@ def _check_card(folder: Path) -> str:
     return "image" if is_image else "text"
 
 
-def _api(token: str | None):
-    """An HfApi with a token that works; raises UserError before any repo is touched."""
+def _api(token: str | None, who: dict[str, str]):
+    """An HfApi with a token that works (the user's name goes into ``who``); fails before any repo is touched."""
     from huggingface_hub import HfApi, get_token
 
     token = token or get_token()
     if not token:
         raise UserError("no Hugging Face token: set HF_TOKEN=hf_... or run 'hf auth login', then retry")
     api = HfApi(token=token)
-    api.whoami()  # 401 here means the token itself is wrong, not the repo
+    who["name"] = api.whoami()["name"]  # a 401 here means the token itself is wrong, not the repo
     return api
 
 
@@ -272,7 +291,7 @@ def _timeouts() -> Iterator[None]:
 
 
 @contextmanager
-def _hub_errors(repo_id: str, action: str, kind: str) -> Iterator[None]:
+def _hub_errors(repo_id: str, action: str, kind: str, who: dict[str, str]) -> Iterator[None]:
     """Turn huggingface_hub/httpx failures into one line that says what to do; the token never appears."""
     import httpx2
     from huggingface_hub import constants
@@ -303,9 +322,10 @@ def _hub_errors(repo_id: str, action: str, kind: str) -> Iterator[None]:
             raise UserError("the Hub rejected your token (401); create a new one with write access and set "
                             "HF_TOKEN or run 'hf auth login'") from None
         if status == 403:
+            mine = f"{who.get('name', 'your-name')}/{repo_id.split('/')[-1]}"
             raise UserError(f"you cannot write to '{repo_id}' (403): it belongs to another account or your token "
-                            f"is read-only; push to your own namespace (your-name/{repo_id.split('/')[-1]}) or "
-                            f"use a token with write access") from None
+                            f"is read-only; push to your own namespace ({mine}) or use a token with write "
+                            f"access") from None
         if status == 400 and "metadata" in str(exc).lower():
             raise UserError(f"the Hub rejected the README.md metadata of '{repo_id}': {_reason(exc)}; fix the "
                             f"YAML block") from None
@@ -339,8 +359,9 @@ def push_demo(space_id: str, cfg: PushDemoConfig, dry_run: bool = False) -> str:
         return str(out)
     from huggingface_hub import CommitOperationAdd
 
-    with _hub_errors(space_id, "push-demo", "Space"), _timeouts():
-        api = _api(None)
+    who: dict[str, str] = {}
+    with _hub_errors(space_id, "push-demo", "Space", who), _timeouts():
+        api = _api(None, who)
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=cfg.private, exist_ok=True)
         ops = [CommitOperationAdd(name, text.encode("utf-8")) for name, text in files.items()]
         api.create_commit(space_id, ops, repo_type="space", commit_message=f"contrastkit demo for {cfg.model}")
