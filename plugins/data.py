@@ -91,7 +91,7 @@ def load_file(path: str | Path) -> "Any":
             raise UserError(f"data file '{path}' line {bad} is not valid JSON; fix or remove that line")
     datasets.disable_progress_bars()
     try:
-        ds = datasets.load_dataset(builder, data_files=str(p), split="train")
+        ds = datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; all are a bad file to the user
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise UserError(f"data file '{path}' could not be read as {suffix[1:].upper()}: {reason[:200]}") from None

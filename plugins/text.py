@@ -334,7 +334,7 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
         dataset = dataset.select_columns(fmt.text_columns[:3])
     built = cls(model, **kwargs)
     if matryoshka_dims:
-        dim = model.get_sentence_embedding_dimension()
+        dim = model.get_embedding_dimension()
         bad = [d for d in matryoshka_dims if d <= 0 or d > dim]
         if bad:
             raise UserError(f"matryoshka_dims {bad} must be between 1 and the model's dimension {dim}")

@@ -99,16 +99,17 @@ def run(cfg: Config | None = None, **overrides: Any):
         train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives)
     choice = text.choose_loss(model, train_data, cfg.loss, cfg.columns, cfg.batch_size, cfg.mini_batch_size,
                               cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed)
-    if eval_data is not None:
-        eval_data, _ = text.detect_format(eval_data, cfg.columns)
+    eval_format = choice.format
+    if eval_data is not None:  # its own format: mined negatives exist only in the training split
+        eval_data, eval_format = text.detect_format(eval_data, cfg.columns)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
     for note in choice.format.notes:
         log(f"data: {note}")
     log(f"data: {len(choice.dataset)} training rows, {len(eval_data) if eval_data is not None else 0} held out")
 
     # 4. Trainer: sentence-transformers' own, with the before/after callback
-    evaluator = text.make_evaluator(choice.format, eval_data, batch_size=cfg.batch_size, seed=cfg.seed)
-    callback = BeforeAfterCallback(evaluator, out, headline=lambda m: text.headline(m, choice.format.kind),
+    evaluator = text.make_evaluator(eval_format, eval_data, batch_size=cfg.batch_size, seed=cfg.seed)
+    callback = BeforeAfterCallback(evaluator, out, headline=lambda m: text.headline(m, eval_format.kind),
                                    extra={"recipe": "text", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": choice.format.kind,
                                           "train_rows": len(choice.dataset),
