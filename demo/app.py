@@ -1,0 +1,196 @@
+"""The similarity demo: a base and a fine-tuned model side by side, every score with their difference.
+
+Open it with ``contrastkit demo [model=PATH_OR_ID] [compare_to=PATH_OR_ID] [port=7860]`` or
+``python -m contrastkit.demo.app``. ``from contrastkit.demo.app import demo`` gives the app built
+from the defaults (built on first access, so importing this module loads no model). Tabs: text ↔
+text, image ↔ image, text ↔ image, similarity matrix, search. The functions behind them live in
+``core.py`` (numbers) and ``render.py`` (HTML, heatmaps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contrastkit.plugins.config import field
+from contrastkit.plugins.errors import UserError
+
+from . import core, render
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+EXAMPLE_IMAGES = sorted(str(p) for p in EXAMPLES.glob("*.png"))
+TEXT_A = "How do I keep pasta from sticking together?"
+TEXTS_B = ("Stir the pasta during the first minutes in plenty of boiling water.\n"
+           "What is the best way to cook spaghetti?\n"
+           "My train was cancelled this morning.")
+MATRIX_TEXTS = ("How do I keep pasta from sticking?\nStir noodles in plenty of boiling water.\n"
+                "Why is my bread dense?\nThe dough did not rise long enough.\nHow do I reset my router?")
+QUERY = "my noodles always clump in the pot"
+CAT_TEXTS = "A cat is sitting on a rug.\nStocks fell sharply today."
+CAPTIONS = "a red circle\na blue square\na photo of a dog"
+
+
+@dataclass
+class DemoConfig:
+    """Options of ``contrastkit demo`` (``key=value``)."""
+
+    model: str | None = field(None, "fine-tuned model: output folder or Hub id (default: the newest run under "
+                                    "outputs/)")
+    compare_to: str | None = field(None, "base model to compare with (default: the packaged all-MiniLM-L6-v2)")
+    port: int = field(7860, "port to serve on")
+    host: str = field("127.0.0.1", "address to bind; 0.0.0.0 makes the app reachable from other machines")
+    share: bool = field(False, "create a public gradio.live link (off: the app stays on this machine)")
+    max_upload_mb: int = field(10, "largest file an upload may be, in MB")
+    trust_remote_code: bool = field(False, "allow a model's own code from the Hub to run")
+
+    def validate(self) -> None:
+        """Reject values the server cannot use before any model is loaded."""
+        if not 0 < self.port < 65536:
+            raise UserError(f"port={self.port} is not a TCP port; pass a number from 1 to 65535, e.g. port=7860")
+        if self.max_upload_mb <= 0:
+            raise UserError(f"max_upload_mb={self.max_upload_mb} must be positive, e.g. max_upload_mb=10")
+
+
+def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
+    """The base and (when there is one) fine-tuned model, plus the status text shown at the top of the page."""
+    from contrastkit.plugins.report import OUTPUTS_ROOT, latest_output_dir
+
+    fine_tuned = cfg.model or (str(latest_output_dir() or "") or None)
+    slots = [core.load_slot("base", cfg.compare_to or core.BASE_MODEL, cfg.trust_remote_code)]
+    if fine_tuned:
+        slots.append(core.load_slot("fine-tuned", fine_tuned, cfg.trust_remote_code))
+    lines = []
+    for s in slots:
+        if s.error:
+            lines.append(f"⚠️ **{s.role}** `{s.name}` could not be loaded: {s.error}. "
+                         f"The app keeps running with the other model.")
+        else:
+            lines.append(f"**{s.role}**: `{s.name}` ({s.describe()} model)")
+    if not fine_tuned:
+        lines.append(f"ℹ️ No fine-tuned model found under `{OUTPUTS_ROOT}/`, so only the base model is shown. "
+                     f"Train one with `contrastkit run text`, or pass `model=PATH_OR_ID`.")
+    return slots, "  \n".join(lines)
+
+
+def _guard(fn, n_outputs: int = 1):
+    """Wrap a handler so bad input or a failing model becomes a message in the page, never an error popup."""
+    def handler(*args: Any):
+        try:
+            return fn(*args)
+        except core.DemoInputError as exc:
+            text = render.message(str(exc))
+        except Exception as exc:  # noqa: BLE001 - keep the app up whatever a model or file does
+            text = render.message(f"Something went wrong: {type(exc).__name__}: {exc}"[:400], warn=True)
+        return text if n_outputs == 1 else (None, text)
+    return handler
+
+
+def build_demo(cfg: DemoConfig | None = None) -> Any:
+    """The Gradio app for ``cfg`` (models are loaded here, once; a load failure is shown in the page)."""
+    import gradio as gr
+
+    cfg = cfg or DemoConfig()
+    slots, status = load_slots(cfg)
+    max_bytes = cfg.max_upload_mb * 2**20
+    image_note = "" if any(s.embeds("image") for s in slots) else (
+        "ℹ️ Neither loaded model embeds images; load an image or image–text model with `model=` to use this tab.")
+    pair_note = "" if any(s.embeds("text", "image") for s in slots) else (
+        "ℹ️ This needs an image–text (CLIP-style) model, e.g. an output of `contrastkit run image_text`.")
+
+    def compare_texts(a, b):
+        return render.scores_table(core.compare_texts(slots, a, b), slots)
+
+    def compare_images(a, b):
+        return render.scores_table(core.compare_images(slots, a, b, max_bytes), slots, "pair")
+
+    def text_image(image, texts):
+        return render.scores_table(core.compare_text_image(slots, image, texts, max_bytes), slots,
+                                   "compared with the image")
+
+    def matrix(texts, images):
+        labels, matrices, notes = core.similarity_matrix(slots, texts, images, max_bytes)
+        return render.heatmaps(labels, matrices, slots), render.message(" ".join(notes)) if notes else ""
+
+    def search(query, corpus, top_k):
+        return render.hits_table(core.search(slots, query, corpus, top_k, max_bytes), slots)
+
+    with gr.Blocks(title="contrastkit similarity demo") as demo:
+        gr.Markdown("# contrastkit similarity demo\nEvery score is shown for both models, with the difference "
+                    "(fine-tuned − base) highlighted when it is 0.05 or more.")
+        gr.Markdown(status, elem_id="ck-status")
+        with gr.Tab("Text ↔ text"):
+            a = gr.Textbox(label="Text A", value=TEXT_A)
+            b = gr.Textbox(label="Texts to compare with A (one per line)", value=TEXTS_B, lines=4)
+            go = gr.Button("Compare texts", variant="primary")
+            out = gr.HTML(elem_id="ck-text-result")
+            gr.Examples([[TEXT_A, TEXTS_B], ["The cat sat on the mat.", CAT_TEXTS]], [a, b])
+            go.click(_guard(compare_texts), [a, b], out, api_name="compare_texts")
+        with gr.Tab("Image ↔ image"):
+            if image_note:
+                gr.Markdown(image_note)
+            with gr.Row():
+                img_a = gr.File(label="Image A", type="filepath", value=_example(0))
+                img_b = gr.File(label="Image B", type="filepath", value=_example(1))
+            go = gr.Button("Compare images", variant="primary")
+            out = gr.HTML(elem_id="ck-image-result")
+            go.click(_guard(compare_images), [img_a, img_b], out, api_name="compare_images")
+        with gr.Tab("Text ↔ image"):
+            if pair_note:
+                gr.Markdown(pair_note)
+            with gr.Row():
+                img = gr.File(label="Image", type="filepath", value=_example(0))
+                captions = gr.Textbox(label="Texts to match with the image (one per line)", value=CAPTIONS, lines=4)
+            go = gr.Button("Match texts to image", variant="primary")
+            out = gr.HTML(elem_id="ck-text-image-result")
+            go.click(_guard(text_image), [img, captions], out, api_name="text_image")
+        with gr.Tab("Similarity matrix"):
+            with gr.Row():
+                texts = gr.Textbox(label="Texts (one per line)", value=MATRIX_TEXTS, lines=6)
+                images = gr.File(label="…or images (used instead of the texts when given)", type="filepath",
+                                 file_count="multiple")
+            go = gr.Button("Draw heatmaps", variant="primary")
+            plot = gr.Plot(label="Cosine similarity")
+            note = gr.HTML()
+            go.click(_guard(matrix, 2), [texts, images], [plot, note], api_name="matrix")
+        with gr.Tab("Search"):
+            with gr.Row():
+                query = gr.Textbox(label="Query", value=QUERY, scale=3)
+                top_k = gr.Slider(1, 20, value=5, step=1, label="Top k", scale=1)
+            corpus = gr.File(label="Corpus: .txt (one document per line) or .csv; empty = the bundled FAQ answers",
+                             type="filepath")
+            go = gr.Button("Search", variant="primary")
+            out = gr.HTML(elem_id="ck-search-result")
+            go.click(_guard(search), [query, corpus, top_k], out, api_name="search")
+    return demo
+
+
+def _example(i: int) -> str | None:
+    return EXAMPLE_IMAGES[i] if i < len(EXAMPLE_IMAGES) else None
+
+
+def launch(cfg: DemoConfig | None = None, block: bool = True) -> Any:
+    """Build and serve the app on ``cfg.host:cfg.port`` (127.0.0.1, share off, unless asked otherwise)."""
+    cfg = cfg or DemoConfig()
+    demo = build_demo(cfg)
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"contrastkit: warning: host={cfg.host} makes the demo reachable from other machines")
+    try:
+        demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, show_error=False,
+                    max_file_size=f"{cfg.max_upload_mb}mb", prevent_thread_lock=not block)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {cfg.host}:{cfg.port} ({exc}); pass another port=, e.g. "
+                        f"port={cfg.port + 1}") from None
+    return demo
+
+
+def __getattr__(name: str) -> Any:
+    # `demo` is built on first access (PEP 562), so `contrastkit demo model=X` never loads the defaults too.
+    if name == "demo":
+        globals()["demo"] = value = build_demo(DemoConfig())
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if __name__ == "__main__":
+    launch(DemoConfig())

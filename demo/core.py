@@ -1,0 +1,352 @@
+"""The plain functions behind the demo: load the two models, embed, score, search. No Gradio here.
+
+Every function takes the loaded ``Slot`` objects (base first, then fine-tuned) and returns a ``Scores``
+or ``Hits`` value; ``render.py`` turns those into HTML. Bad input becomes ``DemoInputError`` with a
+friendly sentence, which the app shows in the page instead of an error popup.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BASE_MODEL = "all-MiniLM-L6-v2"
+MAX_ITEMS = 30  # more rows or matrix cells than this stop being readable in a page
+MAX_CHARS = 20_000  # per text; tokenising megabytes would stall the shared CPU
+CORPUS_COLUMNS = ("answer", "positive", "document", "passage", "text", "content", "body", "sentence")
+
+
+class DemoInputError(ValueError):
+    """Input the demo cannot use; the message is shown in the page as-is."""
+
+
+@dataclass
+class Slot:
+    """One model of the comparison: its role, the name the user gave, and the model or its load error."""
+
+    role: str  # "base" | "fine-tuned"
+    name: str
+    model: Any = None
+    error: str | None = None
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """What it embeds: ('text',), ('image',) or ('text', 'image'); () when it failed to load."""
+        if self.model is None:
+            return ()
+        if not hasattr(self.model, "encode"):  # contrastkit ImageEncoder: .embed(images) only
+            return ("image",)
+        return tuple(m for m in ("text", "image") if self.model.supports(m))
+
+    def embeds(self, *modalities: str) -> bool:
+        """True when the model embeds every one of ``modalities``."""
+        return all(m in self.modalities for m in modalities)
+
+    def describe(self) -> str:
+        """'text', 'image' or 'image–text' (what the page calls the model)."""
+        return {("text",): "text", ("image",): "image", ("text", "image"): "image–text"}.get(self.modalities, "?")
+
+
+@dataclass
+class Scores:
+    """Per-model similarity scores for rows of a comparison, plus notes to show above them."""
+
+    rows: list[str]
+    by_model: dict[str, list[float] | None]  # role -> scores per row, None when the model cannot embed this
+    notes: list[str] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)  # the decoded uploads, shown as thumbnails
+
+
+@dataclass
+class Hits:
+    """Per-model search results: role -> [(document, score), ...] best first."""
+
+    query: str
+    by_model: dict[str, list[tuple[str, float]] | None]
+    corpus_size: int
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- loading
+_LOADED: dict[tuple[str, bool], Slot] = {}
+
+
+def load_slot(role: str, name: str, trust_remote_code: bool = False) -> Slot:
+    """Load one model through ``hub.load``; a failure is kept on the slot (shown in the page), never raised."""
+    local = Path(name).expanduser()
+    key = (str(local.resolve()) if local.exists() else name, trust_remote_code)
+    if key not in _LOADED:  # the module-level demo and launch() share loaded models
+        from contrastkit.plugins import hub
+
+        try:
+            model = hub.load(name, trust_remote_code=trust_remote_code)
+            _fit_seq_length(model)
+            _LOADED[key] = Slot(role, name, model=model)
+        except Exception as exc:  # noqa: BLE001 - the app must keep running whatever the model does
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return Slot(role, name, error=first[:300])
+    slot = _LOADED[key]
+    return Slot(role, name, model=slot.model)
+
+
+def _fit_seq_length(model: Any) -> None:
+    """Cap the text length at the position embeddings: a tokenizer without a model_max_length (common for
+    CLIP folders) reports ~1e30, and longer texts then crash the model instead of being truncated."""
+    try:
+        config = model[0].auto_model.config
+    except (AttributeError, IndexError, TypeError):
+        return
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions and (model.max_seq_length is None or model.max_seq_length > positions):
+        model.max_seq_length = positions
+
+
+# --------------------------------------------------------------------------- input
+def split_lines(text: str | None) -> list[str]:
+    """Non-empty, stripped lines of a text box."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any:
+    """A PIL RGB image from an uploaded file, or DemoInputError that says what is wrong with it."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path:
+        raise DemoInputError(f"Please upload {what}.")
+    path = Path(path)
+    if path.stat().st_size > max_bytes:
+        raise DemoInputError(f"{what} ({path.name}) is larger than {max_bytes // 2**20} MB; upload a smaller image.")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError):
+        raise DemoInputError(f"{what} ({path.name}) is not an image; upload a PNG, JPEG, WebP or GIF file.") from None
+
+
+def truncation_notes(slot: Slot, texts: list[str]) -> list[str]:
+    """One note per text longer than the model reads (the model silently keeps only the first tokens)."""
+    limit = getattr(slot.model, "max_seq_length", None)
+    tokenizer = getattr(slot.model, "tokenizer", None)
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a CLIP processor wraps its tokenizer
+    if not limit or tokenizer is None or not callable(tokenizer):
+        return []
+    notes = []
+    for i, text in enumerate(texts, 1):
+        n = len(tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+        if n > limit:
+            notes.append(f"Text {i} is {n} tokens long; the {slot.role} model reads only the first {limit}, "
+                         f"so the rest was truncated.")
+    return notes
+
+
+def _cap(texts: list[str]) -> tuple[list[str], list[str]]:
+    capped = [t[:MAX_CHARS] for t in texts]
+    notes = [f"Text {i} was cut to its first {MAX_CHARS:,} characters." for i, t in enumerate(texts, 1)
+             if len(t) > MAX_CHARS]
+    return capped, notes
+
+
+def _limit(items: list, what: str, notes: list[str]) -> list:
+    if len(items) > MAX_ITEMS:
+        notes.append(f"Only the first {MAX_ITEMS} of {len(items)} {what} are used.")
+    return items[:MAX_ITEMS]
+
+
+# --------------------------------------------------------------------------- embedding
+def embed_texts(slot: Slot, texts: list[str]) -> Any:
+    """L2-normalised text embeddings, shape (n, d)."""
+    return slot.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+
+def embed_images(slot: Slot, images: list[Any]) -> Any:
+    """L2-normalised image embeddings, shape (n, d); images and texts never share a call (ST refuses mixes)."""
+    if not hasattr(slot.model, "encode"):
+        return slot.model.embed(images)
+    return slot.model.encode(images, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+
+def _for_each(slots: list[Slot], needs: tuple[str, ...], score, notes: list[str]) -> dict[str, list[float] | None]:
+    """Run ``score`` for every model that embeds ``needs``; one model failing leaves the other's result."""
+    out: dict[str, list[float] | None] = {}
+    for s in slots:
+        out[s.role] = None
+        if s.embeds(*needs):
+            try:
+                out[s.role] = [float(x) for x in score(s)]
+            except Exception as exc:  # noqa: BLE001 - shown in the page; the app keeps running
+                notes.append(f"The {s.role} model failed on this input: {type(exc).__name__}: {exc}"[:300])
+    return out
+
+
+def _need(slots: list[Slot], *modalities: str) -> None:
+    if not any(s.embeds(*modalities) for s in slots):
+        what = " and ".join(modalities)
+        loaded = ", ".join(f"{s.role}: {s.describe()}" for s in slots if s.model is not None) or "none loaded"
+        raise DemoInputError(f"This needs a model that embeds {what}; the loaded models are {loaded}.")
+
+
+# --------------------------------------------------------------------------- the four comparisons
+def compare_texts(slots: list[Slot], text_a: str, others: str) -> Scores:
+    """Cosine similarity of text A with each line of ``others``, per model."""
+    a = (text_a or "").strip()
+    rest = split_lines(others)
+    if not a or not rest:
+        raise DemoInputError("Type a text in 'Text A' and at least one text (one per line) to compare it with.")
+    _need(slots, "text")
+    notes: list[str] = []
+    rest = _limit(rest, "texts", notes)
+    texts, cut = _cap([a, *rest])
+    notes += cut
+    for s in slots:
+        if s.embeds("text"):
+            notes += truncation_notes(s, texts)
+
+    def score(s: Slot):
+        emb = embed_texts(s, texts)
+        return emb[1:] @ emb[0]
+
+    return Scores(rows=rest, by_model=_for_each(slots, ("text",), score, notes), notes=notes)
+
+
+def compare_images(slots: list[Slot], path_a: str | None, path_b: str | None, max_bytes: int) -> Scores:
+    """Cosine similarity of two uploaded images, per model."""
+    images = [open_image(path_a, "image A", max_bytes), open_image(path_b, "image B", max_bytes)]
+    _need(slots, "image")
+
+    def score(s: Slot):
+        emb = embed_images(s, images)
+        return [emb[0] @ emb[1]]
+
+    notes: list[str] = []
+    return Scores(rows=["image A ↔ image B"], by_model=_for_each(slots, ("image",), score, notes), notes=notes,
+                  images=images)
+
+
+def compare_text_image(slots: list[Slot], image_path: str | None, texts: str, max_bytes: int) -> Scores:
+    """Cosine similarity of one image with each line of ``texts``, for models that embed both."""
+    lines = split_lines(texts)
+    if not lines:
+        raise DemoInputError("Type at least one text (one per line) to match against the image.")
+    image = open_image(image_path, "an image", max_bytes)
+    _need(slots, "text", "image")
+    notes: list[str] = []
+    lines = _limit(lines, "texts", notes)
+    capped, cut = _cap(lines)
+    notes += cut
+    for s in slots:
+        if s.embeds("text", "image"):
+            notes += truncation_notes(s, capped)
+
+    def score(s: Slot):
+        return embed_texts(s, capped) @ embed_images(s, [image])[0]
+
+    return Scores(rows=lines, by_model=_for_each(slots, ("text", "image"), score, notes), notes=notes,
+                  images=[image])
+
+
+def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | None,
+                      max_bytes: int) -> tuple[list[str], dict[str, Any], list[str]]:
+    """Pairwise cosine similarities of a list of texts (or of images, when any are uploaded), per model."""
+    notes: list[str] = []
+    if image_paths:
+        paths = _limit(list(image_paths), "images", notes)
+        items = [open_image(p, f"image {i}", max_bytes) for i, p in enumerate(paths, 1)]
+        labels, modality = [Path(p).name for p in paths], "image"
+    else:
+        items = _limit(split_lines(texts), "texts", notes)
+        items, cut = _cap(items)
+        notes += cut
+        labels, modality = items, "text"
+    if len(items) < 2:
+        raise DemoInputError("Give at least two items: texts one per line, or two or more images.")
+    _need(slots, modality)
+    embed = embed_images if modality == "image" else embed_texts
+    matrices = {}
+    def score(s: Slot):
+        emb = embed(s, items)
+        matrices[s.role] = emb @ emb.T
+        return []
+
+    _for_each(slots, (modality,), score, notes)
+    return labels, matrices, notes
+
+
+# --------------------------------------------------------------------------- search
+def read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[str], str]:
+    """Documents from a .txt (one per line) or .csv (the answer/text column) file, or the bundled FAQ answers."""
+    if not path:
+        from contrastkit.plugins.data import sample_path
+
+        path, label = sample_path("faq_pairs.csv"), "the bundled FAQ answers"
+        if not Path(path).is_file():
+            raise DemoInputError("The bundled sample corpus is missing from this install; upload a .txt or .csv file.")
+    else:
+        label = Path(path).name
+    path = Path(path)
+    if path.stat().st_size > max_bytes:
+        raise DemoInputError(f"{path.name} is larger than {max_bytes // 2**20} MB; upload a smaller corpus.")
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DemoInputError(f"{path.name} is not a UTF-8 text file; upload a .txt (one document per line) "
+                             f"or a .csv file.") from None
+    if path.suffix.lower() in (".csv", ".tsv"):
+        rows = list(csv.reader(io.StringIO(raw), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        if len(rows) < 2:
+            raise DemoInputError(f"{path.name} has no data rows under its header.")
+        header = [h.strip().lower() for h in rows[0]]
+        col = next((header.index(c) for c in CORPUS_COLUMNS if c in header), len(header) - 1)
+        docs = [r[col].strip() for r in rows[1:] if len(r) > col and r[col].strip()]
+        label += f" (column '{rows[0][col]}')"
+    else:
+        docs = split_lines(raw)
+    docs = list(dict.fromkeys(docs))  # duplicates would fill the top-k with one answer
+    if not docs:
+        raise DemoInputError(f"{path.name} holds no documents; put one document per line.")
+    return docs, label
+
+
+_CORPUS_CACHE: dict[tuple[int, str], tuple[Any, Any]] = {}
+CORPUS_CACHE_SIZE = 8
+
+
+def corpus_embeddings(slot: Slot, docs: list[str]) -> Any:
+    """Corpus embeddings, computed once per (model, corpus) and kept for later queries."""
+    key = (id(slot.model), hashlib.sha1("\n".join(docs).encode()).hexdigest())
+    if key not in _CORPUS_CACHE:
+        if len(_CORPUS_CACHE) >= CORPUS_CACHE_SIZE:  # uploads must not grow memory without bound
+            _CORPUS_CACHE.pop(next(iter(_CORPUS_CACHE)))
+        # Keeping the model in the value pins its id(), so a freed model's id is never reused as a key.
+        _CORPUS_CACHE[key] = (slot.model, embed_texts(slot, docs))
+    return _CORPUS_CACHE[key][1]
+
+
+def search(slots: list[Slot], query: str, corpus_path: str | None, top_k: int, max_bytes: int) -> Hits:
+    """The top-k documents of the corpus for the query, per model (sentence-transformers' semantic_search)."""
+    from sentence_transformers.util import semantic_search
+
+    query = (query or "").strip()
+    if not query:
+        raise DemoInputError("Type a query to search the corpus with.")
+    top_k = min(max(int(top_k or 5), 1), 50)
+    docs, label = read_corpus(corpus_path, max_bytes)
+    _need(slots, "text")
+    query, cut = _cap([query])
+    notes = [f"Searching {len(docs)} documents from {label}.", *cut]
+    by_model: dict[str, list[tuple[str, float]] | None] = {}
+
+    def score(s: Slot):
+        notes.extend(truncation_notes(s, query))
+        found = semantic_search(embed_texts(s, query), corpus_embeddings(s, docs), top_k=top_k)[0]
+        by_model[s.role] = [(docs[h["corpus_id"]], float(h["score"])) for h in found]
+        return []
+
+    for role in _for_each(slots, ("text",), score, notes):
+        by_model.setdefault(role, None)
+    return Hits(query=query[0], by_model=by_model, corpus_size=len(docs), notes=notes)

@@ -1,0 +1,137 @@
+"""HTML tables and heatmaps for the demo's results: both models side by side, the difference highlighted.
+
+Cells carry ``data-model`` / ``data-rank`` attributes so the browser test (and any scraper) can read
+the numbers without parsing the layout.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from .core import Hits, Scores, Slot
+
+NOTICEABLE = 0.05  # a change of the cosine below this is shown, but not coloured
+UP, DOWN = "#1a7f37", "#cf222e"
+
+
+def message(text: str, warn: bool = False) -> str:
+    """A friendly note in the page (used instead of error popups)."""
+    icon = "⚠️" if warn else "ℹ️"
+    return f'<div class="ck-message" role="status">{icon} {escape(text)}</div>'
+
+
+def _notes(notes: list[str]) -> str:
+    return "".join(f'<p class="ck-note">ℹ️ {escape(n)}</p>' for n in notes)
+
+
+def _header(slot: Slot) -> str:
+    return f'{escape(slot.role)}<br><small>{escape(_short(slot.name, 40))}</small>'
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def delta_cell(delta: float) -> str:
+    """The change from base to fine-tuned, coloured when it is noticeable."""
+    style = ""
+    if abs(delta) >= NOTICEABLE:
+        style = f' style="color:{UP if delta > 0 else DOWN};font-weight:bold"'
+    return f'<td class="ck-delta" data-model="delta"{style}>{delta:+.4f}</td>'
+
+
+def scores_table(result: Scores, slots: list[Slot], item_header: str = "compared with text A") -> str:
+    """One row per compared item: each model's cosine similarity, then the difference."""
+    roles = [s.role for s in slots]
+    both = len(slots) == 2 and all(result.by_model.get(r) is not None for r in roles)
+    head = "".join(f"<th>{_header(s)}</th>" for s in slots) + ("<th>difference<br><small>fine-tuned − base"
+                                                             "</small></th>" if both else "")
+    body = []
+    for i, item in enumerate(result.rows):
+        cells = []
+        for role in roles:
+            values = result.by_model.get(role)
+            cells.append(f'<td class="ck-score" data-model="{role}">{values[i]:.4f}</td>' if values is not None
+                         else f'<td class="ck-score" data-model="{role}"><small>does not embed this</small></td>')
+        if both:
+            cells.append(delta_cell(result.by_model[roles[1]][i] - result.by_model[roles[0]][i]))
+        body.append(f"<tr><td>{escape(_short(item, 200))}</td>{''.join(cells)}</tr>")
+    return (f'{_notes(result.notes)}{thumbnails(result.images)}<table class="ck-table"><thead><tr><th>{escape(item_header)}</th>{head}</tr>'
+            f"</thead><tbody>{''.join(body)}</tbody></table><p><small>cosine similarity, from −1 to 1</small></p>")
+
+
+def thumbnails(images: list[Any], size: int = 96) -> str:
+    """Small inline previews of the uploaded images, so the result shows what was compared."""
+    import base64
+    import io
+
+    tags = []
+    for img in images:
+        thumb = img.copy()
+        thumb.thumbnail((size, size))
+        buf = io.BytesIO()
+        thumb.save(buf, format="PNG")
+        tags.append(f'<img class="ck-thumb" alt="uploaded image" style="margin:4px;border:1px solid #ccc" '
+                    f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
+    return f"<div>{''.join(tags)}</div>" if tags else ""
+
+
+def hits_table(hits: Hits, slots: list[Slot]) -> str:
+    """Top-k hits per model side by side; rows where the models disagree are highlighted."""
+    roles = [s.role for s in slots]
+    k = max((len(v) for v in hits.by_model.values() if v), default=0)
+    head = "".join(f"<th>{_header(s)}</th>" for s in slots)
+    body = []
+    for rank in range(k):
+        docs, cells = set(), []
+        for role in roles:
+            found = hits.by_model.get(role)
+            if found is None or rank >= len(found):
+                cells.append(f'<td data-model="{role}" data-rank="{rank + 1}"><small>—</small></td>')
+                continue
+            doc, score = found[rank]
+            docs.add(doc)
+            cells.append(f'<td class="ck-hit" data-model="{role}" data-rank="{rank + 1}">'
+                         f'<b class="ck-score">{score:.4f}</b> <span class="ck-doc">{escape(_short(doc, 300))}'
+                         f"</span></td>")
+        differ = len(docs) > 1
+        style = ' style="background:rgba(255,196,0,0.18)" title="the models disagree here"' if differ else ""
+        body.append(f"<tr{style}><td>{rank + 1}</td>{''.join(cells)}</tr>")
+    legend = ("<p><small>Highlighted rows: the two models rank a different document here.</small></p>"
+              if len(slots) == 2 else "")
+    return (f'{_notes(hits.notes)}<table class="ck-table"><thead><tr><th>rank</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>{legend}")
+
+
+def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> Any:
+    """One heatmap per model (plus their difference when there are two), as a matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(f"{s.role}: {_short(s.name, 30)}", matrices[s.role], "viridis", (-1, 1))
+              for s in slots if s.role in matrices]
+    if len(panels) == 2:
+        diff = panels[1][1] - panels[0][1]
+        lim = max(float(abs(diff).max()), 1e-6)
+        panels.append(("difference (fine-tuned − base)", diff, "RdBu_r", (-lim, lim)))
+    n = len(labels)
+    size = min(2.2 + 0.35 * n, 6.5)
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), dpi=90, squeeze=False)
+    ticks = [_short(label, 18) for label in labels]
+    for ax, (title, mat, cmap, (lo, hi)) in zip(axes[0], panels):
+        im = ax.imshow(mat, cmap=cmap, vmin=lo, vmax=hi)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(range(n), ticks, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(n), ticks, fontsize=7)
+        if n <= 10:
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if cmap == "viridis" and mat[i, j] < 0.5 else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    plt.close(fig)  # gr.Plot renders the figure object; keep pyplot's registry from growing
+    return fig

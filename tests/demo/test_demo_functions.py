@@ -1,0 +1,188 @@
+"""The plain functions behind the demo, without a browser: real tiny models, real files, no mocks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from contrastkit.demo import app, core, render
+from contrastkit.plugins.errors import UserError
+
+from tests.conftest import run_cli
+
+MB = 2**20
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """A tiny random CLIP folder (embeds texts and images), built by the image-text plugin."""
+    from contrastkit.plugins.multimodal import build_tiny_clip
+
+    return str(build_tiny_clip(tmp_path_factory.mktemp("tiny-clip")))
+
+
+@pytest.fixture(scope="session")
+def text_slots(tiny_text_model):
+    return [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", tiny_text_model)]
+
+
+@pytest.fixture(scope="session")
+def mixed_slots(tiny_text_model, tiny_clip):
+    """A text-only base and an image-text 'fine-tuned' model: each tab must cope with both."""
+    return [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", tiny_clip)]
+
+
+def test_compare_texts_gives_each_models_cosine(text_slots):
+    result = core.compare_texts(text_slots, "how do I boil pasta", "cook noodles in water\n\nthe market fell\n")
+    assert result.rows == ["cook noodles in water", "the market fell"]
+    emb = text_slots[0].model.encode(["how do I boil pasta", *result.rows], normalize_embeddings=True)
+    np.testing.assert_allclose(result.by_model["base"], emb[1:] @ emb[0], atol=1e-5)
+    assert result.by_model["base"] == pytest.approx(result.by_model["fine-tuned"])
+    html = render.scores_table(result, text_slots)
+    assert html.count('data-model="delta"') == 2 and "+0.0000" in html
+
+
+def test_difference_is_highlighted_only_when_noticeable():
+    assert "font-weight:bold" in render.delta_cell(0.12) and render.UP in render.delta_cell(0.12)
+    assert render.DOWN in render.delta_cell(-0.2)
+    assert "style" not in render.delta_cell(0.01)
+
+
+@pytest.mark.parametrize("a, b", [("", "x"), ("x", ""), ("   ", "\n\n"), (None, None)])
+def test_empty_text_input_is_a_friendly_message_not_an_error(text_slots, a, b):
+    with pytest.raises(core.DemoInputError, match="Type a text"):
+        core.compare_texts(text_slots, a, b)
+    html = app._guard(lambda x, y: core.compare_texts(text_slots, x, y))(a, b)
+    assert 'class="ck-message"' in html and "Type a text" in html
+
+
+def test_long_text_is_truncated_and_the_page_says_so(text_slots):
+    long_text = "pasta " * 300  # the tiny model reads 64 tokens
+    result = core.compare_texts(text_slots, long_text, "short text")
+    assert any("Text 1 is" in n and "first 64" in n and "truncated" in n for n in result.notes)
+    assert "truncated" in render.scores_table(result, text_slots)
+
+
+def test_clip_without_a_token_limit_truncates_instead_of_crashing(mixed_slots):
+    clip = mixed_slots[1]
+    assert clip.model.max_seq_length == 77  # capped at the position embeddings on load
+    result = core.compare_texts(mixed_slots, "x" * 500, "y")
+    assert result.by_model["fine-tuned"] is not None
+    assert any("fine-tuned model reads only the first 77" in n for n in result.notes)
+
+
+def test_images_are_scored_by_the_models_that_embed_them(mixed_slots):
+    a, b = app.EXAMPLE_IMAGES[:2]
+    result = core.compare_images(mixed_slots, a, b, 10 * MB)
+    assert result.by_model["base"] is None  # a text model cannot embed images
+    images = [core.open_image(p, "x", MB) for p in (a, b)]
+    emb = mixed_slots[1].model.encode(images, normalize_embeddings=True)
+    assert result.by_model["fine-tuned"][0] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
+    html = render.scores_table(result, mixed_slots, "pair")
+    assert "does not embed this" in html and html.count("<img") == 2
+
+
+def test_non_image_and_oversized_uploads_get_clear_messages(mixed_slots, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is text, not a picture")
+    with pytest.raises(core.DemoInputError, match=r"image B \(notes.png\) is not an image"):
+        core.compare_images(mixed_slots, app.EXAMPLE_IMAGES[0], str(fake), 10 * MB)
+    with pytest.raises(core.DemoInputError, match="larger than 0 MB"):
+        core.compare_images(mixed_slots, app.EXAMPLE_IMAGES[0], app.EXAMPLE_IMAGES[1], 100)
+    with pytest.raises(core.DemoInputError, match="Please upload image A"):
+        core.compare_images(mixed_slots, None, app.EXAMPLE_IMAGES[1], 10 * MB)
+
+
+def test_text_image_needs_a_model_that_embeds_both(text_slots, mixed_slots):
+    with pytest.raises(core.DemoInputError, match="embeds text and image"):
+        core.compare_text_image(text_slots, app.EXAMPLE_IMAGES[0], "a red circle", 10 * MB)
+    result = core.compare_text_image(mixed_slots, app.EXAMPLE_IMAGES[0], "a red circle\na blue square", 10 * MB)
+    assert result.by_model["base"] is None and len(result.by_model["fine-tuned"]) == 2
+
+
+def test_similarity_matrix_of_texts_and_images(mixed_slots):
+    labels, matrices, _ = core.similarity_matrix(mixed_slots, "one\ntwo\nthree", None, 10 * MB)
+    assert labels == ["one", "two", "three"] and set(matrices) == {"base", "fine-tuned"}
+    for m in matrices.values():
+        np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-5)
+        np.testing.assert_allclose(m, m.T, atol=1e-6)
+    fig = render.heatmaps(labels, matrices, mixed_slots)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()][-1].startswith("difference")
+    labels, matrices, _ = core.similarity_matrix(mixed_slots, "", app.EXAMPLE_IMAGES[:3], 10 * MB)
+    assert list(matrices) == ["fine-tuned"] and matrices["fine-tuned"].shape == (3, 3)
+    with pytest.raises(core.DemoInputError, match="at least two items"):
+        core.similarity_matrix(mixed_slots, "only one", None, 10 * MB)
+
+
+def test_search_bundled_corpus_finds_an_exact_answer_and_caches_the_corpus(text_slots):
+    docs, label = core.read_corpus(None, 10 * MB)
+    assert "FAQ" in label and len(docs) > 100
+    hits = core.search(text_slots, docs[7], None, 3, 10 * MB)
+    assert hits.by_model["base"][0][0] == docs[7] and hits.by_model["base"][0][1] == pytest.approx(1.0, abs=1e-4)
+    assert len(hits.by_model["fine-tuned"]) == 3
+    cached = dict(core._CORPUS_CACHE)
+    core.search(text_slots, "another query", None, 3, 10 * MB)
+    assert core._CORPUS_CACHE == cached  # same keys, same arrays: the corpus was not embedded again
+    html = render.hits_table(hits, text_slots)
+    assert 'data-model="base" data-rank="1"' in html
+
+
+def test_search_reads_uploaded_txt_and_csv(text_slots, tmp_path):
+    txt = tmp_path / "docs.txt"
+    txt.write_text("boil the pasta\n\nreset the router\nboil the pasta\n")
+    assert core.read_corpus(str(txt), MB) == (["boil the pasta", "reset the router"], "docs.txt")
+    csv_file = tmp_path / "faq.csv"
+    csv_file.write_text('question,answer\n"q1?","reply one"\n"q2?","reply two"\n')
+    docs, label = core.read_corpus(str(csv_file), MB)
+    assert docs == ["reply one", "reply two"] and "answer" in label
+    hits = core.search(text_slots, "reply two", str(csv_file), 5, MB)
+    assert hits.by_model["base"][0][0] == "reply two" and len(hits.by_model["base"]) == 2
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    with pytest.raises(core.DemoInputError, match="not a UTF-8 text file"):
+        core.read_corpus(str(binary), MB)
+    with pytest.raises(core.DemoInputError, match="Type a query"):
+        core.search(text_slots, "  ", None, 3, MB)
+
+
+def test_a_model_that_fails_to_load_is_reported_and_the_other_still_works(tiny_text_model, tmp_path):
+    cfg = app.DemoConfig(model=str(tmp_path / "missing-model"), compare_to=tiny_text_model)
+    slots, status = app.load_slots(cfg)
+    assert slots[1].error and slots[1].model is None
+    assert "could not be loaded" in status and "keeps running" in status
+    result = core.compare_texts(slots, "a", "b")
+    assert result.by_model["fine-tuned"] is None and result.by_model["base"] is not None
+
+
+def test_without_outputs_only_the_base_is_shown(tiny_text_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    slots, status = app.load_slots(app.DemoConfig(compare_to=tiny_text_model))
+    assert [s.role for s in slots] == ["base"] and "No fine-tuned model found" in status
+
+
+def test_the_newest_output_is_the_default_fine_tuned_model(tiny_text_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "outputs" / "text-20260101-000000"
+    shutil.copytree(tiny_text_model, run)
+    (run / "config.yaml").write_text("model: all-MiniLM-L6-v2\n")
+    slots, status = app.load_slots(app.DemoConfig(compare_to=tiny_text_model))
+    assert slots[1].name == str(run.relative_to(tmp_path)) and slots[1].error is None
+    assert "No fine-tuned" not in status
+
+
+def test_importing_the_app_loads_no_heavy_library():
+    code = ("import sys, contrastkit.demo.app; "
+            "print(sorted(m for m in ('torch', 'gradio', 'sentence_transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_bad_demo_options_exit_2_with_one_line():
+    for option, words in (("port=0", "not a TCP port"), ("max_upload_mb=-1", "must be positive")):
+        proc = run_cli("demo", option, timeout=120)
+        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    with pytest.raises(UserError, match="port"):
+        app.DemoConfig(port=70000).validate()
