@@ -94,6 +94,8 @@ def load_file(path: str | Path) -> "Any":
         ds = datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; all are a bad file to the user
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if "corresponds to no data" in reason:
+            raise UserError(f"data file '{path}' has a header but no rows; add at least one row") from None
         raise UserError(f"data file '{path}' could not be read as {suffix[1:].upper()}: {reason[:200]}") from None
     finally:
         datasets.enable_progress_bars()

@@ -189,7 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code (2 for bad input)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value pairs may follow options such as --config; argparse leaves those as "unknown"
+    args, extra = parser.parse_known_args(argv)
+    rest_field = "overrides" if hasattr(args, "overrides") else "options" if hasattr(args, "options") else None
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or rest_field is None]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        setattr(args, rest_field, [*getattr(args, rest_field), *extra])
     try:
         return args.func(args)
     except UserError as exc:

@@ -69,6 +69,14 @@ class Config:
             raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
         if self.mini_batch_size is not None and self.mini_batch_size <= 0:
             raise UserError(f"config field 'mini_batch_size' must be a positive integer, got {self.mini_batch_size}")
+        from contrastkit.plugins.text import LOSSES
+
+        if self.loss.lower().replace("-", "_") not in ("auto", *LOSSES):
+            import difflib
+
+            close = difflib.get_close_matches(self.loss, LOSSES, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UserError(f"unknown loss '{self.loss}'.{hint} Choose auto or one of: {', '.join(LOSSES)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UserError(f"config field 'precision' must be auto, fp32, bf16 or fp16, got '{self.precision}'")
 
@@ -90,6 +98,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                                     cfg.subset, cfg.split)
     eval_data = data_io.to_dataset(cfg.eval_data, what="eval_data") if cfg.eval_data is not None else None
     train_data, eval_data = data_io.split_train_eval(train_data, eval_data, seed=cfg.seed)
+    text.detect_format(train_data, cfg.columns)  # bad columns fail here, before a model is loaded
 
     # 3. Model, then (optionally) mined hard negatives, then the loss that fits the columns
     model = text.load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)

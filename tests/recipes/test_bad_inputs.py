@@ -1,0 +1,142 @@
+"""Bad input across recipes and commands: exit code 2, one line naming the input, no traceback,
+and the user's files untouched. Add a row to CASES for every new input a recipe accepts."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from contrastkit.recipes.cli import main
+from tests.conftest import run_cli
+
+
+def _csv(tmp: Path, name: str, text: str) -> str:
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _bytes(tmp: Path, name: str, data: bytes) -> str:
+    path = tmp / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def _existing_output(tmp: Path) -> str:
+    out = tmp / "previous-run"
+    out.mkdir()
+    (out / "my_notes.txt").write_text("keep me")
+    return str(out)
+
+
+def _unwritable(tmp: Path) -> str:
+    parent = tmp / "readonly"
+    parent.mkdir()
+    (parent / "blocker").write_text("a file where a folder is needed")
+    return str(parent / "blocker" / "out")
+
+
+PAIRS = "anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(8))
+
+# id: (builder(tmp) -> CLI args, words the one-line message must contain)
+CASES = {
+    "missing-file": (lambda t, m: ["run", "text", "data=" + str(t / "nope.csv"), m], ["nope.csv", "does not exist"]),
+    "empty-file": (lambda t, m: ["run", "text", "data=" + _csv(t, "empty.csv", ""), m], ["empty.csv", "empty"]),
+    "header-only": (lambda t, m: ["run", "text", "data=" + _csv(t, "hdr.csv", "anchor,positive\n"), m],
+                    ["hdr.csv", "no rows"]),
+    "binary-as-csv": (lambda t, m: ["run", "text", "data=" + _bytes(t, "bin.csv", bytes(range(256)) * 8), m],
+                      ["bin.csv", "binary"]),
+    "broken-jsonl-line": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "b.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "c", "positive":\n'), m], ["b.jsonl", "line 2"]),
+    "unknown-encoding": (lambda t, m: ["run", "text", "data=" + _bytes(
+        t, "latin.csv", "anchor,positive\ncaf\xe9,th\xe9\n".encode("latin-1") * 4), m], ["latin.csv", "UTF-8"]),
+    "unsupported-extension": (lambda t, m: ["run", "text", "data=" + _csv(t, "data.xlsx", "x"), m],
+                              ["data.xlsx", "extension"]),
+    "wrong-columns": (lambda t, m: ["run", "text", "data=" + _csv(t, "w.csv", "foo,bar\n1,2\n3,4\n"), m],
+                      ["foo, bar", "anchor,positive"]),
+    "ambiguous-columns": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "amb.csv", "anchor,query,positive\na,b,c\nd,e,f\n"), m], ["anchor", "query", "columns="]),
+    "columns-map-to-missing": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
+                                             "columns={anchor: question, positive: positive}", m], ["question"]),
+    "nan-text": (lambda t, m: ["run", "text", "data=" + _csv(t, "nan.csv", PAIRS + "q9,\n"), m],
+                 ["positive", "row 8"]),
+    "empty-text": (lambda t, m: ["run", "text", "data=" + _csv(t, "sp.csv", PAIRS + 'q9,"   "\n'), m],
+                   ["positive", "empty"]),
+    "score-out-of-range": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "s.csv", "sentence1,sentence2,score\na,b,0.5\nc,d,250\n"), m], ["score", "250"]),
+    "label-not-binary": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "l.csv", "sentence1,sentence2,label\na,b,0\nc,d,7\n"), m], ["label", "0/1"]),
+    "unknown-loss": (lambda t, m: ["run", "text", "loss=mnrll", m], ["mnrll", "Did you mean 'mnrl'"]),
+    "loss-wrong-format": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS), "loss=cosent", m],
+                          ["cosent", "score"]),
+    "unknown-key": (lambda t, m: ["run", "text", "epoch=2", m], ["epoch", "Did you mean 'epochs'"]),
+    "wrong-type": (lambda t, m: ["run", "text", "batch_size=big", m], ["batch_size", "integer"]),
+    "negative-batch-size": (lambda t, m: ["run", "text", "batch_size=-4", m], ["batch_size", "positive"]),
+    "zero-epochs": (lambda t, m: ["run", "text", "epochs=0", m], ["epochs", "> 0"]),
+    "unknown-recipe": (lambda t, m: ["run", "txet"], ["txet", "Did you mean 'text'"]),
+    "show-unknown-recipe": (lambda t, m: ["show", "imgae"], ["imgae", "contrastkit list"]),
+    "missing-config-file": (lambda t, m: ["run", "text", "--config", str(t / "none.yaml")], ["none.yaml"]),
+    "broken-yaml": (lambda t, m: ["run", "text", "--config", _csv(t, "bad.yaml", "epochs: [1,\n")],
+                    ["bad.yaml", "YAML"]),
+    "override-not-key-value": (lambda t, m: ["run", "text", "epochs"], ["epochs", "key=value"]),
+    "existing-output-dir": (lambda t, m: ["run", "text", "output_dir=" + _existing_output(t)],
+                            ["previous-run", "overwrite=true"]),
+    "unwritable-output-dir": (lambda t, m: ["run", "text", "output_dir=" + _unwritable(t)], ["blocker"]),
+    "hub-dataset-offline": (lambda t, m: ["run", "text", "data=someone/no-such-dataset", m],
+                            ["someone/no-such-dataset"]),
+    "missing-model-folder": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
+                                           "model=" + str(t / "no-model")], ["no-model", "does not exist"]),
+    "resume-without-checkpoints": (lambda t, m: ["run", "text", "resume=true", "output_dir=" + str(t / "fresh")],
+                                   ["resume=true"]),
+    "cp-unknown-recipe": (lambda t, m: ["cp", "nope", str(t / "x.py")], ["nope"]),
+    "run-missing-recipe-file": (lambda t, m: ["run", str(t / "mine.py")], ["mine.py", "does not exist"]),
+}
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_exits_2_with_one_line(case, tmp_path, tiny_text_model, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    build, words = CASES[case]
+    args = build(tmp_path, f"model={tiny_text_model}")
+    before = _snapshot(tmp_path)
+    code = main(args)
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("contrastkit: error:")]
+    assert code == 2, err
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert "Traceback" not in err
+    after = _snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before  # the user's files are untouched
+
+
+@pytest.mark.parametrize("case", ["wrong-columns", "unknown-key", "missing-file"])
+def test_bad_input_in_a_real_process_prints_no_traceback(case, tmp_path, tiny_text_model):
+    build, words = CASES[case]
+    done = run_cli(*build(tmp_path, f"model={tiny_text_model}"), cwd=tmp_path,
+                   env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    error_lines = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and all(w in error_lines[0] for w in words)
+
+
+def test_python_api_raises_the_same_user_error(tmp_path):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import text
+
+    with pytest.raises(UserError, match="nope.csv"):
+        text.run(data=str(tmp_path / "nope.csv"))
+    with pytest.raises(UserError, match="Did you mean 'epochs'"):
+        text.run(epoch=1)
+    assert not (tmp_path / "outputs").exists()

@@ -1,0 +1,108 @@
+"""The CLI contract shared by every recipe: list, show, run, cp, --help, errors (exit 2, one line)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from contrastkit.recipes import RECIPES
+from contrastkit.recipes.cli import build_parser, main
+from tests.conftest import ROOT, run_cli
+
+COMMANDS = ["list", "show", "run", "cp", "push", "push-demo", "demo"]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"] if command is None else [command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: contrastkit" in out
+    if command is None:
+        assert all(c in out for c in COMMANDS)
+
+
+def test_list_shows_every_builtin_recipe_with_a_description(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name, (_, description) in RECIPES.items():
+        assert f"{name}" in out and description in out
+
+
+def test_show_lists_fields_with_defaults_and_help(capsys):
+    assert main(["show", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "learning_rate" in out and "batch_size" in out and "= 32" in out
+    assert "pairs per batch" in out  # the help text
+
+
+def test_help_list_and_show_do_not_import_torch():
+    code = ("import sys; from contrastkit.recipes.cli import main; main(['list']); main(['show', 'text']);"
+            "bad = [m for m in ('torch', 'sentence_transformers', 'transformers', 'datasets') if m in sys.modules];"
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_python_dash_m_is_the_same_cli():
+    done = run_cli("list")
+    assert done.returncode == 0 and "text" in done.stdout
+
+
+def test_cp_then_run_the_copy(tmp_path, pairs_csv, tiny_text_model, capsys):
+    dest = tmp_path / "my_text.py"
+    assert main(["cp", "text", str(dest)]) == 0
+    assert dest.read_text() == (ROOT / "recipes" / "text.py").read_text()
+    # a user's change to the copy takes effect when the copy runs
+    dest.write_text(dest.read_text().replace('DESCRIPTION = "', 'DESCRIPTION = "MY COPY: '))
+    assert main(["show", str(dest)]) == 0
+    out = tmp_path / "out"
+    assert main(["run", str(dest), f"data={pairs_csv}", f"model={tiny_text_model}", "max_steps=1",
+                 "batch_size=4", f"output_dir={out}"]) == 0
+    assert (out / "model.safetensors").is_file()
+    assert main(["cp", "text", str(dest)]) == 2  # never overwrites the user's copy silently
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_yaml_config_then_key_value_overrides(tmp_path, pairs_csv, tiny_text_model):
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text(f"data: {pairs_csv}\nmodel: {tiny_text_model}\nbatch_size: 4\nmax_steps: 3\nseed: 1\n")
+    out = tmp_path / "out"
+    assert main(["run", "text", "--config", str(cfg), "max_steps=1", f"output_dir={out}"]) == 0
+    import yaml
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["max_steps"] == 1 and saved["batch_size"] == 4 and saved["seed"] == 1
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    from contrastkit.plugins.config import resolve
+    from contrastkit.recipes import load_recipe
+
+    name = path.stem.split("_")[0] if not path.stem.startswith("image_text") else "image-text"
+    module = load_recipe(name)
+    cfg = resolve(module.Config, config=path)
+    assert isinstance(cfg, module.Config)
+
+
+def test_wheel_installs_only_under_contrastkit(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+                           "-q", "-w", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    wheel = next(tmp_path.glob("contrastkit-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops <= {"contrastkit", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}, tops
+    assert "contrastkit/recipes/cli.py" in names and "contrastkit/plugins/text.py" in names
+    assert "contrastkit/demo/__init__.py" in names
+    assert "contrastkit/recipes/sample_data/faq_pairs.csv" in names
+    assert not any(n.startswith(("recipes/", "plugins/", "demo/")) for n in names)
+    assert not any(n == "contrastkit/__init__.py" for n in names)  # contrastkit stays a namespace
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "contrastkit = contrastkit.recipes.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
