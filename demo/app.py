@@ -130,8 +130,8 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             if image_note:
                 gr.Markdown(image_note)
             with gr.Row():
-                img_a = gr.File(label="Image A", type="filepath", value=_example(0))
-                img_b = gr.File(label="Image B", type="filepath", value=_example(1))
+                img_a = gr.File(label="Image A", type="filepath", value=_example(0), elem_id="ck-image-a")
+                img_b = gr.File(label="Image B", type="filepath", value=_example(1), elem_id="ck-image-b")
             go = gr.Button("Compare images", variant="primary")
             out = gr.HTML(elem_id="ck-image-result")
             go.click(_guard(compare_images), [img_a, img_b], out, api_name="compare_images")

@@ -1,0 +1,123 @@
+"""The demo end to end in real headless Chromium (Debian's ``chromium`` driven by Playwright).
+
+The app runs in this process on 127.0.0.1 (a free port) with two tiny random CLIP models, which embed
+texts and images, so every tab has real numbers from both models.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from contrastkit.demo import app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 60_000  # the CPU is shared with other jobs; a first encode can take a while
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing: apt-get install chromium "
+                                                                f"(make test does it)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory):
+    """The running demo's URL: base = tiny CLIP seed 0, fine-tuned = tiny CLIP seed 1."""
+    from contrastkit.plugins.multimodal import build_tiny_clip
+
+    root = tmp_path_factory.mktemp("browser-models")
+    base, tuned = build_tiny_clip(root / "base", seed=0), build_tiny_clip(root / "tuned", seed=1)
+    cfg = app.DemoConfig(model=str(tuned), compare_to=str(base), port=_free_port(), max_upload_mb=1)
+    demo = app.launch(cfg, block=False)
+    yield f"http://127.0.0.1:{cfg.port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(page_url):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(page_url)
+        yield page
+        browser.close()
+
+
+def _score(page, result_id: str, model: str) -> float:
+    cell = page.locator(f'#{result_id} td[data-model="{model}"]').first
+    cell.wait_for()
+    return float(cell.inner_text())
+
+
+def test_compare_two_texts_shows_both_models_scores(page, tmp_path):
+    page.get_by_label("Text A").fill("how do I cook pasta")
+    page.get_by_label("Texts to compare with A (one per line)").fill("boil the noodles in salted water")
+    page.get_by_role("button", name="Compare texts").click()
+    page.locator("#ck-text-result td", has_text="boil the noodles").wait_for()
+    base, tuned = _score(page, "ck-text-result", "base"), _score(page, "ck-text-result", "fine-tuned")
+    delta = float(page.locator('#ck-text-result td[data-model="delta"]').first.inner_text())
+    assert -1 <= base <= 1 and -1 <= tuned <= 1 and delta == pytest.approx(tuned - base, abs=2e-4)
+    assert page.locator("#ck-text-result tbody tr").count() == 1
+    page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_empty_text_is_a_message_in_the_page(page):
+    page.get_by_role("tab", name="Text ↔ text").click()
+    page.get_by_label("Text A").fill("")
+    page.get_by_role("button", name="Compare texts").click()
+    page.locator("#ck-text-result .ck-message", has_text="Type a text").wait_for()
+    assert page.locator(".toast-body").count() == 0  # no error popup
+
+
+def _upload(page, elem_id: str, path: str | Path) -> None:
+    box = page.locator(f"#{elem_id}")
+    if box.get_by_role("button", name="Clear").count():
+        box.get_by_role("button", name="Clear").click()  # replace the preloaded example
+    box.locator("input[type=file]").set_input_files(str(path))
+    box.get_by_text(Path(path).stem).first.wait_for()
+
+
+def test_upload_two_images_and_read_the_result(page, tmp_path):
+    page.get_by_role("tab", name="Image ↔ image").click()
+    _upload(page, "ck-image-a", app.EXAMPLE_IMAGES[0])
+    _upload(page, "ck-image-b", app.EXAMPLE_IMAGES[2])
+    page.get_by_role("button", name="Compare images").click()
+    base, tuned = _score(page, "ck-image-result", "base"), _score(page, "ck-image-result", "fine-tuned")
+    assert -1 <= base <= 1 and -1 <= tuned <= 1
+    assert page.locator("#ck-image-result img.ck-thumb").count() == 2
+
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("plain text pretending to be a picture")
+    _upload(page, "ck-image-b", not_an_image)
+    page.get_by_role("button", name="Compare images").click()
+    page.locator("#ck-image-result .ck-message", has_text="is not an image").wait_for()
+
+
+def test_search_the_bundled_corpus_and_read_the_top_hit(page, tmp_path):
+    from contrastkit.demo import core
+
+    docs, _ = core.read_corpus(None, 2**20)
+    page.get_by_role("tab", name="Search").click()
+    page.get_by_label("Query").fill(docs[3][:60])
+    page.get_by_role("button", name="Search").click()
+    top = page.locator('#ck-search-result td[data-model="fine-tuned"][data-rank="1"]')
+    top.wait_for()
+    score = float(top.locator(".ck-score").inner_text())
+    assert top.locator(".ck-doc").inner_text().strip() in docs and -1 <= score <= 1
+    assert page.locator('#ck-search-result td[data-model="base"][data-rank="5"] .ck-doc').count() == 1
+    page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
