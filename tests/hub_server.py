@@ -249,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _validate_yaml(self, payload: dict) -> None:
         content = payload.get("content", "")
-        m = re.match(r"^---\s*\n(.*?)\n---\s*\n", content, re.S)
+        m = re.match(r"^---\s*\n(.*?)\n---\s*\n", content, re.DOTALL)
         errors = []
         try:
             meta = yaml.safe_load(m[1]) if m else {}

@@ -1,0 +1,287 @@
+"""Hub sharing against a real local Hub-compatible server (tests/hub_server.py): no mocks of huggingface_hub.
+
+Pushes and loads run in subprocesses with HF_ENDPOINT/HF_TOKEN set, exactly as a user's shell would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+from tests.hub_server import HubServer, new_token
+
+OUTPUT_FILES = {"README.md", "config.yaml", "metrics.json", "model.safetensors", "config.json", "modules.json"}
+
+
+@pytest.fixture
+def hub_server(tmp_path, monkeypatch):
+    """A fresh local Hub with users alice (HF_TOKEN) and bob (``.other_token``); HF_HOME is a temp folder."""
+    alice, bob = new_token("alice"), new_token("bob")
+    server = HubServer({alice: "alice", bob: "bob"}).start()
+    server.token, server.other_token = alice, bob
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_TOKEN", alice)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # own cache, no stored login
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def text_output(tmp_path_factory, tiny_text_model) -> Path:
+    """A real text-recipe output (tiny BERT, 2 steps), trained once for this module."""
+    root = tmp_path_factory.mktemp("hub-text")
+    data = root / "pairs.csv"
+    data.write_text("question,answer\n" + "".join(f"q{i} about topic {i % 5}?,answer {i} on topic {i % 5}.\n"
+                                                   for i in range(24)))
+    out = root / "out"
+    r = run_cli("run", "text", f"data={data}", f"model={tiny_text_model}", "max_steps=2", "batch_size=8",
+                "save_steps=1", f"output_dir={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "checkpoints").is_dir()  # so the test shows checkpoints are left out
+    return out
+
+
+@pytest.fixture(scope="module")
+def image_output(tmp_path_factory) -> Path:
+    """A real image-recipe output (tiny CNN, 16 px, 2 steps)."""
+    root = tmp_path_factory.mktemp("hub-image")
+    rng = np.random.default_rng(0)
+    for c, color in enumerate([(200, 30, 30), (30, 30, 200)]):
+        (root / "images" / f"class{c}").mkdir(parents=True)
+        for i in range(8):
+            pixels = np.clip(np.array(color) + rng.integers(-40, 40, (20, 20, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / "images" / f"class{c}" / f"{i}.png")
+    out = root / "out"
+    r = run_cli("run", "image", f"data={root / 'images'}", "backbone=tiny-cnn", "image_size=16", "batch_size=8",
+                "max_steps=2", f"output_dir={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **env})
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def _one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("contrastkit: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_text_round_trip_with_plain_sentence_transformers(hub_server, text_output):
+    r = run_cli("push", text_output, "alice/faq-model")
+    assert r.returncode == 0, r.stderr
+    assert f"{hub_server.url}/alice/faq-model/commit/" in r.stdout
+    files = hub_server.files("alice/faq-model")
+    assert OUTPUT_FILES <= set(files)
+    assert not [p for p in files if p.startswith("checkpoints/") or p.endswith((".pt", ".bin", ".lock"))]
+    assert files["model.safetensors"] == (text_output / "model.safetensors").read_bytes()
+    assert hub_server.commit_count("alice/faq-model") == 2  # repo creation + exactly one push commit
+
+    # A user elsewhere: only sentence-transformers and the repo id; the same embeddings as the local folder.
+    code = f"""
+import json
+from sentence_transformers import SentenceTransformer
+from contrastkit.plugins import hub
+texts = ["how do I reset it?", "answer 3 on topic 3."]
+remote = SentenceTransformer("alice/faq-model").encode(texts).tolist()
+via_load = hub.load("alice/faq-model").encode(texts).tolist()
+local = SentenceTransformer({str(text_output)!r}).encode(texts).tolist()
+print(json.dumps([remote, via_load, local]))
+"""
+    r = _python(code)
+    assert r.returncode == 0, r.stderr[-2000:]
+    remote, via_load, local = (np.array(x) for x in json.loads(r.stdout.strip().splitlines()[-1]))
+    assert np.allclose(remote, local, atol=1e-6) and np.allclose(via_load, local, atol=1e-6)
+
+
+def test_image_round_trip_through_hub_load(hub_server, image_output):
+    r = run_cli("push", image_output, "alice/shapes-encoder", "commit_message=first image model")
+    assert r.returncode == 0, r.stderr
+    files = hub_server.files("alice/shapes-encoder")
+    assert {"model.safetensors", "config.json", "README.md"} <= set(files)
+    assert not [p for p in files if p.startswith("checkpoints/") or p.endswith(".ckpt")]
+    assert files["README.md"].startswith(b"---\n")  # the Hub metadata block survived as written
+    code = f"""
+import json
+from PIL import Image
+from contrastkit.plugins import hub, vision
+imgs = [Image.new("RGB", (20, 20), (200, 30, 30)), Image.new("RGB", (24, 18), (30, 30, 200))]
+remote = hub.load("alice/shapes-encoder")
+print(json.dumps([type(remote).__name__, remote.embed(imgs).tolist(),
+                  vision.load_encoder({str(image_output)!r}).embed(imgs).tolist()]))
+"""
+    r = _python(code)
+    assert r.returncode == 0, r.stderr[-2000:]
+    kind, remote, local = json.loads(r.stdout.strip().splitlines()[-1])
+    assert kind == "ImageEncoder" and np.allclose(remote, local, atol=1e-6)
+
+
+def test_private_repo_on_a_branch_is_invisible_to_others(hub_server, text_output, tmp_path):
+    r = run_cli("push", text_output, "alice/secret", "private=true", "revision=dev")
+    assert r.returncode == 0, r.stderr
+    assert set(hub_server.files("alice/secret", "main")) == {".gitattributes"}  # main untouched
+    assert OUTPUT_FILES <= set(hub_server.files("alice/secret", "dev"))
+    code = """
+from contrastkit.plugins import hub
+from contrastkit.plugins.errors import UserError
+try:
+    hub.load("alice/secret", revision="dev")
+    print("LOADED")
+except UserError as exc:
+    print("ERROR", exc)
+"""
+    owner = _python(code)
+    assert owner.stdout.strip().splitlines()[-1] == "LOADED", owner.stderr[-2000:]
+    # bob, on his own machine (own cache): the private repo does not exist for him
+    other = _python(code, HF_TOKEN=hub_server.other_token, HF_HOME=str(tmp_path / "bob-home"))
+    assert "ERROR Hub repo 'alice/secret' was not found (or is private)" in other.stdout, other.stderr[-2000:]
+
+
+def test_second_push_is_a_new_commit_and_keeps_earlier_files(hub_server, text_output, tmp_path):
+    assert run_cli("push", text_output, "alice/evolving").returncode == 0
+    second = tmp_path / "second"
+    shutil.copytree(text_output, second)
+    (second / "loss.png").unlink(missing_ok=True)
+    (second / "notes.md").write_text("round two\n")
+    r = run_cli("push", second, "alice/evolving", "commit_message=round two")
+    assert r.returncode == 0, r.stderr
+    files = hub_server.files("alice/evolving")
+    assert files["notes.md"] == b"round two\n"
+    assert "loss.png" in files or not (text_output / "loss.png").exists()  # push adds, it never deletes
+    assert hub_server.commit_count("alice/evolving") == 3
+    repo = hub_server.repos[("model", "alice/evolving")]
+    assert repo.commits[repo.branches["main"]]["message"] == "round two"
+
+
+def test_failures_are_one_line_and_never_touch_the_output(hub_server, text_output, tmp_path):
+    before = _digest(text_output)
+    # no token anywhere
+    r = run_cli("push", text_output, "alice/m", env={"HF_TOKEN": ""})
+    _one_line_error(r, "no Hugging Face token", "HF_TOKEN", "hf auth login")
+    # someone else's namespace, and someone else's existing repo
+    assert run_cli("push", text_output, "bob/theirs", env={"HF_TOKEN": hub_server.other_token}).returncode == 0
+    _one_line_error(run_cli("push", text_output, "bob/theirs"), "(403)", "alice/theirs")
+    _one_line_error(run_cli("push", text_output, "bob/new-one"), "(403)")
+    # the Hub goes away: a clear error; then it comes back and the same command succeeds
+    hub_server.stop()
+    _one_line_error(run_cli("push", text_output, "alice/m"), "could not reach the Hub", "run the same push again")
+    hub_server.start()
+    r = run_cli("push", text_output, "alice/m")
+    assert r.returncode == 0, r.stderr
+    assert OUTPUT_FILES <= set(hub_server.files("alice/m"))
+    # bad inputs, caught before any request
+    _one_line_error(run_cli("push", tmp_path / "missing", "alice/m"), "does not exist")
+    _one_line_error(run_cli("push", text_output, "not a repo id"), "is not a Hub repo id")
+    assert _digest(text_output) == before
+
+
+def test_interrupted_push_leaves_no_partial_commit_and_a_retry_succeeds(hub_server, text_output):
+    before = _digest(text_output)
+    hub_server.fail_next_commit()
+    _one_line_error(run_cli("push", text_output, "alice/flaky"), "was interrupted", "run the same push again")
+    assert set(hub_server.files("alice/flaky")) == {".gitattributes"}  # nothing of the half-sent commit
+    assert hub_server.commit_count("alice/flaky") == 1
+    r = run_cli("push", text_output, "alice/flaky")
+    assert r.returncode == 0, r.stderr
+    assert OUTPUT_FILES <= set(hub_server.files("alice/flaky"))
+    assert hub_server.commit_count("alice/flaky") == 2
+    assert _digest(text_output) == before
+
+
+def test_invalid_card_or_pickle_only_weights_are_refused(hub_server, image_output, tmp_path):
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.errors import UserError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(image_output, broken, ignore=shutil.ignore_patterns("checkpoints"))
+    (broken / "README.md").write_text("---\ntags: [unclosed\n---\n# card\n")
+    with pytest.raises(UserError, match="invalid YAML metadata"):
+        hub.push(broken, "alice/broken")
+    assert ("model", "alice/broken") not in hub_server.repos  # refused before creating anything
+
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text('{"model_type": "bert"}')
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(UserError, match="only pickle weights"):
+        hub.load(pickled)
+
+
+def test_push_demo_dry_run_builds_the_demo_and_push_creates_a_gradio_space(hub_server, text_output, tmp_path):
+    assert run_cli("push", text_output, "alice/faq-model").returncode == 0
+    space = tmp_path / "space"
+    r = run_cli("push-demo", "alice/faq-demo", "model=alice/faq-model", "compare_to=alice/faq-model",
+                f"out_dir={space}", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in space.iterdir()) == ["README.md", "app.py", "requirements.txt"]
+    from importlib.metadata import version
+
+    from huggingface_hub import SpaceCard
+
+    card = SpaceCard.load(space / "README.md")
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py"
+    assert f"contrastkit[demo,image]=={version('contrastkit')}" in (space / "requirements.txt").read_text()
+    # The Space's app.py, run as the Space would: it loads the pushed model from the Hub and builds `demo`.
+    code = f"""
+import runpy, gradio as gr
+ns = runpy.run_path({str(space / 'app.py')!r})
+print(type(ns["demo"]).__name__, isinstance(ns["demo"], gr.Blocks))
+"""
+    r = _python(code)
+    assert r.stdout.strip().splitlines()[-1] == "Blocks True", r.stderr[-2000:]
+    assert any("/alice/faq-model/resolve/" in q for q in hub_server.requests)
+
+    r = run_cli("push-demo", "alice/faq-demo", "model=alice/faq-model")
+    assert r.returncode == 0, r.stderr
+    assert f"{hub_server.url}/spaces/alice/faq-demo" in r.stdout
+    repo = hub_server.repos[("space", "alice/faq-demo")]
+    assert repo.sdk == "gradio"
+    assert {"app.py", "requirements.txt", "README.md"} <= set(hub_server.files("alice/faq-demo", repo_type="space"))
+    _one_line_error(run_cli("push-demo", "alice/x", "--dry-run", f"out_dir={tmp_path / 'x'}"), "model=REPO_ID")
+    _one_line_error(run_cli("push-demo", "alice/x", f"model={text_output}", "--dry-run"), "push it first")
+
+
+def test_the_token_appears_in_no_output_and_no_written_file(hub_server, text_output, tmp_path):
+    outputs = []
+    for args, env in [
+        (("push", text_output, "alice/t"), {}),
+        (("push", text_output, "bob/t"), {}),  # the 403 path
+        (("push", text_output, "alice/t2", f"token={hub_server.token}"), {"HF_TOKEN": ""}),  # token on the CLI
+        (("push-demo", "alice/t-demo", "model=alice/t", f"out_dir={tmp_path / 'space'}", "--dry-run"), {}),
+    ]:
+        r = run_cli(*args, env=env)
+        outputs += [r.stdout, r.stderr]
+    assert OUTPUT_FILES <= set(hub_server.files("alice/t2"))
+    hub_server.stop()
+    r = run_cli("push", text_output, "alice/t")
+    outputs += [r.stdout, r.stderr]
+    assert all(hub_server.token not in text for text in outputs)
+    for folder in (text_output, tmp_path / "space", tmp_path / "hf-home"):
+        for p in folder.rglob("*") if folder.exists() else []:
+            if p.is_file():
+                assert hub_server.token.encode() not in p.read_bytes(), p
