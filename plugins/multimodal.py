@@ -1,0 +1,328 @@
+"""sentence-transformers adapter for image-text (CLIP-style) models: model, (image, text) data, recall evaluator.
+
+sentence-transformers v6 loads a folder holding a transformers ``CLIPModel`` + ``CLIPProcessor`` as a plain
+``SentenceTransformer`` that embeds both texts and PIL images; MNRL over an (image, text) ``Dataset`` trains it.
+Usable without a recipe: ``load_model("tiny-clip")``, ``image_text_pairs(dataset)``, ``make_evaluator(pairs)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+TINY_CLIP = "tiny-clip"
+TINY_CLIP_NOTE = "a randomly initialised tiny CLIP (2 layers, 32 hidden, 32 px images, character tokenizer)"
+#: Recognised column names (lower case) for the image and the caption; ``columns=`` overrides them.
+IMAGE_ALIASES = ("image", "images", "img", "image_path", "image_file", "file_name", "filename", "file", "path")
+TEXT_ALIASES = ("text", "caption", "captions", "sentence", "description", "title", "alt_text")
+
+
+# --------------------------------------------------------------------------- model
+def cache_dir() -> Path:
+    """Where built assets (the tiny CLIP) are kept: $CONTRASTKIT_CACHE, else ~/.cache/contrastkit."""
+    root = os.environ.get("CONTRASTKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "contrastkit"
+    return Path(root).expanduser()
+
+
+def char_tokenizer() -> Any:
+    """A character-level ``CLIPTokenizer``: start/end tokens plus ByteLevel's alphabet with and without ``</w>``."""
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for suffix in ("", "</w>"):
+        for ch in alphabet:
+            vocab[ch + suffix] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def build_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32) -> Path:
+    """Save a randomly initialised tiny ``CLIPModel`` + ``CLIPProcessor`` to ``folder`` (deterministic in ``seed``)."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tok = char_tokenizer()
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    # eos_token_id must be the tokenizer's: CLIP pools the text at the first EOS, else every text looks the same.
+    config = CLIPConfig(text_config={**small, "vocab_size": len(tok), "max_position_embeddings": 77,
+                                     "bos_token_id": 0, "eos_token_id": eos, "pad_token_id": eos},
+                        vision_config={**small, "image_size": image_size, "patch_size": image_size // 8},
+                        projection_dim=32)
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    CLIPModel(config).save_pretrained(folder)
+    images = CLIPImageProcessor(size={"shortest_edge": image_size},
+                                crop_size={"height": image_size, "width": image_size})
+    CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def tiny_clip_path(seed: int = 0) -> Path:
+    """The cached tiny CLIP folder, built on first use (written to a temp folder and renamed, so never half-made)."""
+    import shutil
+    import tempfile
+
+    target = cache_dir() / f"tiny-clip-v1-seed{seed}"
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-clip-", dir=target.parent))
+    build_tiny_clip(tmp, seed=seed)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process built it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_model(name: str, seed: int = 0, trust_remote_code: bool = False) -> Any:
+    """A SentenceTransformer that embeds images and texts: ``tiny-clip``, a local folder or a Hub id."""
+    from . import text
+
+    if name == TINY_CLIP:
+        model = text.load_model(str(tiny_clip_path(seed)), device="cpu" if not _cuda() else None)
+        model.model_card_data.model_name = f"contrastkit image-text model from {TINY_CLIP_NOTE}"
+    else:
+        model = text.load_model(name, trust_remote_code=trust_remote_code)
+    modalities = getattr(model, "modalities", ["text"])
+    if "image" not in modalities or "text" not in modalities:
+        raise UserError(f"model '{name}' embeds {', '.join(map(str, modalities))} only; the image-text recipe needs "
+                        f"an image-text model such as openai/clip-vit-base-patch32 (or model={TINY_CLIP})")
+    return model
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class PairStats:
+    """What loading the pairs found: columns used and rows skipped (with ``skip_missing=true``)."""
+
+    image_column: str
+    text_column: str
+    rows: int = 0
+    missing_images: list[str] = field(default_factory=list)
+    empty_captions: list[int] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        """One line per kind of skipped row."""
+        out = []
+        if self.missing_images:
+            out.append(f"skipped {len(self.missing_images)} row(s) whose image file is missing or unreadable "
+                       f"(first: {self.missing_images[0]})")
+        if self.empty_captions:
+            out.append(f"skipped {len(self.empty_captions)} row(s) with an empty caption "
+                       f"(first: row {self.empty_captions[0]})")
+        return out
+
+
+def _pick(found: list[str], aliases: tuple[str, ...], role: str, given: str | None, what: str) -> str:
+    if given:
+        if given not in found:
+            raise UserError(f"columns maps {role} to '{given}', which is not a column of {what} "
+                            f"(found: {', '.join(found)})")
+        return given
+    by_lower = {c.lower(): c for c in found}
+    hit = next((by_lower[a] for a in aliases if a in by_lower), None)
+    if hit is None:
+        raise UserError(f"{what} has no {role} column (found: {', '.join(found) or 'none'}); name it one of "
+                        f"{', '.join(aliases[:4])} or map it with columns={{{role}: COL}}")
+    return hit
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        (isinstance(value, str) and not value.strip())
+
+
+def _readable(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+
+
+def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_dir: str | Path | None = None,
+                     skip_missing: bool = False, what: str = "data") -> tuple[Any, PairStats]:
+    """Check (image, text) rows and return a Dataset with columns ``image`` (decoded to PIL) and ``text``.
+
+    Image paths are resolved against ``base_dir`` (the CSV's folder). Missing/unreadable images and empty
+    captions raise a one-line ``UserError`` naming the first one, or are skipped and counted with ``skip_missing``.
+    """
+    import datasets
+
+    columns = dict(columns or {})
+    unknown = set(columns) - {"image", "text"}
+    if unknown:
+        raise UserError(f"columns may map only image and text, got {', '.join(sorted(unknown))}")
+    found = list(dataset.column_names)
+    image_col = _pick(found, IMAGE_ALIASES, "image", columns.get("image"), what)
+    text_col = _pick([c for c in found if c != image_col], TEXT_ALIASES, "text", columns.get("text"), what)
+    stats = PairStats(image_col, text_col)
+    dataset = dataset.select_columns([image_col, text_col])
+
+    captions = dataset[text_col]
+    bad = next(((i, v) for i, v in enumerate(captions) if not _is_empty(v) and not isinstance(v, str)), None)
+    if bad is not None:
+        raise UserError(f"column '{text_col}' row {bad[0]} is {type(bad[1]).__name__} ({bad[1]!r}), not text; "
+                        f"the caption column must hold text (map another one with columns={{text: COL}})")
+    keep = list(range(len(dataset)))
+    empty = [i for i in keep if _is_empty(captions[i])]
+    if empty and not skip_missing:
+        raise UserError(f"column '{text_col}' row {empty[0]} is an empty caption ({len(empty)} empty in all); "
+                        f"fill it in, or pass skip_missing=true to skip such rows")
+    stats.empty_captions = empty
+
+    missing: list[int] = []
+    if not isinstance(dataset.features[image_col], datasets.Image):
+        paths = dataset[image_col]
+        if not all(isinstance(p, str) or _is_empty(p) for p in paths):
+            raise UserError(f"column '{image_col}' must hold image file paths or images; row 0 is "
+                            f"{type(paths[0]).__name__}")
+        base = Path(base_dir) if base_dir else Path.cwd()
+        resolved = [str((base / Path(p).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
+                    for p in paths]
+        missing = [i for i in keep if not resolved[i] or not _readable(Path(resolved[i]))]
+        if missing and not skip_missing:
+            first = paths[missing[0]] or f"row {missing[0]} (empty)"
+            where = f" (looked in {base})" if paths[missing[0]] else ""
+            raise UserError(f"image '{first}' is missing or unreadable{where}, {len(missing)} of {len(paths)} "
+                            f"image(s) in all; fix the paths in column '{image_col}' or pass skip_missing=true")
+        stats.missing_images = [paths[i] or f"row {i}" for i in missing]
+        dataset = dataset.map(lambda row, i: {image_col: resolved[i]}, with_indices=True)
+        dataset = dataset.cast_column(image_col, datasets.Image())
+    skipped = set(empty) | set(missing)
+    if skipped:
+        dataset = dataset.select([i for i in keep if i not in skipped])
+    if len(dataset) == 0:
+        raise UserError(f"{what} has no usable (image, text) rows left after skipping; check the image paths")
+    dataset = dataset.select_columns([image_col, text_col])
+    if (image_col, text_col) != ("image", "text"):
+        dataset = dataset.rename_columns({image_col: "__image", text_col: "__text"})
+        dataset = dataset.rename_columns({"__image": "image", "__text": "text"})
+    dataset = dataset.cast_column("image", datasets.Image(mode="RGB"))
+    stats.rows = len(dataset)
+    return dataset, stats
+
+
+# --------------------------------------------------------------------------- training
+def make_loss(model: Any, scale: float = 20.0) -> Any:
+    """CLIP's loss in ST terms: MNRL over (image, text) with both directions, one softmax per direction."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    return MultipleNegativesRankingLoss(model, scale=scale, directions=("query_to_doc", "doc_to_query"),
+                                        partition_mode="per_direction")
+
+
+def make_trainer(model: Any, args: Any, pairs: Any, loss: Any, callbacks: list | None = None) -> Any:
+    """A ``SentenceTransformerTrainer`` over the (image, text) pairs."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    return SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs, loss=loss,
+                                      callbacks=callbacks or [])
+
+
+# --------------------------------------------------------------------------- evaluation
+def make_evaluator(pairs: Any, name: str = "heldout", batch_size: int = 32) -> Any | None:
+    """image->text and text->image retrieval (recall@1/5, MRR@10) with ST's InformationRetrievalEvaluator."""
+    if pairs is None or len(pairs) < 2:
+        return None
+    from sentence_transformers.sentence_transformer import evaluation as E
+
+    images, texts = pairs["image"], pairs["text"]
+    caption_ids: dict[str, str] = {}
+    for t in texts:
+        caption_ids.setdefault(t, f"t{len(caption_ids)}")  # identical captions are one document
+    image_ids = [f"i{i}" for i in range(len(images))]
+    captions = {cid: t for t, cid in caption_ids.items()}
+    image_to_text = {iid: {caption_ids[t]} for iid, t in zip(image_ids, texts)}
+    text_to_image: dict[str, set[str]] = {}
+    for iid, t in zip(image_ids, texts):
+        text_to_image.setdefault(caption_ids[t], set()).add(iid)
+    common = {"batch_size": batch_size, "accuracy_at_k": [1, 5], "precision_recall_at_k": [1, 5],
+              "mrr_at_k": [10], "ndcg_at_k": [10], "map_at_k": [10], "write_csv": False}
+    return E.SequentialEvaluator([
+        E.InformationRetrievalEvaluator(dict(zip(image_ids, images)), captions, image_to_text,
+                                        name=f"{name}_image_to_text", **common),
+        E.InformationRetrievalEvaluator(captions, dict(zip(image_ids, images)), text_to_image,
+                                        name=f"{name}_text_to_image", **common),
+    ])
+
+
+HEADLINE = ("recall@1", "recall@5", "mrr@10")
+
+
+def headline(metrics: dict[str, float]) -> dict[str, float]:
+    """The retrieval metrics worth printing: recall@1, recall@5 and MRR@10 in each direction."""
+    return {k: v for k, v in metrics.items() if k.endswith(HEADLINE) and ("_to_" in k)}
+
+
+# --------------------------------------------------------------------------- sample data
+COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (240, 220, 40),
+           "purple": (140, 60, 180), "orange": (245, 140, 30), "white": (250, 250, 250), "black": (15, 15, 15)}
+SHAPES = ("circle", "square", "triangle", "cross")
+POSITIONS = {"at the top": (0.5, 0.28), "at the bottom": (0.5, 0.72), "on the left": (0.28, 0.5),
+             "on the right": (0.72, 0.5), "in the middle": (0.5, 0.5)}
+SIZES = {"small": 0.22, "large": 0.42}
+
+
+def draw_shape(shape: str, colour: str, background: str, size: str, position: str, px: int = 32) -> Any:
+    """One PIL image: a shape of a colour and size at a position on a plain background (drawn 4x, then shrunk)."""
+    from PIL import Image, ImageDraw
+
+    big = px * 4
+    im = Image.new("RGB", (big, big), COLOURS[background])
+    d = ImageDraw.Draw(im)
+    cx, cy = (v * big for v in POSITIONS[position])
+    r = SIZES[size] * big / 2
+    fill = COLOURS[colour]
+    if shape == "circle":
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif shape == "square":
+        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif shape == "triangle":
+        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+    else:
+        w = r / 3
+        d.rectangle([cx - r, cy - w, cx + r, cy + w], fill=fill)
+        d.rectangle([cx - w, cy - r, cx + w, cy + r], fill=fill)
+    return im.resize((px, px), Image.LANCZOS)
+
+
+def make_shapes(folder: str | Path, n: int = 400, seed: int = 0, px: int = 32,
+                csv_name: str = "shapes.csv") -> Path:
+    """Write ``n`` shape images to ``folder/shapes/`` and ``folder/<csv_name>`` (image path, caption); returns the CSV."""
+    import csv
+
+    rng = random.Random(seed)
+    folder = Path(folder)
+    (folder / "shapes").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        shape, size, position = rng.choice(SHAPES), rng.choice(list(SIZES)), rng.choice(list(POSITIONS))
+        colour, background = rng.sample(list(COLOURS), 2)
+        name = f"shapes/{i:04d}.png"
+        draw_shape(shape, colour, background, size, position, px).save(folder / name, optimize=True)
+        rows.append((name, f"a {size} {colour} {shape} {position} on a {background} background"))
+    path = folder / csv_name
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "caption"])
+        writer.writerows(rows)
+    return path
