@@ -1,0 +1,130 @@
+"""The image-text recipe: a real tiny CLIP trains 2 steps on a few drawn images; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def clip_cache(tmp_path_factory) -> str:
+    """One tiny-CLIP cache for the module (the recipe builds the model there on first use)."""
+    return str(tmp_path_factory.mktemp("ck-cache"))
+
+
+@pytest.fixture
+def shapes_csv(tmp_path, monkeypatch, clip_cache):
+    """24 drawn 32 px images with captions, in tmp_path/data/shapes.csv (image paths relative to the CSV)."""
+    from contrastkit.plugins.multimodal import make_shapes
+
+    monkeypatch.setenv("CONTRASTKIT_CACHE", clip_cache)
+    return make_shapes(tmp_path / "data", n=24, seed=1)
+
+
+def _rewrite(path, change):
+    rows = list(csv.DictReader(path.open()))
+    change(rows)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, tmp_path):
+    from contrastkit.recipes import image_text
+    from PIL import Image
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "out"
+    result = image_text.run(data=str(shapes_csv), max_steps=2, batch_size=8, logging_steps=1, output_dir=str(out))
+    assert result.metrics["train"]["global_step"] == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("heldout_image_to_text_cosine_recall@1", "heldout_text_to_image_cosine_recall@5"):
+        assert key in metrics["before"] and key in metrics["after"] and key in metrics["before_after"]
+    assert "randomly initialised tiny CLIP" in metrics["base_model"]
+    assert metrics["train_rows"] == 22 and metrics["eval_rows"] == 2
+    card = (out / "README.md").read_text()
+    assert "randomly initialised tiny CLIP" in card and "cosine_recall@1" in card
+    assert (out / "config.yaml").exists() and (out / "loss.png").exists()
+
+    model = SentenceTransformer(str(out), device="cpu")
+    image = model.encode([Image.open(shapes_csv.parent / "shapes" / "0000.png")])
+    texts = model.encode(["a small red circle on the left on a blue background", "a large green square"])
+    assert image.shape == (1, 32) and texts.shape == (2, 32)
+    assert abs(float(model.similarity(texts[:1], texts[1:]))) < 0.999  # different texts, different embeddings
+
+
+def test_tiny_clip_is_deterministic_and_separates_texts(tmp_path):
+    from contrastkit.plugins.multimodal import build_tiny_clip
+    from safetensors.numpy import load_file
+    from sentence_transformers import SentenceTransformer
+
+    a, b = build_tiny_clip(tmp_path / "a", seed=3), build_tiny_clip(tmp_path / "b", seed=3)
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
+    emb = SentenceTransformer(str(a), device="cpu").encode(["red circle", "blue square", "x"])
+    assert len({tuple(e.round(5)) for e in emb}) == 3  # the EOS id is right, so texts do not collapse
+
+
+def test_skip_missing_skips_and_counts(shapes_csv, tmp_path):
+    from contrastkit.recipes import image_text
+
+    (shapes_csv.parent / "shapes" / "0003.png").unlink()
+    _rewrite(shapes_csv, lambda rows: rows[5].update(caption="  "))
+    out = tmp_path / "out"
+    result = image_text.run(data=str(shapes_csv), skip_missing=True, max_steps=1, batch_size=8, output_dir=str(out))
+    assert result.metrics["skipped_missing_images"] == 1 and result.metrics["skipped_empty_captions"] == 1
+    assert result.metrics["train_rows"] + result.metrics["eval_rows"] == 22
+
+
+def test_text_only_model_is_refused(shapes_csv, tmp_path, tiny_text_model):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import image_text
+
+    with pytest.raises(UserError, match="image-text model"):
+        image_text.run(data=str(shapes_csv), model=tiny_text_model, max_steps=1, output_dir=str(tmp_path / "o"))
+
+
+def test_bundled_sample_is_complete():
+    from contrastkit.plugins import data, multimodal
+    from contrastkit.recipes.image_text import SAMPLE_DATA
+
+    path = data.sample_path(SAMPLE_DATA)
+    pairs, stats = multimodal.image_text_pairs(data.load_file(path), base_dir=__import__("pathlib").Path(path).parent)
+    assert stats.rows == 400 and not stats.notes()
+    assert pairs[0]["image"].size == (32, 32) and pairs[0]["text"].startswith("a ")
+
+
+def _bad(shapes_csv, tmp_path, *extra):
+    """Run the CLI from another folder (relative image paths must follow the CSV, not the cwd)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    done = run_cli("run", "image-text", f"data={shapes_csv}", "max_steps=1", f"output_dir={tmp_path / 'o'}", *extra,
+                   cwd=elsewhere)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_bad_inputs_are_one_line_errors(shapes_csv, tmp_path):
+    (shapes_csv.parent / "shapes" / "0004.png").unlink()
+    (shapes_csv.parent / "shapes" / "0009.png").write_bytes(b"not a png")
+    line = _bad(shapes_csv, tmp_path)
+    assert "shapes/0004.png" in line and "2 of 24" in line and "skip_missing=true" in line
+
+    original = shapes_csv.read_text()
+    _rewrite(shapes_csv, lambda rows: [r.update(image="shapes/0000.png") for r in rows])
+    _rewrite(shapes_csv, lambda rows: rows[7].update(caption=""))
+    line = _bad(shapes_csv, tmp_path)
+    assert "row 7" in line and "empty caption" in line
+    _rewrite(shapes_csv, lambda rows: [r.update(caption=str(i)) for i, r in enumerate(rows)])
+    line = _bad(shapes_csv, tmp_path)
+    assert "'caption'" in line and "not text" in line
+    shapes_csv.write_text(original)
+    line = _bad(shapes_csv, tmp_path, "columns={image: picture}")
+    assert "picture" in line and "not a column" in line
