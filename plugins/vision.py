@@ -385,6 +385,7 @@ def _methods() -> dict[str, Method]:
     from lightly import loss as L
     from lightly import transforms as T
     from lightly.models import modules as H
+    from lightly.models.modules.heads import VICRegProjectionHead  # not re-exported by lightly.models.modules
 
     return {
         "simclr": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t: L.NTXentLoss(temperature=t),
@@ -406,7 +407,7 @@ def _methods() -> dict[str, Method]:
         "barlowtwins": Method(lambda d: H.BarlowTwinsProjectionHead(d, 2048, 2048), lambda t: L.BarlowTwinsLoss(),
                               lambda s, n: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n),
                                                            T.BYOLView2Transform(input_size=s, normalize=n))),
-        "vicreg": Method(lambda d: H.VICRegProjectionHead(d, 2048, 2048, num_layers=2), lambda t: L.VICRegLoss(),
+        "vicreg": Method(lambda d: VICRegProjectionHead(d, 2048, 2048, num_layers=2), lambda t: L.VICRegLoss(),
                          lambda s, n: T.VICRegTransform(input_size=s, normalize=n)),
         "swav": Method(lambda d: H.SwaVProjectionHead(d, 512, 128), lambda t: L.SwaVLoss(temperature=t),
                        lambda s, n: T.SwaVTransform(crop_sizes=(s, _small(s)), normalize=n),
@@ -447,7 +448,8 @@ class SSLModule(pl.LightningModule):
         if isinstance(backbone, str):
             backbone, self.spec = create_backbone(backbone, small_stem, weights)
         self.backbone = backbone
-        self.head = m.head(feature_dim(backbone))
+        dim = feature_dim(backbone)
+        self.head = m.head(dim)
         self.predictor = m.predictor() if m.predictor else None
         self.criterion = m.loss(temperature if temperature is not None else m.temperature)
         self.learning_rate = learning_rate or m.lr
@@ -457,7 +459,9 @@ class SSLModule(pl.LightningModule):
         if m.momentum:
             from lightly.models.utils import deactivate_requires_grad
 
-            self.backbone_momentum, self.head_momentum = copy.deepcopy(backbone), copy.deepcopy(self.head)
+            # a fresh head with copied weights: deepcopy fails on DINO's weight-normalised last layer
+            self.backbone_momentum, self.head_momentum = copy.deepcopy(backbone), m.head(dim)
+            self.head_momentum.load_state_dict(self.head.state_dict())
             deactivate_requires_grad(self.backbone_momentum)
             deactivate_requires_grad(self.head_momentum)
         self.history: list[tuple[int, torch.Tensor]] = []

@@ -1,0 +1,135 @@
+"""The image recipe end to end on tiny real image folders: every method, the outputs, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+
+FAST = {"backbone": "tiny-cnn", "image_size": 16, "batch_size": 8, "max_steps": 2}
+
+
+def _folder(root, per_class=10, size=20):
+    """Two classes of small noisy images (red-ish and blue-ish) in class subfolders."""
+    rng = np.random.default_rng(0)
+    for c, color in enumerate([(200, 30, 30), (30, 30, 200)]):
+        (root / f"class{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.clip(np.array(color) + rng.integers(-40, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return _folder(tmp_path / "images")
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav"])
+def test_every_method_trains_two_steps_and_loads_back(method, image_folder, tmp_path):
+    from contrastkit.plugins.vision import load_encoder
+    from contrastkit.recipes import image
+
+    out = tmp_path / "out"
+    result = image.run(data=str(image_folder), method=method, output_dir=str(out), **FAST)
+    assert result.metrics["steps"] == 2 and result.metrics["method"] == method
+    assert {"knn_top1"} == set(result.metrics["before_after"])
+    for name in ("model.safetensors", "config.json", "README.md", "config.yaml", "metrics.json", "loss.png",
+                 "embeddings_pca.png"):
+        assert (out / name).is_file(), name
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    encoder = load_encoder(out)
+    emb = encoder.embed([Image.new("L", (30, 20), 100), str(image_folder / "class0" / "0.png")])
+    assert emb.shape == (2, 32) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    # the saved weights are the trained ones: same embeddings as the in-memory model
+    assert np.allclose(emb, result.model.embed([Image.new("L", (30, 20), 100), str(image_folder / "class0" / "0.png")]),
+                       atol=1e-5)
+
+
+def test_card_usage_snippet_runs_inside_the_output_folder(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    out = tmp_path / "out"
+    image.run(data=str(image_folder), output_dir=str(out), **FAST)
+    card = (out / "README.md").read_text()
+    assert "library_name: contrastkit" in card and "pipeline_tag: image-feature-extraction" in card
+    assert str(tmp_path) not in card  # no local absolute paths
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run([sys.executable, "-c", snippet], cwd=out, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 32)"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"before", "after", "before_after"} and metrics["train_images"] == 18
+
+
+def _bad(tmp_path, kind):
+    root = tmp_path / kind
+    root.mkdir()
+    if kind == "corrupt":
+        _folder(root, per_class=4)
+        (root / "class0" / "broken.jpg").write_bytes(b"not really a jpeg")
+    elif kind == "non-image":
+        (root / "notes.txt").write_text("hello")
+    elif kind == "tiny":
+        for i in range(6):
+            Image.new("RGB", (1, 1), (i, i, i)).save(root / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data={empty}"], "holds no images"),
+    (["data={corrupt}", "strict=true"], "broken.jpg' cannot be read"),
+    (["method=simclrr"], "unknown method 'simclrr'"),
+    (["backbone=resnet9000"], "unknown backbone 'resnet9000'"),
+])
+def test_bad_input_via_cli_is_one_line_exit_2(args, message, tmp_path):
+    paths = {k: _bad(tmp_path, k) for k in ("empty", "corrupt")}
+    args = [a.format(**paths) for a in args]
+    done = run_cli("run", "image", "backbone=tiny-cnn", *args, f"output_dir={tmp_path / 'out'}", "max_steps=1",
+                   timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("contrastkit: error:")]
+    assert len(lines) == 1 and message in lines[0], done.stderr[-2000:]
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("kind, sub, message", [
+    ("non-image", "", "holds no images (found 1 other files)"),
+    ("non-image", "notes.txt", "is a file; point data= at a folder of images"),
+    ("tiny", "", "all 6 images are smaller than 4x4 px"),
+    ("missing", "", "does not exist"),
+])
+def test_bad_image_data_is_one_line_user_error(kind, sub, message, tmp_path):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision import load_images
+
+    root = _bad(tmp_path, kind) if kind != "missing" else tmp_path / "no" / "such"
+    with pytest.raises(UserError) as err:
+        load_images(str(root / sub) if sub else str(root))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_timm_backbone_without_timm_is_a_clear_error():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision import create_backbone
+
+    if __import__("importlib").util.find_spec("timm"):
+        pytest.skip("timm is installed")
+    with pytest.raises(UserError, match="needs timm, which is not installed"):
+        create_backbone("timm:resnet18")
+
+
+def test_corrupt_image_is_skipped_and_counted(tmp_path):
+    from contrastkit.recipes import image
+
+    folder = _bad(tmp_path, "corrupt")
+    result = image.run(data=str(folder), output_dir=str(tmp_path / "out"), **{**FAST, "max_steps": 1})
+    assert result.metrics["skipped_images"] == 1
+    assert result.metrics["train_images"] + result.metrics["eval_images"] == 8
