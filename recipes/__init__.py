@@ -102,10 +102,12 @@ def load_recipe(name_or_path: str) -> ModuleType:
         module = _load_file(Path(name_or_path))
     else:
         target = RECIPES.get(name_or_path, (None,))[0]
+        plugin = None
         if target is None:
             for ep in _entry_points():
                 if ep.name == name_or_path:
                     target = ep.value
+                    plugin = getattr(getattr(ep, "dist", None), "name", None) or "its package"
                     break
         if target is None:
             import difflib
@@ -116,7 +118,13 @@ def load_recipe(name_or_path: str) -> ModuleType:
             raise UserError(f"unknown recipe '{name_or_path}'.{hint} Run 'contrastkit list' to see the recipes.")
         try:
             module = importlib.import_module(target)
-        except ImportError as exc:
+        except Exception as exc:  # a broken plugin is one line, never a traceback
+            if plugin is not None:
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                raise UserError(f"recipe '{name_or_path}' from {plugin} cannot be imported ({reason}); "
+                                f"fix or reinstall {plugin}") from None
+            if not isinstance(exc, ImportError):
+                raise
             raise UserError(f"recipe '{name_or_path}' cannot be imported ({exc}); install the package that "
                             f"provides it, e.g. pip install 'contrastkit[image]'") from None
     problem = _contract_problem(module)
