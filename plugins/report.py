@@ -39,6 +39,11 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def world_size() -> int:
+    """Number of processes in this run (torchrun, accelerate and Lightning set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def default_output_dir(recipe: str) -> Path:
     """``outputs/<recipe>-<timestamp>``: unique per run and sortable, so 'newest' is well defined."""
     stamp = os.environ.get("CONTRASTKIT_RUN_STAMP") or time.strftime("%Y%m%d-%H%M%S")
@@ -64,10 +69,12 @@ def prepare_output_dir(output_dir: str | Path | None, recipe: str, overwrite: bo
                 raise UserError(f"resume=true found no earlier '{recipe}' run under {OUTPUTS_ROOT}/; "
                                 f"pass output_dir= of the run to resume")
             return found
-        if not is_main_process() and "CONTRASTKIT_RUN_STAMP" not in os.environ:
+        if world_size() > 1 and "CONTRASTKIT_RUN_STAMP" not in os.environ:
             raise UserError("distributed runs need an explicit output_dir= so every rank writes to the same folder")
         output_dir = default_output_dir(recipe)
     out = Path(output_dir).expanduser()
+    if not is_main_process():
+        return out  # rank 0 checks and creates it; the others must not race it over emptiness
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir '{out}' is a file; choose a folder path")
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):

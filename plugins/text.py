@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UserError
+from .report import world_size
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 HUB_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -437,12 +438,6 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     return mined
 
 
-def _world_size() -> int:
-    import os
-
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: bool = False) -> Any:
     """``SentenceTransformerTrainingArguments`` from a recipe config; checkpoints go to ``output_dir/checkpoints``."""
     import torch
@@ -477,7 +472,7 @@ def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: 
         fp16=precision == "fp16",
         # On the CPU, DDP only happens with use_cpu=True (otherwise each rank silently trains alone).
         use_cpu=not cuda,
-        dataloader_drop_last=_world_size() > 1,
+        dataloader_drop_last=world_size() > 1,
         eval_strategy="no",
     )
 
@@ -496,8 +491,10 @@ def train(trainer: Any, resume: bool = False) -> Any:
 
     checkpoint = None
     if resume:
-        found = sorted(Path(trainer.args.output_dir).glob("checkpoint-*"),
-                       key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+        # trainer_state.json is written last, so a checkpoint cut off by a kill is skipped, never loaded
+        found = sorted((p for p in Path(trainer.args.output_dir).glob("checkpoint-*")
+                        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()),
+                       key=lambda p: int(p.name.split("-")[-1]))
         checkpoint = str(found[-1]) if found else None
         if checkpoint is None:
             raise UserError(f"resume=true but '{trainer.args.output_dir}' holds no checkpoint-* folder yet; "

@@ -121,7 +121,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     callback = BeforeAfterCallback(evaluator, out, headline=lambda m: text.headline(m, eval_format.kind),
                                    extra={"recipe": "text", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": choice.format.kind,
-                                          "train_rows": len(choice.dataset),
+                                          "train_rows": len(choice.dataset), "world_size": report.world_size(),
                                           "eval_rows": len(eval_data) if eval_data is not None else 0})
     args = text.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives,
                                   labeled=choice.format.kind == "labeled")
