@@ -26,7 +26,7 @@ TEXTS_B = ("Stir the pasta during the first minutes in plenty of boiling water.\
            "My train was cancelled this morning.")
 MATRIX_TEXTS = ("How do I keep pasta from sticking?\nStir noodles in plenty of boiling water.\n"
                 "Why is my bread dense?\nThe dough did not rise long enough.\nHow do I reset my router?")
-QUERY = "my noodles always clump in the pot"
+QUERY = "how do I stop spaghetti from sticking together"
 CAT_TEXTS = "A cat is sitting on a rug.\nStocks fell sharply today."
 CAPTIONS = "a red circle\na blue square\na photo of a dog"
 
@@ -43,6 +43,8 @@ class DemoConfig:
     share: bool = field(False, "create a public gradio.live link (off: the app stays on this machine)")
     max_upload_mb: int = field(10, "largest file an upload may be, in MB")
     trust_remote_code: bool = field(False, "allow a model's own code from the Hub to run")
+    cpu_threads: int = field(1, "torch CPU threads (one answers small requests fastest on a busy CPU; 0: torch's "
+                                "default)")
 
     def validate(self) -> None:
         """Reject values the server cannot use before any model is loaded."""
@@ -50,6 +52,8 @@ class DemoConfig:
             raise UserError(f"port={self.port} is not a TCP port; pass a number from 1 to 65535, e.g. port=7860")
         if self.max_upload_mb <= 0:
             raise UserError(f"max_upload_mb={self.max_upload_mb} must be positive, e.g. max_upload_mb=10")
+        if self.cpu_threads < 0:
+            raise UserError(f"cpu_threads={self.cpu_threads} must be 0 (torch's default) or more, e.g. cpu_threads=1")
 
 
 def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
@@ -92,6 +96,12 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
 
     cfg = cfg or DemoConfig()
     slots, status = load_slots(cfg)
+    if cfg.cpu_threads:
+        # Requests are a few short texts: extra intra-op threads barely help and, when other work shares
+        # the CPU, their spin-waits made a two-text compare ~10x slower (bench/demo_latency.py).
+        import torch
+
+        torch.set_num_threads(cfg.cpu_threads)
     max_bytes = cfg.max_upload_mb * 2**20
     image_note = "" if any(s.embeds("image") for s in slots) else (
         "ℹ️ Neither loaded model embeds images; load an image or image–text model with `model=` to use this tab.")
