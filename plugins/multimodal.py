@@ -195,7 +195,7 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
         if not all(isinstance(p, str) or _is_empty(p) for p in paths):
             raise UserError(f"column '{image_col}' must hold image file paths or images; row 0 is "
                             f"{type(paths[0]).__name__}")
-        base = Path(base_dir) if base_dir else Path.cwd()
+        base = (Path(base_dir) if base_dir else Path.cwd()).expanduser().resolve()
         resolved = [str((base / Path(p).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
                     for p in paths]
         missing = [i for i in keep if not resolved[i] or not _readable(Path(resolved[i]))]
@@ -205,7 +205,11 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
             raise UserError(f"image '{first}' is missing or unreadable{where}, {len(missing)} of {len(paths)} "
                             f"image(s) in all; fix the paths in column '{image_col}' or pass skip_missing=true")
         stats.missing_images = [paths[i] or f"row {i}" for i in missing]
-        dataset = dataset.map(lambda row, i: {image_col: resolved[i]}, with_indices=True)
+        datasets.disable_progress_bars()
+        try:
+            dataset = dataset.map(lambda row, i: {image_col: resolved[i]}, with_indices=True)
+        finally:
+            datasets.enable_progress_bars()
         dataset = dataset.cast_column(image_col, datasets.Image())
     skipped = set(empty) | set(missing)
     if skipped:

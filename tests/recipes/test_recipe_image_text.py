@@ -57,6 +57,14 @@ def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, 
     assert image.shape == (1, 32) and texts.shape == (2, 32)
     assert abs(float(model.similarity(texts[:1], texts[1:]))) < 0.999  # different texts, different embeddings
 
+    from contrastkit.demo import core  # the demo's text<->image tab takes the output as it is
+
+    slot = core.load_slot("fine-tuned", str(out))
+    assert slot.error is None and slot.embeds("text", "image")
+    scores = core.compare_text_image([slot], str(shapes_csv.parent / "shapes" / "0001.png"), "a red circle\nblue",
+                                     max_bytes=10**7)
+    assert len(scores.by_model["fine-tuned"]) == 2
+
 
 def test_tiny_clip_is_deterministic_and_separates_texts(tmp_path):
     from contrastkit.plugins.multimodal import build_tiny_clip
@@ -128,3 +136,18 @@ def test_bad_inputs_are_one_line_errors(shapes_csv, tmp_path):
     shapes_csv.write_text(original)
     line = _bad(shapes_csv, tmp_path, "columns={image: picture}")
     assert "picture" in line and "not a column" in line
+
+
+def test_in_memory_images_and_column_mapping():
+    import datasets
+    from contrastkit.plugins.multimodal import draw_shape, image_text_pairs
+
+    rows = {"picture": [draw_shape("circle", "red", "blue", "small", "on the left"),
+                        draw_shape("cross", "white", "black", "large", "at the top")],
+            "alt": ["a small red circle", "a large white cross"]}
+    ds = datasets.Dataset.from_dict(rows)
+    assert isinstance(ds.features["picture"], datasets.Image)  # what a Hub image dataset looks like
+    pairs, stats = image_text_pairs(ds, columns={"image": "picture", "text": "alt"})
+    assert pairs.column_names == ["image", "text"] and stats.rows == 2
+    image = pairs[1]["image"]
+    assert image.mode == "RGB" and image.size == (32, 32) and image.getpixel((0, 31)) == (15, 15, 15)
