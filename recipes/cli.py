@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"contrastkit: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `contrastkit show text | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("contrastkit: interrupted; completed checkpoints are kept (rerun with resume=true)", file=sys.stderr)
         return 130
