@@ -452,6 +452,10 @@ def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: 
         raise UserError("precision=fp16 needs a GPU; use precision=bf16 or fp32 on the CPU")
     sampler = (BatchSamplers.NO_DUPLICATES if in_batch_negatives
                else BatchSamplers.GROUP_BY_LABEL if labeled else BatchSamplers.BATCH_SAMPLER)
+    if in_batch_negatives and getattr(cfg, "length_batching", False):
+        from .sampler import LengthGroupedNoDuplicatesBatchSampler
+
+        sampler = LengthGroupedNoDuplicatesBatchSampler  # same no-duplicate rule, less padding
     return SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         num_train_epochs=cfg.epochs,
@@ -486,17 +490,92 @@ def make_trainer(model: Any, args: Any, choice: LossChoice, callbacks: list | No
 
 
 def train(trainer: Any, resume: bool = False) -> Any:
-    """Train, resuming from the newest checkpoint when asked."""
+    """Train, resuming from the newest checkpoint when asked; out of memory falls back (see ``oom_fallback``)."""
+    import gc
+
+    checkpoint = _newest_checkpoint(trainer) if resume else None
+    if resume and checkpoint is None:
+        raise UserError(f"resume=true but '{trainer.args.output_dir}' holds no checkpoint-* folder yet; "
+                        f"run without resume=true")
+    while True:
+        try:
+            return trainer.train(resume_from_checkpoint=checkpoint)
+        except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too
+            if not is_out_of_memory(exc):
+                raise
+            what = oom_fallback(trainer)
+            if what is None:
+                raise UserError(f"out of memory even at micro-batch 1 ({str(exc).splitlines()[0][:120]}); "
+                                f"lower max_seq_length or use a smaller model") from None
+            del exc
+            trainer.optimizer, trainer.lr_scheduler = None, None  # rebuilt (or reloaded from the checkpoint)
+            gc.collect()
+            _empty_device_cache()
+            checkpoint = _newest_checkpoint(trainer)  # the last saved state, else the weights as they are now
+            from .report import Printer
+
+            Printer()(f"out of memory: {what}; training again from "
+                      f"{checkpoint or 'the current weights'}")
+
+
+def _newest_checkpoint(trainer: Any) -> str | None:
     from pathlib import Path
 
-    checkpoint = None
-    if resume:
-        # trainer_state.json is written last, so a checkpoint cut off by a kill is skipped, never loaded
-        found = sorted((p for p in Path(trainer.args.output_dir).glob("checkpoint-*")
-                        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()),
-                       key=lambda p: int(p.name.split("-")[-1]))
-        checkpoint = str(found[-1]) if found else None
-        if checkpoint is None:
-            raise UserError(f"resume=true but '{trainer.args.output_dir}' holds no checkpoint-* folder yet; "
-                            f"run without resume=true")
-    return trainer.train(resume_from_checkpoint=checkpoint)
+    found = sorted(Path(trainer.args.output_dir).glob("checkpoint-*"),
+                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    return str(found[-1]) if found else None
+
+
+def _empty_device_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's OutOfMemoryError and the allocators' RuntimeErrors (CUDA, MPS, CPU), as accelerate reads them."""
+    import torch
+    from accelerate.utils.memory import should_reduce_batch_size
+
+    return isinstance(exc, torch.OutOfMemoryError) or should_reduce_batch_size(exc) or \
+        "out of memory" in str(exc).lower()
+
+
+#: In-batch-negative losses and their GradCache twins, which keep the same negatives in bounded memory.
+CACHED_TWIN = {"MultipleNegativesRankingLoss": "CachedMultipleNegativesRankingLoss",
+               "MultipleNegativesSymmetricRankingLoss": "CachedMultipleNegativesSymmetricRankingLoss",
+               "GISTEmbedLoss": "CachedGISTEmbedLoss"}
+
+
+def oom_fallback(trainer: Any) -> str | None:
+    """Make the next try need less memory; returns what changed, or None when nothing is left to shrink.
+
+    In-batch-negative losses switch to their cached (GradCache) twin, which keeps the batch and its negatives;
+    a cached loss halves its mini-batch; any other loss halves the micro-batch and doubles gradient accumulation.
+    """
+    import inspect
+
+    from sentence_transformers.sentence_transformer import losses as L
+
+    loss = trainer.loss
+    batch = trainer.args.per_device_train_batch_size
+    twin = CACHED_TWIN.get(type(loss).__name__)
+    if twin:
+        cls = getattr(L, twin)
+        keep = {n: getattr(loss, n) for n in inspect.signature(cls.__init__).parameters
+                if n not in ("self", "model", "mini_batch_size") and hasattr(loss, n)}
+        mini = max(1, min(32, batch // 4))
+        trainer.loss = cls(loss.model, mini_batch_size=mini, **keep).to(loss.model.device)
+        return f"{type(loss).__name__} -> {twin} (batch {batch} kept, mini-batches of {mini})"
+    if hasattr(loss, "mini_batch_size") and loss.mini_batch_size > 1:
+        loss.mini_batch_size //= 2
+        return f"{type(loss).__name__} mini-batch halved to {loss.mini_batch_size}"
+    if batch > 1:
+        args = trainer.args
+        args.per_device_train_batch_size = batch // 2
+        args.gradient_accumulation_steps *= 2
+        trainer._train_batch_size = args.train_batch_size  # the Trainer caches it at init
+        return (f"micro-batch {batch} -> {batch // 2} with gradient accumulation x{args.gradient_accumulation_steps}"
+                f" (in-batch negatives, if any, shrink with it)")
+    return None

@@ -39,6 +39,8 @@ class Config:
     epochs: float = field(3.0, "training epochs")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
     batch_size: int = field(32, "pairs per batch (in-batch negatives grow with it)")
+    length_batching: bool = field(False, "batch texts of similar length together (less padding; batches "
+                                         "still shuffled and free of duplicates)")
     mini_batch_size: int | None = field(None, "use the cached (GradCache) loss with this mini-batch size")
     learning_rate: float = field(5e-5, "peak learning rate")
     warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up")
