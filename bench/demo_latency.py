@@ -2,7 +2,8 @@
 
 Starts ``contrastkit demo`` on 127.0.0.1 (a free port) in a subprocess, warms it up, then times
 ``/compare_texts`` calls (different texts each time, so nothing is cached). For scale it also times
-the same compare as a plain function call in this process, side by side. Target: p50 <= 30 ms on
+the same compare as a plain function call in this process, and a do-nothing Gradio app (the
+framework's own round trip), side by side. Target: p50 <= 30 ms on
 the CPU after warm-up.
 
     python bench/demo_latency.py [--model PATH] [--compare-to PATH] [--cpu-threads 1] [--calls 100]
@@ -37,8 +38,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(options: list[str], port: int) -> subprocess.Popen:
+ECHO_APP = ("import sys, gradio as gr; gr.Interface(lambda a, b: a, ['text', 'text'], 'text', api_name='echo')"
+            ".launch(server_name='127.0.0.1', server_port=int(sys.argv[1]))")
+
+
+def start_app(options: list[str], port: int, echo: bool = False) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "contrastkit.recipes", "demo", f"port={port}", *options]
+    if echo:  # Gradio's own floor: an app whose function does nothing
+        cmd = [sys.executable, "-c", ECHO_APP, str(port)]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -89,6 +96,15 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
 
+    port = free_port()
+    proc = start_app([], port, echo=True)
+    try:
+        client = connect(port, proc)
+        floor = time_calls(lambda a, b: client.predict(a, b, api_name="/echo"), args.calls, args.warmup)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
     import torch
     from contrastkit.demo import app, core, render
 
@@ -103,11 +119,12 @@ def main() -> None:
     print(f"models: {models}  (torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()})")
     print(f"{args.calls} two-text compares after {args.warmup} warm-up calls; both models score every pair")
     print(f"{'path':<34}{'p50 ms':>9}{'p95 ms':>9}")
-    for name, ms in (("gradio_client -> running app", served), ("plain function (no server)", direct)):
+    for name, ms in (("gradio_client -> running app", served), ("plain function (no server)", direct),
+                     ("gradio_client -> echo app (floor)", floor)):
         p50, p95 = percentiles(ms)
         print(f"{name:<34}{p50:>9.1f}{p95:>9.1f}")
     p50 = percentiles(served)[0]
-    print(f"server + client overhead: {p50 / percentiles(direct)[0]:.1f}x the model time; "
+    print(f"served / plain: {p50 / percentiles(direct)[0]:.1f}x; Gradio's floor is {percentiles(floor)[0]:.1f} ms; "
           f"target p50 <= 30 ms: {'met' if p50 <= 30 else 'NOT met'}")
     assert 'data-model="base"' in html, "the app answered without scores"
 

@@ -26,7 +26,7 @@ TEXTS_B = ("Stir the pasta during the first minutes in plenty of boiling water.\
            "My train was cancelled this morning.")
 MATRIX_TEXTS = ("How do I keep pasta from sticking?\nStir noodles in plenty of boiling water.\n"
                 "Why is my bread dense?\nThe dough did not rise long enough.\nHow do I reset my router?")
-QUERY = "how do I stop spaghetti from sticking together"
+QUERY = "why is my rice mushy"
 CAT_TEXTS = "A cat is sitting on a rug.\nStocks fell sharply today."
 CAPTIONS = "a red circle\na blue square\na photo of a dog"
 

@@ -41,7 +41,8 @@ class Slot:
             return ()
         if not hasattr(self.model, "encode"):  # contrastkit ImageEncoder: .embed(images) only
             return ("image",)
-        return tuple(m for m in ("text", "image") if self.model.supports(m))
+        supports = getattr(self.model, "supports", None)  # sentence-transformers < 6 embeds text only
+        return tuple(m for m in ("text", "image") if (supports(m) if supports else m == "text"))
 
     def embeds(self, *modalities: str) -> bool:
         """True when the model embeds every one of ``modalities``."""

@@ -186,3 +186,25 @@ def test_bad_demo_options_exit_2_with_one_line():
         assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     with pytest.raises(UserError, match="port"):
         app.DemoConfig(port=70000).validate()
+
+
+@pytest.fixture(scope="session")
+def tiny_image_encoder(tmp_path_factory) -> str:
+    """A contrastkit image output (tiny CNN, random weights) saved by the vision plugin."""
+    from contrastkit.plugins import vision
+
+    net, spec = vision.create_backbone("tiny-cnn")
+    folder = tmp_path_factory.mktemp("tiny-image-encoder")
+    vision.save_encoder(net.eval(), {**spec, "image_size": 32}, folder)
+    return str(folder)
+
+
+def test_an_image_encoder_output_compares_images_only(tiny_text_model, tiny_image_encoder):
+    slots = [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", tiny_image_encoder)]
+    assert slots[1].modalities == ("image",) and slots[1].error is None
+    a, b = app.EXAMPLE_IMAGES[:2]
+    result = core.compare_images(slots, a, b, 10 * MB)
+    emb = slots[1].model.embed([a, b])
+    assert result.by_model["fine-tuned"][0] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
+    texts = core.compare_texts(slots, "a", "b")
+    assert texts.by_model["fine-tuned"] is None and texts.by_model["base"] is not None
