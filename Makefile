@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean system-deps
+.PHONY: install run test lint bench clean system-deps bench-data
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,3 +32,11 @@ lint: install
 
 clean:
 	rm -rf build dist *.egg-info outputs
+
+## real pair datasets for bench/text_speed.py and bench/text_memory.py (KJV + World English Bible, WordNet)
+bench-data:
+	@if ! command -v bible >/dev/null || ! command -v diatheke >/dev/null || [ ! -f /usr/share/wordnet/data.noun ] \
+		|| [ ! -f /usr/share/sword/mods.d/engWEB2015eb.conf ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv bible-kjv-text \
+			diatheke sword-text-web wordnet-base >/dev/null; \
+	fi

