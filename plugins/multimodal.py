@@ -40,7 +40,8 @@ def char_tokenizer() -> Any:
     for suffix in ("", "</w>"):
         for ch in alphabet:
             vocab[ch + suffix] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[])
+    # model_max_length: CLIP has 77 positions; without it ST reports a huge limit and long texts crash
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
 def build_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32) -> Path:
@@ -70,7 +71,7 @@ def tiny_clip_path(seed: int = 0) -> Path:
     import shutil
     import tempfile
 
-    target = cache_dir() / f"tiny-clip-v1-seed{seed}"
+    target = cache_dir() / f"tiny-clip-v2-seed{seed}"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
