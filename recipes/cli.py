@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print("contrastkit: interrupted; completed checkpoints are kept (rerun with resume=true)", file=sys.stderr)
+        hint = "; completed checkpoints are kept (rerun with resume=true)" if args.command == "run" else ""
+        print(f"contrastkit: interrupted{hint}", file=sys.stderr)
         return 130
 
 
