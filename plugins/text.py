@@ -19,6 +19,8 @@ DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 HUB_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: Batches above this size switch MNRL to its cached (GradCache) variant to bound activation memory.
 MEMORY_SAFE_BATCH = 64
+#: A text longer than this is a broken file (an unclosed quote swallows the rest), not a sentence.
+MAX_TEXT_CHARS = 100_000
 
 #: Recognised column names for each role (lower case). Order of columns is never used.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -206,6 +208,9 @@ def _check_texts(dataset: Any, cols: list[str]) -> None:
                 raise UserError(f"column '{col}' row {i} is {type(v).__name__}, not text; every {col} must be text")
             if not v.strip():
                 raise UserError(f"column '{col}' row {i} is an empty text; remove that row or fill it in")
+            if len(v) > MAX_TEXT_CHARS:
+                raise UserError(f"column '{col}' row {i} is {len(v):,} characters long (limit {MAX_TEXT_CHARS:,}); "
+                                f"this is usually an unclosed quote or a missing line break in the file, fix that row")
 
 
 def _check_labels(dataset: Any, fmt: DataFormat) -> tuple[Any, DataFormat]:

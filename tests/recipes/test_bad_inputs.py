@@ -38,6 +38,25 @@ def _unwritable(tmp: Path) -> str:
     return str(parent / "blocker" / "out")
 
 
+def _image_folder(tmp: Path, name: str, size: int = 16, zero_byte: bool = False, count: int = 4) -> str:
+    from PIL import Image
+
+    folder = tmp / name
+    folder.mkdir()
+    for i in range(count):
+        if zero_byte:
+            (folder / f"img{i}.png").write_bytes(b"")
+        else:
+            Image.new("RGB", (size, size), (40 * i, 90, 160)).save(folder / f"img{i}.png")
+    return str(folder)
+
+
+def _captions(tmp: Path, rows: str) -> str:
+    _image_folder(tmp, "pics")
+    return _csv(tmp, "captions.csv", "image,text\n" + rows)
+
+
+IMG = ["backbone=tiny-cnn", "image_size=16", "max_steps=1"]
 PAIRS = "anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(8))
 
 # id: (builder(tmp) -> CLI args, words the one-line message must contain)
@@ -92,6 +111,30 @@ CASES = {
                                    ["resume=true"]),
     "cp-unknown-recipe": (lambda t, m: ["cp", "nope", str(t / "x.py")], ["nope"]),
     "run-missing-recipe-file": (lambda t, m: ["run", str(t / "mine.py")], ["mine.py", "does not exist"]),
+    "huge-line": (lambda t, m: ["run", "text", "data=" + _csv(t, "huge.csv", PAIRS + 'q9,"' + "x" * 200_000 + '"\n'),
+                                m], ["positive", "row 8", "characters"]),
+    "hub-model-offline": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
+                                        "model=someone/no-such-model"], ["someone/no-such-model"]),
+    # images
+    "image-empty-folder": (lambda t, m: ["run", "image", "data=" + str((t / "none").mkdir() or t / "none"), *IMG],
+                           ["none"]),
+    "image-zero-byte-strict": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "zb", zero_byte=True),
+                                             "strict=true", *IMG], ["img0.png"]),
+    "image-all-1x1": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "dots", size=1), *IMG], ["dots"]),
+    "image-unknown-method": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "ok"), "method=simclrr", *IMG],
+                             ["simclrr"]),
+    "image-unknown-backbone": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "ok"), "backbone=resnet19",
+                                             "image_size=16", "max_steps=1"], ["resnet19"]),
+    "image-negative-batch": (lambda t, m: ["run", "image", "batch_size=-1", *IMG], ["batch_size"]),
+    # image-text
+    "image-text-missing-image": (lambda t, m: ["run", "image-text", "data=" + _captions(
+        t, "pics/img0.png,a blue square\npics/gone.png,a red circle\n"), "max_steps=1"], ["gone.png"]),
+    "image-text-empty-caption": (lambda t, m: ["run", "image-text", "data=" + _captions(
+        t, 'pics/img0.png,a blue square\npics/img1.png,"  "\n'), "max_steps=1"], ["caption"]),
+    # other commands
+    "push-missing-folder": (lambda t, m: ["push", str(t / "no-output"), "alice/model"], ["no-output"]),
+    "push-demo-without-model": (lambda t, m: ["push-demo", "alice/space", "--dry-run"], ["model"]),
+    "demo-unknown-option": (lambda t, m: ["demo", "prot=7860"], ["prot", "Did you mean 'port'"]),
 }
 
 
