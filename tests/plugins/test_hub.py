@@ -285,3 +285,19 @@ def test_the_token_appears_in_no_output_and_no_written_file(hub_server, text_out
         for p in folder.rglob("*") if folder.exists() else []:
             if p.is_file():
                 assert hub_server.token.encode() not in p.read_bytes(), p
+
+
+@pytest.mark.parametrize("recipe", ["text", "image-text"])
+def test_push_to_hub_after_a_recipe_run(recipe, hub_server, tiny_text_model, tmp_path):
+    """``push_to_hub=REPO_ID`` pushes the finished output; checkpoints stay local."""
+    out = tmp_path / "out"
+    args = ["run", recipe, "max_steps=1", "batch_size=8", f"output_dir={out}", f"push_to_hub=alice/{recipe}-model"]
+    if recipe == "text":
+        data = tmp_path / "pairs.csv"
+        data.write_text("anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(20)))
+        args += [f"data={data}", f"model={tiny_text_model}"]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    files = hub_server.files(f"alice/{recipe}-model")
+    assert {"README.md", "model.safetensors", "metrics.json", "config.yaml"} <= set(files)
+    assert not any(f.startswith("checkpoints/") for f in files) and (out / "checkpoints").is_dir()
