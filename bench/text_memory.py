@@ -65,7 +65,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             spec = {"data": args.data, "steps": steps, "loss": loss, "batch": batch, "out": out}
             done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], check=False,
-                                  capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+                                  capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false",
+                                                                                 "OMP_NUM_THREADS": "1"})
         if done.returncode != 0:
             sys.exit(done.stderr[-3000:])
         r = results[name] = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("BENCH "))[6:])

@@ -9,7 +9,8 @@ The hand-written default is what the sentence-transformers docs show: MultipleNe
 batch 32, 1 epoch, BatchSamplers.NO_DUPLICATES, no warm-up, packaged all-MiniLM-L6-v2. Each setting trains
 in its own subprocess on the same pairs; quality is MRR@10 of sentence-transformers'
 InformationRetrievalEvaluator on held-out pairs (every held-out answer is in the corpus). Speed is training
-pairs per second of the training loop (the Trainer's train_runtime); evaluation is not timed.
+pairs per second of the training loop (the Trainer's train_runtime), 1 torch thread per run (BENCH_THREADS=2
+for both cores); evaluation is not timed.
 Data: bench/datasets_real.py (`make bench-data`).
 """
 
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 
+#: One torch thread per run: on shared cores, oversubscribed threads slowed training ~10x and made ratios noise.
+THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32}
 
 
@@ -64,7 +67,8 @@ def run(spec: dict) -> dict:
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], check=False,
                           capture_output=True, text=True,
-                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"})
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
+                               "OMP_NUM_THREADS": THREADS})
     if done.returncode != 0:
         sys.exit(done.stderr[-3000:])
     result = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("BENCH "))[6:])
@@ -74,10 +78,11 @@ def run(spec: dict) -> dict:
 
 def recipe_defaults() -> dict:
     """The text recipe's default hyperparameters, in this script's terms."""
+    from contrastkit.plugins.text import MNRL_SCALE
     from contrastkit.recipes.text import Config
 
     cfg = Config()
-    return {"lr": cfg.learning_rate, "scale": cfg.scale or 20.0, "warmup": cfg.warmup_ratio, "epochs": cfg.epochs,
+    return {"lr": cfg.learning_rate, "scale": cfg.scale or MNRL_SCALE, "warmup": cfg.warmup_ratio, "epochs": cfg.epochs,
             "length": cfg.length_batching, "batch": cfg.batch_size}
 
 
@@ -115,7 +120,7 @@ def main() -> None:
 
     base = {"data": args.data, "n_train": args.n_train, "n_eval": args.n_eval}
     print(f"data: {args.data} = {SOURCES[args.data]}; {args.n_train} training pairs, {args.n_eval} held out; "
-          f"all-MiniLM-L6-v2, {os.cpu_count()} CPU cores", flush=True)
+          f"all-MiniLM-L6-v2, {os.cpu_count()} CPU cores, {THREADS} torch thread(s)", flush=True)
     untrained = run({**base, **HAND, "steps": 0})
     print(f"{'untrained model':<34} MRR@10 {untrained['mrr']:.4f}", flush=True)
     hand = run({**base, **HAND})
