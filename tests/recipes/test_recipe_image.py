@@ -83,22 +83,40 @@ def _bad(tmp_path, kind):
     return root
 
 
-@pytest.mark.parametrize("args, message", [
-    (["data={empty}"], "holds no images"),
-    (["data={corrupt}", "strict=true"], "broken.jpg' cannot be read"),
-    (["method=simclrr"], "unknown method 'simclrr'"),
-    (["backbone=resnet9000"], "unknown backbone 'resnet9000'"),
-])
-def test_bad_input_via_cli_is_one_line_exit_2(args, message, tmp_path):
+BAD_ARGS = {
+    "empty-folder": (["data={empty}"], "holds no images"),
+    "corrupt-strict": (["data={corrupt}", "strict=true"], "broken.jpg' cannot be read"),
+    "unknown-method": (["method=simclrr"], "unknown method 'simclrr'"),
+    "unknown-backbone": (["backbone=resnet9000"], "unknown backbone 'resnet9000'"),
+}
+
+
+def _bad_cli_args(tmp_path, case):
     paths = {k: _bad(tmp_path, k) for k in ("empty", "corrupt")}
-    args = [a.format(**paths) for a in args]
-    done = run_cli("run", "image", "backbone=tiny-cnn", *args, f"output_dir={tmp_path / 'out'}", "max_steps=1",
-                   timeout=300)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+    args, message = BAD_ARGS[case]
+    return ["run", "image", "backbone=tiny-cnn", *[a.format(**paths) for a in args],
+            f"output_dir={tmp_path / 'out'}", "max_steps=1"], message
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGS))
+def test_bad_input_through_the_cli_is_one_line_exit_2(case, tmp_path, capfd):
+    from contrastkit.recipes.cli import main
+
+    args, message = _bad_cli_args(tmp_path, case)
+    code = main(args)  # in-process: the same code path as the console script, without a new interpreter
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("contrastkit: error:")]
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert len(lines) == 1 and message in lines[0], err[-2000:]
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_bad_input_in_a_real_process_is_one_line_exit_2(tmp_path):
+    args, message = _bad_cli_args(tmp_path, "corrupt-strict")
+    done = run_cli(*args, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("contrastkit: error:")]
     assert len(lines) == 1 and message in lines[0], done.stderr[-2000:]
-    assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
 @pytest.mark.parametrize("kind, sub, message", [
@@ -134,3 +152,15 @@ def test_corrupt_image_is_skipped_and_counted(tmp_path):
     result = image.run(data=str(folder), output_dir=str(tmp_path / "out"), **{**FAST, "max_steps": 1})
     assert result.metrics["skipped_images"] == 1
     assert result.metrics["train_images"] + result.metrics["eval_images"] == 8
+
+
+def test_bf16_mixed_precision_trains_and_saves_float32_weights(image_folder, tmp_path):
+    from contrastkit.plugins.vision import load_encoder
+    from contrastkit.recipes import image
+
+    out = tmp_path / "bf16"
+    result = image.run(data=str(image_folder), output_dir=str(out), accelerator="cpu", precision="bf16-mixed",
+                       method="byol", **FAST)
+    assert result.metrics["steps"] == 2 and np.isfinite([h["loss"] for h in result.metrics["history"]]).all()
+    emb = load_encoder(out).embed([str(image_folder / "class1" / "3.png")])
+    assert emb.dtype == np.float32 and np.isfinite(emb).all()

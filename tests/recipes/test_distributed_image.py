@@ -1,0 +1,80 @@
+"""Image recipe under Lightning DDP (2 CPU processes, gloo) and after a SIGKILL mid-training, through the CLI.
+
+The CLI (``python -m contrastkit.recipes``) is a ``__main__`` module, which Lightning's DDP launcher re-runs
+for rank 1, so no extra guard is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+TINY = ["backbone=tiny-cnn", "image_size=16", "accelerator=cpu"]  # default data: scikit-learn digits
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "contrastkit.recipes", "run", "image", *TINY, *args]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
+    from contrastkit.plugins.vision import load_encoder
+
+    out = tmp_path / "ddp"
+    done = subprocess.run(_cli(f"output_dir={out}", "devices=2", "strategy=ddp", "batch_size=8", "max_steps=3"),
+                          check=False, capture_output=True, text=True, env=ENV, timeout=600,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["steps"] == 3
+    assert done.stdout.count("done: ") == 1  # only rank 0 reports
+    assert done.stdout.count("kNN evaluation on the held-out images") == 1
+    assert not list(tmp_path.glob("outputs*")) and sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".contrastkit")]
+    assert (out / "README.md").is_file() and (out / "config.yaml").is_file()
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert load_encoder(out).embed([str(p) for p in [out / "loss.png"]]).shape == (1, 32)
+
+
+def _loadable(folder: Path) -> set[str]:
+    ok = set()
+    for p in folder.glob("*.ckpt"):
+        try:
+            torch.load(p, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001, S112 - a file cut off by the kill
+            continue
+        ok.add(p.name)
+    return ok
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_finishes_with_same_total_steps(tmp_path):
+    out = tmp_path / "run"
+    ckpts = out / "checkpoints"
+    args = _cli(f"output_dir={out}", "batch_size=8", "max_steps=80", "save_steps=5", "save_total_limit=-1")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(ckpts.glob("epoch=0-step=1[05].ckpt")):
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    completed = _loadable(ckpts)
+    assert any(name.startswith("epoch=0-step=1") for name in completed), completed
+    assert not (out / "metrics.json").exists()
+
+    done = subprocess.run(args + ["resume=true"], check=False, capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 80
+    after = {p.name for p in ckpts.glob("*.ckpt")}
+    assert completed <= after  # no completed checkpoint was lost
+    assert "epoch=0-step=80.ckpt" in after
