@@ -92,3 +92,22 @@ def test_trainer_uses_it_for_two_steps(tiny_text_model, tmp_path):
     used = trainer.get_train_dataloader().batch_sampler
     assert isinstance(getattr(used, "batch_sampler", used), Sampler)  # accelerate wraps it only under DDP
     assert trainer.train().global_step == 2
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_recipe_config_selects_it_only_for_in_batch_negatives(tmp_path, on):
+    from contrastkit.plugins.text import training_args
+    from contrastkit.recipes.text import Config
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    cfg = Config(length_batching=on)
+    assert (training_args(cfg, tmp_path, in_batch_negatives=True).batch_sampler is Sampler) == on
+    assert training_args(cfg, tmp_path, in_batch_negatives=False).batch_sampler == BatchSamplers.BATCH_SAMPLER
+
+
+def test_recipe_trains_with_length_batching(tmp_path, tiny_text_model, pairs_csv):
+    from contrastkit.recipes import text
+
+    result = text.run(data=str(pairs_csv), model=tiny_text_model, output_dir=str(tmp_path / "out"), max_steps=2,
+                      batch_size=4, length_batching=True)
+    assert result.metrics["train"]["global_step"] == 2

@@ -45,7 +45,7 @@ def test_real_oom_falls_back_and_finishes(tmp_path, tiny_text_model, loss, expec
                                               **({"score": 0.5 * (i % 3)} if score else {})} for i in range(8)])
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), tiny_text_model, "600", str(out), str(held),
-                           loss], capture_output=True, text=True, env=ENV, timeout=600)
+                           loss], check=False, capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"out of memory: {expected}" in done.stdout
     metrics = json.loads((out / "metrics.json").read_text())
