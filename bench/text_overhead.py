@@ -1,7 +1,7 @@
 """Overhead of the `text` recipe against a hand-written sentence-transformers script.
 
 Both train MNRL on the same data (the bundled sample pairs), model (packaged all-MiniLM-L6-v2), batch size,
-seed and number of steps, each in a fresh process, alternating A/B to share the machine's noise.
+learning rate, scale (MNRL's default 20), seed and number of steps, each in a fresh process, alternating A/B to share the machine's noise.
 Prints the median wall-time ratio recipe / hand-written (target <= 1.02) and the training-loop ratio.
 
     .venv/bin/python bench/text_overhead.py            # 3 rounds of 30 steps
@@ -36,7 +36,7 @@ data = data.rename_columns({"question": "anchor", "answer": "positive"})
 # 3. loss, 4. args, 5. train, 6. save
 loss = MultipleNegativesRankingLoss(model)
 args = SentenceTransformerTrainingArguments(output_dir=sys.argv[2] + "/checkpoints", max_steps=int(sys.argv[3]),
-    per_device_train_batch_size=32, learning_rate=5e-5, warmup_steps=0.1, seed=42, data_seed=42,
+    per_device_train_batch_size=32, learning_rate=2e-4, warmup_steps=0.1, seed=42, data_seed=42,
     batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to=[], use_cpu=True, logging_steps=5)
 trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
 out = trainer.train()
@@ -49,7 +49,7 @@ import json, sys, time
 t0 = time.perf_counter()
 from contrastkit.recipes import text
 r = text.run(data=sys.argv[1], output_dir=sys.argv[2], max_steps=int(sys.argv[3]), batch_size=32, seed=42,
-             learning_rate=5e-5, save_steps=10**6, logging_steps=5)
+             learning_rate=2e-4, scale=20.0, save_steps=10**6, logging_steps=5)
 print("BENCH " + json.dumps({"inside": time.perf_counter() - t0}))
 '''
 

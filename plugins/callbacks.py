@@ -76,6 +76,8 @@ class BeforeAfterCallback(TrainerCallback):
         out.mkdir(parents=True, exist_ok=True)
         report.write_metrics(out, self.metrics)
         report.plot_curve(self.metrics["loss_history"], out / "loss.png")
+        pick = self.headline or (lambda m: m)
+        headline = report.before_after(pick(self.before), pick(self.after))
+        report.plot_before_after(headline, out / "before_after.png")
         if self.verbose and self.evaluator is not None:
-            pick = self.headline or (lambda m: m)
-            print(report.format_table(report.before_after(pick(self.before), pick(self.after))), flush=True)
+            print(report.format_table(headline), flush=True)

@@ -155,6 +155,33 @@ def plot_curve(history: list[dict[str, Any]], path: str | Path, key: str = "loss
     return Path(path)
 
 
+def plot_before_after(rows: dict[str, dict[str, float]], path: str | Path,
+                      title: str = "held-out evaluation: before and after training") -> Path | None:
+    """Grouped bars of each metric before and after training; None when there is nothing to compare."""
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    x = range(len(names))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(names), 3.5), dpi=100)
+    ax.bar([i - 0.2 for i in x], [rows[n]["before"] for n in names], 0.4, label="before", color="#9aa5b1")
+    ax.bar([i + 0.2 for i in x], [rows[n]["after"] for n in names], 0.4, label="after", color="#e8590c")
+    for i, n in enumerate(names):
+        ax.annotate(f"{rows[n]['delta']:+.3f}", (i + 0.2, rows[n]["after"]), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(x), [n.removeprefix("heldout_") for n in names], rotation=15, fontsize=8)
+    ax.set_ylim(0, max(1.0, max(max(r["before"], r["after"]) for r in rows.values()) * 1.1))
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
 class Printer:
     """``print`` on rank 0 only, so distributed runs do not repeat every line."""
 

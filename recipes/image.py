@@ -165,6 +165,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                    "history": history}
         report.write_metrics(out, metrics)
         report.plot_curve(history, out / "loss.png")
+        report.plot_before_after(metrics["before_after"], out / "before_after.png")
         shown = held_out or train.subset(list(range(min(1000, len(train.items)))))
         emb = knn.query_embeddings if knn and knn.query_embeddings is not None else \
             vision.embed_with(module.backbone, shown.items, preprocess)

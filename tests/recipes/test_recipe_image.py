@@ -41,7 +41,7 @@ def test_every_method_trains_two_steps_and_loads_back(method, image_folder, tmp_
     assert result.metrics["steps"] == 2 and result.metrics["method"] == method
     assert {"knn_top1"} == set(result.metrics["before_after"])
     for name in ("model.safetensors", "config.json", "README.md", "config.yaml", "metrics.json", "loss.png",
-                 "embeddings_pca.png"):
+                 "embeddings_pca.png", "before_after.png"):
         assert (out / name).is_file(), name
     assert (out / "checkpoints" / "last.ckpt").is_file()
     encoder = load_encoder(out)

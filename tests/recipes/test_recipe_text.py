@@ -67,6 +67,8 @@ def test_each_format_trains_and_loads_back(case, tmp_path, tiny_text_model):
     assert emb.shape == (1, 32)
     assert (out / "README.md").is_file() and (out / "config.yaml").is_file()
     assert (out / "metrics.json").is_file() and (out / "loss.png").is_file()
+    if kind != "single":
+        assert (out / "before_after.png").is_file()
     assert any((out / "checkpoints").glob("checkpoint-*"))
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["max_steps"] == 2 and saved["model"] == tiny_text_model
