@@ -16,7 +16,7 @@ from typing import Any, Union
 from .errors import UserError
 
 
-def field(default: Any = None, help: str = "", **kwargs: Any) -> Any:  # noqa: A002 - mirrors TRL's naming
+def field(default: Any = None, help: str = "", **kwargs: Any) -> Any:
     """A dataclass field with a default and a one-line help text (mutable defaults are copied)."""
     if isinstance(default, (list, dict)):
         value = default
@@ -202,9 +202,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     """A plain, YAML-safe dict of a config (Python objects passed as data are summarised)."""
     out = {}
     for key, value in dataclasses.asdict(cfg).items():
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            out[key] = value
-        elif isinstance(value, (list, dict)) and _yaml_safe(value):
+        if isinstance(value, (list, dict, str, int, float, bool)) and _yaml_safe(value) or value is None:
             out[key] = value
         else:
             out[key] = f"<python {type(value).__name__}>"
@@ -226,3 +224,18 @@ def dump_yaml(cfg: Any, path: str | Path) -> None:
     import yaml
 
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def require_positive(cfg: Any, *names: str) -> None:
+    """Every recipe's first check: these fields must be > 0 (a None means 'use the default' and passes)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            kind = "an integer" if isinstance(value, int) else "a number"
+            raise UserError(f"config field '{name}' must be {kind} > 0, got {value}")
+
+
+def require_training_length(cfg: Any) -> None:
+    """A run needs epochs > 0 or max_steps > 0."""
+    if cfg.epochs <= 0 and cfg.max_steps <= 0:
+        raise UserError(f"config field 'epochs' must be > 0 (got {cfg.epochs:g}), or set max_steps > 0")

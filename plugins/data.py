@@ -67,7 +67,7 @@ def _first_bad_json_line(path: Path) -> int | None:
     return None
 
 
-def load_file(path: str | Path) -> "Any":
+def load_file(path: str | Path) -> Any:
     """Load one local data file into a ``datasets.Dataset``."""
     import datasets
 
@@ -104,7 +104,7 @@ def load_file(path: str | Path) -> "Any":
     return ds
 
 
-def load_hub(name: str, subset: str | None = None, split: str | None = None) -> "Any":
+def load_hub(name: str, subset: str | None = None, split: str | None = None) -> Any:
     """Load a dataset from the Hugging Face Hub (or its local cache), with an offline-aware error."""
     import datasets
 
@@ -122,7 +122,7 @@ def load_hub(name: str, subset: str | None = None, split: str | None = None) -> 
     return ds
 
 
-def to_dataset(data: Any, subset: str | None = None, split: str | None = None, what: str = "data") -> "Any":
+def to_dataset(data: Any, subset: str | None = None, split: str | None = None, what: str = "data") -> Any:
     """Turn a path, a Hub id, a ``Dataset``, a DataFrame, a dict of lists or a list of dicts into a Dataset."""
     import datasets
 

@@ -114,10 +114,10 @@ def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
 def before_after(before: dict[str, float], after: dict[str, float]) -> dict[str, dict[str, float]]:
     """``{metric: {before, after, delta}}`` for the metrics both evaluations share."""
     rows = {}
-    for key in after:
-        if key in before and isinstance(after[key], (int, float)) and isinstance(before[key], (int, float)):
-            rows[key] = {"before": float(before[key]), "after": float(after[key]),
-                         "delta": float(after[key]) - float(before[key])}
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, (int, float)) and isinstance(old, (int, float)):
+            rows[key] = {"before": float(old), "after": float(value), "delta": float(value) - float(old)}
     return rows
 
 

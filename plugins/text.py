@@ -229,7 +229,7 @@ def _check_labels(dataset: Any, fmt: DataFormat) -> tuple[Any, DataFormat]:
             raise UserError(f"column '{col}' holds text; a {col} must be a number")
         uniq = set(values)
         if fmt.kind == "binary" or (uniq <= {0, 1} and _role_of(col) == "label"):
-            if not uniq <= {0, 1, True, False}:
+            if not uniq <= {0, 1}:
                 if all(isinstance(v, (int, float)) for v in values) and _role_of(col) == "label" and \
                         all(0 <= v <= 1 for v in values):
                     fmt = DataFormat("score", fmt.text_columns, col, fmt.notes)  # soft labels are scores

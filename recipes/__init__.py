@@ -45,7 +45,7 @@ def _entry_points() -> list:
 
     try:
         return list(entry_points(group=ENTRY_POINT_GROUP))
-    except Exception:  # a broken distribution's metadata must never hide the built-ins
+    except Exception:  # noqa: BLE001 - a broken distribution's metadata must never hide the built-ins
         return []
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from contrastkit.plugins.config import field, resolve
+from contrastkit.plugins.config import field, require_positive, require_training_length, resolve
 from contrastkit.plugins.errors import UserError
 
 DESCRIPTION = "Self-supervised image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ...) on Lightning."
@@ -66,22 +66,17 @@ class Config:
         """Reject values that cannot work before any model is loaded."""
         if self.method not in METHODS:
             raise UserError(f"unknown method '{self.method}'; use one of: {', '.join(METHODS)}")
-        for name in ("batch_size", "save_steps", "knn_k", "num_nodes"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"config field '{name}' must be a positive integer, got {getattr(self, name)}")
+        require_positive(self, "batch_size", "save_steps", "knn_k", "num_nodes", "learning_rate")
         if self.batch_size < 2:
             raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
         if self.image_size < 8:
             raise UserError(f"config field 'image_size' must be at least 8 pixels, got {self.image_size}")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise UserError(f"config field 'epochs' must be > 0 (got {self.epochs}), or set max_steps > 0")
+        require_training_length(self)
         if self.save_total_limit == 0 or self.save_total_limit < -1:
             raise UserError(f"config field 'save_total_limit' must be >= 1, or -1 to keep all; got "
                             f"{self.save_total_limit}")
         if self.warmup_steps < 0:
             raise UserError(f"config field 'warmup_steps' must be >= 0, got {self.warmup_steps}")
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise UserError(f"config field 'learning_rate' must be > 0, got {self.learning_rate}")
 
 
 def run(cfg: Config | None = None, **overrides: Any):

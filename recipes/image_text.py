@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contrastkit.plugins.config import field, resolve
+from contrastkit.plugins.config import field, require_positive, require_training_length, resolve
 from contrastkit.plugins.errors import UserError
 
 DESCRIPTION = "Fine-tune a CLIP-style image-text dual encoder on image-caption pairs."
@@ -55,15 +55,11 @@ class Config:
 
     def validate(self) -> None:
         """Reject values that cannot work before any model is loaded."""
-        for name in ("batch_size", "save_steps", "logging_steps", "save_total_limit"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"config field '{name}' must be a positive integer, got {getattr(self, name)}")
+        require_positive(self, "batch_size", "save_steps", "logging_steps", "save_total_limit", "learning_rate",
+                         "scale")
         if self.batch_size < 2:
             raise UserError("config field 'batch_size' must be at least 2: other pairs in the batch are the negatives")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise UserError(f"config field 'epochs' must be > 0 (got {self.epochs:g}), or set max_steps > 0")
-        if self.learning_rate <= 0 or self.scale <= 0:
-            raise UserError("config fields 'learning_rate' and 'scale' must be > 0")
+        require_training_length(self)
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

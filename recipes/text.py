@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contrastkit.plugins.config import field, resolve
+from contrastkit.plugins.config import field, require_positive, require_training_length, resolve
 from contrastkit.plugins.errors import UserError
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
@@ -61,17 +61,11 @@ class Config:
 
     def validate(self) -> None:
         """Reject values that cannot work before any model is loaded."""
-        for name in ("batch_size", "save_steps", "logging_steps", "num_negatives", "save_total_limit"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"config field '{name}' must be a positive integer, got {getattr(self, name)}")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise UserError(f"config field 'epochs' must be > 0 (got {self.epochs:g}), or set max_steps > 0")
-        if self.learning_rate <= 0:
-            raise UserError(f"config field 'learning_rate' must be > 0, got {self.learning_rate}")
+        require_positive(self, "batch_size", "save_steps", "logging_steps", "num_negatives", "save_total_limit",
+                         "learning_rate", "mini_batch_size")
+        require_training_length(self)
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
-        if self.mini_batch_size is not None and self.mini_batch_size <= 0:
-            raise UserError(f"config field 'mini_batch_size' must be a positive integer, got {self.mini_batch_size}")
         from contrastkit.plugins.text import LOSSES
 
         if self.loss.lower().replace("-", "_") not in ("auto", *LOSSES):

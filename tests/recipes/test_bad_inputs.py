@@ -7,8 +7,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from contrastkit.recipes.cli import main
+
 from tests.conftest import run_cli
 
 
@@ -92,7 +92,7 @@ CASES = {
                           ["cosent", "score"]),
     "unknown-key": (lambda t, m: ["run", "text", "epoch=2", m], ["epoch", "Did you mean 'epochs'"]),
     "wrong-type": (lambda t, m: ["run", "text", "batch_size=big", m], ["batch_size", "integer"]),
-    "negative-batch-size": (lambda t, m: ["run", "text", "batch_size=-4", m], ["batch_size", "positive"]),
+    "negative-batch-size": (lambda t, m: ["run", "text", "batch_size=-4", m], ["batch_size", "> 0"]),
     "zero-epochs": (lambda t, m: ["run", "text", "epochs=0", m], ["epochs", "> 0"]),
     "unknown-recipe": (lambda t, m: ["run", "txet"], ["txet", "Did you mean 'text'"]),
     "show-unknown-recipe": (lambda t, m: ["show", "imgae"], ["imgae", "contrastkit list"]),

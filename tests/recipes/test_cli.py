@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
-
 from contrastkit.recipes import RECIPES
-from contrastkit.recipes.cli import build_parser, main
+from contrastkit.recipes.cli import main
+
 from tests.conftest import ROOT, run_cli
 
 COMMANDS = ["list", "show", "run", "cp", "push", "push-demo", "demo"]

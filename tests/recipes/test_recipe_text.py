@@ -7,9 +7,8 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from sentence_transformers import SentenceTransformer
-
 from contrastkit.recipes import text
+from sentence_transformers import SentenceTransformer
 
 TEXTS = [f"sentence {i} about subject {i % 5} with detail {i * 7 % 11}" for i in range(24)]
 
@@ -147,11 +146,10 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_text_model):
 
 def test_user_trainer_with_loss_chooser_and_callback(tmp_path, tiny_text_model):
     """The README's 'use contrastkit inside your own trainer' example, run as written."""
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
     from contrastkit.plugins.callbacks import BeforeAfterCallback
     from contrastkit.plugins.text import choose_loss, make_evaluator
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     model = SentenceTransformer(tiny_text_model, device="cpu")
     data = Dataset.from_dict({"question": TEXTS, "answer": TEXTS[::-1]})
