@@ -118,11 +118,17 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "(image_to_text + text_to_image)",
                                           "base_model": multimodal.TINY_CLIP_NOTE if cfg.model == multimodal.TINY_CLIP
                                           else cfg.model,
-                                          "train_rows": len(pairs),
+                                          "train_rows": len(pairs), "world_size": report.world_size(),
                                           "eval_rows": len(eval_pairs) if eval_pairs is not None else 0,
                                           "skipped_missing_images": len(stats.missing_images),
                                           "skipped_empty_captions": len(stats.empty_captions)})
     args = text.training_args(cfg, out, in_batch_negatives=True)
+    # Images and texts go through the model in two forward passes per step, each touching only its own tower:
+    # DDP's unused-parameter search would mark the other tower ready twice.
+    args.ddp_find_unused_parameters = False
+    for name, param in model.named_parameters():
+        if name.endswith("logit_scale"):  # CLIP's own temperature: unused, the loss has its own scale
+            param.requires_grad_(False)
     trainer = multimodal.make_trainer(model, args, pairs, loss, callbacks=[callback])
     text.train(trainer, resume=cfg.resume)
 

@@ -89,3 +89,22 @@ def test_sigkill_then_resume_finishes_with_same_total_steps(tmp_path, tiny_text_
     after = {p.name for p in ckpts.glob("checkpoint-*")}
     assert completed <= after  # no completed checkpoint was lost
     assert "checkpoint-120" in after
+
+
+@pytest.mark.slow
+def test_image_text_under_torchrun_two_processes(tmp_path):
+    """The image-text recipe on the same DDP path: bundled shapes, tiny CLIP, 2 CPU processes."""
+    out = tmp_path / "clip"
+    done = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node=2", "-m", "contrastkit.recipes", "run",
+                           "image-text", f"output_dir={out}", "batch_size=64", "epochs=1", "logging_steps=1"],
+                          capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    # 360 training pairs, 64 per process, 2 processes, last partial batch dropped: 2 steps. Alone it would be 6.
+    assert metrics["train"]["global_step"] == 2
+    assert done.stdout.count("done: ") == 1
+    from PIL import Image
+
+    model = SentenceTransformer(str(out), device="cpu")
+    assert model.encode([Image.new("RGB", (32, 32), (200, 0, 0))]).shape == model.encode(["a red square"]).shape
