@@ -91,11 +91,19 @@ def test_sigkill_then_resume_finishes_with_same_total_steps(tmp_path, tiny_text_
     assert "checkpoint-120" in after
 
 
+LAUNCHERS = {
+    "torchrun": [str(BIN / "torchrun"), "--nproc_per_node=2"],
+    "accelerate": [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no"],
+}
+
+
 @pytest.mark.slow
-def test_image_text_under_torchrun_two_processes(tmp_path):
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_image_text_two_processes(launcher, tmp_path):
     """The image-text recipe on the same DDP path: bundled shapes, tiny CLIP, 2 CPU processes."""
     out = tmp_path / "clip"
-    done = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node=2", "-m", "contrastkit.recipes", "run",
+    done = subprocess.run([*LAUNCHERS[launcher], "-m", "contrastkit.recipes", "run",
                            "image-text", f"output_dir={out}", "batch_size=64", "epochs=1", "logging_steps=1"],
                           capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
