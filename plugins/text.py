@@ -528,10 +528,12 @@ def train(trainer: Any, resume: bool = False) -> Any:
 
 
 def _newest_checkpoint(trainer: Any) -> str | None:
+    """The newest complete checkpoint: trainer_state.json is written last, so one cut off by a kill is skipped."""
     from pathlib import Path
 
-    found = sorted(Path(trainer.args.output_dir).glob("checkpoint-*"),
-                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    found = sorted((p for p in Path(trainer.args.output_dir).glob("checkpoint-*")
+                    if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()),
+                   key=lambda p: int(p.name.split("-")[-1]))
     return str(found[-1]) if found else None
 
 

@@ -163,3 +163,14 @@ def test_user_trainer_with_loss_chooser_and_callback(tmp_path, tiny_text_model):
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert "MultipleNegativesRankingLoss" in choice.reason
     assert set(metrics["before"]) == set(metrics["after"]) and metrics["train"]["global_step"] == 2
+
+
+def test_resume_skips_a_checkpoint_cut_off_mid_write(tmp_path, tiny_text_model):
+    """A kill while a checkpoint is being written leaves a folder without trainer_state.json: never load it."""
+    frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    first = _run(tmp_path, tiny_text_model, frame, max_steps=2, save_steps=1)
+    partial = first.output_dir / "checkpoints" / "checkpoint-3"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"cut off")
+    again = _run(tmp_path, tiny_text_model, frame, max_steps=4, save_steps=1, resume=True)
+    assert again.metrics["train"]["global_step"] == 4
