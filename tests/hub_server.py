@@ -161,6 +161,17 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
+    def _readable_revision(self, repo_type: str, repo_id: str, rev: str) -> tuple[Repo, str] | None:
+        """The repo and the commit ``rev`` names, or None after answering 404 for either."""
+        repo = self._readable(repo_type, repo_id)
+        if repo is None:
+            return None
+        sha = repo.resolve(rev)
+        if sha is None:
+            self._error(404, f"Revision {rev} not found", "RevisionNotFound")
+            return None
+        return repo, sha
+
     def _writable(self, repo_type: str, repo_id: str) -> Repo | None:
         if self._bad_token():
             self._error(401, "Invalid credentials in Authorization header")
@@ -341,12 +352,10 @@ class _Handler(BaseHTTPRequestHandler):
                          "success": True})
 
     def _info(self, repo_type: str, repo_id: str, rev: str) -> None:
-        repo = self._readable(repo_type, repo_id)
-        if repo is None:
+        found = self._readable_revision(repo_type, repo_id, rev)
+        if found is None:
             return
-        sha = repo.resolve(rev)
-        if sha is None:
-            return self._error(404, f"Revision {rev} not found", "RevisionNotFound")
+        repo, sha = found
         files = repo.commits[sha]["files"]
         info = {"id": repo_id, "author": repo.owner, "sha": sha, "private": repo.private,
                 "lastModified": "2026-01-01T00:00:00.000Z", "tags": [],
@@ -356,12 +365,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, info)
 
     def _tree(self, repo_type: str, repo_id: str, rev: str, sub: str, recursive: bool) -> None:
-        repo = self._readable(repo_type, repo_id)
-        if repo is None:
+        found = self._readable_revision(repo_type, repo_id, rev)
+        if found is None:
             return
-        sha = repo.resolve(rev)
-        if sha is None:
-            return self._error(404, f"Revision {rev} not found", "RevisionNotFound")
+        repo, sha = found
         prefix = sub.strip("/") + "/" if sub.strip("/") else ""
         entries, folders = [], set()
         for path, data in sorted(repo.commits[sha]["files"].items()):
@@ -377,12 +384,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, entries)
 
     def _resolve(self, repo_type: str, repo_id: str, rev: str, path: str) -> None:
-        repo = self._readable(repo_type, repo_id)
-        if repo is None:
+        found = self._readable_revision(repo_type, repo_id, rev)
+        if found is None:
             return
-        sha = repo.resolve(rev)
-        if sha is None:
-            return self._error(404, f"Revision {rev} not found", "RevisionNotFound")
+        repo, sha = found
         data = repo.commits[sha]["files"].get(path)
         if data is None:
             return self._error(404, f"Entry {path} not found", "EntryNotFound")
