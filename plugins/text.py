@@ -299,11 +299,18 @@ def _tsdae_noise(text: str, rng: random.Random, del_ratio: float = 0.6) -> str:
 
 def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str, str] | None = None,
                 batch_size: int = 32, mini_batch_size: int | None = None, matryoshka_dims: list[int] | None = None,
-                guide_model: str | None = None, scale: float | None = None, seed: int = 42) -> LossChoice:
-    """Pick (or check) a loss for ``dataset`` and return it with its reason and the reordered dataset."""
+                guide_model: str | None = None, scale: float | None = None, seed: int = 42,
+                data_format: DataFormat | None = None) -> LossChoice:
+    """Pick (or check) a loss for ``dataset`` and return it with its reason and the reordered dataset.
+
+    Pass ``data_format`` when ``dataset`` already came out of ``detect_format``, so it is not checked twice.
+    """
     from sentence_transformers.sentence_transformer import losses as L
 
-    dataset, fmt = detect_format(dataset, columns)
+    if data_format is None:
+        dataset, fmt = detect_format(dataset, columns)
+    else:
+        fmt = data_format
     name = (loss or "auto").lower().replace("-", "_")
     if name == "auto":
         name, reason = _auto_loss_name(fmt, batch_size, mini_batch_size)

@@ -95,7 +95,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                                     cfg.subset, cfg.split)
     eval_data = data_io.to_dataset(cfg.eval_data, what="eval_data") if cfg.eval_data is not None else None
     train_data, eval_data = data_io.split_train_eval(train_data, eval_data, seed=cfg.seed)
-    text.detect_format(train_data, cfg.columns)  # bad columns fail here, before a model is loaded
+    train_data, data_format = text.detect_format(train_data, cfg.columns)  # bad columns fail before the model loads
 
     # 3. Model, then (optionally) mined hard negatives, then the loss that fits the columns
     model = text.load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
@@ -103,8 +103,9 @@ def run(cfg: Config | None = None, **overrides: Any):
         model.max_seq_length = cfg.max_seq_length
     if cfg.mine_hard_negatives:
         train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives)
+        data_format = None  # new negative columns: choose_loss reads the format again
     choice = text.choose_loss(model, train_data, cfg.loss, cfg.columns, cfg.batch_size, cfg.mini_batch_size,
-                              cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed)
+                              cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed, data_format)
     eval_format = choice.format
     if eval_data is not None:  # its own format: mined negatives exist only in the training split
         eval_data, eval_format = text.detect_format(eval_data, cfg.columns)
