@@ -17,6 +17,7 @@ import pytest
 SCRIPT = r"""
 import json, resource, sys
 import datasets, sentence_transformers, torch, transformers  # map the libraries before the cap
+import matplotlib.backends.backend_agg, matplotlib.pyplot  # the plots at the end map Agg's .so too
 from contrastkit.recipes import text
 vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[3]) * 2**20, resource.RLIM_INFINITY))
