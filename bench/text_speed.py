@@ -26,7 +26,11 @@ import time
 
 #: One torch thread per run: on shared cores, oversubscribed threads slowed training ~10x and made ratios noise.
 THREADS = os.environ.get("BENCH_THREADS", "1")
-HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32}
+HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
+        "hard": 0.0}
+#: ``dirs=`` codes for MNRL's ``directions`` (all cost the same forward/backward; only the softmax grows)
+DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
+              "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")}
 
 
 def worker(spec: dict) -> dict:
@@ -53,7 +57,9 @@ def worker(spec: dict) -> dict:
                     batch_sampler=LengthGroupedNoDuplicatesBatchSampler if spec["length"] else
                     BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to=[], use_cpu=True,
                     logging_steps=10**6, disable_tqdm=True)
-        loss = MultipleNegativesRankingLoss(model, scale=spec["scale"])
+        loss = MultipleNegativesRankingLoss(model, scale=spec["scale"], directions=DIRECTIONS[spec.get("dirs", "qd")],
+                                            hardness_mode="in_batch_negatives" if spec.get("hard") else None,
+                                            hardness_strength=spec.get("hard", 0.0))
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=loss)
         runtime = trainer.train().metrics["train_runtime"]
     result["seconds"] = runtime
@@ -82,8 +88,8 @@ def recipe_defaults() -> dict:
     from contrastkit.recipes.text import Config
 
     cfg = Config()
-    return {"lr": cfg.learning_rate, "scale": cfg.scale or MNRL_SCALE, "warmup": cfg.warmup_ratio, "epochs": cfg.epochs,
-            "length": cfg.length_batching, "batch": cfg.batch_size}
+    return {**HAND, "lr": cfg.learning_rate, "scale": cfg.scale or MNRL_SCALE, "warmup": cfg.warmup_ratio,
+            "epochs": cfg.epochs, "length": cfg.length_batching, "batch": cfg.batch_size}
 
 
 def parse_setting(text: str) -> dict:
@@ -91,7 +97,8 @@ def parse_setting(text: str) -> dict:
     spec = dict(HAND)
     for part in filter(None, text.split(",")):
         key, value = part.split("=")
-        spec[key] = bool(int(value)) if key == "length" else int(value) if key == "batch" else float(value)
+        spec[key] = (bool(int(value)) if key == "length" else int(value) if key == "batch" else value
+                     if key == "dirs" else float(value))
     return spec
 
 
@@ -104,11 +111,11 @@ def line(name: str, r: dict, ref: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="bible", choices=["bible", "wordnet"])
+    parser.add_argument("--data", default="bible", choices=["bible", "wordnet", "manpages"])
     parser.add_argument("--n-train", type=int, default=1024)
     parser.add_argument("--n-eval", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="256 train pairs, 200 held out")
-    parser.add_argument("--sweep", nargs="*", help="settings to compare, e.g. lr=1e-4,scale=30,length=1")
+    parser.add_argument("--sweep", nargs="*", help="settings to compare, e.g. lr=1e-4,scale=30,length=1,dirs=sym,hard=9")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -385,7 +385,7 @@ class Method:
 
     head: Callable[[int], nn.Module]  # backbone width -> projection head
     loss: Callable[[float | None], nn.Module]  # temperature -> loss
-    transform: Callable[[int, dict], Callable]  # image size, normalisation -> multi-view transform
+    transform: Callable[..., Callable]  # (image size, normalisation, **lightly transform kwargs) -> multi-view transform
     predictor: Callable[[], nn.Module] | None = None  # byol/simsiam predictor, swav prototypes
     momentum: bool = False  # a momentum (EMA) copy of backbone + head makes the targets
     temperature: float | None = None
@@ -406,28 +406,28 @@ def _methods() -> dict[str, Method]:
 
     return {
         "simclr": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t: L.NTXentLoss(temperature=t),
-                         lambda s, n: T.SimCLRTransform(input_size=s, normalize=n), temperature=0.1, lr=3e-4),
+                         lambda s, n, **kw: T.SimCLRTransform(input_size=s, normalize=n, **kw), temperature=0.1, lr=3e-4),
         "moco": Method(lambda d: H.MoCoProjectionHead(d, 512, 128),
                        lambda t: L.NTXentLoss(temperature=t, memory_bank_size=(4096, 128)),
-                       lambda s, n: T.MoCoV2Transform(input_size=s, normalize=n), momentum=True, temperature=0.2),
+                       lambda s, n, **kw: T.MoCoV2Transform(input_size=s, normalize=n, **kw), momentum=True, temperature=0.2),
         "byol": Method(lambda d: H.BYOLProjectionHead(d, 1024, 256), lambda t: L.NegativeCosineSimilarity(),
-                       lambda s, n: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n),
-                                                    T.BYOLView2Transform(input_size=s, normalize=n)),
+                       lambda s, n, **kw: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n, **kw),
+                                                         T.BYOLView2Transform(input_size=s, normalize=n, **kw)),
                        predictor=lambda: H.BYOLPredictionHead(256, 1024, 256), momentum=True, lr=3e-4),
         "simsiam": Method(lambda d: H.SimSiamProjectionHead(d, 512, 128), lambda t: L.NegativeCosineSimilarity(),
-                          lambda s, n: T.SimSiamTransform(input_size=s, normalize=n),
+                          lambda s, n, **kw: T.SimSiamTransform(input_size=s, normalize=n, **kw),
                           predictor=lambda: H.SimSiamPredictionHead(128, 64, 128)),
         "dino": Method(lambda d: H.DINOProjectionHead(d, 512, 64, 2048, freeze_last_layer=1),
                        lambda t: L.DINOLoss(output_dim=2048, student_temp=t, warmup_teacher_temp_epochs=0),
-                       lambda s, n: T.DINOTransform(global_crop_size=s, local_crop_size=_small(s), normalize=n),
+                       lambda s, n, **kw: T.DINOTransform(global_crop_size=s, local_crop_size=_small(s), normalize=n, **kw),
                        momentum=True, temperature=0.1, lr=5e-4),
         "barlowtwins": Method(lambda d: H.BarlowTwinsProjectionHead(d, 2048, 2048), lambda t: L.BarlowTwinsLoss(),
-                              lambda s, n: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n),
-                                                           T.BYOLView2Transform(input_size=s, normalize=n))),
+                              lambda s, n, **kw: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n, **kw),
+                                                                T.BYOLView2Transform(input_size=s, normalize=n, **kw))),
         "vicreg": Method(lambda d: VICRegProjectionHead(d, 2048, 2048, num_layers=2), lambda t: L.VICRegLoss(),
-                         lambda s, n: T.VICRegTransform(input_size=s, normalize=n)),
+                         lambda s, n, **kw: T.VICRegTransform(input_size=s, normalize=n, **kw)),
         "swav": Method(lambda d: H.SwaVProjectionHead(d, 512, 128), lambda t: L.SwaVLoss(temperature=t),
-                       lambda s, n: T.SwaVTransform(crop_sizes=(s, _small(s)), normalize=n),
+                       lambda s, n, **kw: T.SwaVTransform(crop_sizes=(s, _small(s)), normalize=n, **kw),
                        predictor=lambda: H.SwaVPrototypes(128, n_prototypes=512), temperature=0.1),
     }
 
@@ -440,6 +440,18 @@ def get_method(name: str) -> Method:
     if name not in METHOD_NAMES:
         raise UserError(f"unknown method '{name}'; use one of: {', '.join(METHOD_NAMES)}")
     return _methods()[name]
+
+
+def make_transform(method: str, image_size: int, normalize: dict, options: dict | None = None) -> Callable:
+    """``method``'s lightly multi-view transform; ``options`` are its keyword arguments, e.g. ``{"min_scale": 0.2}``."""
+    try:
+        return get_method(method).transform(image_size, normalize, **(options or {}))
+    except TypeError as exc:  # an argument the lightly transform does not take
+        bad = str(exc).rsplit(" ", 1)[-1]
+        raise UserError(f"transform option {bad} is not an argument of {method}'s lightly transform; see "
+                        f"help(lightly.transforms) for its options (e.g. min_scale, gaussian_blur)") from None
+    except (ValueError, AssertionError) as exc:
+        raise UserError(f"transform options {options} were refused by {method}'s lightly transform: {exc}") from None
 
 
 def _drop_batch_norm(head: nn.Module | None) -> None:

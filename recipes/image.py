@@ -37,6 +37,8 @@ class Config:
     small_stem: bool | None = field(None, "resnet: 3x3 stem without max-pool (default: on for image_size <= 32)")
     freeze_bn: bool | None = field(None, "keep the backbone's BatchNorm statistics fixed (default: on when pretrained)")
     head_batch_norm: bool = field(True, "keep the BatchNorm1d layers of lightly's projection head")
+    transform: dict | None = field(None, "keyword arguments for the method's lightly transform, e.g. "
+                                   "transform={min_scale: 0.2, gaussian_blur: 0.0}")
     image_size: int = field(64, "training and embedding resolution in pixels")
     epochs: int = field(2, "training epochs")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
@@ -113,7 +115,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     spec = {**module.spec, "image_size": cfg.image_size, "resize": "squash to image_size x image_size, bilinear",
             "method": cfg.method}
     preprocess = vision.make_preprocess(cfg.image_size, spec["normalize"])
-    transform = vision.get_method(cfg.method).transform(cfg.image_size, spec["normalize"])
+    transform = vision.make_transform(cfg.method, cfg.image_size, spec["normalize"], cfg.transform)
     workers = cfg.num_workers if cfg.num_workers >= 0 else (0 if (os.cpu_count() or 1) <= 2 else
                                                             min(8, (os.cpu_count() or 2) // 2))
     batch_size = min(cfg.batch_size, len(train.items))

@@ -127,3 +127,19 @@ def test_frozen_batchnorm_stays_frozen_through_a_lightning_fit_with_knn(tmp_path
     trainer.fit(model, loader)
     assert trainer.global_step == 2
     assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in stats.items())
+
+
+def test_transform_options_reach_lightlys_transform_and_unknown_ones_are_named():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision import make_transform
+
+    norm = {"mean": [0.5] * 3, "std": [0.5] * 3}
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    gentle = make_transform("simclr", 16, norm, {"min_scale": 1.0, "cj_prob": 0.0, "random_gray_scale": 0.0,
+                                                 "gaussian_blur": 0.0, "hf_prob": 0.0})
+    a, b = gentle(image)
+    assert a.shape == (3, 16, 16) and np.allclose(a.numpy(), b.numpy())  # no augmentation left: equal views
+    a, b = make_transform("simclr", 16, norm)(image)
+    assert not np.allclose(a.numpy(), b.numpy())  # lightly's defaults do augment
+    with pytest.raises(UserError, match="transform option 'min_sclae'"):
+        make_transform("byol", 16, norm, {"min_sclae": 0.2})
