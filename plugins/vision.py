@@ -481,7 +481,8 @@ class SSLModule(pl.LightningModule):
     def __init__(self, method: str = "simclr", backbone: str | nn.Module = "efficientnet-lite0",
                  learning_rate: float | None = None, temperature: float | None = None, weight_decay: float = 1e-4,
                  freeze_bn: bool | None = None, small_stem: bool = False, weights: str | None = None,
-                 warmup_steps: int = 0, head_batch_norm: bool = True):
+                 warmup_steps: int = 0, head_batch_norm: bool = True, backbone_lr_scale: float = 1.0,
+                 head_warmup_steps: int = 0, lr_schedule: str = "constant"):
         super().__init__()
         self.method, self.spec = method, {}
         m = get_method(method)
@@ -498,6 +499,10 @@ class SSLModule(pl.LightningModule):
         self.criterion = m.loss(temperature if temperature is not None else m.temperature)
         self.learning_rate = learning_rate or m.lr
         self.weight_decay, self.warmup_steps = weight_decay, warmup_steps
+        self.backbone_lr_scale, self.head_warmup_steps = backbone_lr_scale, head_warmup_steps
+        if lr_schedule not in ("constant", "cosine"):
+            raise UserError(f"unknown lr_schedule '{lr_schedule}'; use constant or cosine")
+        self.lr_schedule = lr_schedule
         self.freeze_bn = pretrained if freeze_bn is None else freeze_bn
         self.backbone_momentum = self.head_momentum = None
         if m.momentum:
@@ -532,7 +537,10 @@ class SSLModule(pl.LightningModule):
         if momentum:
             with torch.no_grad():
                 return self.head_momentum(self.backbone_momentum(x))
-        return self.head(self.backbone(x))
+        # head warm-up: the backbone gets no gradient until the new head has learnt something (LP-FT)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.global_step >= self.head_warmup_steps):
+            features = self.backbone(x)
+        return self.head(features)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         self.step_starts.append(time.perf_counter())
@@ -569,12 +577,22 @@ class SSLModule(pl.LightningModule):
             self.head.cancel_last_layer_gradients(self.current_epoch)
 
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
-        if not self.warmup_steps:
+        backbone = {id(p) for p in self.backbone.parameters()}
+        groups = [{"params": [p for p in self.parameters() if p.requires_grad and id(p) not in backbone]},
+                  {"params": [p for p in self.backbone.parameters() if p.requires_grad],
+                   "lr": self.learning_rate * self.backbone_lr_scale}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.learning_rate,
+                                      weight_decay=self.weight_decay)
+        if self.lr_schedule == "cosine":  # lightly's warm-up + cosine decay over all steps, as in its benchmarks
+            from lightly.utils.scheduler import CosineWarmupScheduler
+
+            total = int(self.trainer.estimated_stepping_batches) if self._trainer else 1
+            ramp = CosineWarmupScheduler(optimizer, self.warmup_steps, max(total, 1))
+        elif self.warmup_steps:
+            # linear warm-up: the untrained head's first gradients would otherwise jolt the pretrained backbone
+            ramp = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (self.warmup_steps + 1)))
+        else:
             return optimizer
-        # linear warm-up: the untrained head's first gradients would otherwise jolt the pretrained backbone
-        ramp = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (self.warmup_steps + 1)))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": ramp, "interval": "step"}}
 
     def images_per_second(self, batch_size: int) -> float | None:

@@ -47,6 +47,10 @@ class Config:
     temperature: float | None = field(None, "loss temperature (default: the method's, e.g. 0.1 for simclr)")
     weight_decay: float = field(1e-4, "AdamW weight decay")
     warmup_steps: int = field(0, "linear learning-rate warm-up over the first N steps")
+    lr_schedule: str = field("constant", "constant, or cosine: decay to 0 over the run, as lightly's benchmarks")
+    backbone_lr_scale: float = field(1.0, "the backbone's learning rate as a fraction of learning_rate (the new head "
+                                            "gets the full rate)")
+    head_warmup_steps: int = field(0, "train only the projection head for the first N steps, then the backbone too")
     knn_k: int = field(20, "neighbours for the kNN evaluation")
     knn_t: float = field(0.1, "temperature of the weighted kNN vote")
     num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)")
@@ -68,6 +72,8 @@ class Config:
         """Reject values that cannot work before any model is loaded."""
         if self.method not in METHODS:
             raise UserError(f"unknown method '{self.method}'; use one of: {', '.join(METHODS)}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UserError(f"config field 'lr_schedule' must be constant or cosine, got '{self.lr_schedule}'")
         require_positive(self, "batch_size", "save_steps", "knn_k", "num_nodes", "learning_rate")
         if self.batch_size < 2:
             raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
@@ -77,8 +83,9 @@ class Config:
         if self.save_total_limit == 0 or self.save_total_limit < -1:
             raise UserError(f"config field 'save_total_limit' must be >= 1, or -1 to keep all; got "
                             f"{self.save_total_limit}")
-        if self.warmup_steps < 0:
-            raise UserError(f"config field 'warmup_steps' must be >= 0, got {self.warmup_steps}")
+        for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale"):
+            if getattr(self, name) < 0:
+                raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
 
 
 def run(cfg: Config | None = None, **overrides: Any):
@@ -111,7 +118,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 3. Backbone + method: lightly's head, loss and multi-view transform from vision.METHODS
     small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32
     module = vision.SSLModule(cfg.method, cfg.backbone, cfg.learning_rate, cfg.temperature, cfg.weight_decay,
-                              cfg.freeze_bn, small_stem, cfg.weights, cfg.warmup_steps, cfg.head_batch_norm)
+                              cfg.freeze_bn, small_stem, cfg.weights, cfg.warmup_steps, cfg.head_batch_norm,
+                              cfg.backbone_lr_scale, cfg.head_warmup_steps, cfg.lr_schedule)
     spec = {**module.spec, "image_size": cfg.image_size, "resize": "squash to image_size x image_size, bilinear",
             "method": cfg.method}
     preprocess = vision.make_preprocess(cfg.image_size, spec["normalize"])

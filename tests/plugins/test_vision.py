@@ -143,3 +143,30 @@ def test_transform_options_reach_lightlys_transform_and_unknown_ones_are_named()
     assert not np.allclose(a.numpy(), b.numpy())  # lightly's defaults do augment
     with pytest.raises(UserError, match="transform option 'min_sclae'"):
         make_transform("byol", 16, norm, {"min_sclae": 0.2})
+
+
+def test_head_warmup_backbone_lr_scale_and_cosine_schedule(tmp_path):
+    import pytorch_lightning as pl
+    import torch
+    from contrastkit.plugins.vision import ImageData, ImageDataset, SSLModule, make_transform
+
+    rng = np.random.default_rng(0)
+    items = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(16)]
+    loader = torch.utils.data.DataLoader(ImageDataset(ImageData(items), make_transform("simclr", 16, {
+        "mean": [0.5] * 3, "std": [0.25] * 3})), batch_size=4, drop_last=True)
+
+    def fit(steps, **kw):
+        model = SSLModule(method="simclr", backbone="tiny-cnn", learning_rate=1e-2, **kw)
+        before = [p.detach().clone() for p in model.backbone.parameters()]
+        trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, default_root_dir=tmp_path)
+        trainer.fit(model, loader)
+        moved = any(not torch.equal(a, b) for a, b in zip(before, model.backbone.parameters()))
+        return model, trainer, moved
+
+    assert not fit(2, head_warmup_steps=2)[2]  # only the head trained
+    assert fit(3, head_warmup_steps=2)[2]  # then the backbone too
+    model, trainer, _ = fit(4, lr_schedule="cosine", backbone_lr_scale=0.1)
+    head_lr, backbone_lr = (g["lr"] for g in trainer.optimizers[0].param_groups)
+    assert backbone_lr == pytest.approx(head_lr * 0.1)
+    assert head_lr < 1e-2 * 0.2  # decayed towards 0 by the end of the run

@@ -174,3 +174,23 @@ def test_resume_skips_a_checkpoint_cut_off_mid_write(tmp_path, tiny_text_model):
     (partial / "model.safetensors").write_bytes(b"cut off")
     again = _run(tmp_path, tiny_text_model, frame, max_steps=4, save_steps=1, resume=True)
     assert again.metrics["train"]["global_step"] == 4
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_token_embeddings_are_frozen_by_default_and_trained_on_request(freeze, tmp_path, tiny_text_model):
+    frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    result = _run(tmp_path, tiny_text_model, _write(tmp_path, "p.csv", frame), freeze_embeddings=freeze,
+                  learning_rate=1e-2)
+
+    def weights(path):
+        return SentenceTransformer(str(path), device="cpu")[0].auto_model.get_input_embeddings().weight.detach()
+
+    before, after = weights(tiny_text_model), weights(result.output_dir)
+    assert bool((before == after).all()) is freeze
+    if not freeze:  # the rest of the model trains either way; with freezing on only the embeddings stay put
+        return
+    layer = [p for n, p in SentenceTransformer(str(result.output_dir), device="cpu").named_parameters()
+             if "encoder.layer.0" in n][0]
+    original = [p for n, p in SentenceTransformer(tiny_text_model, device="cpu").named_parameters()
+                if "encoder.layer.0" in n][0]
+    assert not bool((layer == original).all())
