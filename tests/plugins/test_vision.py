@@ -166,7 +166,7 @@ def test_head_warmup_backbone_lr_scale_and_cosine_schedule(tmp_path):
 
     assert not fit(2, head_warmup_steps=2)[2]  # only the head trained
     assert fit(3, head_warmup_steps=2)[2]  # then the backbone too
-    model, trainer, _ = fit(4, lr_schedule="cosine", backbone_lr_scale=0.1)
+    trainer = fit(4, lr_schedule="cosine", backbone_lr_scale=0.1)[1]
     head_lr, backbone_lr = (g["lr"] for g in trainer.optimizers[0].param_groups)
     assert backbone_lr == pytest.approx(head_lr * 0.1)
     assert head_lr < 1e-2 * 0.2  # decayed towards 0 by the end of the run

@@ -189,8 +189,8 @@ def test_token_embeddings_are_frozen_by_default_and_trained_on_request(freeze, t
     assert bool((before == after).all()) is freeze
     if not freeze:  # the rest of the model trains either way; with freezing on only the embeddings stay put
         return
-    layer = [p for n, p in SentenceTransformer(str(result.output_dir), device="cpu").named_parameters()
-             if "encoder.layer.0" in n][0]
-    original = [p for n, p in SentenceTransformer(tiny_text_model, device="cpu").named_parameters()
-                if "encoder.layer.0" in n][0]
+    layer = next(p for n, p in SentenceTransformer(str(result.output_dir), device="cpu").named_parameters()
+                 if "encoder.layer.0" in n)
+    original = next(p for n, p in SentenceTransformer(tiny_text_model, device="cpu").named_parameters()
+                    if "encoder.layer.0" in n)
     assert not bool((layer == original).all())
