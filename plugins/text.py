@@ -19,7 +19,7 @@ DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 HUB_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: Batches above this size switch MNRL to its cached (GradCache) variant to bound activation memory.
 MEMORY_SAFE_BATCH = 64
-#: MNRL's scale when none is given: 30 beat the library's 20 in bench/text_speed.py (docs/readme/speed.md).
+#: MNRL's scale when none is given: 30 beat the library's 20 in bench/text_speed.py (docs/speed.md).
 MNRL_SCALE = 30.0
 #: A text longer than this is a broken file (an unclosed quote swallows the rest), not a sentence.
 MAX_TEXT_CHARS = 100_000
@@ -433,7 +433,7 @@ def freeze_token_embeddings(model: Any) -> int:
     """Stop training the token-embedding matrix of each transformer in ``model``; returns how many weights that is.
 
     For MiniLM that is half of all weights: steps get cheaper (no optimizer update of a 30k x 384 matrix) and, on
-    small data, held-out retrieval is no worse (bench/text_speed.py, docs/readme/speed.md). Words the training
+    small data, held-out retrieval is no worse (bench/text_speed.py, docs/speed.md). Words the training
     data never shows keep their pretrained vectors.
     """
     frozen = 0

@@ -398,7 +398,7 @@ def _small(size: int) -> int:  # the local-crop size for multi-crop methods, as 
 
 def _methods() -> dict[str, Method]:
     # simclr/byol learning rates and simclr's temperature: bench/image_quality.py (a pretrained backbone lost kNN
-    # accuracy at 1e-3 in two epochs; 3e-4 gained), see docs/readme/image.md
+    # accuracy at 1e-3 in two epochs; 3e-4 gained), see docs/image.md
     from lightly import loss as L
     from lightly import transforms as T
     from lightly.models import modules as H
@@ -482,7 +482,7 @@ class SSLModule(pl.LightningModule):
                  learning_rate: float | None = None, temperature: float | None = None, weight_decay: float = 1e-4,
                  freeze_bn: bool | None = None, small_stem: bool = False, weights: str | None = None,
                  warmup_steps: int = 0, head_batch_norm: bool = True, backbone_lr_scale: float = 1.0,
-                 head_warmup_steps: int = 0, lr_schedule: str = "constant"):
+                 head_warmup_steps: int = 0, lr_schedule: str = "constant", freeze_fraction: float = 0.0):
         super().__init__()
         self.method, self.spec = method, {}
         m = get_method(method)
@@ -503,6 +503,14 @@ class SSLModule(pl.LightningModule):
         if lr_schedule not in ("constant", "cosine"):
             raise UserError(f"unknown lr_schedule '{lr_schedule}'; use constant or cosine")
         self.lr_schedule = lr_schedule
+        if freeze_fraction:  # the stem and early blocks (registered first) keep their pretrained weights
+            params = list(self.backbone.parameters())
+            budget, seen = freeze_fraction * sum(p.numel() for p in params), 0
+            for p in params:
+                if seen + p.numel() > budget:
+                    break
+                p.requires_grad_(False)
+                seen += p.numel()
         self.freeze_bn = pretrained if freeze_bn is None else freeze_bn
         self.backbone_momentum = self.head_momentum = None
         if m.momentum:

@@ -50,6 +50,8 @@ class Config:
     lr_schedule: str = field("constant", "constant, or cosine: decay to 0 over the run, as lightly's benchmarks")
     backbone_lr_scale: float = field(1.0, "the backbone's learning rate as a fraction of learning_rate (the new head "
                                             "gets the full rate)")
+    freeze_fraction: float = field(0.0, "keep this fraction of the backbone's weights fixed, the earliest layers "
+                                        "first (0.5: the stem and early blocks)")
     head_warmup_steps: int = field(0, "train only the projection head for the first N steps, then the backbone too")
     knn_k: int = field(20, "neighbours for the kNN evaluation")
     knn_t: float = field(0.1, "temperature of the weighted kNN vote")
@@ -83,6 +85,8 @@ class Config:
         if self.save_total_limit == 0 or self.save_total_limit < -1:
             raise UserError(f"config field 'save_total_limit' must be >= 1, or -1 to keep all; got "
                             f"{self.save_total_limit}")
+        if not 0 <= self.freeze_fraction <= 1:
+            raise UserError(f"config field 'freeze_fraction' must be between 0 and 1, got {self.freeze_fraction}")
         for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale"):
             if getattr(self, name) < 0:
                 raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
@@ -119,7 +123,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32
     module = vision.SSLModule(cfg.method, cfg.backbone, cfg.learning_rate, cfg.temperature, cfg.weight_decay,
                               cfg.freeze_bn, small_stem, cfg.weights, cfg.warmup_steps, cfg.head_batch_norm,
-                              cfg.backbone_lr_scale, cfg.head_warmup_steps, cfg.lr_schedule)
+                              cfg.backbone_lr_scale, cfg.head_warmup_steps, cfg.lr_schedule, cfg.freeze_fraction)
     spec = {**module.spec, "image_size": cfg.image_size, "resize": "squash to image_size x image_size, bilinear",
             "method": cfg.method}
     preprocess = vision.make_preprocess(cfg.image_size, spec["normalize"])

@@ -36,15 +36,16 @@ class Config:
     matryoshka_dims: list[int] | None = field(None, "wrap the loss in MatryoshkaLoss over these dims, e.g. [384,128,64]")
     mine_hard_negatives: bool = field(False, "add hard negatives with sentence-transformers' mine_hard_negatives")
     num_negatives: int = field(1, "hard negatives mined per pair when mine_hard_negatives=true")
-    epochs: float = field(1.0, "training epochs (1: measured in bench/text_speed.py, docs/readme/speed.md)")
+    epochs: float = field(1.0, "training epochs (1: measured in bench/text_speed.py, docs/speed.md)")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
-    batch_size: int = field(32, "pairs per batch (in-batch negatives grow with it)")
+    batch_size: int = field(16, "pairs per batch (in-batch negatives grow with it; 16: measured in "
+                                "bench/text_speed.py, more steps beat more negatives on small data)")
     length_batching: bool = field(False, "batch texts of similar length together for in-batch-negative losses "
-                                         "(~1.4x faster; MRR effect in docs/readme/speed.md)")
+                                         "(~1.4x faster; MRR effect in docs/speed.md)")
     mini_batch_size: int | None = field(None, "use the cached (GradCache) loss with this mini-batch size")
     freeze_embeddings: bool = field(True, "keep the token-embedding matrix fixed: faster steps, no loss of "
                                           "held-out quality on small data (bench/text_speed.py)")
-    learning_rate: float = field(2e-4, "peak learning rate (2e-4: measured in bench/text_speed.py)")
+    learning_rate: float = field(1.5e-4, "peak learning rate (1.5e-4: measured in bench/text_speed.py)")
     warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up")
     scale: float | None = field(None, "similarity scale (inverse temperature) for MNRL/CoSENT; default: 30 for "
                                       "MNRL (measured), the loss's own otherwise")

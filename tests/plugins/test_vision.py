@@ -145,7 +145,7 @@ def test_transform_options_reach_lightlys_transform_and_unknown_ones_are_named()
         make_transform("byol", 16, norm, {"min_sclae": 0.2})
 
 
-def test_head_warmup_backbone_lr_scale_and_cosine_schedule(tmp_path):
+def test_head_warmup_backbone_lr_scale_cosine_schedule_and_freeze_fraction(tmp_path):
     import pytorch_lightning as pl
     import torch
     from contrastkit.plugins.vision import ImageData, ImageDataset, SSLModule, make_transform
@@ -170,3 +170,6 @@ def test_head_warmup_backbone_lr_scale_and_cosine_schedule(tmp_path):
     head_lr, backbone_lr = (g["lr"] for g in trainer.optimizers[0].param_groups)
     assert backbone_lr == pytest.approx(head_lr * 0.1)
     assert head_lr < 1e-2 * 0.2  # decayed towards 0 by the end of the run
+    model = fit(2, freeze_fraction=0.5)[0]
+    first, last = next(model.backbone.parameters()), list(model.backbone.parameters())[-1]
+    assert not first.requires_grad and last.requires_grad  # the earliest layers are the frozen ones
