@@ -91,11 +91,10 @@ def run(spec: dict) -> dict:
 
 def recipe_defaults() -> dict:
     """The text recipe's default hyperparameters, in this script's terms."""
-    from contrastkit.plugins.text import MNRL_SCALE
     from contrastkit.recipes.text import Config
 
     cfg = Config()
-    return {**HAND, "lr": cfg.learning_rate, "scale": cfg.scale or MNRL_SCALE, "warmup": cfg.warmup_ratio,
+    return {**HAND, "lr": cfg.learning_rate, "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
             "epochs": cfg.epochs, "length": cfg.length_batching, "batch": cfg.batch_size,
             "freeze": int(cfg.freeze_embeddings)}
 

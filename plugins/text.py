@@ -19,8 +19,6 @@ DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 HUB_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: Batches above this size switch MNRL to its cached (GradCache) variant to bound activation memory.
 MEMORY_SAFE_BATCH = 64
-#: MNRL's scale when none is given: 30 beat the library's 20 in bench/text_speed.py (docs/speed.md).
-MNRL_SCALE = 30.0
 #: A text longer than this is a broken file (an unclosed quote swallows the rest), not a sentence.
 MAX_TEXT_CHARS = 100_000
 
@@ -328,8 +326,6 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
                         f"[{', '.join(dataset.column_names)}] are {fmt.kind} data; use loss=auto or change the data")
     cls = getattr(L, cls_name)
     kwargs: dict[str, Any] = {}
-    if scale is None and name in ("mnrl", "cached_mnrl"):
-        scale = MNRL_SCALE
     if scale is not None and name in ("mnrl", "cached_mnrl", "simcse", "cosent", "angle"):
         kwargs["scale"] = scale
     if name.startswith("cached"):

@@ -47,8 +47,8 @@ class Config:
                                           "held-out quality on small data (bench/text_speed.py)")
     learning_rate: float = field(1.5e-4, "peak learning rate (1.5e-4: measured in bench/text_speed.py)")
     warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up")
-    scale: float | None = field(None, "similarity scale (inverse temperature) for MNRL/CoSENT; default: 30 for "
-                                      "MNRL (measured), the loss's own otherwise")
+    scale: float | None = field(None, "similarity scale (inverse temperature) for MNRL/CoSENT; default: the "
+                                      "loss's own (20 for MNRL; 30 measured worse in bench/text_speed.py)")
     max_seq_length: int | None = field(None, "truncate texts to this many tokens (default: the model's)")
     seed: int = field(42, "seed for the held-out split, shuffling and initialisation")
     output_dir: str | None = field(None, "where to write the model (default: outputs/text-<timestamp>)")
