@@ -398,7 +398,7 @@ def _small(size: int) -> int:  # the local-crop size for multi-crop methods, as 
 
 def _methods() -> dict[str, Method]:
     # simclr/byol learning rates and simclr's temperature: bench/image_quality.py (a pretrained backbone lost kNN
-    # accuracy at 1e-3 in two epochs; 3e-4 gained), see docs/image.md
+    # accuracy at 1e-3 in two epochs; 3e-4 gained; temperature 0.2 beat 0.05, 0.1 and 0.5), see docs/image.md
     from lightly import loss as L
     from lightly import transforms as T
     from lightly.models import modules as H
@@ -406,7 +406,7 @@ def _methods() -> dict[str, Method]:
 
     return {
         "simclr": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t: L.NTXentLoss(temperature=t),
-                         lambda s, n, **kw: T.SimCLRTransform(input_size=s, normalize=n, **kw), temperature=0.1, lr=3e-4),
+                         lambda s, n, **kw: T.SimCLRTransform(input_size=s, normalize=n, **kw), temperature=0.2, lr=3e-4),
         "moco": Method(lambda d: H.MoCoProjectionHead(d, 512, 128),
                        lambda t: L.NTXentLoss(temperature=t, memory_bank_size=(4096, 128)),
                        lambda s, n, **kw: T.MoCoV2Transform(input_size=s, normalize=n, **kw), momentum=True, temperature=0.2),

@@ -44,7 +44,7 @@ class Config:
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
     batch_size: int = field(64, "images per batch (each gives two or more augmented views)")
     learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 3e-4 for simclr)")
-    temperature: float | None = field(None, "loss temperature (default: the method's, e.g. 0.1 for simclr)")
+    temperature: float | None = field(None, "loss temperature (default: the method's, e.g. 0.2 for simclr)")
     weight_decay: float = field(1e-4, "AdamW weight decay")
     warmup_steps: int = field(0, "linear learning-rate warm-up over the first N steps")
     lr_schedule: str = field("constant", "constant, or cosine: decay to 0 over the run, as lightly's benchmarks")
