@@ -446,10 +446,12 @@ def make_transform(method: str, image_size: int, normalize: dict, options: dict 
     """``method``'s lightly multi-view transform; ``options`` are its keyword arguments, e.g. ``{"min_scale": 0.2}``."""
     try:
         return get_method(method).transform(image_size, normalize, **(options or {}))
-    except TypeError as exc:  # an argument the lightly transform does not take
-        bad = str(exc).rsplit(" ", 1)[-1]
-        raise UserError(f"transform option {bad} is not an argument of {method}'s lightly transform; see "
-                        f"help(lightly.transforms) for its options (e.g. min_scale, gaussian_blur)") from None
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):  # an argument the lightly transform does not take
+            bad = str(exc).rsplit(" ", 1)[-1]
+            raise UserError(f"transform option {bad} is not an argument of {method}'s lightly transform; see "
+                            f"help(lightly.transforms) for its options (e.g. min_scale, gaussian_blur)") from None
+        raise UserError(f"transform options {options} were refused by {method}'s lightly transform: {exc}") from None
     except (ValueError, AssertionError) as exc:
         raise UserError(f"transform options {options} were refused by {method}'s lightly transform: {exc}") from None
 
@@ -550,6 +552,10 @@ class SSLModule(pl.LightningModule):
             features = self.backbone(x)
         return self.head(features)
 
+    def _total_steps(self) -> int:
+        """The whole run's optimizer steps, for the momentum and learning-rate schedules (1 outside a Trainer)."""
+        return max(int(self.trainer.estimated_stepping_batches) if self._trainer else 1, 1)
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         self.step_starts.append(time.perf_counter())
         views = batch[0]
@@ -558,8 +564,7 @@ class SSLModule(pl.LightningModule):
             from lightly.models.utils import update_momentum
             from lightly.utils.scheduler import cosine_schedule
 
-            total = int(self.trainer.estimated_stepping_batches) if self._trainer else 1
-            m = cosine_schedule(self.global_step, max(total, 1), 0.996, 1.0)
+            m = cosine_schedule(self.global_step, self._total_steps(), 0.996, 1.0)
             update_momentum(self.backbone, self.backbone_momentum, m)
             update_momentum(self.head, self.head_momentum, m)
         if self.method == "dino":  # teacher sees the global crops, student sees every crop
@@ -594,8 +599,7 @@ class SSLModule(pl.LightningModule):
         if self.lr_schedule == "cosine":  # lightly's warm-up + cosine decay over all steps, as in its benchmarks
             from lightly.utils.scheduler import CosineWarmupScheduler
 
-            total = int(self.trainer.estimated_stepping_batches) if self._trainer else 1
-            ramp = CosineWarmupScheduler(optimizer, self.warmup_steps, max(total, 1))
+            ramp = CosineWarmupScheduler(optimizer, self.warmup_steps, self._total_steps())
         elif self.warmup_steps:
             # linear warm-up: the untrained head's first gradients would otherwise jolt the pretrained backbone
             ramp = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (self.warmup_steps + 1)))

@@ -90,6 +90,10 @@ class Config:
         for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale"):
             if getattr(self, name) < 0:
                 raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
+        if self.transform:  # a wrong option fails here, before the data and the model load
+            from contrastkit.plugins import vision
+
+            vision.make_transform(self.method, self.image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, self.transform)
 
 
 def run(cfg: Config | None = None, **overrides: Any):

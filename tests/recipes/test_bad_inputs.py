@@ -126,6 +126,11 @@ CASES = {
     "image-unknown-backbone": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "ok"), "backbone=resnet19",
                                              "image_size=16", "max_steps=1"], ["resnet19"]),
     "image-negative-batch": (lambda t, m: ["run", "image", "batch_size=-1", *IMG], ["batch_size"]),
+    "image-unknown-transform-option": (lambda t, m: ["run", "image", "transform={min_sclae: 0.2}", *IMG],
+                                       ["min_sclae", "lightly transform"]),
+    "image-freeze-fraction-above-1": (lambda t, m: ["run", "image", "freeze_fraction=1.5", *IMG],
+                                      ["freeze_fraction", "between 0 and 1"]),
+    "image-unknown-lr-schedule": (lambda t, m: ["run", "image", "lr_schedule=step", *IMG], ["lr_schedule", "cosine"]),
     # image-text
     "image-text-missing-image": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, "pics/img0.png,a blue square\npics/gone.png,a red circle\n"), "max_steps=1"], ["gone.png"]),
