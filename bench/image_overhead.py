@@ -40,8 +40,10 @@ def hand_written(items: list, steps: int, batch_size: int, image_size: int) -> f
     transform = SimCLRTransform(input_size=image_size, normalize=spec["normalize"])
     data = vision.ImageDataset(vision.ImageData(items), transform)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True)
-    criterion = NTXentLoss(temperature=0.2)  # the recipe's SimCLR defaults (plugins/vision.py method table)
-    optimizer = torch.optim.AdamW(list(backbone.parameters()) + list(head.parameters()), lr=3e-4, weight_decay=1e-4)
+    simclr = vision.get_method("simclr")  # the recipe's SimCLR defaults, from the method table
+    criterion = NTXentLoss(temperature=simclr.temperature)
+    optimizer = torch.optim.AdamW(list(backbone.parameters()) + list(head.parameters()), lr=simclr.lr,
+                                  weight_decay=1e-4)
     backbone.train()
     for m in backbone.modules():  # frozen BatchNorm statistics, as the recipe does for a pretrained backbone
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

