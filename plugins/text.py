@@ -565,12 +565,18 @@ def _empty_device_cache() -> None:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for torch's OutOfMemoryError and the allocators' RuntimeErrors (CUDA, MPS, CPU), as accelerate reads them."""
+    """True for torch's OutOfMemoryError and the allocators' RuntimeErrors (CUDA, MPS, CPU), as accelerate reads them.
+
+    oneDNN (torch's CPU kernels) allocates a kernel's scratchpad when it creates the primitive, and a failed
+    allocation there surfaces only as "could not create a primitive", so that counts too: if it was not memory,
+    the fallback shrinks down to micro-batch 1 and then reports the original message.
+    """
     import torch
     from accelerate.utils.memory import should_reduce_batch_size
 
+    text = str(exc).lower()
     return isinstance(exc, torch.OutOfMemoryError) or should_reduce_batch_size(exc) or \
-        "out of memory" in str(exc).lower()
+        "out of memory" in text or "could not create a primitive" in text
 
 
 #: In-batch-negative losses and their GradCache twins, which keep the same negatives in bounded memory.

@@ -51,3 +51,19 @@ def test_real_oom_falls_back_and_finishes(tmp_path, tiny_text_model, loss, expec
     assert f"out of memory: {expected}" in done.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train"]["global_step"] >= 1 and "after" in metrics
+
+
+def test_what_counts_as_out_of_memory():
+    """torch's allocator failing and oneDNN failing to create a kernel (its scratchpad allocation) count; a shape
+    error does not. CI once hit the oneDNN form in the cosent case above, on a CPU other than this one."""
+    import torch
+
+    from contrastkit.plugins.text import is_out_of_memory
+
+    with pytest.raises(RuntimeError) as alloc:
+        torch.empty(2**45, dtype=torch.uint8)  # 32 TiB: the CPU allocator refuses it for real
+    with pytest.raises(RuntimeError) as shape:
+        torch.ones(2, 3) @ torch.ones(2, 3)
+    assert is_out_of_memory(alloc.value)
+    assert is_out_of_memory(RuntimeError("could not create a primitive"))
+    assert not is_out_of_memory(shape.value)
