@@ -38,7 +38,7 @@ clean:
 bench-data:
 	@if ! command -v bible >/dev/null || ! command -v diatheke >/dev/null || [ ! -f /usr/share/wordnet/data.noun ] \
 		|| [ ! -f /usr/share/sword/mods.d/engWEB2015eb.conf ] || [ ! -d /usr/share/datasets/fashion-mnist ] \
-		|| [ ! -f /usr/share/man/man3/malloc.3.gz ]; then \
+		|| [ ! -f /usr/share/man/man3/malloc.3.gz ] || [ ! -f /usr/share/dictd/foldoc.dict.dz ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv bible-kjv-text \
-			diatheke sword-text-web wordnet-base manpages manpages-dev dataset-fashion-mnist >/dev/null; \
+			diatheke sword-text-web wordnet-base manpages manpages-dev dict-foldoc dataset-fashion-mnist >/dev/null; \
 	fi

@@ -9,6 +9,9 @@
   (the first ~60 words, as plain text): "what it does -> its documentation" retrieval. From the Linux man-pages
   project as packaged in Debian ``manpages`` and ``manpages-dev`` (only the pages ``dpkg -L`` lists for those two;
   ``.so`` redirects skipped).
+- ``foldoc``: a computing term ("abstract interpretation") -> the first paragraph of its definition (cut at ~60 words,
+  cross-reference braces and the ``<subject>`` tag dropped): term -> definition in a technical field. From the Free
+  On-line Dictionary of Computing as packaged in Debian ``dict-foldoc`` (/usr/share/dictd/foldoc.dict.dz).
 
 Parsed pairs are cached as JSONL under ``$XDG_CACHE_HOME/contrastkit-bench``.
 """
@@ -29,9 +32,10 @@ SOURCES = {
     "bible": "KJV (Debian bible-kjv-text) -> World English Bible (Debian sword-text-web, engWEB2015eb)",
     "wordnet": "WordNet 3.0 'lemma: example' -> gloss (Debian wordnet-base)",
     "manpages": "man page NAME one-liner -> start of its DESCRIPTION (Debian manpages, manpages-dev)",
+    "foldoc": "FOLDOC computing term -> first paragraph of its definition (Debian dict-foldoc)",
 }
 INSTALL = ("run `make bench-data` (apt-get install bible-kjv bible-kjv-text sword-text-web diatheke wordnet-base "
-           "manpages manpages-dev)")
+           "manpages manpages-dev dict-foldoc)")
 _ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4"}
 
 
@@ -181,17 +185,49 @@ def _manpages() -> list[dict[str, str]]:
     return rows
 
 
+_FOLDOC = Path("/usr/share/dictd/foldoc.dict.dz")
+
+
+def _foldoc() -> list[dict[str, str]]:
+    """An entry is its headword at column 0 (alias lines may follow it, also at column 0), then the indented body;
+    the body's first paragraph (up to the first blank line) is the definition."""
+    text = gzip.decompress(_FOLDOC.read_bytes()).decode("utf-8", "replace")
+    entries: list[tuple[list[str], list[str]]] = []
+    for line in text.splitlines():
+        if line[:1].strip():  # column 0: a headword, or an alias of the one before when no body came yet
+            if entries and not entries[-1][1]:
+                entries[-1][0].append(line.strip())
+            else:
+                entries.append(([line.strip()], []))
+        elif entries:
+            entries[-1][1].append(line.strip())
+    rows, anchors, positives = [], set(), set()
+    for heads, body in entries:
+        first = " ".join(("\n".join(body).strip() + "\n\n").split("\n\n")[0].split())
+        first = re.sub(r"[{}]", "", re.sub(r"^<[^>]*>\s*", "", first))  # the <subject> tag, cross-reference braces
+        words = first.split()
+        positive = " ".join(words[:_MAN_WORDS])
+        head = heads[0]
+        if head.startswith("00-database") or len(words) < 5 or head in anchors or positive in positives:
+            continue  # the database header, and pure redirects ("{see X}")
+        anchors.add(head)
+        positives.add(positive)
+        rows.append({"anchor": head, "positive": positive})
+    return rows
+
+
 def load_pairs(name: str) -> list[dict[str, str]]:
     """All (anchor, positive) rows of a benchmark dataset, parsed once and cached."""
     path = CACHE / f"{name}.jsonl"
     if not path.exists():
-        needed = {"bible": ("bible", "diatheke"), "wordnet": (), "manpages": ("dpkg-query",)}[name]
+        needed = {"bible": ("bible", "diatheke"), "wordnet": (), "manpages": ("dpkg-query",), "foldoc": ()}[name]
         if (any(shutil.which(t) is None for t in needed)
                 or (name == "wordnet" and not Path("/usr/share/wordnet/data.noun").exists())
+                or (name == "foldoc" and not _FOLDOC.exists())
                 or (name == "manpages" and subprocess.run(["dpkg-query", "-W", *_MAN_PACKAGES],
                                                           capture_output=True).returncode != 0)):
             raise SystemExit(f"dataset '{name}' is not installed; {INSTALL}")
-        rows = {"bible": _bible, "wordnet": _wordnet, "manpages": _manpages}[name]()
+        rows = {"bible": _bible, "wordnet": _wordnet, "manpages": _manpages, "foldoc": _foldoc}[name]()
         CACHE.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return [json.loads(x) for x in path.read_text().splitlines()]

@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from datasets_real import SOURCES  # the script's folder is on sys.path
+
 #: One torch thread per run: on shared cores, oversubscribed threads slowed training ~10x and made ratios noise.
 THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
@@ -120,7 +122,7 @@ def line(name: str, r: dict, ref: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="bible", choices=["bible", "wordnet", "manpages"])
+    parser.add_argument("--data", default="bible", choices=sorted(SOURCES))
     parser.add_argument("--n-train", type=int, default=1024)
     parser.add_argument("--n-eval", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="256 train pairs, 200 held out")
@@ -133,7 +135,6 @@ def main() -> None:
         return
     if args.quick:
         args.n_train, args.n_eval = 256, 200
-    from datasets_real import SOURCES
 
     base = {"data": args.data, "n_train": args.n_train, "n_eval": args.n_eval, "seed": args.seed}
     print(f"data: {args.data} = {SOURCES[args.data]}; {args.n_train} training pairs, {args.n_eval} held out; "

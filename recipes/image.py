@@ -53,6 +53,8 @@ class Config:
     freeze_fraction: float = field(0.0, "keep this fraction of the backbone's weights fixed, the earliest layers "
                                         "first (0.5: the stem and early blocks)")
     head_warmup_steps: int = field(0, "train only the projection head for the first N steps, then the backbone too")
+    ema_decay: float = field(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.9) and "
+                                  "save it instead of the last step's weights; 0: off (Lightning's EMAWeightAveraging)")
     knn_k: int = field(20, "neighbours for the kNN evaluation")
     knn_t: float = field(0.1, "temperature of the weighted kNN vote")
     num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)")
@@ -85,6 +87,8 @@ class Config:
         if self.save_total_limit == 0 or self.save_total_limit < -1:
             raise UserError(f"config field 'save_total_limit' must be >= 1, or -1 to keep all; got "
                             f"{self.save_total_limit}")
+        if not 0 <= self.ema_decay < 1:
+            raise UserError(f"config field 'ema_decay' must be at least 0 and below 1 (0: off), got {self.ema_decay}")
         if not 0 <= self.freeze_fraction <= 1:
             raise UserError(f"config field 'freeze_fraction' must be between 0 and 1, got {self.freeze_fraction}")
         for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale"):
@@ -144,6 +148,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     callbacks = [pl.callbacks.ModelCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True, monitor="step",
                                               mode="max", save_top_k=cfg.save_total_limit,
                                               every_n_train_steps=cfg.save_steps)]
+    if cfg.ema_decay:  # before the kNN callback, so its "after" sees the averaged weights
+        callbacks.append(pl.callbacks.EMAWeightAveraging(decay=cfg.ema_decay))
     knn = None
     if held_out is not None and train.labels is not None:
         bank = train.subset(list(range(0, len(train.items), max(1, len(train.items) // 10000))))

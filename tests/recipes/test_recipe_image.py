@@ -164,3 +164,23 @@ def test_bf16_mixed_precision_trains_and_saves_float32_weights(image_folder, tmp
     assert result.metrics["steps"] == 2 and np.isfinite([h["loss"] for h in result.metrics["history"]]).all()
     emb = load_encoder(out).embed([str(image_folder / "class1" / "3.png")])
     assert emb.dtype == np.float32 and np.isfinite(emb).all()
+
+
+def test_ema_decay_saves_the_moving_average_of_the_weights(image_folder, tmp_path):
+    """With ema_decay=d, two steps save d * (weights after step 1) + (1 - d) * (weights after step 2)
+    (torch's AveragedModel starts from a copy of the first step), through Lightning's EMAWeightAveraging."""
+    from safetensors.torch import load_file
+
+    from contrastkit.recipes import image
+
+    def weights(name, **kw):
+        image.run(data=str(image_folder), output_dir=str(tmp_path / name), **{**FAST, **kw})
+        return load_file(str(tmp_path / name / "model.safetensors"))
+
+    one, two = weights("one", max_steps=1), weights("two")
+    ema = weights("ema", ema_decay=0.25)
+    assert any(not np.allclose(one[k], two[k]) for k in one)  # the second step moved the weights
+    floats = [k for k in one if one[k].is_floating_point()]  # BatchNorm's running statistics are averaged too
+    assert len(floats) > 4
+    for k in floats:
+        assert np.allclose(ema[k], 0.25 * one[k] + 0.75 * two[k], atol=1e-5), k
