@@ -471,6 +471,10 @@ def _set_bn_eval(*nets: nn.Module | None) -> None:
                 m.eval()
 
 
+#: learning-rate schedules SSLModule knows (the recipe validates against the same tuple)
+LR_SCHEDULES = ("constant", "cosine")
+
+
 class SSLModule(pl.LightningModule):
     """A self-supervised LightningModule for any ``Trainer``: ``SSLModule(method="byol", backbone="resnet18")``.
 
@@ -502,8 +506,8 @@ class SSLModule(pl.LightningModule):
         self.learning_rate = learning_rate or m.lr
         self.weight_decay, self.warmup_steps = weight_decay, warmup_steps
         self.backbone_lr_scale, self.head_warmup_steps = backbone_lr_scale, head_warmup_steps
-        if lr_schedule not in ("constant", "cosine"):
-            raise UserError(f"unknown lr_schedule '{lr_schedule}'; use constant or cosine")
+        if lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"unknown lr_schedule '{lr_schedule}'; use {' or '.join(LR_SCHEDULES)}")
         self.lr_schedule = lr_schedule
         if freeze_fraction:  # the stem and early blocks (registered first) keep their pretrained weights
             params = list(self.backbone.parameters())

@@ -76,8 +76,12 @@ class Config:
         """Reject values that cannot work before any model is loaded."""
         if self.method not in METHODS:
             raise UserError(f"unknown method '{self.method}'; use one of: {', '.join(METHODS)}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise UserError(f"config field 'lr_schedule' must be constant or cosine, got '{self.lr_schedule}'")
+        if self.lr_schedule != "constant":  # vision imports torch: only a non-default value pays for that here
+            from contrastkit.plugins.vision import LR_SCHEDULES
+
+            if self.lr_schedule not in LR_SCHEDULES:
+                raise UserError(f"config field 'lr_schedule' must be {' or '.join(LR_SCHEDULES)}, "
+                                f"got '{self.lr_schedule}'")
         require_positive(self, "batch_size", "save_steps", "knn_k", "num_nodes", "learning_rate")
         if self.batch_size < 2:
             raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
