@@ -138,7 +138,8 @@ def main() -> None:
 
     base = {"data": args.data, "n_train": args.n_train, "n_eval": args.n_eval, "seed": args.seed}
     print(f"data: {args.data} = {SOURCES[args.data]}; {args.n_train} training pairs, {args.n_eval} held out; "
-          f"all-MiniLM-L6-v2, {os.cpu_count()} CPU cores, {THREADS} torch thread(s)", flush=True)
+          f"all-MiniLM-L6-v2, {os.cpu_count()} CPU cores, {THREADS} torch thread(s); draw (--seed) {args.seed}",
+          flush=True)
     untrained = run({**base, **HAND, "steps": 0})
     print(f"{'untrained model':<34} MRR@10 {untrained['mrr']:.4f}", flush=True)
     hand = run({**base, **HAND})

@@ -57,7 +57,6 @@ def test_what_counts_as_out_of_memory():
     """torch's allocator failing and oneDNN failing to create a kernel (its scratchpad allocation) count; a shape
     error does not. CI once hit the oneDNN form in the cosent case above, on a CPU other than this one."""
     import torch
-
     from contrastkit.plugins.text import is_out_of_memory
 
     with pytest.raises(RuntimeError) as alloc:

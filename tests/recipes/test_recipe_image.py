@@ -169,9 +169,8 @@ def test_bf16_mixed_precision_trains_and_saves_float32_weights(image_folder, tmp
 def test_ema_decay_saves_the_moving_average_of_the_weights(image_folder, tmp_path):
     """With ema_decay=d, two steps save d * (weights after step 1) + (1 - d) * (weights after step 2)
     (torch's AveragedModel starts from a copy of the first step), through Lightning's EMAWeightAveraging."""
-    from safetensors.torch import load_file
-
     from contrastkit.recipes import image
+    from safetensors.torch import load_file
 
     def weights(name, **kw):
         image.run(data=str(image_folder), output_dir=str(tmp_path / name), **{**FAST, **kw})

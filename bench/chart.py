@@ -1,0 +1,101 @@
+"""Draw the quality gains measured by the benches as one chart, from their saved output.
+
+    python bench/chart.py                       # bench/results/{text,image}/*.log -> docs/benchmarks.png
+
+Inputs are the unedited stdout of ``bench/text_speed.py`` (``results/text/DATASET-drawN-*.log``; N is its
+``--seed``) and of ``bench/image_quality.py`` (``results/image/SETTING-seedN.log``; N is the recipe seed). Nothing
+is typed in here: every point is a line of one of those files. Left: the text recipe's MRR@10 gain over the
+hand-written sentence-transformers default, per dataset and draw. Right: the image recipe's kNN top-1 gain over
+the pretrained backbone, per setting and seed. Bars are means, dots single runs, dashed lines the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+#: sweep arms that are the recipe's defaults (now / before this round), as text_speed.py prints them
+DEFAULTS = {"recipe defaults", "lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16"}
+OLD_DEFAULTS = {"lr=2e-4,scale=30,warmup=0.1", "lr=2e-4,scale=30,warmup=0.1,batch=32"}
+TEXT_ROW = re.compile(r"^(?P<label>.+?)\s+[\d.]+ pairs/s .*MRR@10 [\d.]+ \((?P<gain>[+-][\d.]+)\)")
+IMAGE_ROW = re.compile(r"^\w+\s+(?P<before>[\d.]+)\s+(?P<after>[\d.]+)\s+(?P<gain>[+-][\d.]+)\s+\d+\s")
+
+
+def text_gains(folder: Path) -> dict[tuple[str, str], dict[int, float]]:
+    """(dataset, "defaults" | "old defaults") -> {draw: MRR@10 gain over hand-written}; the last file read wins."""
+    out: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for path in sorted(folder.glob("*.log")):
+        lines = path.read_text().splitlines()
+        head = re.match(r"data: (\w+) = .*?; (\d+) training pairs", lines[0])
+        draw = re.search(r"-draw(\d+)", path.name)
+        if not head or not draw:
+            raise SystemExit(f"{path}: not a text_speed.py output named DATASET-drawN-*.log")
+        name = head[1] + ("" if head[2] == "512" else f", {int(head[2]):,} pairs")
+        for line in lines:
+            row = TEXT_ROW.match(line)
+            if row and (row["label"] in DEFAULTS or row["label"] in OLD_DEFAULTS):
+                arm = "defaults" if row["label"] in DEFAULTS else "old defaults"
+                out[(name, arm)][int(draw[1])] = float(row["gain"])
+    return out
+
+
+def image_gains(folder: Path) -> dict[str, dict[int, float]]:
+    """setting -> {seed: kNN top-1 gain over the pretrained backbone}."""
+    out: dict[str, dict[int, float]] = defaultdict(dict)
+    for path in sorted(folder.glob("*.log")):
+        name = re.fullmatch(r"(.+)-seed(\d+)\.log", path.name)
+        rows = [m for m in map(IMAGE_ROW.match, path.read_text().splitlines()) if m]
+        if not name or not rows:
+            raise SystemExit(f"{path}: not an image_quality.py output named SETTING-seedN.log")
+        out[name[1]][int(name[2])] = float(rows[-1]["gain"])
+    return out
+
+
+def _strip(ax, groups: list[tuple[str, dict[int, float], str]], target: float, ylabel: str, title: str) -> None:
+    for x, (label, points, color) in enumerate(groups):
+        values = [points[k] for k in sorted(points)]
+        ax.bar(x, sum(values) / len(values), color=color, alpha=0.35, width=0.7)
+        ax.scatter([x] * len(values), values, color=color, s=22, zorder=3)
+    ax.axhline(target, color="black", linestyle="--", linewidth=1)
+    ax.text(len(groups) - 0.5, target, f" target +{target:g}", va="bottom", ha="right", fontsize=8)
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.set_xticks(range(len(groups)), [g[0] for g in groups], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(HERE / "results"))
+    parser.add_argument("--out", default=str(HERE.parent / "docs" / "benchmarks.png"))
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    text = text_gains(Path(args.results) / "text")
+    image = image_gains(Path(args.results) / "image")
+    order = ["wordnet", "foldoc", "manpages", "bible", "wordnet, 2,048 pairs"]
+    role = {"wordnet": "tuning", "foldoc": "tuning", "manpages": "check", "bible": "near ceiling"}
+    tgroups = [(f"{d} ({role.get(d, 'larger')}): {arm}", text[(d, arm)], "tab:blue" if arm == "defaults" else "grey")
+               for d in order for arm in ("old defaults", "defaults") if (d, arm) in text]
+    first = ["temperature0.1", "defaults"]
+    settings = first + sorted(s for s in image if s not in first)
+    igroups = [(re.sub(r"([a-z])(\d)", r"\1 \2", s).replace("defaults", "defaults (temperature 0.2)"), image[s],
+                "tab:orange" if s == "defaults" else "grey") for s in settings]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [len(tgroups), len(igroups)]})
+    _strip(left, tgroups, 0.03, "MRR@10 gain over hand-written", "Text: recipe vs hand-written script, 512 pairs, "
+           "1 epoch\n(dots: draws of the data; bars: means)")
+    _strip(right, igroups, 0.02, "kNN top-1 gain over pretrained", "Images: SimCLR on Fashion-MNIST, ~170 s of "
+           "training\n(dots: recipe seeds; bars: means)")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}: {len(tgroups)} text groups, {len(igroups)} image settings")
+
+
+if __name__ == "__main__":
+    main()
