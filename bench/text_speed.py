@@ -91,14 +91,16 @@ def run(spec: dict) -> dict:
     return result
 
 
-def recipe_defaults() -> dict:
-    """The text recipe's default hyperparameters, in this script's terms."""
+def recipe_defaults(n_train: int) -> dict:
+    """The text recipe's default hyperparameters for ``n_train`` pairs, in this script's terms (epochs included:
+    the recipe raises them on small data to reach ``min_steps``)."""
+    from contrastkit.plugins.text import epochs_for_min_steps
     from contrastkit.recipes.text import Config
 
     cfg = Config()
     return {**HAND, "lr": cfg.learning_rate, "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
-            "epochs": cfg.epochs, "length": cfg.length_batching, "batch": cfg.batch_size,
-            "freeze": int(cfg.freeze_embeddings)}
+            "epochs": epochs_for_min_steps(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size),
+            "length": cfg.length_batching, "batch": cfg.batch_size, "freeze": int(cfg.freeze_embeddings)}
 
 
 def parse_setting(text: str) -> dict:
@@ -150,7 +152,7 @@ def main() -> None:
         return
     length = run({**base, **HAND, "length": True})
     print(line("hand-written + length batching", length, hand), flush=True)
-    defaults = recipe_defaults()
+    defaults = recipe_defaults(args.n_train)
     recipe = run({**base, **defaults})
     print(line("recipe defaults", recipe, hand), flush=True)
     print(f"\nrecipe defaults: {defaults}")

@@ -38,6 +38,8 @@ class Config:
     num_negatives: int = field(1, "hard negatives mined per pair when mine_hard_negatives=true")
     epochs: float = field(1.0, "training epochs (1: measured in bench/text_speed.py, docs/speed.md)")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
+    min_steps: int = field(32, "small data: raise epochs until training takes at least this many steps (0: off; "
+                               "32: measured in bench/text_speed.py, docs/speed.md)")
     batch_size: int = field(16, "pairs per batch (in-batch negatives grow with it; 16: measured in "
                                 "bench/text_speed.py, more steps beat more negatives on small data)")
     length_batching: bool = field(False, "batch texts of similar length together for in-batch-negative losses "
@@ -67,6 +69,8 @@ class Config:
         require_positive(self, "batch_size", "save_steps", "logging_steps", "num_negatives", "save_total_limit",
                          "learning_rate", "mini_batch_size")
         require_training_length(self)
+        if self.min_steps < 0:
+            raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
         from contrastkit.plugins.text import LOSSES
@@ -127,8 +131,13 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "loss_reason": choice.reason, "format": choice.format.kind,
                                           "train_rows": len(choice.dataset), "world_size": report.world_size(),
                                           "eval_rows": len(eval_data) if eval_data is not None else 0})
+    epochs = text.epochs_for_min_steps(cfg.epochs, cfg.min_steps, len(choice.dataset), cfg.batch_size,
+                                       report.world_size()) if cfg.max_steps <= 0 else cfg.epochs
+    if epochs != cfg.epochs:
+        log(f"epochs: {cfg.epochs:g} -> {epochs:g}, so that training takes at least min_steps={cfg.min_steps} "
+            f"steps on {len(choice.dataset)} rows (min_steps=0 keeps epochs as given)")
     args = text.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives,
-                                  labeled=choice.format.kind == "labeled")
+                              labeled=choice.format.kind == "labeled", epochs=epochs)
     trainer = text.make_trainer(model, args, choice, callbacks=[callback])
     text.train(trainer, resume=cfg.resume)
 

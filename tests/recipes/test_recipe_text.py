@@ -194,3 +194,19 @@ def test_token_embeddings_are_frozen_by_default_and_trained_on_request(freeze, t
     original = next(p for n, p in SentenceTransformer(tiny_text_model, device="cpu").named_parameters()
                     if "encoder.layer.0" in n)
     assert not bool((layer == original).all())
+
+
+def test_epochs_rise_on_small_data_until_min_steps(tmp_path, tiny_text_model, pairs_csv):
+    from contrastkit.plugins.text import epochs_for_min_steps
+
+    assert epochs_for_min_steps(1.0, 32, 128, 16) == 4.0  # 8 steps an epoch -> 4 epochs
+    assert epochs_for_min_steps(1.0, 32, 512, 16) == 1.0  # already 32 steps
+    assert epochs_for_min_steps(1.0, 32, 130, 16) == 4.0  # 9 steps (last one partial) -> 36 steps
+    assert epochs_for_min_steps(2.0, 0, 16, 16) == 2.0  # 0: off
+    assert epochs_for_min_steps(1.0, 6, 22, 4, world_size=2) == 3.0  # DDP drops the last batch: 2 steps an epoch
+    # the recipe really trains that long: the 24-row sample keeps ~22 rows for training, 6 steps an epoch at batch 4
+    raised = _run(tmp_path, tiny_text_model, str(pairs_csv), max_steps=-1, min_steps=15)
+    per_epoch = -(-raised.metrics["train_rows"] // 4)
+    assert raised.metrics["train"]["global_step"] == per_epoch * -(-15 // per_epoch)
+    given = _run(tmp_path, tiny_text_model, str(pairs_csv), max_steps=-1, min_steps=0, overwrite=True)
+    assert given.metrics["train"]["global_step"] == per_epoch
