@@ -90,7 +90,7 @@ def _wordnet() -> list[dict[str, str]]:
 
 
 _MAN_PACKAGES = ("manpages", "manpages-dev")
-_MAN_WORDS = 60  # positive: the DESCRIPTION's first ~60 words
+_POSITIVE_WORDS = 60  # manpages and foldoc positives: the first ~60 words of the text
 _GLYPHS = {"aq": "'", "cq": "'", "oq": "'", "dq": '"', "lq": '"', "rq": '"', "em": "--", "en": "-", "hy": "-",
            "bu": "*", "rs": "\\", "ti": "~", "ha": "^", "ga": "`", "sl": "/", "co": "(c)", "de": " degrees",
            "mu": "x", ">=": ">=", "<=": "<=", "!=": "!=", "->": "->", "<-": "<-", "**": "*", "pl": "+", "mi": "-",
@@ -176,7 +176,7 @@ def _manpages() -> list[dict[str, str]]:
         anchor = re.split(r"\s+-+\s+", name, maxsplit=1)[1].strip() if re.search(r"\s+-+\s+", name) else ""
         description = next((v for k, v in sections.items() if "DESCRIPTION" in k), [])
         words = _man_text(description).split()
-        positive = " ".join(words[:_MAN_WORDS])
+        positive = " ".join(words[:_POSITIVE_WORDS])
         if not anchor or len(words) < 5 or anchor in anchors or positive in positives:
             continue
         anchors.add(anchor)
@@ -206,7 +206,7 @@ def _foldoc() -> list[dict[str, str]]:
         first = " ".join(("\n".join(body).strip() + "\n\n").split("\n\n")[0].split())
         first = re.sub(r"[{}]", "", re.sub(r"^<[^>]*>\s*", "", first))  # the <subject> tag, cross-reference braces
         words = first.split()
-        positive = " ".join(words[:_MAN_WORDS])
+        positive = " ".join(words[:_POSITIVE_WORDS])
         head = heads[0]
         if head.startswith("00-database") or len(words) < 5 or head in anchors or positive in positives:
             continue  # the database header, and pure redirects ("{see X}")
@@ -216,18 +216,26 @@ def _foldoc() -> list[dict[str, str]]:
     return rows
 
 
+def _installed(name: str) -> bool:
+    """Whether the Debian packages behind ``name`` are there (what `make bench-data` installs)."""
+    if name == "bible":
+        return shutil.which("bible") is not None and shutil.which("diatheke") is not None
+    if name == "manpages":
+        return shutil.which("dpkg-query") is not None and \
+            subprocess.run(["dpkg-query", "-W", *_MAN_PACKAGES], capture_output=True).returncode == 0
+    return {"wordnet": Path("/usr/share/wordnet/data.noun"), "foldoc": _FOLDOC}[name].exists()
+
+
+_PARSERS = {"bible": _bible, "wordnet": _wordnet, "manpages": _manpages, "foldoc": _foldoc}
+
+
 def load_pairs(name: str) -> list[dict[str, str]]:
     """All (anchor, positive) rows of a benchmark dataset, parsed once and cached."""
     path = CACHE / f"{name}.jsonl"
     if not path.exists():
-        needed = {"bible": ("bible", "diatheke"), "wordnet": (), "manpages": ("dpkg-query",), "foldoc": ()}[name]
-        if (any(shutil.which(t) is None for t in needed)
-                or (name == "wordnet" and not Path("/usr/share/wordnet/data.noun").exists())
-                or (name == "foldoc" and not _FOLDOC.exists())
-                or (name == "manpages" and subprocess.run(["dpkg-query", "-W", *_MAN_PACKAGES],
-                                                          capture_output=True).returncode != 0)):
+        if not _installed(name):
             raise SystemExit(f"dataset '{name}' is not installed; {INSTALL}")
-        rows = {"bible": _bible, "wordnet": _wordnet, "manpages": _manpages, "foldoc": _foldoc}[name]()
+        rows = _PARSERS[name]()
         CACHE.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return [json.loads(x) for x in path.read_text().splitlines()]
