@@ -2,7 +2,9 @@
 
 Each case runs the text recipe in a subprocess whose address space is capped with RLIMIT_AS a few hundred MB
 above what it has mapped after loading its libraries, so a batch of 512 long pairs really fails to allocate
-(torch's "DefaultCPUAllocator: can't allocate memory") while the fallback fits.
+(torch's "DefaultCPUAllocator: can't allocate memory") while the fallback fits. The runs pin precision=fp32: with
+bf16 autocast on a CPU with native bfloat16, oneDNN's bf16 kernels failed to create under this cap even at
+micro-batch 1 ("could not create a primitive"); the recipe then stops with a message that suggests precision=fp32.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from contrastkit.recipes import text
 vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[3]) * 2**20, resource.RLIM_INFINITY))
 r = text.run(data=sys.argv[1], model=sys.argv[2], output_dir=sys.argv[4], batch_size=512, max_steps=1,
-             max_seq_length=128, eval_data=sys.argv[5], loss=sys.argv[6], save_steps=1000)
+             max_seq_length=128, eval_data=sys.argv[5], loss=sys.argv[6], save_steps=1000, precision="fp32")
 """
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "TOKENIZERS_PARALLELISM": "false"}
 

@@ -210,3 +210,25 @@ def test_epochs_rise_on_small_data_until_min_steps(tmp_path, tiny_text_model, pa
     assert raised.metrics["train"]["global_step"] == per_epoch * -(-15 // per_epoch)
     given = _run(tmp_path, tiny_text_model, str(pairs_csv), max_steps=-1, min_steps=0, overwrite=True)
     assert given.metrics["train"]["global_step"] == per_epoch
+
+
+def test_precision_auto_is_bf16_only_on_a_cpu_with_native_bfloat16(tmp_path, tiny_text_model, pairs_csv, capsys):
+    import torch
+    from contrastkit.plugins.text import cpu_has_native_bf16, resolve_precision
+
+    assert not torch.cuda.is_available()  # these checks are about the CPU
+    assert resolve_precision("auto") == "fp32"  # image_text does not ask for CPU bf16 (not measured there)
+    assert resolve_precision("fp32", cpu_bf16=True) == "fp32"
+    assert resolve_precision("auto", cpu_bf16=True) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    auto = _run(tmp_path, tiny_text_model, str(pairs_csv))
+    assert ("precision: bf16 autocast" in capsys.readouterr().out) is cpu_has_native_bf16()
+    forced = _run(tmp_path, tiny_text_model, str(pairs_csv), precision="bf16", overwrite=True, learning_rate=1e-2)
+    for result in (auto, forced):  # autocast computes in bf16; the saved weights stay float32 and load back
+        model = SentenceTransformer(str(result.output_dir), device="cpu")
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+        assert model.encode(["a sentence"]).shape == (1, model.get_embedding_dimension())
+    trained = SentenceTransformer(str(forced.output_dir), device="cpu")
+    layer = dict(trained.named_parameters())
+    original = dict(SentenceTransformer(tiny_text_model, device="cpu").named_parameters())
+    changed = [n for n in layer if "encoder.layer.0" in n and not bool((layer[n] == original[n]).all())]
+    assert changed  # bf16 steps did update the float32 weights
