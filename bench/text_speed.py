@@ -29,7 +29,7 @@ from datasets_real import SOURCES  # the script's folder is on sys.path
 #: One torch thread per run: on shared cores, oversubscribed threads slowed training ~10x and made ratios noise.
 THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
-        "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0}
+        "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0, "margin": 0.0}
 #: ``dirs=`` codes for MNRL's ``directions`` (all cost the same forward/backward; only the softmax grows)
 DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
               "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")}
@@ -62,7 +62,8 @@ def worker(spec: dict) -> dict:
     mining = 0.0
     if spec.get("mine"):  # n: hard negatives per pair mined with the untrained model, as the recipe's option; timed
         started = time.perf_counter()
-        train = add_hard_negatives(model, train, None, num_negatives=spec["mine"])
+        train = add_hard_negatives(model, train, None, num_negatives=spec["mine"],
+                                   relative_margin=spec.get("margin") or None)  # margin=m: skip near-positives
         mining = time.perf_counter() - started
     sampler = LengthGroupedNoDuplicatesBatchSampler if spec["length"] else BatchSamplers.NO_DUPLICATES
     if spec.get("cluster"):  # 1: batches of nearest-neighbour anchors (untrained model's embeddings); timed

@@ -449,8 +449,12 @@ def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- training
-def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None, num_negatives: int = 1) -> Any:
-    """Mine hard negatives for (anchor, positive) pairs with sentence-transformers' ``mine_hard_negatives``."""
+def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None, num_negatives: int = 1,
+                       relative_margin: float | None = None) -> Any:
+    """Mine hard negatives for (anchor, positive) pairs with sentence-transformers' ``mine_hard_negatives``.
+
+    ``relative_margin`` skips candidates scoring above ``(1 - margin)`` times the pair's own positive score, which
+    sentence-transformers recommends against false negatives (e.g. 0.05)."""
     from sentence_transformers.util import mine_hard_negatives
 
     pairs, fmt = detect_format(dataset, columns)
@@ -461,6 +465,7 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     pairs = pairs.rename_columns({anchor: "anchor", positive: "positive"})
     mined = mine_hard_negatives(pairs, model, anchor_column_name="anchor", positive_column_name="positive",
                                 num_negatives=num_negatives, range_min=1, sampling_strategy="top",
+                                relative_margin=relative_margin,
                                 output_format="n-tuple" if num_negatives > 1 else "triplet", verbose=False)
     if len(mined) == 0:
         raise UserError("mine_hard_negatives=true found no negatives; the data may be too small or too repetitive")
@@ -491,7 +496,7 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(precision: str, cpu_bf16: bool = False) -> str:
     """``auto`` -> bf16 on a GPU that supports it; with ``cpu_bf16``, also on a CPU with native bfloat16; else fp32.
 
-    The text recipe sets ``cpu_bf16``: bf16 autocast trained all-MiniLM-L6-v2 1.65-1.74x faster on a CPU with AMX
+    The text recipe sets ``cpu_bf16``: bf16 autocast trained all-MiniLM-L6-v2 1.2-1.6x faster on a CPU with AMX
     at the same held-out MRR@10 (bench/text_speed.py ``bf16=1``, docs/speed.md). The weights stay float32."""
     import torch
 

@@ -61,7 +61,7 @@ class Config:
     logging_steps: int = field(5, "log the loss every N steps")
     report_to: str = field("none", "where the trainer reports: none, tensorboard, wandb, ...")
     precision: str = field("auto", "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it and on a CPU with "
-                                   "native bfloat16, AMX or AVX512-BF16, measured 1.7x faster; else fp32)")
+                                   "native bfloat16, AMX or AVX512-BF16, measured 1.2-1.6x faster; else fp32)")
     push_to_hub: str | None = field(None, "after a successful run, push the output to this Hub repo id")
     trust_remote_code: bool = field(False, "allow the model's own code from the Hub to run")
 
