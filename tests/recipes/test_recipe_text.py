@@ -116,6 +116,24 @@ def test_mine_hard_negatives_adds_a_negative_column(tmp_path, tiny_text_model):
     assert "hard-negative" in result.metrics["loss_reason"]
 
 
+def test_mined_negatives_respect_the_relative_margin(tiny_text_model):
+    from contrastkit.plugins.text import add_hard_negatives
+    from datasets import Dataset
+
+    model = SentenceTransformer(tiny_text_model, device="cpu")
+    pairs = Dataset.from_dict({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    plain = add_hard_negatives(model, pairs, None)
+    # the tiny random model scores every pair alike, so even a 0.5% margin drops most candidates
+    kept = add_hard_negatives(model, pairs, None, relative_margin=0.005)
+    assert 0 < len(kept) < len(plain) == len(TEXTS)
+
+    def cos(a, b):
+        return float(model.similarity(model.encode([a]), model.encode([b]))[0, 0])
+
+    for row in kept:  # every kept negative scores at most 0.995x its anchor's own positive
+        assert cos(row["anchor"], row["negative"]) <= 0.995 * cos(row["anchor"], row["positive"]) + 1e-6
+
+
 def test_auto_picks_cached_mnrl_for_large_batches(tmp_path, tiny_text_model):
     frame = pd.DataFrame({"anchor": TEXTS * 4, "positive": [t + "!" for t in TEXTS * 4]})
     result = _run(tmp_path, tiny_text_model, frame, batch_size=80, max_steps=1)
