@@ -20,12 +20,17 @@ HERE = Path(__file__).resolve().parent
 #: sweep arms that are the recipe's defaults (now / before this round), as text_speed.py prints them
 DEFAULTS = {"recipe defaults", "lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16"}
 OLD_DEFAULTS = {"lr=2e-4,scale=30,warmup=0.1", "lr=2e-4,scale=30,warmup=0.1,batch=32"}
+#: the measured option for documentation-style pairs: mined hard negatives (docs/speed.md)
+MINED = {"lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=32,mine=1,epochs=0.6,bf16=1"}
+ARMS = {**dict.fromkeys(OLD_DEFAULTS, "old defaults"), **dict.fromkeys(DEFAULTS, "defaults"),
+        **dict.fromkeys(MINED, "mined negatives (option)")}
+COLORS = {"old defaults": "grey", "defaults": "tab:blue", "mined negatives (option)": "tab:green"}
 TEXT_ROW = re.compile(r"^(?P<label>.+?)\s+[\d.]+ pairs/s .*MRR@10 [\d.]+ \((?P<gain>[+-][\d.]+)\)")
 IMAGE_ROW = re.compile(r"^\w+\s+(?P<before>[\d.]+)\s+(?P<after>[\d.]+)\s+(?P<gain>[+-][\d.]+)\s+\d+\s")
 
 
 def text_gains(folder: Path) -> dict[tuple[str, str], dict[int, float]]:
-    """(dataset, "defaults" | "old defaults") -> {draw: MRR@10 gain over hand-written}; the last file read wins."""
+    """(dataset, arm of ARMS) -> {draw: MRR@10 gain over hand-written}; the last file read wins."""
     out: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for path in sorted(folder.glob("*.log")):
         lines = path.read_text().splitlines()
@@ -36,9 +41,8 @@ def text_gains(folder: Path) -> dict[tuple[str, str], dict[int, float]]:
         name = head[1] + ("" if head[2] == "512" else f", {int(head[2]):,} pairs")
         for line in lines:
             row = TEXT_ROW.match(line)
-            if row and (row["label"] in DEFAULTS or row["label"] in OLD_DEFAULTS):
-                arm = "defaults" if row["label"] in DEFAULTS else "old defaults"
-                out[(name, arm)][int(draw[1])] = float(row["gain"])
+            if row and row["label"] in ARMS:
+                out[(name, ARMS[row["label"]])][int(draw[1])] = float(row["gain"])
     return out
 
 
@@ -81,15 +85,15 @@ def main() -> None:
     image = image_gains(Path(args.results) / "image")
     order = ["wordnet", "foldoc", "manpages", "bible", "wordnet, 2,048 pairs"]
     role = {"wordnet": "tuning", "foldoc": "tuning", "manpages": "check", "bible": "near ceiling"}
-    tgroups = [(f"{d} ({role.get(d, 'larger')}): {arm}", text[(d, arm)], "tab:blue" if arm == "defaults" else "grey")
-               for d in order for arm in ("old defaults", "defaults") if (d, arm) in text]
+    tgroups = [(f"{d} ({role.get(d, 'larger')}): {arm}", text[(d, arm)], COLORS[arm])
+               for d in order for arm in COLORS if (d, arm) in text]
     first = ["temperature0.1", "defaults"]
     settings = first + sorted(s for s in image if s not in first)
-    igroups = [(re.sub(r"([a-z])(\d)", r"\1 \2", s).replace("defaults", "defaults (temperature 0.2)"), image[s],
+    igroups = [(re.sub(r"([a-z])(\d[\d.e-]*)(?=,|$)", r"\1 \2", s).replace("defaults", "defaults (temperature 0.2)"), image[s],
                 "tab:orange" if s == "defaults" else "grey") for s in settings]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [len(tgroups), len(igroups)]})
-    _strip(left, tgroups, 0.03, "MRR@10 gain over hand-written", "Text: recipe vs hand-written script, 512 pairs, "
-           "1 epoch\n(dots: draws of the data; bars: means)")
+    _strip(left, tgroups, 0.03, "MRR@10 gain over hand-written", "Text: recipe vs hand-written script, 512 pairs"
+           "\n(dots: draws of the data; bars: means)")
     _strip(right, igroups, 0.02, "kNN top-1 gain over pretrained", "Images: SimCLR on Fashion-MNIST, ~170 s of "
            "training\n(dots: recipe seeds; bars: means)")
     fig.tight_layout()
