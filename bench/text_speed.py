@@ -93,7 +93,7 @@ def worker(spec: dict) -> dict:
                 return buckets
 
         sampler = functools.partial(NeighbourBatches, bucket_batches=1)
-        mining = time.perf_counter() - started
+        mining += time.perf_counter() - started  # with mine=N too, both encodings count
     if spec.get("freeze"):  # 1: the token-embedding matrix (half of MiniLM's weights) is not trained, as the recipe
         freeze_token_embeddings(model)
     if spec.get("layers"):  # k: the whole embedding block and the first k transformer layers are not trained

@@ -486,7 +486,8 @@ def epochs_for_min_steps(epochs: float, min_steps: int, rows: int, batch_size: i
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AMX or AVX512-BF16). Elsewhere bf16 is emulated and slower."""
+    """Whether this CPU computes bfloat16 in hardware (AMX or AVX512-BF16); elsewhere bf16 is emulated (not
+    measured here, so ``precision=auto`` keeps fp32 there)."""
     import torch
 
     checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
