@@ -29,7 +29,7 @@ from datasets_real import SOURCES  # the script's folder is on sys.path
 #: One torch thread per run: on shared cores, oversubscribed threads slowed training ~10x and made ratios noise.
 THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
-        "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0, "margin": 0.0}
+        "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0, "margin": 0.0, "skip": 1}
 #: ``dirs=`` codes for MNRL's ``directions`` (all cost the same forward/backward; only the softmax grows)
 DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
               "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")}
@@ -63,7 +63,8 @@ def worker(spec: dict) -> dict:
     if spec.get("mine"):  # n: hard negatives per pair mined with the untrained model, as the recipe's option; timed
         started = time.perf_counter()
         train = add_hard_negatives(model, train, None, num_negatives=spec["mine"],
-                                   relative_margin=spec.get("margin") or None)  # margin=m: skip near-positives
+                                   relative_margin=spec.get("margin") or None,  # margin=m: skip near-positives
+                                   range_min=int(spec.get("skip", 1)))  # skip=k: skip the k top-ranked candidates
         mining = time.perf_counter() - started
     sampler = LengthGroupedNoDuplicatesBatchSampler if spec["length"] else BatchSamplers.NO_DUPLICATES
     if spec.get("cluster"):  # 1: batches of nearest-neighbour anchors (untrained model's embeddings); timed
@@ -136,10 +137,10 @@ def recipe_defaults(n_train: int) -> dict:
     """The text recipe's default hyperparameters for ``n_train`` pairs, in this script's terms (epochs included:
     the recipe raises them on small data to reach ``min_steps``)."""
     from contrastkit.plugins.text import epochs_for_min_steps, resolve_precision
-    from contrastkit.recipes.text import Config
+    from contrastkit.recipes.text import LEARNING_RATE, Config
 
     cfg = Config()
-    return {**HAND, "lr": cfg.learning_rate, "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
+    return {**HAND, "lr": cfg.learning_rate or LEARNING_RATE, "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
             "epochs": epochs_for_min_steps(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size),
             "length": cfg.length_batching, "batch": cfg.batch_size, "freeze": int(cfg.freeze_embeddings),
             "bf16": int(resolve_precision(cfg.precision, cpu_bf16=True) == "bf16")}

@@ -65,6 +65,7 @@ class BeforeAfterCallback(TrainerCallback):
             "train": {
                 "global_step": state.global_step,
                 "epochs": state.epoch,
+                "learning_rate": args.learning_rate,  # the peak rate, which a recipe may choose from the data
                 "final_loss": losses[-1]["loss"] if losses else None,
                 "seconds_this_session": round(time.perf_counter() - self._start, 2),
             },
@@ -81,3 +82,4 @@ class BeforeAfterCallback(TrainerCallback):
         report.plot_before_after(headline, out / "before_after.png")
         if self.verbose and self.evaluator is not None:
             print(report.format_table(headline), flush=True)
+

@@ -450,11 +450,14 @@ def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- training
 def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None, num_negatives: int = 1,
-                       relative_margin: float | None = None) -> Any:
+                       relative_margin: float | None = None, range_min: int = 3) -> Any:
     """Mine hard negatives for (anchor, positive) pairs with sentence-transformers' ``mine_hard_negatives``.
 
     ``relative_margin`` skips candidates scoring above ``(1 - margin)`` times the pair's own positive score, which
-    sentence-transformers recommends against false negatives (e.g. 0.05)."""
+    sentence-transformers recommends against false negatives (e.g. 0.05); ``range_min`` skips that many of the
+    top-ranked candidates for the same reason: 3 (bench/text_speed.py, docs/speed.md) kept FOLDOC's gain and, unlike
+    1, did not hurt WordNet, whose top-ranked candidates are often other senses' glosses; sentence-transformers'
+    docs show 10."""
     from sentence_transformers.util import mine_hard_negatives
 
     pairs, fmt = detect_format(dataset, columns)
@@ -464,7 +467,7 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     anchor, positive = fmt.text_columns
     pairs = pairs.rename_columns({anchor: "anchor", positive: "positive"})
     mined = mine_hard_negatives(pairs, model, anchor_column_name="anchor", positive_column_name="positive",
-                                num_negatives=num_negatives, range_min=1, sampling_strategy="top",
+                                num_negatives=num_negatives, range_min=range_min, sampling_strategy="top",
                                 relative_margin=relative_margin,
                                 output_format="n-tuple" if num_negatives > 1 else "triplet", verbose=False)
     if len(mined) == 0:
@@ -511,10 +514,11 @@ def resolve_precision(precision: str, cpu_bf16: bool = False) -> str:
 
 
 def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: bool = False,
-                  epochs: float | None = None, cpu_bf16: bool = False) -> Any:
+                  epochs: float | None = None, cpu_bf16: bool = False, learning_rate: float | None = None) -> Any:
     """``SentenceTransformerTrainingArguments`` from a recipe config; checkpoints go to ``output_dir/checkpoints``.
 
-    ``epochs`` overrides ``cfg.epochs`` (the text recipe passes its ``min_steps`` rule through it); ``cpu_bf16``
+    ``epochs`` and ``learning_rate`` override ``cfg.epochs`` and ``cfg.learning_rate`` (the text recipe passes its
+    ``min_steps`` rule and its mining-dependent default rate through them); ``cpu_bf16``
     lets ``precision=auto`` choose bf16 on a CPU with native bfloat16 (see ``resolve_precision``)."""
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
@@ -534,7 +538,7 @@ def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: 
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
+        learning_rate=cfg.learning_rate if learning_rate is None else learning_rate,
         warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio in transformers v5
         seed=cfg.seed,
         data_seed=cfg.seed,

@@ -16,6 +16,8 @@ from contrastkit.plugins.errors import UserError
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
 SAMPLE_DATA = "faq_pairs.csv"
+#: Default peak learning rates, measured in bench/text_speed.py (docs/speed.md): on pairs, and with mined negatives.
+LEARNING_RATE, LEARNING_RATE_MINED = 1.5e-4, 1e-4
 
 
 @dataclass
@@ -34,7 +36,8 @@ class Config:
                               "batch_semi_hard, simcse, tsdae")
     guide_model: str | None = field(None, "guide model for loss=gist (default: the base model)")
     matryoshka_dims: list[int] | None = field(None, "wrap the loss in MatryoshkaLoss over these dims, e.g. [384,128,64]")
-    mine_hard_negatives: bool = field(False, "add hard negatives with sentence-transformers' mine_hard_negatives")
+    mine_hard_negatives: bool = field(False, "add hard negatives mined with the base model (sentence-transformers' "
+                                             "mine_hard_negatives, skipping the 3 top-ranked candidates)")
     num_negatives: int = field(1, "hard negatives mined per pair when mine_hard_negatives=true")
     epochs: float = field(1.0, "training epochs (1: measured in bench/text_speed.py, docs/speed.md)")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
@@ -47,7 +50,8 @@ class Config:
     mini_batch_size: int | None = field(None, "use the cached (GradCache) loss with this mini-batch size")
     freeze_embeddings: bool = field(True, "keep the token-embedding matrix fixed: faster steps, no loss of "
                                           "held-out quality on small data (bench/text_speed.py)")
-    learning_rate: float = field(1.5e-4, "peak learning rate (1.5e-4: measured in bench/text_speed.py)")
+    learning_rate: float | None = field(None, "peak learning rate (default: 1.5e-4, or 1e-4 "
+                                              "with mine_hard_negatives=true; measured in bench/text_speed.py)")
     warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up")
     scale: float | None = field(None, "similarity scale (inverse temperature) for MNRL/CoSENT; default: the "
                                       "loss's own (20 for MNRL; 30 measured worse in bench/text_speed.py)")
@@ -137,8 +141,10 @@ def run(cfg: Config | None = None, **overrides: Any):
     if epochs != cfg.epochs:
         log(f"epochs: {cfg.epochs:g} -> {epochs:g}, so that training takes at least min_steps={cfg.min_steps} "
             f"steps on {len(choice.dataset)} rows (min_steps=0 keeps epochs as given)")
+    learning_rate = cfg.learning_rate or (LEARNING_RATE_MINED if cfg.mine_hard_negatives else LEARNING_RATE)
     args = text.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives,
-                              labeled=choice.format.kind == "labeled", epochs=epochs, cpu_bf16=True)
+                              labeled=choice.format.kind == "labeled", epochs=epochs, cpu_bf16=True,
+                              learning_rate=learning_rate)
     if cfg.precision == "auto" and args.bf16 and args.use_cpu:
         log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
     trainer = text.make_trainer(model, args, choice, callbacks=[callback])

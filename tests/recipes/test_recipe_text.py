@@ -114,9 +114,14 @@ def test_mine_hard_negatives_adds_a_negative_column(tmp_path, tiny_text_model):
     result = _run(tmp_path, tiny_text_model, frame, mine_hard_negatives=True)
     assert result.metrics["format"] == "triplet"
     assert "hard-negative" in result.metrics["loss_reason"]
+    assert result.metrics["train"]["learning_rate"] == text.LEARNING_RATE_MINED  # the rate measured with mining
+    plain = _run(tmp_path, tiny_text_model, frame, overwrite=True)
+    assert plain.metrics["format"] == "pair" and plain.metrics["train"]["learning_rate"] == text.LEARNING_RATE
+    given = _run(tmp_path, tiny_text_model, frame, mine_hard_negatives=True, learning_rate=3e-5, overwrite=True)
+    assert given.metrics["train"]["learning_rate"] == 3e-5
 
 
-def test_mined_negatives_respect_the_relative_margin(tiny_text_model):
+def test_mined_negatives_skip_the_top_ranked_and_respect_the_relative_margin(tiny_text_model):
     from contrastkit.plugins.text import add_hard_negatives
     from datasets import Dataset
 
@@ -132,6 +137,13 @@ def test_mined_negatives_respect_the_relative_margin(tiny_text_model):
 
     for row in kept:  # every kept negative scores at most 0.995x its anchor's own positive
         assert cos(row["anchor"], row["negative"]) <= 0.995 * cos(row["anchor"], row["positive"]) + 1e-6
+    for row in plain:  # range_min=3 (the default): the 3 top-ranked other positives are skipped
+        others = sorted((cos(row["anchor"], p) for p in pairs["positive"] if p != row["positive"]), reverse=True)
+        assert cos(row["anchor"], row["negative"]) <= others[3] + 1e-6
+    hardest = add_hard_negatives(model, pairs, None, range_min=0)
+    for row in hardest:  # range_min=0: the top-ranked one
+        others = [cos(row["anchor"], p) for p in pairs["positive"] if p != row["positive"]]
+        assert cos(row["anchor"], row["negative"]) >= max(others) - 1e-6
 
 
 def test_auto_picks_cached_mnrl_for_large_batches(tmp_path, tiny_text_model):
