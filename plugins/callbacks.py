@@ -2,6 +2,7 @@
 
 ``BeforeAfterCallback`` is a transformers ``TrainerCallback``: it evaluates before and after
 training with any sentence-transformers evaluator and writes ``metrics.json`` and ``loss.png``.
+``NoPickledArgs`` keeps the Trainer's ``training_args.bin`` pickle out of the checkpoints.
 """
 
 from __future__ import annotations
@@ -83,3 +84,16 @@ class BeforeAfterCallback(TrainerCallback):
         if self.verbose and self.evaluator is not None:
             print(report.format_table(headline), flush=True)
 
+
+def remove_args_pickle(folder: str | Path) -> None:
+    """Delete ``training_args.bin`` from ``folder``: the Trainer pickles its arguments there, absolute paths
+    included. Nothing loads it (models load from safetensors; resuming reads trainer_state.json)."""
+    (Path(folder) / "training_args.bin").unlink(missing_ok=True)
+
+
+class NoPickledArgs(TrainerCallback):
+    """Remove the ``training_args.bin`` pickle the Trainer writes into every checkpoint (rank 0 only)."""
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            remove_args_pickle(Path(args.output_dir) / f"checkpoint-{state.global_step}")

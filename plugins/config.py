@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from pathlib import Path
@@ -219,11 +220,24 @@ def _yaml_safe(value: Any) -> bool:
     return False
 
 
+def _home_as_tilde(value: Any) -> Any:
+    """Paths under the home folder as ``~/...`` (every loader expands it), so a shared config.yaml names no user."""
+    home = str(Path.home())
+    if isinstance(value, str) and home not in ("/", "") and (value == home or value.startswith(home + os.sep)):
+        return "~" + value[len(home):]
+    if isinstance(value, dict):
+        return {k: _home_as_tilde(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_home_as_tilde(v) for v in value]
+    return value
+
+
 def dump_yaml(cfg: Any, path: str | Path) -> None:
-    """Write the resolved config so the run can be repeated with ``--config``."""
+    """Write the resolved config so the run can be repeated with ``--config`` (home paths written as ``~/...``)."""
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    text = yaml.safe_dump(_home_as_tilde(to_dict(cfg)), sort_keys=False, allow_unicode=True)
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def require_positive(cfg: Any, *names: str) -> None:

@@ -81,7 +81,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import data as data_io
     from contrastkit.plugins import multimodal, report, text
-    from contrastkit.plugins.callbacks import BeforeAfterCallback
+    from contrastkit.plugins.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
     from contrastkit.plugins.config import dump_yaml
 
     # 1. Output folder (checked first, so a bad path fails before any work)
@@ -129,12 +129,13 @@ def run(cfg: Config | None = None, **overrides: Any):
     for name, param in model.named_parameters():
         if name.endswith("logit_scale"):  # CLIP's own temperature: unused, the loss has its own scale
             param.requires_grad_(False)
-    trainer = multimodal.make_trainer(model, args, pairs, loss, callbacks=[callback])
+    trainer = multimodal.make_trainer(model, args, pairs, loss, callbacks=[callback, NoPickledArgs()])
     text.train(trainer, resume=cfg.resume)
 
     # 5. Save: a plain SentenceTransformer folder with ST's card, plus config.yaml (metrics.json came from the callback)
     trainer.save_model(str(out))  # every rank calls it; only rank 0 writes
     if report.is_main_process():
+        remove_args_pickle(out)  # the Trainer's pickle of its arguments, with absolute paths
         dump_yaml(cfg, out / "config.yaml")
 
     # 6. Hub

@@ -95,7 +95,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import data as data_io
     from contrastkit.plugins import report, text
-    from contrastkit.plugins.callbacks import BeforeAfterCallback
+    from contrastkit.plugins.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
     from contrastkit.plugins.config import dump_yaml
 
     # 1. Output folder (checked first, so a bad path fails before any work)
@@ -147,12 +147,13 @@ def run(cfg: Config | None = None, **overrides: Any):
                               learning_rate=learning_rate)
     if cfg.precision == "auto" and args.bf16 and args.use_cpu:
         log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
-    trainer = text.make_trainer(model, args, choice, callbacks=[callback])
+    trainer = text.make_trainer(model, args, choice, callbacks=[callback, NoPickledArgs()])
     text.train(trainer, resume=cfg.resume)
 
     # 5. Save: a plain SentenceTransformer folder with ST's card, plus config.yaml (metrics.json came from the callback)
     trainer.save_model(str(out))  # every rank calls it; only rank 0 writes
     if report.is_main_process():
+        remove_args_pickle(out)  # the Trainer's pickle of its arguments, with absolute paths
         dump_yaml(cfg, out / "config.yaml")
 
     # 6. Hub

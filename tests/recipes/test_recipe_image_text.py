@@ -50,6 +50,7 @@ def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, 
     card = (out / "README.md").read_text()
     assert "randomly initialised tiny CLIP" in card and "cosine_recall@1" in card
     assert (out / "config.yaml").exists() and (out / "loss.png").exists()
+    assert (out / "checkpoints").is_dir() and not list(out.rglob("training_args.bin"))  # no pickle with local paths
 
     model = SentenceTransformer(str(out), device="cpu")
     image = model.encode([Image.open(shapes_csv.parent / "shapes" / "0000.png")])

@@ -226,6 +226,23 @@ def test_token_embeddings_are_frozen_by_default_and_trained_on_request(freeze, t
     assert not bool((layer == original).all())
 
 
+def test_output_names_no_home_path_and_holds_no_pickled_arguments(tmp_path, tiny_text_model, pairs_csv, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # the run's data and output folder are under "home"
+    data = tmp_path / "pairs.csv"
+    data.write_bytes(pairs_csv.read_bytes())
+    result = _run(tmp_path, tiny_text_model, str(data), save_steps=1)
+    out = result.output_dir
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-1", "checkpoint-2"]
+    assert not list(out.rglob("training_args.bin"))  # the Trainer's pickle of its arguments
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert str(tmp_path).encode() not in path.read_bytes(), path
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["data"] == "~/pairs.csv" and saved["output_dir"] == "~/out"
+    again = text.run(**{**saved, "model": tiny_text_model, "overwrite": True})  # ~ expands when the config is reused
+    assert again.output_dir == out and again.metrics["train_rows"] == result.metrics["train_rows"]
+
+
 def test_epochs_rise_on_small_data_until_min_steps(tmp_path, tiny_text_model, pairs_csv):
     from contrastkit.plugins.text import epochs_for_min_steps
 
