@@ -94,8 +94,10 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
     from sentence_transformers import SentenceTransformer
 
     path, hub_id = resolve_model_name(name)
-    if _is_local(path) and not __import__("pathlib").Path(path).expanduser().exists():
-        raise UserError(f"model folder '{name}' does not exist; pass model= a folder or a Hub id")
+    if _is_local(path):
+        path = str(__import__("pathlib").Path(path).expanduser())  # "~/models/x", as config.yaml writes home paths
+        if not __import__("pathlib").Path(path).exists():
+            raise UserError(f"model folder '{name}' does not exist; pass model= a folder or a Hub id")
     try:
         model = SentenceTransformer(path, trust_remote_code=trust_remote_code, device=device)
     except Exception as exc:  # noqa: BLE001

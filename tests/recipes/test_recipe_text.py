@@ -241,6 +241,9 @@ def test_output_names_no_home_path_and_holds_no_pickled_arguments(tmp_path, tiny
     assert saved["data"] == "~/pairs.csv" and saved["output_dir"] == "~/out"
     again = text.run(**{**saved, "model": tiny_text_model, "overwrite": True})  # ~ expands when the config is reused
     assert again.output_dir == out and again.metrics["train_rows"] == result.metrics["train_rows"]
+    from contrastkit.plugins.text import load_model
+
+    assert load_model("~/out").encode(["a sentence"]).shape[0] == 1  # model=~/... loads a folder under home
 
 
 def test_epochs_rise_on_small_data_until_min_steps(tmp_path, tiny_text_model, pairs_csv):
