@@ -109,9 +109,10 @@ def test_loss_overrides(loss, expected, tmp_path, tiny_text_model):
     assert result.metrics["loss"] == expected
 
 
-def test_mine_hard_negatives_adds_a_negative_column(tmp_path, tiny_text_model):
+def test_mine_hard_negatives_adds_a_negative_column(tmp_path, tiny_text_model, capsys):
     frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
     result = _run(tmp_path, tiny_text_model, frame, mine_hard_negatives=True)
+    assert "learning rate: 0.0001 with mined negatives" in capsys.readouterr().out
     assert result.metrics["format"] == "triplet"
     assert "hard-negative" in result.metrics["loss_reason"]
     assert result.metrics["train"]["learning_rate"] == text.LEARNING_RATE_MINED  # the rate measured with mining
