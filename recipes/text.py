@@ -144,7 +144,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     learning_rate = cfg.learning_rate or (LEARNING_RATE_MINED if cfg.mine_hard_negatives else LEARNING_RATE)
     if cfg.mine_hard_negatives and cfg.learning_rate is None:
         log(f"learning rate: {learning_rate:g} with mined negatives (measured in bench/text_speed.py; learning_rate= "
-            f"sets it)")
+            "sets it)")
     args = text.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives,
                               labeled=choice.format.kind == "labeled", epochs=epochs, cpu_bf16=True,
                               learning_rate=learning_rate)
