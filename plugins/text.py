@@ -91,12 +91,14 @@ def _is_local(name: str) -> bool:
 
 def load_model(name: str, trust_remote_code: bool = False, device: str | None = None) -> Any:
     """Load a SentenceTransformer from a folder or Hub id; a failure is one line that names the model."""
+    from pathlib import Path
+
     from sentence_transformers import SentenceTransformer
 
     path, hub_id = resolve_model_name(name)
     if _is_local(path):
-        path = str(__import__("pathlib").Path(path).expanduser())  # "~/models/x", as config.yaml writes home paths
-        if not __import__("pathlib").Path(path).exists():
+        path = str(Path(path).expanduser())  # "~/models/x", as config.yaml writes home paths
+        if not Path(path).exists():
             raise UserError(f"model folder '{name}' does not exist; pass model= a folder or a Hub id")
     try:
         model = SentenceTransformer(path, trust_remote_code=trust_remote_code, device=device)
