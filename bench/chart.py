@@ -22,7 +22,7 @@ DEFAULTS = {"recipe defaults", "lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16"
             "lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16,bf16=1"}  # bf16: the default on this CPU since session 4
 OLD_DEFAULTS = {"lr=2e-4,scale=30,warmup=0.1", "lr=2e-4,scale=30,warmup=0.1,batch=32"}
 #: the measured option for documentation-style pairs: mined hard negatives (docs/speed.md)
-MINED = {"scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,mine=1,lr=1e-4,skip=3"}  # mine_hard_negatives=true
+MINED = {"scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,mine=1,lr=1e-4,skip=3,mbf16=1"}  # mine_hard_negatives=true
 ARMS = {**dict.fromkeys(OLD_DEFAULTS, "old defaults"), **dict.fromkeys(DEFAULTS, "defaults"),
         **dict.fromkeys(MINED, "mined negatives (option)")}
 COLORS = {"old defaults": "grey", "defaults": "tab:blue", "mined negatives (option)": "tab:green"}

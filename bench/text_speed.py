@@ -29,7 +29,8 @@ from datasets_real import SOURCES  # the script's folder is on sys.path
 #: One torch thread per run: on shared cores, oversubscribed threads slowed training ~10x and made ratios noise.
 THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
-        "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0, "margin": 0.0, "skip": 1}
+        "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0, "margin": 0.0, "skip": 1,
+        "mbf16": 0}
 #: ``dirs=`` codes for MNRL's ``directions`` (all cost the same forward/backward; only the softmax grows)
 DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
               "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")}
@@ -64,7 +65,8 @@ def worker(spec: dict) -> dict:
         started = time.perf_counter()
         train = add_hard_negatives(model, train, None, num_negatives=spec["mine"],
                                    relative_margin=spec.get("margin") or None,  # margin=m: skip near-positives
-                                   range_min=int(spec.get("skip", 1)))  # skip=k: skip the k top-ranked candidates
+                                   range_min=int(spec.get("skip", 1)),  # skip=k: skip the k top-ranked candidates
+                                   precision="bf16" if spec.get("mbf16") else "fp32")  # mbf16=1: encode in bf16
         mining = time.perf_counter() - started
     sampler = LengthGroupedNoDuplicatesBatchSampler if spec["length"] else BatchSamplers.NO_DUPLICATES
     if spec.get("cluster"):  # 1: batches of nearest-neighbour anchors (untrained model's embeddings); timed
@@ -114,6 +116,7 @@ def worker(spec: dict) -> dict:
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=loss)
         runtime = trainer.train().metrics["train_runtime"] + mining
     result["seconds"] = runtime
+    result["mining"] = mining
     result["pairs_per_s"] = n_pairs * spec["epochs"] / runtime
     result["mrr"] = evaluator(model)["heldout_cosine_mrr@10"]
     return result
@@ -162,7 +165,7 @@ def line(name: str, r: dict, ref: dict) -> str:
     """One row: speed and quality, each also relative to the hand-written default."""
     return (f"{name:<34} {r['pairs_per_s']:7.1f} pairs/s  x{r['pairs_per_s'] / ref['pairs_per_s']:.2f}  "
             f"train {r['seconds']:6.1f}s (x{r['seconds'] / ref['seconds']:.2f})  MRR@10 {r['mrr']:.4f} "
-            f"({r['mrr'] - ref['mrr']:+.4f})")
+            f"({r['mrr'] - ref['mrr']:+.4f})" + (f"  mining {r['mining']:.1f}s" if r.get("mining") else ""))
 
 
 def main() -> None:

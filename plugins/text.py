@@ -454,14 +454,17 @@ def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- training
 def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None, num_negatives: int = 1,
-                       relative_margin: float | None = None, range_min: int = 3) -> Any:
+                       relative_margin: float | None = None, range_min: int = 3, precision: str = "fp32") -> Any:
     """Mine hard negatives for (anchor, positive) pairs with sentence-transformers' ``mine_hard_negatives``.
 
     ``relative_margin`` skips candidates scoring above ``(1 - margin)`` times the pair's own positive score, which
     sentence-transformers recommends against false negatives (e.g. 0.05); ``range_min`` skips that many of the
     top-ranked candidates for the same reason: 3 (bench/text_speed.py, docs/speed.md) kept FOLDOC's gain and, unlike
     1, did not hurt WordNet, whose top-ranked candidates are often other senses' glosses; sentence-transformers'
-    docs show 10."""
+    docs show 10. ``precision`` ``bf16`` or ``fp16`` encodes under that autocast, as training will run (the text
+    recipe passes its resolved precision): on the CPU with AMX, bf16 encoded the pairs 1.6x faster (bench/text_speed.py
+    ``mbf16=1``, docs/speed.md)."""
+    import torch
     from sentence_transformers.util import mine_hard_negatives
 
     pairs, fmt = detect_format(dataset, columns)
@@ -470,10 +473,12 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
                         f"(columns: {', '.join(dataset.column_names)})")
     anchor, positive = fmt.text_columns
     pairs = pairs.rename_columns({anchor: "anchor", positive: "positive"})
-    mined = mine_hard_negatives(pairs, model, anchor_column_name="anchor", positive_column_name="positive",
-                                num_negatives=num_negatives, range_min=range_min, sampling_strategy="top",
-                                relative_margin=relative_margin,
-                                output_format="n-tuple" if num_negatives > 1 else "triplet", verbose=False)
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    with torch.autocast(model.device.type, dtype=half or torch.bfloat16, enabled=half is not None):
+        mined = mine_hard_negatives(pairs, model, anchor_column_name="anchor", positive_column_name="positive",
+                                    num_negatives=num_negatives, range_min=range_min, sampling_strategy="top",
+                                    relative_margin=relative_margin,
+                                    output_format="n-tuple" if num_negatives > 1 else "triplet", verbose=False)
     if len(mined) == 0:
         raise UserError("mine_hard_negatives=true found no negatives; the data may be too small or too repetitive")
     return mined

@@ -114,7 +114,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
     if cfg.mine_hard_negatives:
-        train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives)
+        train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives,  # in training's precision
+                                             precision=text.resolve_precision(cfg.precision, cpu_bf16=True))
         data_format = None  # new negative columns: choose_loss reads the format again
     choice = text.choose_loss(model, train_data, cfg.loss, cfg.columns, cfg.batch_size, cfg.mini_batch_size,
                               cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed, data_format)

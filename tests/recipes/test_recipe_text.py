@@ -150,6 +150,28 @@ def test_mined_negatives_skip_the_top_ranked_and_respect_the_relative_margin(tin
         assert cos(row["anchor"], row["negative"]) >= max(others) - 1e-6
 
 
+def test_mining_encodes_in_the_precision_training_uses(tmp_path, tiny_text_model):
+    import torch
+    from contrastkit.plugins.text import add_hard_negatives
+    from datasets import Dataset
+
+    model = SentenceTransformer(tiny_text_model, device="cpu")
+    pairs = Dataset.from_dict({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    seen = []  # the autocast dtype (or None) each forward pass of the transformer ran under
+    model[0].register_forward_hook(lambda *_: seen.append(torch.get_autocast_dtype("cpu")
+                                                          if torch.is_autocast_enabled("cpu") else None))
+    mined = add_hard_negatives(model, pairs, None, precision="bf16")
+    assert seen and set(seen) == {torch.bfloat16} and len(mined) == len(TEXTS)
+    seen.clear()
+    add_hard_negatives(model, pairs, None)  # fp32, the default
+    assert seen and set(seen) == {None}
+    # through the recipe, with bf16 asked for: mines, trains and saves float32 weights
+    result = _run(tmp_path, tiny_text_model, pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]}),
+                  mine_hard_negatives=True, precision="bf16")
+    assert result.metrics["format"] == "triplet"
+    assert SentenceTransformer(str(result.output_dir), device="cpu").encode(["x"]).dtype == "float32"
+
+
 def test_auto_picks_cached_mnrl_for_large_batches(tmp_path, tiny_text_model):
     frame = pd.DataFrame({"anchor": TEXTS * 4, "positive": [t + "!" for t in TEXTS * 4]})
     result = _run(tmp_path, tiny_text_model, frame, batch_size=80, max_steps=1)
