@@ -390,6 +390,7 @@ class Method:
     momentum: bool = False  # a momentum (EMA) copy of backbone + head makes the targets
     temperature: float | None = None
     lr: float = 1e-3  # AdamW
+    memory_bank: int = 0  # keys of past batches kept as extra negatives (moco); the loss then takes (t, size)
 
 
 def _small(size: int) -> int:  # the local-crop size for multi-crop methods, as 96/224 of the global one
@@ -408,8 +409,9 @@ def _methods() -> dict[str, Method]:
         "simclr": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t: L.NTXentLoss(temperature=t),
                          lambda s, n, **kw: T.SimCLRTransform(input_size=s, normalize=n, **kw), temperature=0.2, lr=3e-4),
         "moco": Method(lambda d: H.MoCoProjectionHead(d, 512, 128),
-                       lambda t: L.NTXentLoss(temperature=t, memory_bank_size=(4096, 128)),
-                       lambda s, n, **kw: T.MoCoV2Transform(input_size=s, normalize=n, **kw), momentum=True, temperature=0.2),
+                       lambda t, size: L.NTXentLoss(temperature=t, memory_bank_size=(size, 128)),
+                       lambda s, n, **kw: T.MoCoV2Transform(input_size=s, normalize=n, **kw), momentum=True, temperature=0.2,
+                       memory_bank=4096),
         "byol": Method(lambda d: H.BYOLProjectionHead(d, 1024, 256), lambda t: L.NegativeCosineSimilarity(),
                        lambda s, n, **kw: T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n, **kw),
                                                          T.BYOLView2Transform(input_size=s, normalize=n, **kw)),
@@ -488,7 +490,8 @@ class SSLModule(pl.LightningModule):
                  learning_rate: float | None = None, temperature: float | None = None, weight_decay: float = 1e-4,
                  freeze_bn: bool | None = None, small_stem: bool = False, weights: str | None = None,
                  warmup_steps: int = 0, head_batch_norm: bool = True, backbone_lr_scale: float = 1.0,
-                 head_warmup_steps: int = 0, lr_schedule: str = "constant", freeze_fraction: float = 0.0):
+                 head_warmup_steps: int = 0, lr_schedule: str = "constant", freeze_fraction: float = 0.0,
+                 memory_bank_size: int | None = None):
         super().__init__()
         self.method, self.spec = method, {}
         m = get_method(method)
@@ -502,7 +505,12 @@ class SSLModule(pl.LightningModule):
         if not head_batch_norm:
             _drop_batch_norm(self.head)
         self.predictor = m.predictor() if m.predictor else None
-        self.criterion = m.loss(temperature if temperature is not None else m.temperature)
+        self.temperature = temperature if temperature is not None else m.temperature
+        if memory_bank_size is not None and not m.memory_bank:
+            raise UserError(f"memory_bank_size applies to moco, not to method '{method}'")
+        self.memory_bank_size = m.memory_bank if memory_bank_size is None else memory_bank_size
+        self.memory_bank_given = memory_bank_size is not None
+        self.criterion = m.loss(self.temperature, self.memory_bank_size) if m.memory_bank else m.loss(self.temperature)
         self.learning_rate = learning_rate or m.lr
         self.weight_decay, self.warmup_steps = weight_decay, warmup_steps
         self.backbone_lr_scale, self.head_warmup_steps = backbone_lr_scale, head_warmup_steps
@@ -535,6 +543,22 @@ class SSLModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features (the embedding before the projection head)."""
         return self.backbone(x)
+
+    def fit_memory_bank(self, images: int, batch_size: int) -> str:
+        """Keep a memory bank (moco) below ``images - batch_size`` keys, ``images`` being what one process sees per
+        epoch: then it never holds an older key of an image in the current batch, which would count as a negative
+        (facebookresearch/moco#87, #146). The default 4,096 shrinks; a given ``memory_bank_size`` is kept with a
+        warning. Returns the line to log, or ''."""
+        size, cap = self.memory_bank_size, max(0, images - batch_size)
+        if not size or size <= cap:
+            return ""
+        if self.memory_bank_given:
+            return (f"warning: memory_bank_size={size:,} is more than the {images:,} images per epoch minus one batch "
+                    f"({cap:,}), so older keys of the batch's own images count as negatives")
+        self.memory_bank_size = cap
+        self.criterion = get_method(self.method).loss(self.temperature, cap)
+        return (f"memory bank: {cap:,} keys, the {images:,} images per epoch minus one batch (4,096 would hold older "
+                f"keys of the batch's own images as negatives; memory_bank_size= sets it)")
 
     def train(self, mode: bool = True) -> SSLModule:
         super().train(mode)

@@ -55,6 +55,8 @@ class Config:
     head_warmup_steps: int = field(0, "train only the projection head for the first N steps, then the backbone too")
     ema_decay: float = field(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.9) and "
                                   "save it instead of the last step's weights; 0: off (Lightning's EMAWeightAveraging)")
+    memory_bank_size: int | None = field(None, "moco: keys of past batches kept as negatives (default 4,096, "
+                                               "capped at the images per epoch minus one batch)")
     knn_k: int = field(20, "neighbours for the kNN evaluation")
     knn_t: float = field(0.1, "temperature of the weighted kNN vote")
     num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)")
@@ -95,8 +97,10 @@ class Config:
             raise UserError(f"config field 'ema_decay' must be at least 0 and below 1 (0: off), got {self.ema_decay}")
         if not 0 <= self.freeze_fraction <= 1:
             raise UserError(f"config field 'freeze_fraction' must be between 0 and 1, got {self.freeze_fraction}")
-        for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale"):
-            if getattr(self, name) < 0:
+        if self.memory_bank_size is not None and self.method != "moco":
+            raise UserError(f"config field 'memory_bank_size' applies to method=moco, not method={self.method}")
+        for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale", "memory_bank_size"):
+            if (getattr(self, name) or 0) < 0:
                 raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
         if self.transform:  # a wrong option fails here, before the data and the model load
             from contrastkit.plugins import vision
@@ -135,7 +139,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32
     module = vision.SSLModule(cfg.method, cfg.backbone, cfg.learning_rate, cfg.temperature, cfg.weight_decay,
                               cfg.freeze_bn, small_stem, cfg.weights, cfg.warmup_steps, cfg.head_batch_norm,
-                              cfg.backbone_lr_scale, cfg.head_warmup_steps, cfg.lr_schedule, cfg.freeze_fraction)
+                              cfg.backbone_lr_scale, cfg.head_warmup_steps, cfg.lr_schedule, cfg.freeze_fraction,
+                              cfg.memory_bank_size)
     spec = {**module.spec, "image_size": cfg.image_size, "resize": "squash to image_size x image_size, bilinear",
             "method": cfg.method}
     preprocess = vision.make_preprocess(cfg.image_size, spec["normalize"])
@@ -166,6 +171,9 @@ def run(cfg: Config | None = None, **overrides: Any):
                          accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
                          num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
                          default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
+    note = module.fit_memory_bank(len(train.items) // trainer.world_size, batch_size)  # moco on small data
+    if note:
+        log(note)
     started = time.perf_counter()
     trainer.fit(module, loader, ckpt_path=_resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
     seconds = time.perf_counter() - started
@@ -183,6 +191,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                    "train_images": len(train.items), "eval_images": len(held_out.items) if held_out else 0,
                    "skipped_images": len(data.skipped), "steps": trainer.global_step,
                    "learning_rate": module.learning_rate, "train_seconds": round(seconds, 2),
+                   **({"memory_bank_size": module.memory_bank_size} if module.memory_bank_size else {}),
                    "images_per_second": module.images_per_second(batch_size),
                    "embedding_spread": knn.spread if knn else {},  # collapse check: mean cosine, std
                    "history": history}

@@ -173,3 +173,18 @@ def test_head_warmup_backbone_lr_scale_cosine_schedule_and_freeze_fraction(tmp_p
     model = fit(2, freeze_fraction=0.5)[0]
     first, last = next(model.backbone.parameters()), list(model.backbone.parameters())[-1]
     assert not first.requires_grad and last.requires_grad  # the earliest layers are the frozen ones
+
+
+def test_moco_memory_bank_is_capped_below_the_images_per_epoch():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision import SSLModule
+
+    module = SSLModule("moco", "tiny-cnn")
+    assert module.criterion.memory_bank.size == (4096, 128)  # lightly's MoCo default
+    assert module.fit_memory_bank(10_000, 64) == ""  # large data: unchanged
+    note = module.fit_memory_bank(3_000, 64)
+    assert module.criterion.memory_bank.size == (2_936, 128) and "2,936 keys" in note
+    given = SSLModule("moco", "tiny-cnn", memory_bank_size=4096)
+    assert given.fit_memory_bank(3_000, 64).startswith("warning:") and given.criterion.memory_bank.size[0] == 4096
+    with pytest.raises(UserError, match="applies to moco"):
+        SSLModule("simclr", "tiny-cnn", memory_bank_size=128)
