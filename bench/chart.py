@@ -92,10 +92,10 @@ def main() -> None:
     settings = first + sorted(s for s in image if s not in first)
     igroups = [(re.sub(r"([a-z])(\d[\d.e-]*)(?=,|$)", r"\1 \2", s).replace("defaults", "defaults (temperature 0.2)"), image[s],
                 "tab:orange" if s == "defaults" else "grey") for s in settings]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [len(tgroups), len(igroups)]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.2), gridspec_kw={"width_ratios": [len(tgroups), len(igroups)]})
     _strip(left, tgroups, 0.03, "MRR@10 gain over hand-written", "Text: recipe vs hand-written script, 512 pairs"
            "\n(dots: draws of the data; bars: means)")
-    _strip(right, igroups, 0.02, "kNN top-1 gain over pretrained", "Images: SimCLR on Fashion-MNIST, ~170 s of "
+    _strip(right, igroups, 0.02, "kNN top-1 gain over pretrained", "Images: Fashion-MNIST, SimCLR unless named, ~170 s of "
            "training\n(dots: recipe seeds; bars: means)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
