@@ -462,8 +462,8 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     top-ranked candidates for the same reason: 3 (bench/text_speed.py, docs/speed.md) kept FOLDOC's gain and, unlike
     1, did not hurt WordNet, whose top-ranked candidates are often other senses' glosses; sentence-transformers'
     docs show 10. ``precision`` ``bf16`` or ``fp16`` encodes under that autocast, as training will run (the text
-    recipe passes its resolved precision): on the CPU with AMX, bf16 encoded the pairs 1.6x faster (bench/text_speed.py
-    ``mbf16=1``, docs/speed.md)."""
+    recipe passes its resolved precision): on the CPU with AMX, bf16 encoded the pairs 1.6-1.7x faster at the same
+    MRR@10 within 0.005 (bench/text_speed.py ``mbf16=1``, docs/speed.md)."""
     import torch
     from sentence_transformers.util import mine_hard_negatives
 
