@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe override on top of the defaults (repeatable)")
+    parser.add_argument("--train-images", type=int, default=3000, help="training images (also the kNN bank)")
     parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     import torch
@@ -61,7 +62,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    n_train, n_test = (600, 300) if args.quick else (3000, 1000)
+    n_train, n_test = (600, 300) if args.quick else (args.train_images, 1000)
     overrides = {**({"max_steps": 8} if args.quick else {}), **parse_overrides(args.set)}
     print(f"Fashion-MNIST: {n_train} training, {n_test} test images; recipe defaults (EfficientNet-Lite0 pretrained, "
           f"{image.Config.image_size} px, batch {image.Config.batch_size}, {image.Config.epochs} epochs) + "

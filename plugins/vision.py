@@ -484,6 +484,8 @@ class SSLModule(pl.LightningModule):
     ``freeze_bn`` keeps the backbone's BatchNorm statistics fixed (best for pretrained backbones on small data).
     ``head_batch_norm=False`` removes the projection head's BatchNorm1d, which makes the loss blind to the features'
     mean: at high learning rates that mean can drift until all embeddings point the same way.
+    ``memory_bank_size`` (moco) overrides its 4,096 keys; in your own ``Trainer``, call ``fit_memory_bank(images,
+    batch_size)`` first on small data, as the recipe does.
     """
 
     def __init__(self, method: str = "simclr", backbone: str | nn.Module = "efficientnet-lite0",
@@ -557,8 +559,8 @@ class SSLModule(pl.LightningModule):
                     f"({cap:,}), so older keys of the batch's own images count as negatives")
         self.memory_bank_size = cap
         self.criterion = get_method(self.method).loss(self.temperature, cap)
-        return (f"memory bank: {cap:,} keys, the {images:,} images per epoch minus one batch (4,096 would hold older "
-                f"keys of the batch's own images as negatives; memory_bank_size= sets it)")
+        return (f"memory bank: {cap:,} keys, the {images:,} images per epoch minus one batch ({size:,} would hold "
+                f"older keys of the batch's own images as negatives; memory_bank_size= sets it)")
 
     def train(self, mode: bool = True) -> SSLModule:
         super().train(mode)
