@@ -594,15 +594,15 @@ def train(trainer: Any, resume: bool = False) -> Any:
                 raise UserError(f"out of memory even at micro-batch 1 ({str(exc).splitlines()[0][:120]}); "
                                 f"lower max_seq_length{', use precision=fp32' if cpu_bf16 else ''} "
                                 f"or use a smaller model") from None
-            del exc
-            trainer.optimizer, trainer.lr_scheduler = None, None  # rebuilt (or reloaded from the checkpoint)
-            gc.collect()
-            _empty_device_cache()
-            checkpoint = _newest_checkpoint(trainer)  # the last saved state, else the weights as they are now
-            from .report import Printer
+        # Outside the except block: only now does Python drop the exception, whose traceback frames hold the failed
+        # step's tensors, so the collection and the trim below can give that memory back before the retry.
+        trainer.optimizer, trainer.lr_scheduler = None, None  # rebuilt (or reloaded from the checkpoint)
+        gc.collect()
+        _empty_device_cache()
+        checkpoint = _newest_checkpoint(trainer)  # the last saved state, else the weights as they are now
+        from .report import Printer
 
-            Printer()(f"out of memory: {what}; training again from "
-                      f"{checkpoint or 'the current weights'}")
+        Printer()(f"out of memory: {what}; training again from {checkpoint or 'the current weights'}")
 
 
 def _newest_checkpoint(trainer: Any) -> str | None:
@@ -616,10 +616,18 @@ def _newest_checkpoint(trainer: Any) -> str | None:
 
 
 def _empty_device_cache() -> None:
+    """Give freed memory back before a retry: CUDA's cache, and glibc's heap on Linux (``malloc_trim``: blocks that
+    a failed step freed can stay mapped, and under an address-space limit mapped memory counts even when free)."""
+    import ctypes
+
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim this way
+        pass
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
