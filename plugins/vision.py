@@ -512,7 +512,7 @@ class SSLModule(pl.LightningModule):
             raise UserError(f"memory_bank_size applies to moco, not to method '{method}'")
         self.memory_bank_size = m.memory_bank if memory_bank_size is None else memory_bank_size
         self.memory_bank_given = memory_bank_size is not None
-        self.criterion = m.loss(self.temperature, self.memory_bank_size) if m.memory_bank else m.loss(self.temperature)
+        self.criterion = self._make_criterion()
         self.learning_rate = learning_rate or m.lr
         self.weight_decay, self.warmup_steps = weight_decay, warmup_steps
         self.backbone_lr_scale, self.head_warmup_steps = backbone_lr_scale, head_warmup_steps
@@ -546,6 +546,11 @@ class SSLModule(pl.LightningModule):
         """Backbone features (the embedding before the projection head)."""
         return self.backbone(x)
 
+    def _make_criterion(self) -> nn.Module:
+        """The method's lightly loss at this module's temperature (and memory-bank size, for moco)."""
+        m = get_method(self.method)
+        return m.loss(self.temperature, self.memory_bank_size) if m.memory_bank else m.loss(self.temperature)
+
     def fit_memory_bank(self, images: int, batch_size: int) -> str:
         """Keep a memory bank (moco) below ``images - batch_size`` keys, ``images`` being what one process sees per
         epoch: then it never holds an older key of an image in the current batch, which would count as a negative
@@ -558,7 +563,7 @@ class SSLModule(pl.LightningModule):
             return (f"warning: memory_bank_size={size:,} is more than the {images:,} images per epoch minus one batch "
                     f"({cap:,}), so older keys of the batch's own images count as negatives")
         self.memory_bank_size = cap
-        self.criterion = get_method(self.method).loss(self.temperature, cap)
+        self.criterion = self._make_criterion()
         return (f"memory bank: {cap:,} keys, the {images:,} images per epoch minus one batch ({size:,} would hold "
                 f"older keys of the batch's own images as negatives; memory_bank_size= sets it)")
 

@@ -97,8 +97,12 @@ class Config:
             raise UserError(f"config field 'ema_decay' must be at least 0 and below 1 (0: off), got {self.ema_decay}")
         if not 0 <= self.freeze_fraction <= 1:
             raise UserError(f"config field 'freeze_fraction' must be between 0 and 1, got {self.freeze_fraction}")
-        if self.memory_bank_size is not None and self.method != "moco":
-            raise UserError(f"config field 'memory_bank_size' applies to method=moco, not method={self.method}")
+        if self.memory_bank_size is not None:  # the method table says which methods keep a memory bank
+            from contrastkit.plugins.vision import METHOD_NAMES, get_method
+
+            if not get_method(self.method).memory_bank:
+                banked = "/".join(n for n in METHOD_NAMES if get_method(n).memory_bank)
+                raise UserError(f"config field 'memory_bank_size' applies to method={banked}, not method={self.method}")
         for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale", "memory_bank_size"):
             if (getattr(self, name) or 0) < 0:
                 raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
