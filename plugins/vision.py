@@ -716,6 +716,48 @@ class KNNCallback(pl.Callback):
         pl_module.print(f"kNN top-1 after training: {self.after['knn_top1']:.4f}")
 
 
+class FolderCheckpoint(pl.callbacks.ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose saved state names its files relative to its own folder.
+
+    Lightning records its folder and every kept checkpoint as absolute paths inside each ``.ckpt``. That puts the
+    user's home path into files they may share, and after the output folder moves, a resumed run forgets which
+    old checkpoints it still has to delete (Lightning warns "The dirpath has changed"). Here the state says ``.``
+    and bare file names, and loading joins them with the folder the callback has now. The state keeps
+    ``ModelCheckpoint``'s key, so checkpoints written by either class resume with either.
+    """
+
+    @property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        folder = str(self.dirpath) if self.dirpath else None
+
+        def name(path: Any) -> Any:
+            return Path(path).name if folder and path and str(Path(path).parent) == folder else path
+
+        if folder and state.get("dirpath") == folder:
+            state["dirpath"] = "."
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                state[key] = name(state.get(key))
+            state["best_k_models"] = {name(path): score for path, score in state.get("best_k_models", {}).items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("dirpath") == "." and self.dirpath:
+            here = str(self.dirpath)
+
+            def full(path: Any) -> Any:
+                return str(Path(here) / path) if path and not Path(path).is_absolute() else path
+
+            state_dict = {**state_dict, "dirpath": here,
+                          **{k: full(state_dict.get(k)) for k in ("best_model_path", "kth_best_model_path",
+                                                                  "last_model_path")},
+                          "best_k_models": {full(p): s for p, s in state_dict.get("best_k_models", {}).items()}}
+        super().load_state_dict(state_dict)
+
+
 # ----------------------------------------------------------------------------------------------- outputs
 def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] | None, path: Path) -> Path:
     """A 2-D PCA projection of the embeddings, coloured by label."""

@@ -157,10 +157,10 @@ def run(cfg: Config | None = None, **overrides: Any):
                                          persistent_workers=workers > 0)
 
     # 4. Lightning trainer with the kNN callback and checkpoints
-    # monitor="step", mode="max": Lightning's way to keep the newest N periodic checkpoints
-    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True, monitor="step",
-                                              mode="max", save_top_k=cfg.save_total_limit,
-                                              every_n_train_steps=cfg.save_steps)]
+    # monitor="step", mode="max": Lightning's way to keep the newest N periodic checkpoints; FolderCheckpoint is
+    # Lightning's ModelCheckpoint with no absolute paths inside the .ckpt files
+    callbacks = [vision.FolderCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True, monitor="step", mode="max",
+                                         save_top_k=cfg.save_total_limit, every_n_train_steps=cfg.save_steps)]
     if cfg.ema_decay:  # before the kNN callback, so its "after" sees the averaged weights
         callbacks.append(pl.callbacks.EMAWeightAveraging(decay=cfg.ema_decay))
     knn = None

@@ -199,3 +199,28 @@ def test_ema_decay_saves_the_moving_average_of_the_weights(image_folder, tmp_pat
     assert len(floats) > 4
     for k in floats:
         assert np.allclose(ema[k], 0.25 * one[k] + 0.75 * two[k], atol=1e-5), k
+
+
+def test_checkpoints_hold_no_home_path_and_a_moved_folder_resumes_with_its_rotation(image_folder, tmp_path,
+                                                                                    monkeypatch):
+    import shutil
+
+    import torch
+    from contrastkit.recipes import image
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    first = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), save_steps=1, save_total_limit=2,
+                      **FAST)
+    for path in first.output_dir.rglob("*"):
+        if path.is_file():
+            assert str(tmp_path).encode() not in path.read_bytes(), path  # Lightning writes absolute paths by default
+    state = next(v for k, v in torch.load(first.output_dir / "checkpoints" / "last.ckpt", weights_only=False)
+                 ["callbacks"].items() if "ModelCheckpoint" in k)
+    assert state["dirpath"] == "." and sorted(state["best_k_models"]) == ["epoch=0-step=1.ckpt", "epoch=0-step=2.ckpt"]
+    moved = shutil.move(first.output_dir, tmp_path / "moved")
+    again = image.run(data=str(image_folder), output_dir=str(moved), resume=True, save_steps=1, save_total_limit=2,
+                      **{**FAST, "max_steps": 4})
+    assert again.metrics["steps"] == 4
+    # the resumed run still knew its kept checkpoints by name, so it deleted the two oldest as save_total_limit says
+    kept = sorted(p.name.split("step=")[-1] for p in (tmp_path / "moved" / "checkpoints").iterdir())
+    assert kept == ["3.ckpt", "4.ckpt", "last.ckpt"]  # 18 images at batch 8: steps 3 and 4 are epoch 1

@@ -34,11 +34,12 @@ def _rewrite(path, change):
         writer.writerows(rows)
 
 
-def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, tmp_path):
+def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, tmp_path, monkeypatch):
     from contrastkit.recipes import image_text
     from PIL import Image
     from sentence_transformers import SentenceTransformer
 
+    monkeypatch.setenv("HOME", str(tmp_path))  # the data and the output folder are under "home"
     out = tmp_path / "out"
     result = image_text.run(data=str(shapes_csv), max_steps=2, batch_size=8, logging_steps=1, output_dir=str(out))
     assert result.metrics["train"]["global_step"] == 2
@@ -51,6 +52,9 @@ def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, 
     assert "randomly initialised tiny CLIP" in card and "cosine_recall@1" in card
     assert (out / "config.yaml").exists() and (out / "loss.png").exists()
     assert (out / "checkpoints").is_dir() and not list(out.rglob("training_args.bin"))  # no pickle with local paths
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert str(tmp_path).encode() not in path.read_bytes(), path
 
     model = SentenceTransformer(str(out), device="cpu")
     image = model.encode([Image.open(shapes_csv.parent / "shapes" / "0000.png")])
