@@ -477,6 +477,14 @@ def _set_bn_eval(*nets: nn.Module | None) -> None:
 LR_SCHEDULES = ("constant", "cosine")
 
 
+def own_key_share(bank_size: int, images: int) -> float:
+    """After the first epoch, the share of images whose own key from the epoch before is still in a first-in,
+    first-out bank of ``bank_size`` keys. With shuffled epochs, the keys queued since an image's last visit are one
+    epoch plus the difference of two uniform positions, so the share is r² / 2 for r = bank_size / images <= 1."""
+    r = min(bank_size / max(images, 1), 2.0)
+    return r * r / 2 if r <= 1 else 1 - (2 - r) ** 2 / 2
+
+
 class SSLModule(pl.LightningModule):
     """A self-supervised LightningModule for any ``Trainer``: ``SSLModule(method="byol", backbone="resnet18")``.
 
@@ -484,8 +492,8 @@ class SSLModule(pl.LightningModule):
     ``freeze_bn`` keeps the backbone's BatchNorm statistics fixed (best for pretrained backbones on small data).
     ``head_batch_norm=False`` removes the projection head's BatchNorm1d, which makes the loss blind to the features'
     mean: at high learning rates that mean can drift until all embeddings point the same way.
-    ``memory_bank_size`` (moco) overrides its 4,096 keys; in your own ``Trainer``, call ``fit_memory_bank(images,
-    batch_size)`` first on small data, as the recipe does.
+    ``memory_bank_size`` (moco) overrides its 4,096 keys; in your own ``Trainer``, call ``fit_memory_bank(images)``
+    first on small data, as the recipe does.
     """
 
     def __init__(self, method: str = "simclr", backbone: str | nn.Module = "efficientnet-lite0",
@@ -551,21 +559,26 @@ class SSLModule(pl.LightningModule):
         m = get_method(self.method)
         return m.loss(self.temperature, self.memory_bank_size) if m.memory_bank else m.loss(self.temperature)
 
-    def fit_memory_bank(self, images: int, batch_size: int) -> str:
-        """Keep a memory bank (moco) below ``images - batch_size`` keys, ``images`` being what one process sees per
-        epoch: then it never holds an older key of an image in the current batch, which would count as a negative
-        (facebookresearch/moco#87, #146). The default 4,096 shrinks; a given ``memory_bank_size`` is kept with a
-        warning. Returns the line to log, or ''."""
-        size, cap = self.memory_bank_size, max(0, images - batch_size)
+    def fit_memory_bank(self, images: int) -> str:
+        """Keep a memory bank (moco) to at most a quarter of ``images``, what one process sees per epoch.
+
+        From the second epoch on, a shuffled image's own older key is still in a bank of K keys for about
+        (K / images)² / 2 of the images (``own_key_share``): a quarter keeps that near 3%, where lightly's default
+        4,096 keys over 3,000 images hold it for 80%. That older key counts as a negative of the image itself
+        (facebookresearch/moco#87, #146). The default shrinks; a given ``memory_bank_size`` is kept with a warning.
+        Returns the line to log, or ''."""
+        size, cap = self.memory_bank_size, max(1, images // 4)
         if not size or size <= cap:
             return ""
+        share = own_key_share(size, images)
         if self.memory_bank_given:
-            return (f"warning: memory_bank_size={size:,} is more than the {images:,} images per epoch minus one batch "
-                    f"({cap:,}), so older keys of the batch's own images count as negatives")
+            return (f"warning: memory_bank_size={size:,} is more than a quarter of the {images:,} images per epoch, so "
+                    f"after the first epoch about {share:.0%} of the images meet an older key of their own in it")
         self.memory_bank_size = cap
         self.criterion = self._make_criterion()
-        return (f"memory bank: {cap:,} keys, the {images:,} images per epoch minus one batch ({size:,} would hold "
-                f"older keys of the batch's own images as negatives; memory_bank_size= sets it)")
+        return (f"memory bank: {cap:,} keys, a quarter of the {images:,} images per epoch (with {size:,}, about "
+                f"{share:.0%} of the images would meet an older key of their own after the first epoch; "
+                f"memory_bank_size= sets it)")
 
     def train(self, mode: bool = True) -> SSLModule:
         super().train(mode)

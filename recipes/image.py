@@ -56,7 +56,7 @@ class Config:
     ema_decay: float = field(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.9) and "
                                   "save it instead of the last step's weights; 0: off (Lightning's EMAWeightAveraging)")
     memory_bank_size: int | None = field(None, "moco: keys of past batches kept as negatives (default 4,096, "
-                                               "capped at the images per epoch minus one batch)")
+                                               "capped at a quarter of the images per epoch)")
     knn_k: int = field(20, "neighbours for the kNN evaluation")
     knn_t: float = field(0.1, "temperature of the weighted kNN vote")
     num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)")
@@ -175,7 +175,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                          accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
                          num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
                          default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
-    note = module.fit_memory_bank(len(train.items) // trainer.world_size, batch_size)  # moco on small data
+    note = module.fit_memory_bank(len(train.items) // trainer.world_size)  # moco on small data
     if note:
         log(note)
     started = time.perf_counter()

@@ -175,16 +175,40 @@ def test_head_warmup_backbone_lr_scale_cosine_schedule_and_freeze_fraction(tmp_p
     assert not first.requires_grad and last.requires_grad  # the earliest layers are the frozen ones
 
 
-def test_moco_memory_bank_is_capped_below_the_images_per_epoch():
+def test_moco_memory_bank_is_capped_at_a_quarter_of_the_images_per_epoch():
     from contrastkit.plugins.errors import UserError
     from contrastkit.plugins.vision import SSLModule
 
     module = SSLModule("moco", "tiny-cnn")
     assert module.criterion.memory_bank.size == (4096, 128)  # lightly's MoCo default
-    assert module.fit_memory_bank(10_000, 64) == ""  # large data: unchanged
-    note = module.fit_memory_bank(3_000, 64)
-    assert module.criterion.memory_bank.size == (2_936, 128) and "2,936 keys" in note
+    assert module.fit_memory_bank(20_000) == ""  # large data: unchanged
+    note = module.fit_memory_bank(3_000)
+    assert module.criterion.memory_bank.size == (750, 128) and "750 keys" in note and "80%" in note
     given = SSLModule("moco", "tiny-cnn", memory_bank_size=4096)
-    assert given.fit_memory_bank(3_000, 64).startswith("warning:") and given.criterion.memory_bank.size[0] == 4096
+    assert given.fit_memory_bank(3_000).startswith("warning:") and given.criterion.memory_bank.size[0] == 4096
     with pytest.raises(UserError, match="applies to moco"):
         SSLModule("simclr", "tiny-cnn", memory_bank_size=128)
+
+
+def test_the_memory_bank_cap_keeps_an_images_own_older_key_out_most_of_the_time():
+    """Replays shuffled epochs through a FIFO bank of the capped size: the share of second-epoch images whose own
+    first-epoch key is still in the bank is what own_key_share says (about 3% at a quarter), and what the note
+    for the default 4,096 keys states."""
+    import random
+
+    from contrastkit.plugins.vision import SSLModule, own_key_share
+
+    images, batch = 3_000, 64
+    module = SSLModule("moco", "tiny-cnn")
+    module.fit_memory_bank(images)
+    keys, rng, met, seen = [], random.Random(0), 0, 0
+    for epoch in range(2):
+        order = rng.sample(range(images), images)[: images // batch * batch]  # shuffled, the last batch dropped
+        for start in range(0, len(order), batch):
+            step = order[start:start + batch]
+            if epoch:
+                bank = set(keys[-module.memory_bank_size:])
+                met, seen = met + sum(i in bank for i in step), seen + len(step)
+            keys.extend(step)
+    assert 0.02 < met / seen < 0.05 and abs(met / seen - own_key_share(module.memory_bank_size, images)) < 0.01
+    assert abs(own_key_share(4096, 3000) - 0.80) < 0.01 and abs(own_key_share(2936, 3000) - 0.48) < 0.01

@@ -52,17 +52,17 @@ def test_every_method_trains_two_steps_and_loads_back(method, image_folder, tmp_
                        atol=1e-5)
 
 
-def test_moco_memory_bank_stays_below_the_images_per_epoch(image_folder, tmp_path, capsys):
+def test_moco_memory_bank_is_a_quarter_of_the_images_per_epoch(image_folder, tmp_path, capsys):
     from contrastkit.recipes import image
 
-    # 20 images, 2 held out: 18 per epoch, batch 8 -> at most 10 keys, so no image meets its own older key
+    # 20 images, 2 held out: 18 per epoch -> 4 keys
     result = image.run(data=str(image_folder), method="moco", output_dir=str(tmp_path / "a"), **FAST)
-    assert result.metrics["train_images"] == 18 and result.metrics["memory_bank_size"] == 10
-    assert "memory bank: 10 keys" in capsys.readouterr().out
+    assert result.metrics["train_images"] == 18 and result.metrics["memory_bank_size"] == 4
+    assert "memory bank: 4 keys" in capsys.readouterr().out
     given = image.run(data=str(image_folder), method="moco", memory_bank_size=64, output_dir=str(tmp_path / "b"),
                       **FAST)
     assert given.metrics["memory_bank_size"] == 64  # a given size is kept, with a warning
-    assert "warning: memory_bank_size=64 is more than" in capsys.readouterr().out
+    assert "warning: memory_bank_size=64 is more than a quarter" in capsys.readouterr().out
     assert "memory_bank_size" not in image.run(data=str(image_folder), output_dir=str(tmp_path / "c"), **FAST).metrics
 
 
