@@ -224,3 +224,12 @@ def test_checkpoints_hold_no_home_path_and_a_moved_folder_resumes_with_its_rotat
     # the resumed run still knew its kept checkpoints by name, so it deleted the two oldest as save_total_limit says
     kept = sorted(p.name.split("step=")[-1] for p in (tmp_path / "moved" / "checkpoints").iterdir())
     assert kept == ["3.ckpt", "4.ckpt", "last.ckpt"]  # 18 images at batch 8: steps 3 and 4 are epoch 1
+
+
+def test_max_steps_across_epochs_runs_every_step(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    # 18 training images at batch 8: 2 steps an epoch, so 5 steps need 3 epochs (the recipe sets max_epochs for
+    # the progress bar, which must never end the run before max_steps)
+    result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **{**FAST, "max_steps": 5})
+    assert result.metrics["steps"] == 5
