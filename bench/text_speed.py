@@ -30,7 +30,7 @@ from datasets_real import SOURCES  # the script's folder is on sys.path
 THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
         "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0, "margin": 0.0, "skip": 1,
-        "mbf16": 0}
+        "mbf16": 0, "pairup": 0}
 #: ``dirs=`` codes for MNRL's ``directions`` (all cost the same forward/backward; only the softmax grows)
 DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
               "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")}
@@ -97,6 +97,40 @@ def worker(spec: dict) -> dict:
 
         sampler = functools.partial(NeighbourBatches, bucket_batches=1)
         mining += time.perf_counter() - started  # with mine=N too, both encodings count
+    if spec.get("pairup"):  # 1: each batch holds pairs two by two, each pair with its mined hard negative's pair
+        import functools
+
+        import torch
+
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(spec.get("mbf16"))):
+            vectors = model.encode(train["anchor"], batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
+            answers = model.encode(train["positive"], batch_size=64, convert_to_tensor=True,
+                                   normalize_embeddings=True)
+        similarity = vectors.float() @ answers.float().T
+        similarity.fill_diagonal_(-2.0)  # a pair's own positive is not its negative
+        # candidates by similarity, the `skip` top-ranked ones left out as with mine=N (false negatives)
+        ranked = similarity.argsort(dim=1, descending=True)[:, int(spec.get("skip", 1)):]
+
+        class PairedBatches(LengthGroupedNoDuplicatesBatchSampler):
+            def _buckets(self, gen):
+                free = torch.ones(len(ranked), dtype=torch.bool)
+                couples = []
+                for i in torch.randperm(len(ranked), generator=gen).tolist():
+                    if not free[i]:
+                        continue
+                    free[i] = False
+                    options = ranked[i][free[ranked[i]]]  # the best-ranked candidate whose pair is still free
+                    if len(options):
+                        free[options[0]] = False
+                        couples.append([i, int(options[0])])
+                    else:
+                        couples.append([i])
+                flat = [x for c in torch.randperm(len(couples), generator=gen).tolist() for x in couples[c]]
+                return list(torch.split(torch.tensor(flat), self.batch_size))
+
+        sampler = functools.partial(PairedBatches, bucket_batches=1)
+        mining += time.perf_counter() - started
     if spec.get("freeze"):  # 1: the token-embedding matrix (half of MiniLM's weights) is not trained, as the recipe
         freeze_token_embeddings(model)
     if spec.get("layers"):  # k: the whole embedding block and the first k transformer layers are not trained
