@@ -493,7 +493,7 @@ class SSLModule(pl.LightningModule):
     ``head_batch_norm=False`` removes the projection head's BatchNorm1d, which makes the loss blind to the features'
     mean: at high learning rates that mean can drift until all embeddings point the same way.
     ``memory_bank_size`` (moco) overrides its 4,096 keys; in your own ``Trainer``, call ``fit_memory_bank(images)``
-    first on small data, as the recipe does.
+    first on small data, as the recipe does (training starts with a warning when the bank is too large for the data).
     """
 
     def __init__(self, method: str = "simclr", backbone: str | nn.Module = "efficientnet-lite0",
@@ -520,6 +520,7 @@ class SSLModule(pl.LightningModule):
             raise UserError(f"memory_bank_size applies to moco, not to method '{method}'")
         self.memory_bank_size = m.memory_bank if memory_bank_size is None else memory_bank_size
         self.memory_bank_given = memory_bank_size is not None
+        self.memory_bank_fitted = False  # fit_memory_bank ran (the recipe calls it; users' own Trainers may not)
         self.criterion = self._make_criterion()
         self.learning_rate = learning_rate or m.lr
         self.weight_decay, self.warmup_steps = weight_decay, warmup_steps
@@ -567,6 +568,7 @@ class SSLModule(pl.LightningModule):
         4,096 keys over 3,000 images hold it for 80%. That older key counts as a negative of the image itself
         (facebookresearch/moco#87, #146). The default shrinks; a given ``memory_bank_size`` is kept with a warning.
         Returns the line to log, or ''."""
+        self.memory_bank_fitted = True
         size, cap = self.memory_bank_size, max(1, images // 4)
         if not size or size <= cap:
             return ""
@@ -585,6 +587,22 @@ class SSLModule(pl.LightningModule):
         if self.freeze_bn:
             _set_bn_eval(self.backbone, self.backbone_momentum)
         return self
+
+    def on_train_start(self) -> None:
+        # a user's own Trainer on small data: say so when the default bank holds the images' own older keys
+        if not self.memory_bank_size or self.memory_bank_given or self.memory_bank_fitted:
+            return
+        try:
+            images = len(self.trainer.train_dataloader.dataset) // self.trainer.world_size
+        except (AttributeError, TypeError):  # an iterable dataset or an unusual loader: no length to compare with
+            return
+        if self.memory_bank_size > max(1, images // 4):
+            from pytorch_lightning.utilities import rank_zero_warn
+
+            rank_zero_warn(f"{self.method}'s memory bank holds {self.memory_bank_size:,} keys for {images:,} images per "
+                           f"epoch, so after the first epoch about {own_key_share(self.memory_bank_size, images):.0%} "
+                           f"of the images meet an older key of their own; call fit_memory_bank({images}) before "
+                           f"fit, or pass memory_bank_size=")
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Lightning never calls train() at fit start, and callbacks or user code may have; re-freeze every step

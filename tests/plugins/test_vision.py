@@ -212,3 +212,29 @@ def test_the_memory_bank_cap_keeps_an_images_own_older_key_out_most_of_the_time(
             keys.extend(step)
     assert 0.02 < met / seen < 0.05 and abs(met / seen - own_key_share(module.memory_bank_size, images)) < 0.01
     assert abs(own_key_share(4096, 3000) - 0.80) < 0.01 and abs(own_key_share(2936, 3000) - 0.48) < 0.01
+
+
+def test_moco_in_a_users_own_trainer_warns_when_its_bank_outgrows_small_data(tmp_path):
+    import warnings
+
+    import pytorch_lightning as pl
+    import torch
+    from contrastkit.plugins.vision import ImageData, ImageDataset, SSLModule, make_transform
+
+    items = [Image.fromarray(np.full((16, 16, 3), c, np.uint8)) for c in range(0, 240, 15)]
+    transform = make_transform("moco", 16, {"mean": [0.5] * 3, "std": [0.25] * 3})
+    loader = torch.utils.data.DataLoader(ImageDataset(ImageData(items), transform), batch_size=4, drop_last=True)
+
+    def fit(model):
+        trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, default_root_dir=tmp_path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(model, loader)
+        return [str(w.message) for w in caught if "memory bank" in str(w.message)]
+
+    said = fit(SSLModule("moco", "tiny-cnn"))  # 4,096 keys for 16 images
+    assert len(said) == 1 and "fit_memory_bank(16)" in said[0] and "100%" in said[0]
+    fitted = SSLModule("moco", "tiny-cnn")
+    fitted.fit_memory_bank(16)
+    assert fit(fitted) == [] and fit(SSLModule("moco", "tiny-cnn", memory_bank_size=64)) == []
