@@ -477,6 +477,11 @@ def _set_bn_eval(*nets: nn.Module | None) -> None:
 LR_SCHEDULES = ("constant", "cosine")
 
 
+def memory_bank_cap(images: int) -> int:
+    """The largest memory bank ``fit_memory_bank`` keeps for ``images`` per process and epoch: a quarter of them."""
+    return max(1, images // 4)
+
+
 def own_key_share(bank_size: int, images: int) -> float:
     """After the first epoch, the share of images whose own key from the epoch before is still in a first-in,
     first-out bank of ``bank_size`` keys. With shuffled epochs, the keys queued since an image's last visit are one
@@ -569,7 +574,7 @@ class SSLModule(pl.LightningModule):
         (facebookresearch/moco#87, #146). The default shrinks; a given ``memory_bank_size`` is kept with a warning.
         Returns the line to log, or ''."""
         self.memory_bank_fitted = True
-        size, cap = self.memory_bank_size, max(1, images // 4)
+        size, cap = self.memory_bank_size, memory_bank_cap(images)
         if not size or size <= cap:
             return ""
         share = own_key_share(size, images)
@@ -596,7 +601,7 @@ class SSLModule(pl.LightningModule):
             images = len(self.trainer.train_dataloader.dataset) // self.trainer.world_size
         except (AttributeError, TypeError):  # an iterable dataset or an unusual loader: no length to compare with
             return
-        if self.memory_bank_size > max(1, images // 4):
+        if self.memory_bank_size > memory_bank_cap(images):
             from pytorch_lightning.utilities import rank_zero_warn
 
             rank_zero_warn(f"{self.method}'s memory bank holds {self.memory_bank_size:,} keys for {images:,} images per "

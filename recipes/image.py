@@ -175,9 +175,10 @@ def run(cfg: Config | None = None, **overrides: Any):
                          accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
                          num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
                          default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
+    per_process = len(train.items) // trainer.world_size  # images each process sees per epoch
     if cfg.max_steps > 0:  # steps per epoch counted low, so max_epochs never ends the run early (else "Epoch 0/-2")
-        trainer.fit_loop.max_epochs = -(-cfg.max_steps // max(1, len(train.items) // trainer.world_size // batch_size))
-    note = module.fit_memory_bank(len(train.items) // trainer.world_size)  # moco on small data
+        trainer.fit_loop.max_epochs = -(-cfg.max_steps // max(1, per_process // batch_size))
+    note = module.fit_memory_bank(per_process)  # moco on small data
     if note:
         log(note)
     started = time.perf_counter()
