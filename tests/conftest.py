@@ -28,6 +28,13 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, 
                           timeout=timeout)
 
 
+def assert_no_file_holds(folder: str | Path, text: str) -> None:
+    """No file under ``folder`` (if it exists) contains ``text``, e.g. a token or a home path, byte for byte."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            assert text.encode() not in path.read_bytes(), path
+
+
 @pytest.fixture(scope="session")
 def tiny_text_model(tmp_path_factory) -> str:
     """A 2-layer, 32-wide BERT sentence-transformer with MiniLM's real tokenizer, saved to a folder."""

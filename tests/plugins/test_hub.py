@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import assert_no_file_holds, run_cli
 from tests.hub_server import HubServer, new_token
 
 OUTPUT_FILES = {"README.md", "config.yaml", "metrics.json", "model.safetensors", "config.json", "modules.json"}
@@ -282,9 +282,7 @@ def test_the_token_appears_in_no_output_and_no_written_file(hub_server, text_out
     outputs += [r.stdout, r.stderr]
     assert all(hub_server.token not in text for text in outputs)
     for folder in (text_output, tmp_path / "space", tmp_path / "hf-home"):
-        for p in folder.rglob("*") if folder.exists() else []:
-            if p.is_file():
-                assert hub_server.token.encode() not in p.read_bytes(), p
+        assert_no_file_holds(folder, hub_server.token)
 
 
 @pytest.mark.parametrize("recipe", ["text", "image-text"])

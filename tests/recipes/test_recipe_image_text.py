@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import assert_no_file_holds, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,7 @@ def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, 
     assert "randomly initialised tiny CLIP" in card and "cosine_recall@1" in card
     assert (out / "config.yaml").exists() and (out / "loss.png").exists()
     assert (out / "checkpoints").is_dir() and not list(out.rglob("training_args.bin"))  # no pickle with local paths
-    for path in out.rglob("*"):
-        if path.is_file():
-            assert str(tmp_path).encode() not in path.read_bytes(), path
+    assert_no_file_holds(out, str(tmp_path))
 
     model = SentenceTransformer(str(out), device="cpu")
     image = model.encode([Image.open(shapes_csv.parent / "shapes" / "0000.png")])

@@ -10,6 +10,8 @@ import yaml
 from contrastkit.recipes import text
 from sentence_transformers import SentenceTransformer
 
+from tests.conftest import assert_no_file_holds
+
 TEXTS = [f"sentence {i} about subject {i % 5} with detail {i * 7 % 11}" for i in range(24)]
 
 
@@ -260,9 +262,7 @@ def test_output_names_no_home_path_and_holds_no_pickled_arguments(tmp_path, tiny
     out = result.output_dir
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-1", "checkpoint-2"]
     assert not list(out.rglob("training_args.bin"))  # the Trainer's pickle of its arguments
-    for path in out.rglob("*"):
-        if path.is_file():
-            assert str(tmp_path).encode() not in path.read_bytes(), path
+    assert_no_file_holds(out, str(tmp_path))
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["data"] == "~/pairs.csv" and saved["output_dir"] == "~/out"
     again = text.run(**{**saved, "model": tiny_text_model, "overwrite": True})  # ~ expands when the config is reused
