@@ -752,6 +752,50 @@ class KNNCallback(pl.Callback):
         pl_module.print(f"kNN top-1 after training: {self.after['knn_top1']:.4f}")
 
 
+#: WiSE-FT's share of the change kept for a pretrained backbone (Fashion-MNIST, bench/image_quality.py: five seeds)
+WISE_FT_PRETRAINED = 0.25
+
+
+class WiSEFT(pl.Callback):
+    """WiSE-FT (Wortsman et al., 2022): when training ends, the backbone keeps ``alpha`` of its change,
+    ``start + alpha * (trained - start)``: a weight-space blend of the trained and the starting model.
+
+    ``alpha=None`` picks ``WISE_FT_PRETRAINED`` for a pretrained backbone (``pl_module.spec["pretrained"]``) and 1
+    (off) for a randomly initialised one, whose start is noise. The start is read when fit begins, before a
+    checkpoint is restored, so a resumed run blends with the same start; checkpoints keep the trained weights, so
+    resuming trains on from them. Put it before ``KNNCallback``, so that "after" sees the blend.
+    """
+
+    def __init__(self, alpha: float | None = None):
+        if alpha is not None and not 0 <= alpha <= 1:
+            raise UserError(f"wise_ft must be between 0 and 1 (1: off), got {alpha}")
+        self.alpha = alpha
+        self.start: dict[str, torch.Tensor] | None = None
+        self.trained: dict[str, torch.Tensor] | None = None  # the unblended weights, for checkpoints saved later
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.alpha is None:
+            self.alpha = WISE_FT_PRETRAINED if getattr(pl_module, "spec", {}).get("pretrained") else 1.0
+        if stage == "fit" and self.alpha < 1:
+            self.start = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.start is None:
+            return
+        state = pl_module.backbone.state_dict()  # tensors that share the parameters' storage
+        self.trained = {k: v.detach().clone() for k, v in state.items()}
+        with torch.no_grad():
+            for k, v in state.items():
+                if v.is_floating_point():
+                    v.lerp_(self.start[k].to(v.device, v.dtype), 1 - self.alpha)
+        pl_module.print(f"WiSE-FT: the backbone keeps {self.alpha:.0%} of its change from training "
+                        f"(wise_ft={self.alpha:g}; wise_ft=1 keeps all of it)")
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if self.trained is not None:  # Lightning's last checkpoint at the end: keep what training reached
+            checkpoint["state_dict"].update({f"backbone.{k}": v for k, v in self.trained.items()})
+
+
 class FolderCheckpoint(pl.callbacks.ModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` whose saved state names its files relative to its own folder.
 
@@ -843,6 +887,9 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: ImageDat
     source = f", starting from {source}" if source else (", pretrained weights" if spec.get("pretrained") else
                                                          ", trained from random initialisation")
     norm = spec["normalize"]
+    alpha = metrics.get("wise_ft", 1.0)
+    wise = (f"; the saved weights keep {alpha:g} of training's change to the starting backbone (WiSE-FT, "
+            f"`wise_ft={alpha:g}`)" if alpha < 1 else "")
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -856,7 +903,7 @@ PyTorch Lightning, made with [contrastkit](https://pypi.org/project/contrastkit/
 - Embedding size: {spec['embedding_dim']}, input {spec['image_size']}x{spec['image_size']} px, normalised with mean
   {[round(v, 3) for v in norm['mean']]} and std {[round(v, 3) for v in norm['std']]}
 - Data: {data.source}, {metrics.get('train_images', '?')} training images
-- Training: {metrics.get('steps', '?')} steps, batch size {cfg.batch_size}, learning rate {metrics.get('learning_rate')}
+- Training: {metrics.get('steps', '?')} steps, batch size {cfg.batch_size}, learning rate {metrics.get('learning_rate')}{wise}
 
 ## Evaluation
 

@@ -55,6 +55,9 @@ class Config:
     head_warmup_steps: int = field(0, "train only the projection head for the first N steps, then the backbone too")
     ema_decay: float = field(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.9) and "
                                   "save it instead of the last step's weights; 0: off (Lightning's EMAWeightAveraging)")
+    wise_ft: float | None = field(None, "WiSE-FT: the backbone keeps this share of its change when training ends "
+                                        "(start + wise_ft * (trained - start)); default 0.25 for a pretrained "
+                                        "backbone, 1 (off) for a random one")
     memory_bank_size: int | None = field(None, "moco: keys of past batches kept as negatives (default 4,096, "
                                                "capped at a quarter of the images per epoch)")
     knn_k: int = field(20, "neighbours for the kNN evaluation")
@@ -95,6 +98,8 @@ class Config:
                             f"{self.save_total_limit}")
         if not 0 <= self.ema_decay < 1:
             raise UserError(f"config field 'ema_decay' must be at least 0 and below 1 (0: off), got {self.ema_decay}")
+        if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
+            raise UserError(f"config field 'wise_ft' must be between 0 and 1 (1: off), got {self.wise_ft}")
         if not 0 <= self.freeze_fraction <= 1:
             raise UserError(f"config field 'freeze_fraction' must be between 0 and 1, got {self.freeze_fraction}")
         if self.memory_bank_size is not None:  # the method table says which methods keep a memory bank
@@ -163,6 +168,8 @@ def run(cfg: Config | None = None, **overrides: Any):
                                          save_top_k=cfg.save_total_limit, every_n_train_steps=cfg.save_steps)]
     if cfg.ema_decay:  # before the kNN callback, so its "after" sees the averaged weights
         callbacks.append(pl.callbacks.EMAWeightAveraging(decay=cfg.ema_decay))
+    wise = vision.WiSEFT(cfg.wise_ft)  # also before the kNN callback: "after" is the blend that gets saved
+    callbacks.append(wise)
     knn = None
     if held_out is not None and train.labels is not None:
         bank = train.subset(list(range(0, len(train.items), max(1, len(train.items) // 10000))))
@@ -197,7 +204,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                    "recipe": "image", "method": cfg.method, "world_size": trainer.world_size, "backbone": spec["architecture"],
                    "train_images": len(train.items), "eval_images": len(held_out.items) if held_out else 0,
                    "skipped_images": len(data.skipped), "steps": trainer.global_step,
-                   "learning_rate": module.learning_rate, "train_seconds": round(seconds, 2),
+                   "learning_rate": module.learning_rate, "wise_ft": wise.alpha, "train_seconds": round(seconds, 2),
                    **({"memory_bank_size": module.memory_bank_size} if module.memory_bank_size else {}),
                    "images_per_second": module.images_per_second(batch_size),
                    "embedding_spread": knn.spread if knn else {},  # collapse check: mean cosine, std

@@ -131,6 +131,7 @@ CASES = {
                                        ["min_sclae", "lightly transform"]),
     "image-freeze-fraction-above-1": (lambda t, m: ["run", "image", "freeze_fraction=1.5", *IMG],
                                       ["freeze_fraction", "between 0 and 1"]),
+    "image-wise-ft-above-1": (lambda t, m: ["run", "image", "wise_ft=1.5", *IMG], ["wise_ft", "between 0 and 1"]),
     "image-ema-decay-of-1": (lambda t, m: ["run", "image", "ema_decay=1", *IMG], ["ema_decay", "below 1"]),
     "image-unknown-lr-schedule": (lambda t, m: ["run", "image", "lr_schedule=step", *IMG], ["lr_schedule", "cosine"]),
     # image-text

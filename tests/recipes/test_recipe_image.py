@@ -201,6 +201,33 @@ def test_ema_decay_saves_the_moving_average_of_the_weights(image_folder, tmp_pat
         assert np.allclose(ema[k], 0.25 * one[k] + 0.75 * two[k], atol=1e-5), k
 
 
+def test_wise_ft_saves_that_share_of_the_change_and_checkpoints_keep_the_trained_weights(image_folder, tmp_path):
+    """wise_ft=a saves start + a * (trained - start). The start is a folder an earlier run saved, and the same run
+    with wise_ft=1 (off) gives the trained weights; last.ckpt holds those, so resuming trains on from them."""
+    import torch
+    from contrastkit.recipes import image
+    from safetensors.torch import load_file
+
+    first = image.run(data=str(image_folder), output_dir=str(tmp_path / "start"), **FAST)
+    assert first.metrics["wise_ft"] == 1.0  # a randomly initialised backbone: off by default
+
+    def run(name, alpha):
+        result = image.run(data=str(image_folder), output_dir=str(tmp_path / name),
+                           **{**FAST, "backbone": str(first.output_dir), "wise_ft": alpha})
+        return result, load_file(str(result.output_dir / "model.safetensors"))
+
+    start = load_file(str(first.output_dir / "model.safetensors"))
+    (_, trained), (blended, blend) = run("off", 1.0), run("wise", 0.25)
+    assert blended.metrics["wise_ft"] == 0.25 and "WiSE-FT" in (blended.output_dir / "README.md").read_text()
+    floats = [k for k in start if start[k].is_floating_point()]
+    assert len(floats) > 4 and any(not np.allclose(trained[k], start[k]) for k in floats)  # training moved them
+    for k in floats:
+        assert np.allclose(blend[k], start[k] + 0.25 * (trained[k] - start[k]), atol=1e-6), k
+    state = torch.load(blended.output_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    for k in floats:
+        assert np.allclose(state[f"backbone.{k}"], trained[k], atol=1e-6), k
+
+
 def test_checkpoints_hold_no_home_path_and_a_moved_folder_resumes_with_its_rotation(image_folder, tmp_path,
                                                                                     monkeypatch):
     import shutil
