@@ -4,7 +4,8 @@
 
 Inputs are the unedited stdout of ``bench/text_speed.py`` (``results/text/DATASET-drawN-*.log``; N is its
 ``--seed``) and of ``bench/image_quality.py`` (``results/image/SETTING-seedN.log``; N is the recipe seed). Nothing
-is typed in here: every point is a line of one of those files. Left: the text recipe's MRR@10 gain over the
+is typed in here: every point is a line of one of those files. ``results/image/wise_ft1/`` holds the image runs
+measured before WiSE-FT became the default (rerun them with ``--set wise_ft=1``). Left: the text recipe's MRR@10 gain over the
 hand-written sentence-transformers default, per dataset and draw. Right: the image recipe's kNN top-1 gain over
 the pretrained backbone, per setting and seed. Bars are means, dots single runs, dashed lines the targets.
 """
@@ -48,10 +49,10 @@ def text_gains(folder: Path) -> dict[tuple[str, str], dict[int, float]]:
 
 
 def image_gains(folder: Path) -> dict[str, dict[int, float]]:
-    """setting -> {seed: kNN top-1 gain over the pretrained backbone}."""
+    """setting -> {seed: kNN top-1 gain over the pretrained backbone}; a subfolder's name is part of the setting."""
     out: dict[str, dict[int, float]] = defaultdict(dict)
-    for path in sorted(folder.glob("*.log")):
-        name = re.fullmatch(r"(.+)-seed(\d+)\.log", path.name)
+    for path in sorted(folder.rglob("*.log")):
+        name = re.fullmatch(r"(.+)-seed(\d+)\.log", path.relative_to(folder).as_posix())
         rows = [m for m in map(IMAGE_ROW.match, path.read_text().splitlines()) if m]
         if not name or not rows:
             raise SystemExit(f"{path}: not an image_quality.py output named SETTING-seedN.log")
@@ -88,10 +89,15 @@ def main() -> None:
     role = {"wordnet": "tuning", "foldoc": "tuning", "manpages": "check", "bible": "near ceiling"}
     tgroups = [(f"{d} ({role.get(d, 'larger')}): {arm}", text[(d, arm)], COLORS[arm])
                for d in order for arm in COLORS if (d, arm) in text]
-    first = ["temperature0.1", "defaults"]
-    settings = first + sorted(s for s in image if s not in first)
-    igroups = [(re.sub(r"([a-z])(\d[\d.e-]*)(?=,|$)", r"\1 \2", s).replace("defaults", "defaults (temperature 0.2)"), image[s],
-                "tab:orange" if s == "defaults" else "grey") for s in settings]
+    new = [s for s in ("defaults", "defaults,threads1") if s in image]  # WiSE-FT on (wise_ft 0.25)
+    settings = new + sorted(s for s in image if s not in new)
+
+    def label(setting: str) -> str:
+        folder, _, name = setting.rpartition("/")
+        name = re.sub(r"([a-z])(\d[\d.e-]*)(?=,|$)", r"\1 \2", name).replace(",", ", ")
+        return f"{name}, no WiSE-FT" if folder == "wise_ft1" else name.replace("defaults", "defaults (WiSE-FT)")
+
+    igroups = [(label(s), image[s], "tab:orange" if s in new else "grey") for s in settings]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.2), gridspec_kw={"width_ratios": [len(tgroups), len(igroups)]})
     _strip(left, tgroups, 0.03, "MRR@10 gain over hand-written", "Text: recipe vs hand-written script, 512 pairs"
            "\n(dots: draws of the data; bars: means)")

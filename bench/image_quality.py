@@ -3,10 +3,13 @@
     python bench/image_quality.py                 # 3,000 training / 1,000 test images, simclr then byol
     python bench/image_quality.py --quick         # 600 / 300 images, 8 steps per method
     python bench/image_quality.py --threads 2 --methods simclr --set learning_rate=1e-4   # one sweep arm
+    python bench/image_quality.py --threads 1 --methods simclr --alphas 0.1,0.25,0.5,1   # WiSE-FT blends too
 
 "before" is the pretrained EfficientNet-Lite0's own kNN accuracy (k=20, cosine, weighted, on the backbone's
 pooled features); "after" is the same after training. mean_cosine / std are the collapse check on the test
-embeddings (mean pairwise cosine -> 1 and per-dimension std -> 0 mean collapse).
+embeddings (mean pairwise cosine -> 1 and per-dimension std -> 0 mean collapse). ``--alphas`` also reports the
+kNN accuracy of other WiSE-FT blends of the same run: start + alpha * (trained - start), from the trained weights in
+``checkpoints/last.ckpt`` (the recipe keeps them there) and the pretrained start; 1 is the run without the blend.
 Needs Debian's dataset-fashion-mnist (apt-get install -y dataset-fashion-mnist) or --data-dir with its idx files.
 """
 
@@ -45,6 +48,28 @@ def write_folder(root: Path, prefix: str, n: int, seed: int, out: Path) -> Path:
     return out
 
 
+def blends(result, train: Path, test: Path, alphas: list[float]) -> dict[float, float]:
+    """kNN top-1 of start + alpha * (trained - start) for each alpha, with the recipe's own kNN settings."""
+    if not alphas:
+        return {}
+    import torch
+    from contrastkit.plugins import vision
+
+    cfg = result.config
+    start, _ = vision.create_backbone(cfg.backbone, bool(cfg.small_stem), cfg.weights)
+    state = torch.load(result.output_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    trained = {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
+    bank, query = vision.load_images(str(train)), vision.load_images(str(test))
+    origin, out = {k: v.clone() for k, v in start.state_dict().items()}, {}
+    for alpha in alphas:
+        start.load_state_dict({k: v + alpha * (trained[k] - v) if v.is_floating_point() else trained[k]
+                               for k, v in origin.items()})
+        start.eval()
+        embed = [vision.embed_with(start, d.items, result.model.preprocess) for d in (bank, query)]
+        out[alpha] = vision.knn_accuracy(embed[0], bank.labels, embed[1], query.labels, cfg.knn_k, cfg.knn_t)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small, fast version (600/300 images, 8 steps)")
@@ -54,6 +79,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe override on top of the defaults (repeatable)")
     parser.add_argument("--train-images", type=int, default=3000, help="training images (also the kNN bank)")
+    parser.add_argument("--alphas", default="", help="also evaluate these WiSE-FT blends of each run, e.g. 0.25,0.5,1")
     parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     import torch
@@ -82,7 +108,8 @@ def main() -> None:
                          "cpu_s": round(time.process_time() - cpu), "images_per_s": result.metrics["images_per_second"],
                          "cos_before": spread["before"]["mean_cosine"], "cos_after": spread["after"]["mean_cosine"],
                          "std_before": spread["before"]["embedding_std"], "std_after": spread["after"]["embedding_std"],
-                         "overrides": overrides})
+                         "overrides": overrides,
+                         "blends": blends(result, train, test, [float(a) for a in filter(None, args.alphas.split(","))])})
     print(f"\n{'method':<8} {'before':>7} {'after':>7} {'change':>7} {'steps':>6} {'train s':>8} {'cpu s':>6} "
           f"{'cos before->after':>18} {'std before->after':>18}")
     for r in rows:
@@ -90,6 +117,10 @@ def main() -> None:
               f"{r['train_s']:>8.0f} {r['cpu_s']:>6} {r['cos_before']:>8.3f} -> {r['cos_after']:<6.3f} "
               f"{r['std_before']:>8.4f} -> {r['std_after']:<7.4f}")
     print("train s: wall seconds of training alone; cpu s: process CPU seconds of the whole run (incl. kNN)")
+    for r in rows:
+        if r["blends"]:
+            print(f"{r['method']} WiSE-FT blends, kNN top-1 change over before: " + "  ".join(
+                f"alpha {a:g}: {acc - r['before']:+.4f}" for a, acc in r["blends"].items()))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

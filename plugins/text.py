@@ -364,6 +364,24 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
 
 
 # --------------------------------------------------------------------------- evaluation
+class AtLength:
+    """``evaluator`` run with ``max_seq_length`` tokens while training cuts texts shorter (the recipe's
+    ``max_train_tokens``): held-out figures are measured as the saved model will embed. Attributes pass through."""
+
+    def __init__(self, evaluator: Any, max_seq_length: int | None):
+        self.evaluator, self.max_seq_length = evaluator, max_seq_length
+
+    def __call__(self, model: Any, *args: Any, **kwargs: Any) -> Any:
+        cut, model.max_seq_length = model.max_seq_length, self.max_seq_length
+        try:
+            return self.evaluator(model, *args, **kwargs)
+        finally:
+            model.max_seq_length = cut
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.evaluator, name)
+
+
 def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", batch_size: int = 32,
                    seed: int = 42) -> Any | None:
     """The evaluator that fits the format (IR for pairs, Triplet, EmbeddingSimilarity, BinaryClassification)."""

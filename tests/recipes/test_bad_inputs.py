@@ -95,6 +95,7 @@ CASES = {
     "negative-batch-size": (lambda t, m: ["run", "text", "batch_size=-4", m], ["batch_size", "> 0"]),
     "zero-epochs": (lambda t, m: ["run", "text", "epochs=0", m], ["epochs", "> 0"]),
     "negative-min-steps": (lambda t, m: ["run", "text", "min_steps=-1", m], ["min_steps", ">= 0"]),
+    "negative-max-train-tokens": (lambda t, m: ["run", "text", "max_train_tokens=-1", m], ["max_train_tokens", ">= 0"]),
     "unknown-recipe": (lambda t, m: ["run", "txet"], ["txet", "Did you mean 'text'"]),
     "show-unknown-recipe": (lambda t, m: ["show", "imgae"], ["imgae", "contrastkit list"]),
     "missing-config-file": (lambda t, m: ["run", "text", "--config", str(t / "none.yaml")], ["none.yaml"]),
