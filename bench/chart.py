@@ -18,15 +18,21 @@ from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-#: sweep arms that are the recipe's defaults (now / before this round), as text_speed.py prints them
-DEFAULTS = {"recipe defaults", "lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16",
-            "lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16,bf16=1"}  # bf16: the default on this CPU since session 4
+#: sweep arms that are the recipe's defaults (now / before a round), as text_speed.py prints them
+WHOLE = {"lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16",
+         "lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16,bf16=1"}  # bf16: the default on this CPU since session 4
+DEFAULTS = {"lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,maxlen=64"}  # max_train_tokens=64: session 8
 OLD_DEFAULTS = {"lr=2e-4,scale=30,warmup=0.1", "lr=2e-4,scale=30,warmup=0.1,batch=32"}
 #: the measured option for documentation-style pairs: mined hard negatives (docs/speed.md)
-MINED = {"scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,mine=1,lr=1e-4,skip=3,mbf16=1"}  # mine_hard_negatives=true
-ARMS = {**dict.fromkeys(OLD_DEFAULTS, "old defaults"), **dict.fromkeys(DEFAULTS, "defaults"),
+MINED_WHOLE = {"scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,mine=1,lr=1e-4,skip=3,mbf16=1"}
+MINED = {"scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,mine=1,lr=1e-4,skip=3,mbf16=1,maxlen=64"}
+ARMS = {**dict.fromkeys(OLD_DEFAULTS, "old defaults"), **dict.fromkeys(WHOLE, "defaults, whole texts"),
+        **dict.fromkeys(DEFAULTS, "defaults"), **dict.fromkeys(MINED_WHOLE, "mined, whole texts"),
         **dict.fromkeys(MINED, "mined negatives (option)")}
-COLORS = {"old defaults": "grey", "defaults": "tab:blue", "mined negatives (option)": "tab:green"}
+#: no text of these sets reaches 64 tokens, so the cut changes nothing and whole-text runs count as cut ones
+SHORT = {"wordnet": {"defaults, whole texts": "defaults", "mined, whole texts": "mined negatives (option)"}}
+COLORS = {"old defaults": "grey", "defaults, whole texts": "lightsteelblue", "defaults": "tab:blue",
+          "mined, whole texts": "darkseagreen", "mined negatives (option)": "tab:green"}
 TEXT_ROW = re.compile(r"^(?P<label>.+?)\s+[\d.]+ pairs/s .*MRR@10 [\d.]+ \((?P<gain>[+-][\d.]+)\)")
 IMAGE_ROW = re.compile(r"^\w+\s+(?P<before>[\d.]+)\s+(?P<after>[\d.]+)\s+(?P<gain>[+-][\d.]+)\s+\d+\s")
 
@@ -44,7 +50,8 @@ def text_gains(folder: Path) -> dict[tuple[str, str], dict[int, float]]:
         for line in lines:
             row = TEXT_ROW.match(line)
             if row and row["label"] in ARMS:
-                out[(name, ARMS[row["label"]])][int(draw[1])] = float(row["gain"])
+                arm = SHORT.get(head[1], {}).get(ARMS[row["label"]], ARMS[row["label"]])
+                out[(name, arm)][int(draw[1])] = float(row["gain"])
     return out
 
 
@@ -90,19 +97,20 @@ def main() -> None:
     tgroups = [(f"{d} ({role.get(d, 'larger')}): {arm}", text[(d, arm)], COLORS[arm])
                for d in order for arm in COLORS if (d, arm) in text]
     new = [s for s in ("defaults", "defaults,threads1") if s in image]  # WiSE-FT on (wise_ft 0.25)
-    settings = new + sorted(s for s in image if s not in new)
+    old = [s for s in ("wise_ft1/defaults", "wise_ft1/defaults,threads1") if s in image]
+    settings = new + old + sorted(s for s in image if s not in new + old)
 
     def label(setting: str) -> str:
         folder, _, name = setting.rpartition("/")
         name = re.sub(r"([a-z])(\d[\d.e-]*)(?=,|$)", r"\1 \2", name).replace(",", ", ")
-        return f"{name}, no WiSE-FT" if folder == "wise_ft1" else name.replace("defaults", "defaults (WiSE-FT)")
+        return name.replace("defaults", "old defaults" if folder == "wise_ft1" else "defaults (WiSE-FT 0.25)")
 
     igroups = [(label(s), image[s], "tab:orange" if s in new else "grey") for s in settings]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.2), gridspec_kw={"width_ratios": [len(tgroups), len(igroups)]})
     _strip(left, tgroups, 0.03, "MRR@10 gain over hand-written", "Text: recipe vs hand-written script, 512 pairs"
            "\n(dots: draws of the data; bars: means)")
     _strip(right, igroups, 0.02, "kNN top-1 gain over pretrained", "Images: Fashion-MNIST, SimCLR unless named, ~170 s of "
-           "training\n(dots: recipe seeds; bars: means)")
+           "training\n(dots: recipe seeds; bars: means; grey: before WiSE-FT, i.e. wise_ft=1)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}: {len(tgroups)} text groups, {len(igroups)} image settings")
