@@ -24,7 +24,8 @@ from contrastkit.recipes import text
 vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[3]) * 2**20, resource.RLIM_INFINITY))
 r = text.run(data=sys.argv[1], model=sys.argv[2], output_dir=sys.argv[4], batch_size=512, max_steps=1,
-             max_seq_length=128, eval_data=sys.argv[5], loss=sys.argv[6], save_steps=1000, precision="fp32")
+             max_seq_length=128, max_train_tokens=0, eval_data=sys.argv[5], loss=sys.argv[6], save_steps=1000,
+             precision="fp32")
 """
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "TOKENIZERS_PARALLELISM": "false"}
 
