@@ -378,7 +378,9 @@ class AtLength:
         finally:
             model.max_seq_length = cut
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # only for names this object lacks
+        if name == "evaluator":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self.evaluator, name)
 
 

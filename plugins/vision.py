@@ -776,6 +776,7 @@ class WiSEFT(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.alpha is None:
             self.alpha = WISE_FT_PRETRAINED if getattr(pl_module, "spec", {}).get("pretrained") else 1.0
+        self.trained = None  # a second fit with this callback starts clean
         if stage == "fit" and self.alpha < 1:
             self.start = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
 
