@@ -56,17 +56,18 @@ def blends(result, train: Path, test: Path, alphas: list[float]) -> dict[float, 
     from contrastkit.plugins import vision
 
     cfg = result.config
-    start, _ = vision.create_backbone(cfg.backbone, bool(cfg.small_stem), cfg.weights)
+    small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32  # as the recipe decides
+    net, _ = vision.create_backbone(cfg.backbone, small_stem, cfg.weights)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
     state = torch.load(result.output_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     trained = {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
-    bank, query = vision.load_images(str(train)), vision.load_images(str(test))
-    origin, out = {k: v.clone() for k, v in start.state_dict().items()}, {}
-    for alpha in alphas:
-        start.load_state_dict({k: v + alpha * (trained[k] - v) if v.is_floating_point() else trained[k]
-                               for k, v in origin.items()})
-        start.eval()
-        embed = [vision.embed_with(start, d.items, result.model.preprocess) for d in (bank, query)]
-        out[alpha] = vision.knn_accuracy(embed[0], bank.labels, embed[1], query.labels, cfg.knn_k, cfg.knn_t)
+    knn = vision.KNNCallback(vision.load_images(str(train)), vision.load_images(str(test)), result.model.preprocess,
+                             cfg.knn_k, cfg.knn_t)
+    out = {}
+    for alpha in alphas:  # the recipe's own blend and kNN evaluation
+        net.load_state_dict(trained)
+        vision.blend_weights(net, start, alpha)
+        out[alpha] = knn.evaluate(net)["knn_top1"]
     return out
 
 

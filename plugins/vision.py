@@ -756,6 +756,14 @@ class KNNCallback(pl.Callback):
 WISE_FT_PRETRAINED = 0.25
 
 
+def blend_weights(net: nn.Module, start: dict[str, torch.Tensor], alpha: float) -> None:
+    """WiSE-FT in place: ``net``'s floating-point weights become ``start + alpha * (weights - start)``."""
+    with torch.no_grad():
+        for k, v in net.state_dict().items():  # tensors that share the parameters' storage
+            if v.is_floating_point():
+                v.lerp_(start[k].to(v.device, v.dtype), 1 - alpha)
+
+
 class WiSEFT(pl.Callback):
     """WiSE-FT (Wortsman et al., 2022): when training ends, the backbone keeps ``alpha`` of its change,
     ``start + alpha * (trained - start)``: a weight-space blend of the trained and the starting model.
@@ -783,12 +791,9 @@ class WiSEFT(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.start is None:
             return
-        state = pl_module.backbone.state_dict()  # tensors that share the parameters' storage
-        self.trained = {k: v.detach().clone() for k, v in state.items()}
-        with torch.no_grad():
-            for k, v in state.items():
-                if v.is_floating_point():
-                    v.lerp_(self.start[k].to(v.device, v.dtype), 1 - self.alpha)
+        self.trained = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
+        blend_weights(pl_module.backbone, self.start, self.alpha)
+        self.start = None  # not needed after the blend; a new fit reads it again
         pl_module.print(f"WiSE-FT: the backbone keeps {self.alpha:.0%} of its change from training "
                         f"(wise_ft={self.alpha:g}; wise_ft=1 keeps all of it)")
 
