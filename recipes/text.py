@@ -100,7 +100,12 @@ def run(cfg: Config | None = None, **overrides: Any):
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import data as data_io
     from contrastkit.plugins import report, text
-    from contrastkit.plugins.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
+    from contrastkit.plugins.callbacks import (
+        BeforeAfterCallback,
+        NoPickledArgs,
+        SaveAtLength,
+        remove_args_pickle,
+    )
     from contrastkit.plugins.config import dump_yaml
 
     # 1. Output folder (checked first, so a bad path fails before any work)
@@ -164,7 +169,8 @@ def run(cfg: Config | None = None, **overrides: Any):
                               learning_rate=learning_rate)
     if cfg.precision == "auto" and args.bf16 and args.use_cpu:
         log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
-    trainer = text.make_trainer(model, args, choice, callbacks=[callback, NoPickledArgs()])
+    saving = [SaveAtLength(full_length)] if cut else []  # checkpoints record the model's own length, not the cut
+    trainer = text.make_trainer(model, args, choice, callbacks=[callback, NoPickledArgs(), *saving])
     text.train(trainer, resume=cfg.resume)
     model.max_seq_length = full_length
 

@@ -127,19 +127,26 @@ def test_mine_hard_negatives_adds_a_negative_column(tmp_path, tiny_text_model, c
 def test_max_train_tokens_cuts_training_texts_but_not_evaluation_or_the_saved_model(tmp_path, tiny_text_model,
                                                                                   capsys):
     """Texts of 20+ tokens, cut at 6 while training: the "before" figures (the untouched model) match an uncut run,
-    so evaluation saw whole texts; the trained weights differ, so training saw the cut; the saved model keeps 64 tokens."""
+    so evaluation saw whole texts; the trained weights differ, so training saw the cut; the saved model and its
+    checkpoints keep 64 tokens."""
     words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
     frame = pd.DataFrame({"anchor": [f"query {i}: " + " ".join(words[i % 12:] + words[:i % 12]) for i in range(24)],
                           "positive": [f"answer {i}: " + " ".join(words[::-1][i % 5:]) + f" {i}" for i in range(24)]})
-    cut = _run(tmp_path, tiny_text_model, frame, max_train_tokens=6, output_dir=str(tmp_path / "cut"))
+    steps = {"max_steps": 4}  # steps 3-4 come after mid-training saves whose next batch is already tokenized
+    cut = _run(tmp_path, tiny_text_model, frame, max_train_tokens=6, output_dir=str(tmp_path / "cut"), **steps)
     assert "texts cut at 6 tokens" in capsys.readouterr().out
-    whole = _run(tmp_path, tiny_text_model, frame, max_train_tokens=0, output_dir=str(tmp_path / "whole"))
+    whole = _run(tmp_path, tiny_text_model, frame, max_train_tokens=0, output_dir=str(tmp_path / "whole"), **steps)
     assert cut.metrics["max_train_tokens"] == 6 and whole.metrics["max_train_tokens"] is None
     assert cut.metrics["before"] == whole.metrics["before"]  # evaluated at the model's 64 tokens
     probe = cut.model.encode(["alpha beta gamma"]) - whole.model.encode(["alpha beta gamma"])
     assert abs(probe).max() > 1e-4  # trained on other inputs
     assert cut.model.max_seq_length == 64
     assert SentenceTransformer(str(cut.output_dir), device="cpu").max_seq_length == 64
+    checkpoint = SentenceTransformer(str(cut.output_dir / "checkpoints" / "checkpoint-4"), device="cpu")
+    assert checkpoint.max_seq_length == 64  # a checkpoint folder taken as a model embeds whole texts too
+    saved_each_step = _run(tmp_path, tiny_text_model, frame, max_train_tokens=6, save_steps=1,
+                           output_dir=str(tmp_path / "each"), **steps)  # the cut is back after every save
+    assert abs(saved_each_step.model.encode(["alpha beta gamma"]) - cut.model.encode(["alpha beta gamma"])).max() < 1e-6
 
 
 def test_mined_negatives_skip_the_top_ranked_and_respect_the_relative_margin(tiny_text_model):
