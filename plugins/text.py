@@ -481,9 +481,10 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     sentence-transformers recommends against false negatives (e.g. 0.05); ``range_min`` skips that many of the
     top-ranked candidates for the same reason: 3 (bench/text_speed.py, docs/speed.md) kept FOLDOC's gain and, unlike
     1, did not hurt WordNet, whose top-ranked candidates are often other senses' glosses; sentence-transformers'
-    docs show 10. ``precision`` ``bf16`` or ``fp16`` encodes under that autocast, as training will run (the text
-    recipe passes its resolved precision): on the CPU with AMX, bf16 encoded the pairs 1.6-1.7x faster at the same
-    MRR@10 within 0.005 (bench/text_speed.py ``mbf16=1``, docs/speed.md)."""
+    docs show 10. ``precision`` ``bf16`` or ``fp16`` mines under that autocast: on the CPU with AMX, bf16 encoded
+    the pairs 1.6-1.7x faster, but its scores have 8 significant bits, so near-tied candidates change rank. The text
+    recipe mines in float32: bf16 mining trained to lower MRR@10 on 6 of 7 draws (WordNet 0.005 lower on average;
+    bench/text_speed.py ``mbf16=1``, docs/speed.md)."""
     import torch
     from sentence_transformers.util import mine_hard_negatives
 

@@ -128,9 +128,8 @@ def run(cfg: Config | None = None, **overrides: Any):
         model.max_seq_length = cut = cfg.max_train_tokens
         log(f"training: texts cut at {cfg.max_train_tokens} tokens (max_train_tokens; evaluation and the saved model "
             f"use {full_length}; max_train_tokens=0 keeps them whole)")
-    if cfg.mine_hard_negatives:
-        train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives,  # in training's precision
-                                             precision=text.resolve_precision(cfg.precision, cpu_bf16=True))
+    if cfg.mine_hard_negatives:  # in float32 even for bf16 training: bf16 scores reorder near-ties (docs/speed.md)
+        train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives)
         data_format = None  # new negative columns: choose_loss reads the format again
     choice = text.choose_loss(model, train_data, cfg.loss, cfg.columns, cfg.batch_size, cfg.mini_batch_size,
                               cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed, data_format)

@@ -177,7 +177,8 @@ def test_mined_negatives_skip_the_top_ranked_and_respect_the_relative_margin(tin
         assert cos(row["anchor"], row["negative"]) >= max(others) - 1e-6
 
 
-def test_mining_encodes_in_the_precision_training_uses(tmp_path, tiny_text_model):
+def test_mining_encodes_in_the_precision_asked_for_and_bf16_training_keeps_float32_weights(tmp_path,
+                                                                                            tiny_text_model):
     import torch
     from contrastkit.plugins.text import add_hard_negatives
     from datasets import Dataset
@@ -192,7 +193,7 @@ def test_mining_encodes_in_the_precision_training_uses(tmp_path, tiny_text_model
     seen.clear()
     add_hard_negatives(model, pairs, None)  # fp32, the default
     assert seen and set(seen) == {None}
-    # through the recipe, with bf16 asked for: mines, trains and saves float32 weights
+    # through the recipe, with bf16 asked for: mines (in float32), trains in bf16 and saves float32 weights
     result = _run(tmp_path, tiny_text_model, pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]}),
                   mine_hard_negatives=True, precision="bf16")
     assert result.metrics["format"] == "triplet"
