@@ -3,7 +3,6 @@
 ``BeforeAfterCallback`` is a transformers ``TrainerCallback``: it evaluates before and after
 training with any sentence-transformers evaluator and writes ``metrics.json`` and ``loss.png``.
 ``NoPickledArgs`` keeps the Trainer's ``training_args.bin`` pickle out of the checkpoints.
-``SaveAtLength`` lets checkpoints record the model's own ``max_seq_length`` while training cuts texts shorter.
 """
 
 from __future__ import annotations
@@ -99,29 +98,3 @@ class NoPickledArgs(TrainerCallback):
         if state.is_world_process_zero:
             remove_args_pickle(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
-
-class SaveAtLength(TrainerCallback):
-    """Checkpoints record ``max_seq_length`` tokens while training runs with a shorter cut (the text recipe's
-    ``max_train_tokens``): a checkpoint folder loaded as a model then embeds whole texts, as the final model does.
-
-    The Trainer decides to save in ``on_step_end`` / ``on_epoch_end`` (``control.should_save``), saves, then calls
-    ``on_save``: the length is the model's own in between, and the cut again after.
-    """
-
-    def __init__(self, max_seq_length: int | None):
-        self.max_seq_length = max_seq_length
-        self._cut: int | None = None
-
-    def _before_save(self, control: Any, model: Any) -> None:
-        if control.should_save and model is not None and self._cut is None:
-            self._cut, model.max_seq_length = model.max_seq_length, self.max_seq_length
-
-    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self._before_save(control, model)
-
-    def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self._before_save(control, model)
-
-    def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if self._cut is not None and model is not None:
-            model.max_seq_length, self._cut = self._cut, None

@@ -364,26 +364,6 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
 
 
 # --------------------------------------------------------------------------- evaluation
-class AtLength:
-    """``evaluator`` run with ``max_seq_length`` tokens while training cuts texts shorter (the recipe's
-    ``max_train_tokens``): held-out figures are measured as the saved model will embed. Attributes pass through."""
-
-    def __init__(self, evaluator: Any, max_seq_length: int | None):
-        self.evaluator, self.max_seq_length = evaluator, max_seq_length
-
-    def __call__(self, model: Any, *args: Any, **kwargs: Any) -> Any:
-        cut, model.max_seq_length = model.max_seq_length, self.max_seq_length
-        try:
-            return self.evaluator(model, *args, **kwargs)
-        finally:
-            model.max_seq_length = cut
-
-    def __getattr__(self, name: str) -> Any:  # only for names this object lacks
-        if name == "evaluator":  # not set yet (a copy being built): no recursion
-            raise AttributeError(name)
-        return getattr(self.evaluator, name)
-
-
 def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", batch_size: int = 32,
                    seed: int = 42) -> Any | None:
     """The evaluator that fits the format (IR for pairs, Triplet, EmbeddingSimilarity, BinaryClassification)."""
@@ -474,7 +454,8 @@ def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- training
 def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None, num_negatives: int = 1,
-                       relative_margin: float | None = None, range_min: int = 3, precision: str = "fp32") -> Any:
+                       relative_margin: float | None = None, range_min: int = 3, precision: str = "fp32",
+                       max_length: int | None = None) -> Any:
     """Mine hard negatives for (anchor, positive) pairs with sentence-transformers' ``mine_hard_negatives``.
 
     ``relative_margin`` skips candidates scoring above ``(1 - margin)`` times the pair's own positive score, which
@@ -484,7 +465,8 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     docs show 10. ``precision`` ``bf16`` or ``fp16`` mines under that autocast: on the CPU with AMX, bf16 encoded
     the pairs 1.6-1.7x faster, but its scores have 8 significant bits, so near-tied candidates change rank. The text
     recipe mines in float32: bf16 mining trained to lower MRR@10 on 6 of 7 draws (WordNet 0.005 lower on average;
-    bench/text_speed.py ``mbf16=1``, docs/speed.md)."""
+    bench/text_speed.py ``mbf16=1``, docs/speed.md). ``max_length`` cuts the texts at that many tokens while mining
+    (the text recipe's ``max_train_tokens``); the model keeps its own ``max_seq_length`` afterwards."""
     import torch
     from sentence_transformers.util import mine_hard_negatives
 
@@ -495,11 +477,17 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     anchor, positive = fmt.text_columns
     pairs = pairs.rename_columns({anchor: "anchor", positive: "positive"})
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    with torch.autocast(model.device.type, dtype=half or torch.bfloat16, enabled=half is not None):
-        mined = mine_hard_negatives(pairs, model, anchor_column_name="anchor", positive_column_name="positive",
-                                    num_negatives=num_negatives, range_min=range_min, sampling_strategy="top",
-                                    relative_margin=relative_margin,
-                                    output_format="n-tuple" if num_negatives > 1 else "triplet", verbose=False)
+    own_length = model.max_seq_length
+    if max_length and (own_length is None or max_length < own_length):
+        model.max_seq_length = max_length
+    try:
+        with torch.autocast(model.device.type, dtype=half or torch.bfloat16, enabled=half is not None):
+            mined = mine_hard_negatives(pairs, model, anchor_column_name="anchor", positive_column_name="positive",
+                                        num_negatives=num_negatives, range_min=range_min, sampling_strategy="top",
+                                        relative_margin=relative_margin,
+                                        output_format="n-tuple" if num_negatives > 1 else "triplet", verbose=False)
+    finally:
+        model.max_seq_length = own_length
     if len(mined) == 0:
         raise UserError("mine_hard_negatives=true found no negatives; the data may be too small or too repetitive")
     return mined
@@ -587,12 +575,20 @@ def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: 
     )
 
 
-def make_trainer(model: Any, args: Any, choice: LossChoice, callbacks: list | None = None) -> Any:
-    """A ``SentenceTransformerTrainer`` over the chosen loss and its reordered dataset."""
+def make_trainer(model: Any, args: Any, choice: LossChoice, callbacks: list | None = None,
+                 max_length: int | None = None) -> Any:
+    """A ``SentenceTransformerTrainer`` over the chosen loss and its reordered dataset.
+
+    ``max_length`` cuts the training texts at that many tokens through the data collator's own ``max_length``
+    (the text recipe's ``max_train_tokens``). The model keeps its ``max_seq_length``, so evaluation, checkpoints
+    and the saved model all use whole texts."""
     from sentence_transformers import SentenceTransformerTrainer
 
-    return SentenceTransformerTrainer(model=model, args=args, train_dataset=choice.dataset, loss=choice.loss,
-                                      callbacks=callbacks or [])
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=choice.dataset, loss=choice.loss,
+                                         callbacks=callbacks or [])
+    if max_length:
+        trainer.data_collator.max_length = max_length
+    return trainer
 
 
 def train(trainer: Any, resume: bool = False) -> Any:

@@ -100,12 +100,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import data as data_io
     from contrastkit.plugins import report, text
-    from contrastkit.plugins.callbacks import (
-        BeforeAfterCallback,
-        NoPickledArgs,
-        SaveAtLength,
-        remove_args_pickle,
-    )
+    from contrastkit.plugins.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
     from contrastkit.plugins.config import dump_yaml
 
     # 1. Output folder (checked first, so a bad path fails before any work)
@@ -123,13 +118,13 @@ def run(cfg: Config | None = None, **overrides: Any):
     model = text.load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
-    full_length, cut = model.max_seq_length, None  # full_length: what evaluation and the saved model use
-    if cfg.max_train_tokens and (full_length is None or cfg.max_train_tokens < full_length):
-        model.max_seq_length = cut = cfg.max_train_tokens
-        log(f"training: texts cut at {cfg.max_train_tokens} tokens (max_train_tokens; evaluation and the saved model "
-            f"use {full_length}; max_train_tokens=0 keeps them whole)")
+    cut = None  # max_train_tokens, when shorter than the model's own length: mining and training only
+    if cfg.max_train_tokens and (model.max_seq_length is None or cfg.max_train_tokens < model.max_seq_length):
+        cut = cfg.max_train_tokens
+        log(f"training: texts cut at {cut} tokens (max_train_tokens; evaluation and the saved model "
+            f"use {model.max_seq_length}; max_train_tokens=0 keeps them whole)")
     if cfg.mine_hard_negatives:  # in float32 even for bf16 training: bf16 scores reorder near-ties (docs/speed.md)
-        train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives)
+        train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives, max_length=cut)
         data_format = None  # new negative columns: choose_loss reads the format again
     choice = text.choose_loss(model, train_data, cfg.loss, cfg.columns, cfg.batch_size, cfg.mini_batch_size,
                               cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed, data_format)
@@ -146,8 +141,6 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 4. Trainer: sentence-transformers' own, with the before/after callback
     evaluator = text.make_evaluator(eval_format, eval_data, batch_size=cfg.batch_size, seed=cfg.seed)
-    if evaluator is not None and cut:
-        evaluator = text.AtLength(evaluator, full_length)
     callback = BeforeAfterCallback(evaluator, out, headline=lambda m: text.headline(m, eval_format.kind),
                                    extra={"recipe": "text", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": choice.format.kind,
@@ -168,10 +161,8 @@ def run(cfg: Config | None = None, **overrides: Any):
                               learning_rate=learning_rate)
     if cfg.precision == "auto" and args.bf16 and args.use_cpu:
         log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
-    saving = [SaveAtLength(full_length)] if cut else []  # checkpoints record the model's own length, not the cut
-    trainer = text.make_trainer(model, args, choice, callbacks=[callback, NoPickledArgs(), *saving])
+    trainer = text.make_trainer(model, args, choice, callbacks=[callback, NoPickledArgs()], max_length=cut)
     text.train(trainer, resume=cfg.resume)
-    model.max_seq_length = full_length
 
     # 5. Save: a plain SentenceTransformer folder with ST's card, plus config.yaml (metrics.json came from the callback)
     trainer.save_model(str(out))  # every rank calls it; only rank 0 writes
