@@ -21,24 +21,26 @@ HERE = Path(__file__).resolve().parent
 #: sweep arms that are the recipe's defaults (now / before a round), as text_speed.py prints them
 WHOLE = {"lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16",
          "lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16,bf16=1"}  # bf16: the default on this CPU since session 4
-DEFAULTS = {"lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,maxlen=64"}  # max_train_tokens=64: session 8
+PAIRS = {"lr=1.5e-4,scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,maxlen=64"}  # max_train_tokens=64: session 8
 OLD_DEFAULTS = {"lr=2e-4,scale=30,warmup=0.1", "lr=2e-4,scale=30,warmup=0.1,batch=32"}
-#: the measured option for documentation-style pairs: mined hard negatives (docs/speed.md), mined in float32
+#: the defaults since session 10: mined hard negatives (docs/speed.md), mined in float32
 MINE = "scale=20,warmup=0.1,freeze=1,batch=16,bf16=1,mine=1,lr=1e-4,skip=3"
 MINED_WHOLE = {MINE}
 MINED = {MINE + ",maxlen=64"}
 #: the same, mined in bf16 autocast: what the option did in sessions 6-8 (docs/speed.md, ninth session)
 MINED_BF16 = {MINE + ",mbf16=1,maxlen=64"}
-ARMS = {**dict.fromkeys(OLD_DEFAULTS, "old defaults"), **dict.fromkeys(WHOLE, "defaults, whole texts"),
-        **dict.fromkeys(DEFAULTS, "defaults"), **dict.fromkeys(MINED_WHOLE, "mined, whole texts"),
+ARMS = {**dict.fromkeys(OLD_DEFAULTS, "old defaults"), **dict.fromkeys(WHOLE, "pairs alone, whole texts"),
+        **dict.fromkeys(PAIRS, "no mining (defaults before)"),
+        **dict.fromkeys(MINED_WHOLE, "mined, whole texts"),
         MINE + ",mbf16=1": "mined in bf16, whole texts", **dict.fromkeys(MINED_BF16, "mined in bf16 (sessions 6-8)"),
-        **dict.fromkeys(MINED, "mined negatives (option)")}
+        **dict.fromkeys(MINED, "defaults (mined negatives)")}
 #: no text of these sets reaches 64 tokens, so the cut changes nothing and whole-text runs count as cut ones
-SHORT = {"wordnet": {"defaults, whole texts": "defaults", "mined, whole texts": "mined negatives (option)",
+SHORT = {"wordnet": {"pairs alone, whole texts": "no mining (defaults before)",
+                     "mined, whole texts": "defaults (mined negatives)",
                      "mined in bf16, whole texts": "mined in bf16 (sessions 6-8)"}}
-COLORS = {"old defaults": "grey", "defaults, whole texts": "lightsteelblue", "defaults": "tab:blue",
-          "mined, whole texts": "darkseagreen", "mined in bf16 (sessions 6-8)": "yellowgreen",
-          "mined negatives (option)": "tab:green"}
+COLORS = {"old defaults": "grey", "pairs alone, whole texts": "lightsteelblue",
+          "no mining (defaults before)": "tab:blue", "mined, whole texts": "darkseagreen",
+          "mined in bf16 (sessions 6-8)": "yellowgreen", "defaults (mined negatives)": "tab:green"}
 TEXT_ROW = re.compile(r"^(?P<label>.+?)\s+[\d.]+ pairs/s .*MRR@10 [\d.]+ \((?P<gain>[+-][\d.]+)\)")
 IMAGE_ROW = re.compile(r"^\w+\s+(?P<before>[\d.]+)\s+(?P<after>[\d.]+)\s+(?P<gain>[+-][\d.]+)\s+\d+\s")
 

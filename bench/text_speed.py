@@ -185,11 +185,17 @@ def run(spec: dict) -> dict:
 def recipe_defaults(n_train: int) -> dict:
     """The text recipe's default hyperparameters for ``n_train`` pairs, in this script's terms (epochs included:
     the recipe raises them on small data to reach ``min_steps``)."""
-    from contrastkit.plugins.text import epochs_for_min_steps, resolve_precision
-    from contrastkit.recipes.text import LEARNING_RATE, Config
+    import inspect
+
+    from contrastkit.plugins.text import add_hard_negatives, epochs_for_min_steps, resolve_precision
+    from contrastkit.recipes.text import LEARNING_RATE, LEARNING_RATE_MINED, Config
 
     cfg = Config()
-    return {**HAND, "lr": cfg.learning_rate or LEARNING_RATE, "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
+    mine = cfg.mine_hard_negatives is not False  # None: the recipe mines for pairs, which this benchmark trains on
+    skip = inspect.signature(add_hard_negatives).parameters["range_min"].default
+    return {**HAND, "lr": cfg.learning_rate or (LEARNING_RATE_MINED if mine else LEARNING_RATE),
+            "mine": cfg.num_negatives if mine else 0, "skip": skip if mine else 1,
+            "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
             "epochs": epochs_for_min_steps(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size),
             "length": cfg.length_batching, "batch": cfg.batch_size, "freeze": int(cfg.freeze_embeddings),
             "maxlen": cfg.max_train_tokens,

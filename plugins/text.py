@@ -69,6 +69,8 @@ LOSSES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "simcse": (("single",), "MultipleNegativesRankingLoss", "unsupervised SimCSE: the same text twice, dropout as noise"),
     "tsdae": (("single",), "DenoisingAutoEncoderLoss", "denoising auto-encoder: rebuild the text from a damaged copy"),
 }
+#: losses that take mined hard negatives beside their in-batch ones: the text recipe mines for them by default
+MINING_LOSSES = ("auto", "mnrl", "cached_mnrl", "gist", "cached_gist")
 
 
 def resolve_model_name(name: str) -> tuple[str, str | None]:
@@ -455,7 +457,7 @@ def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
 # --------------------------------------------------------------------------- training
 def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None, num_negatives: int = 1,
                        relative_margin: float | None = None, range_min: int = 3, precision: str = "fp32",
-                       max_length: int | None = None) -> Any:
+                       max_length: int | None = None, required: bool = True) -> Any:
     """Mine hard negatives for (anchor, positive) pairs with sentence-transformers' ``mine_hard_negatives``.
 
     ``relative_margin`` skips candidates scoring above ``(1 - margin)`` times the pair's own positive score, which
@@ -466,7 +468,8 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     the pairs 1.6-1.7x faster, but its scores have 8 significant bits, so near-tied candidates change rank. The text
     recipe mines in float32: bf16 mining trained to lower MRR@10 on 6 of 7 draws (WordNet 0.005 lower on average;
     bench/text_speed.py ``mbf16=1``, docs/speed.md). ``max_length`` cuts the texts at that many tokens while mining
-    (the text recipe's ``max_train_tokens``); the model keeps its own ``max_seq_length`` afterwards."""
+    (the text recipe's ``max_train_tokens``); the model keeps its own ``max_seq_length`` afterwards. When no pair
+    gets a negative (too few or too alike), it raises a UserError, or returns None with ``required=False``."""
     import torch
     from sentence_transformers.util import mine_hard_negatives
 
@@ -489,6 +492,8 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     finally:
         model.max_seq_length = own_length
     if len(mined) == 0:
+        if not required:
+            return None
         raise UserError("mine_hard_negatives=true found no negatives; the data may be too small or too repetitive")
     return mined
 

@@ -36,9 +36,12 @@ class Config:
                               "batch_semi_hard, simcse, tsdae")
     guide_model: str | None = field(None, "guide model for loss=gist (default: the base model)")
     matryoshka_dims: list[int] | None = field(None, "wrap the loss in MatryoshkaLoss over these dims, e.g. [384,128,64]")
-    mine_hard_negatives: bool = field(False, "add hard negatives mined with the base model (sentence-transformers' "
-                                             "mine_hard_negatives, skipping the 3 top-ranked candidates)")
-    num_negatives: int = field(1, "hard negatives mined per pair when mine_hard_negatives=true")
+    mine_hard_negatives: bool | None = field(None, "add hard negatives mined with the base model (sentence-"
+                                                    "transformers' mine_hard_negatives, skipping the 3 top-ranked "
+                                                    "candidates); default: on for anchor/positive pairs with loss "
+                                                    "auto, mnrl, cached_mnrl, gist or cached_gist (measured in "
+                                                    "bench/text_speed.py), false: off")
+    num_negatives: int = field(1, "hard negatives mined per pair")
     epochs: float = field(1.0, "training epochs (1: measured in bench/text_speed.py, docs/speed.md)")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
     min_steps: int = field(32, "small data: raise epochs until training takes at least this many steps (0: off; "
@@ -51,7 +54,7 @@ class Config:
     freeze_embeddings: bool = field(True, "keep the token-embedding matrix fixed: faster steps, no loss of "
                                           "held-out quality on small data (bench/text_speed.py)")
     learning_rate: float | None = field(None, "peak learning rate (default: 1.5e-4, or 1e-4 "
-                                              "with mine_hard_negatives=true; measured in bench/text_speed.py)")
+                                              "with mined hard negatives; measured in bench/text_speed.py)")
     warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up")
     scale: float | None = field(None, "similarity scale (inverse temperature) for MNRL/CoSENT; default: the "
                                       "loss's own (20 for MNRL; 30 measured worse in bench/text_speed.py)")
@@ -123,10 +126,21 @@ def run(cfg: Config | None = None, **overrides: Any):
         cut = cfg.max_train_tokens
         log(f"training: texts cut at {cut} tokens (max_train_tokens; evaluation and the saved model "
             f"use {model.max_seq_length}; max_train_tokens=0 keeps them whole)")
-    if cfg.mine_hard_negatives:  # in float32 even for bf16 training: bf16 scores reorder near-ties (docs/speed.md)
-        train_data = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives, max_length=cut)
-        data_format = None  # new negative columns: choose_loss reads the format again
-    choice = text.choose_loss(model, train_data, cfg.loss, cfg.columns, cfg.batch_size, cfg.mini_batch_size,
+    train_columns = cfg.columns
+    mine = cfg.mine_hard_negatives  # None: on for pairs and in-batch-negative losses (bench/text_speed.py)
+    if mine is None:
+        mine = data_format.kind == "pair" and cfg.loss.lower().replace("-", "_") in text.MINING_LOSSES
+    if mine:  # in float32 even for bf16 training: bf16 scores reorder near-ties (docs/speed.md)
+        mined = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives, max_length=cut,
+                                        required=cfg.mine_hard_negatives is True)
+        if mined is None:
+            mine = False
+            log(f"mining: no hard negatives among {len(train_data)} pairs (too few or too alike); training on pairs")
+        else:  # anchor/positive/negative columns now: choose_loss reads them without the columns= mapping
+            log(f"mining: {len(mined)} of {len(train_data)} pairs got hard negatives from the base model "
+                "(mine_hard_negatives=false trains on the pairs alone)")
+            train_data, data_format, train_columns = mined, None, None
+    choice = text.choose_loss(model, train_data, cfg.loss, train_columns, cfg.batch_size, cfg.mini_batch_size,
                               cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed, data_format)
     eval_format = choice.format
     if eval_data is not None:  # its own format: mined negatives exist only in the training split
@@ -145,15 +159,15 @@ def run(cfg: Config | None = None, **overrides: Any):
                                    extra={"recipe": "text", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": choice.format.kind,
                                           "train_rows": len(choice.dataset), "world_size": report.world_size(),
-                                          "max_train_tokens": cut,
+                                          "max_train_tokens": cut, "mined_hard_negatives": mine,
                                           "eval_rows": len(eval_data) if eval_data is not None else 0})
     epochs = text.epochs_for_min_steps(cfg.epochs, cfg.min_steps, len(choice.dataset), cfg.batch_size,
                                        report.world_size()) if cfg.max_steps <= 0 else cfg.epochs
     if epochs != cfg.epochs:
         log(f"epochs: {cfg.epochs:g} -> {epochs:g}, so that training takes at least min_steps={cfg.min_steps} "
             f"steps on {len(choice.dataset)} rows (min_steps=0 keeps epochs as given)")
-    learning_rate = cfg.learning_rate or (LEARNING_RATE_MINED if cfg.mine_hard_negatives else LEARNING_RATE)
-    if cfg.mine_hard_negatives and cfg.learning_rate is None:
+    learning_rate = cfg.learning_rate or (LEARNING_RATE_MINED if mine else LEARNING_RATE)
+    if mine and cfg.learning_rate is None:
         log(f"learning rate: {learning_rate:g} with mined negatives (measured in bench/text_speed.py; learning_rate= "
             "sets it)")
     args = text.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives,

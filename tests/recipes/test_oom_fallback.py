@@ -5,6 +5,8 @@ above what it has mapped after loading its libraries, so a batch of 512 long pai
 (torch's "DefaultCPUAllocator: can't allocate memory") while the fallback fits. The runs pin precision=fp32: with
 bf16 autocast on a CPU with native bfloat16, oneDNN's bf16 kernels failed to create under this cap even at
 micro-batch 1 ("could not create a primitive"); the recipe then stops with a message that suggests precision=fp32.
+They also train on the pairs alone: with mined negatives, the no-duplicates batch sampler keeps a row apart from the
+row whose positive is its negative, so the first "batch of 512" over these 512 rows holds about 220 and fits.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).sp
 resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[3]) * 2**20, resource.RLIM_INFINITY))
 r = text.run(data=sys.argv[1], model=sys.argv[2], output_dir=sys.argv[4], batch_size=512, max_steps=1,
              max_seq_length=128, max_train_tokens=0, eval_data=sys.argv[5], loss=sys.argv[6], save_steps=1000,
-             precision="fp32")
+             precision="fp32", mine_hard_negatives=False)
 """
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "TOKENIZERS_PARALLELISM": "false"}
 

@@ -36,7 +36,7 @@ def _write(tmp_path, name, df: pd.DataFrame):
 FORMATS = {
     # name: (file name or None for Python data, frame, expected loss class, expected format)
     "pair-csv": ("pairs.csv", pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]}),
-                 "MultipleNegativesRankingLoss", "pair"),
+                 "MultipleNegativesRankingLoss", "triplet"),  # pairs get a mined hard negative by default
     "triplet-jsonl": ("triplets.jsonl", pd.DataFrame({"query": TEXTS, "positive": TEXTS[1:] + TEXTS[:1],
                                                       "negative_1": TEXTS[2:] + TEXTS[:2],
                                                       "negative_2": TEXTS[3:] + TEXTS[:3]}),
@@ -84,7 +84,7 @@ def test_model_card_carries_metrics_and_loss(tmp_path, tiny_text_model):
     card = (result.output_dir / "README.md").read_text()
     assert "MultipleNegativesRankingLoss" in card
     assert "cosine_mrr@10" in card  # the after-training evaluation made it into ST's card
-    assert result.metrics["format"] == "pair"
+    assert result.metrics["format"] == "triplet" and result.metrics["mined_hard_negatives"] is True
 
 
 def test_columns_mapping_and_matryoshka(tmp_path, tiny_text_model):
@@ -111,17 +111,34 @@ def test_loss_overrides(loss, expected, tmp_path, tiny_text_model):
     assert result.metrics["loss"] == expected
 
 
-def test_mine_hard_negatives_adds_a_negative_column(tmp_path, tiny_text_model, capsys):
+def test_pairs_get_mined_hard_negatives_by_default(tmp_path, tiny_text_model, capsys):
     frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
-    result = _run(tmp_path, tiny_text_model, frame, mine_hard_negatives=True)
-    assert "learning rate: 0.0001 with mined negatives" in capsys.readouterr().out
-    assert result.metrics["format"] == "triplet"
+    result = _run(tmp_path, tiny_text_model, frame)
+    out = capsys.readouterr().out
+    assert "learning rate: 0.0001 with mined negatives" in out
+    assert f"mining: {result.metrics['train_rows']} of {result.metrics['train_rows']} pairs got hard negatives" in out
+    assert result.metrics["format"] == "triplet" and result.metrics["mined_hard_negatives"] is True
     assert "hard-negative" in result.metrics["loss_reason"]
     assert result.metrics["train"]["learning_rate"] == text.LEARNING_RATE_MINED  # the rate measured with mining
-    plain = _run(tmp_path, tiny_text_model, frame, overwrite=True)
-    assert plain.metrics["format"] == "pair" and plain.metrics["train"]["learning_rate"] == text.LEARNING_RATE
-    given = _run(tmp_path, tiny_text_model, frame, mine_hard_negatives=True, learning_rate=3e-5, overwrite=True)
-    assert given.metrics["train"]["learning_rate"] == 3e-5
+    plain = _run(tmp_path, tiny_text_model, frame, mine_hard_negatives=False, overwrite=True)
+    assert "mining:" not in capsys.readouterr().out
+    assert plain.metrics["format"] == "pair" and plain.metrics["mined_hard_negatives"] is False
+    assert plain.metrics["train"]["learning_rate"] == text.LEARNING_RATE
+    given = _run(tmp_path, tiny_text_model, frame, learning_rate=3e-5, overwrite=True)
+    assert given.metrics["train"]["learning_rate"] == 3e-5 and given.metrics["mined_hard_negatives"] is True
+
+
+def test_too_few_pairs_to_mine_train_on_pairs_unless_mining_was_asked_for(tmp_path, tiny_text_model, capsys):
+    """Five pairs: each anchor has 4 other positives, and mining skips the 3 top-ranked, so 1 candidate is left;
+    four pairs leave none. The default then trains on the pairs and says so; mine_hard_negatives=true stops."""
+    from contrastkit.plugins.errors import UserError
+
+    few = pd.DataFrame({"anchor": TEXTS[:4], "positive": TEXTS[4:8]})
+    result = _run(tmp_path, tiny_text_model, few, eval_data=few)
+    assert "mining: no hard negatives among 4 pairs" in capsys.readouterr().out
+    assert result.metrics["format"] == "pair" and result.metrics["mined_hard_negatives"] is False
+    with pytest.raises(UserError, match="found no negatives"):
+        _run(tmp_path, tiny_text_model, few, eval_data=few, mine_hard_negatives=True, overwrite=True)
 
 
 def test_max_train_tokens_cuts_training_texts_but_not_evaluation_or_the_saved_model(tmp_path, tiny_text_model,
