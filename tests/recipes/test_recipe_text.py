@@ -194,6 +194,30 @@ def test_mined_negatives_skip_the_top_ranked_and_respect_the_relative_margin(tin
         assert cos(row["anchor"], row["negative"]) >= max(others) - 1e-6
 
 
+def test_mining_encodes_texts_cut_at_max_length_and_gives_the_model_its_length_back(tiny_text_model):
+    """The recipe's max_train_tokens reaches mining through max_length: every forward pass of the mining sees at most
+    that many tokens, and the model keeps its own max_seq_length afterwards, also when mining fails."""
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.text import add_hard_negatives
+    from datasets import Dataset
+
+    model = SentenceTransformer(tiny_text_model, device="cpu")
+    long = [f"{t} " + " ".join(f"word{j}" for j in range(30)) for t in TEXTS]  # 30+ tokens each
+    pairs = Dataset.from_dict({"anchor": long, "positive": long[::-1]})
+    lengths = []  # tokens per forward pass of the transformer
+    model[0].register_forward_hook(lambda _m, args, kwargs, _out: lengths.append(
+        (kwargs.get("features") or args[0])["input_ids"].shape[1]), with_kwargs=True)
+    add_hard_negatives(model, pairs, None)
+    assert lengths and max(lengths) > 8  # uncut: the texts are long
+    lengths.clear()
+    add_hard_negatives(model, pairs, None, max_length=8)
+    assert lengths and max(lengths) <= 8
+    assert model.max_seq_length == 64
+    with pytest.raises(UserError):  # four pairs leave no candidate after the 3 skipped
+        add_hard_negatives(model, pairs.select(range(4)), None, max_length=8)
+    assert model.max_seq_length == 64
+
+
 def test_mining_encodes_in_the_precision_asked_for_and_bf16_training_keeps_float32_weights(tmp_path,
                                                                                             tiny_text_model):
     import torch
