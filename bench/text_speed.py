@@ -187,11 +187,11 @@ def recipe_defaults(n_train: int) -> dict:
     the recipe raises them on small data to reach ``min_steps``)."""
     import inspect
 
-    from contrastkit.plugins.text import add_hard_negatives, epochs_for_min_steps, resolve_precision
+    from contrastkit.plugins.text import add_hard_negatives, epochs_for_min_steps, mines, resolve_precision
     from contrastkit.recipes.text import LEARNING_RATE, LEARNING_RATE_MINED, Config
 
     cfg = Config()
-    mine = cfg.mine_hard_negatives is not False  # None: the recipe mines for pairs, which this benchmark trains on
+    mine = mines(cfg.mine_hard_negatives, "pair", cfg.loss)  # this benchmark trains on pairs
     skip = inspect.signature(add_hard_negatives).parameters["range_min"].default
     return {**HAND, "lr": cfg.learning_rate or (LEARNING_RATE_MINED if mine else LEARNING_RATE),
             "mine": cfg.num_negatives if mine else 0, "skip": skip if mine else 1,

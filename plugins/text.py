@@ -73,6 +73,17 @@ LOSSES: dict[str, tuple[tuple[str, ...], str, str]] = {
 MINING_LOSSES = ("auto", "mnrl", "cached_mnrl", "gist", "cached_gist")
 
 
+def loss_key(loss: str | None) -> str:
+    """A ``loss=`` value as a key of ``LOSSES`` (or "auto"): any case, dashes or underscores."""
+    return (loss or "auto").lower().replace("-", "_")
+
+
+def mines(option: bool | None, kind: str, loss: str | None) -> bool:
+    """Whether the text recipe mines hard negatives: ``option`` when given, else (the default) for anchor/positive
+    pairs trained with a loss of ``MINING_LOSSES`` (measured in bench/text_speed.py, docs/speed.md)."""
+    return option if option is not None else kind == "pair" and loss_key(loss) in MINING_LOSSES
+
+
 def resolve_model_name(name: str) -> tuple[str, str | None]:
     """Map the default model to the packaged copy when installed; returns (path or id, Hub id for the card)."""
     if name in (DEFAULT_TEXT_MODEL, HUB_TEXT_MODEL):
@@ -315,7 +326,7 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
         dataset, fmt = detect_format(dataset, columns)
     else:
         fmt = data_format
-    name = (loss or "auto").lower().replace("-", "_")
+    name = loss_key(loss)
     if name == "auto":
         name, reason = _auto_loss_name(fmt, batch_size, mini_batch_size)
     elif name not in LOSSES:

@@ -86,9 +86,9 @@ class Config:
             raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
-        from contrastkit.plugins.text import LOSSES
+        from contrastkit.plugins.text import LOSSES, loss_key
 
-        if self.loss.lower().replace("-", "_") not in ("auto", *LOSSES):
+        if loss_key(self.loss) not in ("auto", *LOSSES):
             import difflib
 
             close = difflib.get_close_matches(self.loss, LOSSES, n=1)
@@ -127,9 +127,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         log(f"training: texts cut at {cut} tokens (max_train_tokens; evaluation and the saved model "
             f"use {model.max_seq_length}; max_train_tokens=0 keeps them whole)")
     train_columns = cfg.columns
-    mine = cfg.mine_hard_negatives  # None: on for pairs and in-batch-negative losses (bench/text_speed.py)
-    if mine is None:
-        mine = data_format.kind == "pair" and cfg.loss.lower().replace("-", "_") in text.MINING_LOSSES
+    mine = text.mines(cfg.mine_hard_negatives, data_format.kind, cfg.loss)  # default: pairs, in-batch losses
     if mine:  # in float32 even for bf16 training: bf16 scores reorder near-ties (docs/speed.md)
         mined = text.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives, max_length=cut,
                                         required=cfg.mine_hard_negatives is True)
