@@ -1,6 +1,6 @@
 """kNN accuracy on Fashion-MNIST before and after the image recipe with its DEFAULT settings, on the CPU.
 
-    python bench/image_quality.py                 # 3,000 training / 1,000 test images, simclr then byol
+    python bench/image_quality.py                 # 3,000 training / all 10,000 test images, simclr then byol
     python bench/image_quality.py --quick         # 600 / 300 images, 8 steps per method
     python bench/image_quality.py --threads 2 --methods simclr --set learning_rate=1e-4   # one sweep arm
     python bench/image_quality.py --threads 1 --methods simclr --alphas 0.1,0.25,0.5,1   # WiSE-FT blends too
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -80,8 +81,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe override on top of the defaults (repeatable)")
     parser.add_argument("--train-images", type=int, default=3000, help="training images (also the kNN bank)")
+    parser.add_argument("--test-images", type=int, default=1000,
+                        help="held-out images for kNN top-1 (10,000: all of Fashion-MNIST's test set)")
     parser.add_argument("--alphas", default="", help="also evaluate these WiSE-FT blends of each run, e.g. 0.25,0.5,1")
     parser.add_argument("--json", help="also write the result rows to this file")
+    parser.add_argument("--keep", help="copy each method's output folder (model, checkpoints) into this folder")
     args = parser.parse_args()
     import torch
     from contrastkit.plugins.config import parse_overrides
@@ -89,7 +93,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    n_train, n_test = (600, 300) if args.quick else (args.train_images, 1000)
+    n_train, n_test = (600, 300) if args.quick else (args.train_images, args.test_images)
     overrides = {**({"max_steps": 8} if args.quick else {}), **parse_overrides(args.set)}
     print(f"Fashion-MNIST: {n_train} training, {n_test} test images; recipe defaults (EfficientNet-Lite0 pretrained, "
           f"{image.Config.image_size} px, batch {image.Config.batch_size}, {image.Config.epochs} epochs) + "
@@ -105,12 +109,15 @@ def main() -> None:
                                overwrite=True, accelerator="cpu", **overrides)
             m, spread = result.metrics["before_after"]["knn_top1"], result.metrics["embedding_spread"]
             rows.append({"method": method, **m, "steps": result.metrics["steps"],
-                         "train_s": result.metrics["train_seconds"], "wall_s": round(time.perf_counter() - started),
+                         "train_s": result.metrics["train_seconds"],
+                         "knn_s": result.metrics.get("knn_seconds"), "wall_s": round(time.perf_counter() - started),
                          "cpu_s": round(time.process_time() - cpu), "images_per_s": result.metrics["images_per_second"],
                          "cos_before": spread["before"]["mean_cosine"], "cos_after": spread["after"]["mean_cosine"],
                          "std_before": spread["before"]["embedding_std"], "std_after": spread["after"]["embedding_std"],
                          "overrides": overrides,
                          "blends": blends(result, train, test, [float(a) for a in filter(None, args.alphas.split(","))])})
+            if args.keep:
+                shutil.copytree(result.output_dir, Path(args.keep) / method, dirs_exist_ok=True)
     print(f"\n{'method':<8} {'before':>7} {'after':>7} {'change':>7} {'steps':>6} {'train s':>8} {'cpu s':>6} "
           f"{'cos before->after':>18} {'std before->after':>18}")
     for r in rows:
