@@ -730,14 +730,17 @@ class KNNCallback(pl.Callback):
         self.after: dict[str, float] = {}
         self.query_embeddings: np.ndarray | None = None
         self.spread: dict[str, dict[str, float]] = {}  # embedding_spread of the query images, before/after
+        self.seconds = 0.0  # wall time spent evaluating, so that training time can be told apart
 
     def evaluate(self, backbone: nn.Module) -> dict[str, float]:
         """``{"knn_top1": accuracy}`` of the backbone's embeddings right now."""
+        started = time.perf_counter()
         bank = embed_with(backbone, self.bank.items, self.preprocess, self.batch_size)
         self.query_embeddings = embed_with(backbone, self.query.items, self.preprocess, self.batch_size)
         self.spread["after" if self.before else "before"] = embedding_spread(self.query_embeddings)
-        return {"knn_top1": knn_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels,
-                                         self.k, self.t)}
+        accuracy = knn_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels, self.k, self.t)
+        self.seconds += time.perf_counter() - started
+        return {"knn_top1": accuracy}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.before = self.evaluate(pl_module.backbone)

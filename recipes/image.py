@@ -190,7 +190,8 @@ def run(cfg: Config | None = None, **overrides: Any):
         log(note)
     started = time.perf_counter()
     trainer.fit(module, loader, ckpt_path=_resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
-    seconds = time.perf_counter() - started
+    knn_seconds = knn.seconds if knn else 0.0  # the kNN passes run inside fit; training time leaves them out
+    seconds = time.perf_counter() - started - knn_seconds
 
     # 5. Save the encoder, evaluate, plot and write the card (rank 0 only)
     metrics: dict[str, Any] = {}
@@ -205,6 +206,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                    "train_images": len(train.items), "eval_images": len(held_out.items) if held_out else 0,
                    "skipped_images": len(data.skipped), "steps": trainer.global_step,
                    "learning_rate": module.learning_rate, "wise_ft": wise.alpha, "train_seconds": round(seconds, 2),
+                   **({"knn_seconds": round(knn_seconds, 2)} if knn else {}),
                    **({"memory_bank_size": module.memory_bank_size} if module.memory_bank_size else {}),
                    "images_per_second": module.images_per_second(batch_size),
                    "embedding_spread": knn.spread if knn else {},  # collapse check: mean cosine, std

@@ -81,6 +81,7 @@ def test_card_usage_snippet_runs_inside_the_output_folder(image_folder, tmp_path
     assert done.stdout.strip() == "(1, 32)"
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"before", "after", "before_after"} and metrics["train_images"] == 18
+    assert metrics["knn_seconds"] > 0 and metrics["train_seconds"] > 0  # the kNN passes are timed apart
 
 
 def _bad(tmp_path, kind):
