@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe override on top of the defaults (repeatable)")
     parser.add_argument("--train-images", type=int, default=3000, help="training images (also the kNN bank)")
-    parser.add_argument("--test-images", type=int, default=1000,
+    parser.add_argument("--test-images", type=int, default=10000,
                         help="held-out images for kNN top-1 (10,000: all of Fashion-MNIST's test set)")
     parser.add_argument("--alphas", default="", help="also evaluate these WiSE-FT blends of each run, e.g. 0.25,0.5,1")
     parser.add_argument("--json", help="also write the result rows to this file")
