@@ -3,11 +3,14 @@
     python bench/chart.py                       # bench/results/{text,image}/*.log -> docs/benchmarks.png
 
 Inputs are the unedited stdout of ``bench/text_speed.py`` (``results/text/DATASET-drawN-*.log``; N is its
-``--seed``) and of ``bench/image_quality.py`` (``results/image/SETTING-seedN.log``; N is the recipe seed). Nothing
-is typed in here: every point is a line of one of those files. ``results/image/wise_ft1/`` holds the image runs
-measured before WiSE-FT became the default (rerun them with ``--set wise_ft=1``). Left: the text recipe's MRR@10 gain over the
-hand-written sentence-transformers default, per dataset and draw. Right: the image recipe's kNN top-1 gain over
-the pretrained backbone, per setting and seed. Bars are means, dots single runs, dashed lines the targets.
+``--seed``) and of ``bench/image_quality.py`` (``results/image/SETTING,threads1-seedN.log``; N is the recipe seed),
+all evaluated on Fashion-MNIST's 10,000 test images, plus the re-evaluation of the eleventh session's first eight
+default runs (``results/image-trials/full-test/alphagrid-*.log``). Runs scored on a 1,000-image sample before that
+(``results/image/sample1000/``) are not drawn: docs/image.md explains why. Nothing is typed in here: every point is a
+line of one of those files. Left: the text recipe's MRR@10 gain over the hand-written sentence-transformers default,
+per dataset and draw. Right: the image recipe's kNN top-1 gain over the pretrained backbone, per setting and seed,
+at the setting's own blend and, where ``IMAGE_BLENDS`` names it, at another blend of the same runs. Bars are means,
+dots single runs, dashed lines the targets.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ COLORS = {"old defaults": "grey", "pairs alone, whole texts": "lightsteelblue",
           "mined in bf16 (sessions 6-8)": "yellowgreen", "defaults (mined negatives)": "tab:green"}
 TEXT_ROW = re.compile(r"^(?P<label>.+?)\s+[\d.]+ pairs/s .*MRR@10 [\d.]+ \((?P<gain>[+-][\d.]+)\)")
 IMAGE_ROW = re.compile(r"^\w+\s+(?P<before>[\d.]+)\s+(?P<after>[\d.]+)\s+(?P<gain>[+-][\d.]+)\s+\d+\s")
+IMAGE_BLEND = re.compile(r"alpha ([\d.]+): ([+-][\d.]+)")
+REEVAL_ROW = re.compile(r"seed(\d+)/simclr: .*")
+#: other blends of the same runs drawn as their own group: setting -> alphas (1: the trained weights)
+IMAGE_BLENDS = {"defaults,threads1": (0.35, 1.0), "epochs6,wise_ft0.5,threads1": (1.0,), "epochs6,threads1": (0.5,),
+                "epochs4,threads1": (0.5,)}
 
 
 def text_gains(folder: Path) -> dict[tuple[str, str], dict[int, float]]:
@@ -63,15 +71,24 @@ def text_gains(folder: Path) -> dict[tuple[str, str], dict[int, float]]:
     return out
 
 
-def image_gains(folder: Path) -> dict[str, dict[int, float]]:
-    """setting -> {seed: kNN top-1 gain over the pretrained backbone}; a subfolder's name is part of the setting."""
+def image_gains(folder: Path, reeval: Path) -> dict[str, dict[int, float]]:
+    """setting (with its blend) -> {seed: kNN top-1 gain over the pretrained backbone on the full test set}."""
     out: dict[str, dict[int, float]] = defaultdict(dict)
-    for path in sorted(folder.rglob("*.log")):
-        name = re.fullmatch(r"(.+)-seed(\d+)\.log", path.relative_to(folder).as_posix())
-        rows = [m for m in map(IMAGE_ROW.match, path.read_text().splitlines()) if m]
+    for path in sorted(folder.glob("*.log")):
+        name = re.fullmatch(r"(.+)-seed(\d+)\.log", path.name)
+        lines = path.read_text().splitlines()
+        rows = [m for m in map(IMAGE_ROW.match, lines) if m]
         if not name or not rows:
             raise SystemExit(f"{path}: not an image_quality.py output named SETTING-seedN.log")
-        out[name[1]][int(name[2])] = float(rows[-1]["gain"])
+        blend = re.search(r"'wise_ft': ([\d.]+)", lines[0])
+        out[f"{name[1]} @ {blend[1] if blend else '0.25'}"][int(name[2])] = float(rows[-1]["gain"])
+        blends = dict(IMAGE_BLEND.findall(next((x for x in lines if "WiSE-FT blends" in x), "")))
+        for alpha in IMAGE_BLENDS.get(name[1], ()):
+            out[f"{name[1]} @ {alpha:g}"][int(name[2])] = float(blends[f"{alpha:g}"])
+    for path in sorted(reeval.glob("alphagrid-*.log")):  # the first eight default runs, on the full test set
+        for line in path.read_text().splitlines():
+            seed, gain = REEVAL_ROW.search(line), re.search(r"alpha 0\.25: full ([+-][\d.]+)", line)
+            out["defaults (seeds 42, 1-7) @ 0.25"][int(seed[1])] = float(gain[1])
     return out
 
 
@@ -99,27 +116,34 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     text = text_gains(Path(args.results) / "text")
-    image = image_gains(Path(args.results) / "image")
+    image = image_gains(Path(args.results) / "image", Path(args.results) / "image-trials" / "full-test")
     order = ["wordnet", "foldoc", "manpages", "bible", "wordnet, 2,048 pairs"]
     role = {"wordnet": "tuning", "foldoc": "tuning", "manpages": "check", "bible": "near ceiling"}
     tgroups = [(f"{d} ({role.get(d, 'larger')}): {arm}", text[(d, arm)], COLORS[arm])
                for d in order for arm in COLORS if (d, arm) in text]
-    new = [s for s in ("defaults", "defaults,threads1") if s in image]  # WiSE-FT on (wise_ft 0.25)
-    old = [s for s in ("wise_ft1/defaults", "wise_ft1/defaults,threads1") if s in image]
-    settings = new + old + sorted(s for s in image if s not in new + old)
+    first = [s for s in image if s.startswith("defaults")]
+    now = [s for s in image if s.startswith("epochs6,wise_ft0.5")]  # the defaults since the eleventh session
+    settings = sorted(now) + sorted(first, key=lambda s: ("seeds 42" not in s, s)) + sorted(
+        s for s in image if s not in first + now)
 
     def label(setting: str) -> str:
-        folder, _, name = setting.rpartition("/")
+        name, _, alpha = setting.partition(" @ ")
+        blend = "trained weights" if alpha == "1" else f"blend {alpha}"
+        if setting in now:
+            return f"now, 6 epochs: {blend} (fresh)"
+        if setting in first:
+            return f"before, 2 epochs: {blend} ({'seeds 42, 1-7' if 'seeds 42' in name else 'fresh'})"
+        name = re.sub(r",?threads1", "", name)
         name = re.sub(r"([a-z])(\d[\d.e-]*)(?=,|$)", r"\1 \2", name).replace(",", ", ")
-        return name.replace("defaults", "old defaults" if folder == "wise_ft1" else "defaults (WiSE-FT 0.25)")
+        return f"screen: {name}, {blend}"
 
-    igroups = [(label(s), image[s], "tab:orange" if s in new else "grey" if s.startswith("wise_ft1/") else "navajowhite")
+    igroups = [(label(s), image[s], "tab:red" if s in now else "tab:orange" if s in first else "navajowhite")
                for s in settings]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.2), gridspec_kw={"width_ratios": [len(tgroups), len(igroups)]})
     _strip(left, tgroups, 0.03, "MRR@10 gain over hand-written", "Text: recipe vs hand-written script, 512 pairs"
            "\n(dots: draws of the data; bars: means)")
-    _strip(right, igroups, 0.02, "kNN top-1 gain over pretrained", "Images: Fashion-MNIST, SimCLR unless named, ~170 s of "
-           "training\n(dots: seeds; bars: means; grey: before WiSE-FT (wise_ft=1); light orange: other settings with it)")
+    _strip(right, igroups, 0.02, "kNN top-1 gain over pretrained", "Images: Fashion-MNIST, 10,000 test images, SimCLR\n"
+           "(dots: seeds; red: defaults now; orange: before; light: seeds 42, 2)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}: {len(tgroups)} text groups, {len(igroups)} image settings")
