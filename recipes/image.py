@@ -40,7 +40,7 @@ class Config:
     transform: dict | None = field(None, "keyword arguments for the method's lightly transform, e.g. "
                                    "transform={min_scale: 0.2, gaussian_blur: 0.0}")
     image_size: int = field(64, "training and embedding resolution in pixels")
-    epochs: int = field(2, "training epochs")
+    epochs: int = field(6, "training epochs")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
     batch_size: int = field(64, "images per batch (each gives two or more augmented views)")
     learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 3e-4 for simclr)")
@@ -56,8 +56,10 @@ class Config:
     ema_decay: float = field(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.9) and "
                                   "save it instead of the last step's weights; 0: off (Lightning's EMAWeightAveraging)")
     wise_ft: float | None = field(None, "WiSE-FT: the backbone keeps this share of its change when training ends "
-                                        "(start + wise_ft * (trained - start)); default 0.25 for a pretrained "
+                                        "(start + wise_ft * (trained - start)); default 0.5 for a pretrained "
                                         "backbone, 1 (off) for a random one")
+    channels_last: bool = field(True, "train the backbone in channels-last memory layout (faster convolutions on CPU "
+                                      "and GPU; the saved weights are the same)")
     memory_bank_size: int | None = field(None, "moco: keys of past batches kept as negatives (default 4,096, "
                                                "capped at a quarter of the images per epoch)")
     knn_k: int = field(20, "neighbours for the kNN evaluation")
@@ -149,7 +151,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     module = vision.SSLModule(cfg.method, cfg.backbone, cfg.learning_rate, cfg.temperature, cfg.weight_decay,
                               cfg.freeze_bn, small_stem, cfg.weights, cfg.warmup_steps, cfg.head_batch_norm,
                               cfg.backbone_lr_scale, cfg.head_warmup_steps, cfg.lr_schedule, cfg.freeze_fraction,
-                              cfg.memory_bank_size)
+                              cfg.memory_bank_size, cfg.channels_last)
     spec = {**module.spec, "image_size": cfg.image_size, "resize": "squash to image_size x image_size, bilinear",
             "method": cfg.method}
     preprocess = vision.make_preprocess(cfg.image_size, spec["normalize"])

@@ -252,3 +252,40 @@ def test_wise_ft_is_on_by_default_only_for_a_pretrained_backbone():
     assert random_init.alpha == 1.0 and random_init.start is None
     with pytest.raises(UserError, match="wise_ft"):
         WiSEFT(1.5)
+
+
+def test_channels_last_during_fit_and_contiguous_weights_after(tmp_path):
+    import pytorch_lightning as pl
+    import torch
+    from contrastkit.plugins.vision import (
+        ImageData,
+        ImageDataset,
+        SSLModule,
+        load_encoder,
+        make_transform,
+        save_encoder,
+    )
+
+    rng = np.random.default_rng(0)
+    items = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(8)]
+    loader = torch.utils.data.DataLoader(ImageDataset(ImageData(items), make_transform("byol", 16, {
+        "mean": [0.5] * 3, "std": [0.25] * 3})), batch_size=4, drop_last=True)
+    seen = []
+
+    class Layout(pl.Callback):
+        def on_train_batch_end(self, trainer, module, *args):
+            seen.append([p.is_contiguous(memory_format=torch.channels_last)
+                         for net in (module.backbone, module.backbone_momentum)
+                         for p in net.parameters() if p.dim() == 4])
+
+    for channels_last in (True, False):
+        seen.clear()
+        model = SSLModule(method="byol", backbone="tiny-cnn", channels_last=channels_last)  # with a momentum copy
+        pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                   callbacks=[Layout()], default_root_dir=tmp_path).fit(model, loader)
+        assert len(seen) == 2 and all(all(step) == channels_last for step in seen)  # conv weights, both nets
+        assert all(p.is_contiguous() for p in model.backbone.parameters())  # put back when fit ends
+    model.backbone.to(memory_format=torch.channels_last)  # e.g. a user's fit that stopped half-way: saves and loads
+    save_encoder(model.backbone, {**model.spec, "image_size": 16, "normalize": {"mean": [0.5] * 3, "std": [0.25] * 3}},
+                 tmp_path)
+    assert load_encoder(tmp_path).embed(items[:2]).shape[0] == 2
