@@ -1,6 +1,6 @@
 """Training speed of the image recipe against a hand-written lightly loop, side by side in one run.
 
-    python bench/image_overhead.py            # 24 steps per run, 2 alternating rounds
+    python bench/image_overhead.py            # 24 steps per run, 2 alternating rounds (--rounds N for more)
     python bench/image_overhead.py --quick    # 6 steps, 1 round
 
 Both train the same pretrained EfficientNet-Lite0 (BatchNorm frozen) with SimCLR (lightly's head, NTXentLoss and
@@ -78,8 +78,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="6 steps, one round")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (medians over them are compared)")
     args = parser.parse_args()
-    steps, rounds = (6, 1) if args.quick else (24, 2)
+    steps, rounds = (6, 1) if args.quick else (24, args.rounds)
     items = images(args.batch_size * steps)
     print(f"SimCLR, EfficientNet-Lite0 (pretrained, BatchNorm frozen), batch {args.batch_size}, "
           f"{args.image_size} px, {steps} steps x {rounds} round(s), CPU, {torch.get_num_threads()} threads; "
