@@ -49,19 +49,25 @@ def write_folder(root: Path, prefix: str, n: int, seed: int, out: Path) -> Path:
     return out
 
 
+def trained_backbone(output_dir: Path) -> dict:
+    """The backbone's trained (unblended) weights from a run's ``checkpoints/last.ckpt``."""
+    import torch
+
+    state = torch.load(Path(output_dir) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
+
+
 def blends(result, train: Path, test: Path, alphas: list[float]) -> dict[float, float]:
     """kNN top-1 of start + alpha * (trained - start) for each alpha, with the recipe's own kNN settings."""
     if not alphas:
         return {}
-    import torch
     from contrastkit.plugins import vision
 
     cfg = result.config
     small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32  # as the recipe decides
     net, _ = vision.create_backbone(cfg.backbone, small_stem, cfg.weights)
     start = {k: v.clone() for k, v in net.state_dict().items()}
-    state = torch.load(result.output_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    trained = {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
+    trained = trained_backbone(result.output_dir)
     knn = vision.KNNCallback(vision.load_images(str(train)), vision.load_images(str(test)), result.model.preprocess,
                              cfg.knn_k, cfg.knn_t)
     out = {}

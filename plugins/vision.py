@@ -707,8 +707,9 @@ class SSLModule(pl.LightningModule):
 
 
 # ----------------------------------------------------------------------------------------------- kNN
-def knn_accuracy(bank: Any, bank_labels: Any, query: Any, query_labels: Any, k: int = 20, t: float = 0.1) -> float:
-    """Weighted kNN top-1 accuracy on cosine similarity, as lightly's benchmarks compute it."""
+def knn_correct(bank: Any, bank_labels: Any, query: Any, query_labels: Any, k: int = 20,
+                t: float = 0.1) -> np.ndarray:
+    """Per query: whether the weighted kNN top-1 on cosine similarity (lightly's ``knn_predict``) is right."""
     from lightly.utils.benchmarking import knn_predict
 
     bank = F.normalize(torch.as_tensor(np.asarray(bank), dtype=torch.float32), dim=1)
@@ -716,11 +717,14 @@ def knn_accuracy(bank: Any, bank_labels: Any, query: Any, query_labels: Any, k: 
     bank_labels = torch.as_tensor(np.asarray(bank_labels), dtype=torch.long)
     query_labels = torch.as_tensor(np.asarray(query_labels), dtype=torch.long)
     classes = int(max(bank_labels.max(), query_labels.max())) + 1
-    correct = 0
-    for start in range(0, len(query), 1024):
-        pred = knn_predict(query[start:start + 1024], bank.T, bank_labels, classes, min(k, len(bank)), t)[:, 0]
-        correct += int((pred == query_labels[start:start + 1024]).sum())
-    return correct / len(query)
+    hits = [knn_predict(query[start:start + 1024], bank.T, bank_labels, classes, min(k, len(bank)), t)[:, 0]
+            == query_labels[start:start + 1024] for start in range(0, len(query), 1024)]
+    return torch.cat(hits).numpy()
+
+
+def knn_accuracy(bank: Any, bank_labels: Any, query: Any, query_labels: Any, k: int = 20, t: float = 0.1) -> float:
+    """Weighted kNN top-1 accuracy on cosine similarity, as lightly's benchmarks compute it."""
+    return int(knn_correct(bank, bank_labels, query, query_labels, k, t).sum()) / len(query)
 
 
 def embedding_spread(embeddings: np.ndarray) -> dict[str, float]:

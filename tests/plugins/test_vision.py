@@ -15,6 +15,21 @@ def _clusters(n_per_class=30, classes=3, dim=16, spread=0.05, seed=0):
     return x, np.repeat(np.arange(classes), n_per_class)
 
 
+def _noise_images(n: int) -> list:
+    """``n`` 16x16 RGB images of uniform noise (seeded)."""
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def _loader(items: list, method: str):
+    """Batches of 4 of ``method``'s multi-view transform of ``items`` at 16 px."""
+    import torch
+    from contrastkit.plugins.vision import ImageData, ImageDataset, make_transform
+
+    transform = make_transform(method, 16, {"mean": [0.5] * 3, "std": [0.25] * 3})
+    return torch.utils.data.DataLoader(ImageDataset(ImageData(items), transform), batch_size=4, drop_last=True)
+
+
 def test_knn_is_perfect_on_separated_clusters_and_near_chance_on_shuffled_labels():
     from contrastkit.plugins.vision import knn_accuracy
 
@@ -110,8 +125,7 @@ def test_frozen_batchnorm_stays_frozen_through_a_lightning_fit_with_knn(tmp_path
         make_preprocess,
     )
 
-    rng = np.random.default_rng(0)
-    items = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(16)]
+    items = _noise_images(16)
     data = ImageData(items, labels=[i % 2 for i in range(16)])
     norm = {"mean": [0.5] * 3, "std": [0.25] * 3}
     loader = torch.utils.data.DataLoader(ImageDataset(data, get_method("simclr").transform(16, norm)), batch_size=8,
@@ -148,12 +162,9 @@ def test_transform_options_reach_lightlys_transform_and_unknown_ones_are_named()
 def test_head_warmup_backbone_lr_scale_cosine_schedule_and_freeze_fraction(tmp_path):
     import pytorch_lightning as pl
     import torch
-    from contrastkit.plugins.vision import ImageData, ImageDataset, SSLModule, make_transform
+    from contrastkit.plugins.vision import SSLModule
 
-    rng = np.random.default_rng(0)
-    items = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(16)]
-    loader = torch.utils.data.DataLoader(ImageDataset(ImageData(items), make_transform("simclr", 16, {
-        "mean": [0.5] * 3, "std": [0.25] * 3})), batch_size=4, drop_last=True)
+    loader = _loader(_noise_images(16), "simclr")
 
     def fit(steps, **kw):
         model = SSLModule(method="simclr", backbone="tiny-cnn", learning_rate=1e-2, **kw)
@@ -257,19 +268,10 @@ def test_wise_ft_is_on_by_default_only_for_a_pretrained_backbone():
 def test_channels_last_during_fit_and_contiguous_weights_after(tmp_path):
     import pytorch_lightning as pl
     import torch
-    from contrastkit.plugins.vision import (
-        ImageData,
-        ImageDataset,
-        SSLModule,
-        load_encoder,
-        make_transform,
-        save_encoder,
-    )
+    from contrastkit.plugins.vision import SSLModule, load_encoder, save_encoder
 
-    rng = np.random.default_rng(0)
-    items = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(8)]
-    loader = torch.utils.data.DataLoader(ImageDataset(ImageData(items), make_transform("byol", 16, {
-        "mean": [0.5] * 3, "std": [0.25] * 3})), batch_size=4, drop_last=True)
+    items = _noise_images(8)
+    loader = _loader(items, "byol")
     seen = []
 
     class Layout(pl.Callback):

@@ -18,24 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/
 from contrastkit.plugins import vision
-from image_quality import write_folder
+from image_quality import trained_backbone, write_folder
 
 
 def correct(net, preprocess, bank, query, k=20, t=0.1) -> np.ndarray:
-    """Per query image: 1 if the weighted kNN (lightly's knn_predict, as knn_accuracy) gets its label right."""
-    from lightly.utils.benchmarking import knn_predict
-
-    b = F.normalize(torch.as_tensor(vision.embed_with(net, bank.items, preprocess)), dim=1)
-    q = F.normalize(torch.as_tensor(vision.embed_with(net, query.items, preprocess)), dim=1)
-    bl, ql = torch.as_tensor(bank.labels), torch.as_tensor(query.labels)
-    out = []
-    for s in range(0, len(q), 1024):
-        out.append((knn_predict(q[s:s + 1024], b.T, bl, 10, k, t)[:, 0] == ql[s:s + 1024]).numpy())
-    return np.concatenate(out).astype(float)
+    """Per query image: 1 if the recipe's weighted kNN gets its label right."""
+    b, q = (vision.embed_with(net, d.items, preprocess) for d in (bank, query))
+    return vision.knn_correct(b, bank.labels, q, query.labels, k, t).astype(float)
 
 
 def main() -> None:
@@ -61,8 +53,7 @@ def main() -> None:
                 start_net, _ = vision.create_backbone("efficientnet-lite0", False, None)
                 start = {k: v.clone() for k, v in start_net.state_dict().items()}
                 before = correct(start_net, enc.preprocess, bank, query)
-            state = torch.load(Path(run) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-            trained = {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
+            trained = trained_backbone(run)
             net = start_net
             cells = []
             for alpha in alphas:
