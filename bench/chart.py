@@ -46,6 +46,7 @@ COLORS = {"old defaults": "grey", "pairs alone, whole texts": "lightsteelblue",
           "mined in bf16 (sessions 6-8)": "yellowgreen", "defaults (mined negatives)": "tab:green"}
 TEXT_ROW = re.compile(r"^(?P<label>.+?)\s+[\d.]+ pairs/s .*MRR@10 [\d.]+ \((?P<gain>[+-][\d.]+)\)")
 IMAGE_ROW = re.compile(r"^\w+\s+(?P<before>[\d.]+)\s+(?P<after>[\d.]+)\s+(?P<gain>[+-][\d.]+)\s+\d+\s")
+RUN_BLEND = re.compile(r"^WiSE-FT: .*\(wise_ft=([\d.]+);")
 IMAGE_BLEND = re.compile(r"alpha ([\d.]+): ([+-][\d.]+)")
 REEVAL_ROW = re.compile(r"seed(\d+)/simclr: .*")
 #: other blends of the same runs drawn as their own group: setting -> alphas (1: the trained weights)
@@ -78,10 +79,10 @@ def image_gains(folder: Path, reeval: Path) -> dict[str, dict[int, float]]:
         name = re.fullmatch(r"(.+)-seed(\d+)\.log", path.name)
         lines = path.read_text().splitlines()
         rows = [m for m in map(IMAGE_ROW.match, lines) if m]
-        if not name or not rows:
+        blend = next((m for m in map(RUN_BLEND.search, lines) if m), None)  # the recipe's own line: its blend
+        if not name or not rows or not blend:
             raise SystemExit(f"{path}: not an image_quality.py output named SETTING-seedN.log")
-        blend = re.search(r"'wise_ft': ([\d.]+)", lines[0])
-        out[f"{name[1]} @ {blend[1] if blend else '0.25'}"][int(name[2])] = float(rows[-1]["gain"])
+        out[f"{name[1]} @ {float(blend[1]):g}"][int(name[2])] = float(rows[-1]["gain"])
         blends = dict(IMAGE_BLEND.findall(next((x for x in lines if "WiSE-FT blends" in x), "")))
         for alpha in IMAGE_BLENDS.get(name[1], ()):
             out[f"{name[1]} @ {alpha:g}"][int(name[2])] = float(blends[f"{alpha:g}"])
