@@ -40,7 +40,7 @@ class Config:
     transform: dict | None = field(None, "keyword arguments for the method's lightly transform, e.g. "
                                    "transform={min_scale: 0.2, gaussian_blur: 0.0}")
     image_size: int = field(64, "training and embedding resolution in pixels")
-    epochs: int = field(6, "training epochs")
+    epochs: int = field(14, "training epochs")
     max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
     batch_size: int = field(64, "images per batch (each gives two or more augmented views)")
     learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 3e-4 for simclr)")
@@ -50,13 +50,14 @@ class Config:
     lr_schedule: str = field("constant", "constant, or cosine: decay to 0 over the run, as lightly's benchmarks")
     backbone_lr_scale: float = field(1.0, "the backbone's learning rate as a fraction of learning_rate (the new head "
                                             "gets the full rate)")
-    freeze_fraction: float = field(0.0, "keep this fraction of the backbone's weights fixed, the earliest layers "
-                                        "first (0.5: the stem and early blocks)")
+    freeze_fraction: float | None = field(None, "keep this fraction of the backbone's weights fixed, the earliest "
+                                               "layers first (default: 0.3 for a pretrained backbone, 0 for a "
+                                               "random one)")
     head_warmup_steps: int = field(0, "train only the projection head for the first N steps, then the backbone too")
     ema_decay: float = field(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.9) and "
                                   "save it instead of the last step's weights; 0: off (Lightning's EMAWeightAveraging)")
     wise_ft: float | None = field(None, "WiSE-FT: the backbone keeps this share of its change when training ends "
-                                        "(start + wise_ft * (trained - start)); default 0.5 for a pretrained "
+                                        "(start + wise_ft * (trained - start)); default 0.65 for a pretrained "
                                         "backbone, 1 (off) for a random one")
     channels_last: bool = field(True, "train the backbone in channels-last memory layout (faster convolutions on CPU "
                                       "and GPU; the saved weights are the same)")
@@ -102,7 +103,7 @@ class Config:
             raise UserError(f"config field 'ema_decay' must be at least 0 and below 1 (0: off), got {self.ema_decay}")
         if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
             raise UserError(f"config field 'wise_ft' must be between 0 and 1 (1: off), got {self.wise_ft}")
-        if not 0 <= self.freeze_fraction <= 1:
+        if self.freeze_fraction is not None and not 0 <= self.freeze_fraction <= 1:
             raise UserError(f"config field 'freeze_fraction' must be between 0 and 1, got {self.freeze_fraction}")
         if self.memory_bank_size is not None:  # the method table says which methods keep a memory bank
             from contrastkit.plugins.vision import METHOD_NAMES, get_method
@@ -207,7 +208,8 @@ def run(cfg: Config | None = None, **overrides: Any):
                    "recipe": "image", "method": cfg.method, "world_size": trainer.world_size, "backbone": spec["architecture"],
                    "train_images": len(train.items), "eval_images": len(held_out.items) if held_out else 0,
                    "skipped_images": len(data.skipped), "steps": trainer.global_step,
-                   "learning_rate": module.learning_rate, "wise_ft": wise.alpha, "train_seconds": round(seconds, 2),
+                   "learning_rate": module.learning_rate, "wise_ft": wise.alpha,
+                   "freeze_fraction": module.freeze_fraction, "train_seconds": round(seconds, 2),
                    **({"knn_seconds": round(knn_seconds, 2)} if knn else {}),
                    **({"memory_bank_size": module.memory_bank_size} if module.memory_bank_size else {}),
                    "images_per_second": module.images_per_second(batch_size),

@@ -265,6 +265,23 @@ def test_wise_ft_is_on_by_default_only_for_a_pretrained_backbone():
         WiSEFT(1.5)
 
 
+def test_freeze_fraction_default_fixes_the_early_weights_of_a_pretrained_backbone_only():
+    from contrastkit.plugins.vision import FREEZE_FRACTION_PRETRAINED, SSLModule
+
+    def frozen_share(module):
+        params = list(module.backbone.parameters())
+        return sum(p.numel() for p in params if not p.requires_grad) / sum(p.numel() for p in params)
+
+    pretrained = SSLModule(method="simclr")  # EfficientNet-Lite0, ImageNet weights
+    assert pretrained.freeze_fraction == FREEZE_FRACTION_PRETRAINED > 0
+    assert 0.2 < frozen_share(pretrained) <= FREEZE_FRACTION_PRETRAINED  # whole tensors, earliest first
+    params = list(pretrained.backbone.parameters())
+    assert not params[0].requires_grad and params[-1].requires_grad  # the stem fixed, the last layer trained
+    random_init = SSLModule(method="simclr", backbone="tiny-cnn")
+    assert random_init.freeze_fraction == 0 and frozen_share(random_init) == 0
+    assert frozen_share(SSLModule(method="simclr", freeze_fraction=0)) == 0  # given: kept
+
+
 def test_channels_last_during_fit_and_contiguous_weights_after(tmp_path):
     import pytorch_lightning as pl
     import torch
