@@ -51,6 +51,7 @@ IMAGE_BLEND = re.compile(r"alpha ([\d.]+): ([+-][\d.]+)")
 REEVAL_ROW = re.compile(r"seed(\d+)/simclr: .*")
 #: other blends of the same runs drawn as their own group: setting -> alphas (1: the trained weights)
 IMAGE_BLENDS = {"defaults,threads1": (0.35, 1.0), "epochs6,wise_ft0.5,threads1": (1.0,), "epochs6,threads1": (0.5,),
+                "freeze_fraction0.3,epochs14,wise_ft0.65,threads1": (1.0,),
                 "epochs4,threads1": (0.5,)}
 
 
@@ -123,22 +124,25 @@ def main() -> None:
     tgroups = [(f"{d} ({role.get(d, 'larger')}): {arm}", text[(d, arm)], COLORS[arm])
                for d in order for arm in COLORS if (d, arm) in text]
     first = [s for s in image if s.startswith("defaults")]
-    now = [s for s in image if s.startswith("epochs6,wise_ft0.5")]  # the defaults since the eleventh session
-    settings = sorted(now) + sorted(first, key=lambda s: ("seeds 42" not in s, s)) + sorted(
-        s for s in image if s not in first + now)
+    six = [s for s in image if s.startswith("epochs6,wise_ft0.5")]  # the defaults of the eleventh session
+    now = [s for s in image if s.startswith("freeze_fraction0.3,epochs14,wise_ft0.65")]  # since the twelfth
+    settings = sorted(now) + sorted(six) + sorted(first, key=lambda s: ("seeds 42" not in s, s)) + sorted(
+        s for s in image if s not in first + six + now)
 
     def label(setting: str) -> str:
         name, _, alpha = setting.partition(" @ ")
         blend = "trained weights" if alpha == "1" else f"blend {alpha}"
         if setting in now:
-            return f"now, 6 epochs: {blend} (fresh)"
+            return f"now, 14 epochs, early 30% fixed: {blend} (fresh)"
+        if setting in six:
+            return f"before, 6 epochs: {blend} (fresh)"
         if setting in first:
             return f"before, 2 epochs: {blend} ({'seeds 42, 1-7' if 'seeds 42' in name else 'fresh'})"
         name = re.sub(r",?threads1", "", name)
         name = re.sub(r"([a-z])(\d[\d.e-]*)(?=,|$)", r"\1 \2", name).replace(",", ", ")
         return f"screen: {name}, {blend}"
 
-    igroups = [(label(s), image[s], "tab:red" if s in now else "tab:orange" if s in first else "navajowhite")
+    igroups = [(label(s), image[s], "tab:red" if s in now else "tab:orange" if s in first + six else "navajowhite")
                for s in settings]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.2), gridspec_kw={"width_ratios": [len(tgroups), len(igroups)]})
     _strip(left, tgroups, 0.03, "MRR@10 gain over hand-written", "Text: recipe vs hand-written script, 512 pairs"

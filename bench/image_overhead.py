@@ -6,8 +6,9 @@
 Both train the same pretrained EfficientNet-Lite0 (BatchNorm frozen) with SimCLR (lightly's head, NTXentLoss and
 SimCLRTransform), AdamW, the same batch size, image size and in-memory images, on the CPU with no data-loader
 workers. images/s = images between the first and the last step start / seconds (the first step's warm-up is
-excluded the same way in both). The ratio recipe / hand-written with ``channels_last=false`` (the loop's memory
-layout) is the overhead figure (1.0 = none); the recipe's default, channels-last layout, is timed beside them.
+excluded the same way in both). The ratio recipe / hand-written with ``channels_last=false freeze_fraction=0`` (the
+loop's memory layout, every weight trained: the loop's work) is the overhead figure (1.0 = none); the recipe with
+its defaults (channels-last layout, the backbone's earliest weights fixed) is timed beside them.
 """
 
 from __future__ import annotations
@@ -62,14 +63,14 @@ def hand_written(items: list, steps: int, batch_size: int, image_size: int) -> f
     return (len(starts) - 1) * batch_size / (starts[-1] - starts[0])
 
 
-def recipe(items: list, steps: int, batch_size: int, image_size: int, channels_last: bool) -> float:
-    """The image recipe (SimCLR, defaults) on the same images: its own images/s figure."""
+def recipe(items: list, steps: int, batch_size: int, image_size: int, **options) -> float:
+    """The image recipe (SimCLR, defaults but ``options``) on the same images: its own images/s figure."""
     from contrastkit.recipes import image
 
     with tempfile.TemporaryDirectory() as out:
         result = image.run(data=items, method="simclr", output_dir=out, overwrite=True, max_steps=steps,
                            batch_size=batch_size, image_size=image_size, accelerator="cpu", num_workers=0,
-                           save_steps=10_000, channels_last=channels_last)
+                           save_steps=10_000, **options)
     return result.metrics["images_per_second"]
 
 
@@ -89,14 +90,15 @@ def main() -> None:
     hand, ours, fast = [], [], []
     for _ in range(rounds):
         hand.append(hand_written(items, steps, args.batch_size, args.image_size))
-        ours.append(recipe(items, steps, args.batch_size, args.image_size, channels_last=False))
-        fast.append(recipe(items, steps, args.batch_size, args.image_size, channels_last=True))
+        # the loop's work: its memory layout, and every backbone weight trained
+        ours.append(recipe(items, steps, args.batch_size, args.image_size, channels_last=False, freeze_fraction=0))
+        fast.append(recipe(items, steps, args.batch_size, args.image_size))
     h, r, f = statistics.median(hand), statistics.median(ours), statistics.median(fast)
     print(f"hand-written lightly loop:                    {h:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in hand)})")
-    print(f"contrastkit image recipe, channels_last=false: {r:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in ours)})")
+    print(f"contrastkit image recipe, the loop's work:     {r:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in ours)})")
     print(f"contrastkit image recipe, defaults:            {f:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in fast)})")
-    print(f"ratio recipe (same layout) / hand-written: {r / h:.3f}  (target >= 0.97)")
-    print(f"ratio recipe (defaults, channels-last) / hand-written: {f / h:.3f}")
+    print(f"ratio recipe (same layout, all weights trained) / hand-written: {r / h:.3f}  (target >= 0.97)")
+    print(f"ratio recipe (defaults: channels-last, earliest weights fixed) / hand-written: {f / h:.3f}")
 
 
 if __name__ == "__main__":
