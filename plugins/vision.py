@@ -545,15 +545,17 @@ class SSLModule(pl.LightningModule):
         self.lr_schedule = lr_schedule
         if freeze_fraction is None:
             freeze_fraction = FREEZE_FRACTION_PRETRAINED if pretrained else 0.0
-        self.freeze_fraction = freeze_fraction
+        self.freeze_fraction, self.frozen_share = freeze_fraction, 0.0  # asked for / whole tensors fixed
         if freeze_fraction:  # the stem and early blocks (registered first) keep their pretrained weights
             params = list(self.backbone.parameters())
-            budget, seen = freeze_fraction * sum(p.numel() for p in params), 0
+            total = sum(p.numel() for p in params)
+            seen = 0
             for p in params:
-                if seen + p.numel() > budget:
+                if seen + p.numel() > freeze_fraction * total:
                     break
                 p.requires_grad_(False)
                 seen += p.numel()
+            self.frozen_share = seen / total
         self.freeze_bn = pretrained if freeze_bn is None else freeze_bn
         self.backbone_momentum = self.head_momentum = None
         if m.momentum:
@@ -933,9 +935,9 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: ImageDat
     alpha = metrics.get("wise_ft", 1.0)
     wise = (f"; the saved weights keep {alpha:g} of training's change to the starting backbone (WiSE-FT, "
             f"`wise_ft={alpha:g}`)" if alpha < 1 else "")
-    frozen = metrics.get("freeze_fraction") or 0
-    wise += (f"; the backbone's earliest {frozen:.0%} of weights stayed fixed (`freeze_fraction={frozen:g}`)"
-             if frozen else "")
+    frozen = metrics.get("frozen_share") or 0
+    wise += (f"; the backbone's earliest {frozen:.0%} of weights stayed fixed (`freeze_fraction="
+             f"{metrics.get('freeze_fraction'):g}`)" if frozen else "")
     content = f"""---
 {card_data.to_yaml()}
 ---

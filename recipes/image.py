@@ -209,7 +209,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                    "train_images": len(train.items), "eval_images": len(held_out.items) if held_out else 0,
                    "skipped_images": len(data.skipped), "steps": trainer.global_step,
                    "learning_rate": module.learning_rate, "wise_ft": wise.alpha,
-                   "freeze_fraction": module.freeze_fraction, "train_seconds": round(seconds, 2),
+                   "freeze_fraction": module.freeze_fraction, "frozen_share": round(module.frozen_share, 4), "train_seconds": round(seconds, 2),
                    **({"knn_seconds": round(knn_seconds, 2)} if knn else {}),
                    **({"memory_bank_size": module.memory_bank_size} if module.memory_bank_size else {}),
                    "images_per_second": module.images_per_second(batch_size),

@@ -274,11 +274,11 @@ def test_freeze_fraction_default_fixes_the_early_weights_of_a_pretrained_backbon
 
     pretrained = SSLModule(method="simclr")  # EfficientNet-Lite0, ImageNet weights
     assert pretrained.freeze_fraction == FREEZE_FRACTION_PRETRAINED > 0
-    assert 0.2 < frozen_share(pretrained) <= FREEZE_FRACTION_PRETRAINED  # whole tensors, earliest first
+    assert 0.2 < frozen_share(pretrained) == pretrained.frozen_share <= FREEZE_FRACTION_PRETRAINED  # whole tensors
     params = list(pretrained.backbone.parameters())
     assert not params[0].requires_grad and params[-1].requires_grad  # the stem fixed, the last layer trained
     random_init = SSLModule(method="simclr", backbone="tiny-cnn")
-    assert random_init.freeze_fraction == 0 and frozen_share(random_init) == 0
+    assert random_init.freeze_fraction == 0 and frozen_share(random_init) == random_init.frozen_share == 0
     assert frozen_share(SSLModule(method="simclr", freeze_fraction=0)) == 0  # given: kept
 
 

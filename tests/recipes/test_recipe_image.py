@@ -202,6 +202,17 @@ def test_ema_decay_saves_the_moving_average_of_the_weights(image_folder, tmp_pat
         assert np.allclose(ema[k], 0.25 * one[k] + 0.75 * two[k], atol=1e-5), k
 
 
+def test_freeze_fraction_is_recorded_in_metrics_and_the_model_card(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    result = image.run(data=str(image_folder), output_dir=str(tmp_path / "frozen"), freeze_fraction=0.5, **FAST)
+    assert result.metrics["freeze_fraction"] == 0.5 and 0 < result.metrics["frozen_share"] <= 0.5
+    card = (result.output_dir / "README.md").read_text()
+    assert f"earliest {result.metrics['frozen_share']:.0%} of weights stayed fixed (`freeze_fraction=0.5`)" in card
+    plain = image.run(data=str(image_folder), output_dir=str(tmp_path / "plain"), **FAST)  # random init: none fixed
+    assert plain.metrics["frozen_share"] == 0 and "stayed fixed" not in (plain.output_dir / "README.md").read_text()
+
+
 def test_wise_ft_saves_that_share_of_the_change_and_checkpoints_keep_the_trained_weights(image_folder, tmp_path):
     """wise_ft=a saves start + a * (trained - start). The start is a folder an earlier run saved, and the same run
     with wise_ft=1 (off) gives the trained weights; last.ckpt holds those, so resuming trains on from them."""
