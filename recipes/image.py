@@ -50,9 +50,9 @@ class Config:
     lr_schedule: str = field("constant", "constant, or cosine: decay to 0 over the run, as lightly's benchmarks")
     backbone_lr_scale: float = field(1.0, "the backbone's learning rate as a fraction of learning_rate (the new head "
                                             "gets the full rate)")
-    freeze_fraction: float | None = field(None, "keep this fraction of the backbone's weights fixed, the earliest "
-                                               "layers first (default: 0.3 for a pretrained backbone, 0 for a "
-                                               "random one)")
+    freeze_fraction: float | None = field(None, "keep up to this fraction of the backbone's weights fixed, whole "
+                                               "tensors, earliest first (default: 0.3 for a pretrained backbone, "
+                                               "0 for a random one; metrics.json gives the share fixed)")
     head_warmup_steps: int = field(0, "train only the projection head for the first N steps, then the backbone too")
     ema_decay: float = field(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.9) and "
                                   "save it instead of the last step's weights; 0: off (Lightning's EMAWeightAveraging)")
