@@ -933,11 +933,11 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: ImageDat
                                                          ", trained from random initialisation")
     norm = spec["normalize"]
     alpha = metrics.get("wise_ft", 1.0)
-    wise = (f"; the saved weights keep {alpha:g} of training's change to the starting backbone (WiSE-FT, "
-            f"`wise_ft={alpha:g}`)" if alpha < 1 else "")
     frozen = metrics.get("frozen_share") or 0
-    wise += (f"; the backbone's earliest {frozen:.0%} of weights stayed fixed (`freeze_fraction="
-             f"{metrics.get('freeze_fraction'):g}`)" if frozen else "")
+    training_notes = (f"; the saved weights keep {alpha:g} of training's change to the starting backbone (WiSE-FT, "
+                      f"`wise_ft={alpha:g}`)" if alpha < 1 else "") + (
+        f"; the backbone's earliest {frozen:.0%} of weights stayed fixed (`freeze_fraction="
+        f"{metrics.get('freeze_fraction'):g}`)" if frozen else "")
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -951,7 +951,7 @@ PyTorch Lightning, made with [contrastkit](https://pypi.org/project/contrastkit/
 - Embedding size: {spec['embedding_dim']}, input {spec['image_size']}x{spec['image_size']} px, normalised with mean
   {[round(v, 3) for v in norm['mean']]} and std {[round(v, 3) for v in norm['std']]}
 - Data: {data.source}, {metrics.get('train_images', '?')} training images
-- Training: {metrics.get('steps', '?')} steps, batch size {cfg.batch_size}, learning rate {metrics.get('learning_rate')}{wise}
+- Training: {metrics.get('steps', '?')} steps, batch size {cfg.batch_size}, learning rate {metrics.get('learning_rate')}{training_notes}
 
 ## Evaluation
 
