@@ -502,6 +502,10 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
                                         output_format="n-tuple" if num_negatives > 1 else "triplet", verbose=False)
     finally:
         model.max_seq_length = own_length
+    # A negative equal to its own anchor would teach the model to push a text away from itself. Since
+    # sentence-transformers 6.3 mining never offers the anchor's text; 6.2 could, where the anchor is also a positive.
+    negatives = [c for c in mined.column_names if c.startswith("negative")]
+    mined = mined.filter(lambda row: all(row[c] != row["anchor"] for c in negatives))
     if len(mined) == 0:
         if not required:
             return None

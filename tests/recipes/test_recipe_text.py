@@ -171,13 +171,15 @@ def test_mined_negatives_skip_the_top_ranked_and_respect_the_relative_margin(tin
     from datasets import Dataset
 
     model = SentenceTransformer(tiny_text_model, device="cpu")
-    pairs = Dataset.from_dict({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    # anchors that are not also positives: every candidate is another pair's positive, the same on every
+    # sentence-transformers version (6.3 stopped offering an anchor's own text; see the next test)
+    pairs = Dataset.from_dict({"anchor": TEXTS, "positive": [f"{t}, in other words" for t in TEXTS[::-1]]})
     plain = add_hard_negatives(model, pairs, None)
     # the tiny random model scores every pair alike, so even a 0.5% margin drops most candidates
     kept = add_hard_negatives(model, pairs, None, relative_margin=0.005)
     assert 0 < len(kept) < len(plain) == len(TEXTS)
 
-    texts = sorted(set(TEXTS))
+    texts = sorted(set(TEXTS) | set(pairs["positive"]))
     vectors = dict(zip(texts, model.encode(texts)))  # each text encoded once
 
     def cos(a, b):
@@ -192,6 +194,23 @@ def test_mined_negatives_skip_the_top_ranked_and_respect_the_relative_margin(tin
     for row in hardest:  # range_min=0: the top-ranked one
         others = [cos(row["anchor"], p) for p in pairs["positive"] if p != row["positive"]]
         assert cos(row["anchor"], row["negative"]) >= max(others) - 1e-6
+
+
+@pytest.mark.parametrize("range_min", [0, 3])
+def test_a_mined_negative_is_never_its_own_anchor(range_min, tiny_text_model):
+    """Where anchors are also positives (paraphrase pairs in both directions), the anchor's own text is the most
+    similar candidate. sentence-transformers 6.2 offered it as a negative and 6.3 does not; contrastkit drops it on
+    either, so no training row pushes a text away from itself."""
+    from contrastkit.plugins.text import add_hard_negatives
+    from datasets import Dataset
+
+    model = SentenceTransformer(tiny_text_model, device="cpu")
+    pairs = Dataset.from_dict({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    mined = add_hard_negatives(model, pairs, None, range_min=range_min, required=False)
+    rows = list(mined) if mined is not None else []
+    assert range_min == 0 or rows  # the default skips the top-ranked, so the anchor's text is never the pick
+    for row in rows:
+        assert row["negative"] not in (row["anchor"], row["positive"])
 
 
 def test_mining_encodes_texts_cut_at_max_length_and_gives_the_model_its_length_back(tiny_text_model):
