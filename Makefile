@@ -3,16 +3,31 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: install run test lint bench clean system-deps bench-data
+.PHONY: install run test test-latest lock lint bench clean system-deps bench-data
 
-$(STAMP): pyproject.toml constraints.txt
+# The lock holds every version the suite was tested with; pyproject.toml keeps the ranges users install from.
+$(STAMP): pyproject.toml constraints.txt $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## refresh the lock to the newest versions the ranges in pyproject.toml allow (then run make test)
+lock:
+	test -x $(BIN)/uv || { test -x $(BIN)/python || $(PY) -m venv $(VENV); $(BIN)/pip install -q uv; }
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c constraints.txt --upgrade --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o $(LOCK)
+
+## the suite on the newest versions the ranges allow, in a separate venv (.venv-latest), without the lock
+test-latest: system-deps
+	test -x .venv-latest/bin/python || $(PY) -m venv .venv-latest
+	.venv-latest/bin/pip install -q --upgrade --upgrade-strategy eager -c constraints.txt -e ".[dev]"
+	.venv-latest/bin/python -m pytest -q tests
 
 ## run the main job on the bundled defaults (text recipe, packaged all-MiniLM-L6-v2, sample pairs)
 run: install
@@ -31,7 +46,7 @@ lint: install
 	$(BIN)/ruff check recipes plugins demo tests bench
 
 clean:
-	rm -rf build dist *.egg-info outputs
+	rm -rf build dist *.egg-info outputs .venv-latest
 
 ## real datasets for the benchmarks: KJV + World English Bible and WordNet (bench/text_*.py),
 ## Fashion-MNIST (bench/image_quality.py)
