@@ -7,14 +7,13 @@ No heavy imports here: ``contrastkit show`` must stay fast.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import types
 import typing
 from pathlib import Path
 from typing import Any, Union
 
-from .errors import UserError
+from .errors import UserError, did_you_mean
 
 
 def field(default: Any = None, help: str = "", **kwargs: Any) -> Any:
@@ -111,9 +110,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
 
 
 def _unknown_key(cls: type, key: str) -> UserError:
-    names = [f.name for f in dataclasses.fields(cls)]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    hint = did_you_mean(key, [f.name for f in dataclasses.fields(cls)], cutoff=0.5)
     return UserError(f"unknown config key '{key}'.{hint} Run 'contrastkit show RECIPE' to list the valid keys.")
 
 

@@ -160,12 +160,16 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
                     f"a pandas DataFrame, a dict of lists or a list of dicts")
 
 
-def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, fraction: float = 0.1,
-                     max_eval: int = 1000, min_train: int = 2) -> tuple[Any, Any]:
-    """Use ``eval_data`` when given; otherwise hold out up to 10% (at most 1,000 rows), reproducibly."""
+def holdout_size(rows: int, fraction: float = 0.1, max_eval: int = 1000) -> int:
+    """How many rows every recipe holds out when no eval_data is given: 10%, at most 1,000."""
+    return min(max_eval, int(rows * fraction))
+
+
+def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_train: int = 2) -> tuple[Any, Any]:
+    """Use ``eval_data`` when given; otherwise hold out ``holdout_size`` rows, reproducibly."""
     if eval_data is not None:
         return train, eval_data
-    n_eval = min(max_eval, int(len(train) * fraction))
+    n_eval = holdout_size(len(train))
     if n_eval < 2 or len(train) - n_eval < min_train:
         return train, None  # too small to hold anything out; training still runs, evaluation is skipped
     parts = train.train_test_split(test_size=n_eval, seed=seed, shuffle=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class UserError(ValueError):
     """Bad input from the user: a file, a column, a config value. The message names it and the fix."""
@@ -11,3 +13,11 @@ class UserError(ValueError):
     def __init__(self, message: str):
         # Keep it one line: the CLI prints it as-is.
         super().__init__(" ".join(str(message).split()))
+
+
+def did_you_mean(value: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``choices``, or an empty string: every "unknown ..." error uses it."""
+    import difflib
+
+    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=cutoff)
+    return f" Did you mean '{close[0]}'?" if close else ""

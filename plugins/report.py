@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .device import is_main_process, world_size
 from .errors import UserError
 
 OUTPUTS_ROOT = Path("outputs")
@@ -32,16 +33,6 @@ class Result:
 
     def __getitem__(self, key: str) -> Any:  # result["output_dir"] reads like the JSON users see
         return getattr(self, key)
-
-
-def is_main_process() -> bool:
-    """Rank 0 (or a single process): the only one that writes shared files."""
-    return os.environ.get("RANK", "0") == "0"
-
-
-def world_size() -> int:
-    """Number of processes in this run (torchrun, accelerate and Lightning set WORLD_SIZE)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def default_output_dir(recipe: str) -> Path:

@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UserError
-from .report import world_size
+from .device import world_size
+from .errors import UserError, did_you_mean
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 HUB_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -330,11 +330,7 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
     if name == "auto":
         name, reason = _auto_loss_name(fmt, batch_size, mini_batch_size)
     elif name not in LOSSES:
-        import difflib
-
-        close = difflib.get_close_matches(name, LOSSES, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise UserError(f"unknown loss '{loss}'.{hint} Choose auto or one of: {', '.join(LOSSES)}")
+        raise UserError(f"unknown loss '{loss}'.{did_you_mean(name, LOSSES)} Choose auto or one of: {', '.join(LOSSES)}")
     else:
         reason = f"loss={name} was set"
     formats, cls_name, _ = LOSSES[name]
@@ -526,15 +522,6 @@ def epochs_for_min_steps(epochs: float, min_steps: int, rows: int, batch_size: i
     return float(-(-min_steps // per_epoch))
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AMX or AVX512-BF16); elsewhere bf16 is emulated (not
-    measured here, so ``precision=auto`` keeps fp32 there)."""
-    import torch
-
-    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
-    return any(check is not None and check() for check in checks)
-
-
 def resolve_precision(precision: str, cpu_bf16: bool = False) -> str:
     """``auto`` -> bf16 on a GPU that supports it; with ``cpu_bf16``, also on a CPU with native bfloat16; else fp32.
 
@@ -542,11 +529,11 @@ def resolve_precision(precision: str, cpu_bf16: bool = False) -> str:
     at the same held-out MRR@10 (bench/text_speed.py ``bf16=1``, docs/speed.md). The weights stay float32."""
     import torch
 
-    cuda = torch.cuda.is_available()
+    from .device import auto_bf16
+
     if precision == "auto":
-        native = torch.cuda.is_bf16_supported() if cuda else cpu_bf16 and cpu_has_native_bf16()
-        precision = "bf16" if native else "fp32"
-    if precision == "fp16" and not cuda:
+        precision = "bf16" if auto_bf16(cpu=cpu_bf16) else "fp32"
+    if precision == "fp16" and not torch.cuda.is_available():
         raise UserError("precision=fp16 needs a GPU; use precision=bf16 or fp32 on the CPU")
     return precision
 

@@ -287,9 +287,11 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
                     f"dataset id, a datasets.Dataset or a list of PIL images/paths")
 
 
-def holdout(data: ImageData, seed: int, fraction: float = 0.1, max_eval: int = 1000) -> tuple[ImageData, Any]:
-    """Hold out up to 10% (at most 1,000) labelled images for kNN evaluation; none when unlabelled."""
-    n_eval = min(max_eval, int(len(data.items) * fraction))
+def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
+    """Hold out ``data.holdout_size`` labelled images for kNN evaluation; none when unlabelled."""
+    from .data import holdout_size
+
+    n_eval = holdout_size(len(data.items))
     if data.labels is None or n_eval < 2:
         return data, None
     order = list(range(len(data.items)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.errors import UserError, did_you_mean
 
 ENTRY_POINT_GROUP = "contrastkit.recipes"
 
@@ -110,11 +110,7 @@ def load_recipe(name_or_path: str) -> ModuleType:
                     plugin = getattr(getattr(ep, "dist", None), "name", None) or "its package"
                     break
         if target is None:
-            import difflib
-
-            names = [info.name for info in list_recipes()]
-            close = difflib.get_close_matches(name_or_path, names, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(name_or_path, [info.name for info in list_recipes()])
             raise UserError(f"unknown recipe '{name_or_path}'.{hint} Run 'contrastkit list' to see the recipes.")
         try:
             module = importlib.import_module(target)

@@ -25,10 +25,6 @@ EPILOG = """examples:
 """
 
 
-def _is_main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     from contrastkit.recipes import list_recipes
 
@@ -75,7 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     cfg = resolve(module.Config, config=args.config, **overrides)
     result = module.run(cfg)
-    if _is_main_process() and result is not None:
+    from contrastkit.plugins.device import is_main_process
+
+    if is_main_process() and result is not None:
         out = getattr(result, "output_dir", None)
         if out:
             print(f"done: {out}")

@@ -129,6 +129,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     import torch
     from contrastkit.plugins import report, vision
     from contrastkit.plugins.config import dump_yaml
+    from contrastkit.plugins.device import auto_bf16
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out = report.prepare_output_dir(cfg.output_dir, "image", cfg.overwrite, cfg.resume)
@@ -180,7 +181,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         callbacks.append(knn)
     precision = cfg.precision
     if precision == "auto":
-        precision = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+        precision = "bf16-mixed" if auto_bf16() else "32-true"
     trainer = pl.Trainer(max_epochs=cfg.epochs if cfg.max_steps <= 0 else None, max_steps=cfg.max_steps,
                          accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
                          num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,

@@ -83,6 +83,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     from contrastkit.plugins import multimodal, report, text
     from contrastkit.plugins.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
     from contrastkit.plugins.config import dump_yaml
+    from contrastkit.plugins.device import is_main_process, world_size
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out = report.prepare_output_dir(cfg.output_dir, "image-text", cfg.overwrite, cfg.resume)
@@ -118,7 +119,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "(image_to_text + text_to_image)",
                                           "base_model": multimodal.TINY_CLIP_NOTE if cfg.model == multimodal.TINY_CLIP
                                           else cfg.model,
-                                          "train_rows": len(pairs), "world_size": report.world_size(),
+                                          "train_rows": len(pairs), "world_size": world_size(),
                                           "eval_rows": len(eval_pairs) if eval_pairs is not None else 0,
                                           "skipped_missing_images": len(stats.missing_images),
                                           "skipped_empty_captions": len(stats.empty_captions)})
@@ -134,12 +135,12 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 5. Save: a plain SentenceTransformer folder with ST's card, plus config.yaml (metrics.json came from the callback)
     trainer.save_model(str(out))  # every rank calls it; only rank 0 writes
-    if report.is_main_process():
+    if is_main_process():
         remove_args_pickle(out)  # the Trainer's pickle of its arguments, with absolute paths
         dump_yaml(cfg, out / "config.yaml")
 
     # 6. Hub
-    if cfg.push_to_hub and report.is_main_process():
+    if cfg.push_to_hub and is_main_process():
         from contrastkit.plugins import hub
 
         hub.push(out, cfg.push_to_hub, hub.PushConfig())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contrastkit.plugins.config import field, require_positive, require_training_length, resolve
-from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.errors import UserError, did_you_mean
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
 SAMPLE_DATA = "faq_pairs.csv"
@@ -89,11 +89,7 @@ class Config:
         from contrastkit.plugins.text import LOSSES, loss_key
 
         if loss_key(self.loss) not in ("auto", *LOSSES):
-            import difflib
-
-            close = difflib.get_close_matches(self.loss, LOSSES, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise UserError(f"unknown loss '{self.loss}'.{hint} Choose auto or one of: {', '.join(LOSSES)}")
+            raise UserError(f"unknown loss '{self.loss}'.{did_you_mean(self.loss, LOSSES)} Choose auto or one of: {', '.join(LOSSES)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UserError(f"config field 'precision' must be auto, fp32, bf16 or fp16, got '{self.precision}'")
 
@@ -105,6 +101,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     from contrastkit.plugins import report, text
     from contrastkit.plugins.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
     from contrastkit.plugins.config import dump_yaml
+    from contrastkit.plugins.device import is_main_process, world_size
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out = report.prepare_output_dir(cfg.output_dir, "text", cfg.overwrite, cfg.resume)
@@ -156,11 +153,11 @@ def run(cfg: Config | None = None, **overrides: Any):
     callback = BeforeAfterCallback(evaluator, out, headline=lambda m: text.headline(m, eval_format.kind),
                                    extra={"recipe": "text", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": choice.format.kind,
-                                          "train_rows": len(choice.dataset), "world_size": report.world_size(),
+                                          "train_rows": len(choice.dataset), "world_size": world_size(),
                                           "max_train_tokens": cut, "mined_hard_negatives": mine,
                                           "eval_rows": len(eval_data) if eval_data is not None else 0})
     epochs = text.epochs_for_min_steps(cfg.epochs, cfg.min_steps, len(choice.dataset), cfg.batch_size,
-                                       report.world_size()) if cfg.max_steps <= 0 else cfg.epochs
+                                       world_size()) if cfg.max_steps <= 0 else cfg.epochs
     if epochs != cfg.epochs:
         log(f"epochs: {cfg.epochs:g} -> {epochs:g}, so that training takes at least min_steps={cfg.min_steps} "
             f"steps on {len(choice.dataset)} rows (min_steps=0 keeps epochs as given)")
@@ -178,12 +175,12 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 5. Save: a plain SentenceTransformer folder with ST's card, plus config.yaml (metrics.json came from the callback)
     trainer.save_model(str(out))  # every rank calls it; only rank 0 writes
-    if report.is_main_process():
+    if is_main_process():
         remove_args_pickle(out)  # the Trainer's pickle of its arguments, with absolute paths
         dump_yaml(cfg, out / "config.yaml")
 
     # 6. Hub
-    if cfg.push_to_hub and report.is_main_process():
+    if cfg.push_to_hub and is_main_process():
         from contrastkit.plugins import hub
 
         hub.push(out, cfg.push_to_hub, hub.PushConfig())

@@ -1,6 +1,6 @@
 """Test infrastructure: a small Hugging Face Hub-compatible HTTP server on 127.0.0.1 (no internet needed).
 
-It answers the requests ``huggingface_hub`` really sends (see STACK_NOTES "The Hub without internet"):
+It answers the requests ``huggingface_hub`` really sends:
 whoami, repo creation (models and Spaces, public or private), branches, YAML validation, preupload
 ("regular" mode, so files travel inline as base64), NDJSON commits (parsed completely, then applied
 at once, like the Hub's atomic commits), repo info, recursive tree listing, and ``resolve`` downloads.

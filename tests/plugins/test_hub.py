@@ -33,6 +33,8 @@ def hub_server(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", alice)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # own cache, no stored login
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):  # the shell's, if set
+        monkeypatch.delenv(name, raising=False)
     yield server
     server.stop()
 
