@@ -13,15 +13,20 @@ import typing
 from pathlib import Path
 from typing import Any, Union
 
+from .device import PRECISIONS
 from .errors import UserError, did_you_mean
 
 
-def field(default: Any = None, help: str = "", **kwargs: Any) -> Any:
-    """A dataclass field with a default and a one-line help text (mutable defaults are copied)."""
+def field(default: Any = None, help: str = "", group: str | None = None, **kwargs: Any) -> Any:
+    """A dataclass field with a default and a one-line help text (mutable defaults are copied).
+
+    A recipe that only changes a shared field's default redeclares it with ``field(value)``: the help and the
+    group come from the shared part. ``group`` orders ``contrastkit show`` and ``config.yaml``."""
+    metadata = {"help": help, "group": group}
     if isinstance(default, (list, dict)):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kwargs)
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 def _type_hints(cls: type) -> dict[str, Any]:
@@ -181,25 +186,41 @@ def resolve(cls: type, cfg: Any = None, config: str | Path | None = None, **over
     return build(cls, values, base=cfg)
 
 
+def _inherited(cls: type, name: str, key: str) -> Any:
+    """A field's metadata ``key`` from the nearest class in ``cls``'s MRO that sets it (shared parts set help)."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and f.metadata.get(key):
+            return f.metadata[key]
+    return None
+
+
+def ordered_fields(cls: type) -> list[dataclasses.Field]:
+    """Fields in reading order: the data, then the recipe's own, then training, output and Hub."""
+    rank = {group: i for i, group in enumerate(GROUP_ORDER)}
+    fields = dataclasses.fields(cls)
+    return sorted(fields, key=lambda f: rank.get(_inherited(cls, f.name, "group") or "recipe", len(rank)))
+
+
 def describe(cls: type) -> list[tuple[str, str, Any, str]]:
     """Every field as (name, type, default, help), for ``contrastkit show``."""
     hints = _type_hints(cls)
     rows = []
-    for f in dataclasses.fields(cls):
+    for f in ordered_fields(cls):
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
         else:
             default = None
-        rows.append((f.name, type_name(hints[f.name]), default, f.metadata.get("help", "")))
+        rows.append((f.name, type_name(hints[f.name]), default, _inherited(cls, f.name, "help") or ""))
     return rows
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain, YAML-safe dict of a config (Python objects passed as data are summarised)."""
+    """A plain, YAML-safe dict of a config in reading order (Python objects passed as data are summarised)."""
     out = {}
-    for key, value in dataclasses.asdict(cfg).items():
+    for key, value in ((f.name, getattr(cfg, f.name)) for f in ordered_fields(type(cfg))):
         if isinstance(value, (list, dict, str, int, float, bool)) and _yaml_safe(value) or value is None:
             out[key] = value
         else:
@@ -250,3 +271,115 @@ def require_training_length(cfg: Any) -> None:
     """A run needs epochs > 0 or max_steps > 0."""
     if cfg.epochs <= 0 and cfg.max_steps <= 0:
         raise UserError(f"config field 'epochs' must be > 0 (got {cfg.epochs:g}), or set max_steps > 0")
+
+
+def require_range(cfg: Any, name: str, low: float, high: float, high_open: bool = False, note: str = "") -> None:
+    """``low <= value <= high`` (``< high`` with ``high_open``); None means 'use the default' and passes."""
+    value = getattr(cfg, name)
+    if value is None or (low <= value < high if high_open else low <= value <= high):
+        return
+    bound = f"at least {low:g} and below {high:g}" if high_open else f"between {low:g} and {high:g}"
+    raise UserError(f"config field '{name}' must be {bound}{f' ({note})' if note else ''}, got {value}")
+
+
+# ------------------------------------------------------------------------------------------ shared parts
+# Each recipe's Config subclasses the parts it needs and declares only its own fields; a field it redeclares
+# with ``field(value)`` changes only the default. ``validate`` runs every part's ``check``, general ones first.
+
+GROUP_ORDER = ("data", "recipe", "training", "output", "hub")
+
+
+class Part:
+    """Base of every config: ``validate()`` runs the ``check`` of each class in the MRO, shared parts first."""
+
+    def validate(self) -> None:
+        """Reject values that cannot work before any data or model is loaded."""
+        for klass in reversed(type(self).__mro__):
+            check = klass.__dict__.get("check")
+            if check is not None:
+                check(self)
+
+
+@dataclasses.dataclass
+class DataArgs(Part):
+    """Where the training and held-out data come from."""
+
+    data: Any = field(None, "training data (default: the recipe's bundled sample)", group="data")
+    subset: str | None = field(None, "Hub dataset subset (configuration) name", group="data")
+    split: str | None = field(None, "Hub dataset split (default: train)", group="data")
+    eval_data: Any = field(None, "held-out data in the same format (default: hold out 10%, at most 1,000)",
+                           group="data")
+
+
+@dataclasses.dataclass
+class TrainArgs(Part):
+    """How long and how hard to train, and how reproducibly."""
+
+    epochs: float = field(1.0, "training epochs", group="training")
+    max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)", group="training")
+    batch_size: int = field(32, "examples per batch", group="training")
+    learning_rate: float | None = field(None, "peak learning rate (default: the recipe's)", group="training")
+    seed: int = field(42, "seed for the held-out split, shuffling and initialisation", group="training")
+    precision: str = field("auto", "auto, fp32, bf16 or fp16 (auto: bf16 where the hardware supports it, else "
+                                   "fp32)", group="training")
+
+    #: the values ``precision`` accepts; a recipe whose trainer takes other names sets its own (None: no check)
+    PRECISIONS = PRECISIONS
+
+    def check(self) -> None:
+        """Positive batch and rate, some training length, a known precision."""
+        require_positive(self, "batch_size", "learning_rate")
+        require_training_length(self)
+        if self.PRECISIONS and self.precision not in self.PRECISIONS:
+            raise UserError(f"config field 'precision' must be {', '.join(self.PRECISIONS[:-1])} or "
+                            f"{self.PRECISIONS[-1]}, got '{self.precision}'")
+
+
+@dataclasses.dataclass
+class OutputArgs(Part):
+    """Where the run writes, and its checkpoints."""
+
+    output_dir: str | None = field(None, "where to write the model (default: outputs/<recipe>-<timestamp>)",
+                                   group="output")
+    overwrite: bool = field(False, "allow writing into an existing, non-empty output_dir", group="output")
+    resume: bool = field(False, "continue from the last checkpoint in output_dir (default: the newest run of "
+                                "this recipe)", group="output")
+    save_steps: int = field(500, "save a checkpoint every N steps (and at the end)", group="output")
+    save_total_limit: int = field(2, "keep the newest N checkpoints (-1: keep all)", group="output")
+
+    def check(self) -> None:
+        """A positive checkpoint interval; keep at least one checkpoint, or all."""
+        require_positive(self, "save_steps")
+        if self.save_total_limit == 0 or self.save_total_limit < -1:
+            raise UserError(f"config field 'save_total_limit' must be >= 1, or -1 to keep all; got "
+                            f"{self.save_total_limit}")
+
+
+@dataclasses.dataclass
+class HubArgs(Part):
+    """Sharing the result."""
+
+    push_to_hub: str | None = field(None, "after a successful run, push the output to this Hub repo id",
+                                    group="hub")
+
+
+@dataclasses.dataclass
+class RecipeArgs(DataArgs, TrainArgs, OutputArgs, HubArgs):
+    """The shared parts every recipe has: data, training, output and Hub."""
+
+
+@dataclasses.dataclass
+class SentenceTransformerArgs(RecipeArgs):
+    """What the recipes that train through sentence-transformers' trainer share (text and image-text)."""
+
+    columns: dict[str, str] = field({}, "map roles to your column names", group="data")
+    model: str = field("all-MiniLM-L6-v2", "base model: a local folder or a Hub id", group="recipe")
+    trust_remote_code: bool = field(False, "allow the model's own code from the Hub to run", group="recipe")
+    warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up", group="training")
+    logging_steps: int = field(5, "log the loss every N steps", group="training")
+    report_to: str = field("none", "where the trainer reports: none, tensorboard, wandb, ...", group="training")
+
+    def check(self) -> None:
+        """A positive logging interval and a warm-up share below 1."""
+        require_positive(self, "logging_steps")
+        require_range(self, "warmup_ratio", 0, 1, high_open=True)

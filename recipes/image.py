@@ -13,98 +13,81 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from contrastkit.plugins.config import field, require_positive, require_training_length, resolve
-from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.config import RecipeArgs, field, require_positive, require_range, resolve
+from contrastkit.plugins.errors import UserError, did_you_mean
 
 DESCRIPTION = "Self-supervised image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ...) on Lightning."
 METHODS = ("simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav")
 
 
 @dataclass
-class Config:
+class Config(RecipeArgs):
     """Everything the image recipe reads; each field is a CLI key (``key=value``) and a YAML key."""
 
     data: Any = field(None, "a folder of images (subfolder names become labels), a Hub dataset id, a "
                             "datasets.Dataset or a list of PIL images/paths (default: scikit-learn's digits)")
-    subset: str | None = field(None, "Hub dataset subset (configuration) name")
-    split: str | None = field(None, "Hub dataset split (default: train)")
     eval_data: Any = field(None, "labelled held-out images, same formats (default: hold out 10%, at most 1,000)")
     strict: bool = field(False, "stop at the first unreadable or too-small image instead of skipping it")
-    method: str = field("simclr", f"one of: {', '.join(METHODS)}")
-    backbone: str = field("efficientnet-lite0", "efficientnet-lite0 (ImageNet-pretrained), resnet18, resnet50, "
-                                                "tiny-cnn, timm:<name>, or a folder saved by contrastkit")
+    method: str = field("simclr", f"one of: {', '.join(METHODS)} (default simclr)")
+    backbone: str = field("efficientnet-lite0", "efficientnet-lite0 (ImageNet-pretrained; the default), resnet18, "
+                                                "resnet50, tiny-cnn, timm:<name>, or a folder saved by contrastkit")
     weights: str | None = field(None, "local .safetensors/.pth state dict for resnet*/timm backbones")
     small_stem: bool | None = field(None, "resnet: 3x3 stem without max-pool (default: on for image_size <= 32)")
     freeze_bn: bool | None = field(None, "keep the backbone's BatchNorm statistics fixed (default: on when pretrained)")
-    head_batch_norm: bool = field(True, "keep the BatchNorm1d layers of lightly's projection head")
+    head_batch_norm: bool = field(True, "keep the BatchNorm1d layers of lightly's projection head (default on)")
     transform: dict | None = field(None, "keyword arguments for the method's lightly transform, e.g. "
-                                   "transform={min_scale: 0.2, gaussian_blur: 0.0}")
-    image_size: int = field(64, "training and embedding resolution in pixels")
-    epochs: int = field(14, "training epochs")
-    max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
-    batch_size: int = field(64, "images per batch (each gives two or more augmented views)")
-    learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 3e-4 for simclr)")
+                                   "{min_scale: 0.2, gaussian_blur: 0.0}")
+    image_size: int = field(64, "training and embedding resolution in pixels (default 64)")
     temperature: float | None = field(None, "loss temperature (default: the method's, e.g. 0.2 for simclr)")
-    weight_decay: float = field(1e-4, "AdamW weight decay")
-    warmup_steps: int = field(0, "linear learning-rate warm-up over the first N steps")
-    lr_schedule: str = field("constant", "constant, or cosine: decay to 0 over the run, as lightly's benchmarks")
-    backbone_lr_scale: float = field(1.0, "the backbone's learning rate as a fraction of learning_rate (the new head "
-                                            "gets the full rate)")
+    weight_decay: float = field(1e-4, "AdamW weight decay (default 1e-4)")
+    warmup_steps: int = field(0, "linear learning-rate warm-up over the first N steps (default 0)")
+    lr_schedule: str = field("constant", "constant (the default), or cosine: decay to 0 over the run")
+    backbone_lr_scale: float = field(1.0, "the backbone's learning rate as a fraction of learning_rate (default 1)")
     freeze_fraction: float | None = field(None, "keep up to this fraction of the backbone's weights fixed, whole "
-                                               "tensors, earliest first (default: 0.3 for a pretrained backbone, "
-                                               "0 for a random one; metrics.json gives the share fixed)")
-    head_warmup_steps: int = field(0, "train only the projection head for the first N steps, then the backbone too")
-    ema_decay: float = field(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.9) and "
-                                  "save it instead of the last step's weights; 0: off (Lightning's EMAWeightAveraging)")
-    wise_ft: float | None = field(None, "WiSE-FT: the backbone keeps this share of its change when training ends "
-                                        "(start + wise_ft * (trained - start)); default 0.65 for a pretrained "
-                                        "backbone, 1 (off) for a random one")
-    channels_last: bool = field(True, "train the backbone in channels-last memory layout (faster convolutions on CPU "
-                                      "and GPU; the saved weights are the same)")
-    memory_bank_size: int | None = field(None, "moco: keys of past batches kept as negatives (default 4,096, "
-                                               "capped at a quarter of the images per epoch)")
-    knn_k: int = field(20, "neighbours for the kNN evaluation")
-    knn_t: float = field(0.1, "temperature of the weighted kNN vote")
+                                               "tensors, earliest first (default: 0.3 pretrained, 0 random)")
+    head_warmup_steps: int = field(0, "train only the projection head for the first N steps (default 0)")
+    ema_decay: float = field(0.0, "save an exponential moving average of the weights with this decay, e.g. 0.9 "
+                                  "(0: off, the default)")
+    wise_ft: float | None = field(None, "WiSE-FT: the share of its change the backbone keeps when training ends "
+                                        "(default: 0.65 pretrained, 1 (off) random)")
+    channels_last: bool = field(True, "train the backbone in channels-last memory layout (default on: faster)")
+    memory_bank_size: int | None = field(None, "moco: keys of past batches kept as negatives (default 4,096, at "
+                                               "most a quarter of the images per epoch)")
+    knn_k: int = field(20, "neighbours for the kNN evaluation (default 20)")
+    knn_t: float = field(0.1, "temperature of the weighted kNN vote (default 0.1)")
     num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)")
-    seed: int = field(42, "seed for the held-out split, augmentations and initialisation")
-    output_dir: str | None = field(None, "where to write the model (default: outputs/image-<timestamp>)")
-    overwrite: bool = field(False, "allow writing into an existing, non-empty output_dir")
-    resume: bool = field(False, "continue from checkpoints/last.ckpt in output_dir (default: the newest image run)")
-    save_steps: int = field(500, "save a checkpoint every N steps (and at the end)")
-    save_total_limit: int = field(3, "keep the newest N step checkpoints besides last.ckpt (-1: keep all)")
     accelerator: str = field("auto", "Lightning accelerator: auto, cpu, gpu, mps, ...")
     devices: Any = field("auto", "Lightning devices: auto, a count, or a list of ids")
     strategy: str = field("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
     num_nodes: int = field(1, "machines for multi-node training")
+    epochs: int = field(14, "training epochs (default 14)")
+    batch_size: int = field(64, "images per batch, each giving two or more augmented views (default 64)")
+    learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 3e-4 for simclr)")
     precision: str = field("auto", "Lightning precision, e.g. 32-true, bf16-mixed, 16-mixed (auto: bf16-mixed on "
                                    "a GPU that supports it, else 32-true)")
-    push_to_hub: str | None = field(None, "after a successful run, push the output to this Hub repo id")
+    save_total_limit: int = field(3, "keep the newest N step checkpoints besides last.ckpt (-1: keep all)")
 
-    def validate(self) -> None:
-        """Reject values that cannot work before any model is loaded."""
+    PRECISIONS = None  # Lightning checks its own precision names
+
+    def check(self) -> None:
+        """The image recipe's own fields."""
         if self.method not in METHODS:
-            raise UserError(f"unknown method '{self.method}'; use one of: {', '.join(METHODS)}")
+            raise UserError(f"unknown method '{self.method}'.{did_you_mean(self.method, METHODS)} Use one of: "
+                            f"{', '.join(METHODS)}")
         if self.lr_schedule != "constant":  # vision imports torch: only a non-default value pays for that here
             from contrastkit.plugins.vision import LR_SCHEDULES
 
             if self.lr_schedule not in LR_SCHEDULES:
                 raise UserError(f"config field 'lr_schedule' must be {' or '.join(LR_SCHEDULES)}, "
                                 f"got '{self.lr_schedule}'")
-        require_positive(self, "batch_size", "save_steps", "knn_k", "num_nodes", "learning_rate")
+        require_positive(self, "knn_k", "num_nodes")
         if self.batch_size < 2:
             raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
         if self.image_size < 8:
             raise UserError(f"config field 'image_size' must be at least 8 pixels, got {self.image_size}")
-        require_training_length(self)
-        if self.save_total_limit == 0 or self.save_total_limit < -1:
-            raise UserError(f"config field 'save_total_limit' must be >= 1, or -1 to keep all; got "
-                            f"{self.save_total_limit}")
-        if not 0 <= self.ema_decay < 1:
-            raise UserError(f"config field 'ema_decay' must be at least 0 and below 1 (0: off), got {self.ema_decay}")
-        if self.wise_ft is not None and not 0 <= self.wise_ft <= 1:
-            raise UserError(f"config field 'wise_ft' must be between 0 and 1 (1: off), got {self.wise_ft}")
-        if self.freeze_fraction is not None and not 0 <= self.freeze_fraction <= 1:
-            raise UserError(f"config field 'freeze_fraction' must be between 0 and 1, got {self.freeze_fraction}")
+        require_range(self, "ema_decay", 0, 1, high_open=True, note="0: off")
+        require_range(self, "wise_ft", 0, 1, note="1: off")
+        require_range(self, "freeze_fraction", 0, 1)
         if self.memory_bank_size is not None:  # the method table says which methods keep a memory bank
             from contrastkit.plugins.vision import METHOD_NAMES, get_method
 

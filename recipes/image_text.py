@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contrastkit.plugins.config import field, require_positive, require_training_length, resolve
+from contrastkit.plugins.config import SentenceTransformerArgs, field, require_positive, resolve
 from contrastkit.plugins.errors import UserError
 
 DESCRIPTION = "Fine-tune a CLIP-style image-text dual encoder on image-caption pairs."
@@ -21,49 +21,27 @@ SAMPLE_DATA = "shapes.csv"
 
 
 @dataclass
-class Config:
+class Config(SentenceTransformerArgs):
     """Everything the image-text recipe reads; each field is a CLI key (``key=value``) and a YAML key."""
 
-    data: Any = field(None, "image-caption pairs: a CSV/JSONL/Parquet file with an image path column (relative "
-                            "paths are read from the file's folder) and a caption column, or a Hub dataset id "
-                            "with an image column (default: the bundled sample of 400 drawn shapes)")
-    subset: str | None = field(None, "Hub dataset subset (configuration) name")
-    split: str | None = field(None, "Hub dataset split (default: train)")
-    eval_data: Any = field(None, "held-out pairs in the same format (default: hold out 10%, at most 1,000 rows)")
+    data: Any = field(None, "image-caption pairs: a CSV/JSONL/Parquet file with image paths (relative to the file) "
+                            "and captions, or a Hub dataset id (default: 400 bundled drawn shapes)")
     columns: dict[str, str] = field({}, "map roles to your column names, e.g. {image: file, text: alt}")
-    skip_missing: bool = field(False, "skip (and count) rows whose image file is missing/unreadable or whose "
-                                      "caption is empty, instead of stopping with an error")
-    model: str = field("tiny-clip", "base model: a CLIP folder, a Hub id such as openai/clip-vit-base-patch32, or "
-                                    "tiny-clip (a randomly initialised tiny CLIP built locally, for trying things out)")
-    epochs: float = field(10.0, "training epochs")
-    max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
-    batch_size: int = field(32, "pairs per batch (in-batch negatives grow with it)")
-    learning_rate: float = field(1e-3, "peak learning rate (1e-3 suits tiny-clip; use ~1e-5 for a pretrained CLIP)")
-    warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up")
-    scale: float = field(20.0, "similarity scale (inverse temperature) of the contrastive loss")
-    seed: int = field(42, "seed for the held-out split, shuffling and initialisation")
-    output_dir: str | None = field(None, "where to write the model (default: outputs/image-text-<timestamp>)")
-    overwrite: bool = field(False, "allow writing into an existing, non-empty output_dir")
-    resume: bool = field(False, "continue from the last checkpoint in output_dir (default: the newest image-text run)")
-    save_steps: int = field(500, "save a checkpoint every N steps (and at the end)")
-    save_total_limit: int = field(2, "keep at most this many checkpoints")
-    logging_steps: int = field(10, "log the loss every N steps")
-    report_to: str = field("none", "where the trainer reports: none, tensorboard, wandb, ...")
-    precision: str = field("auto", "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it, else fp32)")
-    push_to_hub: str | None = field(None, "after a successful run, push the output to this Hub repo id")
-    trust_remote_code: bool = field(False, "allow the model's own code from the Hub to run")
+    skip_missing: bool = field(False, "skip and count rows with a missing or unreadable image or an empty "
+                                      "caption, instead of stopping (default off)")
+    model: str = field("tiny-clip", "base model: a CLIP folder, a Hub id, or tiny-clip (a random tiny CLIP built "
+                                    "locally, for trying things out; the default)")
+    scale: float = field(20.0, "similarity scale (inverse temperature) of the contrastive loss (default 20)")
+    epochs: float = field(10.0)
+    learning_rate: float = field(1e-3, "peak learning rate (default 1e-3 for tiny-clip; use ~1e-5 for a "
+                                       "pretrained CLIP)")
+    logging_steps: int = field(10)
 
-    def validate(self) -> None:
-        """Reject values that cannot work before any model is loaded."""
-        require_positive(self, "batch_size", "save_steps", "logging_steps", "save_total_limit", "learning_rate",
-                         "scale")
+    def check(self) -> None:
+        """The image-text recipe's own fields."""
+        require_positive(self, "scale")
         if self.batch_size < 2:
             raise UserError("config field 'batch_size' must be at least 2: other pairs in the batch are the negatives")
-        require_training_length(self)
-        if not 0 <= self.warmup_ratio < 1:
-            raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise UserError(f"config field 'precision' must be auto, fp32, bf16 or fp16, got '{self.precision}'")
 
 
 def _base_dir(data: Any) -> Path | None:

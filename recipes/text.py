@@ -11,87 +11,56 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contrastkit.plugins.config import field, require_positive, require_training_length, resolve
+from contrastkit.plugins.config import SentenceTransformerArgs, field, require_positive, resolve
 from contrastkit.plugins.errors import UserError, did_you_mean
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
 SAMPLE_DATA = "faq_pairs.csv"
-#: Default peak learning rates, measured in bench/text_speed.py (docs/speed.md): on pairs, and with mined negatives.
+#: Default peak learning rates (docs/text.md says how they were chosen): on pairs, and with mined negatives.
 LEARNING_RATE, LEARNING_RATE_MINED = 1.5e-4, 1e-4
 
 
 @dataclass
-class Config:
+class Config(SentenceTransformerArgs):
     """Everything the text recipe reads; each field is a CLI key (``key=value``) and a YAML key."""
 
-    data: Any = field(None, "training data: CSV/TSV/JSONL/Parquet path, Hub dataset id, or Python rows "
-                            "(default: the bundled sample of question-answer pairs)")
-    subset: str | None = field(None, "Hub dataset subset (configuration) name")
-    split: str | None = field(None, "Hub dataset split (default: train)")
-    eval_data: Any = field(None, "held-out data in the same format (default: hold out 10%, at most 1,000 rows)")
+    data: Any = field(None, "CSV/TSV/JSONL/Parquet path, Hub dataset id or Python rows (default: the bundled "
+                            "question-answer pairs)")
     columns: dict[str, str] = field({}, "map roles to your column names, e.g. {anchor: question, positive: answer}")
-    model: str = field("all-MiniLM-L6-v2", "base model: a local folder or a Hub id")
-    loss: str = field("auto", "auto, or one of: mnrl, cached_mnrl, gist, cached_gist, cosent, angle, cosine, "
-                              "contrastive, online_contrastive, triplet, batch_hard, batch_hard_margin, batch_all, "
-                              "batch_semi_hard, simcse, tsdae")
+    loss: str = field("auto", "auto (chosen from the columns), or mnrl, cached_mnrl, gist, cached_gist, cosent, "
+                              "angle, cosine, contrastive, online_contrastive, triplet, batch_hard, "
+                              "batch_hard_margin, batch_all, batch_semi_hard, simcse, tsdae")
     guide_model: str | None = field(None, "guide model for loss=gist (default: the base model)")
     matryoshka_dims: list[int] | None = field(None, "wrap the loss in MatryoshkaLoss over these dims, e.g. [384,128,64]")
-    mine_hard_negatives: bool | None = field(None, "add hard negatives mined with the base model (sentence-"
-                                                    "transformers' mine_hard_negatives, skipping the 3 top-ranked "
-                                                    "candidates); default: on for anchor/positive pairs with loss "
-                                                    "auto, mnrl, cached_mnrl, gist or cached_gist (measured in "
-                                                    "bench/text_speed.py), false: off")
-    num_negatives: int = field(1, "hard negatives mined per pair")
-    epochs: float = field(1.0, "training epochs (1: measured in bench/text_speed.py, docs/speed.md)")
-    max_steps: int = field(-1, "stop after this many steps (overrides epochs when > 0)")
-    min_steps: int = field(32, "small data: raise epochs until training takes at least this many steps (0: off; "
-                               "32: measured in bench/text_speed.py, docs/speed.md)")
-    batch_size: int = field(16, "pairs per batch (in-batch negatives grow with it; 16: measured in "
-                                "bench/text_speed.py, more steps beat more negatives on small data)")
-    length_batching: bool = field(False, "batch texts of similar length together for in-batch-negative losses "
-                                         "(~1.4x faster; MRR effect in docs/speed.md)")
+    mine_hard_negatives: bool | None = field(None, "mine hard negatives for pairs with the base model (default: on "
+                                                    "for anchor/positive pairs with an in-batch-negative loss)")
+    num_negatives: int = field(1, "hard negatives mined per pair (default 1)")
+    min_steps: int = field(32, "raise epochs on small data until training takes this many steps (0: off; "
+                               "default 32)")
+    length_batching: bool = field(False, "batch texts of similar length together (faster; default off)")
     mini_batch_size: int | None = field(None, "use the cached (GradCache) loss with this mini-batch size")
-    freeze_embeddings: bool = field(True, "keep the token-embedding matrix fixed: faster steps, no loss of "
-                                          "held-out quality on small data (bench/text_speed.py)")
-    learning_rate: float | None = field(None, "peak learning rate (default: 1.5e-4, or 1e-4 "
-                                              "with mined hard negatives; measured in bench/text_speed.py)")
-    warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up")
-    scale: float | None = field(None, "similarity scale (inverse temperature) for MNRL/CoSENT; default: the "
-                                      "loss's own (20 for MNRL; 30 measured worse in bench/text_speed.py)")
+    freeze_embeddings: bool = field(True, "keep the token-embedding matrix fixed (default on: faster steps)")
+    scale: float | None = field(None, "similarity scale (inverse temperature) of MNRL/CoSENT (default: the loss's)")
     max_seq_length: int | None = field(None, "truncate texts to this many tokens (default: the model's)")
-    max_train_tokens: int = field(64, "cut texts at this many tokens while mining and training only: faster, and no "
-                                      "worse on the measured sets (bench/text_speed.py); evaluation and the saved "
-                                      "model keep max_seq_length (0: no cut)")
-    seed: int = field(42, "seed for the held-out split, shuffling and initialisation")
-    output_dir: str | None = field(None, "where to write the model (default: outputs/text-<timestamp>)")
-    overwrite: bool = field(False, "allow writing into an existing, non-empty output_dir")
-    resume: bool = field(False, "continue from the last checkpoint in output_dir (default: the newest text run)")
-    save_steps: int = field(500, "save a checkpoint every N steps (and at the end)")
-    save_total_limit: int = field(2, "keep at most this many checkpoints")
-    logging_steps: int = field(5, "log the loss every N steps")
-    report_to: str = field("none", "where the trainer reports: none, tensorboard, wandb, ...")
-    precision: str = field("auto", "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it and on a CPU with "
-                                   "native bfloat16, AMX or AVX512-BF16, measured 1.2-1.6x faster; else fp32)")
-    push_to_hub: str | None = field(None, "after a successful run, push the output to this Hub repo id")
-    trust_remote_code: bool = field(False, "allow the model's own code from the Hub to run")
+    max_train_tokens: int = field(64, "cut texts at this many tokens for mining and training only; evaluation "
+                                      "and the saved model keep max_seq_length (0: no cut; default 64)")
+    batch_size: int = field(16, "pairs per batch; in-batch negatives grow with it (default 16)")
+    learning_rate: float | None = field(None, "peak learning rate (default 1.5e-4, or 1e-4 with mined negatives)")
+    precision: str = field("auto", "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU or CPU with native bfloat16, "
+                                   "else fp32)")
 
-    def validate(self) -> None:
-        """Reject values that cannot work before any model is loaded."""
-        require_positive(self, "batch_size", "save_steps", "logging_steps", "num_negatives", "save_total_limit",
-                         "learning_rate", "mini_batch_size")
-        require_training_length(self)
+    def check(self) -> None:
+        """The text recipe's own fields."""
+        require_positive(self, "num_negatives", "mini_batch_size")
         if self.max_train_tokens < 0:
             raise UserError(f"config field 'max_train_tokens' must be >= 0 (0: no cut), got {self.max_train_tokens}")
         if self.min_steps < 0:
             raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
         from contrastkit.plugins.text import LOSSES, loss_key
 
         if loss_key(self.loss) not in ("auto", *LOSSES):
-            raise UserError(f"unknown loss '{self.loss}'.{did_you_mean(self.loss, LOSSES)} Choose auto or one of: {', '.join(LOSSES)}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise UserError(f"config field 'precision' must be auto, fp32, bf16 or fp16, got '{self.precision}'")
+            raise UserError(f"unknown loss '{self.loss}'.{did_you_mean(self.loss, LOSSES)} Choose auto or one of: "
+                            f"{', '.join(LOSSES)}")
 
 
 def run(cfg: Config | None = None, **overrides: Any):

@@ -88,6 +88,14 @@ def test_every_shipped_config_loads(path):
     module = load_recipe(name)
     cfg = resolve(module.Config, config=path)
     assert isinstance(cfg, module.Config)
+    text = path.read_text()
+    assert text.startswith("# "), "each shipped config says in its first line what it is for"
+    if "defaults" in text.splitlines()[0].lower():  # it claims to write out the defaults: every value must be one
+        import yaml
+
+        defaults = module.Config()
+        for key in yaml.safe_load(text):
+            assert getattr(cfg, key) == getattr(defaults, key), f"{path.name}: {key}"
 
 
 def test_wheel_installs_only_under_contrastkit(tmp_path):
