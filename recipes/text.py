@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contrastkit.plugins.config import field, require_positive, require_training_length, resolve
-from contrastkit.plugins.errors import UserError, did_you_mean
+from contrastkit.plugins.errors import UserError
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
 SAMPLE_DATA = "faq_pairs.csv"
@@ -86,10 +86,9 @@ class Config:
             raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"config field 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
-        from contrastkit.plugins.st.losses import LOSSES, loss_key
+        from contrastkit.plugins.st.losses import check_loss
 
-        if loss_key(self.loss) not in ("auto", *LOSSES):
-            raise UserError(f"unknown loss '{self.loss}'.{did_you_mean(self.loss, LOSSES)} Choose auto or one of: {', '.join(LOSSES)}")
+        check_loss(self.loss)
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UserError(f"config field 'precision' must be auto, fp32, bf16 or fp16, got '{self.precision}'")
 
