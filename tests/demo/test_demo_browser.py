@@ -35,7 +35,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def page_url(tmp_path_factory):
     """The running demo's URL: base = tiny CLIP seed 0, fine-tuned = tiny CLIP seed 1."""
-    from contrastkit.plugins.multimodal import build_tiny_clip
+    from contrastkit.plugins.st.clip import build_tiny_clip
 
     root = tmp_path_factory.mktemp("browser-models")
     base, tuned = build_tiny_clip(root / "base", seed=0), build_tiny_clip(root / "tuned", seed=1)

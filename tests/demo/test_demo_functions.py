@@ -19,7 +19,7 @@ MB = 2**20
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> str:
     """A tiny random CLIP folder (embeds texts and images), built by the image-text plugin."""
-    from contrastkit.plugins.multimodal import build_tiny_clip
+    from contrastkit.plugins.st.clip import build_tiny_clip
 
     return str(build_tiny_clip(tmp_path_factory.mktemp("tiny-clip")))
 

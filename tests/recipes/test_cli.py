@@ -106,7 +106,7 @@ def test_wheel_installs_only_under_contrastkit(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops <= {"contrastkit", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}, tops
-    assert "contrastkit/recipes/cli.py" in names and "contrastkit/plugins/text.py" in names
+    assert "contrastkit/recipes/cli.py" in names and "contrastkit/plugins/st/training.py" in names
     assert "contrastkit/demo/__init__.py" in names
     assert "contrastkit/recipes/sample_data/faq_pairs.csv" in names
     assert not any(n.startswith(("recipes/", "plugins/", "demo/")) for n in names)

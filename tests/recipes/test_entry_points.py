@@ -126,7 +126,7 @@ def test_broken_plugins_are_one_line_each_and_builtins_still_work(plugin_env, tm
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert name in done.stderr
 
-    from contrastkit.plugins.multimodal import make_shapes
+    from contrastkit.plugins.st.shapes import make_shapes
 
     csv_path = make_shapes(tmp_path / "data", n=8, seed=2)
     env = {**plugin_env, "CONTRASTKIT_CACHE": str(tmp_path / "cache")}

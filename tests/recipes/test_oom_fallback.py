@@ -65,7 +65,7 @@ def test_what_counts_as_out_of_memory():
     """torch's allocator failing and oneDNN failing to create a kernel (its scratchpad allocation) count; a shape
     error does not. CI once hit the oneDNN form in the cosent case above, on a CPU other than this one."""
     import torch
-    from contrastkit.plugins.text import is_out_of_memory
+    from contrastkit.plugins.st.training import is_out_of_memory
 
     with pytest.raises(RuntimeError) as alloc:
         torch.empty(2**45, dtype=torch.uint8)  # 32 TiB: the CPU allocator refuses it for real

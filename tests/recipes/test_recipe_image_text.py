@@ -19,7 +19,7 @@ def clip_cache(tmp_path_factory) -> str:
 @pytest.fixture
 def shapes_csv(tmp_path, monkeypatch, clip_cache):
     """24 drawn 32 px images with captions, in tmp_path/data/shapes.csv (image paths relative to the CSV)."""
-    from contrastkit.plugins.multimodal import make_shapes
+    from contrastkit.plugins.st.shapes import make_shapes
 
     monkeypatch.setenv("CONTRASTKIT_CACHE", clip_cache)
     return make_shapes(tmp_path / "data", n=24, seed=1)
@@ -70,7 +70,7 @@ def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, 
 
 
 def test_tiny_clip_is_deterministic_and_separates_texts(tmp_path):
-    from contrastkit.plugins.multimodal import build_tiny_clip
+    from contrastkit.plugins.st.clip import build_tiny_clip
     from safetensors.numpy import load_file
     from sentence_transformers import SentenceTransformer
 
@@ -101,11 +101,12 @@ def test_text_only_model_is_refused(shapes_csv, tmp_path, tiny_text_model):
 
 
 def test_bundled_sample_is_complete():
-    from contrastkit.plugins import data, multimodal
+    from contrastkit.plugins import data
+    from contrastkit.plugins.st import clip
     from contrastkit.recipes.image_text import SAMPLE_DATA
 
     path = data.sample_path(SAMPLE_DATA)
-    pairs, stats = multimodal.image_text_pairs(data.load_file(path), base_dir=__import__("pathlib").Path(path).parent)
+    pairs, stats = clip.image_text_pairs(data.load_file(path), base_dir=__import__("pathlib").Path(path).parent)
     assert stats.rows == 400 and not stats.notes()
     assert pairs[0]["image"].size == (32, 32) and pairs[0]["text"].startswith("a ")
 
@@ -143,7 +144,8 @@ def test_bad_inputs_are_one_line_errors(shapes_csv, tmp_path):
 
 def test_in_memory_images_and_column_mapping():
     import datasets
-    from contrastkit.plugins.multimodal import draw_shape, image_text_pairs
+    from contrastkit.plugins.st.clip import image_text_pairs
+    from contrastkit.plugins.st.shapes import draw_shape
 
     rows = {"picture": [draw_shape("circle", "red", "blue", "small", "on the left"),
                         draw_shape("cross", "white", "black", "large", "at the top")],

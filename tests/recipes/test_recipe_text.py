@@ -167,7 +167,7 @@ def test_max_train_tokens_cuts_training_texts_but_not_evaluation_or_the_saved_mo
 
 
 def test_mined_negatives_skip_the_top_ranked_and_respect_the_relative_margin(tiny_text_model):
-    from contrastkit.plugins.text import add_hard_negatives
+    from contrastkit.plugins.st.mining import add_hard_negatives
     from datasets import Dataset
 
     model = SentenceTransformer(tiny_text_model, device="cpu")
@@ -201,7 +201,7 @@ def test_a_mined_negative_is_never_its_own_anchor(range_min, tiny_text_model):
     """Where anchors are also positives (paraphrase pairs in both directions), the anchor's own text is the most
     similar candidate. sentence-transformers 6.2 offered it as a negative and 6.3 does not; contrastkit drops it on
     either, so no training row pushes a text away from itself."""
-    from contrastkit.plugins.text import add_hard_negatives
+    from contrastkit.plugins.st.mining import add_hard_negatives
     from datasets import Dataset
 
     model = SentenceTransformer(tiny_text_model, device="cpu")
@@ -217,7 +217,7 @@ def test_mining_encodes_texts_cut_at_max_length_and_gives_the_model_its_length_b
     """The recipe's max_train_tokens reaches mining through max_length: every forward pass of the mining sees at most
     that many tokens, and the model keeps its own max_seq_length afterwards, also when mining fails."""
     from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.text import add_hard_negatives
+    from contrastkit.plugins.st.mining import add_hard_negatives
     from datasets import Dataset
 
     model = SentenceTransformer(tiny_text_model, device="cpu")
@@ -240,7 +240,7 @@ def test_mining_encodes_texts_cut_at_max_length_and_gives_the_model_its_length_b
 def test_mining_encodes_in_the_precision_asked_for_and_bf16_training_keeps_float32_weights(tmp_path,
                                                                                             tiny_text_model):
     import torch
-    from contrastkit.plugins.text import add_hard_negatives
+    from contrastkit.plugins.st.mining import add_hard_negatives
     from datasets import Dataset
 
     model = SentenceTransformer(tiny_text_model, device="cpu")
@@ -290,8 +290,9 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_text_model):
 
 def test_user_trainer_with_loss_chooser_and_callback(tmp_path, tiny_text_model):
     """The README's 'use contrastkit inside your own trainer' example, run as written."""
-    from contrastkit.plugins.callbacks import BeforeAfterCallback
-    from contrastkit.plugins.text import choose_loss, make_evaluator
+    from contrastkit.plugins.st.callbacks import BeforeAfterCallback
+    from contrastkit.plugins.st.evaluation import make_evaluator
+    from contrastkit.plugins.st.losses import choose_loss
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
@@ -353,13 +354,13 @@ def test_output_names_no_home_path_and_holds_no_pickled_arguments(tmp_path, tiny
     assert saved["data"] == "~/pairs.csv" and saved["output_dir"] == "~/out"
     again = text.run(**{**saved, "model": tiny_text_model, "overwrite": True})  # ~ expands when the config is reused
     assert again.output_dir == out and again.metrics["train_rows"] == result.metrics["train_rows"]
-    from contrastkit.plugins.text import load_model
+    from contrastkit.plugins.st.models import load_model
 
     assert load_model("~/out").encode(["a sentence"]).shape[0] == 1  # model=~/... loads a folder under home
 
 
 def test_epochs_rise_on_small_data_until_min_steps(tmp_path, tiny_text_model, pairs_csv):
-    from contrastkit.plugins.text import epochs_for_min_steps
+    from contrastkit.plugins.st.training import epochs_for_min_steps
 
     assert epochs_for_min_steps(1.0, 32, 128, 16) == 4.0  # 8 steps an epoch -> 4 epochs
     assert epochs_for_min_steps(1.0, 32, 512, 16) == 1.0  # already 32 steps
@@ -377,7 +378,7 @@ def test_epochs_rise_on_small_data_until_min_steps(tmp_path, tiny_text_model, pa
 def test_precision_auto_is_bf16_only_on_a_cpu_with_native_bfloat16(tmp_path, tiny_text_model, pairs_csv, capsys):
     import torch
     from contrastkit.plugins.device import cpu_has_native_bf16
-    from contrastkit.plugins.text import resolve_precision
+    from contrastkit.plugins.st.training import resolve_precision
 
     if torch.cuda.is_available():
         pytest.skip("the CPU's precision rule; on a GPU, auto follows the GPU's bf16 support")

@@ -1,7 +1,8 @@
-"""sentence-transformers adapter for image-text (CLIP-style) models: model, (image, text) data, recall evaluator.
+"""Image-text (CLIP-style) models: the tiny CLIP, (image, text) pairs, their loss and the recall evaluator.
 
 sentence-transformers v6 loads a folder holding a transformers ``CLIPModel`` + ``CLIPProcessor`` as a plain
-``SentenceTransformer`` that embeds both texts and PIL images; MNRL over an (image, text) ``Dataset`` trains it.
+``SentenceTransformer`` that embeds both texts and PIL images; MNRL over an (image, text) ``Dataset`` trains it,
+through the same trainer as text (``training.make_trainer``).
 Usable without a recipe: ``load_model("tiny-clip")``, ``image_text_pairs(dataset)``, ``make_evaluator(pairs)``.
 """
 
@@ -9,12 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 
 TINY_CLIP = "tiny-clip"
 TINY_CLIP_NOTE = "a randomly initialised tiny CLIP (2 layers, 32 hidden, 32 px images, character tokenizer)"
@@ -86,13 +86,13 @@ def tiny_clip_path(seed: int = 0) -> Path:
 
 def load_model(name: str, seed: int = 0, trust_remote_code: bool = False) -> Any:
     """A SentenceTransformer that embeds images and texts: ``tiny-clip``, a local folder or a Hub id."""
-    from . import text
+    from . import models
 
     if name == TINY_CLIP:
-        model = text.load_model(str(tiny_clip_path(seed)), device="cpu" if not _cuda() else None)
+        model = models.load_model(str(tiny_clip_path(seed)), device="cpu" if not _cuda() else None)
         model.model_card_data.model_name = f"contrastkit image-text model from {TINY_CLIP_NOTE}"
     else:
-        model = text.load_model(name, trust_remote_code=trust_remote_code)
+        model = models.load_model(name, trust_remote_code=trust_remote_code)
     modalities = getattr(model, "modalities", ["text"])
     if "image" not in modalities or "text" not in modalities:
         raise UserError(f"model '{name}' embeds {', '.join(map(str, modalities))} only; the image-text recipe needs "
@@ -226,21 +226,13 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     return dataset, stats
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- loss
 def make_loss(model: Any, scale: float = 20.0) -> Any:
     """CLIP's loss in ST terms: MNRL over (image, text) with both directions, one softmax per direction."""
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     return MultipleNegativesRankingLoss(model, scale=scale, directions=("query_to_doc", "doc_to_query"),
                                         partition_mode="per_direction")
-
-
-def make_trainer(model: Any, args: Any, pairs: Any, loss: Any, callbacks: list | None = None) -> Any:
-    """A ``SentenceTransformerTrainer`` over the (image, text) pairs."""
-    from sentence_transformers import SentenceTransformerTrainer
-
-    return SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs, loss=loss,
-                                      callbacks=callbacks or [])
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -276,58 +268,3 @@ HEADLINE = ("recall@1", "recall@5", "mrr@10")
 def headline(metrics: dict[str, float]) -> dict[str, float]:
     """The retrieval metrics worth printing: recall@1, recall@5 and MRR@10 in each direction."""
     return {k: v for k, v in metrics.items() if k.endswith(HEADLINE) and ("_to_" in k)}
-
-
-# --------------------------------------------------------------------------- sample data
-COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (240, 220, 40),
-           "purple": (140, 60, 180), "orange": (245, 140, 30), "white": (250, 250, 250), "black": (15, 15, 15)}
-SHAPES = ("circle", "square", "triangle", "cross")
-POSITIONS = {"at the top": (0.5, 0.28), "at the bottom": (0.5, 0.72), "on the left": (0.28, 0.5),
-             "on the right": (0.72, 0.5), "in the middle": (0.5, 0.5)}
-SIZES = {"small": 0.22, "large": 0.42}
-
-
-def draw_shape(shape: str, colour: str, background: str, size: str, position: str, px: int = 32) -> Any:
-    """One PIL image: a shape of a colour and size at a position on a plain background (drawn 4x, then shrunk)."""
-    from PIL import Image, ImageDraw
-
-    big = px * 4
-    im = Image.new("RGB", (big, big), COLOURS[background])
-    d = ImageDraw.Draw(im)
-    cx, cy = (v * big for v in POSITIONS[position])
-    r = SIZES[size] * big / 2
-    fill = COLOURS[colour]
-    if shape == "circle":
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    elif shape == "square":
-        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    elif shape == "triangle":
-        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-    else:
-        w = r / 3
-        d.rectangle([cx - r, cy - w, cx + r, cy + w], fill=fill)
-        d.rectangle([cx - w, cy - r, cx + w, cy + r], fill=fill)
-    return im.resize((px, px), Image.LANCZOS)
-
-
-def make_shapes(folder: str | Path, n: int = 400, seed: int = 0, px: int = 32,
-                csv_name: str = "shapes.csv") -> Path:
-    """Write ``n`` shape images to ``folder/shapes/`` and ``folder/<csv_name>`` (image path, caption); returns the CSV."""
-    import csv
-
-    rng = random.Random(seed)
-    folder = Path(folder)
-    (folder / "shapes").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        shape, size, position = rng.choice(SHAPES), rng.choice(list(SIZES)), rng.choice(list(POSITIONS))
-        colour, background = rng.sample(list(COLOURS), 2)
-        name = f"shapes/{i:04d}.png"
-        draw_shape(shape, colour, background, size, position, px).save(folder / name, optimize=True)
-        rows.append((name, f"a {size} {colour} {shape} {position} on a {background} background"))
-    path = folder / csv_name
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image", "caption"])
-        writer.writerows(rows)
-    return path

@@ -19,7 +19,7 @@ import torch
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
 #: Batches per length bucket: larger keeps more randomness inside a batch, smaller pads less. With 8, a
-#: 512-pair set had only 2 buckets and trained just 1.07x faster (bench/text_speed.py); 1 groups most tightly.
+#: 512-pair set has only 2 buckets and trains barely faster; 1 groups most tightly.
 BUCKET_BATCHES = 1
 #: Per-epoch multiplicative noise on lengths, so that who shares a batch changes between epochs.
 LENGTH_NOISE = 0.2

@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from . import report
+from .. import report
 
 
 class BeforeAfterCallback(TrainerCallback):

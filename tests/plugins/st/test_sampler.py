@@ -6,7 +6,7 @@ import random
 import statistics
 
 import pytest
-from contrastkit.plugins.sampler import LengthGroupedNoDuplicatesBatchSampler as Sampler
+from contrastkit.plugins.st.sampler import LengthGroupedNoDuplicatesBatchSampler as Sampler
 from datasets import Dataset
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
@@ -96,7 +96,7 @@ def test_trainer_uses_it_for_two_steps(tiny_text_model, tmp_path):
 
 @pytest.mark.parametrize("on", [True, False])
 def test_recipe_config_selects_it_only_for_in_batch_negatives(tmp_path, on):
-    from contrastkit.plugins.text import training_args
+    from contrastkit.plugins.st.training import training_args
     from contrastkit.recipes.text import Config
     from sentence_transformers.base.sampler import BatchSamplers
 

@@ -1,0 +1,79 @@
+"""Evaluation: the sentence-transformers evaluator that fits a data format, and the metrics worth printing."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from .formats import DataFormat
+
+
+def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", batch_size: int = 32,
+                   seed: int = 42) -> Any | None:
+    """The evaluator that fits the format (IR for pairs, Triplet, EmbeddingSimilarity, BinaryClassification)."""
+    if eval_dataset is None or len(eval_dataset) < 2:
+        return None
+    from sentence_transformers.sentence_transformer import evaluation as E
+
+    cols = fmt.text_columns
+    if fmt.kind == "pair":
+        anchors, positives = eval_dataset[cols[0]], eval_dataset[cols[1]]
+        corpus_ids: dict[str, str] = {}
+        corpus, queries, relevant = {}, {}, {}
+        for i, (a, p) in enumerate(zip(anchors, positives)):
+            cid = corpus_ids.setdefault(p, f"d{len(corpus_ids)}")
+            corpus[cid] = p
+            queries[f"q{i}"] = a
+            relevant.setdefault(f"q{i}", set()).add(cid)
+        return E.InformationRetrievalEvaluator(queries, corpus, relevant, name=name, batch_size=batch_size,
+                                               mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1, 5],
+                                               precision_recall_at_k=[1, 10], map_at_k=[100], write_csv=False)
+    if fmt.kind == "triplet":
+        return E.TripletEvaluator(eval_dataset[cols[0]], eval_dataset[cols[1]], eval_dataset[cols[2]], name=name,
+                                  batch_size=batch_size, write_csv=False)
+    if fmt.kind == "score":
+        return E.EmbeddingSimilarityEvaluator(eval_dataset[cols[0]], eval_dataset[cols[1]],
+                                              eval_dataset[fmt.label_column], name=name, batch_size=batch_size,
+                                              write_csv=False)
+    if fmt.kind == "binary":
+        return E.BinaryClassificationEvaluator(eval_dataset[cols[0]], eval_dataset[cols[1]],
+                                               eval_dataset[fmt.label_column], name=name, batch_size=batch_size,
+                                               write_csv=False)
+    if fmt.kind == "labeled":
+        triplets = labeled_triplets(eval_dataset[cols[0]], eval_dataset[fmt.label_column], seed)
+        if not triplets:
+            return None
+        a, p, n = zip(*triplets)
+        return E.TripletEvaluator(list(a), list(p), list(n), name=name, batch_size=batch_size, write_csv=False)
+    return None  # single texts have no labels to evaluate against
+
+
+def labeled_triplets(texts: list[str], labels: list[int], seed: int = 42) -> list[tuple[str, str, str]]:
+    """(anchor, same-class positive, other-class negative) triplets for evaluating class-labelled text."""
+    rng = random.Random(seed)
+    by_label: dict[int, list[str]] = {}
+    for t, lab in zip(texts, labels):
+        by_label.setdefault(lab, []).append(t)
+    out = []
+    for t, lab in zip(texts, labels):
+        same = [x for x in by_label[lab] if x != t]
+        other = [x for other_lab, xs in by_label.items() if other_lab != lab for x in xs]
+        if same and other:
+            out.append((t, rng.choice(same), rng.choice(other)))
+    return out
+
+
+#: The metrics printed in the before/after table, per format (metrics.json keeps them all).
+HEADLINE = {
+    "pair": ("cosine_mrr@10", "cosine_ndcg@10", "cosine_accuracy@1"),
+    "triplet": ("cosine_accuracy",),
+    "labeled": ("cosine_accuracy",),
+    "score": ("spearman_cosine", "pearson_cosine"),
+    "binary": ("cosine_ap", "cosine_f1", "cosine_accuracy"),
+}
+
+
+def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
+    """The few metrics worth printing for this format."""
+    wanted = HEADLINE.get(kind, ())
+    return {k: v for k, v in metrics.items() if any(k.endswith("_" + w) for w in wanted)}

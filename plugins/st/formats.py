@@ -1,0 +1,191 @@
+"""Data formats: name each column's role from its name, check the rows, and put the columns in loss order.
+
+The formats follow the Inputs tables in the docstrings of sentence-transformers' losses: anchor/positive pairs
+(with optional negatives), two texts with a score or a 0/1 label, a text with a class label, or a single text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UserError
+
+#: A text longer than this is a broken file (an unclosed quote swallows the rest), not a sentence.
+MAX_TEXT_CHARS = 100_000
+
+
+#: Recognised column names for each role (lower case). Order of columns is never used.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "anchor": ("anchor", "query", "question", "queries"),
+    "positive": ("positive", "answer", "document", "passage", "pos", "response", "positives"),
+    "text1": ("sentence1", "text1", "sentence_1", "text_1", "sentence_a", "premise"),
+    "text2": ("sentence2", "text2", "sentence_2", "text_2", "sentence_b", "hypothesis"),
+    "score": ("score", "scores", "similarity", "similarity_score"),
+    "label": ("label", "labels", "class", "category"),
+    "text": ("text", "sentence", "sentences", "content", "body"),
+}
+NEGATIVE_PREFIXES = ("negative", "hard_negative", "neg")
+
+ACCEPTED = ("anchor,positive[,negative...] | sentence1,sentence2,score | sentence1,sentence2,label(0/1) "
+            "| text,label | text")
+KNOWN_SCORE_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 5.0), (0.0, 10.0), (0.0, 100.0))
+
+
+@dataclass
+class DataFormat:
+    """What the columns mean: ``kind`` plus the canonical order of the text columns."""
+
+    kind: str  # pair | triplet | score | binary | labeled | single
+    text_columns: list[str]
+    label_column: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _role_of(column: str) -> str | None:
+    low = column.lower()
+    for role, names in ALIASES.items():
+        if low in names:
+            return role
+    if low.startswith(NEGATIVE_PREFIXES):
+        return "negative"
+    return None
+
+
+def detect_format(dataset: Any, columns: dict[str, str] | None = None) -> tuple[Any, DataFormat]:
+    """Name each column's role from its name (or ``columns=``), check the rows, and put columns in loss order."""
+    found = list(dataset.column_names)
+    found_str = ", ".join(found) or "none"
+    mapping = dict(columns or {})
+    roles: dict[str, list[str]] = {}
+    for role, col in mapping.items():
+        if role not in ALIASES and role != "negative" and not role.startswith("negative"):
+            raise UserError(f"columns= has unknown role '{role}'; roles are anchor, positive, negative, sentence1/"
+                            f"text1, sentence2/text2, score, label, text")
+        if col not in found:
+            raise UserError(f"columns= maps {role} to '{col}', but the data has columns: {found_str}")
+        role = "negative" if role.startswith("negative") else {"sentence1": "text1", "sentence2": "text2"}.get(role, role)
+        roles.setdefault(role, []).append(col)
+    mapped = {c for cols in roles.values() for c in cols}
+    ignored = []
+    for col in found:
+        if col in mapped:
+            continue
+        role = _role_of(col)
+        if role is None:
+            ignored.append(col)
+        elif role in roles and role != "negative":
+            raise UserError(f"columns '{roles[role][0]}' and '{col}' both look like the {role} column; "
+                            f"pick one with columns={{{role}: NAME}} (found: {found_str})")
+        else:
+            roles.setdefault(role, []).append(col)
+
+    def one(role: str) -> str | None:
+        return roles.get(role, [None])[0]
+
+    anchor, positive = one("anchor") or one("text1"), one("positive") or one("text2")
+    score, label, text, negatives = one("score"), one("label"), one("text"), roles.get("negative", [])
+    if not roles and len(found) == 1:
+        text = found[0]  # one column: nothing to confuse
+        ignored = []
+    elif not roles and len(found) == 2 and _is_label_like(dataset, found):
+        text, label = _is_label_like(dataset, found)
+        ignored = []
+
+    if anchor and positive:
+        if score and label:
+            raise UserError(f"the data has both a score column '{score}' and a label column '{label}'; drop one "
+                            f"or map the one to use with columns= (found: {found_str})")
+        if score:
+            fmt = DataFormat("score", [anchor, positive], score)
+        elif label:
+            fmt = DataFormat("binary", [anchor, positive], label)
+        elif negatives:
+            fmt = DataFormat("triplet", [anchor, positive, *negatives])
+        else:
+            fmt = DataFormat("pair", [anchor, positive])
+    elif text and label and not (anchor or positive):
+        fmt = DataFormat("labeled", [text], label)
+    elif (text or anchor) and not (positive or score or label or negatives):
+        fmt = DataFormat("single", [text or anchor])
+    else:
+        raise UserError(f"cannot tell the data format from columns [{found_str}]; accepted: {ACCEPTED}; "
+                        f"map yours with columns={{anchor: COL, positive: COL}}")
+    if ignored:
+        fmt.notes.append(f"ignored columns: {', '.join(ignored)}")
+    keep = fmt.text_columns + ([fmt.label_column] if fmt.label_column else [])
+    dataset = dataset.select_columns(keep)
+    _check_texts(dataset, fmt.text_columns)
+    dataset, fmt = _check_labels(dataset, fmt)
+    return dataset, fmt
+
+
+def _is_label_like(dataset: Any, cols: list[str]) -> tuple[str, str] | None:
+    feats = dataset.features
+    kinds = {c: getattr(feats[c], "dtype", "") for c in cols}
+    strings = [c for c in cols if kinds[c] in ("string", "large_string")]
+    others = [c for c in cols if c not in strings]
+    if len(strings) == 1 and len(others) == 1 and _role_of(others[0]) == "label":
+        return strings[0], others[0]
+    return None
+
+
+def _check_texts(dataset: Any, cols: list[str]) -> None:
+    for col in cols:
+        values = dataset[col]
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                raise UserError(f"column '{col}' row {i} is empty (NaN/null); remove that row or fill it in")
+            if not isinstance(v, str):
+                raise UserError(f"column '{col}' row {i} is {type(v).__name__}, not text; every {col} must be text")
+            if not v.strip():
+                raise UserError(f"column '{col}' row {i} is an empty text; remove that row or fill it in")
+            if len(v) > MAX_TEXT_CHARS:
+                raise UserError(f"column '{col}' row {i} is {len(v):,} characters long (limit {MAX_TEXT_CHARS:,}); "
+                                f"this is usually an unclosed quote or a missing line break in the file, fix that row")
+
+
+def _check_labels(dataset: Any, fmt: DataFormat) -> tuple[Any, DataFormat]:
+    """Check labels/scores; scores are mapped to [0, 1] from the first known range that holds them."""
+    col = fmt.label_column
+    if col is None:
+        return dataset, fmt
+    values = dataset[col]
+    bad = next((i for i, v in enumerate(values) if v is None or (isinstance(v, float) and math.isnan(v))), None)
+    if bad is not None:
+        raise UserError(f"column '{col}' row {bad} is empty (NaN/null); every row needs a {fmt.kind} value")
+    if fmt.kind in ("score", "binary"):
+        if any(isinstance(v, str) for v in values):
+            raise UserError(f"column '{col}' holds text; a {col} must be a number")
+        uniq = set(values)
+        if fmt.kind == "binary" or (uniq <= {0, 1} and _role_of(col) == "label"):
+            if not uniq <= {0, 1}:
+                if all(isinstance(v, (int, float)) for v in values) and _role_of(col) == "label" and \
+                        all(0 <= v <= 1 for v in values):
+                    fmt = DataFormat("score", fmt.text_columns, col, fmt.notes)  # soft labels are scores
+                else:
+                    raise UserError(f"column '{col}' must hold 0/1 labels for pair classification; found values "
+                                    f"{sorted(uniq)[:5]}; use a 'score' column for graded similarity")
+            else:
+                fmt.kind = "binary"
+                return dataset.map(lambda r: {col: int(r[col])}), fmt
+        lo, hi = float(min(values)), float(max(values))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise UserError(f"column '{col}' has infinite values; scores must be finite numbers")
+        rng = next((r for r in KNOWN_SCORE_RANGES if r[0] <= lo and hi <= r[1]), None)
+        if rng is None:
+            raise UserError(f"column '{col}' ranges from {lo:g} to {hi:g}, outside the known score ranges "
+                            f"{', '.join(f'[{a:g}, {b:g}]' for a, b in KNOWN_SCORE_RANGES)}; rescale it to [0, 1]")
+        fmt.notes.append(f"scores in '{col}' range {lo:g}..{hi:g}; read as [{rng[0]:g}, {rng[1]:g}] and mapped to [0, 1]")
+        if rng != (0.0, 1.0):
+            a, b = rng
+            dataset = dataset.map(lambda r: {col: (float(r[col]) - a) / (b - a)})
+        else:
+            dataset = dataset.map(lambda r: {col: float(r[col])})
+        return dataset, fmt
+    # labeled: any hashable class id; map to ints so the batch triplet losses can compare them
+    classes = {v: i for i, v in enumerate(sorted(set(values), key=str))}
+    if len(classes) < 2:
+        raise UserError(f"column '{col}' has a single class; batch triplet losses need at least two classes")
+    return dataset.map(lambda r: {col: classes[r[col]]}), fmt

