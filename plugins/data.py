@@ -176,6 +176,14 @@ def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_trai
     return parts["train"], parts["test"]
 
 
+def load_splits(cfg: Any, sample: str) -> tuple[Any, Any]:
+    """A recipe's training data (the bundled ``sample`` when ``cfg.data`` is None) and its held-out split:
+    ``cfg.eval_data`` when given, else ``holdout_size`` rows of the data."""
+    train = to_dataset(cfg.data if cfg.data is not None else sample_path(sample), cfg.subset, cfg.split)
+    held_out = to_dataset(cfg.eval_data, what="eval_data") if cfg.eval_data is not None else None
+    return split_train_eval(train, held_out, seed=cfg.seed)
+
+
 def sample_path(name: str) -> str:
     """Path of a file bundled in ``contrastkit.recipes.sample_data``."""
     from importlib.resources import files

@@ -64,93 +64,63 @@ class Config(SentenceTransformerArgs):
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate before/after, save a plain SentenceTransformer folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)
-    from contrastkit.plugins import data as data_io
-    from contrastkit.plugins import report
-    from contrastkit.plugins.config import dump_yaml
-    from contrastkit.plugins.device import is_main_process, world_size
+    from contrastkit.plugins import data, run
+    from contrastkit.plugins.device import world_size
     from contrastkit.plugins.st import evaluation, formats, losses, mining, models, training
-    from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs, remove_args_pickle
+    from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
 
     # 1. Output folder (checked first, so a bad path fails before any work)
-    out = report.prepare_output_dir(cfg.output_dir, "text", cfg.overwrite, cfg.resume)
-    log = report.Printer()
+    out, log = run.start(cfg, "text")
 
-    # 2. Data: any input -> datasets.Dataset, then a held-out split
-    train_data = data_io.to_dataset(cfg.data if cfg.data is not None else data_io.sample_path(SAMPLE_DATA),
-                                    cfg.subset, cfg.split)
-    eval_data = data_io.to_dataset(cfg.eval_data, what="eval_data") if cfg.eval_data is not None else None
-    train_data, eval_data = data_io.split_train_eval(train_data, eval_data, seed=cfg.seed)
-    train_data, data_format = formats.detect_format(train_data, cfg.columns)  # bad columns fail before the model loads
+    # 2. Data: any input -> datasets.Dataset and a held-out split; bad columns fail before the model loads
+    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA)
+    train_data, data_format = formats.detect_format(train_data, cfg.columns)
+    eval_data, eval_format = formats.detect_format(eval_data, cfg.columns) if eval_data is not None else (None, None)
 
-    # 3. Model, then (optionally) mined hard negatives, then the loss that fits the columns
+    # 3. Model, mined hard negatives for pairs, then the loss that fits the columns
     model = models.load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    if cfg.max_seq_length:
-        model.max_seq_length = cfg.max_seq_length
-    cut = None  # max_train_tokens, when shorter than the model's own length: mining and training only
-    if cfg.max_train_tokens and (model.max_seq_length is None or cfg.max_train_tokens < model.max_seq_length):
-        cut = cfg.max_train_tokens
+    cut = models.training_length(model, cfg.max_seq_length, cfg.max_train_tokens)
+    if cut:
         log(f"training: texts cut at {cut} tokens (max_train_tokens; evaluation and the saved model "
             f"use {model.max_seq_length}; max_train_tokens=0 keeps them whole)")
-    train_columns = cfg.columns
-    mine = losses.mines(cfg.mine_hard_negatives, data_format.kind, cfg.loss)  # default: pairs, in-batch losses
-    if mine:  # in float32 even for bf16 training: bf16 scores reorder near-ties
-        mined = mining.add_hard_negatives(model, train_data, cfg.columns, cfg.num_negatives, max_length=cut,
-                                          required=cfg.mine_hard_negatives is True)
-        if mined is None:
-            mine = False
-            log(f"mining: no hard negatives among {len(train_data)} pairs (too few or too alike); training on pairs")
-        else:  # anchor/positive/negative columns now: choose_loss reads them without the columns= mapping
-            log(f"mining: {len(mined)} of {len(train_data)} pairs got hard negatives from the base model "
-                "(mine_hard_negatives=false trains on the pairs alone)")
-            train_data, data_format, train_columns = mined, None, None
-    choice = losses.choose_loss(model, train_data, cfg.loss, train_columns, cfg.batch_size, cfg.mini_batch_size,
+    train_data, data_format, columns = mining.mine_step(cfg, model, train_data, data_format, cut, log)
+    mined = columns is None
+    choice = losses.choose_loss(model, train_data, cfg.loss, columns, cfg.batch_size, cfg.mini_batch_size,
                                 cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed, data_format)
-    eval_format = choice.format
-    if eval_data is not None:  # its own format: mined negatives exist only in the training split
-        eval_data, eval_format = formats.detect_format(eval_data, cfg.columns)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
     if cfg.freeze_embeddings and choice.name != "tsdae":  # tsdae's decoder shares the embedding matrix
         log(f"model: token embeddings frozen ({models.freeze_token_embeddings(model):,} weights); "
             f"freeze_embeddings=false trains them too")
     for note in choice.format.notes:
         log(f"data: {note}")
-    log(f"data: {len(choice.dataset)} training rows, {len(eval_data) if eval_data is not None else 0} held out")
+    held_out = len(eval_data) if eval_data is not None else 0
+    log(f"data: {len(choice.dataset)} training rows, {held_out} held out")
 
     # 4. Trainer: sentence-transformers' own, with the before/after callback
+    eval_format = eval_format or choice.format
     evaluator = evaluation.make_evaluator(eval_format, eval_data, batch_size=cfg.batch_size, seed=cfg.seed)
     callback = BeforeAfterCallback(evaluator, out, headline=lambda m: evaluation.headline(m, eval_format.kind),
                                    extra={"recipe": "text", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": choice.format.kind,
                                           "train_rows": len(choice.dataset), "world_size": world_size(),
-                                          "max_train_tokens": cut, "mined_hard_negatives": mine,
-                                          "eval_rows": len(eval_data) if eval_data is not None else 0})
+                                          "max_train_tokens": cut, "mined_hard_negatives": mined,
+                                          "eval_rows": held_out})
     epochs = training.epochs_for_min_steps(cfg.epochs, cfg.min_steps, len(choice.dataset), cfg.batch_size,
                                            world_size()) if cfg.max_steps <= 0 else cfg.epochs
     if epochs != cfg.epochs:
         log(f"epochs: {cfg.epochs:g} -> {epochs:g}, so that training takes at least min_steps={cfg.min_steps} "
             f"steps on {len(choice.dataset)} rows (min_steps=0 keeps epochs as given)")
-    learning_rate = cfg.learning_rate or (LEARNING_RATE_MINED if mine else LEARNING_RATE)
-    if mine and cfg.learning_rate is None:
-        log(f"learning rate: {learning_rate:g} with mined negatives (measured in bench/text_speed.py; learning_rate= "
-            "sets it)")
-    args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives,
-                                  labeled=choice.format.kind == "labeled", epochs=epochs, cpu_bf16=True,
-                                  learning_rate=learning_rate)
+    learning_rate = cfg.learning_rate or (LEARNING_RATE_MINED if mined else LEARNING_RATE)
+    if mined and cfg.learning_rate is None:
+        log(f"learning rate: {learning_rate:g} with mined negatives (learning_rate= sets it)")
+    args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
+                                  labeled=choice.format.kind == "labeled", cpu_bf16=True, learning_rate=learning_rate)
     if cfg.precision == "auto" and args.bf16 and args.use_cpu:
         log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
     trainer = training.make_trainer(model, args, choice.dataset, choice.loss, callbacks=[callback, NoPickledArgs()],
                                     max_length=cut)
     training.train(trainer, resume=cfg.resume)
 
-    # 5. Save: a plain SentenceTransformer folder with ST's card, plus config.yaml (metrics.json came from the callback)
-    trainer.save_model(str(out))  # every rank calls it; only rank 0 writes
-    if is_main_process():
-        remove_args_pickle(out)  # the Trainer's pickle of its arguments, with absolute paths
-        dump_yaml(cfg, out / "config.yaml")
-
-    # 6. Hub
-    if cfg.push_to_hub and is_main_process():
-        from contrastkit.plugins import hub
-
-        hub.push(out, cfg.push_to_hub, hub.PushConfig())
-    return report.Result(output_dir=out, metrics=callback.metrics, config=cfg, model=model)
+    # 5. Save (metrics.json came from the callback), config.yaml, Hub
+    training.save(trainer, out)
+    return run.finish(cfg, out, callback.metrics, model)

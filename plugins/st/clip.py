@@ -227,10 +227,52 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
 
 
 # --------------------------------------------------------------------------- loss
+def _base_dir(data: Any) -> Path | None:
+    """Relative image paths are read from the data file's folder."""
+    from ..data import looks_like_path
+
+    if isinstance(data, (str, Path)) and (isinstance(data, Path) or looks_like_path(str(data))):
+        p = Path(data).expanduser()
+        return p if p.is_dir() else p.parent
+    return None
+
+
+def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
+    """The recipe's checked (image, text) pairs and its held-out pairs (``cfg.eval_data`` or a hold-out), with the
+    counts of skipped rows of both."""
+    from ..data import sample_path, split_train_eval, to_dataset
+
+    source = cfg.data if cfg.data is not None else sample_path(sample)
+    pairs, stats = image_text_pairs(to_dataset(source, cfg.subset, cfg.split), cfg.columns, _base_dir(source),
+                                    cfg.skip_missing)
+    eval_pairs = None
+    if cfg.eval_data is not None:
+        eval_pairs, eval_stats = image_text_pairs(to_dataset(cfg.eval_data, what="eval_data"), cfg.columns,
+                                                  _base_dir(cfg.eval_data), cfg.skip_missing, what="eval_data")
+        stats.missing_images += eval_stats.missing_images
+        stats.empty_captions += eval_stats.empty_captions
+    pairs, eval_pairs = split_train_eval(pairs, eval_pairs, seed=cfg.seed)
+    return pairs, eval_pairs, stats
+
+
+def training_args(cfg: Any, out: Path) -> Any:
+    """The ST trainer's arguments for a dual encoder. Images and texts go through the model in two forward passes
+    per step, each touching only its own tower: DDP's unused-parameter search would mark the other ready twice."""
+    from .training import training_args as st_training_args
+
+    args = st_training_args(cfg, out, in_batch_negatives=True)
+    args.ddp_find_unused_parameters = False
+    return args
+
+
 def make_loss(model: Any, scale: float = 20.0) -> Any:
-    """CLIP's loss in ST terms: MNRL over (image, text) with both directions, one softmax per direction."""
+    """CLIP's loss in ST terms: MNRL over (image, text) with both directions, one softmax per direction. CLIP's own
+    temperature (``logit_scale``) is left untrained: the loss has its own ``scale``."""
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    for name, param in model.named_parameters():
+        if name.endswith("logit_scale"):
+            param.requires_grad_(False)
     return MultipleNegativesRankingLoss(model, scale=scale, directions=("query_to_doc", "doc_to_query"),
                                         partition_mode="per_direction")
 

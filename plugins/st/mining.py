@@ -53,3 +53,22 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
             return None
         raise UserError("mine_hard_negatives=true found no negatives; the data may be too small or too repetitive")
     return mined
+
+
+def mine_step(cfg: Any, model: Any, data: Any, fmt: Any, max_length: int | None, log: Any) -> tuple[Any, Any, Any]:
+    """The text recipe's mining step: hard negatives for pairs when ``mine_hard_negatives`` asks for them or, by
+    default, when the loss uses in-batch negatives. Mines in float32 even for bf16 training: bf16 scores reorder
+    near-ties. Returns ``(data, format, columns)``: the mined triplets with ``(None, None)``, since they carry the
+    anchor/positive/negative names themselves, or the input with ``(fmt, cfg.columns)`` when nothing was mined."""
+    from .losses import mines
+
+    if not mines(cfg.mine_hard_negatives, fmt.kind, cfg.loss):
+        return data, fmt, cfg.columns
+    mined = add_hard_negatives(model, data, cfg.columns, cfg.num_negatives, max_length=max_length,
+                               required=cfg.mine_hard_negatives is True)
+    if mined is None:
+        log(f"mining: no hard negatives among {len(data)} pairs (too few or too alike); training on pairs")
+        return data, fmt, cfg.columns
+    log(f"mining: {len(mined)} of {len(data)} pairs got hard negatives from the base model "
+        "(mine_hard_negatives=false trains on the pairs alone)")
+    return mined, None, None

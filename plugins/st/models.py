@@ -55,6 +55,16 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
     return model
 
 
+def training_length(model: Any, max_seq_length: int | None, max_train_tokens: int) -> int | None:
+    """Apply ``max_seq_length`` to the model; return ``max_train_tokens`` when it cuts shorter than that (mining
+    and training read it; evaluation and the saved model keep the model's length), else None."""
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    if max_train_tokens and (model.max_seq_length is None or max_train_tokens < model.max_seq_length):
+        return max_train_tokens
+    return None
+
+
 def freeze_token_embeddings(model: Any) -> int:
     """Stop training the token-embedding matrix of each transformer in ``model``; returns how many weights that is.
 

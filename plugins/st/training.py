@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..device import auto_bf16, world_size
+from ..device import auto_bf16, is_main_process, world_size
 from ..errors import UserError
 
 
@@ -98,6 +98,16 @@ def make_trainer(model: Any, args: Any, train_dataset: Any, loss: Any, callbacks
     if max_length:
         trainer.data_collator.max_length = max_length
     return trainer
+
+
+def save(trainer: Any, out: Any) -> None:
+    """A plain SentenceTransformer folder with sentence-transformers' own card. Every rank calls it (only rank 0
+    writes); the Trainer's pickle of its arguments, with absolute paths, is removed."""
+    from .callbacks import remove_args_pickle
+
+    trainer.save_model(str(out))
+    if is_main_process():
+        remove_args_pickle(out)
 
 
 def train(trainer: Any, resume: bool = False) -> Any:
