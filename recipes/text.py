@@ -30,7 +30,7 @@ class Config(SentenceTransformerArgs):
     loss: str = field("auto", "auto (chosen from the columns), or mnrl, cached_mnrl, gist, cached_gist, cosent, "
                               "angle, cosine, contrastive, online_contrastive, triplet, batch_hard, "
                               "batch_hard_margin, batch_all, batch_semi_hard, simcse, tsdae")
-    guide_model: str | None = field(None, "guide model for loss=gist (default: the base model)")
+    guide_model: str | None = field(None, "guide model for loss=gist or cached_gist (default: all-MiniLM-L6-v2)")
     matryoshka_dims: list[int] | None = field(None, "wrap the loss in MatryoshkaLoss over these dims, e.g. [384,128,64]")
     mine_hard_negatives: bool | None = field(None, "mine hard negatives for pairs with the base model (default: on "
                                                     "for anchor/positive pairs with an in-batch-negative loss)")

@@ -289,7 +289,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_text_model):
 
 
 def test_user_trainer_with_loss_chooser_and_callback(tmp_path, tiny_text_model):
-    """The README's 'use contrastkit inside your own trainer' example, run as written."""
+    """docs/text.md's 'Inside your own trainer' example, run as written."""
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback
     from contrastkit.plugins.st.evaluation import make_evaluator
     from contrastkit.plugins.st.losses import choose_loss
