@@ -105,11 +105,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "train_rows": len(choice.dataset), "world_size": world_size(),
                                           "max_train_tokens": cut, "mined_hard_negatives": mined,
                                           "eval_rows": held_out})
-    epochs = training.epochs_for_min_steps(cfg.epochs, cfg.min_steps, len(choice.dataset), cfg.batch_size,
-                                           world_size()) if cfg.max_steps <= 0 else cfg.epochs
-    if epochs != cfg.epochs:
-        log(f"epochs: {cfg.epochs:g} -> {epochs:g}, so that training takes at least min_steps={cfg.min_steps} "
-            f"steps on {len(choice.dataset)} rows (min_steps=0 keeps epochs as given)")
+    epochs = training.recipe_epochs(cfg, len(choice.dataset), log)
     learning_rate = cfg.learning_rate or (LEARNING_RATE_MINED if mined else LEARNING_RATE)
     if mined and cfg.learning_rate is None:
         log(f"learning rate: {learning_rate:g} with mined negatives (learning_rate= sets it)")

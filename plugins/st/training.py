@@ -25,6 +25,18 @@ def epochs_for_min_steps(epochs: float, min_steps: int, rows: int, batch_size: i
     return float(-(-min_steps // per_epoch))
 
 
+def recipe_epochs(cfg: Any, rows: int, log: Any) -> float:
+    """The epochs a recipe trains: ``cfg.epochs`` raised to reach ``cfg.min_steps`` (unless max_steps is set),
+    with a printed line when it was raised."""
+    if cfg.max_steps > 0:
+        return cfg.epochs
+    epochs = epochs_for_min_steps(cfg.epochs, cfg.min_steps, rows, cfg.batch_size, world_size())
+    if epochs != cfg.epochs:
+        log(f"epochs: {cfg.epochs:g} -> {epochs:g}, so that training takes at least min_steps={cfg.min_steps} "
+            f"steps on {rows} rows (min_steps=0 keeps epochs as given)")
+    return epochs
+
+
 def resolve_precision(precision: str, cpu_bf16: bool = False) -> str:
     """``auto`` -> bf16 on a GPU that supports it; with ``cpu_bf16``, also on a CPU with native bfloat16; else fp32.
 
