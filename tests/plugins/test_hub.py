@@ -131,11 +131,12 @@ def test_image_round_trip_through_hub_load(hub_server, image_output):
     code = f"""
 import json
 from PIL import Image
-from contrastkit.plugins import hub, vision
+from contrastkit.plugins import hub
+from contrastkit.plugins.vision.encoder import load_encoder
 imgs = [Image.new("RGB", (20, 20), (200, 30, 30)), Image.new("RGB", (24, 18), (30, 30, 200))]
 remote = hub.load("alice/shapes-encoder")
 print(json.dumps([type(remote).__name__, remote.embed(imgs).tolist(),
-                  vision.load_encoder({str(image_output)!r}).embed(imgs).tolist()]))
+                  load_encoder({str(image_output)!r}).embed(imgs).tolist()]))
 """
     r = _python(code)
     assert r.returncode == 0, r.stderr[-2000:]

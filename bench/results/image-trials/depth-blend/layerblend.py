@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/, for image_quality's data writer
-from contrastkit.plugins import vision
+from contrastkit.plugins.vision.backbones import create_backbone
+from contrastkit.plugins.vision.callbacks import KNNCallback
+from contrastkit.plugins.vision.data import load_images
 from contrastkit.recipes import image
 from image_quality import write_folder
 
@@ -31,12 +33,12 @@ def main(seed: int) -> None:
                            overwrite=True, accelerator="cpu", seed=seed)
         before = result.metrics["before_after"]["knn_top1"]["before"]
         cfg = result.config
-        net, _ = vision.create_backbone(cfg.backbone, False, cfg.weights)
+        net, _ = create_backbone(cfg.backbone, False, cfg.weights)
         start = {k: v.clone() for k, v in net.state_dict().items()}
         state = torch.load(result.output_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
         trained = {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
-        knn = vision.KNNCallback(vision.load_images(str(train)), vision.load_images(str(test)),
-                                 result.model.preprocess, cfg.knn_k, cfg.knn_t)
+        knn = KNNCallback(load_images(str(train)), load_images(str(test)), result.model.preprocess, cfg.knn_k,
+                          cfg.knn_t)
         floats = [k for k, v in start.items() if v.is_floating_point()]
         for a0, a1 in RAMPS:
             net.load_state_dict({k: start[k] + (a0 + (a1 - a0) * floats.index(k) / (len(floats) - 1))

@@ -20,14 +20,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/
-from contrastkit.plugins import vision
+from contrastkit.plugins.vision.backbones import create_backbone
+from contrastkit.plugins.vision.callbacks import blend_weights
+from contrastkit.plugins.vision.data import load_images
+from contrastkit.plugins.vision.encoder import embed_with, load_encoder
+from contrastkit.plugins.vision.knn import knn_correct
 from image_quality import trained_backbone, write_folder
 
 
 def correct(net, preprocess, bank, query, k=20, t=0.1) -> np.ndarray:
     """Per query image: 1 if the recipe's weighted kNN gets its label right."""
-    b, q = (vision.embed_with(net, d.items, preprocess) for d in (bank, query))
-    return vision.knn_correct(b, bank.labels, q, query.labels, k, t).astype(float)
+    b, q = (embed_with(net, d.items, preprocess) for d in (bank, query))
+    return knn_correct(b, bank.labels, q, query.labels, k, t).astype(float)
 
 
 def main() -> None:
@@ -41,16 +45,16 @@ def main() -> None:
     alphas = [float(x) for x in a.alphas.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(a.data_dir)
-        bank = vision.load_images(str(write_folder(root, "train", 3000, 0, Path(tmp) / "train")))
-        query = vision.load_images(str(write_folder(root, "t10k", 10000, 1, Path(tmp) / "test")))
+        bank = load_images(str(write_folder(root, "train", 3000, 0, Path(tmp) / "train")))
+        query = load_images(str(write_folder(root, "t10k", 10000, 1, Path(tmp) / "test")))
         sample = set(np.random.default_rng(1).choice(10000, 1000, replace=False).tolist())  # the bench's 1,000
         in_sample = np.array([int(Path(str(x)).stem) in sample for x in query.items])
         assert in_sample.sum() == 1000
         start_net = None
         for run in a.runs:
-            enc = vision.load_encoder(run)
+            enc = load_encoder(run)
             if start_net is None:
-                start_net, _ = vision.create_backbone("efficientnet-lite0", False, None)
+                start_net, _ = create_backbone("efficientnet-lite0", False, None)
                 start = {k: v.clone() for k, v in start_net.state_dict().items()}
                 before = correct(start_net, enc.preprocess, bank, query)
             trained = trained_backbone(run)
@@ -58,7 +62,7 @@ def main() -> None:
             cells = []
             for alpha in alphas:
                 net.load_state_dict(trained)
-                vision.blend_weights(net, start, alpha)
+                blend_weights(net, start, alpha)
                 after = correct(net, enc.preprocess, bank, query)
                 d = after - before
                 full, samp = d.mean(), d[in_sample].mean()
