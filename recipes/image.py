@@ -245,13 +245,18 @@ def run(cfg: Config | None = None, **overrides: Any):
 
 
 def _resume_from(folder):
-    """The newest checkpoint that loads: a run killed while writing leaves a cut-off file, which is skipped."""
-    import torch
+    """The newest checkpoint that is whole: a run killed while writing leaves a cut-off file, which is skipped."""
+    import zipfile
 
+    # torch.save writes a zip archive whose directory comes last: a cut-off file has none or fails a CRC. Reading
+    # the archive checks that without unpickling a file that may come from anywhere; Lightning loads the one chosen.
     for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            torch.load(path, map_location="cpu", weights_only=False)
-            return str(path)
+            with zipfile.ZipFile(path) as archive:
+                whole = archive.testzip() is None
         except Exception:  # noqa: BLE001 - any unreadable checkpoint is skipped the same way
-            print(f"skipping the unreadable checkpoint {path.name}")
+            whole = False
+        if whole:
+            return str(path)
+        print(f"skipping the unreadable checkpoint {path.name}")
     return None
