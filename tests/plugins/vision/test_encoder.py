@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -27,3 +29,53 @@ def test_default_efficientnet_lite0_backbone_is_pretrained_and_embeds(tmp_path):
     assert emb[0] @ emb[1] > emb[0] @ emb[2]  # pretrained features: similar colours embed closer
     assert encoder.config["contrastkit_type"] == "image-encoder" and callable(make_preprocess)
 
+
+def _tiny_backbone():
+    """A seeded tiny CNN backbone (eval mode), its spec with a 16 px input, and two test images."""
+    import torch
+    from contrastkit.plugins.vision.backbones import create_backbone
+
+    torch.manual_seed(0)
+    net, spec = create_backbone("tiny-cnn")
+    return net.eval(), {**spec, "image_size": 16}, [Image.new("RGB", (20, 20), c) for c in ("red", "blue")]
+
+
+def test_save_pretrained_writes_the_bare_backbone_and_every_loader_reads_it(tmp_path):
+    import json
+
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.vision.encoder import ImageEncoder, embed_with, load_encoder, make_preprocess
+    from huggingface_hub import ModelCard
+    from safetensors.torch import load_file
+
+    net, spec, images = _tiny_backbone()
+    ImageEncoder(net, None, spec).save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert set(load_file(str(tmp_path / "model.safetensors"))) == set(net.state_dict())  # no prefix on the names
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["contrastkit_type"] == "image-encoder" and config["architecture"] == "tiny-cnn"
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.library_name == "contrastkit" and "load_encoder(\".\")" in card.text
+    expected = embed_with(net, images, make_preprocess(16, spec["normalize"]))
+    for loaded in (ImageEncoder.from_pretrained(tmp_path), load_encoder(tmp_path), hub.load(tmp_path)):
+        assert isinstance(loaded, ImageEncoder) and np.allclose(loaded.embed(images), expected, atol=1e-6)
+
+
+def test_a_folder_as_written_before_huggingface_hub_saved_it_still_loads(tmp_path):
+    """config.json as json.dumps wrote it (contrastkit_type first, a final newline), weights by safetensors."""
+    import json
+
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.encoder import embed_with, load_encoder, make_preprocess
+    from safetensors.torch import save_model
+
+    net, spec, images = _tiny_backbone()
+    save_model(net, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps({"contrastkit_type": "image-encoder", **spec}, indent=2) + "\n")
+    expected = embed_with(net, images, make_preprocess(16, spec["normalize"]))
+    assert np.allclose(load_encoder(tmp_path).embed(images), expected, atol=1e-6)
+    (tmp_path / "config.json").write_text(json.dumps(spec))
+    with pytest.raises(UserError, match="is not a contrastkit image encoder"):
+        load_encoder(tmp_path)
+    with pytest.raises(UserError, match="does not exist"):
+        load_encoder(tmp_path / "missing")

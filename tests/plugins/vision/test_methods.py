@@ -47,3 +47,11 @@ def test_the_memory_bank_cap_keeps_an_images_own_older_key_out_most_of_the_time(
     assert 0.02 < met / seen < 0.05 and abs(met / seen - own_key_share(module.memory_bank_size, images)) < 0.01
     assert abs(own_key_share(4096, 3000) - 0.80) < 0.01 and abs(own_key_share(2936, 3000) - 0.48) < 0.01
 
+
+def test_an_unknown_method_is_one_line_with_a_hint_and_the_names_are_the_tables_rows():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.methods import METHOD_NAMES, _methods, get_method
+
+    with pytest.raises(UserError, match=r"^unknown method 'simclrr'\. Did you mean 'simclr'\? Use one of: simclr, "):
+        get_method("simclrr")
+    assert tuple(_methods()) == METHOD_NAMES and all(callable(get_method(n).step) for n in METHOD_NAMES)
