@@ -10,13 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from ..errors import UserError, did_you_mean
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and lightly load with the table, so the name check stays cheap for config validation
+    import torch
+    from torch import nn
+
     from .module import SSLModule
 
 METHOD_NAMES = ("simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav")
@@ -51,6 +50,8 @@ def dino_after_backward(module: SSLModule) -> None:
 
 def swav_step(module: SSLModule, views: list[torch.Tensor]) -> torch.Tensor:
     """swav: prototype assignments of the high-resolution crops against the low-resolution ones."""
+    import torch.nn.functional as F
+
     module.predictor.normalize()
     p = [module.predictor(F.normalize(module.project(v), dim=1), step=module.global_step) for v in views]
     return module.criterion(p[:2], p[2:])
@@ -74,6 +75,8 @@ class Method:
 
     def make_head(self, dim: int, batch_norm: bool = True) -> nn.Module:
         """The projection head for a backbone of width ``dim``; ``batch_norm=False`` drops its BatchNorm1d."""
+        from torch import nn
+
         head = self.head(dim)
         if not batch_norm:
             for module in head.modules():
@@ -129,11 +132,16 @@ def _methods() -> dict[str, Method]:
     }
 
 
-def get_method(name: str) -> Method:
-    """The table row for ``name``, or a one-line error listing the methods."""
+def check_method(name: str) -> None:
+    """A one-line error listing the methods when ``name`` is not one of them (imports neither torch nor lightly)."""
     if name not in METHOD_NAMES:
         raise UserError(f"unknown method '{name}'.{did_you_mean(name, METHOD_NAMES)} Use one of: "
                         f"{', '.join(METHOD_NAMES)}")
+
+
+def get_method(name: str) -> Method:
+    """The table row for ``name``, or ``check_method``'s error."""
+    check_method(name)
     return _methods()[name]
 
 

@@ -49,9 +49,17 @@ def test_the_memory_bank_cap_keeps_an_images_own_older_key_out_most_of_the_time(
 
 
 def test_an_unknown_method_is_one_line_with_a_hint_and_the_names_are_the_tables_rows():
-    from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.vision.methods import METHOD_NAMES, _methods, get_method
+    import subprocess
+    import sys
 
-    with pytest.raises(UserError, match=r"^unknown method 'simclrr'\. Did you mean 'simclr'\? Use one of: simclr, "):
-        get_method("simclrr")
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.methods import METHOD_NAMES, _methods, check_method, get_method
+
+    for check in (check_method, get_method):
+        with pytest.raises(UserError, match=r"^unknown method 'simclrr'\. Did you mean 'simclr'\? Use one of: simclr, "):
+            check("simclrr")
     assert tuple(_methods()) == METHOD_NAMES and all(callable(get_method(n).step) for n in METHOD_NAMES)
+    code = "import sys; from contrastkit.plugins.vision.methods import check_method; check_method('dino'); " \
+           "print(sorted({'torch', 'lightly'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr  # cheap enough for a config check
