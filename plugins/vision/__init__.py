@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# Model cards written before this package was split, and the README's quick start, say
-# ``from contrastkit.plugins.vision import load_encoder`` (or SSLModule, ...): those names still resolve, on first
-# use, so importing the package stays free of torch.
+# Published model cards and the README's quick start say ``from contrastkit.plugins.vision import load_encoder``
+# (or SSLModule, ...): those names resolve here on first use, so importing the package stays free of torch.
 _MOVED = {"load_encoder": "encoder", "ImageEncoder": "encoder", "SSLModule": "module", "KNNCallback": "callbacks",
           "WiSEFT": "callbacks"}
 

@@ -9,7 +9,8 @@ import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 # Jinja2, rendered by ModelCard.from_template; card_data is the YAML header. The sections after "Backbone" are
-# there when a training run wrote the card (``training``), not for a bare save_pretrained.
+# there when a training run wrote the card (``training``), not for a bare save_pretrained. Jinja drops a template's
+# final newline, hence the empty last line: the file ends in one newline.
 TEMPLATE = """---
 {{ card_data }}
 ---

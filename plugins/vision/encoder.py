@@ -55,7 +55,7 @@ class ImageEncoder(ModelHubMixin):
     """
 
     # ModelHubMixin, not PyTorchModelHubMixin: that one saves and loads the state dict of the object it is mixed
-    # into, so the tensor names would gain a prefix ("encoder.") and the folders saved so far, bench scripts reading
+    # into, so the tensor names would gain a prefix ("encoder.") and existing folders, bench scripts reading
     # model.safetensors and create_backbone(folder) would no longer match; the weights are the bare backbone's.
     def __init__(self, encoder: nn.Module, preprocess: Callable | None, config: dict):
         self.encoder, self.preprocess, self.config = encoder, preprocess, config

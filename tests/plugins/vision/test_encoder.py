@@ -61,8 +61,8 @@ def test_save_pretrained_writes_the_bare_backbone_and_every_loader_reads_it(tmp_
         assert isinstance(loaded, ImageEncoder) and np.allclose(loaded.embed(images), expected, atol=1e-6)
 
 
-def test_a_folder_as_written_before_huggingface_hub_saved_it_still_loads(tmp_path):
-    """config.json as json.dumps wrote it (contrastkit_type first, a final newline), weights by safetensors."""
+def test_existing_folders_load_and_a_config_without_the_type_is_refused(tmp_path):
+    """config.json as contrastkit wrote it with json.dumps (contrastkit_type first, a final newline)."""
     import json
 
     from contrastkit.plugins.errors import UserError
