@@ -31,18 +31,20 @@ def images(n: int, size: int = 28) -> list:
 
 def hand_written(items: list, steps: int, batch_size: int, image_size: int) -> float:
     """lightly's SimCLR example loop on our backbone: returns images/s."""
-    from contrastkit.plugins import vision
+    from contrastkit.plugins.vision.backbones import create_backbone
+    from contrastkit.plugins.vision.data import ImageData, ImageDataset
+    from contrastkit.plugins.vision.methods import get_method
     from lightly.loss import NTXentLoss
     from lightly.models.modules import SimCLRProjectionHead
     from lightly.transforms import SimCLRTransform
 
     torch.manual_seed(0)
-    backbone, spec = vision.create_backbone("efficientnet-lite0")
+    backbone, spec = create_backbone("efficientnet-lite0")
     head = SimCLRProjectionHead(spec["embedding_dim"], 512, 128)
     transform = SimCLRTransform(input_size=image_size, normalize=spec["normalize"])
-    data = vision.ImageDataset(vision.ImageData(items), transform)
+    data = ImageDataset(ImageData(items), transform)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True)
-    simclr = vision.get_method("simclr")  # the recipe's SimCLR defaults, from the method table
+    simclr = get_method("simclr")  # the recipe's SimCLR defaults, from the method table
     criterion = NTXentLoss(temperature=simclr.temperature)
     optimizer = torch.optim.AdamW(list(backbone.parameters()) + list(head.parameters()), lr=simclr.lr,
                                   weight_decay=1e-4)

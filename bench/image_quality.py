@@ -61,19 +61,20 @@ def blends(result, train: Path, test: Path, alphas: list[float]) -> dict[float, 
     """kNN top-1 of start + alpha * (trained - start) for each alpha, with the recipe's own kNN settings."""
     if not alphas:
         return {}
-    from contrastkit.plugins import vision
+    from contrastkit.plugins.vision.backbones import create_backbone
+    from contrastkit.plugins.vision.callbacks import KNNCallback, blend_weights
+    from contrastkit.plugins.vision.data import load_images
 
     cfg = result.config
     small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32  # as the recipe decides
-    net, _ = vision.create_backbone(cfg.backbone, small_stem, cfg.weights)
+    net, _ = create_backbone(cfg.backbone, small_stem, cfg.weights)
     start = {k: v.clone() for k, v in net.state_dict().items()}
     trained = trained_backbone(result.output_dir)
-    knn = vision.KNNCallback(vision.load_images(str(train)), vision.load_images(str(test)), result.model.preprocess,
-                             cfg.knn_k, cfg.knn_t)
+    knn = KNNCallback(load_images(str(train)), load_images(str(test)), result.model.preprocess, cfg.knn_k, cfg.knn_t)
     out = {}
     for alpha in alphas:  # the recipe's own blend and kNN evaluation
         net.load_state_dict(trained)
-        vision.blend_weights(net, start, alpha)
+        blend_weights(net, start, alpha)
         out[alpha] = knn.evaluate(net)["knn_top1"]
     return out
 

@@ -158,11 +158,11 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
                         f"safe_serialization=True (or push a contrastkit output)")
     if config.get("contrastkit_type") == IMAGE_TYPE:
         try:
-            from . import vision
+            from .vision.encoder import load_encoder
         except ImportError as exc:
             raise UserError(f"'{name}' is an image model and needs the image extras ({exc}); "
                             f"pip install 'contrastkit[image]'") from None
-        return vision.load_encoder(folder)
+        return load_encoder(folder)
     from sentence_transformers import SentenceTransformer
 
     try:

@@ -75,7 +75,7 @@ class Config(RecipeArgs):
             raise UserError(f"unknown method '{self.method}'.{did_you_mean(self.method, METHODS)} Use one of: "
                             f"{', '.join(METHODS)}")
         if self.lr_schedule != "constant":  # vision imports torch: only a non-default value pays for that here
-            from contrastkit.plugins.vision import LR_SCHEDULES
+            from contrastkit.plugins.vision.module import LR_SCHEDULES
 
             if self.lr_schedule not in LR_SCHEDULES:
                 raise UserError(f"config field 'lr_schedule' must be {' or '.join(LR_SCHEDULES)}, "
@@ -89,7 +89,7 @@ class Config(RecipeArgs):
         require_range(self, "wise_ft", 0, 1, note="1: off")
         require_range(self, "freeze_fraction", 0, 1)
         if self.memory_bank_size is not None:  # the method table says which methods keep a memory bank
-            from contrastkit.plugins.vision import METHOD_NAMES, get_method
+            from contrastkit.plugins.vision.methods import METHOD_NAMES, get_method
 
             if not get_method(self.method).memory_bank:
                 banked = "/".join(n for n in METHOD_NAMES if get_method(n).memory_bank)
@@ -98,9 +98,9 @@ class Config(RecipeArgs):
             if (getattr(self, name) or 0) < 0:
                 raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
         if self.transform:  # a wrong option fails here, before the data and the model load
-            from contrastkit.plugins import vision
+            from contrastkit.plugins.vision.methods import make_transform
 
-            vision.make_transform(self.method, self.image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, self.transform)
+            make_transform(self.method, self.image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, self.transform)
 
 
 def run(cfg: Config | None = None, **overrides: Any):
@@ -110,9 +110,15 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     import pytorch_lightning as pl
     import torch
-    from contrastkit.plugins import report, vision
+    from contrastkit.plugins import report
     from contrastkit.plugins.config import dump_yaml
     from contrastkit.plugins.device import auto_bf16
+    from contrastkit.plugins.vision.callbacks import FolderCheckpoint, KNNCallback, WiSEFT
+    from contrastkit.plugins.vision.card import plot_pca, write_card
+    from contrastkit.plugins.vision.data import ImageDataset, holdout, load_images
+    from contrastkit.plugins.vision.encoder import ImageEncoder, embed_with, make_preprocess
+    from contrastkit.plugins.vision.methods import make_transform
+    from contrastkit.plugins.vision.module import SSLModule
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out = report.prepare_output_dir(cfg.output_dir, "image", cfg.overwrite, cfg.resume)
@@ -120,9 +126,9 @@ def run(cfg: Config | None = None, **overrides: Any):
     pl.seed_everything(cfg.seed, verbose=False)
 
     # 2. Data: folder / Hub / Python images -> ImageData, then labelled held-out images for kNN
-    data = vision.load_images(cfg.data, cfg.subset, cfg.split, cfg.strict)
-    train, held_out = vision.holdout(data, cfg.seed) if cfg.eval_data is None else \
-        (data, vision.load_images(cfg.eval_data, strict=cfg.strict, what="eval_data"))
+    data = load_images(cfg.data, cfg.subset, cfg.split, cfg.strict)
+    train, held_out = holdout(data, cfg.seed) if cfg.eval_data is None else \
+        (data, load_images(cfg.eval_data, strict=cfg.strict, what="eval_data"))
     if held_out is not None and held_out.labels is None:
         held_out = None
     if len(train.items) < 2:
@@ -131,36 +137,38 @@ def run(cfg: Config | None = None, **overrides: Any):
         f"{len(held_out.items) if held_out else 0} held out" + (f", {len(data.skipped)} skipped "
                                                               f"(unreadable or too small)" if data.skipped else ""))
 
-    # 3. Backbone + method: lightly's head, loss and multi-view transform from vision.METHODS
+    # 3. Backbone + method: lightly's head, loss, multi-view transform and step from the table in vision.methods
     small_stem = cfg.small_stem if cfg.small_stem is not None else cfg.image_size <= 32
-    module = vision.SSLModule(cfg.method, cfg.backbone, cfg.learning_rate, cfg.temperature, cfg.weight_decay,
-                              cfg.freeze_bn, small_stem, cfg.weights, cfg.warmup_steps, cfg.head_batch_norm,
-                              cfg.backbone_lr_scale, cfg.head_warmup_steps, cfg.lr_schedule, cfg.freeze_fraction,
-                              cfg.memory_bank_size, cfg.channels_last)
+    module = SSLModule(cfg.method, cfg.backbone, weights=cfg.weights, small_stem=small_stem,
+                       learning_rate=cfg.learning_rate, temperature=cfg.temperature, weight_decay=cfg.weight_decay,
+                       freeze_bn=cfg.freeze_bn, warmup_steps=cfg.warmup_steps, head_batch_norm=cfg.head_batch_norm,
+                       backbone_lr_scale=cfg.backbone_lr_scale, head_warmup_steps=cfg.head_warmup_steps,
+                       lr_schedule=cfg.lr_schedule, freeze_fraction=cfg.freeze_fraction,
+                       memory_bank_size=cfg.memory_bank_size, channels_last=cfg.channels_last)
     spec = {**module.spec, "image_size": cfg.image_size, "resize": "squash to image_size x image_size, bilinear",
             "method": cfg.method}
-    preprocess = vision.make_preprocess(cfg.image_size, spec["normalize"])
-    transform = vision.make_transform(cfg.method, cfg.image_size, spec["normalize"], cfg.transform)
+    preprocess = make_preprocess(cfg.image_size, spec["normalize"])
+    transform = make_transform(cfg.method, cfg.image_size, spec["normalize"], cfg.transform)
     workers = cfg.num_workers if cfg.num_workers >= 0 else (0 if (os.cpu_count() or 1) <= 2 else
                                                             min(8, (os.cpu_count() or 2) // 2))
     batch_size = min(cfg.batch_size, len(train.items))
-    loader = torch.utils.data.DataLoader(vision.ImageDataset(train, transform), batch_size=batch_size,
+    loader = torch.utils.data.DataLoader(ImageDataset(train, transform), batch_size=batch_size,
                                          shuffle=True, drop_last=True, num_workers=workers,
                                          persistent_workers=workers > 0)
 
     # 4. Lightning trainer with the kNN callback and checkpoints
     # monitor="step", mode="max": Lightning's way to keep the newest N periodic checkpoints; FolderCheckpoint is
     # Lightning's ModelCheckpoint with no absolute paths inside the .ckpt files
-    callbacks = [vision.FolderCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True, monitor="step", mode="max",
-                                         save_top_k=cfg.save_total_limit, every_n_train_steps=cfg.save_steps)]
+    callbacks = [FolderCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True, monitor="step", mode="max",
+                                  save_top_k=cfg.save_total_limit, every_n_train_steps=cfg.save_steps)]
     if cfg.ema_decay:  # before the kNN callback, so its "after" sees the averaged weights
         callbacks.append(pl.callbacks.EMAWeightAveraging(decay=cfg.ema_decay))
-    wise = vision.WiSEFT(cfg.wise_ft)  # also before the kNN callback: "after" is the blend that gets saved
+    wise = WiSEFT(cfg.wise_ft)  # also before the kNN callback: "after" is the blend that gets saved
     callbacks.append(wise)
     knn = None
     if held_out is not None and train.labels is not None:
         bank = train.subset(list(range(0, len(train.items), max(1, len(train.items) // 10000))))
-        knn = vision.KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t)
+        knn = KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t)
         callbacks.append(knn)
     precision = cfg.precision
     if precision == "auto":
@@ -182,9 +190,10 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 5. Save the encoder, evaluate, plot and write the card (rank 0 only)
     metrics: dict[str, Any] = {}
+    encoder = ImageEncoder(module.backbone, preprocess, spec)
     if trainer.is_global_zero:
         module.backbone.cpu().eval()
-        vision.save_encoder(module.backbone, spec, out)
+        encoder.save_pretrained(out)  # model.safetensors + config.json; the card below replaces its README.md
         dump_yaml(cfg, out / "config.yaml")
         before, after = (knn.before, knn.after) if knn else ({}, {})
         history = module.loss_history()
@@ -205,9 +214,9 @@ def run(cfg: Config | None = None, **overrides: Any):
         report.plot_before_after(metrics["before_after"], out / "before_after.png")
         shown = held_out or train.subset(list(range(min(1000, len(train.items)))))
         emb = knn.query_embeddings if knn and knn.query_embeddings is not None else \
-            vision.embed_with(module.backbone, shown.items, preprocess)
-        vision.plot_pca(emb, shown.labels, shown.label_names, out / "embeddings_pca.png")
-        vision.write_card(out, cfg, spec, metrics, data, cfg.push_to_hub)
+            embed_with(module.backbone, shown.items, preprocess)
+        plot_pca(emb, shown.labels, shown.label_names, out / "embeddings_pca.png")
+        write_card(out, cfg, spec, metrics, data, cfg.push_to_hub)
         log(report.format_table(metrics["before_after"], "kNN evaluation on the held-out images"))
 
     # 6. Hub
@@ -215,18 +224,22 @@ def run(cfg: Config | None = None, **overrides: Any):
         from contrastkit.plugins import hub
 
         hub.push(out, cfg.push_to_hub, hub.PushConfig())
-    return report.Result(output_dir=out, metrics=metrics, config=cfg,
-                         model=vision.ImageEncoder(module.backbone, preprocess, spec))
+    return report.Result(output_dir=out, metrics=metrics, config=cfg, model=encoder)
 
 
 def _resume_from(folder):
-    """The newest checkpoint that loads: a run killed while writing leaves a cut-off file, which is skipped."""
-    import torch
+    """The newest checkpoint that is whole: a run killed while writing leaves a cut-off file, which is skipped."""
+    import zipfile
 
+    # torch.save writes a zip archive whose directory comes last: a cut-off file has none or fails a CRC. Reading
+    # the archive checks that without unpickling a file that may come from anywhere; Lightning loads the one chosen.
     for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            torch.load(path, map_location="cpu", weights_only=False)
-            return str(path)
+            with zipfile.ZipFile(path) as archive:
+                whole = archive.testzip() is None
         except Exception:  # noqa: BLE001 - any unreadable checkpoint is skipped the same way
-            print(f"skipping the unreadable checkpoint {path.name}")
+            whole = False
+        if whole:
+            return str(path)
+        print(f"skipping the unreadable checkpoint {path.name}")
     return None

@@ -191,11 +191,12 @@ def test_bad_demo_options_exit_2_with_one_line():
 @pytest.fixture(scope="session")
 def tiny_image_encoder(tmp_path_factory) -> str:
     """A contrastkit image output (tiny CNN, random weights) saved by the vision plugin."""
-    from contrastkit.plugins import vision
+    from contrastkit.plugins.vision.backbones import create_backbone
+    from contrastkit.plugins.vision.encoder import save_encoder
 
-    net, spec = vision.create_backbone("tiny-cnn")
+    net, spec = create_backbone("tiny-cnn")
     folder = tmp_path_factory.mktemp("tiny-image-encoder")
-    vision.save_encoder(net.eval(), {**spec, "image_size": 32}, folder)
+    save_encoder(net.eval(), {**spec, "image_size": 32}, folder)
     return str(folder)
 
 

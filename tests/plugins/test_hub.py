@@ -131,16 +131,19 @@ def test_image_round_trip_through_hub_load(hub_server, image_output):
     code = f"""
 import json
 from PIL import Image
-from contrastkit.plugins import hub, vision
+from contrastkit.plugins import hub
+from contrastkit.plugins.vision.encoder import ImageEncoder, load_encoder
 imgs = [Image.new("RGB", (20, 20), (200, 30, 30)), Image.new("RGB", (24, 18), (30, 30, 200))]
 remote = hub.load("alice/shapes-encoder")
+direct = ImageEncoder.from_pretrained("alice/shapes-encoder")  # huggingface_hub's own download of the two files
 print(json.dumps([type(remote).__name__, remote.embed(imgs).tolist(),
-                  vision.load_encoder({str(image_output)!r}).embed(imgs).tolist()]))
+                  load_encoder({str(image_output)!r}).embed(imgs).tolist(), direct.embed(imgs).tolist()]))
 """
     r = _python(code)
     assert r.returncode == 0, r.stderr[-2000:]
-    kind, remote, local = json.loads(r.stdout.strip().splitlines()[-1])
+    kind, remote, local, direct = json.loads(r.stdout.strip().splitlines()[-1])
     assert kind == "ImageEncoder" and np.allclose(remote, local, atol=1e-6)
+    assert np.allclose(direct, local, atol=1e-6)
 
 
 def test_private_repo_on_a_branch_is_invisible_to_others(hub_server, text_output, tmp_path):

@@ -27,7 +27,7 @@ def _cli(*args: str) -> list[str]:
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
-    from contrastkit.plugins.vision import load_encoder
+    from contrastkit.plugins.vision.encoder import load_encoder
 
     out = tmp_path / "ddp"
     done = subprocess.run(_cli(f"output_dir={out}", "devices=2", "strategy=ddp", "batch_size=8", "max_steps=3"),

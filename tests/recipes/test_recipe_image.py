@@ -33,7 +33,7 @@ def image_folder(tmp_path):
 
 @pytest.mark.parametrize("method", ["simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav"])
 def test_every_method_trains_two_steps_and_loads_back(method, image_folder, tmp_path):
-    from contrastkit.plugins.vision import load_encoder
+    from contrastkit.plugins.vision.encoder import load_encoder
     from contrastkit.recipes import image
 
     out = tmp_path / "out"
@@ -144,7 +144,7 @@ def test_bad_input_in_a_real_process_is_one_line_exit_2(tmp_path):
 ])
 def test_bad_image_data_is_one_line_user_error(kind, sub, message, tmp_path):
     from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.vision import load_images
+    from contrastkit.plugins.vision.data import load_images
 
     root = _bad(tmp_path, kind) if kind != "missing" else tmp_path / "no" / "such"
     with pytest.raises(UserError) as err:
@@ -154,7 +154,7 @@ def test_bad_image_data_is_one_line_user_error(kind, sub, message, tmp_path):
 
 def test_timm_backbone_without_timm_is_a_clear_error():
     from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.vision import create_backbone
+    from contrastkit.plugins.vision.backbones import create_backbone
 
     if __import__("importlib").util.find_spec("timm"):
         pytest.skip("timm is installed")
@@ -172,7 +172,7 @@ def test_corrupt_image_is_skipped_and_counted(tmp_path):
 
 
 def test_bf16_mixed_precision_trains_and_saves_float32_weights(image_folder, tmp_path):
-    from contrastkit.plugins.vision import load_encoder
+    from contrastkit.plugins.vision.encoder import load_encoder
     from contrastkit.recipes import image
 
     out = tmp_path / "bf16"
@@ -270,3 +270,29 @@ def test_max_steps_across_epochs_runs_every_step(image_folder, tmp_path):
     # the progress bar, which must never end the run before max_steps)
     result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **{**FAST, "max_steps": 5})
     assert result.metrics["steps"] == 5
+
+
+class _OpensAFileWhenUnpickled:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_resume_skips_a_cut_off_checkpoint_without_unpickling_any(tmp_path, capsys):
+    """The resume check reads the zip archive torch.save writes; what the pickle inside would run stays unrun."""
+    import os
+
+    import torch
+    from contrastkit.recipes.image import _resume_from
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    whole, cut = folder / "epoch=0-step=5.ckpt", folder / "epoch=0-step=10.ckpt"
+    torch.save({"state_dict": {}, "trap": _OpensAFileWhenUnpickled(str(tmp_path / "unpickled"))}, whole)
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # a run killed while writing it
+    os.utime(whole, (1, 1))  # the cut-off file is the newest
+    assert _resume_from(folder) == str(whole)
+    assert "skipping the unreadable checkpoint epoch=0-step=10.ckpt" in capsys.readouterr().out
+    assert not (tmp_path / "unpickled").exists()

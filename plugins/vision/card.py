@@ -1,0 +1,142 @@
+"""The output folder's model card (``README.md``, from a huggingface_hub template) and the PCA plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+# Jinja2, rendered by ModelCard.from_template; card_data is the YAML header. The sections after "Backbone" are
+# there when a training run wrote the card (``training``), not for a bare save_pretrained. Jinja drops a template's
+# final newline, hence the empty last line: the file ends in one newline.
+TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ title }}
+
+{% if training -%}
+Self-supervised **{{ method }}** training with [lightly](https://github.com/lightly-ai/lightly) on
+PyTorch Lightning, made with [contrastkit](https://pypi.org/project/contrastkit/).
+{%- else -%}
+An image encoder saved by [contrastkit](https://pypi.org/project/contrastkit/).
+{%- endif %}
+
+- Backbone: `{{ architecture }}`{{ source }}
+- Embedding size: {{ embedding_dim }}{% if image_size %}, input {{ image_size }}x{{ image_size }} px{% endif %}, \
+normalised with mean
+  {{ mean }} and std {{ std }}
+{% if training -%}
+- Data: {{ data_source }}, {{ train_images }} training images
+- Training: {{ steps }} steps, batch size {{ batch_size }}, learning rate {{ learning_rate }}{{ training_notes }}
+
+## Evaluation
+
+kNN top-1 accuracy (k={{ knn_k }}, cosine, weighted, temperature {{ knn_t }}) on held-out labelled images.
+
+| metric | before | after | change |
+|---|---|---|---|
+{{ rows }}
+{% endif %}
+## Usage
+
+```python
+from PIL import Image
+{{ load }}
+embeddings = encoder.embed([Image.new("RGB", (64, 64), "white")])  # PIL images or file paths
+print(embeddings.shape)  # (1, {{ embedding_dim }}), L2-normalised
+```
+
+"""
+
+LOCAL_LOAD = ('from contrastkit.plugins.vision.encoder import load_encoder\n\n'
+              'encoder = load_encoder(".")  # inside this folder; a Hub copy: contrastkit.plugins.hub.load("user/repo")')
+
+
+def _backbone_fields(spec: dict) -> dict[str, Any]:
+    """The template's backbone lines from the encoder's spec."""
+    source = spec.get("weights_source") or spec.get("base_model")  # base_model: older folders
+    source = f", starting from {source}" if source else (", pretrained weights" if spec.get("pretrained") else
+                                                         ", trained from random initialisation")
+    norm = spec["normalize"]
+    return {"architecture": spec["architecture"], "source": source, "embedding_dim": spec["embedding_dim"],
+            "image_size": spec.get("image_size"), "mean": [round(v, 3) for v in norm["mean"]],
+            "std": [round(v, 3) for v in norm["std"]]}
+
+
+def _render(card_data: ModelCardData, **fields: Any) -> ModelCard:
+    """The card from ``TEMPLATE``, refused unless its metadata survives a round trip through the text."""
+    card = ModelCard.from_template(card_data, template_str=TEMPLATE, **fields)
+    if ModelCard(str(card)).data.to_dict() != card_data.to_dict():
+        raise RuntimeError("model card metadata does not round-trip")
+    return card
+
+
+def encoder_card(spec: dict) -> ModelCard:
+    """The card of an encoder saved outside a training run: backbone, input and how to load it."""
+    card_data = ModelCardData(library_name="contrastkit", pipeline_tag="image-feature-extraction", license=None,
+                              tags=["contrastkit", "image-feature-extraction"])
+    method = spec.get("method")
+    title = f"{method} image embeddings ({spec['architecture']})" if method else \
+        f"image embeddings ({spec['architecture']})"
+    return _render(card_data, title=title, load=LOCAL_LOAD, **_backbone_fields(spec))
+
+
+def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, repo_id: str | None) -> ModelCard:
+    """The model card ``README.md`` (Hub metadata + usage), built with huggingface_hub and checked by re-parsing."""
+    after = metrics.get("after", {})
+    results = [EvalResult(task_type="image-classification", dataset_type=data.hub_id or "custom",
+                          dataset_name=data.source, metric_type="accuracy", metric_name="kNN top-1 accuracy (k=20)",
+                          metric_value=round(after["knn_top1"], 4))] if "knn_top1" in after else None
+    card_data = ModelCardData(
+        library_name="contrastkit", pipeline_tag="image-feature-extraction", license=None,
+        tags=["contrastkit", cfg.method, "self-supervised", "image-feature-extraction"],
+        datasets=[data.hub_id] if data.hub_id else None,
+        model_name=f"{cfg.method}-{spec['architecture']}" if results else None, eval_results=results)
+    load = f'from contrastkit.plugins import hub\n\nencoder = hub.load("{repo_id}")' if repo_id else LOCAL_LOAD
+    rows = "\n".join(f"| {k} | {v['before']:.4f} | {v['after']:.4f} | {v['delta']:+.4f} |"
+                     for k, v in metrics.get("before_after", {}).items()) or "| (no labels: not evaluated) | | | |"
+    alpha = metrics.get("wise_ft", 1.0)
+    frozen = metrics.get("frozen_share") or 0
+    training_notes = (f"; the saved weights keep {alpha:g} of training's change to the starting backbone (WiSE-FT, "
+                      f"`wise_ft={alpha:g}`)" if alpha < 1 else "") + (
+        f"; the backbone's earliest {frozen:.0%} of weights stayed fixed (`freeze_fraction="
+        f"{metrics.get('freeze_fraction'):g}`)" if frozen else "")
+    card = _render(card_data, training=True, title=f"{cfg.method} image embeddings ({spec['architecture']})",
+                   method=cfg.method, load=load, data_source=data.source,
+                   train_images=metrics.get("train_images", "?"), steps=metrics.get("steps", "?"),
+                   batch_size=cfg.batch_size, learning_rate=metrics.get("learning_rate"),
+                   training_notes=training_notes, knn_k=cfg.knn_k, knn_t=cfg.knn_t, rows=rows,
+                   **_backbone_fields(spec))
+    card.save(folder / "README.md")
+    return card
+
+
+def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] | None, path: Path) -> Path:
+    """A 2-D PCA projection of the embeddings, coloured by label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    xy = PCA(n_components=2).fit_transform(embeddings) if len(embeddings) > 2 else np.zeros((len(embeddings), 2))
+    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=100)
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=6)
+    else:
+        lab = np.asarray(labels)
+        for c in np.unique(lab):
+            name = names[c] if names and c < len(names) else str(c)
+            ax.scatter(xy[lab == c, 0], xy[lab == c, 1], s=6, label=name)
+        if len(np.unique(lab)) <= 20:
+            ax.legend(fontsize=7, markerscale=2, loc="best")
+    ax.set_title("embeddings, 2-D PCA")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+

@@ -1,0 +1,181 @@
+"""Image data: a folder, a Hub dataset, a ``datasets.Dataset`` or Python images -> ``ImageData``; the hold-out."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MIN_SIDE = 4  # images smaller than this carry no usable content for random crops
+
+
+def open_rgb(item: Any):
+    """A PIL image (or a path to one) as RGB; grayscale, palette and alpha images are converted."""
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        return item if item.mode == "RGB" else item.convert("RGB")
+    with Image.open(item) as im:
+        return im.convert("RGB")
+
+
+@dataclass
+class ImageData:
+    """Images (PIL objects or paths), optional integer labels, and what was skipped on the way."""
+
+    items: list
+    labels: list[int] | None = None
+    label_names: list[str] | None = None
+    skipped: list[str] = field(default_factory=list)
+    source: str = ""
+    hub_id: str | None = None
+
+    def subset(self, idx: list[int]) -> ImageData:
+        """The images at ``idx`` (labels follow)."""
+        labels = [self.labels[i] for i in idx] if self.labels is not None else None
+        return ImageData([self.items[i] for i in idx], labels, self.label_names, [], self.source, self.hub_id)
+
+
+def _check_images(items: list, names: list[str], strict: bool, what: str) -> tuple[list[int], list[str]]:
+    """Open every image once; unreadable or too-small ones are skipped (or an error with strict=true)."""
+    from PIL import Image
+
+    keep, skipped, small = [], [], 0
+    for i, (item, name) in enumerate(zip(items, names)):
+        try:
+            if isinstance(item, Image.Image):
+                size = item.size
+            else:
+                with Image.open(item) as im:
+                    im.load()
+                    size = im.size
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+            if strict:
+                raise UserError(f"image '{name}' cannot be read ({type(exc).__name__}); remove or replace it, "
+                                f"or drop strict=true to skip unreadable images") from None
+            skipped.append(name)
+            continue
+        if min(size) < MIN_SIDE:
+            if strict:
+                raise UserError(f"image '{name}' is {size[0]}x{size[1]} px, too small (min {MIN_SIDE} px a side)")
+            skipped.append(name)
+            small += 1
+            continue
+        keep.append(i)
+    if not keep:
+        why = f"smaller than {MIN_SIDE}x{MIN_SIDE} px" if small == len(items) else "unreadable or too small"
+        raise UserError(f"{what}: all {len(items)} images are {why}; give images of at least 8x8 px")
+    return keep, skipped
+
+
+def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts[-1:]))
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+    if not images:
+        found = f" (found {len(files)} other files)" if files else ""
+        raise UserError(f"{what} folder '{root}' holds no images{found}; "
+                        f"add {', '.join(IMAGE_EXTS)} files (subfolder names become labels)")
+    keep, skipped = _check_images(images, [str(p) for p in images], strict, f"{what} folder '{root}'")
+    images = [images[i] for i in keep]
+    classes = [p.parent.relative_to(root).as_posix() for p in images]
+    labels = names = None
+    if all(c != "." for c in classes) and len(set(classes)) >= 2:  # every image sits in a class subfolder
+        names = sorted(set(classes))
+        labels = [names.index(c) for c in classes]
+    return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'")
+
+
+def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
+    import datasets
+
+    cols = [c for c, f in ds.features.items() if isinstance(f, datasets.Image)] or \
+        [c for c in ("image", "img") if c in ds.column_names]
+    if not cols:
+        raise UserError(f"{what} has no image column (columns: {', '.join(ds.column_names)}); "
+                        f"name it 'image'")
+    label_col = next((c for c in ("label", "labels", "fine_label") if c in ds.column_names), None)
+    items = list(ds[cols[0]])
+    keep, skipped = _check_images(items, [f"row {i}" for i in range(len(items))], strict, what)
+    labels = names = None
+    if label_col:
+        feat = ds.features[label_col]
+        raw = [ds[label_col][i] for i in keep]
+        names = list(feat.names) if isinstance(feat, datasets.ClassLabel) else sorted(set(map(str, raw)))
+        labels = raw if isinstance(feat, datasets.ClassLabel) else [names.index(str(v)) for v in raw]
+    return ImageData([items[i] for i in keep], labels, names, skipped,
+                     source=f"Hugging Face dataset '{hub_id}'" if hub_id else "a datasets.Dataset", hub_id=hub_id)
+
+
+def digits() -> ImageData:
+    """scikit-learn's bundled 8x8 hand-written digits (1,797 images, 10 classes): works offline."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    items = [Image.fromarray((img * 255 / 16).astype(np.uint8), "L").convert("RGB") for img in d.images]
+    return ImageData(items, [int(t) for t in d.target], [str(n) for n in d.target_names],
+                     source="scikit-learn digits (8x8 px)")
+
+
+def load_images(data: Any, subset: str | None = None, split: str | None = None, strict: bool = False,
+                what: str = "data") -> ImageData:
+    """A folder (recursive), a Hub dataset id, a ``datasets.Dataset`` or a list of PIL images/paths."""
+    if data is None:
+        return digits()
+    if type(data).__module__.startswith("datasets"):  # checked by module: importing datasets costs seconds
+        from ..data import to_dataset
+
+        return _from_hf(to_dataset(data, split=split, what=what), what, strict, None)
+    if isinstance(data, (list, tuple)):
+        if not data:
+            raise UserError(f"{what} is an empty list; give PIL images or image paths")
+        names = [str(x) if isinstance(x, (str, Path)) else f"item {i}" for i, x in enumerate(data)]
+        keep, skipped = _check_images(list(data), names, strict, what)
+        return ImageData([data[i] for i in keep], None, None, skipped, source="a Python list of images")
+    if isinstance(data, (str, Path)):
+        p = Path(data).expanduser()
+        if p.is_dir():
+            return _from_folder(p, strict, what)
+        if p.is_file():
+            raise UserError(f"{what} '{data}' is a file; point {what}= at a folder of images")
+        from ..data import load_hub, looks_like_path
+
+        if isinstance(data, Path) or looks_like_path(str(data)):
+            raise UserError(f"{what} folder '{data}' does not exist; check the path")
+        return _from_hf(load_hub(str(data), subset, split), f"{what} '{data}'", strict, str(data))
+    raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a folder of images, a Hub "
+                    f"dataset id, a datasets.Dataset or a list of PIL images/paths")
+
+
+def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
+    """Hold out ``data.holdout_size`` labelled images for kNN evaluation; none when unlabelled."""
+    from ..data import holdout_size
+
+    n_eval = holdout_size(len(data.items))
+    if data.labels is None or n_eval < 2:
+        return data, None
+    order = list(range(len(data.items)))
+    random.Random(seed).shuffle(order)
+    return data.subset(sorted(order[n_eval:])), data.subset(sorted(order[:n_eval]))
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """(transform(image), label) pairs; label -1 when the data has none."""
+
+    def __init__(self, data: ImageData, transform: Callable):
+        self.data, self.transform = data, transform
+
+    def __len__(self) -> int:
+        return len(self.data.items)
+
+    def __getitem__(self, i: int):
+        label = self.data.labels[i] if self.data.labels is not None else -1
+        return self.transform(open_rgb(self.data.items[i])), label

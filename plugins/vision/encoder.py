@@ -1,0 +1,114 @@
+"""The saved encoder: ``ImageEncoder`` (embed images), its preprocessing, and its folder on disk or the Hub.
+
+A folder holds ``model.safetensors`` (the bare backbone's tensors), ``config.json`` (architecture and preprocessing,
+with ``"contrastkit_type": "image-encoder"``, by which ``contrastkit.plugins.hub.load`` knows it) and ``README.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from huggingface_hub import ModelCard, ModelHubMixin, constants
+from torch import nn
+
+from ..errors import UserError
+from .backbones import build_architecture, restore_modes, save_modes
+from .data import open_rgb
+
+ENCODER_TYPE = "image-encoder"
+WEIGHTS = constants.SAFETENSORS_SINGLE_FILE  # model.safetensors
+
+
+def make_preprocess(image_size: int, normalize: dict) -> Callable:
+    """PIL image -> normalised tensor: the same resize used for evaluation and by ``ImageEncoder``."""
+    import torchvision.transforms as T
+
+    tf = T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(normalize["mean"],
+                                                                                   normalize["std"])])
+    return lambda item: tf(open_rgb(item))
+
+
+@torch.no_grad()
+def embed_with(net: nn.Module, items: list, preprocess: Callable, batch_size: int = 64) -> np.ndarray:
+    """L2-normalised (n, d) embeddings of PIL images or paths, in eval mode (the mode is restored)."""
+    modes = save_modes(net)
+    net.eval()
+    device = next(net.parameters()).device
+    out = []
+    for start in range(0, len(items), batch_size):
+        batch = torch.stack([preprocess(x) for x in items[start:start + batch_size]]).to(device)
+        out.append(F.normalize(net(batch).float(), dim=1).cpu())
+    restore_modes(modes)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+class ImageEncoder(ModelHubMixin):
+    """A trained backbone ready to embed images: ``.encoder`` (eval mode), ``.preprocess``, ``.config``.
+
+    ``save_pretrained(folder)`` writes the folder and ``from_pretrained(folder or Hub id)`` reads it back;
+    ``config`` is the backbone's spec (architecture, normalisation, image size) that goes into ``config.json``.
+    """
+
+    # ModelHubMixin, not PyTorchModelHubMixin: that one saves and loads the state dict of the object it is mixed
+    # into, so the tensor names would gain a prefix ("encoder.") and existing folders, bench scripts reading
+    # model.safetensors and create_backbone(folder) would no longer match; the weights are the bare backbone's.
+    def __init__(self, encoder: nn.Module, preprocess: Callable | None, config: dict):
+        self.encoder, self.preprocess, self.config = encoder, preprocess, config
+        self._hub_mixin_config = {"contrastkit_type": ENCODER_TYPE, **config}  # what save_pretrained writes
+
+    def embed(self, images: Any, batch_size: int = 64) -> np.ndarray:
+        """(n, d) L2-normalised numpy embeddings of PIL images or image paths."""
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        return embed_with(self.encoder, list(images), self.preprocess, batch_size)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from safetensors.torch import save_model
+
+        save_model(self.encoder, str(save_directory / WEIGHTS))
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
+                         force_download: bool, local_files_only: bool, token: str | bool | None,
+                         config: dict | None = None, **kwargs: Any) -> ImageEncoder:
+        from safetensors.torch import load_model
+
+        if not isinstance(config, dict) or config.get("contrastkit_type") != ENCODER_TYPE:
+            raise UserError(f"'{model_id}/config.json' is not a contrastkit image encoder (no contrastkit_type: "
+                            f"{ENCODER_TYPE})")
+        weights = Path(model_id) / WEIGHTS
+        if not Path(model_id).is_dir():  # a Hub id, as from_pretrained decided when it read config.json
+            from huggingface_hub import hf_hub_download
+
+            weights = hf_hub_download(model_id, WEIGHTS, revision=revision, cache_dir=cache_dir, token=token,
+                                      force_download=force_download, local_files_only=local_files_only)
+        net = build_architecture(config["architecture"], config.get("small_stem", False))
+        load_model(net, str(weights))
+        net.eval()
+        return cls(net, make_preprocess(config["image_size"], config["normalize"]), config)
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """The card ``save_pretrained`` writes when the folder has none: what the encoder is and how to load it."""
+        from .card import encoder_card
+
+        return encoder_card(self.config)
+
+
+def save_encoder(net: nn.Module, spec: dict, folder: Path) -> None:
+    """Write ``model.safetensors``, ``config.json`` (architecture and preprocessing) and, if missing, ``README.md``."""
+    ImageEncoder(net, None, spec).save_pretrained(folder)
+
+
+def load_encoder(folder: str | Path) -> ImageEncoder:
+    """Load a contrastkit image model folder (``config.json`` + ``model.safetensors``; no pickle)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"model folder '{folder}' does not exist; check the path")
+    if not (folder / constants.CONFIG_NAME).is_file() or not (folder / WEIGHTS).is_file():
+        raise UserError(f"'{folder}' is not a contrastkit image model; it needs config.json and model.safetensors")
+    return ImageEncoder.from_pretrained(folder)

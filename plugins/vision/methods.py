@@ -1,0 +1,173 @@
+"""The method table: for each self-supervised method, lightly's head, loss and multi-view transform, whether a
+momentum (EMA) encoder makes the targets, its memory bank, and its training step. ``SSLModule`` reads only this
+table, so every difference between methods lives here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import UserError, did_you_mean
+
+if TYPE_CHECKING:  # torch and lightly load with the table, so the name check stays cheap for config validation
+    import torch
+    from torch import nn
+
+    from .module import SSLModule
+
+METHOD_NAMES = ("simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav")
+
+
+# ----------------------------------------------------------------------------------------------- training steps
+def compare_views(module: SSLModule, views: list[torch.Tensor]) -> torch.Tensor:
+    """simclr, moco, barlowtwins, vicreg: the loss between the projections of two views."""
+    momentum = module.backbone_momentum is not None
+    return module.criterion(module.project(views[0]), module.project(views[1], momentum=momentum))
+
+
+def predict_other_view(module: SSLModule, views: list[torch.Tensor]) -> torch.Tensor:
+    """byol, simsiam: each view predicts the other's (stop-gradient or momentum) target, symmetrised."""
+    z = [module.project(v) for v in views[:2]]
+    p = [module.predictor(zi) for zi in z]
+    t = [module.project(v, momentum=True) for v in views[:2]] if module.backbone_momentum is not None else \
+        [zi.detach() for zi in z]
+    return 0.5 * (module.criterion(p[0], t[1]) + module.criterion(p[1], t[0]))
+
+
+def dino_step(module: SSLModule, views: list[torch.Tensor]) -> torch.Tensor:
+    """dino: the teacher (momentum) sees the global crops, the student sees every crop."""
+    teacher = [module.project(v, momentum=True) for v in views[:2]]
+    return module.criterion(teacher, [module.project(v) for v in views], epoch=module.current_epoch)
+
+
+def dino_after_backward(module: SSLModule) -> None:
+    """dino: the head's last layer stays fixed in its first epoch (lightly's freeze_last_layer)."""
+    module.head.cancel_last_layer_gradients(module.current_epoch)
+
+
+def swav_step(module: SSLModule, views: list[torch.Tensor]) -> torch.Tensor:
+    """swav: prototype assignments of the high-resolution crops against the low-resolution ones."""
+    import torch.nn.functional as F
+
+    module.predictor.normalize()
+    p = [module.predictor(F.normalize(module.project(v), dim=1), step=module.global_step) for v in views]
+    return module.criterion(p[:2], p[2:])
+
+
+# ----------------------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Method:
+    """One row of the method table: lightly's building blocks for one self-supervised method."""
+
+    head: Callable[[int], nn.Module]  # backbone width -> projection head
+    loss: Callable[[float | None, int], nn.Module]  # (temperature, memory-bank size) -> loss
+    transform: Callable[..., Callable]  # (image size, normalisation, **lightly transform kwargs) -> multi-view transform
+    step: Callable[[SSLModule, list[torch.Tensor]], torch.Tensor]  # (module, views) -> loss
+    predictor: Callable[[], nn.Module] | None = None  # byol/simsiam predictor, swav prototypes
+    momentum: bool = False  # a momentum (EMA) copy of backbone + head makes the targets
+    temperature: float | None = None
+    lr: float = 1e-3  # AdamW
+    memory_bank: int = 0  # keys of past batches kept as extra negatives (moco)
+    after_backward: Callable[[SSLModule], None] | None = None  # a gradient fix-up before the optimizer step
+
+    def make_head(self, dim: int, batch_norm: bool = True) -> nn.Module:
+        """The projection head for a backbone of width ``dim``; ``batch_norm=False`` drops its BatchNorm1d."""
+        from torch import nn
+
+        head = self.head(dim)
+        if not batch_norm:
+            for module in head.modules():
+                for name, child in module.named_children():
+                    if isinstance(child, nn.BatchNorm1d):
+                        setattr(module, name, nn.Identity())
+        return head
+
+
+def _small(size: int) -> int:  # the local-crop size for multi-crop methods, as 96/224 of the global one
+    return max(8, size * 96 // 224)
+
+
+@functools.cache
+def _methods() -> dict[str, Method]:
+    # simclr/byol learning rates and simclr's temperature: bench/image_quality.py (a pretrained backbone lost kNN
+    # accuracy at 1e-3 in two epochs; 3e-4 gained; temperature 0.2 beat 0.05, 0.1 and 0.5), see docs/image.md
+    from lightly import loss as L
+    from lightly import transforms as T
+    from lightly.models import modules as H
+    from lightly.models.modules.heads import VICRegProjectionHead  # not re-exported by lightly.models.modules
+
+    def byol_views(s, n, **kw):  # two asymmetric views (blur and solarisation differ), also for barlowtwins
+        return T.BYOLTransform(T.BYOLView1Transform(input_size=s, normalize=n, **kw),
+                               T.BYOLView2Transform(input_size=s, normalize=n, **kw))
+
+    return {
+        "simclr": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t, _: L.NTXentLoss(temperature=t),
+                         lambda s, n, **kw: T.SimCLRTransform(input_size=s, normalize=n, **kw), compare_views,
+                         temperature=0.2, lr=3e-4),
+        "moco": Method(lambda d: H.MoCoProjectionHead(d, 512, 128),
+                       lambda t, size: L.NTXentLoss(temperature=t, memory_bank_size=(size, 128)),
+                       lambda s, n, **kw: T.MoCoV2Transform(input_size=s, normalize=n, **kw), compare_views,
+                       momentum=True, temperature=0.2, memory_bank=4096),
+        "byol": Method(lambda d: H.BYOLProjectionHead(d, 1024, 256), lambda t, _: L.NegativeCosineSimilarity(),
+                       byol_views, predict_other_view, predictor=lambda: H.BYOLPredictionHead(256, 1024, 256),
+                       momentum=True, lr=3e-4),
+        "simsiam": Method(lambda d: H.SimSiamProjectionHead(d, 512, 128), lambda t, _: L.NegativeCosineSimilarity(),
+                          lambda s, n, **kw: T.SimSiamTransform(input_size=s, normalize=n, **kw), predict_other_view,
+                          predictor=lambda: H.SimSiamPredictionHead(128, 64, 128)),
+        "dino": Method(lambda d: H.DINOProjectionHead(d, 512, 64, 2048, freeze_last_layer=1),
+                       lambda t, _: L.DINOLoss(output_dim=2048, student_temp=t, warmup_teacher_temp_epochs=0),
+                       lambda s, n, **kw: T.DINOTransform(global_crop_size=s, local_crop_size=_small(s), normalize=n,
+                                                          **kw),
+                       dino_step, momentum=True, temperature=0.1, lr=5e-4, after_backward=dino_after_backward),
+        "barlowtwins": Method(lambda d: H.BarlowTwinsProjectionHead(d, 2048, 2048), lambda t, _: L.BarlowTwinsLoss(),
+                              byol_views, compare_views),
+        "vicreg": Method(lambda d: VICRegProjectionHead(d, 2048, 2048, num_layers=2), lambda t, _: L.VICRegLoss(),
+                         lambda s, n, **kw: T.VICRegTransform(input_size=s, normalize=n, **kw), compare_views),
+        "swav": Method(lambda d: H.SwaVProjectionHead(d, 512, 128), lambda t, _: L.SwaVLoss(temperature=t),
+                       lambda s, n, **kw: T.SwaVTransform(crop_sizes=(s, _small(s)), normalize=n, **kw), swav_step,
+                       predictor=lambda: H.SwaVPrototypes(128, n_prototypes=512), temperature=0.1),
+    }
+
+
+def check_method(name: str) -> None:
+    """A one-line error listing the methods when ``name`` is not one of them (imports neither torch nor lightly)."""
+    if name not in METHOD_NAMES:
+        raise UserError(f"unknown method '{name}'.{did_you_mean(name, METHOD_NAMES)} Use one of: "
+                        f"{', '.join(METHOD_NAMES)}")
+
+
+def get_method(name: str) -> Method:
+    """The table row for ``name``, or ``check_method``'s error."""
+    check_method(name)
+    return _methods()[name]
+
+
+def make_transform(method: str, image_size: int, normalize: dict, options: dict | None = None) -> Callable:
+    """``method``'s lightly multi-view transform; ``options`` are its keyword arguments, e.g. ``{"min_scale": 0.2}``."""
+    try:
+        return get_method(method).transform(image_size, normalize, **(options or {}))
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):  # an argument the lightly transform does not take
+            bad = str(exc).rsplit(" ", 1)[-1]
+            raise UserError(f"transform option {bad} is not an argument of {method}'s lightly transform; see "
+                            f"help(lightly.transforms) for its options (e.g. min_scale, gaussian_blur)") from None
+        raise UserError(f"transform options {options} were refused by {method}'s lightly transform: {exc}") from None
+    except (ValueError, AssertionError) as exc:
+        raise UserError(f"transform options {options} were refused by {method}'s lightly transform: {exc}") from None
+
+
+# ----------------------------------------------------------------------------------------------- memory bank
+def memory_bank_cap(images: int) -> int:
+    """The largest memory bank ``fit_memory_bank`` keeps for ``images`` per process and epoch: a quarter of them."""
+    return max(1, images // 4)
+
+
+def own_key_share(bank_size: int, images: int) -> float:
+    """After the first epoch, the share of images whose own key from the epoch before is still in a first-in,
+    first-out bank of ``bank_size`` keys. With shuffled epochs, the keys queued since an image's last visit are one
+    epoch plus the difference of two uniform positions, so the share is r² / 2 for r = bank_size / images <= 1."""
+    r = min(bank_size / max(images, 1), 2.0)
+    return r * r / 2 if r <= 1 else 1 - (2 - r) ** 2 / 2
