@@ -12,13 +12,11 @@ from torch import nn
 
 from ..errors import UserError
 from .backbones import create_backbone, feature_dim, freeze_batch_norm, freeze_earliest
+from .config import LR_SCHEDULES
 from .methods import get_method, memory_bank_cap, own_key_share
 
-#: learning-rate schedules SSLModule knows (the recipe validates against the same tuple)
-LR_SCHEDULES = ("constant", "cosine")
-
-#: the share of a pretrained backbone's weights, earliest first, that stays fixed during training (Fashion-MNIST,
-#: bench/image_quality.py: with 14 epochs, screened on two seeds and checked on six fresh ones; docs/image.md)
+#: the share of a pretrained backbone's weights, earliest first, that stays fixed during training (chosen on
+#: Fashion-MNIST with bench/image_quality.py; docs/image.md shows the table)
 FREEZE_FRACTION_PRETRAINED = 0.3
 
 

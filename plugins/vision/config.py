@@ -1,0 +1,101 @@
+"""The image recipe's config parts: how the method trains (``MethodArgs``, read by ``SSLModule``) and how
+Lightning runs it (``LightningArgs``). No torch here, so ``contrastkit show image`` stays fast."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..config import Part, field, require_positive, require_range
+from ..errors import UserError
+from .methods import METHOD_NAMES, check_method, get_method
+
+#: learning-rate schedules SSLModule knows
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclasses.dataclass
+class MethodArgs(Part):
+    """The method, its backbone and how they train: every field but image_size and transform is an SSLModule
+    keyword of the same name."""
+
+    method: str = field("simclr", f"one of: {', '.join(METHOD_NAMES)} (default simclr)", group="recipe")
+    backbone: str = field("efficientnet-lite0", "efficientnet-lite0 (ImageNet-pretrained; the default), resnet18, "
+                                                "resnet50, tiny-cnn, timm:<name>, or a folder saved by contrastkit",
+                          group="recipe")
+    weights: str | None = field(None, "local .safetensors/.pth state dict for resnet*/timm backbones", group="recipe")
+    small_stem: bool | None = field(None, "resnet: 3x3 stem without max-pool (default: on for image_size <= 32)",
+                                    group="recipe")
+    freeze_bn: bool | None = field(None, "keep the backbone's BatchNorm statistics fixed (default: on when "
+                                         "pretrained)", group="recipe")
+    head_batch_norm: bool = field(True, "keep the BatchNorm1d layers of lightly's projection head (default on)",
+                                  group="recipe")
+    transform: dict | None = field(None, "keyword arguments for the method's lightly transform, e.g. "
+                                         "{min_scale: 0.2, gaussian_blur: 0.0}", group="recipe")
+    image_size: int = field(64, "training and embedding resolution in pixels (default 64)", group="recipe")
+    temperature: float | None = field(None, "loss temperature (default: the method's, e.g. 0.2 for simclr)",
+                                      group="recipe")
+    weight_decay: float = field(1e-4, "AdamW weight decay (default 1e-4)", group="recipe")
+    warmup_steps: int = field(0, "linear learning-rate warm-up over the first N steps (default 0)", group="recipe")
+    lr_schedule: str = field("constant", "constant (the default), or cosine: decay to 0 over the run", group="recipe")
+    backbone_lr_scale: float = field(1.0, "the backbone's learning rate as a fraction of learning_rate (default 1)",
+                                     group="recipe")
+    freeze_fraction: float | None = field(None, "keep up to this fraction of the backbone's weights fixed, whole "
+                                                "tensors, earliest first (default: 0.3 pretrained, 0 random)",
+                                          group="recipe")
+    head_warmup_steps: int = field(0, "train only the projection head for the first N steps (default 0)",
+                                   group="recipe")
+    memory_bank_size: int | None = field(None, "moco: keys of past batches kept as negatives (default 4,096, at "
+                                               "most a quarter of the images per epoch)", group="recipe")
+    channels_last: bool = field(True, "train the backbone in channels-last memory layout (default on: faster)",
+                                group="recipe")
+
+    def check(self) -> None:
+        """Known method and schedule, sizes and shares in range, transform options the method's transform takes."""
+        check_method(self.method)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"config field 'lr_schedule' must be {' or '.join(LR_SCHEDULES)}, got '{self.lr_schedule}'")
+        if self.image_size < 8:
+            raise UserError(f"config field 'image_size' must be at least 8 pixels, got {self.image_size}")
+        require_range(self, "freeze_fraction", 0, 1)
+        if self.memory_bank_size is not None and not get_method(self.method).memory_bank:
+            banked = "/".join(n for n in METHOD_NAMES if get_method(n).memory_bank)
+            raise UserError(f"config field 'memory_bank_size' applies to method={banked}, not method={self.method}")
+        for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale", "memory_bank_size"):
+            if (getattr(self, name) or 0) < 0:
+                raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
+        if self.transform:  # a wrong option fails here, before the data and the model load
+            from .methods import make_transform
+
+            make_transform(self.method, self.image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, self.transform)
+
+    def module_kwargs(self) -> dict[str, Any]:
+        """SSLModule's keywords from this config (``small_stem`` defaults from ``image_size``)."""
+        skip = {"method", "backbone", "image_size", "transform"}
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(MethodArgs) if f.name not in skip}
+        kwargs["small_stem"] = self.small_stem if self.small_stem is not None else self.image_size <= 32
+        return kwargs
+
+
+@dataclasses.dataclass
+class LightningArgs(Part):
+    """How Lightning runs the training, what it keeps of it, and the kNN evaluation around it."""
+
+    ema_decay: float = field(0.0, "save an exponential moving average of the weights with this decay, e.g. 0.9 "
+                                  "(0: off, the default)", group="training")
+    wise_ft: float | None = field(None, "WiSE-FT: the share of its change the backbone keeps when training ends "
+                                        "(default: 0.65 pretrained, 1 (off) random)", group="training")
+    knn_k: int = field(20, "neighbours for the kNN evaluation (default 20)", group="training")
+    knn_t: float = field(0.1, "temperature of the weighted kNN vote (default 0.1)", group="training")
+    num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)",
+                             group="training")
+    accelerator: str = field("auto", "Lightning accelerator: auto, cpu, gpu, mps, ...", group="training")
+    devices: Any = field("auto", "Lightning devices: auto, a count, or a list of ids", group="training")
+    strategy: str = field("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...", group="training")
+    num_nodes: int = field(1, "machines for multi-node training", group="training")
+
+    def check(self) -> None:
+        """Positive neighbours and nodes; averaging and blending shares in range."""
+        require_positive(self, "knn_k", "num_nodes")
+        require_range(self, "ema_decay", 0, 1, high_open=True, note="0: off")
+        require_range(self, "wise_ft", 0, 1, note="1: off")

@@ -1,0 +1,126 @@
+"""The image recipe's Lightning run: the loader, the trainer with its callbacks, resuming, and what a run writes.
+
+The recipe reads as data -> module -> ``make_trainer`` -> ``fit`` -> ``save``; each step's Lightning details
+live here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from .. import report
+from ..device import auto_bf16
+from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT
+from .data import ImageData, ImageDataset
+
+
+def make_loader(train: ImageData, transform: Any, batch_size: int, num_workers: int) -> torch.utils.data.DataLoader:
+    """Shuffled multi-view batches; ``num_workers=-1`` means half the CPU cores, none on 2 cores or fewer."""
+    cores = os.cpu_count() or 1
+    workers = num_workers if num_workers >= 0 else (0 if cores <= 2 else min(8, cores // 2))
+    return torch.utils.data.DataLoader(ImageDataset(train, transform), batch_size=batch_size, shuffle=True,
+                                       drop_last=True, num_workers=workers, persistent_workers=workers > 0)
+
+
+def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | None,
+                 preprocess: Any) -> tuple[pl.Trainer, KNNCallback | None, WiSEFT]:
+    """A Lightning ``Trainer`` with checkpoints, optional EMA, WiSE-FT and the kNN evaluation, in that order: the
+    kNN callback's "after" sees the averaged and blended weights that get saved."""
+    # monitor="step", mode="max": Lightning's way to keep the newest N periodic checkpoints; FolderCheckpoint is
+    # Lightning's ModelCheckpoint with no absolute paths inside the .ckpt files
+    callbacks: list[pl.Callback] = [FolderCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True, monitor="step",
+                                                     mode="max", save_top_k=cfg.save_total_limit,
+                                                     every_n_train_steps=cfg.save_steps)]
+    if cfg.ema_decay:
+        callbacks.append(pl.callbacks.EMAWeightAveraging(decay=cfg.ema_decay))
+    wise = WiSEFT(cfg.wise_ft)
+    callbacks.append(wise)
+    knn = None
+    if held_out is not None and train.labels is not None:
+        bank = train.subset(list(range(0, len(train.items), max(1, len(train.items) // 10000))))
+        knn = KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t)
+        callbacks.append(knn)
+    precision = cfg.precision if cfg.precision != "auto" else "bf16-mixed" if auto_bf16() else "32-true"
+    trainer = pl.Trainer(max_epochs=cfg.epochs if cfg.max_steps <= 0 else None, max_steps=cfg.max_steps,
+                         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                         num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
+                         default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
+    return trainer, knn, wise
+
+
+def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn: KNNCallback | None,
+        log: Any) -> float:
+    """Train (from the newest whole checkpoint with ``resume``); returns the training seconds, kNN passes left out."""
+    per_process = len(loader.dataset) // trainer.world_size  # images each process sees per epoch
+    if cfg.max_steps > 0:  # steps per epoch counted low, so max_epochs never ends the run early (else "Epoch 0/-2")
+        trainer.fit_loop.max_epochs = -(-cfg.max_steps // max(1, per_process // loader.batch_size))
+    note = module.fit_memory_bank(per_process)  # moco on small data
+    if note:
+        log(note)
+    started = time.perf_counter()
+    trainer.fit(module, loader, ckpt_path=resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
+    return time.perf_counter() - started - (knn.seconds if knn else 0.0)
+
+
+def resume_from(folder: Path) -> str | None:
+    """The newest checkpoint that is whole: a run killed while writing leaves a cut-off file, which is skipped."""
+    import zipfile
+
+    # torch.save writes a zip archive whose directory comes last: a cut-off file has none or fails a CRC. Reading
+    # the archive checks that without unpickling a file that may come from anywhere; Lightning loads the one chosen.
+    for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                whole = archive.testzip() is None
+        except Exception:  # noqa: BLE001 - any unreadable checkpoint is skipped the same way
+            whole = False
+        if whole:
+            return str(path)
+        print(f"skipping the unreadable checkpoint {path.name}")
+    return None
+
+
+def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, run: dict[str, Any],
+         knn: KNNCallback | None, wise: WiSEFT, log: Any) -> dict[str, Any]:
+    """The encoder folder, metrics.json, the loss, before/after and PCA plots and the model card (rank 0 only).
+
+    ``run`` holds the data side: ``data``, ``train``, ``held_out``, ``batch_size`` and ``seconds``."""
+    from .card import plot_pca, write_card
+    from .encoder import embed_with
+
+    if not trainer.is_global_zero:
+        return {}
+    data, train, held_out = run["data"], run["train"], run["held_out"]
+    module.backbone.cpu().eval()
+    encoder.save_pretrained(out)  # model.safetensors + config.json; the card below replaces its README.md
+    before, after = (knn.before, knn.after) if knn else ({}, {})
+    history = module.loss_history()
+    spec = encoder.config
+    metrics = {"before": before, "after": after, "before_after": report.before_after(before, after),
+               "recipe": "image", "method": cfg.method, "world_size": trainer.world_size,
+               "backbone": spec["architecture"], "train_images": len(train.items),
+               "eval_images": len(held_out.items) if held_out else 0, "skipped_images": len(data.skipped),
+               "steps": trainer.global_step, "learning_rate": module.learning_rate, "wise_ft": wise.alpha,
+               "freeze_fraction": module.freeze_fraction, "frozen_share": round(module.frozen_share, 4),
+               "train_seconds": round(run["seconds"], 2),
+               **({"knn_seconds": round(knn.seconds, 2)} if knn else {}),
+               **({"memory_bank_size": module.memory_bank_size} if module.memory_bank_size else {}),
+               "images_per_second": module.images_per_second(run["batch_size"]),
+               "embedding_spread": knn.spread if knn else {},  # collapse check: mean cosine, std
+               "history": history}
+    report.write_metrics(out, metrics)
+    report.plot_curve(history, out / "loss.png")
+    report.plot_before_after(metrics["before_after"], out / "before_after.png")
+    shown = held_out or train.subset(list(range(min(1000, len(train.items)))))
+    emb = knn.query_embeddings if knn and knn.query_embeddings is not None else \
+        embed_with(module.backbone, shown.items, encoder.preprocess)
+    plot_pca(emb, shown.labels, shown.label_names, out / "embeddings_pca.png")
+    write_card(out, cfg, spec, metrics, data, cfg.push_to_hub)
+    log(report.format_table(metrics["before_after"], "kNN evaluation on the held-out images"))
+    return metrics
