@@ -366,20 +366,3 @@ class HubArgs(Part):
 @dataclasses.dataclass
 class RecipeArgs(DataArgs, TrainArgs, OutputArgs, HubArgs):
     """The shared parts every recipe has: data, training, output and Hub."""
-
-
-@dataclasses.dataclass
-class SentenceTransformerArgs(RecipeArgs):
-    """What the recipes that train through sentence-transformers' trainer share (text and image-text)."""
-
-    columns: dict[str, str] = field({}, "map roles to your column names", group="data")
-    model: str = field("all-MiniLM-L6-v2", "base model: a local folder or a Hub id", group="recipe")
-    trust_remote_code: bool = field(False, "allow the model's own code from the Hub to run", group="recipe")
-    warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up", group="training")
-    logging_steps: int = field(5, "log the loss every N steps", group="training")
-    report_to: str = field("none", "where the trainer reports: none, tensorboard, wandb, ...", group="training")
-
-    def check(self) -> None:
-        """A positive logging interval and a warm-up share below 1."""
-        require_positive(self, "logging_steps")
-        require_range(self, "warmup_ratio", 0, 1, high_open=True)

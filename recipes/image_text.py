@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contrastkit.plugins.config import SentenceTransformerArgs, field, require_positive, resolve
+from contrastkit.plugins.config import field, require_positive, resolve
 from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.st.config import SentenceTransformerArgs
 
 DESCRIPTION = "Fine-tune a CLIP-style image-text dual encoder on image-caption pairs."
 SAMPLE_DATA = "shapes.csv"

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contrastkit.plugins.config import SentenceTransformerArgs, field, require_positive, resolve
+from contrastkit.plugins.config import field, resolve
 from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.st.config import LossArgs, MiningArgs, SentenceTransformerArgs
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
 SAMPLE_DATA = "faq_pairs.csv"
@@ -21,26 +22,17 @@ LEARNING_RATE, LEARNING_RATE_MINED = 1.5e-4, 1e-4
 
 
 @dataclass
-class Config(SentenceTransformerArgs):
-    """Everything the text recipe reads; each field is a CLI key (``key=value``) and a YAML key."""
+class Config(LossArgs, MiningArgs, SentenceTransformerArgs):
+    """Everything the text recipe reads; each field is a CLI key (``key=value``) and a YAML key. The loss and mining
+    fields come from ``LossArgs`` and ``MiningArgs`` (contrastkit.plugins.st.config)."""
 
     data: Any = field(None, "CSV/TSV/JSONL/Parquet path, Hub dataset id or Python rows (default: the bundled "
                             "question-answer pairs)")
     columns: dict[str, str] = field({}, "map roles to your column names, e.g. {anchor: question, positive: answer}")
-    loss: str = field("auto", "auto (chosen from the columns), or mnrl, cached_mnrl, gist, cached_gist, cosent, "
-                              "angle, cosine, contrastive, online_contrastive, triplet, batch_hard, "
-                              "batch_hard_margin, batch_all, batch_semi_hard, simcse, tsdae")
-    guide_model: str | None = field(None, "guide model for loss=gist or cached_gist (default: all-MiniLM-L6-v2)")
-    matryoshka_dims: list[int] | None = field(None, "wrap the loss in MatryoshkaLoss over these dims, e.g. [384,128,64]")
-    mine_hard_negatives: bool | None = field(None, "mine hard negatives for pairs with the base model (default: on "
-                                                    "for anchor/positive pairs with an in-batch-negative loss)")
-    num_negatives: int = field(1, "hard negatives mined per pair (default 1)")
     min_steps: int = field(32, "raise epochs on small data until training takes this many steps (0: off; "
                                "default 32)")
     length_batching: bool = field(False, "batch texts of similar length together (faster; default off)")
-    mini_batch_size: int | None = field(None, "use the cached (GradCache) loss with this mini-batch size")
     freeze_embeddings: bool = field(True, "keep the token-embedding matrix fixed (default on: faster steps)")
-    scale: float | None = field(None, "similarity scale (inverse temperature) of MNRL/CoSENT (default: the loss's)")
     max_seq_length: int | None = field(None, "truncate texts to this many tokens (default: the model's)")
     max_train_tokens: int = field(64, "cut texts at this many tokens for mining and training only; evaluation "
                                       "and the saved model keep max_seq_length (0: no cut; default 64)")
@@ -51,14 +43,10 @@ class Config(SentenceTransformerArgs):
 
     def check(self) -> None:
         """The text recipe's own fields."""
-        require_positive(self, "num_negatives", "mini_batch_size")
         if self.max_train_tokens < 0:
             raise UserError(f"config field 'max_train_tokens' must be >= 0 (0: no cut), got {self.max_train_tokens}")
         if self.min_steps < 0:
             raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
-        from contrastkit.plugins.st.losses import check_loss
-
-        check_loss(self.loss)
 
 
 def run(cfg: Config | None = None, **overrides: Any):

@@ -1,0 +1,63 @@
+"""Config parts of the recipes that train through sentence-transformers: the shared trainer fields, the loss
+choice and hard-negative mining. No sentence-transformers import here, so ``contrastkit show`` stays fast."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import Part, RecipeArgs, field, require_positive, require_range
+
+
+@dataclasses.dataclass
+class SentenceTransformerArgs(RecipeArgs):
+    """What the recipes that train through sentence-transformers' trainer share (text and image-text)."""
+
+    columns: dict[str, str] = field({}, "map roles to your column names", group="data")
+    model: str = field("all-MiniLM-L6-v2", "base model: a local folder or a Hub id", group="recipe")
+    trust_remote_code: bool = field(False, "allow the model's own code from the Hub to run", group="recipe")
+    warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up", group="training")
+    logging_steps: int = field(5, "log the loss every N steps", group="training")
+    report_to: str = field("none", "where the trainer reports: none, tensorboard, wandb, ...", group="training")
+
+    def check(self) -> None:
+        """A positive logging interval and a warm-up share below 1."""
+        require_positive(self, "logging_steps")
+        require_range(self, "warmup_ratio", 0, 1, high_open=True)
+
+
+@dataclasses.dataclass
+class LossArgs(Part):
+    """Which loss trains the model: chosen from the columns by default, or named."""
+
+    loss: str = field("auto", "auto (chosen from the columns), or mnrl, cached_mnrl, gist, cached_gist, cosent, "
+                              "angle, cosine, contrastive, online_contrastive, triplet, batch_hard, "
+                              "batch_hard_margin, batch_all, batch_semi_hard, simcse, tsdae", group="recipe")
+    guide_model: str | None = field(None, "guide model for loss=gist or cached_gist (default: all-MiniLM-L6-v2)",
+                                    group="recipe")
+    matryoshka_dims: list[int] | None = field(None, "wrap the loss in MatryoshkaLoss over these dims, e.g. "
+                                                    "[384,128,64]", group="recipe")
+    mini_batch_size: int | None = field(None, "use the cached (GradCache) loss with this mini-batch size",
+                                        group="recipe")
+    scale: float | None = field(None, "similarity scale (inverse temperature) of MNRL/CoSENT (default: the loss's)",
+                                group="recipe")
+
+    def check(self) -> None:
+        """A known loss name and a positive mini-batch."""
+        from .losses import check_loss
+
+        check_loss(self.loss)
+        require_positive(self, "mini_batch_size")
+
+
+@dataclasses.dataclass
+class MiningArgs(Part):
+    """Hard negatives mined for pairs with the base model before training."""
+
+    mine_hard_negatives: bool | None = field(None, "mine hard negatives for pairs with the base model (default: on "
+                                                    "for anchor/positive pairs with an in-batch-negative loss)",
+                                             group="recipe")
+    num_negatives: int = field(1, "hard negatives mined per pair (default 1)", group="recipe")
+
+    def check(self) -> None:
+        """At least one negative per pair."""
+        require_positive(self, "num_negatives")
