@@ -24,19 +24,11 @@ from .errors import UserError
 # logs and local bookkeeping. Patterns are huggingface_hub's (fnmatch on paths relative to the
 # folder; a trailing "/" means "everything under it"). Everything else in the folder is pushed.
 IGNORE_PATTERNS = [
-    "checkpoints/",         # trainer / Lightning checkpoints (resume=true reads them locally)
-    "*/checkpoints/",
-    "runs/",                # TensorBoard logs
-    "training_args.bin",    # pickled trainer arguments
-    "*.pt",                 # pickles: optimizer, scheduler, RNG state
-    "*.pth",
-    "*.ckpt",
-    ".contrastkit-*",       # local probes and markers
-    "*/.contrastkit-*",
-    "__pycache__/",
-    "*/__pycache__/",
-    "*.lock",
-    ".DS_Store",
+    "checkpoints/", "*/checkpoints/",  # trainer / Lightning checkpoints (resume=true reads them locally)
+    "runs/",  # TensorBoard logs
+    "training_args.bin", "*.pt", "*.pth", "*.ckpt",  # pickles: trainer arguments, optimizer, scheduler, RNG state
+    ".contrastkit-*", "*/.contrastkit-*",  # local probes and markers
+    "__pycache__/", "*/__pycache__/", "*.lock", ".DS_Store",
 ]
 # Pickle weights: never loaded (safetensors only), so never downloaded either.
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle"]
@@ -45,6 +37,9 @@ IMAGE_TYPE = "image-encoder"  # "contrastkit_type" in an image output's config.j
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = float(os.environ.get("CONTRASTKIT_HUB_TIMEOUT", "120"))
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+NO_TOKEN = "no Hugging Face token: set HF_TOKEN=hf_... or run 'hf auth login', then retry"
+BAD_TOKEN = ("the Hub rejected your token (401); create a new one with write access and set HF_TOKEN or run "
+             "'hf auth login'")
 
 
 @dataclass
@@ -54,13 +49,10 @@ class PushConfig:
     private: bool = field(False, "create the repo as private (only applies when it does not exist yet)")
     revision: str | None = field(None, "branch to push to (created from main if missing; default: main)")
     commit_message: str | None = field(None, "commit message (default: 'Upload <folder> with contrastkit')")
-    token: str | None = field(None, "Hub token; prefer the HF_TOKEN variable or 'hf auth login' (kept out of logs)")
+    # repr=False: the token must not reach logs or tracebacks
+    token: str | None = field(None, "Hub token; prefer the HF_TOKEN variable or 'hf auth login' (kept out of logs)",
+                              repr=False)
     create_pr: bool = field(False, "open a pull request instead of committing to the branch")
-
-    def __repr__(self) -> str:  # the token must not reach logs or tracebacks
-        return (f"PushConfig(private={self.private}, revision={self.revision!r}, "
-                f"commit_message={self.commit_message!r}, token={'***' if self.token else None}, "
-                f"create_pr={self.create_pr})")
 
 
 @dataclass
@@ -265,7 +257,7 @@ def _api(token: str | None, who: dict[str, str]):
 
     token = token or get_token()
     if not token:
-        raise UserError("no Hugging Face token: set HF_TOKEN=hf_... or run 'hf auth login', then retry")
+        raise UserError(NO_TOKEN)
     api = HfApi(token=token)
     who["name"] = api.whoami()["name"]  # a 401 here means the token itself is wrong, not the repo
     return api
@@ -302,7 +294,7 @@ def _hub_errors(repo_id: str, action: str, kind: str, who: dict[str, str]) -> It
     except UserError:
         raise
     except LocalTokenNotFoundError:
-        raise UserError("no Hugging Face token: set HF_TOKEN=hf_... or run 'hf auth login', then retry") from None
+        raise UserError(NO_TOKEN) from None
     except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
         raise UserError(f"could not reach the Hub at {constants.ENDPOINT} ({_reason(exc)}); check your connection "
                         f"and run the same {action} again (nothing was committed)") from None
@@ -312,15 +304,13 @@ def _hub_errors(repo_id: str, action: str, kind: str, who: dict[str, str]) -> It
     except RepositoryNotFoundError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status == 401 and "whoami" in str(exc.response.request.url if exc.response is not None else ""):
-            raise UserError("the Hub rejected your token (401); create a new one with write access and set "
-                            "HF_TOKEN or run 'hf auth login'") from None
+            raise UserError(BAD_TOKEN) from None
         raise UserError(f"{kind} repo '{repo_id}' was not found and could not be created; check the id and that "
                         f"your token can write to its namespace") from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status == 401:
-            raise UserError("the Hub rejected your token (401); create a new one with write access and set "
-                            "HF_TOKEN or run 'hf auth login'") from None
+            raise UserError(BAD_TOKEN) from None
         if status == 403:
             mine = f"{who.get('name', 'your-name')}/{repo_id.split('/')[-1]}"
             raise UserError(f"you cannot write to '{repo_id}' (403): it belongs to another account or your token "
@@ -365,13 +355,9 @@ def push_demo(space_id: str, cfg: PushDemoConfig, dry_run: bool = False) -> str:
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=cfg.private, exist_ok=True)
         ops = [CommitOperationAdd(name, text.encode("utf-8")) for name, text in files.items()]
         api.create_commit(space_id, ops, repo_type="space", commit_message=f"contrastkit demo for {cfg.model}")
-    return f"{_endpoint()}/spaces/{space_id}"
-
-
-def _endpoint() -> str:
     from huggingface_hub import constants
 
-    return constants.ENDPOINT
+    return f"{constants.ENDPOINT}/spaces/{space_id}"
 
 
 def space_files(space_id: str, cfg: PushDemoConfig) -> dict[str, str]:
@@ -379,6 +365,7 @@ def space_files(space_id: str, cfg: PushDemoConfig) -> dict[str, str]:
     from importlib.metadata import version
 
     import yaml
+    from huggingface_hub import constants
 
     ck_version = version("contrastkit")
     try:
@@ -402,7 +389,7 @@ def space_files(space_id: str, cfg: PushDemoConfig) -> dict[str, str]:
     if gradio_version:
         meta["sdk_version"] = gradio_version
     readme = (f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n\n# {title}\n\n"
-              f"Similarity demo for [{cfg.model}]({_endpoint()}/{cfg.model})"
-              + (f", compared with [{cfg.compare_to}]({_endpoint()}/{cfg.compare_to})" if cfg.compare_to else "")
+              f"Similarity demo for [{cfg.model}]({constants.ENDPOINT}/{cfg.model})"
+              + (f", compared with [{cfg.compare_to}]({constants.ENDPOINT}/{cfg.compare_to})" if cfg.compare_to else "")
               + f".\n\nCreated with `contrastkit push-demo` (contrastkit {ck_version}).\n")
     return {"app.py": app, "requirements.txt": requirements, "README.md": readme}
