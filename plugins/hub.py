@@ -192,8 +192,9 @@ def push(output_dir: str | Path, repo_id: str, cfg: PushConfig | None = None) ->
         api.create_repo(repo_id, private=cfg.private, exist_ok=True)
         if cfg.revision and cfg.revision != "main":
             api.create_branch(repo_id, branch=cfg.revision, exist_ok=True)
-        # One create_commit, not upload_folder: with hf_xet installed, upload_folder may split a
-        # large folder into several commits ("part 2", ...), and a failed push would leave half of it.
+        # One create_commit, not upload_folder: with hf_xet installed (a dependency of huggingface_hub here),
+        # upload_folder streams through pipelined_upload, which commits a large folder in several batches
+        # ("part 2", ...), so a failed push could leave half of it. files_to_push applies the same ignore patterns.
         info = api.create_commit(repo_id, ops, commit_message=message, revision=cfg.revision,
                                  create_pr=cfg.create_pr or None)
     return str(info.pr_url or info.commit_url)
