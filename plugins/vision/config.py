@@ -14,6 +14,12 @@ from .methods import METHOD_NAMES, check_method, get_method
 LR_SCHEDULES = ("constant", "cosine")
 
 
+def check_lr_schedule(lr_schedule: str) -> None:
+    """A schedule SSLModule knows; the config and SSLModule both check it."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"config field 'lr_schedule' must be {' or '.join(LR_SCHEDULES)}, got '{lr_schedule}'")
+
+
 @dataclasses.dataclass
 class MethodArgs(Part):
     """The method, its backbone and how they train: every field but image_size and transform is an SSLModule
@@ -53,8 +59,7 @@ class MethodArgs(Part):
     def check(self) -> None:
         """Known method and schedule, sizes and shares in range, transform options the method's transform takes."""
         check_method(self.method)
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise UserError(f"config field 'lr_schedule' must be {' or '.join(LR_SCHEDULES)}, got '{self.lr_schedule}'")
+        check_lr_schedule(self.lr_schedule)
         if self.image_size < 8:
             raise UserError(f"config field 'image_size' must be at least 8 pixels, got {self.image_size}")
         require_range(self, "freeze_fraction", 0, 1)

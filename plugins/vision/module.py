@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import UserError
 from .backbones import create_backbone, feature_dim, freeze_batch_norm, freeze_earliest
-from .config import LR_SCHEDULES
+from .config import check_lr_schedule
 from .methods import get_method, memory_bank_cap, own_key_share
 
 #: the share of a pretrained backbone's weights, earliest first, that stays fixed during training (chosen on
@@ -57,6 +57,7 @@ class SSLModule(pl.LightningModule):
         self.temperature = temperature if temperature is not None else m.temperature
         if memory_bank_size is not None and not m.memory_bank:
             raise UserError(f"memory_bank_size applies to moco, not to method '{method}'")
+        check_lr_schedule(lr_schedule)
         self.memory_bank_size = m.memory_bank if memory_bank_size is None else memory_bank_size
         self.memory_bank_given = memory_bank_size is not None
         self.memory_bank_fitted = False  # fit_memory_bank ran (the recipe calls it; users' own Trainers may not)
@@ -64,8 +65,6 @@ class SSLModule(pl.LightningModule):
         self.learning_rate = learning_rate or m.lr
         self.weight_decay, self.warmup_steps = weight_decay, warmup_steps
         self.backbone_lr_scale, self.head_warmup_steps = backbone_lr_scale, head_warmup_steps
-        if lr_schedule not in LR_SCHEDULES:
-            raise UserError(f"unknown lr_schedule '{lr_schedule}'; use {' or '.join(LR_SCHEDULES)}")
         self.lr_schedule = lr_schedule
         if freeze_fraction is None:
             freeze_fraction = FREEZE_FRACTION_PRETRAINED if pretrained else 0.0
