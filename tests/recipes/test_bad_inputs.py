@@ -117,6 +117,7 @@ CASES = {
                                 m], ["positive", "row 8", "characters"]),
     "hub-model-offline": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
                                         "model=someone/no-such-model"], ["someone/no-such-model"]),
+    # --- #21 text data files: add new text-data cases here
     # images
     "image-empty-folder": (lambda t, m: ["run", "image", "data=" + str((t / "none").mkdir() or t / "none"), *IMG],
                            ["none"]),
@@ -135,11 +136,13 @@ CASES = {
     "image-wise-ft-above-1": (lambda t, m: ["run", "image", "wise_ft=1.5", *IMG], ["wise_ft", "between 0 and 1"]),
     "image-ema-decay-of-1": (lambda t, m: ["run", "image", "ema_decay=1", *IMG], ["ema_decay", "below 1"]),
     "image-unknown-lr-schedule": (lambda t, m: ["run", "image", "lr_schedule=step", *IMG], ["lr_schedule", "cosine"]),
+    # --- #21 image data: add new image-data cases here
     # image-text
     "image-text-missing-image": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, "pics/img0.png,a blue square\npics/gone.png,a red circle\n"), "max_steps=1"], ["gone.png"]),
     "image-text-empty-caption": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, 'pics/img0.png,a blue square\npics/img1.png,"  "\n'), "max_steps=1"], ["caption"]),
+    # --- #21 runs, output folders, resume and faults: add new cases here
     # other commands
     "push-missing-folder": (lambda t, m: ["push", str(t / "no-output"), "alice/model"], ["no-output"]),
     "push-demo-without-model": (lambda t, m: ["push-demo", "alice/space", "--dry-run"], ["model"]),
