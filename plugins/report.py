@@ -46,13 +46,15 @@ def latest_output_dir(recipe: str | None = None) -> Path | None:
     if not OUTPUTS_ROOT.is_dir():
         return None
     prefix = f"{recipe}-" if recipe else ""
+    from .outdir import RECORD  # a run stopped before it finished has its record but no config.yaml yet
+
     runs = [p for p in OUTPUTS_ROOT.iterdir() if p.is_dir() and p.name.startswith(prefix)
-            and (p / "config.yaml").exists()]
+            and ((p / "config.yaml").exists() or recipe is not None and (p / RECORD).exists())]
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
-def prepare_output_dir(output_dir: str | Path | None, recipe: str, overwrite: bool, resume: bool) -> Path:
-    """Pick and check the output folder; never silently write into someone's existing work."""
+def resolve_output_dir(output_dir: str | Path | None, recipe: str, resume: bool) -> Path:
+    """The folder a run writes to: ``output_dir``, else the newest run to resume, else a new timestamped one."""
     if output_dir in (None, ""):
         if resume:
             found = latest_output_dir(recipe)
@@ -63,16 +65,24 @@ def prepare_output_dir(output_dir: str | Path | None, recipe: str, overwrite: bo
         if world_size() > 1 and "CONTRASTKIT_RUN_STAMP" not in os.environ:
             raise UserError("distributed runs need an explicit output_dir= so every rank writes to the same folder")
         output_dir = default_output_dir(recipe)
-    out = Path(output_dir).expanduser()
+    return Path(output_dir).expanduser()
+
+
+def prepare_output_dir(output_dir: str | Path | None, recipe: str, overwrite: bool, resume: bool) -> Path:
+    """Pick and check the output folder; never silently write into someone's existing work."""
+    from .outdir import has_checkpoint, is_empty
+
+    out = resolve_output_dir(output_dir, recipe, resume)
     if not is_main_process():
         return out  # rank 0 checks and creates it; the others must not race it over emptiness
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir '{out}' is a file; choose a folder path")
-    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
+    if out.is_dir() and not is_empty(out) and not (overwrite or resume):
         raise UserError(f"output_dir '{out}' already exists and is not empty; pass overwrite=true to write into it, "
                         f"resume=true to continue it, or choose another output_dir")
-    if resume and not (out / CHECKPOINTS).is_dir():
-        raise UserError(f"resume=true but '{out}' has no {CHECKPOINTS}/ folder; run without resume=true first")
+    if resume and not has_checkpoint(out):
+        raise UserError(f"resume=true but '{out}' holds no complete checkpoint yet; run the same command without "
+                        f"resume=true to start it")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".contrastkit-write-test"

@@ -1,31 +1,153 @@
 """The two ends every recipe shares: ``start`` before any work, ``finish`` after the model is saved.
 
 A recipe reads top to bottom as config -> data -> model -> trainer -> save -> ``finish``; what is the same
-for every recipe (the output folder's checks, config.yaml, the Hub push, the Result) lives here once.
+for every recipe (the output folder's checks and lock, config.yaml, the Hub push, the Result) lives here once,
+and so does what a run that ends early says: ``end``, ``interrupted_message`` and ``as_user_error`` (the CLI
+calls them).
 """
 
 from __future__ import annotations
 
+import errno
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import outdir
 from .config import dump_yaml
 from .device import is_main_process
-from .report import Printer, Result, prepare_output_dir
+from .errors import UserError
+from .report import Printer, Result, prepare_output_dir, resolve_output_dir
+
+
+@dataclass
+class _Active:
+    """The run this process is doing: its folder, its lock and what to clean up if it fails."""
+
+    out: Path
+    lock: outdir.FolderLock | None
+    created: Path | None  # the topmost folder this run created, removed again if the run fails with nothing kept
+    save_steps: Any = None
+
+
+_ACTIVE: _Active | None = None
 
 
 def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
-    """Check and create the output folder first, so a bad path fails before any data or model loads."""
-    return prepare_output_dir(cfg.output_dir, recipe, cfg.overwrite, cfg.resume), Printer()
+    """Check, create and lock the output folder first, so a bad path or a busy folder fails before any work.
+
+    ``resume=true`` must find a run of the same recipe and model there; a folder whose run stopped before its first
+    checkpoint may be run again without ``overwrite``. A refused run leaves the folder as it was."""
+    global _ACTIVE
+    end(failed=True)  # a run of this process that raised (Python API): drop its lock first
+    log = Printer()
+    out = resolve_output_dir(cfg.output_dir, recipe, cfg.resume)
+    if not is_main_process():
+        return out, log  # rank 0 checks, creates and locks it; the others must not race it
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir '{out}' is a file; choose a folder path")
+    created = _topmost_missing(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"output_dir '{out}' is not writable ({exc.strerror}); choose a folder you can write "
+                        f"to") from None
+    lock = outdir.FolderLock(out)
+    active = _Active(out, lock, created, getattr(cfg, "save_steps", None))
+    try:
+        lock.acquire()
+        restart = not (cfg.resume or cfg.overwrite) and outdir.stopped_early(out)
+        if cfg.resume:
+            outdir.check_resume(out, recipe, cfg)
+        prepare_output_dir(out, recipe, cfg.overwrite or restart, cfg.resume)
+        if restart:
+            log(f"output_dir: '{out}' holds a run that stopped before its first checkpoint; starting it again")
+        outdir.write_record(out, recipe, cfg)
+    except BaseException:
+        _ACTIVE = active
+        end(failed=True)
+        raise
+    _ACTIVE = active
+    return out, log
 
 
 def finish(cfg: Any, out: Path, metrics: dict[str, Any], model: Any, main: bool | None = None) -> Result:
     """On the main process: ``config.yaml`` beside the saved model (rerun it with ``--config``), then the Hub push
-    when ``push_to_hub`` is set. ``main`` overrides the rank check for trainers that know their own (Lightning)."""
+    when ``push_to_hub`` is set. ``main`` overrides the rank check for trainers that know their own (Lightning).
+    The folder's lock is released at the end."""
     if is_main_process() if main is None else main:
         dump_yaml(cfg, out / "config.yaml")
         if cfg.push_to_hub:
             from . import hub
 
             hub.push(out, cfg.push_to_hub, hub.PushConfig())
+    end(failed=False)
     return Result(output_dir=out, metrics=metrics, config=cfg, model=model)
+
+
+def end(failed: bool) -> None:
+    """Release this process's run lock. After a failure, a folder this run created and left with nothing but its
+    own bookkeeping is removed again, so a refused or failed run leaves no trace."""
+    global _ACTIVE
+    active, _ACTIVE = _ACTIVE, None
+    if active is None:
+        return
+    if active.lock is not None:
+        active.lock.release()
+    if failed and active.created is not None and active.out.is_dir() and _only_bookkeeping(active.out):
+        shutil.rmtree(active.created, ignore_errors=True)
+
+
+def _only_bookkeeping(folder: Path) -> bool:
+    own = outdir.own_files(folder)
+    for path in folder.iterdir():
+        if path.name == outdir.CHECKPOINTS and path.is_dir() and not any(path.iterdir()):
+            continue
+        if path.name not in own:
+            return False
+    return True
+
+
+def _topmost_missing(out: Path) -> Path | None:
+    """The highest folder of ``out``'s path that does not exist yet (what ``mkdir(parents=True)`` creates)."""
+    if out.exists():
+        return None
+    top = out
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    return top
+
+
+def interrupted_message() -> str:
+    """What Ctrl-C leaves, with the one command that goes on from there (the CLI prints it)."""
+    active = _ACTIVE
+    if active is None or not active.out.is_dir():
+        return "interrupted"
+    if outdir.has_checkpoint(active.out):
+        return (f"interrupted; the checkpoints in '{active.out}' are kept: run the same command with resume=true "
+                f"output_dir={active.out} to continue")
+    every = f" (one is saved every save_steps={active.save_steps} steps)" if active.save_steps else ""
+    return f"interrupted before the first checkpoint{every}; nothing to resume: run the same command again to start over"
+
+
+#: errno values of a write that found no room: disk full, quota, file-size limit
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_SPACE_TEXT = ("no space left", "disk quota exceeded", "file too large", "file write failed", "code: 28,",
+                  "code: 122,", "code: 27,")
+
+
+def as_user_error(exc: BaseException) -> UserError | None:
+    """A realistic fault mid-run as one line, or None: out of disk space (or quota, or file-size limit) while
+    writing. torch and safetensors report it as their own errors, so the whole cause chain is read."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in NO_SPACE or \
+                any(text in str(seen).lower() for text in _NO_SPACE_TEXT):
+            where = _ACTIVE.out if _ACTIVE is not None else getattr(seen, "filename", None) or "the output folder"
+            reason = seen.strerror if isinstance(seen, OSError) and seen.strerror else str(seen).splitlines()[0][:120]
+            again = "with resume=true" if isinstance(where, Path) and outdir.has_checkpoint(where) else "again"
+            return UserError(f"no room to write in '{where}' ({reason}); free disk space there or choose "
+                             f"output_dir= on a disk with room, then run the same command {again}")
+        seen = seen.__cause__ or seen.__context__
+    return None

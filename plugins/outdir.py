@@ -1,0 +1,187 @@
+"""Whose output folder is this? The run lock, the run record, resume checks and runs that stopped early.
+
+Two hidden files in an output folder, both left out of the Hub push (``.contrastkit-*``) and of the "is it
+empty?" check:
+
+- ``.contrastkit-lock`` is held with an exclusive ``flock`` while a run writes there, and names that run (PID,
+  start time, command). The OS drops the lock when the process ends, also on a crash, so a left-over file never
+  blocks the next run. A run that ends normally deletes it.
+- ``.contrastkit-run.json`` says which recipe wrote the folder and from which model, so ``resume=true`` can refuse
+  a folder of another recipe or model before anything loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+LOCK = ".contrastkit-lock"
+RECORD = ".contrastkit-run.json"
+CHECKPOINTS = "checkpoints"
+#: config fields that decide whether a checkpoint fits the model a run builds (checked by resume=true)
+MODEL_FIELDS = ("model", "backbone", "method")
+
+
+class FolderLock:
+    """An exclusive, non-blocking ``flock`` on ``folder/.contrastkit-lock``; ``acquire`` refuses a held folder."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise a UserError that names the run holding it."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; runs are not locked there
+            return
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise UserError(f"output_dir '{self.path.parent}' is in use by another run ({holder}); wait for it "
+                                f"to finish, or choose another output_dir") from None
+            try:  # a run that just ended may have deleted the file we opened: lock the one on disk
+                on_disk, ours = os.stat(self.path), os.fstat(fd)
+                same = (on_disk.st_dev, on_disk.st_ino) == (ours.st_dev, ours.st_ino)
+            except OSError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": _command()}).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        """Delete the lock file and drop the lock (deleting first, so no one locks a file that is going away)."""
+        if self.fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(self.fd)  # closing drops the flock
+        self.fd = None
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "a run that is just starting"
+    return f"PID {info.get('pid')}, started {info.get('started')}: {info.get('command')}"
+
+
+def _command() -> str:
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("__main__.py", "cli.py")) or argv[:1] == ["-m"]:
+        argv[0] = "contrastkit"
+    else:
+        argv[0] = Path(argv[0]).name if argv else "python"
+    return " ".join(argv)[:300]
+
+
+def own_files(folder: Path) -> set[str]:
+    """The run's own bookkeeping in ``folder``: never the user's output."""
+    return {LOCK, RECORD, ".contrastkit-write-test"}
+
+
+def has_checkpoint(folder: Path) -> bool:
+    """A complete checkpoint: a Trainer ``checkpoint-N`` (trainer_state.json is written last) or a Lightning .ckpt."""
+    ckpts = folder / CHECKPOINTS
+    if not ckpts.is_dir():
+        return False
+    return any((p / "trainer_state.json").is_file() for p in ckpts.glob("checkpoint-*")) or \
+        any(ckpts.glob("*.ckpt"))
+
+
+def stopped_early(folder: Path) -> bool:
+    """A contrastkit run that stopped before its first checkpoint: its record, perhaps an empty or cut-off
+    checkpoints folder, and nothing else. Running again there is safe (nothing of value to overwrite)."""
+    if not (folder / RECORD).is_file() or has_checkpoint(folder):
+        return False
+    return all(p.name in own_files(folder) or p.name == CHECKPOINTS for p in folder.iterdir())
+
+
+def is_empty(folder: Path) -> bool:
+    """No entries but the run's own bookkeeping (a lock left by a crash, the write probe)."""
+    return all(p.name in (LOCK, ".contrastkit-write-test") for p in folder.iterdir())
+
+
+def identity(cfg: Any) -> dict[str, Any]:
+    """The model fields of ``cfg`` that a checkpoint must match, paths made absolute (``./m`` == ``/abs/m``)."""
+    out = {}
+    for name in MODEL_FIELDS:
+        value = getattr(cfg, name, None)
+        if isinstance(value, str) and value and Path(value).expanduser().exists():
+            value = str(Path(value).expanduser().resolve())
+        if hasattr(cfg, name):
+            out[name] = value
+    return out
+
+
+def write_record(folder: Path, recipe: str, cfg: Any) -> None:
+    """``.contrastkit-run.json``: the recipe and model this folder belongs to."""
+    record = {"recipe": recipe, **identity(cfg), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def read_record(folder: Path) -> dict[str, Any] | None:
+    """What wrote ``folder``: its run record, else (a run from before records) config.yaml and metrics.json."""
+    try:
+        return json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    try:
+        import yaml
+
+        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict) or not isinstance(metrics, dict) or "recipe" not in metrics:
+        return None
+    return {"recipe": metrics["recipe"], **{k: config.get(k) for k in MODEL_FIELDS if k in config}}
+
+
+def check_resume(folder: Path, recipe: str, cfg: Any) -> None:
+    """``resume=true`` continues only a run of the same recipe and model; anything else is refused, untouched."""
+    record = read_record(folder)
+    if record is None:
+        raise UserError(f"resume=true but output_dir '{folder}' was not written by a contrastkit run (no {RECORD} "
+                        f"or config.yaml); choose the output_dir of the run to continue")
+    if record.get("recipe") != recipe:
+        raise UserError(f"resume=true but output_dir '{folder}' holds a '{record.get('recipe')}' run, not "
+                        f"'{recipe}'; resume it with 'contrastkit run {record.get('recipe')} resume=true "
+                        f"output_dir={folder}', or choose another output_dir")
+    mine = identity(cfg)
+    for name, value in mine.items():
+        theirs = record.get(name)
+        if name in record and theirs != value and not _same_path(theirs, value):
+            raise UserError(f"resume=true but output_dir '{folder}' was trained with {name}={theirs}, not "
+                            f"{name}={value}; resume with {name}={theirs}, or choose another output_dir for "
+                            f"{name}={value}")
+    if not has_checkpoint(folder):
+        fix = "run the same command without resume=true to start it again" if stopped_early(folder) else \
+            "pass overwrite=true instead of resume=true to train it again from the start"
+        raise UserError(f"resume=true but output_dir '{folder}' holds no complete checkpoint (none was saved yet; "
+                        f"one is saved every save_steps={getattr(cfg, 'save_steps', '?')} steps); {fix}")
+
+
+def _same_path(a: Any, b: Any) -> bool:
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    return os.path.expanduser(a) == os.path.expanduser(b)
