@@ -7,7 +7,6 @@ training with any sentence-transformers evaluator and writes ``metrics.json`` an
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -46,14 +45,17 @@ class BeforeAfterCallback(TrainerCallback):
             return {}
         return {k: float(v) for k, v in self.evaluator(model).items() if isinstance(v, (int, float))}
 
+    def evaluate_before(self, model: Any) -> None:
+        """Evaluate the base model now. A resumed Trainer loads the checkpoint's weights before ``on_train_begin``,
+        so ``training.train`` calls this first: "before" is always the base model, never the checkpoint."""
+        self.before = self._evaluate(model)
+        self._before_done = True
+
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._start = time.perf_counter()
-        previous = self._dir(args) / "metrics.json"
-        if state.global_step > 0 and previous.exists():
-            # Resumed: the "before" numbers belong to the untouched model, which is gone now.
-            self.before = json.loads(previous.read_text()).get("before", {})
-        else:
+        if not getattr(self, "_before_done", False):
             self.before = self._evaluate(model)
+        self._before_done = False  # a second train() evaluates again
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self.after = self._evaluate(model)

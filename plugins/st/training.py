@@ -128,9 +128,12 @@ def train(trainer: Any, resume: bool = False) -> Any:
 
     checkpoint = _newest_checkpoint(trainer) if resume else None
     if resume and checkpoint is None:
-        raise UserError(f"resume=true but '{trainer.args.output_dir}' holds no checkpoint-* folder yet; "
-                        f"run without resume=true")
+        raise UserError(f"resume=true but '{trainer.args.output_dir}' holds no complete checkpoint yet (the run "
+                        f"stopped before its first save); run the same command without resume=true to start again")
+    first = True
     while True:
+        _before_from_base_model(trainer, evaluate=first)  # resuming and retrying load weights before on_train_begin
+        first = False
         try:
             return trainer.train(resume_from_checkpoint=checkpoint)
         except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too
@@ -151,6 +154,18 @@ def train(trainer: Any, resume: bool = False) -> Any:
         from ..report import Printer
 
         Printer()(f"out of memory: {what}; training again from {checkpoint or 'the current weights'}")
+
+
+def _before_from_base_model(trainer: Any, evaluate: bool) -> None:
+    """Let each BeforeAfterCallback evaluate the base model now (``evaluate``), or keep what it has (a retry)."""
+    from .callbacks import BeforeAfterCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, BeforeAfterCallback):
+            if evaluate:
+                callback.evaluate_before(trainer.model)
+            else:
+                callback._before_done = True
 
 
 def _newest_checkpoint(trainer: Any) -> str | None:

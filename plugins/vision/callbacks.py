@@ -44,9 +44,25 @@ class KNNCallback(pl.Callback):
         self.seconds += time.perf_counter() - started
         return {"knn_top1": accuracy}
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """On resume, keep the base weights before the checkpoint is restored: "before" means the base model."""
+        self.base = None
+        if stage == "fit" and trainer.ckpt_path:
+            self.base = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Evaluate the starting backbone."""
-        self.before = self.evaluate(pl_module.backbone)
+        """Evaluate the starting backbone: the base model's weights, also when resuming from a checkpoint."""
+        base = getattr(self, "base", None)
+        if base is None:
+            self.before = self.evaluate(pl_module.backbone)
+        else:
+            trained = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
+            pl_module.backbone.load_state_dict(base)
+            try:
+                self.before = self.evaluate(pl_module.backbone)
+            finally:
+                pl_module.backbone.load_state_dict(trained)
+                self.base = None
         pl_module.print(f"kNN top-1 before training: {self.before['knn_top1']:.4f}")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
