@@ -92,8 +92,28 @@ def _load_file(path: Path) -> ModuleType:
         raise UserError(f"recipe file '{path}' is not a Python module; it must end in .py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:  # IndentationError too
+        sys.modules.pop(name, None)
+        where = path if not exc.filename or Path(exc.filename).resolve() == path.resolve() else exc.filename
+        raise UserError(f"recipe file '{where}', line {exc.lineno}: {exc.msg} (`{(exc.text or '').strip()[:80]}`); "
+                        f"fix the syntax there") from None
+    except Exception as exc:  # noqa: BLE001 - an import or name error in the user's file is one line
+        sys.modules.pop(name, None)
+        fix = "install the missing package or fix the import" if isinstance(exc, ImportError) else "fix it there"
+        raise UserError(f"recipe file '{path}', line {_user_line(exc, path)}: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}; {fix}") from None
     return module
+
+
+def _user_line(exc: BaseException, path: Path) -> int | str:
+    """The line of the user's recipe file where ``exc`` was raised (its last frame in that file)."""
+    import traceback
+
+    target = str(path.resolve())
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if str(Path(f.filename).resolve()) == target]
+    return lines[-1] if lines else "?"
 
 
 def load_recipe(name_or_path: str) -> ModuleType:

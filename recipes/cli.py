@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         setattr(args, rest_field, [*getattr(args, rest_field), *extra])
+    from contrastkit.plugins import run
+
     try:
         return args.func(args)
     except UserError as exc:
@@ -203,10 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `contrastkit show text | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        hint = "; completed checkpoints are kept (rerun with resume=true)" if args.command == "run" else ""
-        print(f"contrastkit: interrupted{hint}", file=sys.stderr)
+    except KeyboardInterrupt:  # every recipe's Ctrl-C ends here (the image recipe re-raises Lightning's)
+        print(f"contrastkit: {run.interrupted_message()}", file=sys.stderr)
         return 130
+    except Exception as exc:  # a realistic fault mid-run (e.g. a full disk) is one line; anything else is a bug
+        fault = run.as_user_error(exc)
+        if fault is None:
+            raise
+        print(f"contrastkit: error: {fault}", file=sys.stderr)
+        return fault.exit_code
+    finally:
+        run.end(failed=True)  # no-op after a finished run; else drops the folder's lock
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import torch
 
 from .. import report
 from ..device import auto_bf16
+from ..errors import UserError
 from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT
 from .data import ImageData, ImageDataset
 
@@ -47,11 +48,31 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
         knn = KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t)
         callbacks.append(knn)
     precision = cfg.precision if cfg.precision != "auto" else "bf16-mixed" if auto_bf16() else "32-true"
-    trainer = pl.Trainer(max_epochs=cfg.epochs if cfg.max_steps <= 0 else None, max_steps=cfg.max_steps,
-                         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
-                         num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
-                         default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
+    try:
+        trainer = pl.Trainer(max_epochs=cfg.epochs if cfg.max_steps <= 0 else None, max_steps=cfg.max_steps,
+                             accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                             num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
+                             default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
+    except (ValueError, TypeError, ImportError, RuntimeError) as exc:  # Lightning's MisconfigurationException too
+        raise device_error(cfg, precision, exc) from None
     return trainer, knn, wise
+
+
+def device_error(cfg: Any, precision: str, exc: BaseException) -> UserError:
+    """A device setting this machine cannot run, as one line: the settings, what the machine has, the fix."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    has = f"{gpus} CUDA GPU(s)" if gpus else "no GPU"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        has += ", Apple MPS"
+    settings = " ".join(f"{name}={value}" for name, value in (("accelerator", cfg.accelerator),
+                                                              ("devices", cfg.devices), ("strategy", cfg.strategy),
+                                                              ("num_nodes", cfg.num_nodes),
+                                                              ("precision", precision))
+                        if str(value) not in ("auto", "1", "32-true"))
+    reason = " ".join(str(exc).split())[:200]
+    return UserError(f"this machine ({has}, {os.cpu_count()} CPU cores) cannot run {settings or 'these settings'}"
+                            f": {reason}; use accelerator=auto devices=auto strategy=auto (what the machine has), "
+                            f"or set them to what it offers")
 
 
 def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn: KNNCallback | None,
@@ -64,7 +85,17 @@ def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn:
     if note:
         log(note)
     started = time.perf_counter()
-    trainer.fit(module, loader, ckpt_path=resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
+    try:
+        trainer.fit(module, loader, ckpt_path=resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
+    except SystemExit:
+        # Lightning answers Ctrl-C by shutting down and calling sys.exit(1), with SIGINT ignored from then on: turn
+        # it back into a KeyboardInterrupt, so the CLI says what the text recipe says (plugins/run.py)
+        if trainer.interrupted:
+            import signal
+
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from None
+        raise
     return time.perf_counter() - started - (knn.seconds if knn else 0.0)
 
 
