@@ -59,9 +59,29 @@ def training_length(model: Any, max_seq_length: int | None, max_train_tokens: in
     """Apply ``max_seq_length`` to the model; return ``max_train_tokens`` when it cuts shorter than that (mining
     and training read it; evaluation and the saved model keep the model's length), else None."""
     if max_seq_length:
+        limit = position_limit(model)
+        if limit is not None and max_seq_length > limit:
+            raise UserError(f"config field 'max_seq_length' is {max_seq_length}, but this model takes at most {limit} "
+                            f"tokens (its max_position_embeddings); use max_seq_length={limit} or less")
         model.max_seq_length = max_seq_length
     if max_train_tokens and (model.max_seq_length is None or max_train_tokens < model.max_seq_length):
         return max_train_tokens
+    return None
+
+
+def position_limit(model: Any) -> int | None:
+    """The most tokens the model's transformer can take: its ``max_position_embeddings`` (RoBERTa-style models
+    spend two of them on the padding offset), or None when it does not say."""
+    for module in model:
+        config = getattr(getattr(module, "auto_model", None), "config", None)
+        if config is None:
+            continue
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        limit = getattr(text, "max_position_embeddings", None)
+        if isinstance(limit, int) and limit > 0:
+            offset = (getattr(text, "pad_token_id", 1) or 0) + 1 if "roberta" in str(text.model_type) or \
+                text.model_type == "camembert" else 0
+            return limit - offset
     return None
 
 
