@@ -25,8 +25,9 @@ class KNNCallback(pl.Callback):
     """
 
     def __init__(self, bank: ImageData, query: ImageData, preprocess: Callable, k: int = 20, t: float = 0.1,
-                 every_n_epochs: int = 0, batch_size: int = 64):
+                 every_n_epochs: int = 0, batch_size: int = 64, resuming: bool = False):
         self.bank, self.query, self.preprocess = bank, query, preprocess
+        self.resuming = resuming  # fit resumes from a checkpoint: "before" still evaluates the base weights
         self.k, self.t, self.every_n_epochs, self.batch_size = k, t, every_n_epochs, batch_size
         self.before: dict[str, float] = {}
         self.after: dict[str, float] = {}
@@ -47,7 +48,7 @@ class KNNCallback(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """On resume, keep the base weights before the checkpoint is restored: "before" means the base model."""
         self.base = None
-        if stage == "fit" and trainer.ckpt_path:
+        if stage == "fit" and self.resuming:  # trainer.ckpt_path is only set after setup
             self.base = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

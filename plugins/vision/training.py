@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from .. import report
 from ..device import auto_bf16
@@ -45,7 +46,7 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
     knn = None
     if held_out is not None and train.labels is not None:
         bank = train.subset(list(range(0, len(train.items), max(1, len(train.items) // 10000))))
-        knn = KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t)
+        knn = KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t, resuming=cfg.resume)
         callbacks.append(knn)
     precision = cfg.precision if cfg.precision != "auto" else "bf16-mixed" if auto_bf16() else "32-true"
     try:
@@ -53,7 +54,7 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
                              accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
                              num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
                              default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
-    except (ValueError, TypeError, ImportError, RuntimeError) as exc:  # Lightning's MisconfigurationException too
+    except (MisconfigurationException, ValueError, TypeError, ImportError, RuntimeError) as exc:
         raise device_error(cfg, precision, exc) from None
     return trainer, knn, wise
 
