@@ -159,13 +159,16 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 
 def check_resume(folder: Path, recipe: str, cfg: Any) -> None:
     """``resume=true`` continues only a run of the same recipe and model; anything else is refused, untouched."""
+    if not folder.is_dir() or is_empty(folder):
+        raise UserError(f"resume=true but output_dir '{folder}' holds no run yet; run the same command without "
+                        f"resume=true to start one")
     record = read_record(folder)
     if record is None:
         raise UserError(f"resume=true but output_dir '{folder}' was not written by a contrastkit run (no {RECORD} "
                         f"or config.yaml); choose the output_dir of the run to continue")
     if record.get("recipe") != recipe:
-        raise UserError(f"resume=true but output_dir '{folder}' holds a '{record.get('recipe')}' run, not "
-                        f"'{recipe}'; resume it with 'contrastkit run {record.get('recipe')} resume=true "
+        raise UserError(f"resume=true but output_dir '{folder}' holds a run of recipe "
+                        f"'{record.get('recipe')}', not '{recipe}'; resume it with 'contrastkit run {record.get('recipe')} resume=true "
                         f"output_dir={folder}', or choose another output_dir")
     mine = identity(cfg)
     for name, value in mine.items():

@@ -10,6 +10,7 @@ import pytest
 from contrastkit.recipes.cli import main
 
 from tests.conftest import run_cli
+from tests.recipes import bad_runs
 
 
 def _csv(tmp: Path, name: str, text: str) -> str:
@@ -143,6 +144,48 @@ CASES = {
     "image-text-empty-caption": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, 'pics/img0.png,a blue square\npics/img1.png,"  "\n'), "max_steps=1"], ["caption"]),
     # --- #21 runs, output folders, resume and faults: add new cases here
+    **{f"resume-{mine}-into-{theirs}-run": (
+        lambda t, m, mine=mine, theirs=theirs: ["run", mine, "resume=true", m if mine == "text" else "max_steps=1",
+                                                "output_dir=" + bad_runs.finished(t, theirs, m)],
+        [f"recipe '{theirs}'", f"not '{mine}'", f"contrastkit run {theirs} resume=true"])
+       for mine in ("text", "image", "image-text") for theirs in ("text", "image", "image-text") if mine != theirs},
+    "resume-text-other-model": (lambda t, m: ["run", "text", "resume=true", "model=all-MiniLM-L6-v2",
+                                              "output_dir=" + bad_runs.finished(t, "text", m)],
+                                ["model=all-MiniLM-L6-v2", "tiny-st", "resume with model="]),
+    "resume-image-other-backbone": (lambda t, m: ["run", "image", "resume=true", "backbone=resnet18",
+                                                  "output_dir=" + bad_runs.finished(t, "image", m)],
+                                    ["backbone=tiny-cnn", "not backbone=resnet18"]),
+    "resume-image-other-method": (lambda t, m: ["run", "image", "resume=true", "backbone=tiny-cnn", "method=byol",
+                                                "output_dir=" + bad_runs.finished(t, "image", m)],
+                                  ["method=simclr", "not method=byol"]),
+    "resume-image-text-other-model": (lambda t, m: ["run", "image-text", "resume=true", "model=openai/clip-vit",
+                                                    "output_dir=" + bad_runs.finished(t, "image-text", m)],
+                                      ["model=tiny-clip", "not model=openai/clip-vit"]),
+    "resume-not-a-contrastkit-folder": (lambda t, m: ["run", "text", "resume=true", m,
+                                                      "output_dir=" + bad_runs.not_contrastkit(t)],
+                                        ["theirs", "not written by a contrastkit run"]),
+    "resume-before-first-checkpoint": (lambda t, m: ["run", "text", "resume=true", m,
+                                                     "output_dir=" + bad_runs.stopped_early(t, m)],
+                                       ["stopped", "no complete checkpoint", "without resume=true"]),
+    "output-dir-in-use": (lambda t, m: ["run", "text", m, "overwrite=true", "output_dir=" + bad_runs.busy(t)],
+                          ["busy", "in use by another run", f"PID {__import__('os').getpid()}"]),
+    "output-dir-in-use-resume": (lambda t, m: ["run", "text", m, "resume=true", "output_dir=" + bad_runs.busy(t)],
+                                 ["busy", "in use by another run"]),
+    "max-seq-length-beyond-model": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                  "max_seq_length=4096"], ["max_seq_length", "4096", "at most 128"]),
+    "max-seq-length-one-over": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                              "max_seq_length=129"], ["129", "max_seq_length=128 or less"]),
+    "image-gpus-the-machine-lacks": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "ok"),
+                                                   "accelerator=gpu", "devices=64", *IMG],
+                                     ["accelerator=gpu", "devices=64", "CPU cores", "accelerator=auto"]),
+    "image-strategy-the-machine-lacks": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "ok"),
+                                                       "accelerator=cpu", "strategy=fsdp", *IMG],
+                                         ["strategy=fsdp", "GPU"]),
+    "image-zero-devices": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "ok"), "accelerator=cpu",
+                                         "devices=0", *IMG], ["devices=0"]),
+    **{f"recipe-file-{kind}-error": (lambda t, m, kind=kind: ["run", bad_runs.broken_recipe(t, kind), m],
+                                     ["mine.py", f"line {bad_runs.BROKEN_LINE}", "fix"])
+       for kind in ("syntax", "import", "name")},
     # other commands
     "push-missing-folder": (lambda t, m: ["push", str(t / "no-output"), "alice/model"], ["no-output"]),
     "push-demo-without-model": (lambda t, m: ["push-demo", "alice/space", "--dry-run"], ["model"]),

@@ -1,0 +1,166 @@
+"""Runs as users have them (#21): two runs into one folder, Ctrl-C, resuming, a full disk. Real processes and real
+signals where it matters; tiny models, so each test takes seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from contrastkit.recipes.cli import main
+
+from tests.conftest import CLI
+from tests.recipes.test_recipe_image import _folder
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+IMAGE = ["backbone=tiny-cnn", "image_size=16", "batch_size=8"]
+
+
+def _pairs(tmp_path: Path, rows: int = 24, name: str = "pairs.csv") -> str:
+    path = tmp_path / name
+    path.write_text("anchor,positive\n" + "".join(f"question {i} on topic {i % 5},answer {i} for topic {i % 5}\n"
+                                                  for i in range(rows)), encoding="utf-8")
+    return str(path)
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([*CLI, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_for(check, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while not check():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _interrupt(proc: subprocess.Popen) -> tuple[int, str]:
+    """Ctrl-C; the exit is 130, or death by SIGINT itself (a shell shows both as 130) when the signal meets the
+    interpreter's own shutdown."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return (130 if proc.returncode == -signal.SIGINT else proc.returncode), err
+
+
+def _errors(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("contrastkit:")]
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_and_ctrl_c_before_a_checkpoint_says_rerun(tmp_path,
+                                                                                            tiny_text_model):
+    out = tmp_path / "out"
+    out.mkdir()  # the user's empty folder: it stays after the run stops
+    args = ["run", "text", f"data={_pairs(tmp_path)}", f"model={tiny_text_model}", f"output_dir={out}",
+            "max_steps=100000", "save_steps=100000", "min_steps=0"]
+    first = _start(args, tmp_path)
+    try:
+        _wait_for(lambda: (out / ".contrastkit-lock").is_file() and (out / ".contrastkit-run.json").is_file(), first)
+        second = subprocess.run([*CLI, *args, "overwrite=true"], cwd=tmp_path, env=ENV, capture_output=True,
+                                text=True, timeout=300)
+        assert first.poll() is None  # the first run was still going when the second one was refused
+    finally:
+        code, err = _interrupt(first)
+    assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr
+    (line,) = _errors(second.stderr)
+    assert "in use by another run" in line and f"PID {first.pid}" in line and "max_steps=100000" in line
+    # Ctrl-C before the first checkpoint: one clear line, and the next step it names works
+    assert code == 130 and "Traceback" not in err, err
+    (line,) = _errors(err)
+    assert "before the first checkpoint" in line and "run the same command again" in line
+    assert not (out / ".contrastkit-lock").exists()  # released, no junk left
+    assert sorted(p.name for p in out.iterdir()) == [".contrastkit-run.json"]
+    assert main([*args, "resume=true"]) == 2  # resume says what to do instead ...
+    assert main([*args[:-3], "max_steps=1", "min_steps=0"]) == 0  # ... and the plain rerun (shorter here) works
+    assert (out / "model.safetensors").is_file() and not (out / ".contrastkit-lock").exists()
+
+
+def test_ctrl_c_in_the_image_recipe_says_contrastkit_and_resume_true_continues(tmp_path):
+    data = _folder(tmp_path / "images")
+    out = tmp_path / "out"
+    args = ["run", "image", f"data={data}", *IMAGE, f"output_dir={out}", "max_steps=100000", "save_steps=1"]
+    proc = _start(args, tmp_path)
+    try:
+        _wait_for(lambda: any((out / "checkpoints").glob("*.ckpt")), proc)
+    finally:
+        code, err = _interrupt(proc)
+    assert code == 130 and "Traceback" not in err, err
+    (line,) = _errors(err)
+    assert f"resume=true output_dir={out}" in line and "checkpoints" in line
+    assert not (out / "model.safetensors").exists()  # an interrupted run saves no "finished" model
+    # the command it names continues (with a step budget already reached, so it ends at once)
+    assert main([*args[:-2], "max_steps=1", "save_steps=1", "resume=true", f"output_dir={out}"]) == 0
+    assert (out / "model.safetensors").is_file()
+
+
+def test_a_full_disk_while_saving_is_one_line(tmp_path, tiny_text_model):
+    """RLIMIT_FSIZE makes the kernel refuse writes past 1 MB with EFBIG (Python ignores SIGXFSZ): a real write
+    error on the way the model and checkpoints are saved, handled like ENOSPC and EDQUOT."""
+    out = tmp_path / "out"
+    limit = 1 << 20
+    done = subprocess.run([*CLI, "run", "text", f"data={_pairs(tmp_path)}", f"model={tiny_text_model}",
+                           f"output_dir={out}", "max_steps=1", "min_steps=0"], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    (line,) = _errors(done.stderr)
+    assert f"no room to write in '{out}'" in line and "File too large" in line and "output_dir=" in line
+
+
+def test_resumed_text_run_reports_the_base_models_before_metrics(tmp_path, tiny_text_model):
+    from contrastkit.recipes import text
+
+    kw = {"data": _pairs(tmp_path), "eval_data": _pairs(tmp_path, 60, "eval.csv"), "model": tiny_text_model,
+          "output_dir": str(tmp_path / "out"), "min_steps": 0,
+          "save_steps": 1, "batch_size": 4, "learning_rate": 5e-3}
+    first = text.run(max_steps=2, **kw)
+    assert first.metrics["after"] != first.metrics["before"]  # training moved the numbers: a checkpoint differs
+    (first.output_dir / "metrics.json").unlink()  # as a run stopped after its checkpoint leaves it
+    again = text.run(max_steps=3, resume=True, **kw)
+    assert again.metrics["train"]["global_step"] == 3
+    assert again.metrics["before"] == first.metrics["before"]
+
+
+def test_resumed_image_run_reports_the_base_models_before_metrics(tmp_path):
+    from contrastkit.recipes import image
+
+    kw = {"data": str(_folder(tmp_path / "images")), "backbone": "tiny-cnn", "image_size": 16, "batch_size": 8,
+          "output_dir": str(tmp_path / "out"), "save_steps": 1, "learning_rate": 1e-2}
+    first = image.run(max_steps=3, **kw)
+    spread = first.metrics["embedding_spread"]
+    assert spread["after"] != spread["before"]
+    again = image.run(max_steps=4, resume=True, **kw)
+    assert again.metrics["steps"] == 4
+    assert again.metrics["embedding_spread"]["before"] == spread["before"]
+    assert again.metrics["before"] == first.metrics["before"]
+
+
+def test_a_finished_run_leaves_its_record_but_no_lock(tmp_path, tiny_text_model):
+    from contrastkit.recipes import text
+
+    out = tmp_path / "out"
+    text.run(data=_pairs(tmp_path), model=tiny_text_model, output_dir=str(out), max_steps=1, min_steps=0)
+    assert not (out / ".contrastkit-lock").exists()
+    record = json.loads((out / ".contrastkit-run.json").read_text())
+    assert record["recipe"] == "text" and record["model"] == str(Path(tiny_text_model).resolve())
+    from contrastkit.plugins.hub import files_to_push
+
+    assert not [p for p in files_to_push(out) if ".contrastkit" in str(p)]
+
+
+def test_a_python_run_that_failed_does_not_keep_its_folder_locked(tmp_path, tiny_text_model):
+    """The CLI releases the lock when a run fails; in Python the next run of the same process does."""
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import text
+
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="nope.csv"):
+        text.run(data=str(tmp_path / "nope.csv"), model=tiny_text_model, output_dir=str(out))
+    assert not (out / "model.safetensors").exists()
+    text.run(data=_pairs(tmp_path), model=tiny_text_model, output_dir=str(out), max_steps=1, min_steps=0)
