@@ -42,7 +42,11 @@ class FolderLock:
         except ImportError:  # Windows: no flock; runs are not locked there
             return
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise UserError(f"output_dir '{self.path.parent}' is not writable ({exc.strerror}); choose a folder "
+                                f"you can write to") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

@@ -48,6 +48,9 @@ def resolve_precision(precision: str, cpu_bf16: bool = False) -> str:
         precision = "bf16" if auto_bf16(cpu=cpu_bf16) else "fp32"
     if precision == "fp16" and not torch.cuda.is_available():
         raise UserError("precision=fp16 needs a GPU; use precision=bf16 or fp32 on the CPU")
+    if precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise UserError(f"precision=bf16 needs a GPU with bfloat16 support and {torch.cuda.get_device_name()} has "
+                        f"none; use precision=fp16 or fp32 (precision=auto picks what it can)")
     return precision
 
 
