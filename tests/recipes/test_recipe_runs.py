@@ -164,3 +164,17 @@ def test_a_python_run_that_failed_does_not_keep_its_folder_locked(tmp_path, tiny
         text.run(data=str(tmp_path / "nope.csv"), model=tiny_text_model, output_dir=str(out))
     assert not (out / "model.safetensors").exists()
     text.run(data=_pairs(tmp_path), model=tiny_text_model, output_dir=str(out), max_steps=1, min_steps=0)
+
+
+def test_resume_without_output_dir_finds_the_newest_run_also_one_that_stopped_early(tmp_path, monkeypatch):
+    from contrastkit.plugins import report
+
+    monkeypatch.chdir(tmp_path)
+    finished, stopped = tmp_path / "outputs" / "text-20260101-000000", tmp_path / "outputs" / "text-20260102-000000"
+    finished.mkdir(parents=True)
+    (finished / "config.yaml").write_text("epochs: 1\n")
+    stopped.mkdir()
+    (stopped / ".contrastkit-run.json").write_text('{"recipe": "text"}')
+    os.utime(finished, (1, 1))
+    assert report.latest_output_dir("text") == Path("outputs") / stopped.name
+    assert report.latest_output_dir() == Path("outputs") / finished.name  # the demo wants a finished model
