@@ -178,3 +178,15 @@ def test_resume_without_output_dir_finds_the_newest_run_also_one_that_stopped_ea
     os.utime(finished, (1, 1))
     assert report.latest_output_dir("text") == Path("outputs") / stopped.name
     assert report.latest_output_dir() == Path("outputs") / finished.name  # the demo wants a finished model
+
+
+def test_resumed_image_text_run_reports_the_base_models_before_metrics(tmp_path):
+    from contrastkit.recipes import image_text
+
+    kw = {"output_dir": str(tmp_path / "out"), "save_steps": 1, "batch_size": 16, "learning_rate": 1e-2}
+    first = image_text.run(max_steps=2, **kw)
+    assert first.metrics["after"] != first.metrics["before"]
+    (first.output_dir / "metrics.json").unlink()  # as a run stopped after its checkpoint leaves it
+    again = image_text.run(max_steps=3, resume=True, **kw)
+    assert again.metrics["train"]["global_step"] == 3
+    assert again.metrics["before"] == first.metrics["before"]
