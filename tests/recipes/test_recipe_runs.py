@@ -45,7 +45,11 @@ def _interrupt(proc: subprocess.Popen) -> tuple[int, str]:
     """Ctrl-C; the exit is 130, or death by SIGINT itself (a shell shows both as 130) when the signal meets the
     interpreter's own shutdown."""
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # a library swallowed it mid-import: press Ctrl-C again, as a user would
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
     return (130 if proc.returncode == -signal.SIGINT else proc.returncode), err
 
 
