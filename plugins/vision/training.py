@@ -88,6 +88,12 @@ def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn:
     started = time.perf_counter()
     try:
         trainer.fit(module, loader, ckpt_path=resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
+    except MisconfigurationException as exc:  # e.g. resuming a checkpoint past this run's epochs
+        if not cfg.resume or "restored a checkpoint" not in str(exc):
+            raise
+        raise UserError(f"resume=true: the checkpoint in '{out / report.CHECKPOINTS}' has trained further than this "
+                        f"run's length ({' '.join(str(exc).split())}); raise max_steps= or epochs= above it to "
+                        f"train on") from None
     except SystemExit:
         # Lightning answers Ctrl-C by shutting down and calling sys.exit(1), with SIGINT ignored from then on: turn
         # it back into a KeyboardInterrupt, so the CLI says what the text recipe says (plugins/run.py)

@@ -98,9 +98,22 @@ def test_ctrl_c_in_the_image_recipe_says_contrastkit_and_resume_true_continues(t
     (line,) = _errors(err)
     assert f"resume=true output_dir={out}" in line and "checkpoints" in line
     assert not (out / "model.safetensors").exists()  # an interrupted run saves no "finished" model
-    # the command it names continues (with a step budget already reached, so it ends at once)
-    assert main([*args[:-2], "max_steps=1", "save_steps=1", "resume=true", f"output_dir={out}"]) == 0
+    # the command it names continues (here with a step budget 2 past the newest checkpoint, so it ends soon)
+    done = max(int(p.stem.rpartition("step=")[2]) for p in (out / "checkpoints").glob("*step=*.ckpt"))
+    assert main([*args[:-2], f"max_steps={done + 2}", "save_steps=1", "resume=true", f"output_dir={out}"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == done + 2
     assert (out / "model.safetensors").is_file()
+
+
+def test_resuming_an_image_run_with_fewer_steps_than_its_checkpoint_is_one_line(tmp_path):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import image
+
+    kw = {"data": str(_folder(tmp_path / "images")), "backbone": "tiny-cnn", "image_size": 16, "batch_size": 8,
+          "output_dir": str(tmp_path / "out"), "save_steps": 1}
+    image.run(max_steps=6, **kw)  # 18 training images, batches of 8: three epochs
+    with pytest.raises(UserError, match="raise max_steps= or epochs="):
+        image.run(max_steps=1, resume=True, **kw)
 
 
 def test_a_full_disk_while_saving_is_one_line(tmp_path, tiny_text_model):
