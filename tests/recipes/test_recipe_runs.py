@@ -79,7 +79,8 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_ctrl_c_before_a_checkpoi
     (line,) = _errors(err)
     assert "before the first checkpoint" in line and "run the same command again" in line
     assert not (out / ".contrastkit-lock").exists()  # released, no junk left
-    assert sorted(p.name for p in out.iterdir()) == [".contrastkit-run.json"]
+    assert {p.name for p in out.iterdir()} <= {".contrastkit-run.json", "checkpoints"}  # its record, no checkpoint
+    assert not list(out.glob("checkpoints/checkpoint-*/trainer_state.json"))
     assert main([*args, "resume=true"]) == 2  # resume says what to do instead ...
     assert main([*args[:-3], "max_steps=1", "min_steps=0"]) == 0  # ... and the plain rerun (shorter here) works
     assert (out / "model.safetensors").is_file() and not (out / ".contrastkit-lock").exists()
