@@ -58,7 +58,7 @@ def _errors(err: str) -> list[str]:
 
 
 def test_a_second_run_into_a_busy_folder_is_refused_and_ctrl_c_before_a_checkpoint_says_rerun(tmp_path,
-                                                                                            tiny_text_model):
+                                                                                            tiny_text_model, capfd):
     out = tmp_path / "out"
     out.mkdir()  # the user's empty folder: it stays after the run stops
     args = ["run", "text", f"data={_pairs(tmp_path)}", f"model={tiny_text_model}", f"output_dir={out}",
@@ -66,13 +66,15 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_ctrl_c_before_a_checkpoi
     first = _start(args, tmp_path)
     try:
         _wait_for(lambda: (out / ".contrastkit-lock").is_file() and (out / ".contrastkit-run.json").is_file(), first)
-        second = subprocess.run([*CLI, *args, "overwrite=true"], cwd=tmp_path, env=ENV, capture_output=True,
-                                text=True, timeout=300)
+        snapshot = sorted(out.iterdir())
+        second = main([*args, "overwrite=true"])  # the second run: this test's own process
+        second_err = capfd.readouterr().err
         assert first.poll() is None  # the first run was still going when the second one was refused
+        assert sorted(out.iterdir()) == snapshot
     finally:
         code, err = _interrupt(first)
-    assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr
-    (line,) = _errors(second.stderr)
+    assert second == 2 and "Traceback" not in second_err, second_err
+    (line,) = _errors(second_err)
     assert "in use by another run" in line and f"PID {first.pid}" in line and "max_steps=100000" in line
     # Ctrl-C before the first checkpoint: one clear line, and the next step it names works
     assert code == 130 and "Traceback" not in err, err
