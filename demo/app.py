@@ -42,6 +42,7 @@ HOW_TO_READ = ("**How to read the scores:** each number is the cosine similarity
                f"<span style='color:{render.DOWN}'>red</span> = lower.")
 UPLOAD_CEILING = 10
 BATCH = 32  # concurrent two-text compares served by one encode (bench/demo_latency.py)
+CONCURRENCY = 1
 MATRIX_TEXTS = ("How do I keep pasta from sticking?\nStir noodles in plenty of boiling water.\n"
                 "Why is my bread dense?\nThe dough did not rise long enough.\nHow do I reset my router?")
 QUERY = "why is my rice mushy"
@@ -184,7 +185,7 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             # encodes all their texts at once. One call at a time (concurrency_limit=1): a second batch running
             # beside it would only split the same CPU cores.
             go.click(_guard_batch(compare_texts), [a, b], out, api_name="compare_texts", batch=True,
-                     max_batch_size=BATCH, concurrency_limit=1)
+                     max_batch_size=BATCH, concurrency_limit=CONCURRENCY)
         with gr.Tab("Image ↔ image"):
             if not has_images:
                 gr.Markdown(f"ℹ️ {core.needs_sentence(slots, 'image')}", elem_id="ck-image-note")

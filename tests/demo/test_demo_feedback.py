@@ -161,7 +161,7 @@ def test_the_difference_heatmap_uses_the_tables_colours_on_a_fixed_scale(text_sl
     base = np.eye(3)
     tuned = base + np.array([[0, 0.02, -0.3], [0.02, 0, 0.9], [-0.3, 0.9, 0]])
     fig = render.heatmaps(labels, {"base": base, "fine-tuned": tuned}, text_slots)
-    diff_ax = [ax for ax in fig.axes if ax.get_title().startswith("difference")][0]
+    diff_ax = next(ax for ax in fig.axes if ax.get_title().startswith("difference"))
     image = diff_ax.get_images()[0]
     assert image.get_clim() == (-render.DIFF_SCALE, render.DIFF_SCALE)  # not stretched to the largest (0.9)
     cmap = image.get_cmap()
