@@ -177,3 +177,23 @@ def test_a_model_that_cannot_load_is_reported_in_the_terminal_too(tiny_text_mode
     err = capsys.readouterr().err
     assert "could not be loaded" in status
     assert err.startswith("contrastkit: warning: the fine-tuned model") and str(tmp_path / "nope") in err
+
+
+# --------------------------------------------------------------------------- the default example
+@pytest.mark.slow
+def test_the_default_example_shows_what_training_changed(tmp_path):
+    """The text recipe's defaults on the bundled FAQ pairs (MiniLM, ~1 minute on 2 cores), then the demo's
+    default example: the base model prefers the wrong answer, the fine-tuned model the right one, and the
+    right answer's difference is highlighted."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "run"
+    r = run_cli("run", "text", f"output_dir={out}", "epochs=1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    slots, status = app.load_slots(app.DemoConfig(model=str(out)))
+    assert "Training changed" in status
+    result = core.compare_texts(slots, app.TEXT_A, app.TEXTS_B)
+    base, tuned = result.by_model["base"], result.by_model["fine-tuned"]
+    assert base[0] < base[1] and tuned[0] > tuned[1]  # row 0 is the right answer, row 1 the hinge one
+    assert tuned[0] - base[0] >= render.NOTICEABLE
+    assert "font-weight:bold" in render.scores_table(result, slots).split("<tr>")[2]
