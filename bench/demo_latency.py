@@ -182,6 +182,7 @@ def main() -> None:
     options = [f"model={args.model}"] * bool(args.model) + [f"compare_to={args.compare_to}"] * bool(args.compare_to)
     options.append(f"cpu_threads={args.cpu_threads}")
 
+    load_at_start = os.getloadavg()[0]
     served = serve_and_measure(options, args)
     floor = serve_and_measure([], args, echo=True)
 
@@ -197,7 +198,7 @@ def main() -> None:
 
     models = ", ".join(f"{s.role}={s.name}" for s in slots if s.model is not None)
     print(f"models: {models}  (torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()}, "
-          f"load average before the plain-function run: {os.getloadavg()[0]:.2f})")
+          f"load average at start {load_at_start:.2f}, before the plain-function run {os.getloadavg()[0]:.2f})")
     print(f"two-text compares over POST /gradio_api/call/<api> + event stream; {args.warmup} warm-up calls; "
           f"sequential: {args.calls} calls; concurrent: {args.clients} clients x {args.calls_each} calls")
     print(f"{'path':<28}{'seq p50':>9}{'seq p95':>9}{'conc p50':>10}{'conc p95':>10}{'errors':>8}{'calls/s':>9}")
