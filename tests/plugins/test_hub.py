@@ -375,3 +375,30 @@ def test_a_pushed_space_installs_in_a_fresh_venv_and_serves(hub_server, text_out
         app.terminate()
         app.wait(timeout=30)
     assert "event: complete" in stream and 'data-model=\\"fine-tuned\\"' in stream, stream[-1000:]
+
+
+def test_push_demo_ships_a_given_wheel_or_uses_a_given_requirement_and_refuses_bad_ones(tmp_path):
+    wheel = tmp_path / "dist" / "contrastkit-0.1.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"PK-not-really-a-wheel-but-shipped-as-is")
+    out = tmp_path / "with-wheel"
+    r = run_cli("push-demo", "alice/demo", "model=alice/m", f"wheel={wheel}", f"out_dir={out}", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert (out / wheel.name).read_bytes() == wheel.read_bytes()
+    assert f"/spaces/alice/demo/resolve/main/{wheel.name}" in (out / "requirements.txt").read_text()
+
+    out = tmp_path / "with-package"
+    git = "contrastkit[demo,image] @ git+https://example.org/you/contrastkit@v0.1.0"
+    r = run_cli("push-demo", "alice/demo", "model=alice/m", f"package={git}", "private=true", f"out_dir={out}",
+                "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert (out / "requirements.txt").read_text().splitlines()[0] == git
+    assert not list(out.glob("*.whl"))
+
+    _one_line_error(run_cli("push-demo", "alice/demo", "model=alice/m", "private=true", "--dry-run",
+                            f"out_dir={tmp_path / 'p'}"), "private Space", "package=")
+    _one_line_error(run_cli("push-demo", "alice/demo", "model=alice/m", f"wheel={tmp_path / 'x.zip'}", "--dry-run",
+                            f"out_dir={tmp_path / 'w'}"), "x.zip", "not a .whl file")
+    _one_line_error(run_cli("push-demo", "alice/demo", "model=alice/m", f"wheel={wheel}", f"package={git}",
+                            "--dry-run", f"out_dir={tmp_path / 'b'}"), "either wheel=", "not both")
+    assert not (tmp_path / "p").exists() and not (tmp_path / "w").exists() and not (tmp_path / "b").exists()
