@@ -133,3 +133,15 @@ def test_an_oversized_corpus_is_a_message_in_the_page_and_no_search(page, tmp_pa
     page.locator("#ck-search-result .ck-message", has_text="big_corpus.txt is larger than 1 MB").wait_for()
     assert page.locator("#ck-search-result table").count() == 0  # nothing searched, not the bundled corpus either
     assert page.locator(".toast-body").count() == 0  # no error popup
+
+
+def test_embedding_an_uploaded_corpus_shows_progress(page, tmp_path):
+    docs = tmp_path / "many_docs.txt"
+    docs.write_text("".join(f"Document {i}: notes about topic {i % 37} and item {i * 7 % 101}.\n" for i in range(5000)))
+    page.get_by_role("tab", name="Search").click()
+    _upload(page, "ck-corpus", docs)
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("embedding the corpus").first.wait_for()  # gr.Progress, per model, with the document count
+    assert "/5000 documents" in page.get_by_text("embedding the corpus").first.inner_text()
+    page.locator('#ck-search-result td[data-model="fine-tuned"][data-rank="1"]').wait_for()
+    assert "Searching 5000 documents from many_docs.txt" in page.locator("#ck-search-result").inner_text()
