@@ -80,7 +80,7 @@ CASES = {
     "columns-map-to-missing": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
                                              "columns={anchor: question, positive: positive}", m], ["question"]),
     "nan-text": (lambda t, m: ["run", "text", "data=" + _csv(t, "nan.csv", PAIRS + "q9,\n"), m],
-                 ["positive", "row 8"]),
+                 ["positive", "line 10"]),
     "empty-text": (lambda t, m: ["run", "text", "data=" + _csv(t, "sp.csv", PAIRS + 'q9,"   "\n'), m],
                    ["positive", "empty"]),
     "score-out-of-range": (lambda t, m: ["run", "text", "data=" + _csv(
@@ -114,7 +114,7 @@ CASES = {
     "cp-unknown-recipe": (lambda t, m: ["cp", "nope", str(t / "x.py")], ["nope"]),
     "run-missing-recipe-file": (lambda t, m: ["run", str(t / "mine.py")], ["mine.py", "does not exist"]),
     "huge-line": (lambda t, m: ["run", "text", "data=" + _csv(t, "huge.csv", PAIRS + 'q9,"' + "x" * 200_000 + '"\n'),
-                                m], ["positive", "row 8", "characters"]),
+                                m], ["positive", "line 10", "characters"]),
     "hub-model-offline": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
                                         "model=someone/no-such-model"], ["someone/no-such-model"]),
     # --- #21 text data files: add new text-data cases here
