@@ -295,24 +295,24 @@ def warn_duplicates(ds: Any, columns: list[str] | None = None, what: str = "data
              f"split")
 
 
-def check_not_same_source(data: Any, eval_data: Any) -> None:
-    """eval_data= naming the training file or folder is an error (evaluating on training rows measures nothing)."""
-    if isinstance(data, (str, Path)) and isinstance(eval_data, (str, Path)) and str(data).strip() and \
-            Path(data).expanduser().resolve() == Path(eval_data).expanduser().resolve():
-        raise UserError(f"eval_data '{eval_data}' is the training data; give separate held-out data, or leave "
-                        f"eval_data out to hold out 10% of data")
+def same_source(data: Any, eval_data: Any) -> bool:
+    """True when eval_data= names the training file or folder."""
+    return isinstance(data, (str, Path)) and isinstance(eval_data, (str, Path)) and bool(str(data).strip()) and \
+        Path(data).expanduser().resolve() == Path(eval_data).expanduser().resolve()
+
+
+EVAL_IS_TRAIN = ("evaluation on training rows shows how well they are fitted, not how the model does on new "
+                 "data; leave eval_data out to hold out 10% instead")
 
 
 def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, columns: list[str] | None = None) -> None:
-    """An eval set that is (or copies) the training set measures nothing: an error when every eval row is a
-    training row, a warning with the count when some are."""
-    check_not_same_source(data, eval_data)
-    seen = set(row_keys(train, columns))
-    inside = [i for i, key in enumerate(row_keys(held_out, columns)) if key in seen]
+    """An eval set that is (or copies) the training set measures fit, not generalisation: one warning line, with
+    the count when only some eval rows are training rows."""
+    inside = [i for i, key in enumerate(row_keys(held_out, columns)) if key in set(row_keys(train, columns))] \
+        if not same_source(data, eval_data) else list(range(len(held_out)))
     if inside and len(inside) == len(held_out):
-        raise UserError(f"every row of eval_data '{eval_data}' is also in the training data; evaluating on "
-                        f"training rows measures nothing: give held-out rows, or leave eval_data out")
-    if inside:
+        _log(f"warning: every eval_data row is also a training row; {EVAL_IS_TRAIN}")
+    elif inside:
         _log(f"warning: {len(inside)} of {len(held_out)} eval_data rows are also training rows (first: "
              f"{row_names(held_out)[inside[0]]}); the after-training scores are optimistic")
 

@@ -261,10 +261,9 @@ def _base_dir(data: Any) -> Path | None:
 def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
     """The recipe's checked (image, text) pairs and its held-out pairs (``cfg.eval_data`` or a hold-out), with the
     counts of skipped rows of both."""
-    from ..data import check_not_same_source, sample_path, split_train_eval, to_dataset, with_row_numbers
+    from ..data import EVAL_IS_TRAIN, same_source, sample_path, split_train_eval, to_dataset, with_row_numbers
 
     source = cfg.data if cfg.data is not None else sample_path(sample)
-    check_not_same_source(source, cfg.eval_data)
     pairs, stats = image_text_pairs(with_row_numbers(to_dataset(source, cfg.subset, cfg.split)), cfg.columns,
                                     _base_dir(source), cfg.skip_missing)
     eval_pairs = None
@@ -275,6 +274,8 @@ def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
         stats.missing_images += eval_stats.missing_images
         stats.empty_captions += eval_stats.empty_captions
         stats.warnings += [w.replace("warning: ", "warning: eval_data: ") for w in eval_stats.warnings]
+        if same_source(source, cfg.eval_data):
+            stats.warnings.append(f"warning: eval_data is the training data; {EVAL_IS_TRAIN}")
     pairs, eval_pairs = split_train_eval(pairs, eval_pairs, seed=cfg.seed)
     return pairs, eval_pairs, stats
 

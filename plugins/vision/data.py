@@ -233,17 +233,18 @@ def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
 
 
 def check_eval_images(train: ImageData, held_out: ImageData) -> None:
-    """eval_data whose image files are all training files measures nothing (an error); some shared files are
-    counted in a warning on ``held_out.notes``."""
+    """eval_data images that are training image files measure fit, not generalisation: a warning (with the count
+    when only some are) on ``train.notes``."""
+    from ..data import EVAL_IS_TRAIN
+
     def real(items: list) -> list[str | None]:
         return [os.path.realpath(x) if isinstance(x, (str, Path)) else None for x in items]
 
     seen = {r for r in real(train.items) if r}
     shared = [r for r in real(held_out.items) if r in seen]
     if shared and len(shared) == len(held_out.items):
-        raise UserError("every eval_data image is also a training image; evaluating on training images measures "
-                        "nothing: give held-out images, or leave eval_data out to hold out 10%")
-    if shared:
+        train.notes.append(f"warning: every eval_data image is also a training image; {EVAL_IS_TRAIN}")
+    elif shared:
         train.notes.append(f"warning: {len(shared)} of {len(held_out.items)} eval_data images are also training "
                            f"images (first: {shared[0]}); the kNN scores are optimistic")
 
