@@ -54,8 +54,10 @@ def _role_of(column: str) -> str | None:
     return None
 
 
-def detect_format(dataset: Any, columns: dict[str, str] | None = None) -> tuple[Any, DataFormat]:
-    """Name each column's role from its name (or ``columns=``), check the rows, and put columns in loss order."""
+def detect_format(dataset: Any, columns: dict[str, str] | None = None,
+                  held_out: bool = False) -> tuple[Any, DataFormat]:
+    """Name each column's role from its name (or ``columns=``), check the rows, and put columns in loss order.
+    ``held_out``: evaluation rows, which need not teach anything (a few held-out rows may share one score)."""
     found = data_columns(dataset)
     found_str = ", ".join(found) or "none"
     mapping = dict(columns or {})
@@ -119,8 +121,9 @@ def detect_format(dataset: Any, columns: dict[str, str] | None = None) -> tuple[
     dataset = dataset.select_columns(keep + [c for c in ROW_COLUMNS if c in dataset.column_names])
     names = row_names(dataset)
     _check_texts(dataset, fmt.text_columns, names)
-    _check_teaches(dataset, fmt, names)
-    dataset, fmt = _check_labels(dataset, fmt, names)
+    if not held_out:
+        _check_teaches(dataset, fmt, names)
+    dataset, fmt = _check_labels(dataset, fmt, names, held_out)
     return dataset.select_columns(keep), fmt
 
 
@@ -164,7 +167,7 @@ def _check_texts(dataset: Any, cols: list[str], names: list[str]) -> None:
                                 f"this is usually an unclosed quote or a missing line break in the file, fix that row")
 
 
-def _check_labels(dataset: Any, fmt: DataFormat, names: list[str]) -> tuple[Any, DataFormat]:
+def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], held_out: bool = False) -> tuple[Any, DataFormat]:
     """Check labels/scores; scores are mapped to [0, 1] from the first known range that holds them."""
     col = fmt.label_column
     if col is None:
@@ -179,7 +182,7 @@ def _check_labels(dataset: Any, fmt: DataFormat, names: list[str]) -> tuple[Any,
             raise UserError(f"column '{col}' holds text ({names[text]}: {str(values[text])[:40]!r}); a {col} must be "
                             f"a number")
         uniq = set(values)
-        if len(uniq) == 1 and len(values) > 1:
+        if len(uniq) == 1 and len(values) > 1 and not held_out:
             raise UserError(f"column '{col}' is {values[0]!r} on every row; a {col} teaches something only when it "
                             f"varies (for positive pairs only, drop the column and name the texts anchor,positive)")
         if fmt.kind == "binary" or (uniq <= {0, 1} and _role_of(col) == "label"):
