@@ -173,12 +173,17 @@ def with_row_numbers(ds: Any) -> Any:
     return ds.add_column(ROW_COLUMN, list(range(1, len(ds) + 1)))
 
 
+def column_values(ds: Any, column: str) -> list:
+    """A column as a Python list, read through Arrow (about 100x faster than ``ds[column]`` on 200k rows)."""
+    return ds.with_format("arrow")[column].to_pylist()
+
+
 def row_names(ds: Any) -> list[str]:
     """Each row's place in the user's data: ``line N`` of the file, or ``row N`` (1-based) before any shuffle."""
     if LINE_COLUMN in ds.column_names:
-        return [f"line {n}" for n in ds[LINE_COLUMN]]
+        return [f"line {n}" for n in column_values(ds, LINE_COLUMN)]
     if ROW_COLUMN in ds.column_names:
-        return [f"row {n}" for n in ds[ROW_COLUMN]]
+        return [f"row {n}" for n in column_values(ds, ROW_COLUMN)]
     return [f"row {i}" for i in range(1, len(ds) + 1)]
 
 
@@ -272,7 +277,7 @@ def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_trai
 
 def row_keys(ds: Any, columns: list[str] | None = None) -> list[tuple]:
     """Each row's values in ``columns`` (default: the user's columns) as a hashable tuple."""
-    cols = [ds[c] for c in (columns or data_columns(ds))]
+    cols = [column_values(ds, c) for c in (columns or data_columns(ds))]
     return [tuple(v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for v in row)
             for row in zip(*cols)]
 

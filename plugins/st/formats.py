@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data import ROW_COLUMNS, data_columns, row_names
+from ..data import ROW_COLUMNS, column_values, data_columns, row_names
 from ..errors import UserError
 
 #: A text longer than this is a broken file (an unclosed quote swallows the rest), not a sentence.
@@ -133,7 +133,8 @@ def _check_teaches(dataset: Any, fmt: DataFormat, names: list[str]) -> None:
     if fmt.kind not in ("pair", "triplet", "score", "binary"):
         return
     a, b = fmt.text_columns[:2]
-    same = [i for i, (x, y) in enumerate(zip(dataset[a], dataset[b])) if x.strip() == y.strip()]
+    pairs = zip(column_values(dataset, a), column_values(dataset, b))
+    same = [i for i, (x, y) in enumerate(pairs) if x.strip() == y.strip()]
     if same and len(same) == len(dataset):
         raise UserError(f"every row has the same text in '{a}' and '{b}'; a pair teaches something only when its "
                         f"two texts differ (check that columns= maps two different columns)")
@@ -154,7 +155,7 @@ def _is_label_like(dataset: Any, cols: list[str]) -> tuple[str, str] | None:
 
 def _check_texts(dataset: Any, cols: list[str], names: list[str]) -> None:
     for col in cols:
-        values = dataset[col]
+        values = column_values(dataset, col)
         for row, v in zip(names, values):
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 raise UserError(f"column '{col}' {row} is empty (NaN/null); remove that row or fill it in")
@@ -172,7 +173,7 @@ def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], held_out: boo
     col = fmt.label_column
     if col is None:
         return dataset, fmt
-    values = dataset[col]
+    values = column_values(dataset, col)
     bad = next((i for i, v in enumerate(values) if v is None or (isinstance(v, float) and math.isnan(v))), None)
     if bad is not None:
         raise UserError(f"column '{col}' {names[bad]} is empty (NaN/null); every row needs a {fmt.kind} value")
