@@ -8,7 +8,6 @@ through Pillow's own conversions; alpha is composited over a white background.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 #: Modes that ``convert("RGB")`` turns into what a viewer shows, when no EXIF rotation is needed.

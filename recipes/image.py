@@ -71,7 +71,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     for note in data.messages():
         log(f"data: {note}")
     log(f"data: {len(train.items)} training images from {data.source}, "
-        f"{len(held_out.items) if held_out else 0} held out" + (f", {len(data.skipped)} skipped" if data.skipped else ""))
+        f"{len(held_out.items) if held_out else 0} held out"
+        + (f", {len(data.skipped)} skipped" if data.skipped else ""))
 
     # 3. Backbone + method: lightly's head, loss, multi-view transform and step from the table in vision.methods
     module = SSLModule(cfg.method, cfg.backbone, **cfg.module_kwargs())

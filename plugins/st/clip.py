@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import ROW_COLUMNS, data_columns, row_names
+from ..data import data_columns, row_names
 from ..errors import UserError
 from ..images import name_list, viewer_encoded
 

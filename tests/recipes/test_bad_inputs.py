@@ -135,7 +135,8 @@ CASES = {
     "pipe-csv-quoted-commas": (lambda t, m: ["run", "text", "data=" + _csv(
         t, "pipe.csv", 'anchor|positive\n"a, b"|"c, d"\n' + PAIRS.replace(",", "|").split("\n", 1)[1] + "q9|\n"), m],
         ["positive", "line 11"]),
-    "comma-tsv": (lambda t, m: ["run", "text", "data=" + _csv(t, "comma.tsv", PAIRS + "q9,\n"), m], ["positive", "line 10"]),
+    "comma-tsv": (lambda t, m: ["run", "text", "data=" + _csv(t, "comma.tsv", PAIRS + "q9,\n"), m],
+                  ["positive", "line 10"]),
     "error-line-after-shuffle-and-split": (lambda t, m: ["run", "text", "data=" + _csv(
         t, "big.csv", "anchor,positive\n" + "".join(f"q{i},{'' if i == 24 else f'a{i}'}\n" for i in range(40))), m],
         ["positive", "line 26"]),
