@@ -214,9 +214,10 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     resolved: list[str] | None = None  # file paths; None when the column already holds images
     if not isinstance(dataset.features[image_col], datasets.Image):
         paths = dataset[image_col]
-        if not all(isinstance(p, str) or _is_empty(p) for p in paths):
-            raise UserError(f"column '{image_col}' must hold image file paths or images; row 0 is "
-                            f"{type(paths[0]).__name__}")
+        wrong = next((i for i, p in enumerate(paths) if not (isinstance(p, str) or _is_empty(p))), None)
+        if wrong is not None:
+            raise UserError(f"column '{image_col}' must hold image file paths or images; {names[wrong]} is "
+                            f"{type(paths[wrong]).__name__}")
         base = (Path(base_dir) if base_dir else Path.cwd()).expanduser().resolve()
         resolved = [str((base / Path(p).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
                     for p in paths]

@@ -168,7 +168,7 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
                         f"name it 'image'")
     label_col = next((c for c in ("label", "labels", "fine_label") if c in ds.column_names), None)
     items = list(ds[cols[0]])
-    keep, skipped = _check_images(items, [f"row {i}" for i in range(len(items))], strict, what)
+    keep, skipped = _check_images(items, [f"row {i}" for i in range(1, len(items) + 1)], strict, what)
     labels = names = None
     if label_col:
         feat = ds.features[label_col]

@@ -155,3 +155,19 @@ def test_a_single_class_folder_or_loose_images_warn_that_knn_is_skipped(tmp_path
     _png(one / "dogs" / "d.png")
     data = load_images(str(one))
     assert data.labels is None and any("1 image(s) sit directly" in m for m in data.messages())
+
+
+def test_eval_images_that_are_training_images_are_warned(tmp_path):
+    from contrastkit.plugins.vision.data import check_eval_images, load_images
+
+    for cls in ("a", "b"):
+        for i in range(2):
+            _png(tmp_path / "photos" / cls / f"{i}.png")
+    _png(tmp_path / "held" / "a" / "new.png")
+    (tmp_path / "held" / "b").mkdir()
+    (tmp_path / "held" / "b" / "copy.png").symlink_to(tmp_path / "photos" / "b" / "0.png")
+    train = load_images(str(tmp_path / "photos"))
+    check_eval_images(train, load_images(str(tmp_path / "held")))
+    assert any(m.startswith("warning: 1 of 2 eval_data images are also training images") for m in train.notes)
+    check_eval_images(train, load_images(str(tmp_path / "photos")))
+    assert "warning: every eval_data image is also a training image" in train.notes[-1]
