@@ -234,8 +234,10 @@ def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
 
 def check_eval_images(train: ImageData, held_out: ImageData) -> None:
     """eval_data images that are training image files measure fit, not generalisation: a warning (with the count
-    when only some are) on ``train.notes``."""
+    when only some are) on ``train.notes``, after eval_data's own messages (skipped files, ignored formats)."""
     from ..data import EVAL_IS_TRAIN
+
+    train.notes.extend(f"eval_data: {m}" for m in held_out.messages())
 
     def real(items: list) -> list[str | None]:
         return [os.path.realpath(x) if isinstance(x, (str, Path)) else None for x in items]

@@ -166,8 +166,10 @@ def test_eval_images_that_are_training_images_are_warned(tmp_path):
     _png(tmp_path / "held" / "a" / "new.png")
     (tmp_path / "held" / "b").mkdir()
     (tmp_path / "held" / "b" / "copy.png").symlink_to(tmp_path / "photos" / "b" / "0.png")
+    (tmp_path / "held" / "b" / "broken.png").write_bytes(b"")
     train = load_images(str(tmp_path / "photos"))
     check_eval_images(train, load_images(str(tmp_path / "held")))
     assert any(m.startswith("warning: 1 of 2 eval_data images are also training images") for m in train.notes)
+    assert "eval_data: skipped 1 unreadable or too-small image(s): b/broken.png" in train.notes
     check_eval_images(train, load_images(str(tmp_path / "photos")))
     assert "warning: every eval_data image is also a training image" in train.notes[-1]
