@@ -171,7 +171,12 @@ def _check_captions(captions: list[str], names: list[str], images: list[Any], st
     keys = [(str(img.get("path") or hash(img.get("bytes"))) if isinstance(img, dict) else str(img), c)
             for img, c in zip(images, captions)]
     first: dict[tuple, int] = {}
-    repeats = [(i, first.setdefault(k, i)) for i, k in enumerate(keys) if first.setdefault(k, i) != i]
+    repeats = []  # (row, the earlier row it repeats)
+    for i, key in enumerate(keys):
+        if key in first:
+            repeats.append((i, first[key]))
+        else:
+            first[key] = i
     if repeats:
         stats.warnings.append(f"warning: {len(repeats)} row(s) repeat an earlier (image, caption) row (first: "
                               f"{names[repeats[0][0]]}, same as {names[repeats[0][1]]}); repeated rows weigh more in "
