@@ -284,7 +284,7 @@ def row_keys(ds: Any, columns: list[str] | None = None) -> list[tuple]:
 
 def warn_duplicates(ds: Any, columns: list[str] | None = None, what: str = "data") -> None:
     """One warning line when rows repeat an earlier row: they weigh more in training and can leak into the
-    held-out split."""
+    held-out split. Only one distinct row is an error, like a single row."""
     first: dict[tuple, int] = {}
     repeats = []
     for i, key in enumerate(row_keys(ds, columns)):
@@ -292,6 +292,8 @@ def warn_duplicates(ds: Any, columns: list[str] | None = None, what: str = "data
             repeats.append((i, first[key]))
         else:
             first[key] = i
+    if len(first) == 1 and len(ds) > 1:
+        raise UserError(f"every row of {what} is the same; training needs at least 2 different rows")
     if repeats:
         names = row_names(ds)
         i, j = repeats[0]

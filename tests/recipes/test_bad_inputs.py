@@ -165,6 +165,8 @@ CASES = {
         t, "c.csv", "text,label\n" + "".join(f"t{i},spam\n" for i in range(8))), m], ["label", "single class"]),
     "one-row": (lambda t, m: ["run", "text", "data=" + _csv(t, "one.csv", "anchor,positive\nq,a\n"), m],
                 ["1 usable row", "at least 2"]),
+    "one-row-repeated": (lambda t, m: ["run", "text", "data=" + _csv(t, "rep.csv", "text\n" + "same words\n" * 9), m],
+                         ["every row", "the same"]),
     # images
     "image-empty-folder": (lambda t, m: ["run", "image", "data=" + str((t / "none").mkdir() or t / "none"), *IMG],
                            ["none"]),
