@@ -92,10 +92,11 @@ def is_output_folder(folder: Path) -> bool:
         any(n.startswith(".contrastkit") for n in os.listdir(folder))
 
 
-def scan_folder(root: Path) -> tuple[list[Path], list[Path], list[str]]:
+def scan_folder(root: Path) -> tuple[list[Path], list[Path], list[str], list[str]]:
     """Files under ``root``, following symlinked folders and files (each real folder once, so loops end), and
-    leaving out hidden entries and contrastkit output folders: (images, other files, left-out output folders)."""
-    images, others, outputs, seen = [], [], [], set()
+    leaving out hidden entries and contrastkit output folders: (images, other files, left-out output folders,
+    broken links)."""
+    images, others, outputs, broken, seen = [], [], [], [], set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
         real = os.path.realpath(dirpath)
@@ -115,15 +116,21 @@ def scan_folder(root: Path) -> tuple[list[Path], list[Path], list[str]]:
         for f in sorted(filenames):
             if not f.startswith("."):
                 path = here / f
-                (images if path.suffix.lower() in IMAGE_EXTS else others).append(path)
-    return sorted(images), others, outputs
+                if not path.exists():  # a symlink to nothing (a moved folder or file)
+                    broken.append(path.relative_to(root).as_posix())
+                else:
+                    (images if path.suffix.lower() in IMAGE_EXTS else others).append(path)
+    return sorted(images), others, outputs, broken
 
 
-def _folder_notes(root: Path, others: list[Path], outputs: list[str], classes: list[str]) -> list[str]:
+def _folder_notes(root: Path, others: list[Path], outputs: list[str], broken: list[str],
+                  classes: list[str]) -> list[str]:
     notes = []
     if outputs:
         notes.append(f"left out {len(outputs)} contrastkit output folder(s) inside the data folder: "
                      f"{name_list(outputs)}")
+    if broken:
+        notes.append(f"skipped {len(broken)} symbolic link(s) that point to nothing: {name_list(broken)}")
     if others:
         counts: dict[str, int] = {}
         for p in others:
@@ -141,7 +148,7 @@ def _folder_notes(root: Path, others: list[Path], outputs: list[str], classes: l
 
 
 def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
-    images, others, outputs = scan_folder(root)
+    images, others, outputs, broken = scan_folder(root)
     if not images:
         found = f" (found {len(others)} other files)" if others else ""
         raise UserError(f"{what} folder '{root}' holds no images{found}; "
@@ -155,7 +162,7 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
         names = sorted(set(classes))
         labels = [names.index(c) for c in classes]
     return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'",
-                     notes=_folder_notes(root, others, outputs, classes))
+                     notes=_folder_notes(root, others, outputs, broken, classes))
 
 
 def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
