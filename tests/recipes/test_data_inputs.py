@@ -34,7 +34,7 @@ def test_an_output_folder_inside_the_image_folder_never_becomes_training_data(tm
     monkeypatch.chdir(tmp_path)
     assert main(["run", "image", "data=.", *IMG]) == 0  # writes outputs/image-<time>/ (plots, checkpoints) here
     first = capsys.readouterr().out
-    assert main(["run", "image", "data=.", *IMG]) == 0
+    assert main(["run", "image", "data=.", "output_dir=mine/second", *IMG]) == 0  # also inside data=.
     second = capsys.readouterr().out
     assert "data: 8 training images" in first and "data: 8 training images" in second
     assert "data: ignored 1 file(s) that are not" in first and ".txt (1)" in first
