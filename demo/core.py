@@ -115,6 +115,8 @@ def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any
     """A PIL RGB image from an uploaded file, or DemoInputError that says what is wrong with it."""
     from PIL import Image, UnidentifiedImageError
 
+    from contrastkit.plugins.images import to_rgb
+
     if not path:
         raise DemoInputError(f"Please upload {what}.")
     path = Path(path)
@@ -122,7 +124,7 @@ def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any
         raise DemoInputError(f"{what} ({path.name}) is larger than {max_bytes // 2**20} MB; upload a smaller image.")
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return to_rgb(img)  # EXIF orientation and bit depth, as the recipes decode
     except (UnidentifiedImageError, OSError):
         raise DemoInputError(f"{what} ({path.name}) is not an image; upload a PNG, JPEG, WebP or GIF file.") from None
 

@@ -209,3 +209,18 @@ def test_an_image_encoder_output_compares_images_only(tiny_text_model, tiny_imag
     assert result.by_model["fine-tuned"][0] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
     texts = core.compare_texts(slots, "a", "b")
     assert texts.by_model["fine-tuned"] is None and texts.by_model["base"] is not None
+
+
+def test_uploads_are_decoded_as_a_viewer_shows_them(tmp_path):
+    from PIL import Image
+
+    im = Image.new("RGB", (20, 10), (0, 0, 255))
+    im.paste((255, 0, 0), (0, 0, 10, 10))  # stored: red left half, blue right half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
+    im.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    px = np.asarray(core.open_image(tmp_path / "phone.jpg", "x", MB)).astype(int)
+    assert px.shape == (20, 10, 3)
+    assert px[2, 5, 0] > 200 and px[17, 5, 2] > 200  # red on top, blue below
+    Image.fromarray(np.array([[0, 65535]], dtype=np.uint16)).save(tmp_path / "g16.png")
+    assert np.asarray(core.open_image(tmp_path / "g16.png", "x", MB))[0, :, 0].tolist() == [0, 255]
