@@ -9,6 +9,8 @@ text, image ↔ image, text ↔ image, similarity matrix, search. The functions 
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,31 @@ from typing import Any
 from contrastkit.plugins.config import field
 from contrastkit.plugins.errors import UserError
 
-from . import core, render
+from . import core, corpus, render
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 EXAMPLE_IMAGES = sorted(str(p) for p in EXAMPLES.glob("*.png"))
-TEXT_A = "How do I keep pasta from sticking together?"
-TEXTS_B = ("Stir the pasta during the first minutes in plenty of boiling water.\n"
-           "What is the best way to cook spaghetti?\n"
+# The default example: the base model scores the wrong answer (hinges) above the right one (the strike plate);
+# `contrastkit run text` on the bundled FAQ pairs turns that round (+0.40 for the right answer, 2026-12-05).
+TEXT_A = "How do I fix a door that won't latch?"
+TEXTS_B = ("The strike plate is probably misaligned; file its opening slightly larger or move the plate up or down so "
+           "it meets the bolt.\n"
+           "Lift out each hinge pin, wipe it clean, coat it with a little petroleum jelly or silicone spray and tap "
+           "it back into place.\n"
            "My train was cancelled this morning.")
+TEXT_A2 = "How much sunscreen should I use?"
+TEXTS_B2 = ("About a shot glass, roughly 30 millilitres, covers the whole body; reapply every two hours and straight "
+            "after swimming or heavy sweating.\n"
+            "A scale from 0 to 11 and above measuring the strength of sunburn-causing radiation; at 3 or higher you "
+            "should wear sun protection.")
+HOW_TO_READ = ("**How to read the scores:** each number is the cosine similarity of two embeddings (1: same meaning, "
+               "around 0: unrelated). What matters is the order: a model that learned your task scores the right "
+               "match above the others. The difference column shows what training changed: "
+               f"<span style='color:{render.UP}'>green</span> = the fine-tuned model scores the pair higher, "
+               f"<span style='color:{render.DOWN}'>red</span> = lower.")
+UPLOAD_CEILING = 10
+BATCH = 32  # concurrent two-text compares served by one encode (bench/demo_latency.py)
+CONCURRENCY = 1
 MATRIX_TEXTS = ("How do I keep pasta from sticking?\nStir noodles in plenty of boiling water.\n"
                 "Why is my bread dense?\nThe dough did not rise long enough.\nHow do I reset my router?")
 QUERY = "why is my rice mushy"
@@ -69,24 +88,48 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
         if s.error:
             lines.append(f"⚠️ **{s.role}** `{s.name}` could not be loaded: {s.error}. "
                          f"The app keeps running with the other model.")
+            print(f"contrastkit: warning: the {s.role} model '{s.name}' could not be loaded ({s.error}); the demo "
+                  f"runs without it", file=sys.stderr, flush=True)
         else:
             lines.append(f"**{s.role}**: `{s.name}` ({s.describe()} model)")
+            summary = render.training_summary(core.read_metrics(s.name))
+            if summary:
+                lines.append(summary)
     if not fine_tuned:
         lines.append(f"ℹ️ No fine-tuned model found under `{OUTPUTS_ROOT}/`, so only the base model is shown. "
                      f"Train one with `contrastkit run text`, or pass `model=PATH_OR_ID`.")
     return slots, "  \n".join(lines)
 
 
+def _problem(exc: BaseException) -> str:
+    if isinstance(exc, core.DemoInputError):
+        return render.message(str(exc))
+    return render.message(f"Something went wrong: {type(exc).__name__}: {exc}"[:400], warn=True)
+
+
 def _guard(fn, n_outputs: int = 1):
-    """Wrap a handler so bad input or a failing model becomes a message in the page, never an error popup."""
+    """Wrap a handler so bad input or a failing model becomes a message in the page, never an error popup.
+    The wrapper keeps ``fn``'s signature, so Gradio still sees a ``gr.Progress()`` default argument."""
+    @functools.wraps(fn)
     def handler(*args: Any):
         try:
             return fn(*args)
-        except core.DemoInputError as exc:
-            text = render.message(str(exc))
         except Exception as exc:  # noqa: BLE001 - keep the app up whatever a model or file does
-            text = render.message(f"Something went wrong: {type(exc).__name__}: {exc}"[:400], warn=True)
+            text = _problem(exc)
         return text if n_outputs == 1 else (None, text)
+    return handler
+
+
+def _guard_batch(fn):
+    """``_guard`` for a ``batch=True`` handler: ``fn`` maps lists of inputs to one result (HTML or an exception)
+    per request; Gradio gets the list of outputs back, every failure shown in its own page."""
+    @functools.wraps(fn)
+    def handler(*columns: list):
+        try:
+            results = fn(*columns)
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed: every request says why
+            results = [exc] * len(columns[0])
+        return [[_problem(r) if isinstance(r, BaseException) else r for r in results]]
     return handler
 
 
@@ -103,13 +146,12 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
 
         torch.set_num_threads(cfg.cpu_threads)
     max_bytes = cfg.max_upload_mb * 2**20
-    image_note = "" if any(s.embeds("image") for s in slots) else (
-        "ℹ️ Neither loaded model embeds images; load an image or image–text model with `model=` to use this tab.")
-    pair_note = "" if any(s.embeds("text", "image") for s in slots) else (
-        "ℹ️ This needs an image–text (CLIP-style) model, e.g. an output of `contrastkit run image_text`.")
+    has_images = any(s.embeds("image") for s in slots)
+    has_pairs = any(s.embeds("text", "image") for s in slots)
 
-    def compare_texts(a, b):
-        return render.scores_table(core.compare_texts(slots, a, b), slots)
+    def compare_texts(a_list, b_list):
+        results = core.compare_texts_many(slots, list(zip(a_list, b_list)))
+        return [r if isinstance(r, Exception) else render.scores_table(r, slots) for r in results]
 
     def compare_images(a, b):
         return render.scores_table(core.compare_images(slots, a, b, max_bytes), slots, "pair")
@@ -122,43 +164,51 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
         labels, matrices, notes = core.similarity_matrix(slots, texts, images, max_bytes)
         return render.heatmaps(labels, matrices, slots), render.message(" ".join(notes)) if notes else ""
 
-    def search(query, corpus, top_k):
-        return render.hits_table(core.search(slots, query, corpus, top_k, max_bytes), slots)
+    def search(query, corpus_file, top_k, progress=gr.Progress()):  # noqa: B008 - how Gradio injects it
+        def step(done, total, what):
+            progress(done / total if total else 1.0, desc=f"{what}: {done}/{total} documents (once per corpus)")
+
+        return render.hits_table(corpus.search(slots, query, corpus_file, top_k, max_bytes, step), slots)
 
     with gr.Blocks(title="contrastkit similarity demo") as demo:
         gr.Markdown("# contrastkit similarity demo\nEvery score is shown for both models, with the difference "
-                    "(fine-tuned − base) highlighted when it is 0.05 or more.")
+                    f"(fine-tuned − base) highlighted when it is {render.NOTICEABLE} or more.")
         gr.Markdown(status, elem_id="ck-status")
+        gr.Markdown(HOW_TO_READ, elem_id="ck-how-to-read")
         with gr.Tab("Text ↔ text"):
             a = gr.Textbox(label="Text A", value=TEXT_A)
             b = gr.Textbox(label="Texts to compare with A (one per line)", value=TEXTS_B, lines=4)
             go = gr.Button("Compare texts", variant="primary")
             out = gr.HTML(elem_id="ck-text-result")
-            gr.Examples([[TEXT_A, TEXTS_B], ["The cat sat on the mat.", CAT_TEXTS]], [a, b])
-            go.click(_guard(compare_texts), [a, b], out, api_name="compare_texts")
+            gr.Examples([[TEXT_A, TEXTS_B], [TEXT_A2, TEXTS_B2], ["The cat sat on the mat.", CAT_TEXTS]], [a, b])
+            # Concurrent requests wait in Gradio's queue; batch=True hands up to BATCH of them to one call, which
+            # encodes all their texts at once. One call at a time (concurrency_limit=1): a second batch running
+            # beside it would only split the same CPU cores.
+            go.click(_guard_batch(compare_texts), [a, b], out, api_name="compare_texts", batch=True,
+                     max_batch_size=BATCH, concurrency_limit=CONCURRENCY)
         with gr.Tab("Image ↔ image"):
-            if image_note:
-                gr.Markdown(image_note)
+            if not has_images:
+                gr.Markdown(f"ℹ️ {core.needs_sentence(slots, 'image')}", elem_id="ck-image-note")
             with gr.Row():
                 img_a = gr.File(label="Image A", type="filepath", value=_example(0), elem_id="ck-image-a")
                 img_b = gr.File(label="Image B", type="filepath", value=_example(1), elem_id="ck-image-b")
-            go = gr.Button("Compare images", variant="primary")
+            go = gr.Button("Compare images", variant="primary", interactive=has_images)
             out = gr.HTML(elem_id="ck-image-result")
             go.click(_guard(compare_images), [img_a, img_b], out, api_name="compare_images")
         with gr.Tab("Text ↔ image"):
-            if pair_note:
-                gr.Markdown(pair_note)
+            if not has_pairs:
+                gr.Markdown(f"ℹ️ {core.needs_sentence(slots, 'text', 'image')}", elem_id="ck-pair-note")
             with gr.Row():
                 img = gr.File(label="Image", type="filepath", value=_example(0))
                 captions = gr.Textbox(label="Texts to match with the image (one per line)", value=CAPTIONS, lines=4)
-            go = gr.Button("Match texts to image", variant="primary")
+            go = gr.Button("Match texts to image", variant="primary", interactive=has_pairs)
             out = gr.HTML(elem_id="ck-text-image-result")
             go.click(_guard(text_image), [img, captions], out, api_name="text_image")
         with gr.Tab("Similarity matrix"):
             with gr.Row():
                 texts = gr.Textbox(label="Texts (one per line)", value=MATRIX_TEXTS, lines=6)
                 images = gr.File(label="…or images (used instead of the texts when given)", type="filepath",
-                                 file_count="multiple")
+                                 file_count="multiple", visible=has_images)
             go = gr.Button("Draw heatmaps", variant="primary")
             plot = gr.Plot(label="Cosine similarity")
             note = gr.HTML()
@@ -167,16 +217,24 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             with gr.Row():
                 query = gr.Textbox(label="Query", value=QUERY, scale=3)
                 top_k = gr.Slider(1, 20, value=5, step=1, label="Top k", scale=1)
-            corpus = gr.File(label="Corpus: .txt (one document per line) or .csv; empty = the bundled FAQ answers",
-                             type="filepath")
+            corpus_file = gr.File(label=f"Corpus: .txt (one document per line) or .csv (a column named "
+                                        f"{'/'.join(corpus.CORPUS_COLUMNS[:3])}/...), up to {cfg.max_upload_mb} MB; "
+                                        f"empty = the bundled FAQ answers", type="filepath", elem_id="ck-corpus")
             go = gr.Button("Search", variant="primary")
             out = gr.HTML(elem_id="ck-search-result")
-            go.click(_guard(search), [query, corpus, top_k], out, api_name="search")
+            go.click(_guard(search), [query, corpus_file, top_k], out, api_name="search")
     return demo
 
 
 def _example(i: int) -> str | None:
     return EXAMPLE_IMAGES[i] if i < len(EXAMPLE_IMAGES) else None
+
+
+def upload_ceiling(cfg: DemoConfig) -> int:
+    """Gradio's own upload limit, in bytes: UPLOAD_CEILING x max_upload_mb. Gradio refuses a larger file in the
+    browser with a popup and the server never hears of it, so the real limit (max_upload_mb) is checked by the demo,
+    which says so in the page; Gradio's limit only stops absurd files from filling the disk."""
+    return UPLOAD_CEILING * cfg.max_upload_mb * 2**20
 
 
 def launch(cfg: DemoConfig | None = None, block: bool = True) -> Any:
@@ -187,7 +245,7 @@ def launch(cfg: DemoConfig | None = None, block: bool = True) -> Any:
         print(f"contrastkit: warning: host={cfg.host} makes the demo reachable from other machines")
     try:
         demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, show_error=False,
-                    max_file_size=f"{cfg.max_upload_mb}mb", prevent_thread_lock=not block)
+                    max_file_size=upload_ceiling(cfg), prevent_thread_lock=not block)
     except OSError as exc:
         raise UserError(f"cannot serve on {cfg.host}:{cfg.port} ({exc}); pass another port=, e.g. "
                         f"port={cfg.port + 1}") from None

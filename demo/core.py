@@ -7,9 +7,6 @@ friendly sentence, which the app shows in the page instead of an error popup.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +15,6 @@ from typing import Any
 BASE_MODEL = "all-MiniLM-L6-v2"
 MAX_ITEMS = 30  # more rows or matrix cells than this stop being readable in a page
 MAX_CHARS = 20_000  # per text; tokenising megabytes would stall the shared CPU
-CORPUS_COLUMNS = ("answer", "positive", "document", "passage", "text", "content", "body", "sentence")
 
 
 class DemoInputError(ValueError):
@@ -71,6 +67,7 @@ class Hits:
     by_model: dict[str, list[tuple[str, float]] | None]
     corpus_size: int
     notes: list[str] = field(default_factory=list)
+    ranks: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> {document: rank over the corpus}
 
 
 # --------------------------------------------------------------------------- loading
@@ -118,6 +115,8 @@ def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any
     """A PIL RGB image from an uploaded file, or DemoInputError that says what is wrong with it."""
     from PIL import Image, UnidentifiedImageError
 
+    from contrastkit.plugins.images import to_rgb
+
     if not path:
         raise DemoInputError(f"Please upload {what}.")
     path = Path(path)
@@ -125,25 +124,28 @@ def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any
         raise DemoInputError(f"{what} ({path.name}) is larger than {max_bytes // 2**20} MB; upload a smaller image.")
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return to_rgb(img)  # EXIF orientation and bit depth, as the recipes decode
     except (UnidentifiedImageError, OSError):
         raise DemoInputError(f"{what} ({path.name}) is not an image; upload a PNG, JPEG, WebP or GIF file.") from None
 
 
-def truncation_notes(slot: Slot, texts: list[str]) -> list[str]:
-    """One note per text longer than the model reads (the model silently keeps only the first tokens)."""
-    limit = getattr(slot.model, "max_seq_length", None)
+def token_counts(slot: Slot, texts: list[str]) -> list[int] | None:
+    """How many tokens each text is for this model (one tokenizer call), or None when it cannot tell."""
     tokenizer = getattr(slot.model, "tokenizer", None)
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a CLIP processor wraps its tokenizer
-    if not limit or tokenizer is None or not callable(tokenizer):
+    if not texts or tokenizer is None or not callable(tokenizer):
+        return None
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]]
+
+
+def truncation_notes(slot: Slot, texts: list[str], counts: list[int] | None = None) -> list[str]:
+    """One note per text longer than the model reads (the model silently keeps only the first tokens)."""
+    limit = getattr(slot.model, "max_seq_length", None)
+    counts = counts if counts is not None else (token_counts(slot, texts) if limit else None)
+    if not limit or counts is None:
         return []
-    notes = []
-    for i, text in enumerate(texts, 1):
-        n = len(tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
-        if n > limit:
-            notes.append(f"Text {i} is {n} tokens long; the {slot.role} model reads only the first {limit}, "
-                         f"so the rest was truncated.")
-    return notes
+    return [f"Text {i} is {n} tokens long; the {slot.role} model reads only the first {limit}, so the rest was "
+            f"truncated." for i, n in enumerate(counts, 1) if n > limit]
 
 
 def _cap(texts: list[str]) -> tuple[list[str], list[str]]:
@@ -172,14 +174,16 @@ def embed_images(slot: Slot, images: list[Any]) -> Any:
     return slot.model.encode(images, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
 
-def _for_each(slots: list[Slot], needs: tuple[str, ...], score, notes: list[str]) -> dict[str, list[float] | None]:
-    """Run ``score`` for every model that embeds ``needs``; one model failing leaves the other's result."""
+def _for_each(slots: list[Slot], needs: tuple[str, ...], score, notes: list[str],
+              raw: bool = False) -> dict[str, Any]:
+    """Run ``score`` for every model that embeds ``needs``; one model failing leaves the other's result.
+    The values are floats, or with ``raw`` whatever ``score`` returned (e.g. an embedding matrix)."""
     out: dict[str, list[float] | None] = {}
     for s in slots:
         out[s.role] = None
         if s.embeds(*needs):
             try:
-                out[s.role] = [float(x) for x in score(s)]
+                out[s.role] = score(s) if raw else [float(x) for x in score(s)]
             except Exception as exc:  # noqa: BLE001 - shown in the page; the app keeps running
                 notes.append(f"The {s.role} model failed on this input: {type(exc).__name__}: {exc}"[:300])
     return out
@@ -187,32 +191,74 @@ def _for_each(slots: list[Slot], needs: tuple[str, ...], score, notes: list[str]
 
 def _need(slots: list[Slot], *modalities: str) -> None:
     if not any(s.embeds(*modalities) for s in slots):
-        what = " and ".join(modalities)
-        loaded = ", ".join(f"{s.role}: {s.describe()}" for s in slots if s.model is not None) or "none loaded"
-        raise DemoInputError(f"This needs a model that embeds {what}; the loaded models are {loaded}.")
+        raise DemoInputError(needs_sentence(slots, *modalities))
+
+
+def needs_sentence(slots: list[Slot], *modalities: str) -> str:
+    """'This needs a model that embeds images; the loaded models embed text only (base, fine-tuned).'"""
+    what = {("text",): "texts", ("image",): "images"}.get(modalities, "both texts and images")
+    loaded = [s for s in slots if s.model is not None]
+    if not loaded:
+        return f"This needs a model that embeds {what}, and no model could be loaded (see the top of the page)."
+    kinds = " and ".join(dict.fromkeys(s.describe() for s in loaded))
+    roles = ", ".join(s.role for s in loaded)
+    return (f"This needs a model that embeds {what}; the loaded model{'s' * (len(loaded) > 1)} ({roles}) "
+            f"embed{'s' * (len(loaded) == 1)} {kinds} only. Start the demo with an image or image–text model "
+            f"(model=PATH) to use this tab.")
 
 
 # --------------------------------------------------------------------------- the four comparisons
 def compare_texts(slots: list[Slot], text_a: str, others: str) -> Scores:
     """Cosine similarity of text A with each line of ``others``, per model."""
-    a = (text_a or "").strip()
-    rest = split_lines(others)
-    if not a or not rest:
-        raise DemoInputError("Type a text in 'Text A' and at least one text (one per line) to compare it with.")
-    _need(slots, "text")
-    notes: list[str] = []
-    rest = _limit(rest, "texts", notes)
-    texts, cut = _cap([a, *rest])
-    notes += cut
+    result = compare_texts_many(slots, [(text_a, others)])[0]
+    if isinstance(result, DemoInputError):
+        raise result
+    return result
+
+
+def compare_texts_many(slots: list[Slot], requests: list[tuple[str, str]]) -> list[Scores | DemoInputError]:
+    """``compare_texts`` for many requests at once: one encode per model for all their texts (the served app
+    batches concurrent requests this way). A bad request gets its DemoInputError; the others still get scores."""
+    out: list[Scores | DemoInputError] = []
+    jobs: list[tuple[int, list[str], list[str], list[str]]] = []  # (index in out, rows, texts, notes)
+    for text_a, others in requests:
+        a = (text_a or "").strip()
+        rest = split_lines(others)
+        if not a or not rest:
+            out.append(DemoInputError("Type a text in 'Text A' and at least one text (one per line) to compare it "
+                                      "with."))
+            continue
+        try:
+            _need(slots, "text")
+        except DemoInputError as exc:
+            out.append(exc)
+            continue
+        notes: list[str] = []
+        rest = _limit(rest, "texts", notes)
+        texts, cut = _cap([a, *rest])
+        jobs.append((len(out), rest, texts, notes + cut))
+        out.append(DemoInputError("not scored"))  # replaced below
+    if not jobs:
+        return out
+    flat = [t for _, _, texts, _ in jobs for t in texts]
     for s in slots:
-        if s.embeds("text"):
-            notes += truncation_notes(s, texts)
-
-    def score(s: Slot):
-        emb = embed_texts(s, texts)
-        return emb[1:] @ emb[0]
-
-    return Scores(rows=rest, by_model=_for_each(slots, ("text",), score, notes), notes=notes)
+        if s.embeds("text") and getattr(s.model, "max_seq_length", None):
+            counts, start = token_counts(s, flat), 0
+            for _, _, texts, notes in jobs:
+                if counts is not None:
+                    notes += truncation_notes(s, texts, counts[start:start + len(texts)])
+                start += len(texts)
+    failed: list[str] = []
+    by_model = _for_each(slots, ("text",), lambda s: embed_texts(s, flat), failed, raw=True)
+    start = 0
+    for index, rows, texts, notes in jobs:
+        n = len(texts)
+        scores = {}
+        for role, emb in by_model.items():
+            scores[role] = None if emb is None else [float(x) for x in emb[start + 1:start + n] @ emb[start]]
+        out[index] = Scores(rows=rows, by_model=scores, notes=notes + failed)
+        start += n
+    return out
 
 
 def compare_images(slots: list[Slot], path_a: str | None, path_b: str | None, max_bytes: int) -> Scores:
@@ -278,76 +324,12 @@ def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | No
     return labels, matrices, notes
 
 
-# --------------------------------------------------------------------------- search
-def read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[str], str]:
-    """Documents from a .txt (one per line) or .csv (the answer/text column) file, or the bundled FAQ answers."""
-    if not path:
-        from contrastkit.plugins.data import sample_path
+def read_metrics(name: str) -> dict[str, Any] | None:
+    """The ``metrics.json`` a training run wrote into its output folder, or None (Hub ids, other folders)."""
+    import json
 
-        path, label = sample_path("faq_pairs.csv"), "the bundled FAQ answers"
-        if not Path(path).is_file():
-            raise DemoInputError("The bundled sample corpus is missing from this install; upload a .txt or .csv file.")
-    else:
-        label = Path(path).name
-    path = Path(path)
-    if path.stat().st_size > max_bytes:
-        raise DemoInputError(f"{path.name} is larger than {max_bytes // 2**20} MB; upload a smaller corpus.")
+    path = Path(name).expanduser() / "metrics.json"
     try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DemoInputError(f"{path.name} is not a UTF-8 text file; upload a .txt (one document per line) "
-                             f"or a .csv file.") from None
-    if path.suffix.lower() in (".csv", ".tsv"):
-        rows = list(csv.reader(io.StringIO(raw), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
-        if len(rows) < 2:
-            raise DemoInputError(f"{path.name} has no data rows under its header.")
-        header = [h.strip().lower() for h in rows[0]]
-        col = next((header.index(c) for c in CORPUS_COLUMNS if c in header), len(header) - 1)
-        docs = [r[col].strip() for r in rows[1:] if len(r) > col and r[col].strip()]
-        label += f" (column '{rows[0][col]}')"
-    else:
-        docs = split_lines(raw)
-    docs = list(dict.fromkeys(docs))  # duplicates would fill the top-k with one answer
-    if not docs:
-        raise DemoInputError(f"{path.name} holds no documents; put one document per line.")
-    return docs, label
-
-
-_CORPUS_CACHE: dict[tuple[int, str], tuple[Any, Any]] = {}
-CORPUS_CACHE_SIZE = 8
-
-
-def corpus_embeddings(slot: Slot, docs: list[str]) -> Any:
-    """Corpus embeddings, computed once per (model, corpus) and kept for later queries."""
-    key = (id(slot.model), hashlib.sha1("\n".join(docs).encode()).hexdigest())
-    if key not in _CORPUS_CACHE:
-        if len(_CORPUS_CACHE) >= CORPUS_CACHE_SIZE:  # uploads must not grow memory without bound
-            _CORPUS_CACHE.pop(next(iter(_CORPUS_CACHE)))
-        # Keeping the model in the value pins its id(), so a freed model's id is never reused as a key.
-        _CORPUS_CACHE[key] = (slot.model, embed_texts(slot, docs))
-    return _CORPUS_CACHE[key][1]
-
-
-def search(slots: list[Slot], query: str, corpus_path: str | None, top_k: int, max_bytes: int) -> Hits:
-    """The top-k documents of the corpus for the query, per model (sentence-transformers' semantic_search)."""
-    from sentence_transformers.util import semantic_search
-
-    query = (query or "").strip()
-    if not query:
-        raise DemoInputError("Type a query to search the corpus with.")
-    top_k = min(max(int(top_k or 5), 1), 50)
-    docs, label = read_corpus(corpus_path, max_bytes)
-    _need(slots, "text")
-    query, cut = _cap([query])
-    notes = [f"Searching {len(docs)} documents from {label}.", *cut]
-    by_model: dict[str, list[tuple[str, float]] | None] = {}
-
-    def score(s: Slot):
-        notes.extend(truncation_notes(s, query))
-        found = semantic_search(embed_texts(s, query), corpus_embeddings(s, docs), top_k=top_k)[0]
-        by_model[s.role] = [(docs[h["corpus_id"]], float(h["score"])) for h in found]
-        return []
-
-    for role in _for_each(slots, ("text",), score, notes):
-        by_model.setdefault(role, None)
-    return Hits(query=query[0], by_model=by_model, corpus_size=len(docs), notes=notes)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None

@@ -12,7 +12,24 @@ from typing import Any
 from .core import Hits, Scores, Slot
 
 NOTICEABLE = 0.05  # a change of the cosine below this is shown, but not coloured
-UP, DOWN = "#1a7f37", "#cf222e"
+UP, DOWN = "#1a7f37", "#cf222e"  # one meaning everywhere: green = the fine-tuned model scores higher / ranks better
+DIFF_SCALE = 0.5  # the difference heatmap always spans -0.5..+0.5 (larger changes saturate), so runs compare
+HEADLINE = ("mrr@10", "ndcg@10", "accuracy@1", "cosine_accuracy", "spearman_cosine", "cosine_ap", "knn_top1")
+
+
+def training_summary(metrics: dict[str, Any] | None) -> str:
+    """One Markdown line with the run's before/after evaluation from its metrics.json ('' when there is none)."""
+    rows = (metrics or {}).get("before_after") or {}
+    picked = [k for h in HEADLINE for k in rows if k.endswith(h)] or list(rows)
+    parts = []
+    for key in list(dict.fromkeys(picked))[:3]:
+        r = rows[key]
+        colour = UP if r["delta"] > 0 else DOWN if r["delta"] < 0 else "inherit"
+        parts.append(f"{key.removeprefix('heldout_')} {r['before']:.3f} → {r['after']:.3f} "
+                     f"(<span style='color:{colour}'>{r['delta']:+.3f}</span>)")
+    if not parts:
+        return ""
+    return "Training changed, on the run's held-out split (metrics.json): " + "; ".join(parts)
 
 
 def message(text: str, warn: bool = False) -> str:
@@ -77,6 +94,17 @@ def thumbnails(images: list[Any], size: int = 96) -> str:
     return f"<div>{''.join(tags)}</div>" if tags else ""
 
 
+def move_badge(rank: int, base_rank: int | None) -> str:
+    """'▲4 (base #5)' in green when the fine-tuned model ranks a document higher than the base did."""
+    if base_rank is None:
+        return ""
+    moved = base_rank - rank
+    arrow, colour = ("▲", UP) if moved > 0 else ("▼", DOWN) if moved < 0 else ("=", "inherit")
+    text = f"{arrow}{abs(moved)}" if moved else arrow
+    return (f'<span class="ck-move" data-moved="{moved}" style="color:{colour};font-weight:bold" '
+            f'title="base model rank #{base_rank}">{text} <small>(base #{base_rank})</small></span> ')
+
+
 def hits_table(hits: Hits, slots: list[Slot]) -> str:
     """Top-k hits per model side by side; rows where the models disagree are highlighted."""
     roles = [s.role for s in slots]
@@ -92,31 +120,37 @@ def hits_table(hits: Hits, slots: list[Slot]) -> str:
                 continue
             doc, score = found[rank]
             docs.add(doc)
+            moved = move_badge(rank + 1, hits.ranks.get(roles[0], {}).get(doc)) if role != roles[0] else ""
             cells.append(f'<td class="ck-hit" data-model="{role}" data-rank="{rank + 1}">'
-                         f'<b class="ck-score">{score:.4f}</b> <span class="ck-doc">{escape(_short(doc, 300))}'
+                         f'<b class="ck-score">{score:.4f}</b> {moved}<span class="ck-doc">{escape(_short(doc, 300))}'
                          f"</span></td>")
         differ = len(docs) > 1
         style = ' style="background:rgba(255,196,0,0.18)" title="the models disagree here"' if differ else ""
         body.append(f"<tr{style}><td>{rank + 1}</td>{''.join(cells)}</tr>")
-    legend = ("<p><small>Highlighted rows: the two models rank a different document here.</small></p>"
-              if len(slots) == 2 else "")
+    legend = ("<p><small>Highlighted rows: the two models rank a different document here. Beside each fine-tuned "
+              f"hit: how far it moved from the base model's rank (<span style='color:{UP}'>▲ up</span>, "
+              f"<span style='color:{DOWN}'>▼ down</span>, = same).</small></p>" if len(slots) == 2 else "")
     return (f'{_notes(hits.notes)}<table class="ck-table"><thead><tr><th>rank</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>{legend}")
 
 
 def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> Any:
-    """One heatmap per model (plus their difference when there are two), as a matplotlib figure."""
+    """One heatmap per model (plus their difference when there are two), as a matplotlib figure.
+
+    The difference uses the tables' colours (green: fine-tuned higher, red: lower) on a fixed -0.5..+0.5 scale;
+    every number is written in black or white, whichever reads better on its cell."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
 
-    panels = [(f"{s.role}: {_short(s.name, 30)}", matrices[s.role], "viridis", (-1, 1))
+    diverging = LinearSegmentedColormap.from_list("ck_diff", [DOWN, "#ffffff", UP])
+    panels = [(f"{s.role}: {_short(s.name, 30)}", matrices[s.role], plt.get_cmap("viridis"), (-1, 1))
               for s in slots if s.role in matrices]
     if len(panels) == 2:
-        diff = panels[1][1] - panels[0][1]
-        lim = max(float(abs(diff).max()), 1e-6)
-        panels.append(("difference (fine-tuned − base)", diff, "RdBu_r", (-lim, lim)))
+        panels.append(("difference (fine-tuned − base)", panels[1][1] - panels[0][1], diverging,
+                       (-DIFF_SCALE, DIFF_SCALE)))
     n = len(labels)
     size = min(2.2 + 0.35 * n, 6.5)
     fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), dpi=90, squeeze=False)
@@ -129,9 +163,19 @@ def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> 
         if n <= 10:
             for i in range(n):
                 for j in range(n):
-                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if cmap == "viridis" and mat[i, j] < 0.5 else "black")
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+                    ax.text(j, i, f"{mat[i, j]:+.2f}" if hi < 1 else f"{mat[i, j]:.2f}",
+                            ha="center", va="center", fontsize=7, fontweight="bold",
+                            color=text_colour(cmap(im.norm(mat[i, j]))))
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend="both" if hi < 1 else "neither")
     fig.tight_layout()
     plt.close(fig)  # gr.Plot renders the figure object; keep pyplot's registry from growing
     return fig
+
+
+def text_colour(rgba: tuple[float, ...]) -> str:
+    """Black on light cells, white on dark ones (relative luminance, WCAG)."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in rgba[:3])
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 else "white"

@@ -129,7 +129,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key = key.strip().lstrip("-").replace("-", "_")
         if not key:
             raise UserError(f"override '{item}' has no key; write it as e.g. epochs=2")
-        out[key] = _parse_scalar(raw) if raw != "" else ""
+        out[key] = _parse_scalar(raw) if raw.strip() else raw  # data=" " stays blank text, not YAML's null
     return out
 
 
@@ -309,6 +309,13 @@ class DataArgs(Part):
     split: str | None = field(None, "Hub dataset split (default: train)", group="data")
     eval_data: Any = field(None, "held-out data in the same format (default: hold out 10%, at most 1,000)",
                            group="data")
+
+    def check(self) -> None:
+        """A blank data= or eval_data= is an error, never "the current folder"."""
+        from .data import check_not_blank
+
+        check_not_blank(self.data, "data")
+        check_not_blank(self.eval_data, "eval_data")
 
 
 @dataclasses.dataclass

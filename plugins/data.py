@@ -6,6 +6,8 @@ Files go through ``datasets.load_dataset`` (csv, json, parquet). Problems become
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -23,6 +25,56 @@ FILE_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
     ".parquet": ("parquet", {}),
 }
 TEXT_FORMATS = ".csv, .tsv, .json, .jsonl, .parquet, .txt"
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+#: Hidden columns that carry each row's place in the user's file ("line N") or data ("row N") through shuffles
+#: and splits; ``row_names`` reads them and the format checks drop them.
+LINE_COLUMN, ROW_COLUMN = "__line__", "__row__"
+ROW_COLUMNS = (LINE_COLUMN, ROW_COLUMN)
+
+
+def _log(message: str) -> None:
+    from .report import Printer
+
+    Printer()(f"data: {message}")
+
+
+def detect_delimiter(path: Path, default: str) -> str:
+    """The delimiter of a CSV/TSV file among , ; tab |: the one that splits the header into 2+ fields and every
+    sampled row into as many (quotes respected); the extension's ``default`` wins ties and single-column files."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        sample = fh.read(1 << 16)
+        cut = bool(fh.read(1))
+    if cut and "\n" in sample:
+        sample = sample[:sample.rindex("\n") + 1]  # whole lines only
+    best, best_key = default, None
+    for delim in DELIMITERS:
+        rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delim) if r][:200]
+        if not rows or len(rows[0]) < 2:
+            continue
+        same = sum(len(r) == len(rows[0]) for r in rows) / len(rows)
+        key = (same == 1.0, delim == default, same, len(rows[0]))
+        if best_key is None or key > best_key:
+            best, best_key = delim, key
+    return best
+
+
+def _line_numbers(path: Path, suffix: str, delimiter: str | None) -> list[int] | None:
+    """The line in the file where each data row starts (header = line 1), as ``datasets`` reads the rows."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        if suffix == ".txt":
+            return [n for n, _ in enumerate(fh, start=1)]
+        if suffix == ".jsonl":
+            return [n for n, line in enumerate(fh, start=1) if line.strip()]
+        csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long texts are checked later, with a row
+        reader, starts, line = csv.reader(fh, delimiter=delimiter or ","), [], 1
+        try:
+            for row in reader:
+                if row:
+                    starts.append(line)
+                line = reader.line_num + 1
+        except csv.Error:
+            return None  # rows named by number instead
+        return starts[1:]  # the header is not a row
 
 
 def looks_like_path(value: str) -> bool:
@@ -89,6 +141,12 @@ def load_file(path: str | Path) -> Any:
         bad = _first_bad_json_line(p)
         if bad is not None:
             raise UserError(f"data file '{path}' line {bad} is not valid JSON; fix or remove that line")
+    if builder == "csv":
+        default = kwargs.get("delimiter", ",")
+        kwargs = {**kwargs, "delimiter": detect_delimiter(p, default)}
+        if kwargs["delimiter"] != default:
+            _log(f"'{p.name}' is {DELIMITERS[kwargs['delimiter']]}-separated (detected; the {suffix} default is "
+                 f"{DELIMITERS[default]})")
     datasets.disable_progress_bars()
     try:
         ds = datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
@@ -101,7 +159,37 @@ def load_file(path: str | Path) -> Any:
         datasets.enable_progress_bars()
     if len(ds) == 0:
         raise UserError(f"data file '{path}' has a header but no rows; add at least one row")
+    lines = _line_numbers(p, suffix, kwargs.get("delimiter")) if suffix in (".csv", ".tsv", ".jsonl", ".txt") \
+        else None
+    if lines is not None and len(lines) == len(ds) and LINE_COLUMN not in ds.column_names:
+        ds = ds.add_column(LINE_COLUMN, lines)
     return ds
+
+
+def with_row_numbers(ds: Any) -> Any:
+    """``ds`` with its rows' places kept (file lines from ``load_file``, else 1-based row numbers)."""
+    if any(c in ds.column_names for c in ROW_COLUMNS):
+        return ds
+    return ds.add_column(ROW_COLUMN, list(range(1, len(ds) + 1)))
+
+
+def column_values(ds: Any, column: str) -> list:
+    """A column as a Python list, read through Arrow (about 100x faster than ``ds[column]`` on 200k rows)."""
+    return ds.with_format("arrow")[column].to_pylist()
+
+
+def row_names(ds: Any) -> list[str]:
+    """Each row's place in the user's data: ``line N`` of the file, or ``row N`` (1-based) before any shuffle."""
+    if LINE_COLUMN in ds.column_names:
+        return [f"line {n}" for n in column_values(ds, LINE_COLUMN)]
+    if ROW_COLUMN in ds.column_names:
+        return [f"row {n}" for n in column_values(ds, ROW_COLUMN)]
+    return [f"row {i}" for i in range(1, len(ds) + 1)]
+
+
+def data_columns(ds: Any) -> list[str]:
+    """The user's columns, without the hidden row-number ones."""
+    return [c for c in ds.column_names if c not in ROW_COLUMNS]
 
 
 def load_hub(name: str, subset: str | None = None, split: str | None = None) -> Any:
@@ -128,6 +216,7 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
 
     if data is None:
         raise UserError(f"no {what} given; pass {what}=PATH (e.g. pairs.csv) or a Hugging Face dataset id")
+    check_not_blank(data, what)
     if isinstance(data, datasets.DatasetDict):
         key = split or ("train" if "train" in data else next(iter(data)))
         if key not in data:
@@ -160,6 +249,13 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
                     f"a pandas DataFrame, a dict of lists or a list of dicts")
 
 
+def check_not_blank(data: Any, what: str = "data") -> None:
+    """``data=`` with no value is a mistake (an unset shell variable), never "the current folder"."""
+    if isinstance(data, (str, Path)) and not str(data).strip():
+        raise UserError(f"{what}= is empty; give a file, folder or Hub dataset id (or leave {what}= out "
+                        f"to use the recipe's default)")
+
+
 def holdout_size(rows: int, fraction: float = 0.1, max_eval: int = 1000) -> int:
     """How many rows every recipe holds out when no eval_data is given: 10%, at most 1,000."""
     return min(max_eval, int(rows * fraction))
@@ -167,6 +263,9 @@ def holdout_size(rows: int, fraction: float = 0.1, max_eval: int = 1000) -> int:
 
 def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_train: int = 2) -> tuple[Any, Any]:
     """Use ``eval_data`` when given; otherwise hold out ``holdout_size`` rows, reproducibly."""
+    if len(train) < 2:
+        raise UserError(f"data has {len(train)} usable row; training needs at least 2 rows (and 20 or more to hold "
+                        f"some out for evaluation)")
     if eval_data is not None:
         return train, eval_data
     n_eval = holdout_size(len(train))
@@ -176,11 +275,66 @@ def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_trai
     return parts["train"], parts["test"]
 
 
+def row_keys(ds: Any, columns: list[str] | None = None) -> list[tuple]:
+    """Each row's values in ``columns`` (default: the user's columns) as a hashable tuple."""
+    cols = [column_values(ds, c) for c in (columns or data_columns(ds))]
+    return [tuple(v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for v in row)
+            for row in zip(*cols)]
+
+
+def warn_duplicates(ds: Any, columns: list[str] | None = None, what: str = "data") -> None:
+    """One warning line when rows repeat an earlier row: they weigh more in training and can leak into the
+    held-out split. Only one distinct row is an error, like a single row."""
+    first: dict[tuple, int] = {}
+    repeats = []
+    for i, key in enumerate(row_keys(ds, columns)):
+        if key in first:
+            repeats.append((i, first[key]))
+        else:
+            first[key] = i
+    if len(first) == 1 and len(ds) > 1:
+        raise UserError(f"every row of {what} is the same; training needs at least 2 different rows")
+    if repeats:
+        names = row_names(ds)
+        i, j = repeats[0]
+        _log(f"warning: {len(repeats)} row(s) of {what} repeat an earlier row (first: {names[i]}, same as "
+             f"{names[j]}); repeated rows weigh more in training and can land in both the training and held-out "
+             f"split")
+
+
+def same_source(data: Any, eval_data: Any) -> bool:
+    """True when eval_data= names the training file or folder."""
+    return isinstance(data, (str, Path)) and isinstance(eval_data, (str, Path)) and bool(str(data).strip()) and \
+        Path(data).expanduser().resolve() == Path(eval_data).expanduser().resolve()
+
+
+EVAL_IS_TRAIN = ("evaluation on training rows shows how well they are fitted, not how the model does on new "
+                 "data; leave eval_data out to hold out 10% instead")
+
+
+def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, columns: list[str] | None = None) -> None:
+    """An eval set that is (or copies) the training set measures fit, not generalisation: one warning line, with
+    the count when only some eval rows are training rows."""
+    inside = [i for i, key in enumerate(row_keys(held_out, columns)) if key in set(row_keys(train, columns))] \
+        if not same_source(data, eval_data) else list(range(len(held_out)))
+    if inside and len(inside) == len(held_out):
+        _log(f"warning: every eval_data row is also a training row; {EVAL_IS_TRAIN}")
+    elif inside:
+        _log(f"warning: {len(inside)} of {len(held_out)} eval_data rows are also training rows (first: "
+             f"{row_names(held_out)[inside[0]]}); the after-training scores are optimistic")
+
+
 def load_splits(cfg: Any, sample: str) -> tuple[Any, Any]:
     """A recipe's training data (the bundled ``sample`` when ``cfg.data`` is None) and its held-out split:
-    ``cfg.eval_data`` when given, else ``holdout_size`` rows of the data."""
-    train = to_dataset(cfg.data if cfg.data is not None else sample_path(sample), cfg.subset, cfg.split)
-    held_out = to_dataset(cfg.eval_data, what="eval_data") if cfg.eval_data is not None else None
+    ``cfg.eval_data`` when given, else ``holdout_size`` rows of the data. Rows keep their place in the user's
+    file (``row_names``); repeated rows and an eval set that copies the training set are reported."""
+    source = cfg.data if cfg.data is not None else sample_path(sample)
+    train = with_row_numbers(to_dataset(source, cfg.subset, cfg.split))
+    held_out = with_row_numbers(to_dataset(cfg.eval_data, what="eval_data")) if cfg.eval_data is not None else None
+    if held_out is not None:
+        common = [c for c in data_columns(held_out) if c in train.column_names]
+        check_eval_overlap(source, cfg.eval_data, train, held_out, common or None)
+    warn_duplicates(train)
     return split_train_eval(train, held_out, seed=cfg.seed)
 
 

@@ -55,28 +55,6 @@ class PushConfig:
     create_pr: bool = field(False, "open a pull request instead of committing to the branch")
 
 
-@dataclass
-class PushDemoConfig:
-    """Options of ``contrastkit push-demo``: which Hub models the Space compares."""
-
-    model: str | None = field(None, "Hub id of the fine-tuned model the Space shows (required)")
-    compare_to: str | None = field(None, "Hub id of a second model to compare with, e.g. the base model")
-    private: bool = field(False, "create the Space as private")
-    out_dir: str | None = field(None, "with --dry-run: folder to write the Space to (default: space-<name>)")
-    title: str | None = field(None, "Space title (default: the Space name)")
-
-    def validate(self) -> None:
-        """A Space needs a model that lives on the Hub (it cannot see local folders)."""
-        if not self.model:
-            raise UserError("push-demo needs model=REPO_ID, e.g. model=user/my-model (push it first with "
-                            "'contrastkit push OUTPUT_DIR user/my-model')")
-        for name in ("model", "compare_to"):
-            value = getattr(self, name)
-            if value and not _is_space_model_id(value):
-                raise UserError(f"{name}='{value}' is not a Hub model id; a Space cannot read local folders, "
-                                f"so push it first ('contrastkit push {value} user/NAME') and pass {name}=user/NAME")
-
-
 def _is_space_model_id(name: str) -> bool:
     if name == "all-MiniLM-L6-v2":  # the demo resolves the default name itself
         return True
@@ -334,63 +312,5 @@ def _reason(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- Space
-
-
-def push_demo(space_id: str, cfg: PushDemoConfig, dry_run: bool = False) -> str:
-    """Create (or update) a Gradio Space that runs the contrastkit demo; with dry_run, write it locally."""
-    _check_repo_id(space_id)
-    files = space_files(space_id, cfg)
-    if dry_run:
-        out = Path(cfg.out_dir or f"space-{space_id.split('/')[-1]}").expanduser()
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise UserError(f"'{out}' already exists and is not empty; pass out_dir= to write somewhere else")
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (out / name).write_text(text, encoding="utf-8")
-        return str(out)
-    from huggingface_hub import CommitOperationAdd
-
-    who: dict[str, str] = {}
-    with _hub_errors(space_id, "push-demo", "Space", who), _timeouts():
-        api = _api(None, who)
-        api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=cfg.private, exist_ok=True)
-        ops = [CommitOperationAdd(name, text.encode("utf-8")) for name, text in files.items()]
-        api.create_commit(space_id, ops, repo_type="space", commit_message=f"contrastkit demo for {cfg.model}")
-    from huggingface_hub import constants
-
-    return f"{constants.ENDPOINT}/spaces/{space_id}"
-
-
-def space_files(space_id: str, cfg: PushDemoConfig) -> dict[str, str]:
-    """The Space's files (name -> text): app.py, requirements.txt and README.md with Space front matter."""
-    from importlib.metadata import version
-
-    import yaml
-    from huggingface_hub import constants
-
-    ck_version = version("contrastkit")
-    try:
-        gradio_version = version("gradio")
-    except Exception:  # noqa: BLE001 - gradio is optional locally; the Space installs its own
-        gradio_version = None
-    title = cfg.title or space_id.split("/")[-1]
-    app = (
-        f'"""Gradio Space: the contrastkit similarity demo for {cfg.model}."""\n\n'
-        "from contrastkit.demo.app import DemoConfig, build_demo\n\n"
-        f"demo = build_demo(DemoConfig(model={cfg.model!r}, compare_to={cfg.compare_to!r}))\n\n"
-        'if __name__ == "__main__":\n'
-        "    demo.launch()\n"
-    )
-    requirements = f"contrastkit[demo,image]=={ck_version}\n"
-    meta: dict[str, Any] = {"title": title[:60], "emoji": "🔎", "colorFrom": "indigo", "colorTo": "blue",
-                            "sdk": "gradio", "app_file": "app.py", "pinned": False, "license": "apache-2.0",
-                            "short_description": "Compare text or image similarity with contrastkit models"[:60],
-                            "models": [m for m in (cfg.model, cfg.compare_to) if m and "/" in m],
-                            "tags": ["contrastkit", "sentence-similarity", "embeddings"]}
-    if gradio_version:
-        meta["sdk_version"] = gradio_version
-    readme = (f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n\n# {title}\n\n"
-              f"Similarity demo for [{cfg.model}]({constants.ENDPOINT}/{cfg.model})"
-              + (f", compared with [{cfg.compare_to}]({constants.ENDPOINT}/{cfg.compare_to})" if cfg.compare_to else "")
-              + f".\n\nCreated with `contrastkit push-demo` (contrastkit {ck_version}).\n")
-    return {"app.py": app, "requirements.txt": requirements, "README.md": readme}
+# The demo Space lives in space.py; these names stay importable from here.
+from .space import PushDemoConfig, push_demo, space_files  # noqa: F401

@@ -49,7 +49,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     import pytorch_lightning as pl
     from contrastkit.plugins import run
     from contrastkit.plugins.vision import training
-    from contrastkit.plugins.vision.data import holdout, load_images
+    from contrastkit.plugins.vision.data import check_eval_images, holdout, load_images
     from contrastkit.plugins.vision.encoder import ImageEncoder, make_preprocess
     from contrastkit.plugins.vision.methods import make_transform
     from contrastkit.plugins.vision.module import SSLModule
@@ -62,13 +62,17 @@ def run(cfg: Config | None = None, **overrides: Any):
     data = load_images(cfg.data, cfg.subset, cfg.split, cfg.strict)
     train, held_out = holdout(data, cfg.seed) if cfg.eval_data is None else \
         (data, load_images(cfg.eval_data, strict=cfg.strict, what="eval_data"))
+    if cfg.eval_data is not None:
+        check_eval_images(data, held_out)
     if held_out is not None and held_out.labels is None:
         held_out = None
     if len(train.items) < 2:
         raise UserError(f"data has {len(train.items)} usable image(s); give at least 2")
+    for note in data.messages():
+        log(f"data: {note}")
     log(f"data: {len(train.items)} training images from {data.source}, "
-        f"{len(held_out.items) if held_out else 0} held out" + (f", {len(data.skipped)} skipped "
-                                                              f"(unreadable or too small)" if data.skipped else ""))
+        f"{len(held_out.items) if held_out else 0} held out"
+        + (f", {len(data.skipped)} skipped" if data.skipped else ""))
 
     # 3. Backbone + method: lightly's head, loss, multi-view transform and step from the table in vision.methods
     module = SSLModule(cfg.method, cfg.backbone, **cfg.module_kwargs())

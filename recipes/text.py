@@ -63,7 +63,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 2. Data: any input -> datasets.Dataset and a held-out split; bad columns fail before the model loads
     train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA)
     train_data, data_format = formats.detect_format(train_data, cfg.columns)
-    eval_data, eval_format = formats.detect_format(eval_data, cfg.columns) if eval_data is not None else (None, None)
+    eval_data, eval_format = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
+        else (None, None)
 
     # 3. Model, mined hard negatives for pairs, then the loss that fits the columns
     model = models.load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data import data_columns, row_names
 from ..errors import UserError
+from ..images import name_list, viewer_encoded
 
 TINY_CLIP = "tiny-clip"
 TINY_CLIP_NOTE = "a randomly initialised tiny CLIP (2 layers, 32 hidden, 32 px images, character tokenizer)"
@@ -115,18 +117,19 @@ class PairStats:
     text_column: str
     rows: int = 0
     missing_images: list[str] = field(default_factory=list)
-    empty_captions: list[int] = field(default_factory=list)
+    empty_captions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def notes(self) -> list[str]:
-        """One line per kind of skipped row."""
+        """One line per kind of skipped row, then the warnings."""
         out = []
         if self.missing_images:
-            out.append(f"skipped {len(self.missing_images)} row(s) whose image file is missing or unreadable "
-                       f"(first: {self.missing_images[0]})")
+            out.append(f"skipped {len(self.missing_images)} row(s) whose image file is missing or unreadable: "
+                       f"{name_list(self.missing_images)}")
         if self.empty_captions:
-            out.append(f"skipped {len(self.empty_captions)} row(s) with an empty caption "
-                       f"(first: row {self.empty_captions[0]})")
-        return out
+            out.append(f"skipped {len(self.empty_captions)} row(s) with an empty caption: "
+                       f"{name_list(self.empty_captions)}")
+        return out + self.warnings
 
 
 def _pick(found: list[str], aliases: tuple[str, ...], role: str, given: str | None, what: str) -> str:
@@ -159,6 +162,27 @@ def _readable(path: Path) -> bool:
         return False
 
 
+def _check_captions(captions: list[str], names: list[str], images: list[Any], stats: PairStats) -> None:
+    """Captions that cannot tell images apart teach nothing: an error when every caption is the same, a warning
+    when rows repeat an earlier (image, caption) row."""
+    if len(captions) > 1 and len({c.strip() for c in captions}) == 1:
+        raise UserError(f"every caption is {captions[0][:60]!r}; the model learns by telling captions apart, so "
+                        f"give each image its own caption")
+    keys = [(str(img.get("path") or hash(img.get("bytes"))) if isinstance(img, dict) else str(img), c)
+            for img, c in zip(images, captions)]
+    first: dict[tuple, int] = {}
+    repeats = []  # (row, the earlier row it repeats)
+    for i, key in enumerate(keys):
+        if key in first:
+            repeats.append((i, first[key]))
+        else:
+            first[key] = i
+    if repeats:
+        stats.warnings.append(f"warning: {len(repeats)} row(s) repeat an earlier (image, caption) row (first: "
+                              f"{names[repeats[0][0]]}, same as {names[repeats[0][1]]}); repeated rows weigh more in "
+                              f"training and can land in both the training and held-out split")
+
+
 def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_dir: str | Path | None = None,
                      skip_missing: bool = False, what: str = "data") -> tuple[Any, PairStats]:
     """Check (image, text) rows and return a Dataset with columns ``image`` (decoded to PIL) and ``text``.
@@ -172,7 +196,8 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     unknown = set(columns) - {"image", "text"}
     if unknown:
         raise UserError(f"columns may map only image and text, got {', '.join(sorted(unknown))}")
-    found = list(dataset.column_names)
+    found = data_columns(dataset)
+    names = row_names(dataset)
     image_col = _pick(found, IMAGE_ALIASES, "image", columns.get("image"), what)
     text_col = _pick([c for c in found if c != image_col], TEXT_ALIASES, "text", columns.get("text"), what)
     stats = PairStats(image_col, text_col)
@@ -181,42 +206,44 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     captions = dataset[text_col]
     bad = next(((i, v) for i, v in enumerate(captions) if not _is_empty(v) and not isinstance(v, str)), None)
     if bad is not None:
-        raise UserError(f"column '{text_col}' row {bad[0]} is {type(bad[1]).__name__} ({bad[1]!r}), not text; "
+        raise UserError(f"column '{text_col}' {names[bad[0]]} is {type(bad[1]).__name__} ({bad[1]!r}), not text; "
                         f"the caption column must hold text (map another one with columns={{text: COL}})")
     keep = list(range(len(dataset)))
     empty = [i for i in keep if _is_empty(captions[i])]
     if empty and not skip_missing:
-        raise UserError(f"column '{text_col}' row {empty[0]} is an empty caption ({len(empty)} empty in all); "
+        raise UserError(f"column '{text_col}' {names[empty[0]]} is an empty caption ({len(empty)} empty in all); "
                         f"fill it in, or pass skip_missing=true to skip such rows")
-    stats.empty_captions = empty
+    stats.empty_captions = [names[i] for i in empty]
 
     missing: list[int] = []
+    resolved: list[str] | None = None  # file paths; None when the column already holds images
     if not isinstance(dataset.features[image_col], datasets.Image):
         paths = dataset[image_col]
-        if not all(isinstance(p, str) or _is_empty(p) for p in paths):
-            raise UserError(f"column '{image_col}' must hold image file paths or images; row 0 is "
-                            f"{type(paths[0]).__name__}")
+        wrong = next((i for i, p in enumerate(paths) if not (isinstance(p, str) or _is_empty(p))), None)
+        if wrong is not None:
+            raise UserError(f"column '{image_col}' must hold image file paths or images; {names[wrong]} is "
+                            f"{type(paths[wrong]).__name__}")
         base = (Path(base_dir) if base_dir else Path.cwd()).expanduser().resolve()
         resolved = [str((base / Path(p).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
                     for p in paths]
         missing = [i for i in keep if not resolved[i] or not _readable(Path(resolved[i]))]
         if missing and not skip_missing:
-            first = paths[missing[0]] or f"row {missing[0]} (empty)"
+            first = paths[missing[0]] or f"{names[missing[0]]} (empty)"
             where = f" (looked in {base})" if paths[missing[0]] else ""
             raise UserError(f"image '{first}' is missing or unreadable{where}, {len(missing)} of {len(paths)} "
                             f"image(s) in all; fix the paths in column '{image_col}' or pass skip_missing=true")
-        stats.missing_images = [paths[i] or f"row {i}" for i in missing]
-        datasets.disable_progress_bars()
-        try:
-            dataset = dataset.map(lambda row, i: {image_col: resolved[i]}, with_indices=True)
-        finally:
-            datasets.enable_progress_bars()
-        dataset = dataset.cast_column(image_col, datasets.Image())
+        stats.missing_images = [paths[i] or names[i] for i in missing]
     skipped = set(empty) | set(missing)
     if skipped:
-        dataset = dataset.select([i for i in keep if i not in skipped])
+        keep = [i for i in keep if i not in skipped]
+        dataset = dataset.select(keep)
     if len(dataset) == 0:
         raise UserError(f"{what} has no usable (image, text) rows left after skipping; check the image paths")
+    values = [resolved[i] for i in keep] if resolved is not None else \
+        dataset.cast_column(image_col, datasets.Image(decode=False))[image_col]
+    _check_captions(dataset[text_col], [names[i] for i in keep], values, stats)
+    dataset = dataset.remove_columns(image_col).add_column(image_col, [viewer_encoded(v) for v in values],
+                                                           feature=datasets.Image())
     dataset = dataset.select_columns([image_col, text_col])
     if (image_col, text_col) != ("image", "text"):
         dataset = dataset.rename_columns({image_col: "__image", text_col: "__text"})
@@ -240,17 +267,21 @@ def _base_dir(data: Any) -> Path | None:
 def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
     """The recipe's checked (image, text) pairs and its held-out pairs (``cfg.eval_data`` or a hold-out), with the
     counts of skipped rows of both."""
-    from ..data import sample_path, split_train_eval, to_dataset
+    from ..data import EVAL_IS_TRAIN, same_source, sample_path, split_train_eval, to_dataset, with_row_numbers
 
     source = cfg.data if cfg.data is not None else sample_path(sample)
-    pairs, stats = image_text_pairs(to_dataset(source, cfg.subset, cfg.split), cfg.columns, _base_dir(source),
-                                    cfg.skip_missing)
+    pairs, stats = image_text_pairs(with_row_numbers(to_dataset(source, cfg.subset, cfg.split)), cfg.columns,
+                                    _base_dir(source), cfg.skip_missing)
     eval_pairs = None
     if cfg.eval_data is not None:
-        eval_pairs, eval_stats = image_text_pairs(to_dataset(cfg.eval_data, what="eval_data"), cfg.columns,
-                                                  _base_dir(cfg.eval_data), cfg.skip_missing, what="eval_data")
+        eval_pairs, eval_stats = image_text_pairs(with_row_numbers(to_dataset(cfg.eval_data, what="eval_data")),
+                                                  cfg.columns, _base_dir(cfg.eval_data), cfg.skip_missing,
+                                                  what="eval_data")
         stats.missing_images += eval_stats.missing_images
         stats.empty_captions += eval_stats.empty_captions
+        stats.warnings += [w.replace("warning: ", "warning: eval_data: ") for w in eval_stats.warnings]
+        if same_source(source, cfg.eval_data):
+            stats.warnings.append(f"warning: eval_data is the training data; {EVAL_IS_TRAIN}")
     pairs, eval_pairs = split_train_eval(pairs, eval_pairs, seed=cfg.seed)
     return pairs, eval_pairs, stats
 

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data import ROW_COLUMNS, column_values, data_columns, row_names
 from ..errors import UserError
 
 #: A text longer than this is a broken file (an unclosed quote swallows the rest), not a sentence.
@@ -53,9 +54,11 @@ def _role_of(column: str) -> str | None:
     return None
 
 
-def detect_format(dataset: Any, columns: dict[str, str] | None = None) -> tuple[Any, DataFormat]:
-    """Name each column's role from its name (or ``columns=``), check the rows, and put columns in loss order."""
-    found = list(dataset.column_names)
+def detect_format(dataset: Any, columns: dict[str, str] | None = None,
+                  held_out: bool = False) -> tuple[Any, DataFormat]:
+    """Name each column's role from its name (or ``columns=``), check the rows, and put columns in loss order.
+    ``held_out``: evaluation rows, which need not teach anything (a few held-out rows may share one score)."""
+    found = data_columns(dataset)
     found_str = ", ".join(found) or "none"
     mapping = dict(columns or {})
     roles: dict[str, list[str]] = {}
@@ -115,10 +118,29 @@ def detect_format(dataset: Any, columns: dict[str, str] | None = None) -> tuple[
     if ignored:
         fmt.notes.append(f"ignored columns: {', '.join(ignored)}")
     keep = fmt.text_columns + ([fmt.label_column] if fmt.label_column else [])
-    dataset = dataset.select_columns(keep)
-    _check_texts(dataset, fmt.text_columns)
-    dataset, fmt = _check_labels(dataset, fmt)
-    return dataset, fmt
+    dataset = dataset.select_columns(keep + [c for c in ROW_COLUMNS if c in dataset.column_names])
+    names = row_names(dataset)
+    _check_texts(dataset, fmt.text_columns, names)
+    if not held_out:
+        _check_teaches(dataset, fmt, names)
+    dataset, fmt = _check_labels(dataset, fmt, names, held_out)
+    return dataset.select_columns(keep), fmt
+
+
+def _check_teaches(dataset: Any, fmt: DataFormat, names: list[str]) -> None:
+    """Rows whose two texts are the same teach a contrastive loss nothing: an error when every row is so,
+    a note with the count when some are."""
+    if fmt.kind not in ("pair", "triplet", "score", "binary"):
+        return
+    a, b = fmt.text_columns[:2]
+    pairs = zip(column_values(dataset, a), column_values(dataset, b))
+    same = [i for i, (x, y) in enumerate(pairs) if x.strip() == y.strip()]
+    if same and len(same) == len(dataset):
+        raise UserError(f"every row has the same text in '{a}' and '{b}'; a pair teaches something only when its "
+                        f"two texts differ (check that columns= maps two different columns)")
+    if same:
+        fmt.notes.append(f"warning: {len(same)} of {len(dataset)} rows have the same text in '{a}' and '{b}' "
+                         f"(first: {names[same[0]]}); they teach nothing, remove them")
 
 
 def _is_label_like(dataset: Any, cols: list[str]) -> tuple[str, str] | None:
@@ -131,34 +153,39 @@ def _is_label_like(dataset: Any, cols: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def _check_texts(dataset: Any, cols: list[str]) -> None:
+def _check_texts(dataset: Any, cols: list[str], names: list[str]) -> None:
     for col in cols:
-        values = dataset[col]
-        for i, v in enumerate(values):
+        values = column_values(dataset, col)
+        for row, v in zip(names, values):
             if v is None or (isinstance(v, float) and math.isnan(v)):
-                raise UserError(f"column '{col}' row {i} is empty (NaN/null); remove that row or fill it in")
+                raise UserError(f"column '{col}' {row} is empty (NaN/null); remove that row or fill it in")
             if not isinstance(v, str):
-                raise UserError(f"column '{col}' row {i} is {type(v).__name__}, not text; every {col} must be text")
+                raise UserError(f"column '{col}' {row} is {type(v).__name__}, not text; every {col} must be text")
             if not v.strip():
-                raise UserError(f"column '{col}' row {i} is an empty text; remove that row or fill it in")
+                raise UserError(f"column '{col}' {row} is an empty text; remove that row or fill it in")
             if len(v) > MAX_TEXT_CHARS:
-                raise UserError(f"column '{col}' row {i} is {len(v):,} characters long (limit {MAX_TEXT_CHARS:,}); "
+                raise UserError(f"column '{col}' {row} is {len(v):,} characters long (limit {MAX_TEXT_CHARS:,}); "
                                 f"this is usually an unclosed quote or a missing line break in the file, fix that row")
 
 
-def _check_labels(dataset: Any, fmt: DataFormat) -> tuple[Any, DataFormat]:
+def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], held_out: bool = False) -> tuple[Any, DataFormat]:
     """Check labels/scores; scores are mapped to [0, 1] from the first known range that holds them."""
     col = fmt.label_column
     if col is None:
         return dataset, fmt
-    values = dataset[col]
+    values = column_values(dataset, col)
     bad = next((i for i, v in enumerate(values) if v is None or (isinstance(v, float) and math.isnan(v))), None)
     if bad is not None:
-        raise UserError(f"column '{col}' row {bad} is empty (NaN/null); every row needs a {fmt.kind} value")
+        raise UserError(f"column '{col}' {names[bad]} is empty (NaN/null); every row needs a {fmt.kind} value")
     if fmt.kind in ("score", "binary"):
-        if any(isinstance(v, str) for v in values):
-            raise UserError(f"column '{col}' holds text; a {col} must be a number")
+        text = next((i for i, v in enumerate(values) if isinstance(v, str)), None)
+        if text is not None:
+            raise UserError(f"column '{col}' holds text ({names[text]}: {str(values[text])[:40]!r}); a {col} must be "
+                            f"a number")
         uniq = set(values)
+        if len(uniq) == 1 and len(values) > 1 and not held_out:
+            raise UserError(f"column '{col}' is {values[0]!r} on every row; a {col} teaches something only when it "
+                            f"varies (for positive pairs only, drop the column and name the texts anchor,positive)")
         if fmt.kind == "binary" or (uniq <= {0, 1} and _role_of(col) == "label"):
             if not uniq <= {0, 1}:
                 if all(isinstance(v, (int, float)) for v in values) and _role_of(col) == "label" and \

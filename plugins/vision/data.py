@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,19 +13,17 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..images import name_list
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 4  # images smaller than this carry no usable content for random crops
 
 
 def open_rgb(item: Any):
-    """A PIL image (or a path to one) as RGB; grayscale, palette and alpha images are converted."""
-    from PIL import Image
+    """A PIL image (or a path to one) as RGB, as a viewer shows it (``contrastkit.plugins.images.open_rgb``)."""
+    from ..images import open_rgb as _open_rgb
 
-    if isinstance(item, Image.Image):
-        return item if item.mode == "RGB" else item.convert("RGB")
-    with Image.open(item) as im:
-        return im.convert("RGB")
+    return _open_rgb(item)
 
 
 @dataclass
@@ -37,6 +36,13 @@ class ImageData:
     skipped: list[str] = field(default_factory=list)
     source: str = ""
     hub_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def messages(self) -> list[str]:
+        """One line per thing the user should know: skipped files (named), ignored formats, left-out folders."""
+        skipped = [f"skipped {len(self.skipped)} unreadable or too-small image(s): {name_list(self.skipped)}"] \
+            if self.skipped else []
+        return skipped + self.notes
 
     def subset(self, idx: list[int]) -> ImageData:
         """The images at ``idx`` (labels follow)."""
@@ -76,21 +82,87 @@ def _check_images(items: list, names: list[str], strict: bool, what: str) -> tup
     return keep, skipped
 
 
+#: A folder holding one of these is a contrastkit run's output (plots, checkpoints), never training images.
+OUTPUT_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
+
+
+def is_output_folder(folder: Path) -> bool:
+    """True for a contrastkit output folder (finished, running or interrupted)."""
+    return any((folder / m).exists() for m in OUTPUT_MARKERS) or \
+        any(n.startswith(".contrastkit") for n in os.listdir(folder))
+
+
+def scan_folder(root: Path) -> tuple[list[Path], list[Path], list[str], list[str]]:
+    """Files under ``root``, following symlinked folders and files (each real folder once, so loops end), and
+    leaving out hidden entries and contrastkit output folders: (images, other files, left-out output folders,
+    broken links)."""
+    images, others, outputs, broken, seen = [], [], [], [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop or a second link to a folder already read
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            if is_output_folder(here / d):
+                outputs.append((here / d).relative_to(root).as_posix())
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(filenames):
+            if not f.startswith("."):
+                path = here / f
+                if not path.exists():  # a symlink to nothing (a moved folder or file)
+                    broken.append(path.relative_to(root).as_posix())
+                else:
+                    (images if path.suffix.lower() in IMAGE_EXTS else others).append(path)
+    return sorted(images), others, outputs, broken
+
+
+def _folder_notes(root: Path, others: list[Path], outputs: list[str], broken: list[str],
+                  classes: list[str]) -> list[str]:
+    notes = []
+    if outputs:
+        notes.append(f"left out {len(outputs)} contrastkit output folder(s) inside the data folder: "
+                     f"{name_list(outputs)}")
+    if broken:
+        notes.append(f"skipped {len(broken)} symbolic link(s) that point to nothing: {name_list(broken)}")
+    if others:
+        counts: dict[str, int] = {}
+        for p in others:
+            counts[p.suffix.lower() or "(no extension)"] = counts.get(p.suffix.lower() or "(no extension)", 0) + 1
+        listed = ", ".join(f"{ext} ({n})" for ext, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        notes.append(f"ignored {len(others)} file(s) that are not {'/'.join(IMAGE_EXTS)} images: {listed}")
+    named = set(classes) - {"."}
+    if named and "." in classes:
+        notes.append(f"warning: {classes.count('.')} image(s) sit directly in '{root}' and the rest in subfolders; "
+                     f"images are unlabelled and kNN evaluation is skipped (put every image in a class subfolder)")
+    elif len(named) == 1:
+        notes.append(f"warning: every image is in one class folder '{next(iter(named))}'; kNN evaluation needs at "
+                     f"least 2 class subfolders and is skipped")
+    return notes
+
+
 def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts[-1:]))
-    images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+    images, others, outputs, broken = scan_folder(root)
     if not images:
-        found = f" (found {len(files)} other files)" if files else ""
+        found = f" (found {len(others)} other files)" if others else ""
         raise UserError(f"{what} folder '{root}' holds no images{found}; "
                         f"add {', '.join(IMAGE_EXTS)} files (subfolder names become labels)")
-    keep, skipped = _check_images(images, [str(p) for p in images], strict, f"{what} folder '{root}'")
+    keep, skipped = _check_images(images, [str(p.relative_to(root)) for p in images], strict,
+                                  f"{what} folder '{root}'")
     images = [images[i] for i in keep]
     classes = [p.parent.relative_to(root).as_posix() for p in images]
     labels = names = None
     if all(c != "." for c in classes) and len(set(classes)) >= 2:  # every image sits in a class subfolder
         names = sorted(set(classes))
         labels = [names.index(c) for c in classes]
-    return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'")
+    return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'",
+                     notes=_folder_notes(root, others, outputs, broken, classes))
 
 
 def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
@@ -103,7 +175,7 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
                         f"name it 'image'")
     label_col = next((c for c in ("label", "labels", "fine_label") if c in ds.column_names), None)
     items = list(ds[cols[0]])
-    keep, skipped = _check_images(items, [f"row {i}" for i in range(len(items))], strict, what)
+    keep, skipped = _check_images(items, [f"row {i}" for i in range(1, len(items) + 1)], strict, what)
     labels = names = None
     if label_col:
         feat = ds.features[label_col]
@@ -165,6 +237,25 @@ def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
     order = list(range(len(data.items)))
     random.Random(seed).shuffle(order)
     return data.subset(sorted(order[n_eval:])), data.subset(sorted(order[:n_eval]))
+
+
+def check_eval_images(train: ImageData, held_out: ImageData) -> None:
+    """eval_data images that are training image files measure fit, not generalisation: a warning (with the count
+    when only some are) on ``train.notes``, after eval_data's own messages (skipped files, ignored formats)."""
+    from ..data import EVAL_IS_TRAIN
+
+    train.notes.extend(f"eval_data: {m}" for m in held_out.messages())
+
+    def real(items: list) -> list[str | None]:
+        return [os.path.realpath(x) if isinstance(x, (str, Path)) else None for x in items]
+
+    seen = {r for r in real(train.items) if r}
+    shared = [r for r in real(held_out.items) if r in seen]
+    if shared and len(shared) == len(held_out.items):
+        train.notes.append(f"warning: every eval_data image is also a training image; {EVAL_IS_TRAIN}")
+    elif shared:
+        train.notes.append(f"warning: {len(shared)} of {len(held_out.items)} eval_data images are also training "
+                           f"images (first: {shared[0]}); the kNN scores are optimistic")
 
 
 class ImageDataset(torch.utils.data.Dataset):

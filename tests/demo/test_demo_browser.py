@@ -109,9 +109,9 @@ def test_upload_two_images_and_read_the_result(page, tmp_path):
 
 
 def test_search_the_bundled_corpus_and_read_the_top_hit(page, tmp_path):
-    from contrastkit.demo import core
+    from contrastkit.demo import corpus
 
-    docs, _ = core.read_corpus(None, 2**20)
+    docs, _ = corpus.read_corpus(None, 2**20)
     page.get_by_role("tab", name="Search").click()
     page.get_by_label("Query").fill(docs[3][:60])
     page.get_by_role("button", name="Search").click()
@@ -120,4 +120,28 @@ def test_search_the_bundled_corpus_and_read_the_top_hit(page, tmp_path):
     score = float(top.locator(".ck-score").inner_text())
     assert top.locator(".ck-doc").inner_text().strip() in docs and -1 <= score <= 1
     assert page.locator('#ck-search-result td[data-model="base"][data-rank="5"] .ck-doc').count() == 1
+    assert page.locator('#ck-search-result td[data-model="fine-tuned"] .ck-move').count() == 5  # how far it moved
     page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+
+
+def test_an_oversized_corpus_is_a_message_in_the_page_and_no_search(page, tmp_path):
+    big = tmp_path / "big_corpus.txt"
+    big.write_text("a document about pasta\n" * 70_000)  # 1.6 MB; the app allows 1 MB (max_upload_mb=1)
+    page.get_by_role("tab", name="Search").click()
+    _upload(page, "ck-corpus", big)
+    page.get_by_role("button", name="Search").click()
+    page.locator("#ck-search-result .ck-message", has_text="big_corpus.txt is larger than 1 MB").wait_for()
+    assert page.locator("#ck-search-result table").count() == 0  # nothing searched, not the bundled corpus either
+    assert page.locator(".toast-body").count() == 0  # no error popup
+
+
+def test_embedding_an_uploaded_corpus_shows_progress(page, tmp_path):
+    docs = tmp_path / "many_docs.txt"
+    docs.write_text("".join(f"Document {i}: notes about topic {i % 37} and item {i * 7 % 101}.\n" for i in range(5000)))
+    page.get_by_role("tab", name="Search").click()
+    _upload(page, "ck-corpus", docs)
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("embedding the corpus").first.wait_for()  # gr.Progress, per model, with the document count
+    assert "/5000 documents" in page.get_by_text("embedding the corpus").first.inner_text()
+    page.locator('#ck-search-result td[data-model="fine-tuned"][data-rank="1"]').wait_for()
+    assert "Searching 5000 documents from many_docs.txt" in page.locator("#ck-search-result").inner_text()

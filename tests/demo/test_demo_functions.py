@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from contrastkit.demo import app, core, render
+from contrastkit.demo import app, core, corpus, render
 from contrastkit.plugins.errors import UserError
 
 from tests.conftest import run_cli
@@ -97,7 +97,7 @@ def test_non_image_and_oversized_uploads_get_clear_messages(mixed_slots, tmp_pat
 
 
 def test_text_image_needs_a_model_that_embeds_both(text_slots, mixed_slots):
-    with pytest.raises(core.DemoInputError, match="embeds text and image"):
+    with pytest.raises(core.DemoInputError, match="embeds both texts and images"):
         core.compare_text_image(text_slots, app.EXAMPLE_IMAGES[0], "a red circle", 10 * MB)
     result = core.compare_text_image(mixed_slots, app.EXAMPLE_IMAGES[0], "a red circle\na blue square", 10 * MB)
     assert result.by_model["base"] is None and len(result.by_model["fine-tuned"]) == 2
@@ -118,14 +118,14 @@ def test_similarity_matrix_of_texts_and_images(mixed_slots):
 
 
 def test_search_bundled_corpus_finds_an_exact_answer_and_caches_the_corpus(text_slots):
-    docs, label = core.read_corpus(None, 10 * MB)
+    docs, label = corpus.read_corpus(None, 10 * MB)
     assert "FAQ" in label and len(docs) > 100
-    hits = core.search(text_slots, docs[7], None, 3, 10 * MB)
+    hits = corpus.search(text_slots, docs[7], None, 3, 10 * MB)
     assert hits.by_model["base"][0][0] == docs[7] and hits.by_model["base"][0][1] == pytest.approx(1.0, abs=1e-4)
     assert len(hits.by_model["fine-tuned"]) == 3
-    cached = dict(core._CORPUS_CACHE)
-    core.search(text_slots, "another query", None, 3, 10 * MB)
-    assert core._CORPUS_CACHE == cached  # same keys, same arrays: the corpus was not embedded again
+    cached = dict(corpus._CORPUS_CACHE)
+    corpus.search(text_slots, "another query", None, 3, 10 * MB)
+    assert corpus._CORPUS_CACHE == cached  # same keys, same arrays: the corpus was not embedded again
     html = render.hits_table(hits, text_slots)
     assert 'data-model="base" data-rank="1"' in html
 
@@ -133,19 +133,19 @@ def test_search_bundled_corpus_finds_an_exact_answer_and_caches_the_corpus(text_
 def test_search_reads_uploaded_txt_and_csv(text_slots, tmp_path):
     txt = tmp_path / "docs.txt"
     txt.write_text("boil the pasta\n\nreset the router\nboil the pasta\n")
-    assert core.read_corpus(str(txt), MB) == (["boil the pasta", "reset the router"], "docs.txt")
+    assert corpus.read_corpus(str(txt), MB) == (["boil the pasta", "reset the router"], "docs.txt")
     csv_file = tmp_path / "faq.csv"
     csv_file.write_text('question,answer\n"q1?","reply one"\n"q2?","reply two"\n')
-    docs, label = core.read_corpus(str(csv_file), MB)
+    docs, label = corpus.read_corpus(str(csv_file), MB)
     assert docs == ["reply one", "reply two"] and "answer" in label
-    hits = core.search(text_slots, "reply two", str(csv_file), 5, MB)
+    hits = corpus.search(text_slots, "reply two", str(csv_file), 5, MB)
     assert hits.by_model["base"][0][0] == "reply two" and len(hits.by_model["base"]) == 2
     binary = tmp_path / "blob.txt"
     binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
     with pytest.raises(core.DemoInputError, match="not a UTF-8 text file"):
-        core.read_corpus(str(binary), MB)
+        corpus.read_corpus(str(binary), MB)
     with pytest.raises(core.DemoInputError, match="Type a query"):
-        core.search(text_slots, "  ", None, 3, MB)
+        corpus.search(text_slots, "  ", None, 3, MB)
 
 
 def test_a_model_that_fails_to_load_is_reported_and_the_other_still_works(tiny_text_model, tmp_path):
@@ -209,3 +209,18 @@ def test_an_image_encoder_output_compares_images_only(tiny_text_model, tiny_imag
     assert result.by_model["fine-tuned"][0] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
     texts = core.compare_texts(slots, "a", "b")
     assert texts.by_model["fine-tuned"] is None and texts.by_model["base"] is not None
+
+
+def test_uploads_are_decoded_as_a_viewer_shows_them(tmp_path):
+    from PIL import Image
+
+    im = Image.new("RGB", (20, 10), (0, 0, 255))
+    im.paste((255, 0, 0), (0, 0, 10, 10))  # stored: red left half, blue right half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
+    im.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    px = np.asarray(core.open_image(tmp_path / "phone.jpg", "x", MB)).astype(int)
+    assert px.shape == (20, 10, 3)
+    assert px[2, 5, 0] > 200 and px[17, 5, 2] > 200  # red on top, blue below
+    Image.fromarray(np.array([[0, 65535]], dtype=np.uint16)).save(tmp_path / "g16.png")
+    assert np.asarray(core.open_image(tmp_path / "g16.png", "x", MB))[0, :, 0].tolist() == [0, 255]

@@ -57,6 +57,15 @@ def _captions(tmp: Path, rows: str) -> str:
     return _csv(tmp, "captions.csv", "image,text\n" + rows)
 
 
+def _output_inside(tmp: Path) -> str:
+    """A photos folder whose only images are the plots of an earlier run written inside it."""
+    photos = tmp / "photos"
+    (photos / "outputs").mkdir(parents=True)
+    out = Path(_image_folder(photos / "outputs", "image-1"))
+    (out / "config.yaml").write_text("recipe: image\n")
+    return str(photos)
+
+
 IMG = ["backbone=tiny-cnn", "image_size=16", "max_steps=1"]
 PAIRS = "anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(8))
 
@@ -81,7 +90,7 @@ CASES = {
     "columns-map-to-missing": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
                                              "columns={anchor: question, positive: positive}", m], ["question"]),
     "nan-text": (lambda t, m: ["run", "text", "data=" + _csv(t, "nan.csv", PAIRS + "q9,\n"), m],
-                 ["positive", "row 8"]),
+                 ["positive", "line 10"]),
     "empty-text": (lambda t, m: ["run", "text", "data=" + _csv(t, "sp.csv", PAIRS + 'q9,"   "\n'), m],
                    ["positive", "empty"]),
     "score-out-of-range": (lambda t, m: ["run", "text", "data=" + _csv(
@@ -115,10 +124,50 @@ CASES = {
     "cp-unknown-recipe": (lambda t, m: ["cp", "nope", str(t / "x.py")], ["nope"]),
     "run-missing-recipe-file": (lambda t, m: ["run", str(t / "mine.py")], ["mine.py", "does not exist"]),
     "huge-line": (lambda t, m: ["run", "text", "data=" + _csv(t, "huge.csv", PAIRS + 'q9,"' + "x" * 200_000 + '"\n'),
-                                m], ["positive", "row 8", "characters"]),
+                                m], ["positive", "line 10", "characters"]),
     "hub-model-offline": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
                                         "model=someone/no-such-model"], ["someone/no-such-model"]),
     # --- #21 text data files: add new text-data cases here
+    # delimiter detected (else one merged column and a "wrong columns" error); the line counts the header as 1
+    "semicolon-csv": (lambda t, m: ["run", "text", "data=" + _csv(t, "semi.csv", PAIRS.replace(",", ";") + "q9;\n"),
+                                    m], ["positive", "line 10", "empty"]),
+    "tab-csv": (lambda t, m: ["run", "text", "data=" + _csv(t, "tab.csv", PAIRS.replace(",", "\t") + 'q9\t"  "\n'), m],
+                ["positive", "line 10", "empty"]),
+    "pipe-csv-quoted-commas": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "pipe.csv", 'anchor|positive\n"a, b"|"c, d"\n' + PAIRS.replace(",", "|").split("\n", 1)[1] + "q9|\n"), m],
+        ["positive", "line 11"]),
+    "comma-tsv": (lambda t, m: ["run", "text", "data=" + _csv(t, "comma.tsv", PAIRS + "q9,\n"), m],
+                  ["positive", "line 10"]),
+    "error-line-after-shuffle-and-split": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "big.csv", "anchor,positive\n" + "".join(f"q{i},{'' if i == 24 else f'a{i}'}\n" for i in range(40))), m],
+        ["positive", "line 26"]),
+    "jsonl-error-line": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "p.jsonl", '{"anchor": "a", "positive": "b"}\n\n{"anchor": "c", "positive": " "}\n'), m],
+        ["positive", "line 3", "empty"]),
+    # blank data= is not "the current folder"
+    "blank-data": (lambda t, m: ["run", "text", "data=", m], ["data= is empty"]),
+    "blank-data-quoted": (lambda t, m: ["run", "text", 'data=""', m], ["data= is empty"]),
+    "blank-data-spaces": (lambda t, m: ["run", "text", "data=  ", m], ["data= is empty"]),
+    "blank-eval-data": (lambda t, m: ["run", "text", "eval_data=", m], ["eval_data= is empty"]),
+    # data that cannot teach anything
+    "pairs-all-identical": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "same.csv", "anchor,positive\n" + "".join(f"q{i},q{i}\n" for i in range(8))), m],
+        ["anchor", "positive", "same text"]),
+    "scored-pairs-all-identical": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "same.csv", "sentence1,sentence2,score\n" + "".join(f"s{i},s{i},{i / 10}\n" for i in range(8))), m],
+        ["sentence1", "sentence2", "same text"]),
+    "constant-score": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "c.csv", "sentence1,sentence2,score\n" + "".join(f"a{i},b{i},0.5\n" for i in range(8))), m],
+        ["score", "every row"]),
+    "constant-binary-label": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "c.csv", "sentence1,sentence2,label\n" + "".join(f"a{i},b{i},1\n" for i in range(8))), m],
+        ["label", "every row"]),
+    "single-class-label": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "c.csv", "text,label\n" + "".join(f"t{i},spam\n" for i in range(8))), m], ["label", "single class"]),
+    "one-row": (lambda t, m: ["run", "text", "data=" + _csv(t, "one.csv", "anchor,positive\nq,a\n"), m],
+                ["1 usable row", "at least 2"]),
+    "one-row-repeated": (lambda t, m: ["run", "text", "data=" + _csv(t, "rep.csv", "text\n" + "same words\n" * 9), m],
+                         ["every row", "the same"]),
     # images
     "image-empty-folder": (lambda t, m: ["run", "image", "data=" + str((t / "none").mkdir() or t / "none"), *IMG],
                            ["none"]),
@@ -138,6 +187,18 @@ CASES = {
     "image-ema-decay-of-1": (lambda t, m: ["run", "image", "ema_decay=1", *IMG], ["ema_decay", "below 1"]),
     "image-unknown-lr-schedule": (lambda t, m: ["run", "image", "lr_schedule=step", *IMG], ["lr_schedule", "cosine"]),
     # --- #21 image data: add new image-data cases here
+    "image-blank-data": (lambda t, m: ["run", "image", "data=", *IMG], ["data= is empty"]),
+    "image-blank-data-spaces": (lambda t, m: ["run", "image", "data= ", *IMG], ["data= is empty"]),
+    "image-text-blank-data": (lambda t, m: ["run", "image-text", 'data=""', "max_steps=1"], ["data= is empty"]),
+    "image-only-an-output-folder": (lambda t, m: ["run", "image", "data=" + _output_inside(t), *IMG],
+                                    ["photos", "holds no images"]),
+    "image-text-one-caption-for-all": (lambda t, m: ["run", "image-text", "data=" + _captions(
+        t, "pics/img0.png,a shape\npics/img1.png,a shape\npics/img2.png,a shape\n"), "max_steps=1"],
+        ["every caption", "a shape"]),
+    "image-text-one-row": (lambda t, m: ["run", "image-text", "data=" + _captions(t, "pics/img0.png,a square\n"),
+                                         "max_steps=1"], ["1 usable row"]),
+    "image-text-empty-caption-line": (lambda t, m: ["run", "image-text", "data=" + _captions(
+        t, 'pics/img0.png,a blue square\npics/img1.png,"  "\n'), "max_steps=1"], ["line 3", "empty caption"]),
     # image-text
     "image-text-missing-image": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, "pics/img0.png,a blue square\npics/gone.png,a red circle\n"), "max_steps=1"], ["gone.png"]),

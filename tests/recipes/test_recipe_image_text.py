@@ -133,7 +133,7 @@ def test_bad_inputs_are_one_line_errors(shapes_csv, tmp_path):
     _rewrite(shapes_csv, lambda rows: [r.update(image="shapes/0000.png") for r in rows])
     _rewrite(shapes_csv, lambda rows: rows[7].update(caption=""))
     line = _bad(shapes_csv, tmp_path)
-    assert "row 7" in line and "empty caption" in line
+    assert "line 9" in line and "empty caption" in line
     _rewrite(shapes_csv, lambda rows: [r.update(caption=str(i)) for i, r in enumerate(rows)])
     line = _bad(shapes_csv, tmp_path)
     assert "'caption'" in line and "not text" in line

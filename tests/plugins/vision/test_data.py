@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -26,3 +27,151 @@ def test_default_data_is_sklearn_digits_with_labels():
     assert len(data.items) == 1797 and data.items[0].size == (8, 8) and set(data.labels) == set(range(10))
     train, held = holdout(data, seed=0)
     assert len(held.items) == 179 and len(train.items) == 1797 - 179
+
+
+# --------------------------------------------------------------------------- decoded as a viewer shows them
+def _decoded(tmp_path, im, name, **save):
+    from contrastkit.plugins.vision.data import open_rgb
+
+    path = tmp_path / name
+    im.save(path, **save)
+    out = open_rgb(path)
+    assert out.mode == "RGB"
+    return out, np.asarray(out).astype(int)
+
+
+def test_16_bit_32_bit_and_float_gray_images_are_scaled_by_their_bit_depth(tmp_path):
+    gray16 = Image.fromarray(np.array([[0, 1000, 32768, 65535]], dtype=np.uint16))
+    assert gray16.mode == "I;16"
+    _, px = _decoded(tmp_path, gray16, "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")  # what a 16-bit PNG opens as
+    assert px[0, :, 0].tolist() == [0, 4, 128, 255] and (px[..., 0] == px[..., 2]).all()
+
+    from contrastkit.plugins.images import to_rgb
+
+    as_int = np.asarray(to_rgb(Image.fromarray(np.array([[0, 65535]], dtype=np.int32), "I")))
+    assert as_int[0, :, 0].tolist() == [0, 255]
+    wide = np.asarray(to_rgb(Image.fromarray(np.array([[-10, 0, 10]], dtype=np.int32), "I")))
+    assert wide[0, :, 0].tolist() == [0, 128, 255]  # outside 16 bits: its own range
+    floats = np.asarray(to_rgb(Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32), "F")))
+    assert floats[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.new("RGB", (20, 10), (0, 0, 255))
+    im.paste((255, 0, 0), (0, 0, 10, 10))  # stored: red left half, blue right half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
+    out, px = _decoded(tmp_path, im, "rotated.jpg", exif=exif, quality=95)
+    assert out.size == (10, 20)
+    assert px[2, 5, 0] > 200 and px[2, 5, 2] < 60  # top: red
+    assert px[17, 5, 2] > 200 and px[17, 5, 0] < 60  # bottom: blue
+
+
+def test_transparency_palette_cmyk_and_1_bit_images_look_as_in_a_viewer(tmp_path):
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.info["transparency"] = 0
+    _, px = _decoded(tmp_path, palette, "p.png", transparency=0)
+    assert (px == 255).all()  # transparent black over white, not black
+
+    _, px = _decoded(tmp_path, Image.new("LA", (8, 8), (0, 0)), "la.png")
+    assert (px == 255).all()
+    _, px = _decoded(tmp_path, Image.new("RGBA", (8, 8), (255, 0, 0, 128)), "rgba.png")
+    assert px[0, 0].tolist() == [255, 127, 127]
+    _, px = _decoded(tmp_path, Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "cmyk.jpg", quality=95)
+    assert px[4, 4, 0] > 230 and px[4, 4, 1] < 30 and px[4, 4, 2] < 30  # red
+    _, px = _decoded(tmp_path, Image.new("1", (8, 8), 1), "bit.png")
+    assert (px == 255).all()
+
+
+# --------------------------------------------------------------------------- folders
+def _png(path, color=(10, 200, 30)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), color).save(path)
+
+
+def test_symlinked_class_folders_and_files_are_followed_and_loops_end(tmp_path):
+    from contrastkit.plugins.vision.data import load_images
+
+    for i in range(2):
+        _png(tmp_path / "elsewhere" / "dogs" / f"d{i}.png")
+    _png(tmp_path / "elsewhere" / "lone.png", (200, 0, 0))
+    root = tmp_path / "photos"
+    _png(root / "cats" / "c0.png")
+    (root / "dogs").symlink_to(tmp_path / "elsewhere" / "dogs", target_is_directory=True)
+    (root / "cats" / "c1.png").symlink_to(tmp_path / "elsewhere" / "lone.png")
+    (root / "cats" / "loop").symlink_to(root, target_is_directory=True)  # a loop back to the top
+    (root / "birds").symlink_to(tmp_path / "moved-away", target_is_directory=True)
+    data = load_images(str(root))
+    assert data.label_names == ["cats", "dogs"]
+    assert data.messages() == ["skipped 1 symbolic link(s) that point to nothing: birds"]
+    assert sorted(p.name for p in data.items) == ["c0.png", "c1.png", "d0.png", "d1.png"]
+
+
+def test_contrastkit_output_folders_inside_the_data_are_left_out_and_said(tmp_path):
+    from contrastkit.plugins.vision.data import load_images
+
+    root = tmp_path / "photos"
+    for cls in ("a", "b"):
+        _png(root / cls / "x.png")
+    out = root / "outputs" / "image-20260101"
+    _png(out / "loss.png")
+    (out / "config.yaml").write_text("recipe: image\n")
+    _png(root / "running" / "pca.png")
+    (root / "running" / "checkpoints").mkdir()
+    data = load_images(str(root))
+    assert len(data.items) == 2 and data.label_names == ["a", "b"]
+    line = next(m for m in data.messages() if "output folder" in m)
+    assert "2 contrastkit output folder(s)" in line and "outputs/image-20260101" in line and "running" in line
+
+
+def test_skipped_files_are_named_and_ignored_formats_counted(tmp_path):
+    from contrastkit.plugins.vision.data import load_images
+
+    root = tmp_path / "photos"
+    for i in range(3):
+        _png(root / f"ok{i}.png")
+    for i in range(5):
+        (root / f"broken{i}.jpg").write_bytes(b"not a jpeg")
+    (root / "a.heic").write_bytes(b"x")
+    (root / "b.heic").write_bytes(b"x")
+    (root / "notes.txt").write_text("x")
+    (root / "logo.svg").write_text("<svg/>")
+    data = load_images(str(root))
+    skipped, ignored = data.messages()
+    assert skipped.startswith("skipped 5 unreadable") and "broken0.jpg, broken1.jpg, broken2.jpg and 2 more" in skipped
+    assert ignored == "ignored 4 file(s) that are not .jpg/.jpeg/.png/.webp/.bmp/.tif/.tiff images: .heic (2), " \
+                      ".svg (1), .txt (1)"
+
+
+def test_a_single_class_folder_or_loose_images_warn_that_knn_is_skipped(tmp_path):
+    from contrastkit.plugins.vision.data import load_images
+
+    one = tmp_path / "one"
+    for i in range(3):
+        _png(one / "cats" / f"{i}.png")
+    data = load_images(str(one))
+    assert data.labels is None and any("one class folder 'cats'" in m for m in data.messages())
+    _png(one / "loose.png")
+    _png(one / "dogs" / "d.png")
+    data = load_images(str(one))
+    assert data.labels is None and any("1 image(s) sit directly" in m for m in data.messages())
+
+
+def test_eval_images_that_are_training_images_are_warned(tmp_path):
+    from contrastkit.plugins.vision.data import check_eval_images, load_images
+
+    for cls in ("a", "b"):
+        for i in range(2):
+            _png(tmp_path / "photos" / cls / f"{i}.png")
+    _png(tmp_path / "held" / "a" / "new.png")
+    (tmp_path / "held" / "b").mkdir()
+    (tmp_path / "held" / "b" / "copy.png").symlink_to(tmp_path / "photos" / "b" / "0.png")
+    (tmp_path / "held" / "b" / "broken.png").write_bytes(b"")
+    train = load_images(str(tmp_path / "photos"))
+    check_eval_images(train, load_images(str(tmp_path / "held")))
+    assert any(m.startswith("warning: 1 of 2 eval_data images are also training images") for m in train.notes)
+    assert "eval_data: skipped 1 unreadable or too-small image(s): b/broken.png" in train.notes
+    check_eval_images(train, load_images(str(tmp_path / "photos")))
+    assert "warning: every eval_data image is also a training image" in train.notes[-1]

@@ -1,0 +1,87 @@
+"""Decode images as a viewer shows them: EXIF orientation applied, every bit depth scaled to 8-bit RGB,
+transparency laid over white. Shared by the image recipe (``vision.data``) and the image-text recipe (``st.clip``).
+
+Scaling: 16-bit integer images (``I;16*``, and ``I`` within 0..65535) map 65535 to 255; other 32-bit integer
+and float images map 0..1 (float) or their own min..max to 0..255. Palette, 1-bit, CMYK, ``LA``/``RGBA`` go
+through Pillow's own conversions; alpha is composited over a white background.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Modes that ``convert("RGB")`` turns into what a viewer shows, when no EXIF rotation is needed.
+PLAIN_MODES = ("RGB", "L")
+ORIENTATION_TAG = 0x0112
+
+
+def _scaled_to_l(im: Any) -> Any:
+    """A one-channel high bit-depth image (I;16*, I, F) as 8-bit ``L``, scaled by its bit depth."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(im).astype(np.float64)
+    if im.mode.startswith("I;16"):
+        a = a / 65535.0
+    elif im.mode == "I" and a.size and a.min() >= 0 and a.max() <= 65535:
+        a = a / 65535.0  # 16-bit PNG/TIFF opened as 32-bit int
+    elif im.mode == "F" and a.size and a.min() >= 0 and a.max() <= 1:
+        pass
+    else:
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 1.0)
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.clip(np.rint(a * 255), 0, 255).astype(np.uint8))
+
+
+def to_rgb(im: Any) -> Any:
+    """``im`` as an 8-bit RGB PIL image, as a viewer shows it (a new image; ``im`` is not changed)."""
+    from PIL import Image, ImageOps
+
+    im = ImageOps.exif_transpose(im) or im
+    if im.mode == "RGB":
+        return im
+    if im.mode.startswith("I") or im.mode == "F":
+        return _scaled_to_l(im).convert("RGB")
+    if im.mode == "P" and "transparency" in im.info or im.mode == "PA":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def open_rgb(item: Any) -> Any:
+    """A PIL image or a path to one, decoded by ``to_rgb``."""
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        return to_rgb(item)
+    with Image.open(item) as im:
+        im.load()
+        return to_rgb(im)
+
+
+def name_list(names: list[str], first: int = 3) -> str:
+    """``a.png, b.png, c.png and 4 more``: the first few names of a list, for a one-line message."""
+    shown = ", ".join(names[:first])
+    return shown + (f" and {len(names) - first} more" if len(names) > first else "")
+
+
+def viewer_encoded(item: str | dict) -> dict:
+    """A ``datasets.Image`` value (a path, or ``{"bytes", "path"}``) that decodes as a viewer shows the image:
+    plain files are kept as they are; others (EXIF-rotated, 16-bit, alpha, CMYK, ...) are decoded by ``to_rgb``
+    and stored as PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    value = {"path": item, "bytes": None} if isinstance(item, str) else dict(item)
+    source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
+    with Image.open(source) as im:
+        if im.mode in PLAIN_MODES and im.getexif().get(ORIENTATION_TAG, 1) in (1, None):
+            return value
+        im.load()
+        buffer = io.BytesIO()
+        to_rgb(im).save(buffer, format="PNG")
+    return {"path": None, "bytes": buffer.getvalue()}

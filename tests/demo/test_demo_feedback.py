@@ -1,0 +1,199 @@
+"""Issue #21, the demo: batched serving, no silent fallbacks, real progress, what training changed, text-only
+models, the difference heatmap and load failures in the terminal. Real tiny models, real files, no mocks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from contrastkit.demo import app, core, corpus, render
+
+MB = 2**20
+
+
+@pytest.fixture(scope="module")
+def text_slots(tiny_text_model):
+    return [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", tiny_text_model)]
+
+
+@pytest.fixture(scope="module")
+def two_models(tiny_text_model, tmp_path_factory):
+    """A text base and a different text 'fine-tuned' model (a tiny CLIP, which embeds text too)."""
+    from contrastkit.plugins.st.clip import build_tiny_clip
+
+    clip = build_tiny_clip(tmp_path_factory.mktemp("tiny-clip-feedback"))
+    return [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", str(clip))]
+
+
+# --------------------------------------------------------------------------- batching
+def test_a_batch_of_compares_gives_each_request_its_own_scores(two_models):
+    requests = [("how do I boil pasta", "cook noodles\nthe market fell"), ("", "x"),
+                ("reset the router", "unplug it for ten seconds")]
+    results = core.compare_texts_many(two_models, requests)
+    assert isinstance(results[1], core.DemoInputError)
+    for (a, b), got in zip([requests[0], requests[2]], [results[0], results[2]]):
+        alone = core.compare_texts(two_models, a, b)
+        assert got.rows == alone.rows
+        for role in ("base", "fine-tuned"):
+            np.testing.assert_allclose(got.by_model[role], alone.by_model[role], atol=1e-5)
+    handler = app._guard_batch(lambda a, b: [render.scores_table(r, two_models) if isinstance(r, core.Scores)
+                                             else r for r in core.compare_texts_many(two_models, list(zip(a, b)))])
+    [outputs] = handler(*map(list, zip(*requests)))
+    assert len(outputs) == 3 and 'data-model="delta"' in outputs[0] and 'data-model="delta"' in outputs[2]
+    assert 'class="ck-message"' in outputs[1] and "Type a text" in outputs[1]
+
+
+def test_a_failing_batch_answers_every_request_in_its_page():
+    def broken(a, b):
+        raise RuntimeError("model exploded")
+
+    [outputs] = app._guard_batch(broken)(["a", "b"], ["c", "d"])
+    assert len(outputs) == 2 and all("model exploded" in o and "ck-message" in o for o in outputs)
+
+
+def test_the_served_compare_is_batched_with_a_deliberate_concurrency(text_slots, tiny_text_model):
+    demo = app.build_demo(app.DemoConfig(model=tiny_text_model, compare_to=tiny_text_model))
+    fn = next(f for f in demo.fns.values() if f.api_name == "compare_texts")
+    assert fn.batch and fn.max_batch_size == app.BATCH and fn.concurrency_limit == 1
+
+
+# --------------------------------------------------------------------------- never fall back silently
+def test_a_csv_without_a_known_text_column_is_refused_with_the_accepted_names(tmp_path):
+    csv_file = tmp_path / "prices.csv"
+    csv_file.write_text("name,price\napple,3\npear,4\n")
+    with pytest.raises(core.DemoInputError) as err:
+        corpus.read_corpus(str(csv_file), MB)
+    assert "prices.csv" in str(err.value) and "name, price" in str(err.value)
+    assert all(c in str(err.value) for c in corpus.CORPUS_COLUMNS)
+
+
+def test_an_oversized_corpus_is_reported_in_the_page_and_nothing_is_searched(text_slots, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("a document\n" * 200_000)  # 2.2 MB
+    html = app._guard(lambda q, c: render.hits_table(corpus.search(text_slots, q, c, 3, MB), text_slots))(
+        "query", str(big))
+    assert "ck-message" in html and "big.txt is larger than 1 MB" in html
+    assert "ck-table" not in html and "bundled" not in html  # no results, and not the bundled corpus instead
+    # Gradio's own limit (which only shows a browser popup) sits well above the demo's, so a file over
+    # max_upload_mb reaches the demo and gets this message in the page.
+    cfg = app.DemoConfig(max_upload_mb=1)
+    assert app.upload_ceiling(cfg) == app.UPLOAD_CEILING * MB > big.stat().st_size
+
+
+def test_an_empty_corpus_field_says_it_searches_the_bundled_answers(text_slots):
+    hits = corpus.search(text_slots, "pasta", None, 3, MB)
+    assert "bundled FAQ answers (no file uploaded)" in render.hits_table(hits, text_slots)
+
+
+# --------------------------------------------------------------------------- progress and cache
+def test_embedding_a_corpus_reports_progress_once_and_is_cached(text_slots, tmp_path):
+    docs = tmp_path / "many.txt"
+    docs.write_text("".join(f"document number {i} about topic {i % 7}\n" for i in range(150)))
+    calls: list[tuple[int, int, str]] = []
+    corpus.search(text_slots[:1], "topic 3", str(docs), 3, MB, lambda d, t, w: calls.append((d, t, w)))
+    assert [d for d, _, _ in calls] == [0, 64, 128, 150] and all(t == 150 for _, t, _ in calls)
+    assert "base model: embedding the corpus" in calls[0][2]
+    calls.clear()
+    corpus.search(text_slots[:1], "topic 5", str(docs), 3, MB, lambda d, t, w: calls.append((d, t, w)))
+    assert calls == []  # cached: the second query embeds only itself
+
+
+def test_the_search_handler_takes_gradios_progress(tiny_text_model):
+    import inspect
+
+    import gradio as gr
+
+    demo = app.build_demo(app.DemoConfig(model=tiny_text_model, compare_to=tiny_text_model))
+    fn = next(f for f in demo.fns.values() if f.api_name == "search")
+    params = inspect.signature(fn.fn).parameters
+    assert isinstance(params["progress"].default, gr.Progress)
+
+
+# --------------------------------------------------------------------------- what training changed
+def test_search_shows_how_far_each_document_moved(two_models):
+    hits = corpus.search(two_models, "how do I keep pasta from sticking", None, 5, MB)
+    base_ranks = hits.ranks["base"]
+    assert [base_ranks[d] for d, _ in hits.by_model["base"]] == [1, 2, 3, 4, 5]
+    html = render.hits_table(hits, two_models)
+    for rank, (doc, _) in enumerate(hits.by_model["fine-tuned"], 1):
+        assert f'data-moved="{base_ranks[doc] - rank}"' in html
+    assert render.move_badge(2, 7).startswith('<span class="ck-move" data-moved="5"') and "▲5" in render.move_badge(2, 7)
+    assert "▼3" in render.move_badge(4, 1) and render.DOWN in render.move_badge(4, 1)
+
+
+def test_the_header_shows_the_runs_before_after_metrics(tiny_text_model, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_text_model, run)
+    rows = {"heldout_cosine_mrr@10": {"before": 0.8333, "after": 0.9306, "delta": 0.0972},
+            "heldout_cosine_recall@10": {"before": 1.0, "after": 1.0, "delta": 0.0}}
+    (run / "metrics.json").write_text(json.dumps({"before_after": rows}))
+    _, status = app.load_slots(app.DemoConfig(model=str(run), compare_to=tiny_text_model))
+    assert "cosine_mrr@10 0.833 → 0.931" in status and "+0.097" in status
+    assert render.training_summary(None) == ""
+
+
+def test_the_page_says_how_to_read_the_scores():
+    assert "How to read the scores" in app.HOW_TO_READ and "green" in app.HOW_TO_READ
+
+
+# --------------------------------------------------------------------------- text-only models
+def test_text_only_models_get_one_clear_note_and_disabled_image_buttons(tiny_text_model):
+    demo = app.build_demo(app.DemoConfig(model=tiny_text_model, compare_to=tiny_text_model))
+    config = demo.get_config_file()
+    by_id = {c["id"]: c for c in config["components"]}
+    buttons = {c["props"].get("value"): c["props"].get("interactive") for c in by_id.values() if c["type"] == "button"}
+    assert buttons["Compare images"] is False and buttons["Match texts to image"] is False
+    assert buttons["Compare texts"] is not False and buttons["Search"] is not False
+    notes = [c["props"]["value"] for c in by_id.values() if c["type"] == "markdown" and "needs a model" in
+             str(c["props"].get("value"))]
+    assert len(notes) == 2
+    assert "embeds images; the loaded models (base, fine-tuned) embed text only" in notes[0]
+    assert "embeds both texts and images" in notes[1] and "embeds image " not in " ".join(notes)
+
+
+# --------------------------------------------------------------------------- the difference heatmap
+def test_the_difference_heatmap_uses_the_tables_colours_on_a_fixed_scale(text_slots):
+    from matplotlib.colors import to_hex
+
+    labels = ["a", "b", "c"]
+    base = np.eye(3)
+    tuned = base + np.array([[0, 0.02, -0.3], [0.02, 0, 0.9], [-0.3, 0.9, 0]])
+    fig = render.heatmaps(labels, {"base": base, "fine-tuned": tuned}, text_slots)
+    diff_ax = next(ax for ax in fig.axes if ax.get_title().startswith("difference"))
+    image = diff_ax.get_images()[0]
+    assert image.get_clim() == (-render.DIFF_SCALE, render.DIFF_SCALE)  # not stretched to the largest (0.9)
+    cmap = image.get_cmap()
+    assert to_hex(cmap(1.0)) == render.UP and to_hex(cmap(0.0)) == render.DOWN
+    texts = {t.get_text(): t.get_color() for t in diff_ax.texts}
+    assert texts["+0.90"] == "white" and texts["+0.02"] == "black"  # readable on dark and light cells
+    assert render.text_colour((0.0, 0.0, 0.3, 1)) == "white" and render.text_colour((1, 1, 0.8, 1)) == "black"
+
+
+# --------------------------------------------------------------------------- load failures
+def test_a_model_that_cannot_load_is_reported_in_the_terminal_too(tiny_text_model, tmp_path, capsys):
+    _, status = app.load_slots(app.DemoConfig(model=str(tmp_path / "nope"), compare_to=tiny_text_model))
+    err = capsys.readouterr().err
+    assert "could not be loaded" in status
+    assert err.startswith("contrastkit: warning: the fine-tuned model") and str(tmp_path / "nope") in err
+
+
+# --------------------------------------------------------------------------- the default example
+@pytest.mark.slow
+def test_the_default_example_shows_what_training_changed(tmp_path):
+    """The text recipe's defaults on the bundled FAQ pairs (MiniLM, ~1 minute on 2 cores), then the demo's
+    default example: the base model prefers the wrong answer, the fine-tuned model the right one, and the
+    right answer's difference is highlighted."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "run"
+    r = run_cli("run", "text", f"output_dir={out}", "epochs=1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    slots, status = app.load_slots(app.DemoConfig(model=str(out)))
+    assert "Training changed" in status
+    result = core.compare_texts(slots, app.TEXT_A, app.TEXTS_B)
+    base, tuned = result.by_model["base"], result.by_model["fine-tuned"]
+    assert base[0] < base[1] and tuned[0] > tuned[1]  # row 0 is the right answer, row 1 the hinge one
+    assert tuned[0] - base[0] >= render.NOTICEABLE
+    assert "font-weight:bold" in render.scores_table(result, slots).split("<tr>")[2]
