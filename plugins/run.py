@@ -9,6 +9,8 @@ calls them).
 from __future__ import annotations
 
 import errno
+import itertools
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +51,11 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
         raise UserError(f"output_dir '{out}' is a file; choose a folder path")
     created = _topmost_missing(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if cfg.output_dir in (None, "") and not cfg.resume and "CONTRASTKIT_RUN_STAMP" not in os.environ:
+            claimed = _claim_new(out)  # a timestamped default: a run started in the same second gets its own
+            created, out = (created if claimed == out else claimed), claimed
+        else:
+            out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"output_dir '{out}' is not writable ({exc.strerror}); choose a folder you can write "
                         f"to") from None
@@ -107,6 +113,19 @@ def _only_bookkeeping(folder: Path) -> bool:
         if path.name not in own:
             return False
     return True
+
+
+def _claim_new(out: Path) -> Path:
+    """``out``, else ``out-2``, ``out-3``...: the first folder this process creates itself."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        candidate = out if n == 1 else out.with_name(f"{out.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def _topmost_missing(out: Path) -> Path | None:

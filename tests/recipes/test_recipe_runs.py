@@ -210,3 +210,21 @@ def test_resumed_image_text_run_reports_the_base_models_before_metrics(tmp_path)
     again = image_text.run(max_steps=3, resume=True, **kw)
     assert again.metrics["train"]["global_step"] == 3
     assert again.metrics["before"] == first.metrics["before"]
+
+
+def test_a_default_output_folder_taken_in_the_same_second_gets_a_new_name(tmp_path, tiny_text_model, monkeypatch):
+    """Two runs started in the same second: the second gets outputs/<recipe>-<stamp>-2, the first's is untouched."""
+    from contrastkit.recipes import text
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CONTRASTKIT_RUN_STAMP", raising=False)
+    now = time.time()
+    taken = [Path("outputs") / ("text-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(now + s))) for s in range(60)]
+    for folder in taken:  # another run's folder for every second this run may start in
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_text("someone else's model")
+    result = text.run(data=_pairs(tmp_path), model=tiny_text_model, max_steps=1, min_steps=0)
+    out = Path(result.output_dir).resolve()
+    assert out.name.endswith("-2") and out.parent == (tmp_path / "outputs").resolve()
+    assert (out / "model.safetensors").read_bytes() != b"someone else's model"
+    assert all((f / "model.safetensors").read_text() == "someone else's model" for f in taken)
