@@ -38,4 +38,5 @@ def test_an_output_folder_inside_the_image_folder_never_becomes_training_data(tm
     second = capsys.readouterr().out
     assert "data: 8 training images" in first and "data: 8 training images" in second
     assert "data: ignored 1 file(s) that are not" in first and ".txt (1)" in first
-    assert "data: left out 1 contrastkit output folder(s) inside the data folder: outputs/image-" in second
+    # the first run's folder, and this run's own (created, with its run record, before the data is read)
+    assert "data: left out 2 contrastkit output folder(s) inside the data folder: mine/second, outputs/image-" in second

@@ -39,7 +39,8 @@ def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
     assert done.stdout.count("done: ") == 1  # only rank 0 reports
     assert done.stdout.count("kNN evaluation on the held-out images") == 1
     assert not list(tmp_path.glob("outputs*")) and sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".contrastkit")]
+    # the run record stays; the lock and write probes go
+    assert [p.name for p in out.iterdir() if p.name.startswith(".contrastkit")] == [".contrastkit-run.json"]
     assert (out / "README.md").is_file() and (out / "config.yaml").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert load_encoder(out).embed([str(p) for p in [out / "loss.png"]]).shape == (1, 32)
