@@ -22,13 +22,14 @@ from . import core, corpus, render
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 EXAMPLE_IMAGES = sorted(str(p) for p in EXAMPLES.glob("*.png"))
-# The default example: the base model scores the wrong answer (hinges) above the right one (the strike plate);
-# `contrastkit run text` on the bundled FAQ pairs turns that round (+0.40 for the right answer, 2026-12-05).
-TEXT_A = "How do I fix a door that won't latch?"
-TEXTS_B = ("The strike plate is probably misaligned; file its opening slightly larger or move the plate up or down so "
-           "it meets the bolt.\n"
-           "Lift out each hinge pin, wipe it clean, coat it with a little petroleum jelly or silicone spray and tap "
-           "it back into place.\n"
+# The default example is a held-out pair of the bundled FAQ data (the recipe never trains on it): the base model
+# scores a beginner's exercise plan above the right answer; `contrastkit run text` on the bundled pairs turns that
+# round (the right answer +0.13, the near miss below it).
+TEXT_A = "How many rest days should I take each week?"
+TEXTS_B = ("Most people benefit from one or two, and hard sessions for the same muscle group should be separated by at "
+           "least 48 hours.\n"
+           "Begin with brisk thirty-minute walks five days a week and add two short strength sessions, increasing "
+           "effort by about ten percent each week.\n"
            "My train was cancelled this morning.")
 TEXT_A2 = "How much sunscreen should I use?"
 TEXTS_B2 = ("About a shot glass, roughly 30 millilitres, covers the whole body; reapply every two hours and straight "

@@ -113,9 +113,8 @@ def split_lines(text: str | None) -> list[str]:
 
 def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any:
     """A PIL RGB image from an uploaded file, or DemoInputError that says what is wrong with it."""
-    from PIL import Image, UnidentifiedImageError
-
     from contrastkit.plugins.images import to_rgb
+    from PIL import Image, UnidentifiedImageError
 
     if not path:
         raise DemoInputError(f"Please upload {what}.")

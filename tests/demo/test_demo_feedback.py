@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,8 +184,8 @@ def test_a_model_that_cannot_load_is_reported_in_the_terminal_too(tiny_text_mode
 @pytest.mark.slow
 def test_the_default_example_shows_what_training_changed(tmp_path):
     """The text recipe's defaults on the bundled FAQ pairs (MiniLM, ~1 minute on 2 cores), then the demo's
-    default example: the base model prefers the wrong answer, the fine-tuned model the right one, and the
-    right answer's difference is highlighted."""
+    default example (a held-out pair): the base model prefers the wrong answer, the fine-tuned model the right
+    one, and the right answer's difference is highlighted."""
     from tests.conftest import run_cli
 
     out = tmp_path / "run"
@@ -194,6 +195,12 @@ def test_the_default_example_shows_what_training_changed(tmp_path):
     assert "Training changed" in status
     result = core.compare_texts(slots, app.TEXT_A, app.TEXTS_B)
     base, tuned = result.by_model["base"], result.by_model["fine-tuned"]
-    assert base[0] < base[1] and tuned[0] > tuned[1]  # row 0 is the right answer, row 1 the hinge one
+    assert base[0] < base[1] and tuned[0] > tuned[1]  # row 0 is the right answer, row 1 the near miss
+    import datasets
+    from contrastkit.plugins.data import split_train_eval
+
+    faq = Path(app.__file__).resolve().parents[1] / "recipes" / "sample_data" / "faq_pairs.csv"
+    trained, held_out = split_train_eval(datasets.load_dataset("csv", data_files=str(faq), split="train"))
+    assert app.TEXT_A in held_out["question"] and app.TEXT_A not in trained["question"]
     assert tuned[0] - base[0] >= render.NOTICEABLE
     assert "font-weight:bold" in render.scores_table(result, slots).split("<tr>")[2]
