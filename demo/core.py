@@ -29,6 +29,7 @@ class Slot:
     name: str
     model: Any = None
     error: str | None = None
+    bf16: bool = False  # encode under bf16 autocast (DemoConfig.precision)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -161,16 +162,30 @@ def _limit(items: list, what: str, notes: list[str]) -> list:
 
 
 # --------------------------------------------------------------------------- embedding
+def _precision(slot: Slot) -> Any:
+    """bf16 autocast for a slot that asks for it (on the device its model is on), else nothing."""
+    import contextlib
+
+    import torch
+
+    if not slot.bf16:
+        return contextlib.nullcontext()
+    device = getattr(slot.model, "device", None)
+    return torch.autocast(getattr(device, "type", "cpu"), dtype=torch.bfloat16)
+
+
 def embed_texts(slot: Slot, texts: list[str]) -> Any:
     """L2-normalised text embeddings, shape (n, d)."""
-    return slot.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    with _precision(slot):
+        return slot.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
 
 def embed_images(slot: Slot, images: list[Any]) -> Any:
     """L2-normalised image embeddings, shape (n, d); images and texts never share a call (ST refuses mixes)."""
     if not hasattr(slot.model, "encode"):
         return slot.model.embed(images)
-    return slot.model.encode(images, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    with _precision(slot):
+        return slot.model.encode(images, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
 
 def _for_each(slots: list[Slot], needs: tuple[str, ...], score, notes: list[str],

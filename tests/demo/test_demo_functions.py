@@ -224,3 +224,16 @@ def test_uploads_are_decoded_as_a_viewer_shows_them(tmp_path):
     assert px[2, 5, 0] > 200 and px[17, 5, 2] > 200  # red on top, blue below
     Image.fromarray(np.array([[0, 65535]], dtype=np.uint16)).save(tmp_path / "g16.png")
     assert np.asarray(core.open_image(tmp_path / "g16.png", "x", MB))[0, :, 0].tolist() == [0, 255]
+
+
+def test_precision_bf16_scores_stay_within_a_few_thousandths_of_fp32(tiny_text_model):
+    fp32, _ = app.load_slots(app.DemoConfig(compare_to=tiny_text_model, model=tiny_text_model, precision="fp32"))
+    bf16, status = app.load_slots(app.DemoConfig(compare_to=tiny_text_model, model=tiny_text_model, precision="bf16"))
+    assert "bf16 autocast" in status and all(s.bf16 for s in bf16) and not any(s.bf16 for s in fp32)
+    texts = ["how do I cook pasta", "boil the noodles in salted water", "my train was late"]
+    exact, rounded = core.embed_texts(fp32[0], texts), core.embed_texts(bf16[0], texts)
+    assert exact.dtype == rounded.dtype == np.float32
+    gap = np.abs(exact @ exact.T - rounded @ rounded.T).max()
+    assert 0 < gap < 0.01  # autocast really ran, and it moves cosines by less than the highlight threshold's fifth
+    with pytest.raises(UserError, match="precision='fp16'"):
+        app.DemoConfig(precision="fp16").validate()
