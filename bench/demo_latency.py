@@ -174,13 +174,14 @@ def main() -> None:
     parser.add_argument("--model", help="fine-tuned model (default: the newest run under outputs/)")
     parser.add_argument("--compare-to", help="base model (default: the packaged all-MiniLM-L6-v2)")
     parser.add_argument("--cpu-threads", type=int, default=1, help="the demo's cpu_threads option")
+    parser.add_argument("--precision", default="auto", help="the demo's precision option (auto, fp32, bf16)")
     parser.add_argument("--calls", type=int, default=100, help="sequential calls")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
     parser.add_argument("--calls-each", type=int, default=10, help="calls per concurrent client")
     args = parser.parse_args()
     options = [f"model={args.model}"] * bool(args.model) + [f"compare_to={args.compare_to}"] * bool(args.compare_to)
-    options.append(f"cpu_threads={args.cpu_threads}")
+    options += [f"cpu_threads={args.cpu_threads}", f"precision={args.precision}"]
 
     load_at_start = os.getloadavg()[0]
     served = serve_and_measure(options, args)
@@ -189,7 +190,8 @@ def main() -> None:
     import torch
     from contrastkit.demo import app, core, render
 
-    cfg = app.DemoConfig(model=args.model, compare_to=args.compare_to, cpu_threads=args.cpu_threads)
+    cfg = app.DemoConfig(model=args.model, compare_to=args.compare_to, cpu_threads=args.cpu_threads,
+                         precision=args.precision)
     slots, _ = app.load_slots(cfg)
     if cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)  # the same setting as the served app
@@ -197,7 +199,8 @@ def main() -> None:
                         args.calls, args.warmup)
 
     models = ", ".join(f"{s.role}={s.name}" for s in slots if s.model is not None)
-    print(f"models: {models}  (torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()}, "
+    print(f"models: {models}  (precision={args.precision}, bf16 autocast: {slots[0].bf16}, "
+          f"torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()}, "
           f"load average at start {load_at_start:.2f}, before the plain-function run {os.getloadavg()[0]:.2f})")
     print(f"two-text compares over POST /gradio_api/call/<api> + event stream; {args.warmup} warm-up calls; "
           f"sequential: {args.calls} calls; concurrent: {args.clients} clients x {args.calls_each} calls")
