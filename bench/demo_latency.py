@@ -8,7 +8,7 @@ Starts ``contrastkit demo`` on 127.0.0.1 (a free port) in a subprocess, warms it
 - concurrent: ``--clients`` clients at once, ``--calls-each`` calls each (p50, p95, errors, calls/s).
 
 The same two rows are measured against a do-nothing Gradio app (the framework's floor), and the compare as a
-plain function call in this process. Targets (issue #21, 2 cores): sequential p50 <= 60 ms; 20 clients
+plain function call in this process. Targets (2 cores): sequential p50 <= 60 ms; 20 clients
 p95 <= 500 ms with 0 errors.
 
     python bench/demo_latency.py [--model PATH] [--compare-to PATH] [--clients 20] [--calls 100]

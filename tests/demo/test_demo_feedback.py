@@ -1,4 +1,4 @@
-"""Issue #21, the demo: batched serving, no silent fallbacks, real progress, what training changed, text-only
+"""The demo under real use: batched serving, no silent fallbacks, real progress, what training changed, text-only
 models, the difference heatmap and load failures in the terminal. Real tiny models, real files, no mocks."""
 
 from __future__ import annotations

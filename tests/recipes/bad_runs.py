@@ -1,4 +1,4 @@
-"""Builders for the bad-input matrix's run cases (#21): real finished runs of each recipe, busy folders, broken
+"""Builders for the bad-input matrix's run cases: real finished runs of each recipe, busy folders, broken
 copies of a recipe file. Each finished run is trained once per session and copied into the test's folder."""
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ CASES = {
                                 m], ["positive", "line 10", "characters"]),
     "hub-model-offline": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
                                         "model=someone/no-such-model"], ["someone/no-such-model"]),
-    # --- #21 text data files: add new text-data cases here
+    # text data files
     # delimiter detected (else one merged column and a "wrong columns" error); the line counts the header as 1
     "semicolon-csv": (lambda t, m: ["run", "text", "data=" + _csv(t, "semi.csv", PAIRS.replace(",", ";") + "q9;\n"),
                                     m], ["positive", "line 10", "empty"]),
@@ -186,7 +186,7 @@ CASES = {
     "image-wise-ft-above-1": (lambda t, m: ["run", "image", "wise_ft=1.5", *IMG], ["wise_ft", "between 0 and 1"]),
     "image-ema-decay-of-1": (lambda t, m: ["run", "image", "ema_decay=1", *IMG], ["ema_decay", "below 1"]),
     "image-unknown-lr-schedule": (lambda t, m: ["run", "image", "lr_schedule=step", *IMG], ["lr_schedule", "cosine"]),
-    # --- #21 image data: add new image-data cases here
+    # image data
     "image-blank-data": (lambda t, m: ["run", "image", "data=", *IMG], ["data= is empty"]),
     "image-blank-data-spaces": (lambda t, m: ["run", "image", "data= ", *IMG], ["data= is empty"]),
     "image-text-blank-data": (lambda t, m: ["run", "image-text", 'data=""', "max_steps=1"], ["data= is empty"]),
@@ -204,7 +204,7 @@ CASES = {
         t, "pics/img0.png,a blue square\npics/gone.png,a red circle\n"), "max_steps=1"], ["gone.png"]),
     "image-text-empty-caption": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, 'pics/img0.png,a blue square\npics/img1.png,"  "\n'), "max_steps=1"], ["caption"]),
-    # --- #21 runs, output folders, resume and faults: add new cases here
+    # runs, output folders, resume and faults
     **{f"resume-{mine}-into-{theirs}-run": (
         lambda t, m, mine=mine, theirs=theirs: ["run", mine, "resume=true", m if mine == "text" else "max_steps=1",
                                                 "output_dir=" + bad_runs.finished(t, theirs, m)],

@@ -1,4 +1,4 @@
-"""#21 data classes end to end through the CLI: what is trained on is what the user meant, and the run says
+"""Data classes end to end through the CLI: what is trained on is what the user meant, and the run says
 what it detected, left out or found useless."""
 
 from __future__ import annotations

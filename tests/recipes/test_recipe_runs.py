@@ -1,4 +1,4 @@
-"""Runs as users have them (#21): two runs into one folder, Ctrl-C, resuming, a full disk. Real processes and real
+"""Runs as users have them: two runs into one folder, Ctrl-C, resuming, a full disk. Real processes and real
 signals where it matters; tiny models, so each test takes seconds."""
 
 from __future__ import annotations
