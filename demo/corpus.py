@@ -44,7 +44,11 @@ def read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[st
         raise DemoInputError(f"{path.name} is not a UTF-8 text file; upload a .txt (one document per line) "
                              f"or a .csv file.") from None
     if path.suffix.lower() in (".csv", ".tsv"):
-        rows = list(csv.reader(io.StringIO(raw), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        from contrastkit.plugins.data import detect_delimiter
+
+        # , ; tab or | whatever the extension, as in the recipes
+        delimiter = detect_delimiter(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+        rows = list(csv.reader(io.StringIO(raw), delimiter=delimiter))
         if len(rows) < 2:
             raise DemoInputError(f"{path.name} has no data rows under its header.")
         header = [h.strip().lower() for h in rows[0]]

@@ -70,6 +70,13 @@ def test_a_csv_without_a_known_text_column_is_refused_with_the_accepted_names(tm
     assert all(c in str(err.value) for c in corpus.CORPUS_COLUMNS)
 
 
+def test_a_semicolon_or_tab_csv_corpus_is_read_on_its_answer_column(tmp_path):
+    for name, sep in (("excel.csv", ";"), ("tabs.csv", "\t")):
+        (tmp_path / name).write_text(f"question{sep}answer\nwhy?{sep}because, mostly\nhow?{sep}carefully\n")
+        docs, label = corpus.read_corpus(str(tmp_path / name), MB)
+        assert docs == ["because, mostly", "carefully"] and "column 'answer'" in label
+
+
 def test_an_oversized_corpus_is_reported_in_the_page_and_nothing_is_searched(text_slots, tmp_path):
     big = tmp_path / "big.txt"
     big.write_text("a document\n" * 200_000)  # 2.2 MB
