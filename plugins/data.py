@@ -315,8 +315,11 @@ EVAL_IS_TRAIN = ("evaluation on training rows shows how well they are fitted, no
 def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, columns: list[str] | None = None) -> None:
     """An eval set that is (or copies) the training set measures fit, not generalisation: one warning line, with
     the count when only some eval rows are training rows."""
-    inside = [i for i, key in enumerate(row_keys(held_out, columns)) if key in set(row_keys(train, columns))] \
-        if not same_source(data, eval_data) else list(range(len(held_out)))
+    if same_source(data, eval_data):
+        inside = list(range(len(held_out)))
+    else:
+        trained = set(row_keys(train, columns))  # once, not once per eval row
+        inside = [i for i, key in enumerate(row_keys(held_out, columns)) if key in trained]
     if inside and len(inside) == len(held_out):
         _log(f"warning: every eval_data row is also a training row; {EVAL_IS_TRAIN}")
     elif inside:
