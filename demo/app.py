@@ -23,8 +23,8 @@ from . import core, corpus, render
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 EXAMPLE_IMAGES = sorted(str(p) for p in EXAMPLES.glob("*.png"))
 # The default example is a held-out pair of the bundled FAQ data (the recipe never trains on it): the base model
-# scores a beginner's exercise plan above the right answer; `contrastkit run text` on the bundled pairs turns that
-# round (the right answer +0.13, the near miss below it).
+# scores a beginner's exercise plan above the right answer, and a model from `contrastkit run text` on the bundled
+# pairs ranks the right answer first (tests/demo/test_demo_feedback.py checks both).
 TEXT_A = "How many rest days should I take each week?"
 TEXTS_B = ("Most people benefit from one or two, and hard sessions for the same muscle group should be separated by at "
            "least 48 hours.\n"
@@ -82,7 +82,7 @@ class DemoConfig:
 
 def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
     """The base and (when there is one) fine-tuned model, plus the status text shown at the top of the page."""
-    from contrastkit.plugins.report import OUTPUTS_ROOT, latest_output_dir
+    from contrastkit.plugins.report import OUTPUTS_ROOT, latest_output_dir, read_metrics
 
     fine_tuned = cfg.model or (str(latest_output_dir() or "") or None)
     slots = [core.load_slot("base", cfg.compare_to or core.BASE_MODEL, cfg.trust_remote_code)]
@@ -102,7 +102,7 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
                   f"runs without it", file=sys.stderr, flush=True)
         else:
             lines.append(f"**{s.role}**: `{s.name}` ({s.describe()} model)")
-            summary = render.training_summary(core.read_metrics(s.name))
+            summary = render.training_summary(read_metrics(s.name))
             if summary:
                 lines.append(summary)
     if bf16:

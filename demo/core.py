@@ -336,14 +336,3 @@ def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | No
 
     _for_each(slots, (modality,), score, notes)
     return labels, matrices, notes
-
-
-def read_metrics(name: str) -> dict[str, Any] | None:
-    """The ``metrics.json`` a training run wrote into its output folder, or None (Hub ids, other folders)."""
-    import json
-
-    path = Path(name).expanduser() / "metrics.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        return None

@@ -23,6 +23,9 @@ from .errors import UserError
 
 LOCK = ".contrastkit-lock"
 RECORD = ".contrastkit-run.json"
+WRITE_PROBE = ".contrastkit-write-test"  # written and deleted at once, to check that the folder takes files
+#: the run's own bookkeeping in an output folder: never the user's output
+OWN_FILES = frozenset({LOCK, RECORD, WRITE_PROBE})
 CHECKPOINTS = "checkpoints"
 #: config fields that decide whether a checkpoint fits the model a run builds (checked by resume=true)
 MODEL_FIELDS = ("model", "backbone", "method")
@@ -98,11 +101,6 @@ def _command() -> str:
     return " ".join(argv)[:300]
 
 
-def own_files(folder: Path) -> set[str]:
-    """The run's own bookkeeping in ``folder``: never the user's output."""
-    return {LOCK, RECORD, ".contrastkit-write-test"}
-
-
 def has_checkpoint(folder: Path) -> bool:
     """A complete checkpoint: a Trainer ``checkpoint-N`` (trainer_state.json is written last) or a Lightning .ckpt."""
     ckpts = folder / CHECKPOINTS
@@ -117,12 +115,12 @@ def stopped_early(folder: Path) -> bool:
     checkpoints folder, and nothing else. Running again there is safe (nothing of value to overwrite)."""
     if not (folder / RECORD).is_file() or has_checkpoint(folder):
         return False
-    return all(p.name in own_files(folder) or p.name == CHECKPOINTS for p in folder.iterdir())
+    return all(p.name in OWN_FILES or p.name == CHECKPOINTS for p in folder.iterdir())
 
 
 def is_empty(folder: Path) -> bool:
     """No entries but the run's own bookkeeping (a lock left by a crash, the write probe)."""
-    return all(p.name in (LOCK, ".contrastkit-write-test") for p in folder.iterdir())
+    return all(p.name in (LOCK, WRITE_PROBE) for p in folder.iterdir())
 
 
 def identity(cfg: Any) -> dict[str, Any]:
@@ -149,14 +147,16 @@ def read_record(folder: Path) -> dict[str, Any] | None:
         return json.loads((folder / RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
-    try:
-        import yaml
+    import yaml
 
+    from .report import read_metrics
+
+    try:
         config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
         return None
-    if not isinstance(config, dict) or not isinstance(metrics, dict) or "recipe" not in metrics:
+    metrics = read_metrics(folder)
+    if not isinstance(config, dict) or metrics is None or "recipe" not in metrics:
         return None
     return {"recipe": metrics["recipe"], **{k: config.get(k) for k in MODEL_FIELDS if k in config}}
 

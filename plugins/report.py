@@ -75,22 +75,49 @@ def prepare_output_dir(output_dir: str | Path | None, recipe: str, overwrite: bo
     out = resolve_output_dir(output_dir, recipe, resume)
     if not is_main_process():
         return out  # rank 0 checks and creates it; the others must not race it over emptiness
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output_dir '{out}' is a file; choose a folder path")
+    _not_a_file(out)
     if out.is_dir() and not is_empty(out) and not (overwrite or resume):
         raise UserError(f"output_dir '{out}' already exists and is not empty; pass overwrite=true to write into it, "
                         f"resume=true to continue it, or choose another output_dir")
     if resume and not has_checkpoint(out):
         raise UserError(f"resume=true but '{out}' holds no complete checkpoint yet; run the same command without "
                         f"resume=true to start it")
+    make_folder(out)
+    return out
+
+
+def _not_a_file(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir '{out}' is a file; choose a folder path")
+
+
+def not_writable(out: Path, exc: OSError) -> UserError:
+    """The one line for an output folder that cannot be created or written to."""
+    return UserError(f"output_dir '{out}' is not writable ({exc.strerror}); choose a folder you can write to")
+
+
+def make_folder(out: Path) -> None:
+    """Create ``out`` (and its parents) and check that files can be written there, or raise the one line."""
+    from .outdir import WRITE_PROBE
+
+    _not_a_file(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".contrastkit-write-test"
+        probe = out / WRITE_PROBE
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"output_dir '{out}' is not writable ({exc.strerror}); choose a folder you can write to") from None
-    return out
+        raise not_writable(out, exc) from None
+
+
+def read_metrics(output_dir: str | Path) -> dict[str, Any] | None:
+    """The ``metrics.json`` a run wrote into ``output_dir``, or None (no such file, or not valid JSON)."""
+    path = Path(output_dir).expanduser() / "metrics.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _clean(value: Any) -> Any:

@@ -20,7 +20,7 @@ from . import outdir
 from .config import dump_yaml
 from .device import is_main_process
 from .errors import UserError
-from .report import Printer, Result, prepare_output_dir, resolve_output_dir
+from .report import Printer, Result, make_folder, not_writable, prepare_output_dir, resolve_output_dir
 
 
 @dataclass
@@ -47,18 +47,15 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
     out = resolve_output_dir(cfg.output_dir, recipe, cfg.resume)
     if not is_main_process():
         return out, log  # rank 0 checks, creates and locks it; the others must not race it
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output_dir '{out}' is a file; choose a folder path")
     created = _topmost_missing(out)
-    try:
-        if cfg.output_dir in (None, "") and not cfg.resume and "CONTRASTKIT_RUN_STAMP" not in os.environ:
+    if cfg.output_dir in (None, "") and not cfg.resume and "CONTRASTKIT_RUN_STAMP" not in os.environ:
+        try:
             claimed = _claim_new(out)  # a timestamped default: a run started in the same second gets its own
-            created, out = (created if claimed == out else claimed), claimed
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"output_dir '{out}' is not writable ({exc.strerror}); choose a folder you can write "
-                        f"to") from None
+        except OSError as exc:
+            raise not_writable(out, exc) from None
+        created, out = (created if claimed == out else claimed), claimed
+    else:
+        make_folder(out)
     lock = outdir.FolderLock(out)
     active = _Active(out, lock, created, getattr(cfg, "save_steps", None))
     try:
@@ -106,7 +103,7 @@ def end(failed: bool) -> None:
 
 
 def _only_bookkeeping(folder: Path) -> bool:
-    own = outdir.own_files(folder)
+    own = outdir.OWN_FILES
     for path in folder.iterdir():
         if path.name == outdir.CHECKPOINTS and path.is_dir() and not any(path.iterdir()):
             continue
