@@ -282,24 +282,33 @@ def row_keys(ds: Any, columns: list[str] | None = None) -> list[tuple]:
             for row in zip(*cols)]
 
 
+REPEATS_WEIGH_MORE = "repeated rows weigh more in training and can land in both the training and held-out split"
+
+
+def repeats(keys: list) -> list[tuple[int, int]]:
+    """(row, the earlier row it repeats) for every key seen before, in order."""
+    first: dict[Any, int] = {}
+    out = []
+    for i, key in enumerate(keys):
+        if key in first:
+            out.append((i, first[key]))
+        else:
+            first[key] = i
+    return out
+
+
 def warn_duplicates(ds: Any, columns: list[str] | None = None, what: str = "data") -> None:
     """One warning line when rows repeat an earlier row: they weigh more in training and can leak into the
     held-out split. Only one distinct row is an error, like a single row."""
-    first: dict[tuple, int] = {}
-    repeats = []
-    for i, key in enumerate(row_keys(ds, columns)):
-        if key in first:
-            repeats.append((i, first[key]))
-        else:
-            first[key] = i
-    if len(first) == 1 and len(ds) > 1:
+    keys = row_keys(ds, columns)
+    again = repeats(keys)
+    if len(ds) > 1 and len(again) == len(ds) - 1:
         raise UserError(f"every row of {what} is the same; training needs at least 2 different rows")
-    if repeats:
+    if again:
         names = row_names(ds)
-        i, j = repeats[0]
-        _log(f"warning: {len(repeats)} row(s) of {what} repeat an earlier row (first: {names[i]}, same as "
-             f"{names[j]}); repeated rows weigh more in training and can land in both the training and held-out "
-             f"split")
+        i, j = again[0]
+        _log(f"warning: {len(again)} row(s) of {what} repeat an earlier row (first: {names[i]}, same as "
+             f"{names[j]}); {REPEATS_WEIGH_MORE}")
 
 
 def same_source(data: Any, eval_data: Any) -> bool:

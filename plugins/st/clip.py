@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import data_columns, row_names
+from ..data import REPEATS_WEIGH_MORE, data_columns, repeats, row_names
 from ..errors import UserError
 from ..images import name_list, viewer_encoded
 
@@ -170,17 +170,10 @@ def _check_captions(captions: list[str], names: list[str], images: list[Any], st
                         f"give each image its own caption")
     keys = [(str(img.get("path") or hash(img.get("bytes"))) if isinstance(img, dict) else str(img), c)
             for img, c in zip(images, captions)]
-    first: dict[tuple, int] = {}
-    repeats = []  # (row, the earlier row it repeats)
-    for i, key in enumerate(keys):
-        if key in first:
-            repeats.append((i, first[key]))
-        else:
-            first[key] = i
-    if repeats:
-        stats.warnings.append(f"warning: {len(repeats)} row(s) repeat an earlier (image, caption) row (first: "
-                              f"{names[repeats[0][0]]}, same as {names[repeats[0][1]]}); repeated rows weigh more in "
-                              f"training and can land in both the training and held-out split")
+    again = repeats(keys)
+    if again:
+        stats.warnings.append(f"warning: {len(again)} row(s) repeat an earlier (image, caption) row (first: "
+                              f"{names[again[0][0]]}, same as {names[again[0][1]]}); {REPEATS_WEIGH_MORE}")
 
 
 def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_dir: str | Path | None = None,
