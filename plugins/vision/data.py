@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,9 +133,7 @@ def _folder_notes(root: Path, others: list[Path], outputs: list[str], broken: li
     if broken:
         notes.append(f"skipped {len(broken)} symbolic link(s) that point to nothing: {name_list(broken)}")
     if others:
-        counts: dict[str, int] = {}
-        for p in others:
-            counts[p.suffix.lower() or "(no extension)"] = counts.get(p.suffix.lower() or "(no extension)", 0) + 1
+        counts = Counter(p.suffix.lower() or "(no extension)" for p in others)
         listed = ", ".join(f"{ext} ({n})" for ext, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         notes.append(f"ignored {len(others)} file(s) that are not {'/'.join(IMAGE_EXTS)} images: {listed}")
     named = set(classes) - {"."}
