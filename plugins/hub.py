@@ -65,7 +65,8 @@ def _is_space_model_id(name: str) -> bool:
 
 
 def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_code: bool = False) -> Any:
-    """A ready encoder for any contrastkit output (folder or Hub id): a SentenceTransformer or an ImageEncoder."""
+    """A ready model for any contrastkit output (folder or Hub id): a SentenceTransformer, CrossEncoder, SparseEncoder
+    or ImageEncoder."""
     from .st.models import resolve_model_name
 
     name = str(repo_id_or_path)
@@ -133,10 +134,14 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
             raise UserError(f"'{name}' is an image model and needs the image extras ({exc}); "
                             f"pip install 'contrastkit[image]'") from None
         return load_encoder(folder)
-    from sentence_transformers import SentenceTransformer
+    import sentence_transformers
 
+    from .st.models import saved_type
+
+    cls = getattr(sentence_transformers, saved_type(str(folder)) or "SentenceTransformer", None) or \
+        sentence_transformers.SentenceTransformer  # a CrossEncoder or SparseEncoder loads as itself
     try:
-        return SentenceTransformer(str(folder), trust_remote_code=trust_remote_code)
+        return cls(str(folder), trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise UserError(f"'{name}' runs its own code; pass trust_remote_code=true if you trust it") from None

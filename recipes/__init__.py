@@ -22,6 +22,10 @@ ENTRY_POINT_GROUP = "contrastkit.recipes"
 RECIPES: dict[str, tuple[str, str]] = {
     "text": ("contrastkit.recipes.text",
              "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."),
+    "rerank": ("contrastkit.recipes.rerank",
+               "Train a reranker (CrossEncoder) that rescores a retriever's top-k; negatives mined for pairs."),
+    "sparse": ("contrastkit.recipes.sparse",
+               "Train a sparse encoder (CSR on a dense model, or SPLADE on a masked-LM) for inverted-index search."),
     "image": ("contrastkit.recipes.image",
               "Self-supervised image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ...) on Lightning."),
     "image-text": ("contrastkit.recipes.image_text",

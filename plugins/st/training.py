@@ -54,15 +54,23 @@ def resolve_precision(precision: str, cpu_bf16: bool = False) -> str:
     return precision
 
 
+#: model kind -> (trainer, training arguments) class names in sentence_transformers
+TRAINERS = {"dense": ("SentenceTransformerTrainer", "SentenceTransformerTrainingArguments"),
+            "cross": ("CrossEncoderTrainer", "CrossEncoderTrainingArguments"),
+            "sparse": ("SparseEncoderTrainer", "SparseEncoderTrainingArguments")}
+
+
 def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: bool = False,
-                  epochs: float | None = None, cpu_bf16: bool = False, learning_rate: float | None = None) -> Any:
-    """``SentenceTransformerTrainingArguments`` from a recipe config; checkpoints go to ``output_dir/checkpoints``.
+                  epochs: float | None = None, cpu_bf16: bool = False, learning_rate: float | None = None,
+                  kind: str = "dense") -> Any:
+    """The training arguments of the model ``kind`` (see ``TRAINERS``) from a recipe config; checkpoints go to
+    ``output_dir/checkpoints``.
 
     ``epochs`` and ``learning_rate`` override ``cfg.epochs`` and ``cfg.learning_rate`` (the text recipe passes its
     ``min_steps`` rule and its mining-dependent default rate through them); ``cpu_bf16``
     lets ``precision=auto`` choose bf16 on a CPU with native bfloat16 (see ``resolve_precision``)."""
+    import sentence_transformers
     import torch
-    from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
     cuda = torch.cuda.is_available()
@@ -73,7 +81,7 @@ def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: 
         from .sampler import LengthGroupedNoDuplicatesBatchSampler
 
         sampler = LengthGroupedNoDuplicatesBatchSampler  # same no-duplicate rule, less padding
-    return SentenceTransformerTrainingArguments(
+    return getattr(sentence_transformers, TRAINERS[kind][1])(
         output_dir=str(output_dir / "checkpoints"),
         num_train_epochs=cfg.epochs if epochs is None else epochs,
         max_steps=cfg.max_steps,
@@ -99,17 +107,18 @@ def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: 
 
 
 def make_trainer(model: Any, args: Any, train_dataset: Any, loss: Any, callbacks: list | None = None,
-                 max_length: int | None = None) -> Any:
-    """A ``SentenceTransformerTrainer`` over ``train_dataset`` and ``loss``, for text and image-text alike.
+                 max_length: int | None = None, kind: str = "dense") -> Any:
+    """The trainer of the model ``kind`` (``TRAINERS``) over ``train_dataset`` and ``loss``: text, image-text,
+    rerank and sparse alike.
 
     For text, pass ``choose_loss``'s ``choice.dataset`` and ``choice.loss``: the dataset in the loss's column order.
     ``max_length`` cuts the training texts at that many tokens through the data collator's own ``max_length``
     (the text recipe's ``max_train_tokens``). The model keeps its ``max_seq_length``, so evaluation, checkpoints
     and the saved model all use whole texts."""
-    from sentence_transformers import SentenceTransformerTrainer
+    import sentence_transformers
 
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss,
-                                         callbacks=callbacks or [])
+    trainer = getattr(sentence_transformers, TRAINERS[kind][0])(model=model, args=args, train_dataset=train_dataset,
+                                                                loss=loss, callbacks=callbacks or [])
     if max_length:
         trainer.data_collator.max_length = max_length
     return trainer

@@ -1,0 +1,166 @@
+"""Sparse encoders: a sentence-transformers SparseEncoder with a CSR head on a dense model or SPLADE on a masked-LM,
+its losses and its retrieval evaluator.
+
+Usable without a recipe: ``load_sparse(name, head)`` builds the model, ``choose_sparse_loss(model, head, fmt)``
+wraps the contrastive loss in CSRLoss or SpladeLoss, ``make_sparse_evaluator(held_out, fmt)`` measures retrieval
+and active dimensions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UserError
+from .formats import DataFormat
+
+HEADS = ("auto", "csr", "splade")
+#: the formats the sparse recipe trains on, and the sentence_transformers.sparse_encoder.losses class for each
+LOSSES = {"pair": "SparseMultipleNegativesRankingLoss", "triplet": "SparseMultipleNegativesRankingLoss",
+          "score": "SparseCoSENTLoss", "binary": "SparseCosineSimilarityLoss"}
+#: SPLADE's FLOPS regulariser weights for documents and queries, as sentence-transformers' training docs use them
+SPLADE_WEIGHTS = (3e-5, 5e-5)
+
+
+def check_head(head: str) -> str:
+    """``head=`` lower-cased, when it is one of ``HEADS``."""
+    name = (head or "auto").lower()
+    if name not in HEADS:
+        raise UserError(f"unknown sparse head '{head}'; choose auto (SPLADE on a masked-LM base, else CSR), csr or "
+                        f"splade")
+    return name
+
+
+def check_format(fmt: DataFormat, columns: list[str]) -> None:
+    """Sparse retrieval trains on pairs (with or without negatives), scored pairs or 0/1-labelled pairs."""
+    if fmt.kind not in LOSSES:
+        raise UserError(f"the sparse recipe needs anchor,positive[,negative...] | sentence1,sentence2,score | "
+                        f"sentence1,sentence2,label columns, but [{', '.join(columns)}] is {fmt.kind} data; use the "
+                        f"text recipe for it")
+
+
+def head_of(model: Any) -> str:
+    """"splade" when the model ends in SpladePooling, "csr" when it ends in a SparseAutoEncoder."""
+    from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder, SpladePooling
+
+    for module in model:
+        if isinstance(module, SpladePooling):
+            return "splade"
+        if isinstance(module, SparseAutoEncoder):
+            return "csr"
+    return "other"
+
+
+def load_sparse(name: str, head: str = "auto", active_dims: int = 96, trust_remote_code: bool = False) -> Any:
+    """A SparseEncoder from ``name``: sentence-transformers builds SPLADE (MLMTransformer + SpladePooling) on a base
+    with a masked-LM head and a CSR head (SparseAutoEncoder, 4x the dimension, ``active_dims`` kept) on a dense
+    one. ``head=csr`` on a masked-LM base builds the CSR stack (mean pooling) itself; ``head=splade`` on a base
+    without a masked-LM head is an error."""
+    from .models import load_model
+
+    model = load_model(name, trust_remote_code, kind="sparse")
+    built = head_of(model)
+    head = check_head(head)
+    if head == "splade" and built != "splade":
+        raise UserError(f"head=splade needs a base with a masked-language-model head (a *ForMaskedLM checkpoint, "
+                        f"e.g. a BERT or DistilBERT MLM), and model '{name}' has none; use head=csr (or head=auto)")
+    if head == "csr" and built == "splade":
+        model = _csr_on(model, trust_remote_code)
+        built = "csr"
+    if built == "csr":
+        _set_active_dims(model, active_dims)
+    return model
+
+
+def _csr_on(splade: Any, trust_remote_code: bool) -> Any:
+    """A CSR stack (Transformer -> mean Pooling -> SparseAutoEncoder) on the encoder of a SPLADE model's base."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
+
+    path = splade[0].auto_model.config._name_or_path
+    transformer = Transformer(path, model_kwargs={"trust_remote_code": trust_remote_code})
+    dim = transformer.get_embedding_dimension()
+    return SparseEncoder(modules=[transformer, Pooling(dim, "mean"), SparseAutoEncoder(dim, 4 * dim, k=96,
+                                                                                         k_aux=2 * 96)])
+
+
+def _set_active_dims(model: Any, active_dims: int) -> None:
+    from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
+
+    for module in model:
+        if isinstance(module, SparseAutoEncoder):
+            if active_dims > module.hidden_dim:
+                raise UserError(f"config field 'active_dims' is {active_dims}, but the CSR head has "
+                                f"{module.hidden_dim} dimensions; use active_dims={module.hidden_dim} or fewer")
+            module.k = active_dims
+    model.max_active_dims = active_dims
+
+
+def active_dims_of(model: Any) -> int | None:
+    """The CSR head's active dimensions (None for SPLADE, whose sparsity comes from its regulariser)."""
+    return getattr(model, "max_active_dims", None)
+
+
+@dataclass
+class SparseLoss:
+    """The wrapped loss, why, and whether batches must not repeat texts (in-batch negatives)."""
+
+    loss: Any
+    reason: str
+    in_batch_negatives: bool
+
+
+def choose_sparse_loss(model: Any, fmt: DataFormat) -> SparseLoss:
+    """The contrastive loss for the format, wrapped in CSRLoss (reconstruction terms) or SpladeLoss (FLOPS
+    regularisers on documents and queries) for the model's head."""
+    from sentence_transformers.sparse_encoder import losses as L
+
+    inner_name = LOSSES[fmt.kind]
+    inner = getattr(L, inner_name)(model)
+    head = head_of(model)
+    if head == "splade":
+        doc, query = SPLADE_WEIGHTS
+        loss = L.SpladeLoss(model, inner, document_regularizer_weight=doc, query_regularizer_weight=query)
+        reason = f"{fmt.kind} data -> {inner_name} in SpladeLoss (FLOPS weights: documents {doc:g}, queries {query:g})"
+    else:
+        loss = L.CSRLoss(model, loss=inner)
+        reason = f"{fmt.kind} data -> {inner_name} in CSRLoss (with the sparse autoencoder's reconstruction terms)"
+    return SparseLoss(loss, reason, in_batch_negatives=inner_name == "SparseMultipleNegativesRankingLoss")
+
+
+def make_sparse_evaluator(eval_dataset: Any, fmt: DataFormat, name: str = "heldout", batch_size: int = 32) -> Any:
+    """Retrieval (MRR@10, nDCG@10 and the active dimensions of queries and documents) for pairs (negatives join the
+    corpus), Spearman for scores, classification for 0/1 labels."""
+    if eval_dataset is None or len(eval_dataset) < 2:
+        return None
+    from sentence_transformers.sparse_encoder import evaluation as E
+
+    cols = fmt.text_columns
+    if fmt.kind in ("pair", "triplet"):
+        corpus_ids: dict[str, str] = {}
+        for text in (t for c in cols[1:] for t in eval_dataset[c]):
+            corpus_ids.setdefault(text, f"d{len(corpus_ids)}")
+        queries = {f"q{i}": a for i, a in enumerate(eval_dataset[cols[0]])}
+        relevant = {f"q{i}": {corpus_ids[p]} for i, p in enumerate(eval_dataset[cols[1]])}
+        return E.SparseInformationRetrievalEvaluator(queries, {cid: t for t, cid in corpus_ids.items()}, relevant,
+                                                     name=name, batch_size=batch_size, mrr_at_k=[10],
+                                                     ndcg_at_k=[10], accuracy_at_k=[1, 10],
+                                                     precision_recall_at_k=[10], map_at_k=[100], write_csv=False)
+    a, b, labels = eval_dataset[cols[0]], eval_dataset[cols[1]], eval_dataset[fmt.label_column]
+    if fmt.kind == "score":
+        return E.SparseEmbeddingSimilarityEvaluator(a, b, labels, name=name, batch_size=batch_size, write_csv=False)
+    return E.SparseBinaryClassificationEvaluator(a, b, labels, name=name, batch_size=batch_size, write_csv=False)
+
+
+#: The metrics printed in the before/after table, per format (metrics.json keeps them all).
+HEADLINE = {"pair": ("mrr@10", "ndcg@10", "query_active_dims", "corpus_active_dims"),
+            "triplet": ("mrr@10", "ndcg@10", "query_active_dims", "corpus_active_dims"),
+            "score": ("spearman_dot", "query_active_dims"), "binary": ("dot_ap", "dot_accuracy")}
+
+
+def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
+    """The few metrics worth printing for this format."""
+    wanted = HEADLINE.get(kind, ())
+    return {k: v for k, v in metrics.items() if any(k.endswith("_" + w) for w in wanted)}

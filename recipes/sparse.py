@@ -1,0 +1,119 @@
+"""Train a sparse text encoder (sentence-transformers SparseEncoder) whose vectors an inverted index can serve.
+
+    contrastkit run sparse data=pairs.csv
+    from contrastkit.recipes import sparse; result = sparse.run(data="pairs.csv")
+
+Steps: config -> data -> model (CSR head or SPLADE) -> mined negatives -> loss -> trainer -> save, card -> Hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from contrastkit.plugins.config import field, require_positive, resolve
+from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.st.config import MiningArgs, SentenceTransformerArgs
+
+DESCRIPTION = "Train a sparse encoder (CSR on a dense model, or SPLADE on a masked-LM) for inverted-index search."
+SAMPLE_DATA = "faq_pairs.csv"
+#: Default peak learning rate (docs/sparse.md says how it was chosen).
+LEARNING_RATE = 1e-4
+
+
+@dataclass
+class Config(MiningArgs, SentenceTransformerArgs):
+    """Everything the sparse recipe reads; each field is a CLI key (``key=value``) and a YAML key."""
+
+    data: Any = field(None, "CSV/TSV/JSONL/Parquet path, Hub dataset id or Python rows (default: the bundled "
+                            "question-answer pairs)")
+    model: str = field("all-MiniLM-L6-v2", "base: a dense model (gets a CSR head) or a masked-LM (gets SPLADE), "
+                                           "a local folder or a Hub id")
+    head: str = field("auto", "auto (SPLADE on a masked-LM base, else CSR), csr or splade")
+    active_dims: int = field(96, "non-zero dimensions per CSR vector (default 96; SPLADE's come from its "
+                                 "regulariser)")
+    retriever: str | None = field(None, "bi-encoder that mines hard negatives (default: the base when it is dense, "
+                                        "else all-MiniLM-L6-v2)")
+    min_steps: int = field(32, "raise epochs on small data until training takes this many steps (0: off)")
+    freeze_embeddings: bool = field(True, "keep the token-embedding matrix fixed (default on: faster steps)")
+    max_seq_length: int | None = field(None, "truncate texts to this many tokens (default: the model's)")
+    batch_size: int = field(32, "pairs per batch; in-batch negatives grow with it (default 32)")
+    learning_rate: float | None = field(None, f"peak learning rate (default {LEARNING_RATE:g})")
+
+    def check(self) -> None:
+        """The sparse recipe's own fields."""
+        from contrastkit.plugins.st.sparse import check_head
+
+        check_head(self.head)
+        require_positive(self, "active_dims", "max_seq_length")
+        if self.min_steps < 0:
+            raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
+
+
+def run(cfg: Config | None = None, **overrides: Any):
+    """Train, evaluate retrieval before/after, save a plain SparseEncoder folder and return a Result."""
+    cfg = resolve(Config, cfg, **overrides)
+    from contrastkit.plugins import data, run
+    from contrastkit.plugins.device import world_size
+    from contrastkit.plugins.st import formats, mining, models, sparse, training
+    from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
+
+    # 1. Output folder (checked first, so a bad path fails before any work)
+    out, log = run.start(cfg, "sparse")
+
+    # 2. Data and its format; a format the sparse losses cannot read fails before any model loads
+    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA)
+    train_data, fmt = formats.detect_format(train_data, cfg.columns)
+    sparse.check_format(fmt, train_data.column_names)
+    eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
+        else (None, fmt)
+
+    # 3. Model and head, mined negatives for pairs, the wrapped loss
+    model = sparse.load_sparse(cfg.model, cfg.head, cfg.active_dims, cfg.trust_remote_code)
+    head = sparse.head_of(model)
+    if cfg.max_seq_length:
+        model.max_seq_length = cfg.max_seq_length
+    if head == "csr":
+        log(f"model: CSR head on the dense base, {sparse.active_dims_of(model)} of {model.get_embedding_dimension()} "
+            f"dimensions active (active_dims=); a masked-LM base gets SPLADE instead")
+    else:
+        log(f"model: SPLADE over the {model.get_embedding_dimension():,}-word vocabulary (sparsity from its FLOPS "
+            f"regulariser)")
+    if fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
+        miner = cfg.retriever or (cfg.model if head == "csr" else models.DEFAULT_TEXT_MODEL)
+        retriever = models.load_model(miner, cfg.trust_remote_code, what="retriever")
+        train_data = mining.add_hard_negatives(retriever, train_data, None, cfg.num_negatives)
+        del retriever
+        log(f"mining: {len(train_data)} pairs got {cfg.num_negatives} hard negative(s) each from {miner} "
+            f"(mine_hard_negatives=false trains on the pairs alone)")
+        train_data, fmt = formats.detect_format(train_data)
+    choice = sparse.choose_sparse_loss(model, fmt)
+    log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
+    if cfg.freeze_embeddings:
+        log(f"model: token embeddings frozen ({models.freeze_token_embeddings(model):,} weights); "
+            f"freeze_embeddings=false trains them too")
+    for note in fmt.notes:
+        log(f"data: {note}")
+    held_out = len(eval_data) if eval_data is not None else 0
+    log(f"data: {len(train_data)} training rows, {held_out} held out")
+
+    # 4. Trainer: sentence-transformers' SparseEncoderTrainer, with the before/after callback
+    evaluator = sparse.make_sparse_evaluator(eval_data, eval_fmt, batch_size=cfg.batch_size)
+    callback = BeforeAfterCallback(evaluator, out, headline=lambda m: sparse.headline(m, eval_fmt.kind),
+                                   extra={"recipe": "sparse", "head": head, "loss": type(choice.loss).__name__,
+                                          "loss_reason": choice.reason, "format": fmt.kind,
+                                          "active_dims": sparse.active_dims_of(model),
+                                          "train_rows": len(train_data), "world_size": world_size(),
+                                          "eval_rows": held_out})
+    epochs = training.recipe_epochs(cfg, len(train_data), log)
+    args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
+                                  cpu_bf16=True, learning_rate=cfg.learning_rate or LEARNING_RATE, kind="sparse")
+    if cfg.precision == "auto" and args.bf16 and args.use_cpu:
+        log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
+    trainer = training.make_trainer(model, args, train_data, choice.loss, callbacks=[callback, NoPickledArgs()],
+                                    kind="sparse")
+    training.train(trainer, resume=cfg.resume)
+
+    # 5. Save (metrics.json came from the callback), config.yaml, Hub
+    training.save(trainer, out)
+    return run.finish(cfg, out, callback.metrics, model)
