@@ -4,7 +4,8 @@ Open it with ``contrastkit demo [model=PATH_OR_ID] [compare_to=PATH_OR_ID] [port
 ``python -m contrastkit.demo.app``. ``from contrastkit.demo.app import demo`` gives the app built
 from the defaults (built on first access, so importing this module loads no model). Tabs: text ↔
 text, image ↔ image, text ↔ image, similarity matrix, search. The functions behind them live in
-``core.py`` (numbers) and ``render.py`` (HTML, heatmaps).
+``core.py`` (numbers), ``corpus.py`` (search), ``retriever.py`` (a reranker's retriever) and ``render.py``
+(HTML, heatmaps). Either side may be a bi-encoder, a sparse encoder, a reranker or an image model.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ CAPTIONS = "a red circle\na blue square\na photo of a dog"
 class DemoConfig:
     """Options of ``contrastkit demo`` (``key=value``)."""
 
-    model: str | None = field(None, "fine-tuned model: output folder or Hub id (default: the newest run under "
-                                    "outputs/)")
+    model: str | None = field(None, "fine-tuned model (bi-encoder, sparse encoder, reranker or image model): output "
+                                    "folder or Hub id (default: the newest run under outputs/)")
     compare_to: str | None = field(None, "base model to compare with (default: the packaged all-MiniLM-L6-v2)")
     port: int = field(7860, "port to serve on")
     host: str = field("127.0.0.1", "address to bind; 0.0.0.0 makes the app reachable from other machines")

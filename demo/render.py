@@ -125,7 +125,7 @@ def scores_table(result: Scores, slots: list[Slot], item_header: str = "compared
                      f"compare their order instead (#1: the model's best match).")
     return (f'{_notes(notes)}{thumbnails(result.images)}<table class="ck-table"><thead><tr>'
             f'<th>{escape(item_header)}</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            f"<p><small>{scales_line(slots)}</small></p>")
+            f"<p><small>{scales_line([s for s in slots if result.by_model.get(s.role) is not None])}</small></p>")
 
 
 def _places(values: list[float]) -> list[int]:
@@ -211,7 +211,8 @@ def hits_table(hits: Hits, slots: list[Slot]) -> str:
                    "(retriever #n).")
     legend = f"<p><small>{legend.strip()}</small></p>" if legend else ""
     return (f'{_notes(hits.notes)}<table class="ck-table"><thead><tr><th>rank</th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>{legend}<p><small>Scores: {scales_line(slots)}</small></p>")
+            f"<tbody>{''.join(body)}</tbody></table>{legend}<p><small>Scores: "
+            f"{scales_line([s for s in slots if hits.by_model.get(s.role) is not None])}</small></p>")
 
 
 def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> Any:

@@ -116,6 +116,11 @@ def test_text_compare_with_a_sparse_model_is_labelled_a_dot_product(dot_sparse, 
     assert "dot product" in html and 'data-model="delta"' not in html  # a cosine minus a dot product means nothing
     text = app.how_to_read(slots)
     assert "dot product of two sparse vectors" in text and "cosine similarity of two embeddings" in text
+    labels, matrices, _ = core.similarity_matrix(slots, "how do I boil pasta\n" + "\n".join(result.rows), None, MB)
+    np.testing.assert_allclose(matrices["fine-tuned"], emb @ emb.T, rtol=1e-4)
+    fig = render.heatmaps(labels, matrices, slots)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()][1].endswith("dot product")  # and no difference
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
 
 
 # --------------------------------------------------------------------------- rerankers
