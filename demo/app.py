@@ -222,8 +222,11 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
         return render.hits_table(corpus.search(slots, query, corpus_file, top_k, max_bytes, step), slots)
 
     with gr.Blocks(title="contrastkit similarity demo") as demo:
-        gr.Markdown("# contrastkit similarity demo\nEvery score is shown for both models, with the difference "
-                    f"(fine-tuned − base) highlighted when it is {render.NOTICEABLE} or more.")
+        threshold = f"{render.NOTICEABLE:.0%} of the larger score" if slots[-1].score_name == "dot product" \
+            else f"{render.NOTICEABLE}"
+        difference = (f", with the difference (fine-tuned − base) highlighted when it is {threshold} or more"
+                      if core.same_scale(slots) or len(slots) == 1 else "")
+        gr.Markdown(f"# contrastkit similarity demo\nEvery score is shown for both models{difference}.")
         gr.Markdown(status, elem_id="ck-status")
         gr.Markdown(how_to_read(slots), elem_id="ck-how-to-read")
         with gr.Tab("Text ↔ text"):
