@@ -4,7 +4,8 @@ Open it with ``contrastkit demo [model=PATH_OR_ID] [compare_to=PATH_OR_ID] [port
 ``python -m contrastkit.demo.app``. ``from contrastkit.demo.app import demo`` gives the app built
 from the defaults (built on first access, so importing this module loads no model). Tabs: text ↔
 text, image ↔ image, text ↔ image, similarity matrix, search. The functions behind them live in
-``core.py`` (numbers) and ``render.py`` (HTML, heatmaps).
+``core.py`` (numbers), ``corpus.py`` (search), ``retriever.py`` (a reranker's retriever) and ``render.py``
+(HTML, heatmaps). Either side may be a bi-encoder, a sparse encoder, a reranker or an image model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contrastkit.plugins.config import field
 from contrastkit.plugins.errors import UserError
 
 from . import core, corpus, render
+from .retriever import run_folder
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 EXAMPLE_IMAGES = sorted(str(p) for p in EXAMPLES.glob("*.png"))
@@ -41,6 +43,13 @@ HOW_TO_READ = ("**How to read the scores:** each number is the cosine similarity
                "match above the others. The difference column shows what training changed: "
                f"<span style='color:{render.UP}'>green</span> = the fine-tuned model scores the pair higher, "
                f"<span style='color:{render.DOWN}'>red</span> = lower.")
+READ_KINDS = {
+    "cosine similarity": "the cosine similarity of two embeddings (1: same meaning, around 0: unrelated)",
+    "dot product": "the dot product of two sparse vectors (0: no active dimension in common; higher: closer, with "
+                   "no fixed maximum)",
+    "relevance score": "a reranker's relevance score: the CrossEncoder reads both texts at once and rates how well "
+                       "the second answers the first (higher: more relevant); it is not a cosine",
+}
 UPLOAD_CEILING = 10
 BATCH = 32  # concurrent two-text compares served by one encode (bench/demo_latency.py)
 CONCURRENCY = 1
@@ -55,8 +64,8 @@ CAPTIONS = "a red circle\na blue square\na photo of a dog"
 class DemoConfig:
     """Options of ``contrastkit demo`` (``key=value``)."""
 
-    model: str | None = field(None, "fine-tuned model: output folder or Hub id (default: the newest run under "
-                                    "outputs/)")
+    model: str | None = field(None, "fine-tuned model (bi-encoder, sparse encoder, reranker or image model): output "
+                                    "folder or Hub id (default: the newest run under outputs/)")
     compare_to: str | None = field(None, "base model to compare with (default: the packaged all-MiniLM-L6-v2)")
     port: int = field(7860, "port to serve on")
     host: str = field("127.0.0.1", "address to bind; 0.0.0.0 makes the app reachable from other machines")
@@ -101,8 +110,12 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
             print(f"contrastkit: warning: the {s.role} model '{s.name}' could not be loaded ({s.error}); the demo "
                   f"runs without it", file=sys.stderr, flush=True)
         else:
-            lines.append(f"**{s.role}**: `{s.name}` ({s.describe()} model)")
-            summary = render.training_summary(read_metrics(s.name))
+            lines.append(f"**{s.role}**: `{s.name}` ({s.describe_kind()})")
+            if s.kind == "cross":
+                icon = "" if s.retriever_from_run else "ℹ️ "  # marks a fallback
+                lines.append(f"{icon}The {s.role} reranker: {s.retriever_note}.")
+            folder = run_folder(s.name)
+            summary = render.training_summary(read_metrics(folder) if folder else None)
             if summary:
                 lines.append(summary)
     if bf16:
@@ -112,6 +125,31 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
         lines.append(f"ℹ️ No fine-tuned model found under `{OUTPUTS_ROOT}/`, so only the base model is shown. "
                      f"Train one with `contrastkit run text`, or pass `model=PATH_OR_ID`.")
     return slots, "  \n".join(lines)
+
+
+def how_to_read(slots: list[core.Slot]) -> str:
+    """The how-to-read line for the loaded models: ``HOW_TO_READ`` for cosine models, else what each model's
+    numbers are, and whether their difference is shown."""
+    loaded = [s for s in slots if s.model is not None]
+    names = list(dict.fromkeys(s.score_name for s in loaded))
+    if names in ([], ["cosine similarity"]):
+        return HOW_TO_READ
+    if len(names) == 1:
+        what = f"each number is {READ_KINDS.get(names[0], names[0])}."
+    else:
+        what = " ".join(f"The {s.role} model's numbers are {READ_KINDS.get(s.score_name, s.score_name)}."
+                        for s in loaded)
+    if core.same_scale(slots):
+        diff = ("The difference column shows what training changed: "
+                f"<span style='color:{render.UP}'>green</span> = the fine-tuned model scores the pair higher, "
+                f"<span style='color:{render.DOWN}'>red</span> = lower.")
+    elif len(loaded) == 2:
+        diff = ("The two models' numbers are different kinds, so there is no difference column: compare the order "
+                "(#1 beside a score: that model's best match).")
+    else:
+        diff = ""
+    return (f"**How to read the scores:** {what} What matters is the order: a model that learned your task scores "
+            f"the right match above the others. {diff}").strip()
 
 
 def _problem(exc: BaseException) -> str:
@@ -184,10 +222,13 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
         return render.hits_table(corpus.search(slots, query, corpus_file, top_k, max_bytes, step), slots)
 
     with gr.Blocks(title="contrastkit similarity demo") as demo:
-        gr.Markdown("# contrastkit similarity demo\nEvery score is shown for both models, with the difference "
-                    f"(fine-tuned − base) highlighted when it is {render.NOTICEABLE} or more.")
+        threshold = f"{render.NOTICEABLE:.0%} of the larger score" if slots[-1].score_name == "dot product" \
+            else f"{render.NOTICEABLE}"
+        difference = (f", with the difference (fine-tuned − base) highlighted when it is {threshold} or more"
+                      if core.same_scale(slots) or len(slots) == 1 else "")
+        gr.Markdown(f"# contrastkit similarity demo\nEvery score is shown for both models{difference}.")
         gr.Markdown(status, elem_id="ck-status")
-        gr.Markdown(HOW_TO_READ, elem_id="ck-how-to-read")
+        gr.Markdown(how_to_read(slots), elem_id="ck-how-to-read")
         with gr.Tab("Text ↔ text"):
             a = gr.Textbox(label="Text A", value=TEXT_A)
             b = gr.Textbox(label="Texts to compare with A (one per line)", value=TEXTS_B, lines=4)
@@ -223,7 +264,8 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
                 images = gr.File(label="…or images (used instead of the texts when given)", type="filepath",
                                  file_count="multiple", visible=has_images)
             go = gr.Button("Draw heatmaps", variant="primary")
-            plot = gr.Plot(label="Cosine similarity")
+            plot = gr.Plot(label="Cosine similarity" if all(s.score_name == "cosine similarity" for s in slots
+                                                            if s.model is not None) else "Scores per model")
             note = gr.HTML()
             go.click(_guard(matrix, 2), [texts, images], [plot, note], api_name="matrix")
         with gr.Tab("Search"):

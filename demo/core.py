@@ -3,6 +3,10 @@
 Every function takes the loaded ``Slot`` objects (base first, then fine-tuned) and returns a ``Scores``
 or ``Hits`` value; ``render.py`` turns those into HTML. Bad input becomes ``DemoInputError`` with a
 friendly sentence, which the app shows in the page instead of an error popup.
+
+A slot holds a bi-encoder (cosine of embeddings), a sparse encoder (its own similarity: a dot product unless its
+folder says otherwise), a reranker (a CrossEncoder's relevance score for each pair; search reranks the top-k of
+the retriever in ``Slot.retriever``, see ``retriever.py``) or a contrastkit image encoder.
 """
 
 from __future__ import annotations
@@ -30,13 +34,41 @@ class Slot:
     model: Any = None
     error: str | None = None
     bf16: bool = False  # encode under bf16 autocast (DemoConfig.precision)
+    retriever: Slot | None = None  # a reranker's bi-encoder, whose top ``top_k`` search reranks
+    top_k: int = 0
+    retriever_note: str = ""  # where the retriever came from, for the page
+    retriever_from_run: bool = False  # False: the folder named none, or it failed to load (a fallback)
+
+    @property
+    def kind(self) -> str | None:
+        """"dense", "sparse" (SparseEncoder), "cross" (CrossEncoder, a reranker) or "image" (contrastkit
+        ImageEncoder); None when it failed to load. Read from the class names, so no library is imported."""
+        if self.model is None:
+            return None
+        names = {c.__name__ for c in type(self.model).__mro__}
+        if "CrossEncoder" in names:
+            return "cross"
+        if "SparseEncoder" in names:
+            return "sparse"
+        return "dense" if hasattr(self.model, "encode") else "image"  # ImageEncoder: .embed(images) only
+
+    @property
+    def score_name(self) -> str:
+        """What its numbers are: 'cosine similarity', 'dot product' or 'relevance score' (a reranker's)."""
+        if self.kind == "cross":
+            return "relevance score"
+        if self.kind == "sparse":
+            fn = str(getattr(self.model, "similarity_fn_name", "dot"))
+            return {"dot": "dot product", "cosine": "cosine similarity"}.get(fn, f"{fn} similarity")
+        return "cosine similarity"
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        """What it embeds: ('text',), ('image',) or ('text', 'image'); () when it failed to load."""
+        """What it embeds (a reranker: what it scores): ('text',), ('image',) or ('text', 'image'); () when it
+        failed to load."""
         if self.model is None:
             return ()
-        if not hasattr(self.model, "encode"):  # contrastkit ImageEncoder: .embed(images) only
+        if self.kind == "image":
             return ("image",)
         supports = getattr(self.model, "supports", None)  # sentence-transformers < 6 embeds text only
         return tuple(m for m in ("text", "image") if (supports(m) if supports else m == "text"))
@@ -48,6 +80,21 @@ class Slot:
     def describe(self) -> str:
         """'text', 'image' or 'image–text' (what the page calls the model)."""
         return {("text",): "text", ("image",): "image", ("text", "image"): "image–text"}.get(self.modalities, "?")
+
+    def describe_kind(self) -> str:
+        """'text model', 'sparse text model', 'text reranker', 'image model', ... (the page's status line)."""
+        return {"cross": f"{self.describe()} reranker", "sparse": f"sparse {self.describe()} model"}.get(
+            self.kind or "", f"{self.describe()} model")
+
+
+def same_scale(slots: list[Slot]) -> bool:
+    """True when two loaded models' scores can be subtracted: the same kind of number (and, for rerankers, the
+    same activation), so a 'fine-tuned − base' difference means something."""
+    loaded = [s for s in slots if s.model is not None]
+    if len(loaded) != 2 or loaded[0].score_name != loaded[1].score_name:
+        return False
+    activation = [type(getattr(s.model, "activation_fn", None)).__name__ for s in loaded]
+    return activation[0] == activation[1]
 
 
 @dataclass
@@ -69,16 +116,27 @@ class Hits:
     corpus_size: int
     notes: list[str] = field(default_factory=list)
     ranks: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> {document: rank over the corpus}
+    # reranker role -> {document: its retriever's rank} for the candidates the reranker rescored
+    retrieved: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- loading
 _LOADED: dict[tuple[str, bool], Slot] = {}
 
 
+def model_key(name: str, trust_remote_code: bool = False) -> tuple[str, bool]:
+    """One key per model however it is named: the packaged MiniLM's id and its folder, or two spellings of a path."""
+    from contrastkit.plugins.st.models import resolve_model_name
+
+    resolved = resolve_model_name(name)[0]
+    local = Path(resolved).expanduser()
+    return (str(local.resolve()) if local.exists() else resolved, trust_remote_code)
+
+
 def load_slot(role: str, name: str, trust_remote_code: bool = False) -> Slot:
-    """Load one model through ``hub.load``; a failure is kept on the slot (shown in the page), never raised."""
-    local = Path(name).expanduser()
-    key = (str(local.resolve()) if local.exists() else name, trust_remote_code)
+    """Load one model through ``hub.load``; a failure is kept on the slot (shown in the page), never raised.
+    A reranker also gets the retriever its run used (``retriever.attach``)."""
+    key = model_key(name, trust_remote_code)
     if key not in _LOADED:  # the module-level demo and launch() share loaded models
         from contrastkit.plugins import hub
 
@@ -89,8 +147,12 @@ def load_slot(role: str, name: str, trust_remote_code: bool = False) -> Slot:
         except Exception as exc:  # noqa: BLE001 - the app must keep running whatever the model does
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             return Slot(role, name, error=first[:300])
-    slot = _LOADED[key]
-    return Slot(role, name, model=slot.model)
+    slot = Slot(role, name, model=_LOADED[key].model)
+    if slot.kind == "cross":
+        from .retriever import attach
+
+        attach(slot, trust_remote_code)
+    return slot
 
 
 def _fit_seq_length(model: Any) -> None:
@@ -148,6 +210,26 @@ def truncation_notes(slot: Slot, texts: list[str], counts: list[int] | None = No
             f"truncated." for i, n in enumerate(counts, 1) if n > limit]
 
 
+def pair_token_counts(slot: Slot, pairs: list[tuple[str, str]]) -> list[int] | None:
+    """How many tokens each (A, B) pair is as one reranker input (one tokenizer call), or None when it cannot tell."""
+    tokenizer = getattr(slot.model, "tokenizer", None)
+    if not pairs or tokenizer is None or not callable(tokenizer):
+        return None
+    firsts, seconds = (list(x) for x in zip(*pairs))
+    return [len(ids) for ids in tokenizer(firsts, seconds, truncation=False, verbose=False)["input_ids"]]
+
+
+def pair_truncation_notes(slot: Slot, texts: list[str], counts: list[int] | None = None) -> list[str]:
+    """``truncation_notes`` for a reranker: ``texts`` is [A, B1, B2, ...], and each (A, Bi) pair is one input."""
+    limit = getattr(slot.model, "max_seq_length", None)
+    pairs = [(texts[0], t) for t in texts[1:]]
+    counts = counts if counts is not None else (pair_token_counts(slot, pairs) if limit else None)
+    if not limit or counts is None:
+        return []
+    return [f"Text A with text {i + 1} is {n} tokens long; the {slot.role} reranker reads only the first {limit} "
+            f"of a pair, so the rest was truncated." for i, n in enumerate(counts, 1) if n > limit]
+
+
 def _cap(texts: list[str]) -> tuple[list[str], list[str]]:
     capped = [t[:MAX_CHARS] for t in texts]
     notes = [f"Text {i} was cut to its first {MAX_CHARS:,} characters." for i, t in enumerate(texts, 1)
@@ -174,10 +256,48 @@ def _precision(slot: Slot) -> Any:
     return torch.autocast(getattr(device, "type", "cpu"), dtype=torch.bfloat16)
 
 
-def embed_texts(slot: Slot, texts: list[str]) -> Any:
-    """L2-normalised text embeddings, shape (n, d)."""
+def embed_texts(slot: Slot, texts: list[str], purpose: str | None = None) -> Any:
+    """Text embeddings, shape (n, d): L2-normalised numpy rows for a bi-encoder; for a sparse encoder its own
+    float32 sparse torch rows (a SPLADE row spans the vocabulary, so a corpus stays sparse). ``purpose``
+    ("query" | "document") picks a sparse encoder's query or document path, as its retrieval evaluation does."""
+    if slot.kind == "sparse":
+        encode = {"query": getattr(slot.model, "encode_query", None),
+                  "document": getattr(slot.model, "encode_document", None)}.get(purpose) or slot.model.encode
+        with _precision(slot):
+            emb = encode(texts, convert_to_tensor=True, convert_to_sparse_tensor=True, save_to_cpu=True,
+                         show_progress_bar=False)
+        return emb.float()
     with _precision(slot):
         return slot.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+
+def take_rows(emb: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of ``embed_texts``' result (sparse torch rows cannot be sliced)."""
+    if getattr(emb, "is_sparse", False):
+        import torch
+
+        return emb.index_select(0, torch.arange(start, stop))
+    return emb[start:stop]
+
+
+def similarities(slot: Slot, a: Any, b: Any) -> Any:
+    """The (len(a), len(b)) numpy matrix of scores between two sets of ``embed_texts`` rows: the cosine for a
+    bi-encoder (the rows are unit length), the model's own similarity for a sparse encoder (a dot product unless
+    its config says otherwise), as its evaluation scored them."""
+    if slot.kind == "sparse":
+        return slot.model.similarity(a, b).float().cpu().numpy()
+    return a @ b.T
+
+
+def relevance(slot: Slot, pairs: list[tuple[str, str]]) -> Any:
+    """A reranker's relevance score for each (query, document) pair: ``CrossEncoder.predict``, its activation
+    (a sigmoid for one label) included."""
+    import numpy as np
+
+    if not pairs:
+        return np.zeros(0, dtype=np.float32)
+    with _precision(slot):
+        return np.asarray(slot.model.predict(pairs, convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
 
 
 def embed_images(slot: Slot, images: list[Any]) -> Any:
@@ -223,7 +343,8 @@ def needs_sentence(slots: list[Slot], *modalities: str) -> str:
 
 # --------------------------------------------------------------------------- the four comparisons
 def compare_texts(slots: list[Slot], text_a: str, others: str) -> Scores:
-    """Cosine similarity of text A with each line of ``others``, per model."""
+    """Each model's score of text A with each line of ``others``: cosine similarity, a sparse model's dot product,
+    or a reranker's relevance score of the pair (``Slot.score_name``)."""
     result = compare_texts_many(slots, [(text_a, others)])[0]
     if isinstance(result, DemoInputError):
         raise result
@@ -255,23 +376,40 @@ def compare_texts_many(slots: list[Slot], requests: list[tuple[str, str]]) -> li
     if not jobs:
         return out
     flat = [t for _, _, texts, _ in jobs for t in texts]
+    pairs = [(texts[0], t) for _, _, texts, _ in jobs for t in texts[1:]]
     for s in slots:
-        if s.embeds("text") and getattr(s.model, "max_seq_length", None):
-            counts, start = token_counts(s, flat), 0
-            for _, _, texts, notes in jobs:
-                if counts is not None:
-                    notes += truncation_notes(s, texts, counts[start:start + len(texts)])
-                start += len(texts)
+        if not (s.embeds("text") and getattr(s.model, "max_seq_length", None)):
+            continue
+        cross = s.kind == "cross"  # a reranker reads text A and each text together, as one input
+        counts, start = (pair_token_counts(s, pairs) if cross else token_counts(s, flat)), 0
+        for _, _, texts, notes in jobs:
+            n = len(texts) - 1 if cross else len(texts)
+            if counts is not None:
+                notes += (pair_truncation_notes if cross else truncation_notes)(s, texts, counts[start:start + n])
+            start += n
     failed: list[str] = []
-    by_model = _for_each(slots, ("text",), lambda s: embed_texts(s, flat), failed, raw=True)
-    start = 0
-    for index, rows, texts, notes in jobs:
-        n = len(texts)
-        scores = {}
-        for role, emb in by_model.items():
-            scores[role] = None if emb is None else [float(x) for x in emb[start + 1:start + n] @ emb[start]]
+
+    def score(s: Slot) -> list[list[float]]:
+        """Each job's scores of text A against its other texts: one encode (or one predict) for the whole batch."""
+        per_job, start = [], 0
+        if s.kind == "cross":
+            flat_scores = relevance(s, pairs)
+            for _, _, texts, _ in jobs:
+                per_job.append([float(x) for x in flat_scores[start:start + len(texts) - 1]])
+                start += len(texts) - 1
+            return per_job
+        emb = embed_texts(s, flat)
+        for _, _, texts, _ in jobs:
+            n = len(texts)
+            sims = similarities(s, take_rows(emb, start, start + 1), take_rows(emb, start + 1, start + n))[0]
+            per_job.append([float(x) for x in sims])
+            start += n
+        return per_job
+
+    by_model = _for_each(slots, ("text",), score, failed, raw=True)
+    for j, (index, rows, _, notes) in enumerate(jobs):
+        scores = {role: None if per_job is None else per_job[j] for role, per_job in by_model.items()}
         out[index] = Scores(rows=rows, by_model=scores, notes=notes + failed)
-        start += n
     return out
 
 
@@ -313,7 +451,8 @@ def compare_text_image(slots: list[Slot], image_path: str | None, texts: str, ma
 
 def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | None,
                       max_bytes: int) -> tuple[list[str], dict[str, Any], list[str]]:
-    """Pairwise cosine similarities of a list of texts (or of images, when any are uploaded), per model."""
+    """Pairwise scores of a list of texts (or of images, when any are uploaded), per model: cosine similarities,
+    a sparse model's dot products, or a reranker's relevance score of each (row, column) pair."""
     notes: list[str] = []
     if image_paths:
         paths = _limit(list(image_paths), "images", notes)
@@ -327,11 +466,18 @@ def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | No
     if len(items) < 2:
         raise DemoInputError("Give at least two items: texts one per line, or two or more images.")
     _need(slots, modality)
-    embed = embed_images if modality == "image" else embed_texts
     matrices = {}
+
     def score(s: Slot):
-        emb = embed(s, items)
-        matrices[s.role] = emb @ emb.T
+        if s.kind == "cross":  # row i = the query, column j = the document: every ordered pair, read together
+            n = len(items)
+            matrices[s.role] = relevance(s, [(q, d) for q in items for d in items]).reshape(n, n)
+        elif modality == "image":
+            emb = embed_images(s, items)
+            matrices[s.role] = emb @ emb.T
+        else:
+            emb = embed_texts(s, items)
+            matrices[s.role] = similarities(s, emb, emb)
         return []
 
     _for_each(slots, (modality,), score, notes)

@@ -1,5 +1,8 @@
 """Search for the demo: read a corpus (uploaded .txt/.csv or the bundled FAQ answers), embed it once per
-model with progress, and rank it for a query per model, keeping where each model ranked every document."""
+model with progress, and rank it for a query per model, keeping where each model ranked every document.
+
+A sparse model ranks like a bi-encoder, with its own similarity. A reranker rescores its retriever's top-k (the
+retriever embeds the corpus), and the result keeps the retriever's rank of every candidate it moved."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from .core import (
     _for_each,
     _need,
     embed_texts,
+    relevance,
+    similarities,
     split_lines,
     truncation_notes,
 )
@@ -76,27 +81,46 @@ def corpus_embeddings(slot: Slot, docs: list[str], progress: Any = None) -> Any:
     """Corpus embeddings, computed once per (model, corpus) and kept for later queries.
 
     ``progress(done, total, what)`` is called after each chunk of documents the first time (the page shows it)."""
-    import numpy as np
-
     key = (id(slot.model), hashlib.sha1("\n".join(docs).encode()).hexdigest())
     if key not in _CORPUS_CACHE:
         parts = []
         for start in range(0, len(docs), CHUNK):
             if progress:
                 progress(start, len(docs), f"{slot.role} model: embedding the corpus")
-            parts.append(embed_texts(slot, docs[start:start + CHUNK]))
+            parts.append(embed_texts(slot, docs[start:start + CHUNK], "document"))
         if progress:
             progress(len(docs), len(docs), f"{slot.role} model: embedding the corpus")
         if len(_CORPUS_CACHE) >= CORPUS_CACHE_SIZE:  # uploads must not grow memory without bound
             _CORPUS_CACHE.pop(next(iter(_CORPUS_CACHE)))
         # Keeping the model in the value pins its id(), so a freed model's id is never reused as a key.
-        _CORPUS_CACHE[key] = (slot.model, np.concatenate(parts))
+        _CORPUS_CACHE[key] = (slot.model, _concatenate(parts))
     return _CORPUS_CACHE[key][1]
+
+
+def _concatenate(parts: list[Any]) -> Any:
+    if getattr(parts[0], "is_sparse", False):  # a sparse encoder's rows stay sparse (SPLADE: vocabulary-wide)
+        import torch
+
+        return torch.cat(parts).coalesce()
+    import numpy as np
+
+    return np.concatenate(parts)
+
+
+def _rank(slot: Slot, query: list[str], docs: list[str], progress: Any) -> Any:
+    """Document indices best first, and the scores, by a bi-encoder or sparse encoder."""
+    import numpy as np
+
+    scores = similarities(slot, embed_texts(slot, query, "query"), corpus_embeddings(slot, docs, progress))[0]
+    return np.argsort(-scores, kind="stable"), scores
 
 
 def search(slots: list[Slot], query: str, corpus_path: str | None, top_k: int, max_bytes: int,
            progress: Any = None) -> Hits:
-    """The top-k documents of the corpus for the query, per model, and where the base model ranked each one."""
+    """The top-k documents of the corpus for the query, per model, and where the base model ranked each one.
+    A reranker rescores the top ``max(slot.top_k, top_k)`` of its retriever."""
+    import dataclasses
+
     import numpy as np
 
     query = (query or "").strip()
@@ -109,15 +133,36 @@ def search(slots: list[Slot], query: str, corpus_path: str | None, top_k: int, m
     notes = [f"Searching {len(docs)} documents from {label}.", *cut]
     by_model: dict[str, list[tuple[str, float]] | None] = {}
     ranks: dict[str, dict[str, int]] = {}
+    retrieved: dict[str, dict[str, int]] = {}
 
     def score(s: Slot):
-        notes.extend(truncation_notes(s, query))
-        scores = corpus_embeddings(s, docs, progress) @ embed_texts(s, query)[0]
-        order = np.argsort(-scores, kind="stable")
-        ranks[s.role] = {docs[i]: r for r, i in enumerate(order, 1)}
-        by_model[s.role] = [(docs[i], float(scores[i])) for i in order[:top_k]]
+        if s.kind != "cross":
+            notes.extend(truncation_notes(s, query))
+            order, scores = _rank(s, query, docs, progress)
+            ranks[s.role] = {docs[i]: r for r, i in enumerate(order, 1)}
+            by_model[s.role] = [(docs[i], float(scores[i])) for i in order[:top_k]]
+            return []
+        if s.retriever is None:
+            notes.append(f"The {s.role} reranker has no retriever to take candidates from ({s.retriever_note}).")
+            return []
+        retriever = dataclasses.replace(s.retriever, bf16=s.bf16)
+        notes.extend(truncation_notes(retriever, query) + truncation_notes(s, query))
+        order, _ = _rank(retriever, query, docs, progress)
+        candidates = order[:max(s.top_k, top_k)]
+        scores = relevance(s, [(query[0], docs[i]) for i in candidates])
+        reranked = candidates[np.argsort(-scores, kind="stable")]
+        retrieved[s.role] = {docs[i]: r for r, i in enumerate(candidates, 1)}
+        ranks[s.role] = {docs[i]: r for r, i in enumerate(reranked, 1)}
+        by_score = dict(zip(candidates.tolist(), scores.tolist()))
+        by_model[s.role] = [(docs[i], float(by_score[i])) for i in reranked[:top_k]]
+        notes.append(f"The {s.role} reranker rescored the top {len(candidates)} of {len(docs)} documents that its "
+                     f"retriever {s.retriever.name} found; the badge beside each hit shows how far the reranker "
+                     f"moved it.")
+        if not s.retriever_from_run:
+            notes.append(f"The {s.role} reranker: {s.retriever_note}.")
         return []
 
     for role in _for_each(slots, ("text",), score, notes):
         by_model.setdefault(role, None)
-    return Hits(query=query[0], by_model=by_model, corpus_size=len(docs), notes=notes, ranks=ranks)
+    return Hits(query=query[0], by_model=by_model, corpus_size=len(docs), notes=notes, ranks=ranks,
+                retrieved=retrieved)
