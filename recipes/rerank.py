@@ -103,7 +103,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     callback = BeforeAfterCallback(evaluator, out, headline=lambda m: rerank.headline(m, eval_fmt.kind),
                                    extra={"recipe": "rerank", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": fmt.kind,
-                                          "retriever": cfg.retriever, "top_k": cfg.top_k,
+                                          "retriever": models.absolute(cfg.retriever), "top_k": cfg.top_k,
                                           "train_rows": len(choice.dataset), "world_size": world_size(),
                                           "eval_rows": held_out})
     epochs = training.recipe_epochs(cfg, len(choice.dataset), log)

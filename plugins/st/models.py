@@ -62,6 +62,14 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
     return model
 
 
+def absolute(name: str) -> str:
+    """A model folder as an absolute path (so that a record of it works from anywhere); a Hub id as it is."""
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
 def saved_type(folder: str) -> str | None:
     """The sentence-transformers class a saved folder was written by ("SentenceTransformer", "CrossEncoder",
     "SparseEncoder"), from its ``config_sentence_transformers.json``; None when it does not say."""

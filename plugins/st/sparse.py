@@ -69,6 +69,7 @@ def load_sparse(name: str, head: str = "auto", active_dims: int = 96, trust_remo
         built = "csr"
     if built == "csr":
         _set_active_dims(model, active_dims)
+    model.similarity_fn_name = "dot"  # what the sparse losses train with; a dense base's folder may say cosine
     return model
 
 
