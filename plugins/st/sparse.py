@@ -91,9 +91,11 @@ def _set_active_dims(model: Any, active_dims: int) -> None:
 
     for module in model:
         if isinstance(module, SparseAutoEncoder):
-            if active_dims > module.hidden_dim:
+            most = module.hidden_dim // 4  # training also keeps the top 4 x active_dims for a reconstruction term
+            if active_dims > most:
                 raise UserError(f"config field 'active_dims' is {active_dims}, but the CSR head has "
-                                f"{module.hidden_dim} dimensions; use active_dims={module.hidden_dim} or fewer")
+                                f"{module.hidden_dim} dimensions and training keeps 4 x active_dims of them; use "
+                                f"active_dims={most} or fewer")
             module.k = active_dims
     model.max_active_dims = active_dims
 
