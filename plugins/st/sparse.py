@@ -82,8 +82,9 @@ def _csr_on(splade: Any, trust_remote_code: bool) -> Any:
     path = splade[0].auto_model.config._name_or_path
     transformer = Transformer(path, model_kwargs={"trust_remote_code": trust_remote_code})
     dim = transformer.get_embedding_dimension()
+    # k_aux at most the head's size: torch.topk over 4 * dim latents fails for more (a small base)
     return SparseEncoder(modules=[transformer, Pooling(dim, "mean"), SparseAutoEncoder(dim, 4 * dim, k=96,
-                                                                                         k_aux=2 * 96)])
+                                                                                         k_aux=min(2 * 96, 4 * dim))])
 
 
 def _set_active_dims(model: Any, active_dims: int) -> None:
