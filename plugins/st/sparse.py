@@ -69,6 +69,9 @@ def load_sparse(name: str, head: str = "auto", active_dims: int = 96, trust_remo
         built = "csr"
     if built == "csr":
         _set_active_dims(model, active_dims)
+    # dot product, as SparseMultipleNegativesRankingLoss trains and an inverted index scores (a dense base saved with
+    # cosine would pass that on; the cosine losses set cosine themselves)
+    model.similarity_fn_name = "dot"
     return model
 
 
