@@ -163,7 +163,9 @@ def make_sparse_evaluator(eval_dataset: Any, fmt: DataFormat, name: str = "heldo
 #: The metrics printed in the before/after table, per format (metrics.json keeps them all).
 HEADLINE = {"pair": ("mrr@10", "ndcg@10", "query_active_dims", "corpus_active_dims"),
             "triplet": ("mrr@10", "ndcg@10", "query_active_dims", "corpus_active_dims"),
-            "score": ("spearman_dot", "query_active_dims"), "binary": ("dot_ap", "dot_accuracy")}
+            # SparseCoSENTLoss and SparseCosineSimilarityLoss set the model's similarity to cosine
+            "score": ("spearman_cosine", "spearman_dot", "active_dims"),
+            "binary": ("cosine_ap", "cosine_accuracy", "dot_ap", "dot_accuracy")}
 
 
 def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
