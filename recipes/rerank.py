@@ -109,6 +109,9 @@ def run(cfg: Config | None = None, **overrides: Any):
     epochs = training.recipe_epochs(cfg, len(choice.dataset), log)
     args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
                                   cpu_bf16=True, learning_rate=cfg.learning_rate or LEARNING_RATE, kind="cross")
+    # A CrossEncoder uses every trainable weight; DDP's search for unused ones (the Trainer's default for a model
+    # that is not a transformers PreTrainedModel) fails the first backward of BCE and the listwise losses
+    args.ddp_find_unused_parameters = False
     if cfg.precision == "auto" and args.bf16 and args.use_cpu:
         log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
     trainer = training.make_trainer(model, args, choice.dataset, choice.loss, callbacks=[callback, NoPickledArgs()],

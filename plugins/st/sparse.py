@@ -69,7 +69,9 @@ def load_sparse(name: str, head: str = "auto", active_dims: int = 96, trust_remo
         built = "csr"
     if built == "csr":
         _set_active_dims(model, active_dims)
-    model.similarity_fn_name = "dot"  # what the sparse losses train with; a dense base's folder may say cosine
+    # dot product, as SparseMultipleNegativesRankingLoss trains and an inverted index scores (a dense base saved with
+    # cosine would pass that on; the cosine losses set cosine themselves)
+    model.similarity_fn_name = "dot"
     return model
 
 
@@ -83,8 +85,9 @@ def _csr_on(splade: Any, trust_remote_code: bool) -> Any:
     path = splade[0].auto_model.config._name_or_path
     transformer = Transformer(path, model_kwargs={"trust_remote_code": trust_remote_code})
     dim = transformer.get_embedding_dimension()
+    # k_aux at most the head's size: torch.topk over 4 * dim latents fails for more (a small base)
     return SparseEncoder(modules=[transformer, Pooling(dim, "mean"), SparseAutoEncoder(dim, 4 * dim, k=96,
-                                                                                         k_aux=2 * 96)])
+                                                                                         k_aux=min(2 * 96, 4 * dim))])
 
 
 def _set_active_dims(model: Any, active_dims: int) -> None:
@@ -92,9 +95,11 @@ def _set_active_dims(model: Any, active_dims: int) -> None:
 
     for module in model:
         if isinstance(module, SparseAutoEncoder):
-            if active_dims > module.hidden_dim:
+            most = module.hidden_dim // 4  # training also keeps the top 4 x active_dims for a reconstruction term
+            if active_dims > most:
                 raise UserError(f"config field 'active_dims' is {active_dims}, but the CSR head has "
-                                f"{module.hidden_dim} dimensions; use active_dims={module.hidden_dim} or fewer")
+                                f"{module.hidden_dim} dimensions and training keeps 4 x active_dims of them; use "
+                                f"active_dims={most} or fewer")
             module.k = active_dims
     model.max_active_dims = active_dims
 
@@ -158,7 +163,9 @@ def make_sparse_evaluator(eval_dataset: Any, fmt: DataFormat, name: str = "heldo
 #: The metrics printed in the before/after table, per format (metrics.json keeps them all).
 HEADLINE = {"pair": ("mrr@10", "ndcg@10", "query_active_dims", "corpus_active_dims"),
             "triplet": ("mrr@10", "ndcg@10", "query_active_dims", "corpus_active_dims"),
-            "score": ("spearman_dot", "query_active_dims"), "binary": ("dot_ap", "dot_accuracy")}
+            # SparseCoSENTLoss and SparseCosineSimilarityLoss set the model's similarity to cosine
+            "score": ("spearman_cosine", "spearman_dot", "active_dims"),
+            "binary": ("cosine_ap", "cosine_accuracy", "dot_ap", "dot_accuracy")}
 
 
 def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:

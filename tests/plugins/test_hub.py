@@ -71,6 +71,32 @@ def image_output(tmp_path_factory) -> Path:
     return out
 
 
+def _st_output(root: Path, recipe: str, model: str, *extra: str) -> Path:
+    """A real output of a sentence-transformers recipe other than text: tiny BERT, 2 steps on 24 pairs."""
+    data = root / "pairs.csv"
+    data.write_text("question,answer\n" + "".join(f"q{i} about topic {i % 5}?,answer {i} on topic {i % 5}.\n"
+                                                   for i in range(24)))
+    out = root / "out"
+    r = run_cli("run", recipe, f"data={data}", f"model={model}", "max_steps=2", "batch_size=4", "save_steps=1",
+                f"output_dir={out}", *extra, env={"HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "checkpoints").is_dir()
+    return out
+
+
+@pytest.fixture(scope="module")
+def rerank_output(tmp_path_factory, tiny_text_model) -> Path:
+    """A real rerank-recipe output (a CrossEncoder on the tiny BERT, which is also the retriever)."""
+    return _st_output(tmp_path_factory.mktemp("hub-rerank"), "rerank", tiny_text_model,
+                      f"retriever={tiny_text_model}")
+
+
+@pytest.fixture(scope="module")
+def sparse_output(tmp_path_factory, tiny_text_model) -> Path:
+    """A real sparse-recipe output (a CSR head on the tiny BERT)."""
+    return _st_output(tmp_path_factory.mktemp("hub-sparse"), "sparse", tiny_text_model, "active_dims=8")
+
+
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=600,
                           env={**os.environ, **env})
@@ -144,6 +170,41 @@ print(json.dumps([type(remote).__name__, remote.embed(imgs).tolist(),
     kind, remote, local, direct = json.loads(r.stdout.strip().splitlines()[-1])
     assert kind == "ImageEncoder" and np.allclose(remote, local, atol=1e-6)
     assert np.allclose(direct, local, atol=1e-6)
+
+
+@pytest.mark.parametrize("recipe,cls", [("rerank", "CrossEncoder"), ("sparse", "SparseEncoder")])
+def test_rerank_and_sparse_round_trip_through_hub_load(recipe, cls, hub_server, request):
+    output = request.getfixturevalue(f"{recipe}_output")
+    repo = f"alice/faq-{recipe}"
+    r = run_cli("push", output, repo)
+    assert r.returncode == 0, r.stderr
+    files = hub_server.files(repo)
+    assert OUTPUT_FILES | {"config_sentence_transformers.json"} <= set(files)
+    assert not [p for p in files if p.startswith("checkpoints/") or p.endswith((".pt", ".bin", ".lock"))]
+    for path in (p for p in files if p.endswith(".safetensors")):  # the SparseAutoEncoder has its own weights
+        assert files[path] == (output / path).read_bytes(), path
+    # Elsewhere: hub.load(repo_id) gives the class that saved the folder, scoring as the local folder does
+    code = f"""
+import json
+import sentence_transformers
+from contrastkit.plugins import hub
+cls = sentence_transformers.{cls}
+pairs = [("how do I reset it?", "answer 3 on topic 3."), ("q1 about topic 1?", "answer 4 on topic 4.")]
+
+def outputs(model):
+    if cls is sentence_transformers.CrossEncoder:
+        return model.predict(pairs).tolist()
+    return model.encode([t for p in pairs for t in p], convert_to_tensor=True).to_dense().tolist()
+
+remote = hub.load({repo!r})
+print(json.dumps([type(remote).__name__, outputs(remote), outputs(cls({repo!r})), outputs(cls({str(output)!r}))]))
+"""
+    r = _python(code)
+    assert r.returncode == 0, r.stderr[-2000:]
+    kind, via_load, plain, local = json.loads(r.stdout.strip().splitlines()[-1])
+    assert kind == cls
+    assert np.allclose(via_load, local, atol=1e-6) and np.allclose(plain, local, atol=1e-6)
+    assert np.count_nonzero(local) > 0
 
 
 def test_private_repo_on_a_branch_is_invisible_to_others(hub_server, text_output, tmp_path):

@@ -68,6 +68,13 @@ def _output_inside(tmp: Path) -> str:
 
 IMG = ["backbone=tiny-cnn", "image_size=16", "max_steps=1"]
 PAIRS = "anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(8))
+TEXT_ONLY = "text\n" + "".join(f"line {i}\n" for i in range(8))
+TEXT_LABEL = "text,label\n" + "".join(f"line {i},c{i % 2}\n" for i in range(8))
+
+
+def _retriever(model_arg: str) -> str:
+    """retriever= the tiny model that model= names (the default retriever is the packaged MiniLM: slower)."""
+    return "retriever=" + model_arg.partition("=")[2]
 
 # id: (builder(tmp) -> CLI args, words the one-line message must contain)
 CASES = {
@@ -247,6 +254,33 @@ CASES = {
     **{f"recipe-file-{kind}-error": (lambda t, m, kind=kind: ["run", bad_runs.broken_recipe(t, kind), m],
                                      ["mine.py", f"line {bad_runs.BROKEN_LINE}", "fix"])
        for kind in ("syntax", "import", "name")},
+    # rerank and sparse
+    **{f"{recipe}-{name}-columns": (
+        lambda t, m, recipe=recipe, text=text, cols=cols: ["run", recipe, "data=" + _csv(t, "d.csv", text), m],
+        [f"the {recipe} recipe needs", cols, "use the text recipe"])
+       for recipe in ("rerank", "sparse")
+       for name, text, cols in (("single-text", TEXT_ONLY, "[text] is single data"),
+                                ("text-label", TEXT_LABEL, "[text, label] is labeled data"))},
+    "rerank-missing-retriever": (lambda t, m: ["run", "rerank", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                               "retriever=/nope"], ["retriever folder '/nope' does not exist"]),
+    "rerank-hub-retriever-offline": (lambda t, m: ["run", "rerank", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                   "retriever=someone/no-such-retriever"],
+                                     ["retriever 'someone/no-such-retriever'", "cannot be downloaded"]),
+    "sparse-missing-retriever": (lambda t, m: ["run", "sparse", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                               "active_dims=8", "retriever=/nope"],
+                                 ["retriever folder '/nope' does not exist"]),
+    "rerank-unknown-loss": (lambda t, m: ["run", "rerank", "loss=bcee", m], ["bcee", "Did you mean 'bce'"]),
+    "rerank-loss-needs-negatives": (lambda t, m: ["run", "rerank", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                  _retriever(m), "loss=bce", "mine_hard_negatives=false"],
+                                    ["loss=bce needs negatives", "mine_hard_negatives=false", "loss=mnrl"]),
+    "sparse-unknown-head": (lambda t, m: ["run", "sparse", "head=splad", m], ["splad", "csr or splade"]),
+    "sparse-splade-without-masked-lm": (lambda t, m: ["run", "sparse", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                      "head=splade"], ["head=splade", "masked-language-model",
+                                                                       "head=csr"]),
+    # the tiny model is 32 wide: a 128-dimension CSR head, of which training keeps 4 x active_dims
+    "sparse-active-dims-beyond-head": (lambda t, m: ["run", "sparse", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                     "active_dims=33"],
+                                       ["active_dims", "33", "128 dimensions", "active_dims=32 or fewer"]),
     # other commands
     "push-missing-folder": (lambda t, m: ["push", str(t / "no-output"), "alice/model"], ["no-output"]),
     "push-demo-without-model": (lambda t, m: ["push-demo", "alice/space", "--dry-run"], ["model"]),
@@ -267,6 +301,7 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, tiny_text_model, capfd,
     build, words = CASES[case]
     args = build(tmp_path, f"model={tiny_text_model}")
     before = _snapshot(tmp_path)
+    paths = set(tmp_path.rglob("*"))
     code = main(args)
     err = capfd.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("contrastkit: error:")]
@@ -277,9 +312,10 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, tiny_text_model, capfd,
     assert "Traceback" not in err
     after = _snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before  # the user's files are untouched
+    assert sorted(map(str, set(tmp_path.rglob("*")) - paths)) == []  # and no output folder was created
 
 
-@pytest.mark.parametrize("case", ["wrong-columns", "unknown-key", "missing-file"])
+@pytest.mark.parametrize("case", ["wrong-columns", "unknown-key", "missing-file", "rerank-missing-retriever"])
 def test_bad_input_in_a_real_process_prints_no_traceback(case, tmp_path, tiny_text_model):
     build, words = CASES[case]
     done = run_cli(*build(tmp_path, f"model={tiny_text_model}"), cwd=tmp_path,

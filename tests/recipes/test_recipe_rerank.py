@@ -1,0 +1,102 @@
+"""The rerank recipe on tiny real models: every column format trains 2 steps and loads back as a CrossEncoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from contrastkit.plugins import hub
+from contrastkit.recipes import rerank
+from sentence_transformers import CrossEncoder
+
+TEXTS = [f"sentence {i} about subject {i % 5} with detail {i * 7 % 11}" for i in range(24)]
+PAIRS = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
+PROBE = [("what is subject 3?", TEXTS[3]), ("what is subject 3?", TEXTS[4]), (TEXTS[0], TEXTS[0])]
+
+
+def _run(tmp_path, model, data, **kw):
+    """Two steps; the tiny model is also the retriever, so nothing loads the packaged MiniLM."""
+    kw = {"max_steps": 2, "batch_size": 4, "logging_steps": 1, "output_dir": str(tmp_path / "out"),
+          "retriever": model, "num_negatives": 2, **kw}
+    return rerank.run(data=data, model=model, **kw)
+
+
+FORMATS = {
+    # name: (frame, loss class, format after mining, training rows per input row, metrics before and after,
+    #        the metric the printed before/after table shows)
+    "pairs-mined": (PAIRS, "BinaryCrossEntropyLoss", "triplet", 3, ("heldout_mrr@10", "heldout_base_mrr@10"),
+                    "heldout_mrr@10"),  # each pair + 2 mined negatives -> 3 labelled pairs
+    "negatives-as-given": (pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[1:] + TEXTS[:1],
+                                         "negative": TEXTS[2:] + TEXTS[:2]}),
+                           "BinaryCrossEntropyLoss", "triplet", 2, ("heldout_mrr@10", "heldout_base_mrr@10"),
+                           "heldout_mrr@10"),
+    "scores": (pd.DataFrame({"sentence1": TEXTS, "sentence2": TEXTS[::-1], "score": [i / 23 for i in range(24)]}),
+               "MSELoss", "score", 1, ("heldout_spearman", "heldout_pearson"), "heldout_spearman"),
+    "labels": (pd.DataFrame({"sentence1": TEXTS, "sentence2": TEXTS[::-1], "label": [i % 2 for i in range(24)]}),
+               "BinaryCrossEntropyLoss", "binary", 1, ("heldout_average_precision", "heldout_accuracy"),
+               "heldout_average_precision"),
+}
+
+
+@pytest.mark.parametrize("case", list(FORMATS))
+def test_each_format_trains_and_loads_back(case, tmp_path, tiny_text_model, capsys):
+    frame, loss, kind, rows_per_row, keys, shown = FORMATS[case]
+    result = _run(tmp_path, tiny_text_model, frame)
+    out, metrics = result.output_dir, result.metrics
+    printed = capsys.readouterr().out
+    assert metrics["recipe"] == "rerank" and metrics["loss"] == loss and metrics["format"] == kind
+    assert metrics["train"]["global_step"] == 2
+    assert metrics["train_rows"] == rows_per_row * (len(frame) - metrics["eval_rows"])
+    assert ("mining: " in printed) is (case == "pairs-mined")  # given negatives are used as they are
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in keys:
+        assert 0 <= saved["before"][key] <= 1 and 0 <= saved["after"][key] <= 1, key
+    if kind == "triplet":  # base_*: the retriever's own order, which training the reranker cannot change
+        assert saved["before"]["heldout_base_mrr@10"] == saved["after"]["heldout_base_mrr@10"]
+    assert shown in printed.split("evaluation on the held-out split", 1)[1]
+    for name in ("README.md", "config.yaml", "loss.png", "before_after.png"):
+        assert (out / name).is_file(), name
+    # A plain sentence-transformers CrossEncoder folder, and hub.load gives the same class and scores
+    plain = CrossEncoder(str(out), device="cpu")
+    loaded = hub.load(out)
+    assert type(loaded) is CrossEncoder
+    scores = plain.predict(PROBE)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+    np.testing.assert_allclose(loaded.predict(PROBE), scores, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss,cls,rows_per_pair", [("bce", "BinaryCrossEntropyLoss", 3),
+                                                    ("mnrl", "MultipleNegativesRankingLoss", 1),
+                                                    ("lambda", "LambdaLoss", 1), ("listnet", "ListNetLoss", 1)])
+def test_each_loss_trains_on_mined_pairs(loss, cls, rows_per_pair, tmp_path, tiny_text_model):
+    """bce reads one labelled (query, document) row per document; mnrl the (query, positive, negatives) tuples as
+    they are; the listwise losses one (query, [documents], [labels]) row per query."""
+    result = _run(tmp_path, tiny_text_model, PAIRS, loss=loss)
+    metrics = result.metrics
+    assert metrics["loss"] == cls and metrics["train"]["global_step"] == 2
+    assert metrics["loss_reason"].startswith(f"loss={loss} was set")
+    assert metrics["train_rows"] == rows_per_pair * (len(PAIRS) - metrics["eval_rows"])
+    assert CrossEncoder(str(result.output_dir), device="cpu").predict(PROBE[:1]).shape == (1,)
+
+
+def test_pairs_without_mining_train_with_in_batch_negatives(tmp_path, tiny_text_model, capsys):
+    result = _run(tmp_path, tiny_text_model, PAIRS, mine_hard_negatives=False)
+    assert "mining: " not in capsys.readouterr().out
+    assert result.metrics["format"] == "pair" and result.metrics["loss"] == "MultipleNegativesRankingLoss"
+    assert result.metrics["train_rows"] == len(PAIRS) - result.metrics["eval_rows"]
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_text_model):
+    first = _run(tmp_path, tiny_text_model, PAIRS, save_steps=1)
+    assert first.metrics["train"]["global_step"] == 2
+    after_two = CrossEncoder(str(first.output_dir), device="cpu").predict(PROBE)
+    again = _run(tmp_path, tiny_text_model, PAIRS, max_steps=4, save_steps=1, resume=True)
+    assert again.metrics["train"]["global_step"] == 4
+    steps = sorted(int(p.name.split("-")[1]) for p in (again.output_dir / "checkpoints").glob("checkpoint-*"))
+    assert steps[-1] == 4
+    # "before" is the untouched model's, as in the first run, not the checkpoint's
+    assert again.metrics["before"] == first.metrics["before"]
+    after_four = CrossEncoder(str(again.output_dir), device="cpu").predict(PROBE)
+    assert not np.allclose(after_four, after_two, rtol=0, atol=1e-7)  # steps 3 and 4 did train

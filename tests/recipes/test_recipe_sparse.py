@@ -1,0 +1,123 @@
+"""The sparse recipe on tiny real models: a CSR head on a dense base for every column format, SPLADE (or CSR) on a
+masked-LM base; each trains 2 steps and loads back as a SparseEncoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from contrastkit.plugins import hub
+from contrastkit.recipes import sparse
+from sentence_transformers import SparseEncoder
+
+TEXTS = [f"sentence {i} about subject {i % 5} with detail {i * 7 % 11}" for i in range(24)]
+PAIRS = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
+PROBE = ["what is subject 3?", TEXTS[3], "an unrelated line of words"]
+#: the tiny dense base is 32 wide, so its CSR head has 128 dimensions and trains at most 128 // 4 active
+ACTIVE = 8
+
+
+def _run(tmp_path, model, data, **kw):
+    kw = {"max_steps": 2, "batch_size": 4, "logging_steps": 1, "output_dir": str(tmp_path / "out"),
+          "active_dims": ACTIVE, **kw}
+    return sparse.run(data=data, model=model, **kw)
+
+
+def _dense(model: SparseEncoder, texts: list[str]) -> np.ndarray:
+    return model.encode(texts, convert_to_tensor=True).to_dense().cpu().numpy()
+
+
+FORMATS = {
+    # name: (frame, inner loss, format after mining, the model's similarity, metrics before and after,
+    #        the metric the printed before/after table shows)
+    "pairs-mined": (PAIRS, "SparseMultipleNegativesRankingLoss", "triplet", "dot",
+                    ("heldout_dot_mrr@10", "heldout_query_active_dims"), "heldout_dot_mrr@10"),
+    "negatives-as-given": (pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[1:] + TEXTS[:1],
+                                         "negative": TEXTS[2:] + TEXTS[:2]}),
+                           "SparseMultipleNegativesRankingLoss", "triplet", "dot",
+                           ("heldout_dot_mrr@10", "heldout_query_active_dims"), "heldout_dot_mrr@10"),
+    # sentence-transformers' SparseCoSENTLoss and SparseCosineSimilarityLoss set the model's similarity to cosine
+    "scores": (pd.DataFrame({"sentence1": TEXTS, "sentence2": TEXTS[::-1], "score": [i / 23 for i in range(24)]}),
+               "SparseCoSENTLoss", "score", "cosine", ("heldout_spearman_cosine", "heldout_active_dims"),
+               "heldout_spearman_cosine"),
+    "labels": (pd.DataFrame({"sentence1": TEXTS, "sentence2": TEXTS[::-1], "label": [i % 2 for i in range(24)]}),
+               "SparseCosineSimilarityLoss", "binary", "cosine", ("heldout_cosine_ap", "heldout_active_dims"),
+               "heldout_cosine_ap"),
+}
+
+
+@pytest.mark.parametrize("case", list(FORMATS))
+def test_each_format_trains_a_csr_head_and_loads_back(case, tmp_path, tiny_text_model, capsys):
+    frame, inner, kind, similarity, keys, shown = FORMATS[case]
+    result = _run(tmp_path, tiny_text_model, frame)
+    out, metrics = result.output_dir, result.metrics
+    printed = capsys.readouterr().out
+    assert metrics["recipe"] == "sparse" and metrics["head"] == "csr" and metrics["format"] == kind
+    assert metrics["loss"] == "CSRLoss" and f"{inner} in CSRLoss" in metrics["loss_reason"]
+    assert metrics["train"]["global_step"] == 2 and metrics["active_dims"] == ACTIVE
+    assert ("mining: " in printed) is (case == "pairs-mined")  # given negatives are used as they are
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in keys:
+        assert key in saved["before"] and key in saved["after"], key
+    active = next(k for k in keys if k.endswith("active_dims"))
+    assert 0 < saved["after"][active] <= ACTIVE
+    assert shown in printed.split("evaluation on the held-out split", 1)[1]
+    for name in ("README.md", "config.yaml", "loss.png", "before_after.png"):
+        assert (out / name).is_file(), name
+    # A plain sentence-transformers SparseEncoder folder, and hub.load gives the same class and vectors
+    plain = SparseEncoder(str(out), device="cpu")
+    loaded = hub.load(out)
+    assert type(loaded) is SparseEncoder
+    assert plain.similarity_fn_name == similarity and plain.max_active_dims == ACTIVE
+    vectors = _dense(plain, PROBE)
+    assert vectors.shape == (3, 4 * 32)
+    assert ((vectors != 0).sum(axis=1) <= ACTIVE).all() and (vectors != 0).any(axis=1).all()
+    np.testing.assert_allclose(_dense(loaded, PROBE), vectors, atol=1e-6)
+
+
+def test_pairs_without_mining_train_on_in_batch_negatives(tmp_path, tiny_text_model, capsys):
+    result = _run(tmp_path, tiny_text_model, PAIRS, mine_hard_negatives=False)
+    assert "mining: " not in capsys.readouterr().out
+    assert result.metrics["format"] == "pair"
+    assert "SparseMultipleNegativesRankingLoss" in result.metrics["loss_reason"]
+    assert result.metrics["train_rows"] == len(PAIRS) - result.metrics["eval_rows"]
+
+
+@pytest.mark.parametrize("head", ["auto", "splade"])
+def test_a_masked_lm_base_gets_splade(head, tmp_path, tiny_mlm_model, tiny_text_model, capsys):
+    from sentence_transformers.sparse_encoder.modules import SpladePooling
+
+    result = _run(tmp_path, tiny_mlm_model, PAIRS, head=head, retriever=tiny_text_model)
+    metrics = result.metrics
+    printed = capsys.readouterr().out
+    assert metrics["head"] == "splade" and metrics["loss"] == "SpladeLoss"
+    assert "SparseMultipleNegativesRankingLoss in SpladeLoss" in metrics["loss_reason"]
+    assert metrics["active_dims"] is None and metrics["train"]["global_step"] == 2
+    assert "SPLADE over the 30,522-word vocabulary" in printed  # MiniLM's tokenizer, not the 32-wide hidden size
+    assert f"from {tiny_text_model}" in printed  # retriever= mined the negatives, not the masked-LM base
+    for key in ("heldout_dot_mrr@10", "heldout_query_active_dims"):
+        assert key in metrics["before"] and key in metrics["after"], key
+    model = SparseEncoder(str(result.output_dir), device="cpu")
+    assert isinstance(list(model)[-1], SpladePooling)
+    assert type(hub.load(result.output_dir)) is SparseEncoder
+    vectors = _dense(model, PROBE)
+    assert vectors.shape == (3, 30522) and (vectors >= 0).all() and (vectors > 0).any(axis=1).all()
+
+
+@pytest.mark.parametrize("base", ["dense", "masked-lm"])
+def test_head_csr_honours_active_dims(base, tmp_path, tiny_text_model, tiny_mlm_model):
+    from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
+
+    model_path = tiny_text_model if base == "dense" else tiny_mlm_model
+    result = _run(tmp_path, model_path, PAIRS, head="csr", active_dims=4, retriever=tiny_text_model)
+    assert result.metrics["head"] == "csr" and result.metrics["active_dims"] == 4
+    assert result.metrics["loss"] == "CSRLoss"
+    assert 0 < result.metrics["after"]["heldout_query_active_dims"] <= 4
+    model = SparseEncoder(str(result.output_dir), device="cpu")
+    head = list(model)[-1]
+    assert isinstance(head, SparseAutoEncoder) and head.k == 4 and model.max_active_dims == 4
+    assert [type(m).__name__ for m in model][:2] == ["Transformer", "Pooling"]
+    vectors = _dense(model, PROBE)
+    assert vectors.shape == (3, 128) and ((vectors != 0).sum(axis=1) <= 4).all()
