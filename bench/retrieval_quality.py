@@ -70,8 +70,9 @@ def _evaluate(arm: str, model, held) -> dict:
         m = make_rerank_evaluator(retriever, held, fmt, TOP_K, batch_size=64)(model)
         return {"mrr": m["heldout_mrr@10"], "ndcg": m["heldout_ndcg@10"], "retriever_mrr": m["heldout_base_mrr@10"]}
     if arm.endswith("sparse"):
-        m = make_sparse_evaluator(held, fmt, batch_size=64)(model)
-        return {"mrr": m["heldout_dot_mrr@10"], "ndcg": m["heldout_dot_ndcg@10"],
+        m = make_sparse_evaluator(held, fmt, batch_size=64)(model)  # dot or cosine: the model's own similarity
+        pick = {k.split("_")[-1]: v for k, v in m.items() if k.endswith(("_mrr@10", "_ndcg@10"))}
+        return {"mrr": pick["mrr@10"], "ndcg": pick["ndcg@10"],
                 "query_dims": m["heldout_query_active_dims"], "doc_dims": m["heldout_corpus_active_dims"]}
     m = make_evaluator(fmt, held, batch_size=64)(model)
     return {"mrr": m["heldout_cosine_mrr@10"], "ndcg": m["heldout_cosine_ndcg@10"]}

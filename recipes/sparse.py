@@ -30,8 +30,11 @@ class Config(MiningArgs, SentenceTransformerArgs):
     model: str = field("all-MiniLM-L6-v2", "base: a dense model (gets a CSR head) or a masked-LM (gets SPLADE), "
                                            "a local folder or a Hub id")
     head: str = field("auto", "auto (SPLADE on a masked-LM base, else CSR), csr or splade")
-    active_dims: int = field(96, "non-zero dimensions per CSR vector (default 96; SPLADE's come from its "
-                                 "regulariser)")
+    active_dims: int = field(128, "non-zero dimensions per CSR vector (default 128; SPLADE's come from its "
+                                  "regulariser)")
+    similarity: str = field("auto", "auto (cosine for CSR, dot for SPLADE), cosine or dot: what pairs are trained and "
+                                    "searched with")
+    scale: float | None = field(None, "inverse temperature of the in-batch loss (default 20 with cosine, 1 with dot)")
     retriever: str | None = field(None, "bi-encoder that mines hard negatives (default: the base when it is dense, "
                                         "else all-MiniLM-L6-v2)")
     min_steps: int = field(32, "raise epochs on small data until training takes this many steps (0: off)")
@@ -42,9 +45,11 @@ class Config(MiningArgs, SentenceTransformerArgs):
 
     def check(self) -> None:
         """The sparse recipe's own fields."""
-        from contrastkit.plugins.st.sparse import check_head
+        from contrastkit.plugins.st.sparse import check_head, check_similarity
 
         check_head(self.head)
+        check_similarity(self.similarity)
+        require_positive(self, "scale")
         require_positive(self, "active_dims", "max_seq_length")
         if self.min_steps < 0:
             raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
@@ -87,7 +92,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         log(f"mining: {len(train_data)} pairs got {cfg.num_negatives} hard negative(s) each from {miner} "
             f"(mine_hard_negatives=false trains on the pairs alone)")
         train_data, fmt = formats.detect_format(train_data)
-    choice = sparse.choose_sparse_loss(model, fmt)
+    choice = sparse.choose_sparse_loss(model, fmt, cfg.similarity, cfg.scale)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
     if cfg.freeze_embeddings:
         log(f"model: token embeddings frozen ({models.freeze_token_embeddings(model):,} weights); "

@@ -32,12 +32,13 @@ def _dense(model: SparseEncoder, texts: list[str]) -> np.ndarray:
 FORMATS = {
     # name: (frame, inner loss, format after mining, the model's similarity, metrics before and after,
     #        the metric the printed before/after table shows)
-    "pairs-mined": (PAIRS, "SparseMultipleNegativesRankingLoss", "triplet", "dot",
-                    ("heldout_dot_mrr@10", "heldout_query_active_dims"), "heldout_dot_mrr@10"),
+    # pairs on a CSR head train and search with cosine (similarity=auto)
+    "pairs-mined": (PAIRS, "SparseMultipleNegativesRankingLoss", "triplet", "cosine",
+                    ("heldout_cosine_mrr@10", "heldout_query_active_dims"), "heldout_cosine_mrr@10"),
     "negatives-as-given": (pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[1:] + TEXTS[:1],
                                          "negative": TEXTS[2:] + TEXTS[:2]}),
-                           "SparseMultipleNegativesRankingLoss", "triplet", "dot",
-                           ("heldout_dot_mrr@10", "heldout_query_active_dims"), "heldout_dot_mrr@10"),
+                           "SparseMultipleNegativesRankingLoss", "triplet", "cosine",
+                           ("heldout_cosine_mrr@10", "heldout_query_active_dims"), "heldout_cosine_mrr@10"),
     # sentence-transformers' SparseCoSENTLoss and SparseCosineSimilarityLoss set the model's similarity to cosine
     "scores": (pd.DataFrame({"sentence1": TEXTS, "sentence2": TEXTS[::-1], "score": [i / 23 for i in range(24)]}),
                "SparseCoSENTLoss", "score", "cosine", ("heldout_spearman_cosine", "heldout_active_dims"),
@@ -75,6 +76,16 @@ def test_each_format_trains_a_csr_head_and_loads_back(case, tmp_path, tiny_text_
     assert vectors.shape == (3, 4 * 32)
     assert ((vectors != 0).sum(axis=1) <= ACTIVE).all() and (vectors != 0).any(axis=1).all()
     np.testing.assert_allclose(_dense(loaded, PROBE), vectors, atol=1e-6)
+
+
+@pytest.mark.parametrize("similarity,scale,want", [("auto", None, ("cosine", 20.0)), ("dot", None, ("dot", 1.0)),
+                                                   ("cosine", 5.0, ("cosine", 5.0))])
+def test_similarity_and_scale_reach_the_loss_and_the_saved_model(similarity, scale, want, tmp_path, tiny_text_model):
+    result = _run(tmp_path, tiny_text_model, PAIRS, similarity=similarity, scale=scale)
+    name, value = want
+    assert f"{name} similarity, scale {value:g}" in result.metrics["loss_reason"]
+    assert f"heldout_{name}_mrr@10" in result.metrics["after"]
+    assert SparseEncoder(str(result.output_dir), device="cpu").similarity_fn_name == name
 
 
 def test_pairs_without_mining_train_on_in_batch_negatives(tmp_path, tiny_text_model, capsys):
