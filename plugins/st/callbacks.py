@@ -58,6 +58,8 @@ class BeforeAfterCallback(TrainerCallback):
         self._before_done = False  # a second train() evaluates again
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if state.global_step == 0:
+            return  # nothing trained, so there is no "after" (the recipes then stop with an error)
         self.after = self._evaluate(model)
         losses = [h for h in state.log_history if "loss" in h]
         self.metrics = {

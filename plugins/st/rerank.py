@@ -57,8 +57,8 @@ class RerankLoss:
 
 def auto_loss(kind: str) -> tuple[str, str]:
     """The default loss for a data format, with its reason."""
-    return {"pair": ("bce", "query/document pairs with mined negatives -> BinaryCrossEntropyLoss"),
-            "triplet": ("bce", "query/document pairs with negative columns -> BinaryCrossEntropyLoss"),
+    return {"pair": ("mnrl", "query/document pairs with mined negatives -> MultipleNegativesRankingLoss"),
+            "triplet": ("mnrl", "query/document pairs with negative columns -> MultipleNegativesRankingLoss"),
             "score": ("mse", "two texts and a score -> MSELoss on the sigmoid score"),
             "binary": ("bce", "two texts and a 0/1 label -> BinaryCrossEntropyLoss")}[kind]
 

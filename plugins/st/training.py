@@ -147,7 +147,9 @@ def train(trainer: Any, resume: bool = False) -> Any:
         _before_from_base_model(trainer, evaluate=first)  # resuming and retrying load weights before on_train_begin
         first = False
         try:
-            return trainer.train(resume_from_checkpoint=checkpoint)
+            output = trainer.train(resume_from_checkpoint=checkpoint)
+            _check_trained(trainer)
+            return output
         except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too
             if not is_out_of_memory(exc):
                 raise
@@ -166,6 +168,16 @@ def train(trainer: Any, resume: bool = False) -> Any:
         from ..report import Printer
 
         Printer()(f"out of memory: {what}; training again from {checkpoint or 'the current weights'}")
+
+
+def _check_trained(trainer: Any) -> None:
+    """A run that took no optimizer step saved nothing new: say so instead of saving the base model as trained."""
+    if trainer.state.global_step > 0:
+        return
+    batch = trainer.args.per_device_train_batch_size * max(1, world_size())
+    raise UserError(f"training took 0 steps: no batch of {batch} rows could be formed from "
+                    f"{len(trainer.train_dataset)} training rows (batches with in-batch negatives skip rows whose "
+                    f"texts repeat within the batch); lower batch_size or add rows")
 
 
 def _before_from_base_model(trainer: Any, evaluate: bool) -> None:

@@ -41,7 +41,7 @@ def test_rerank_torchrun_two_processes(tmp_path, pairs_csv, tiny_text_model):
 
     out = tmp_path / "ddp"
     done = _run("rerank", out, 8, f"data={pairs_csv}", f"model={tiny_text_model}", f"retriever={tiny_text_model}",
-                "num_negatives=2")
+                "num_negatives=2", "loss=bce")
     metrics = _check_ddp_output(out, done, 8)
     # each pair and its 2 mined negatives -> 3 labelled rows for BinaryCrossEntropyLoss
     assert metrics["loss"] == "BinaryCrossEntropyLoss" and metrics["train_rows"] == 3 * (24 - metrics["eval_rows"])
@@ -58,6 +58,18 @@ def test_sparse_torchrun_two_processes(tmp_path, pairs_csv, tiny_text_model):
     done = _run("sparse", out, 4, f"data={pairs_csv}", f"model={tiny_text_model}", "active_dims=8", "num_negatives=1")
     metrics = _check_ddp_output(out, done, 4)
     assert metrics["loss"] == "CSRLoss" and metrics["train_rows"] == 24 - metrics["eval_rows"]
-    assert "heldout_dot_mrr@10" in metrics["after"]
+    assert "heldout_cosine_mrr@10" in metrics["after"]
     model = SparseEncoder(str(out), device="cpu")
     assert model.encode(["a question"], convert_to_tensor=True).to_dense().shape == (1, 128)
+
+
+@pytest.mark.slow
+def test_a_run_that_can_form_no_batch_says_so_and_saves_nothing(tmp_path, pairs_csv, tiny_text_model):
+    """In-batch negatives need batches without repeated texts; mined negatives repeat other rows' positives, so at
+    8 per process (the last partial batch dropped under DDP) mnrl gets no batch at all. That is an error, never an
+    untrained model saved as the result."""
+    out = tmp_path / "ddp"
+    done = _run("rerank", out, 8, f"data={pairs_csv}", f"model={tiny_text_model}", f"retriever={tiny_text_model}",
+                "num_negatives=2", "loss=mnrl")
+    assert done.returncode != 0 and "training took 0 steps" in done.stderr and "lower batch_size" in done.stderr
+    assert not (out / "model.safetensors").exists() and not (out / "metrics.json").exists()

@@ -26,11 +26,11 @@ def _run(tmp_path, model, data, **kw):
 FORMATS = {
     # name: (frame, loss class, format after mining, training rows per input row, metrics before and after,
     #        the metric the printed before/after table shows)
-    "pairs-mined": (PAIRS, "BinaryCrossEntropyLoss", "triplet", 3, ("heldout_mrr@10", "heldout_base_mrr@10"),
-                    "heldout_mrr@10"),  # each pair + 2 mined negatives -> 3 labelled pairs
+    "pairs-mined": (PAIRS, "MultipleNegativesRankingLoss", "triplet", 1, ("heldout_mrr@10", "heldout_base_mrr@10"),
+                    "heldout_mrr@10"),  # each pair + 2 mined negatives -> one (query, positive, 2 negatives) row
     "negatives-as-given": (pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[1:] + TEXTS[:1],
                                          "negative": TEXTS[2:] + TEXTS[:2]}),
-                           "BinaryCrossEntropyLoss", "triplet", 2, ("heldout_mrr@10", "heldout_base_mrr@10"),
+                           "MultipleNegativesRankingLoss", "triplet", 1, ("heldout_mrr@10", "heldout_base_mrr@10"),
                            "heldout_mrr@10"),
     "scores": (pd.DataFrame({"sentence1": TEXTS, "sentence2": TEXTS[::-1], "score": [i / 23 for i in range(24)]}),
                "MSELoss", "score", 1, ("heldout_spearman", "heldout_pearson"), "heldout_spearman"),
