@@ -120,4 +120,7 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 5. Save (metrics.json came from the callback), config.yaml, Hub
     training.save(trainer, out)
+    warning = rerank.below_retriever(callback.after)
+    if warning:
+        log(warning)
     return run.finish(cfg, out, callback.metrics, model)

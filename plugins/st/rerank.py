@@ -174,3 +174,16 @@ def headline(metrics: dict[str, float], kind: str) -> dict[str, float]:
     """The few metrics worth printing for this format (``base_mrr@10``: the retriever's own order)."""
     wanted = HEADLINE.get(kind, ())
     return {k: v for k, v in metrics.items() if k.split("_", 1)[-1] in wanted}
+
+
+def below_retriever(metrics: dict[str, float]) -> str | None:
+    """One line when the reranked order scores below the retriever's own order on the held-out split: serving the
+    reranker would then make results worse, and the user should know before they deploy it."""
+    for key, value in metrics.items():
+        if key.endswith("_mrr@10") and not key.endswith("_base_mrr@10"):
+            base = metrics.get(key.replace("_mrr@10", "_base_mrr@10"))
+            if base is not None and value < base:
+                return (f"warning: the reranker orders the held-out queries worse than the retriever alone "
+                        f"(MRR@10 {value:.4f} < {base:.4f}); keep the retriever's order, or train on more pairs "
+                        f"(a CrossEncoder starts with an untrained score head and needs thousands)")
+    return None

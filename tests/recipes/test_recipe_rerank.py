@@ -55,6 +55,9 @@ def test_each_format_trains_and_loads_back(case, tmp_path, tiny_text_model, caps
         assert 0 <= saved["before"][key] <= 1 and 0 <= saved["after"][key] <= 1, key
     if kind == "triplet":  # base_*: the retriever's own order, which training the reranker cannot change
         assert saved["before"]["heldout_base_mrr@10"] == saved["after"]["heldout_base_mrr@10"]
+        # a reranker that orders worse than its retriever says so, and only then
+        loses = saved["after"]["heldout_mrr@10"] < saved["after"]["heldout_base_mrr@10"]
+        assert ("warning: the reranker orders the held-out queries worse" in printed) is loses
     assert shown in printed.split("evaluation on the held-out split", 1)[1]
     for name in ("README.md", "config.yaml", "loss.png", "before_after.png"):
         assert (out / name).is_file(), name
