@@ -18,7 +18,7 @@ from contrastkit.plugins.st.config import MiningArgs, SentenceTransformerArgs
 DESCRIPTION = "Train a sparse encoder (CSR on a dense model, or SPLADE on a masked-LM) for inverted-index search."
 SAMPLE_DATA = "faq_pairs.csv"
 #: Default peak learning rate (docs/sparse.md says how it was chosen).
-LEARNING_RATE = 1e-4
+LEARNING_RATE = 4e-5
 
 
 @dataclass
