@@ -294,11 +294,14 @@ def make_loss(model: Any, scale: float = 20.0) -> Any:
     temperature (``logit_scale``) is left untrained: the loss has its own ``scale``."""
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    from .losses import across_devices
+
     for name, param in model.named_parameters():
         if name.endswith("logit_scale"):
             param.requires_grad_(False)
+    gather, _ = across_devices(MultipleNegativesRankingLoss)  # under DDP, every process's pairs are negatives
     return MultipleNegativesRankingLoss(model, scale=scale, directions=("query_to_doc", "doc_to_query"),
-                                        partition_mode="per_direction")
+                                        partition_mode="per_direction", **gather)
 
 
 # --------------------------------------------------------------------------- evaluation

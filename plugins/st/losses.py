@@ -6,10 +6,12 @@ columns put in the order the loss reads them; pass both to your own ``SentenceTr
 
 from __future__ import annotations
 
+import inspect
 import random
 from dataclasses import dataclass
 from typing import Any
 
+from ..device import world_size
 from ..errors import UserError, did_you_mean
 from .formats import DataFormat, detect_format
 from .models import DEFAULT_TEXT_MODEL, load_model
@@ -52,6 +54,15 @@ def check_loss(loss: str | None) -> str:
     if name != "auto" and name not in LOSSES:
         raise UserError(f"unknown loss '{loss}'.{did_you_mean(name, LOSSES)} Choose auto or one of: {', '.join(LOSSES)}")
     return name
+
+
+def across_devices(cls: Any) -> tuple[dict[str, Any], str]:
+    """Under DDP, in-batch negatives would stay per process: a loss class that takes ``gather_across_devices`` gets
+    it, so each query sees every process's documents. Returns the keyword arguments and a note for the reason."""
+    processes = world_size()
+    if processes > 1 and "gather_across_devices" in inspect.signature(cls.__init__).parameters:
+        return {"gather_across_devices": True}, f"negatives gathered across {processes} processes"
+    return {}, ""
 
 
 def mines(option: bool | None, kind: str, loss: str | None) -> bool:
@@ -140,6 +151,10 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
         kwargs["tie_encoder_decoder"] = True
     if name == "triplet" and len(fmt.text_columns) > 3:
         dataset = dataset.select_columns(fmt.text_columns[:3])
+    if in_batch_negatives(name):
+        gather, note = across_devices(cls)
+        kwargs.update(gather)
+        reason += f"; {note}" if note else ""
     built = cls(model, **kwargs)
     if matryoshka_dims:
         dim = model.get_embedding_dimension()
@@ -150,5 +165,9 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
             raise UserError("matryoshka_dims does not apply to loss=tsdae; drop matryoshka_dims or pick another loss")
         built = L.MatryoshkaLoss(model, built, matryoshka_dims=sorted(matryoshka_dims, reverse=True))
         reason += f", wrapped in MatryoshkaLoss{sorted(matryoshka_dims, reverse=True)}"
-    in_batch = name in ("mnrl", "cached_mnrl", "gist", "cached_gist", "simcse")
-    return LossChoice(built, name, reason, dataset, fmt, in_batch)
+    return LossChoice(built, name, reason, dataset, fmt, in_batch_negatives(name))
+
+
+def in_batch_negatives(name: str) -> bool:
+    """Whether the loss ``name`` uses the other rows of a batch as negatives."""
+    return name in ("mnrl", "cached_mnrl", "gist", "cached_gist", "simcse")

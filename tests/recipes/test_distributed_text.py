@@ -29,6 +29,7 @@ def _check_ddp_output(out: Path, stdout: str) -> None:
     assert metrics["train"]["global_step"] == 2
     assert stdout.count("done: ") == 1  # only rank 0 reports
     assert stdout.count("loss: ") == 1
+    assert "negatives gathered across 2 processes" in stdout  # gather_across_devices: MNRL sees both processes
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".contrastkit")]
     assert leftovers == [".contrastkit-run.json"]  # the run record stays; the lock and probes go
     assert SentenceTransformer(str(out), device="cpu").encode(["a"]).shape == (1, 32)
@@ -112,6 +113,7 @@ def test_image_text_two_processes(launcher, tmp_path):
     # 360 training pairs, 64 per process, 2 processes, last partial batch dropped: 2 steps. Alone it would be 6.
     assert metrics["train"]["global_step"] == 2
     assert done.stdout.count("done: ") == 1
+    assert done.stdout.count("negatives gathered across 2 processes") == 1  # printed by rank 0 only
     from PIL import Image
 
     model = SentenceTransformer(str(out), device="cpu")
