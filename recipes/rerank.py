@@ -112,8 +112,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     # A CrossEncoder uses every trainable weight; DDP's search for unused ones (the Trainer's default for a model
     # that is not a transformers PreTrainedModel) fails the first backward of BCE and the listwise losses
     args.ddp_find_unused_parameters = False
-    if cfg.precision == "auto" and args.bf16 and args.use_cpu:
-        log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
+    if note := training.precision_note(cfg.precision, args):
+        log(note)
     trainer = training.make_trainer(model, args, choice.dataset, choice.loss, callbacks=[callback, NoPickledArgs()],
                                     kind="cross")
     training.train(trainer, resume=cfg.resume)

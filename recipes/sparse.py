@@ -113,8 +113,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     epochs = training.recipe_epochs(cfg, len(train_data), log)
     args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
                                   cpu_bf16=True, learning_rate=cfg.learning_rate or LEARNING_RATE, kind="sparse")
-    if cfg.precision == "auto" and args.bf16 and args.use_cpu:
-        log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
+    if note := training.precision_note(cfg.precision, args):
+        log(note)
     trainer = training.make_trainer(model, args, train_data, choice.loss, callbacks=[callback, NoPickledArgs()],
                                     kind="sparse")
     training.train(trainer, resume=cfg.resume)

@@ -100,8 +100,8 @@ def run(cfg: Config | None = None, **overrides: Any):
         log(f"learning rate: {learning_rate:g} with mined negatives (learning_rate= sets it)")
     args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
                                   labeled=choice.format.kind == "labeled", cpu_bf16=True, learning_rate=learning_rate)
-    if cfg.precision == "auto" and args.bf16 and args.use_cpu:
-        log("precision: bf16 autocast, this CPU has native bfloat16 (weights stay float32; precision=fp32 turns it off)")
+    if note := training.precision_note(cfg.precision, args):
+        log(note)
     trainer = training.make_trainer(model, args, choice.dataset, choice.loss, callbacks=[callback, NoPickledArgs()],
                                     max_length=cut)
     training.train(trainer, resume=cfg.resume)

@@ -54,6 +54,19 @@ def resolve_precision(precision: str, cpu_bf16: bool = False) -> str:
     return precision
 
 
+def precision_note(precision: str, args: Any) -> str | None:
+    """The line a recipe prints when ``precision=auto`` chose bf16 autocast: on a GPU or a CPU with native bfloat16."""
+    if precision != "auto" or not args.bf16:
+        return None
+    if args.use_cpu:
+        where = "this CPU has native bfloat16"
+    else:
+        import torch
+
+        where = f"on {torch.cuda.get_device_name()}"
+    return f"precision: bf16 autocast, {where} (weights stay float32; precision=fp32 turns it off)"
+
+
 #: model kind -> (trainer, training arguments) class names in sentence_transformers
 TRAINERS = {"dense": ("SentenceTransformerTrainer", "SentenceTransformerTrainingArguments"),
             "cross": ("CrossEncoderTrainer", "CrossEncoderTrainingArguments"),
