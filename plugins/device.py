@@ -10,6 +10,13 @@ import os
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def on_gpu() -> bool:
+    """Whether this process trains on a CUDA GPU (the recipes use one whenever torch sees it)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def is_main_process() -> bool:
     """Rank 0 of the run and of its machine (or a single process): the only one that writes shared files."""
     return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"

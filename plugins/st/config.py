@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import Part, RecipeArgs, field, require_positive, require_range
+from ..errors import UserError
 
 
 @dataclasses.dataclass
@@ -18,10 +19,15 @@ class SentenceTransformerArgs(RecipeArgs):
     warmup_ratio: float = field(0.1, "fraction of steps used for linear warm-up", group="training")
     logging_steps: int = field(5, "log the loss every N steps", group="training")
     report_to: str = field("none", "where the trainer reports: none, tensorboard, wandb, ...", group="training")
+    dataloader_workers: int | None = field(None, "processes that collate and tokenise batches beside training "
+                                                 "(default: 4 on a GPU, 0 on a CPU)", group="training")
 
     def check(self) -> None:
         """A positive logging interval and a warm-up share below 1."""
         require_positive(self, "logging_steps")
+        if self.dataloader_workers is not None and self.dataloader_workers < 0:
+            raise UserError(f"config field 'dataloader_workers' must be >= 0 (0: collate in the training process), "
+                            f"got {self.dataloader_workers}")
         require_range(self, "warmup_ratio", 0, 1, high_open=True)
 
 

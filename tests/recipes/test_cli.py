@@ -36,8 +36,8 @@ def test_list_shows_every_builtin_recipe_with_a_description(capsys):
 def test_show_lists_fields_with_defaults_and_help(capsys):
     assert main(["show", "text"]) == 0
     out = capsys.readouterr().out
-    assert "learning_rate" in out and "batch_size" in out and "= 16" in out
-    assert "pairs per batch" in out  # the help text
+    assert "learning_rate" in out and "batch_size" in out and "= 42" in out  # seed
+    assert "pairs per batch" in out and "default 16 on a CPU, 32 on a GPU" in out  # the help text
 
 
 def test_help_list_and_show_do_not_import_torch():

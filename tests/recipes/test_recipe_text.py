@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 from contrastkit.recipes import text
+from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
 from tests.conftest import assert_no_file_holds
@@ -264,6 +265,30 @@ def test_auto_picks_cached_mnrl_for_large_batches(tmp_path, tiny_text_model):
     frame = pd.DataFrame({"anchor": TEXTS * 4, "positive": [t + "!" for t in TEXTS * 4]})
     result = _run(tmp_path, tiny_text_model, frame, batch_size=80, max_steps=1)
     assert result.metrics["loss"] == "CachedMultipleNegativesRankingLoss"
+
+
+def test_a_gpu_tries_the_full_batch_and_a_cpu_caches_above_64(tiny_text_model):
+    """The rule behind the test above, for both devices: on a GPU only an out-of-memory step switches to GradCache."""
+    from contrastkit.plugins.st.formats import detect_format
+    from contrastkit.plugins.st.losses import MEMORY_SAFE_BATCH, _auto_loss_name
+
+    _, fmt = detect_format(Dataset.from_dict({"anchor": TEXTS, "positive": TEXTS[::-1]}))
+    big = MEMORY_SAFE_BATCH * 2
+    assert _auto_loss_name(fmt, big, None, gpu=False)[0] == "cached_mnrl"
+    assert _auto_loss_name(fmt, big, None, gpu=True)[0] == "mnrl"
+    assert _auto_loss_name(fmt, big, 16, gpu=True)[0] == "cached_mnrl"  # mini_batch_size asks for it
+
+
+def test_data_loader_workers_tokenise_beside_training(tmp_path, tiny_text_model):
+    from contrastkit.plugins.st.training import GPU_DATALOADER_WORKERS, dataloader_kwargs
+
+    frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    result = _run(tmp_path, tiny_text_model, frame, dataloader_workers=1)
+    assert result.metrics["train"]["global_step"] == 2
+    assert dataloader_kwargs(None, cuda=False)["dataloader_num_workers"] == 0  # a CPU keeps its cores for training
+    on_gpu = dataloader_kwargs(None, cuda=True)
+    assert on_gpu["dataloader_num_workers"] == GPU_DATALOADER_WORKERS and on_gpu["dataloader_pin_memory"]
+    assert dataloader_kwargs(0, cuda=True)["dataloader_num_workers"] == 0
 
 
 def test_seed_makes_split_and_training_reproducible(tmp_path, tiny_text_model):
