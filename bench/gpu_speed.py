@@ -39,10 +39,9 @@ EQUAL = {"batch_size": 32, "loss": "mnrl", "mine_hard_negatives": False, "learni
 
 
 def _evaluate(model_dir: str, held) -> float:
-    from sentence_transformers import SentenceTransformer
-
     from contrastkit.plugins.st.evaluation import make_evaluator
     from contrastkit.plugins.st.formats import DataFormat
+    from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(model_dir)
     metrics = make_evaluator(DataFormat("pair", ["anchor", "positive"]), held, batch_size=128)(model)

@@ -60,12 +60,11 @@ def _minilm() -> str:
 
 def _evaluate(arm: str, model, held) -> dict:
     """The held-out metrics of one arm's model with the evaluator of its kind."""
-    from sentence_transformers import SentenceTransformer
-
     from contrastkit.plugins.st.evaluation import make_evaluator
     from contrastkit.plugins.st.formats import DataFormat
     from contrastkit.plugins.st.rerank import make_rerank_evaluator
     from contrastkit.plugins.st.sparse import make_sparse_evaluator
+    from sentence_transformers import SentenceTransformer
 
     fmt = DataFormat("pair", ["anchor", "positive"])
     if arm.endswith("rerank"):

@@ -109,9 +109,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.steps = 1, 10
-    from contrastkit.plugins.data import sample_path
-
     import yaml
+    from contrastkit.plugins.data import sample_path
 
     data = sample_path("faq_pairs.csv")
     extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}

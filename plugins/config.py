@@ -72,6 +72,8 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
                 return _coerce(name, value, arg)
             except UserError as exc:
                 errors.append(exc)
+        if len(errors) == 1:  # an optional field (int | None): the one type's own message ("an integer")
+            raise errors[0]
         raise UserError(f"config field '{name}' expects {type_name(tp)}, got {value!r}")
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
