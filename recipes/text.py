@@ -63,8 +63,9 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 1. Output folder (checked first, so a bad path fails before any work)
     out, log = run.start(cfg, "text")
     if cfg.batch_size is None:
-        cfg.batch_size = BATCH_SIZE_GPU if on_gpu() else BATCH_SIZE
-        if on_gpu():
+        gpu = on_gpu()
+        cfg.batch_size = BATCH_SIZE_GPU if gpu else BATCH_SIZE
+        if gpu:
             log(f"batch size: {BATCH_SIZE_GPU} on a GPU ({BATCH_SIZE} on a CPU); batch_size= sets it")
 
     # 2. Data: any input -> datasets.Dataset and a held-out split; bad columns fail before the model loads
