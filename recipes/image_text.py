@@ -68,9 +68,9 @@ def run(cfg: Config | None = None, **overrides: Any):
     tiny = cfg.model == clip.TINY_CLIP
     if tiny:
         log(f"model: {clip.TINY_CLIP_NOTE}; its numbers show the recipe works, not a useful model")
-    loss = clip.make_loss(model, cfg.scale)
-    if getattr(loss, "gather_across_devices", False):
-        log(f"loss: negatives gathered across {world_size()} processes (gather_across_devices)")
+    loss, gather_note = clip.make_loss(model, cfg.scale)
+    if gather_note:
+        log(f"loss: {gather_note} (gather_across_devices)")
 
     # 4. Trainer: sentence-transformers' own, with the before/after callback
     evaluator = clip.make_evaluator(eval_pairs, batch_size=cfg.batch_size)

@@ -289,9 +289,10 @@ def training_args(cfg: Any, out: Path) -> Any:
     return args
 
 
-def make_loss(model: Any, scale: float = 20.0) -> Any:
+def make_loss(model: Any, scale: float = 20.0) -> tuple[Any, str]:
     """CLIP's loss in ST terms: MNRL over (image, text) with both directions, one softmax per direction. CLIP's own
-    temperature (``logit_scale``) is left untrained: the loss has its own ``scale``."""
+    temperature (``logit_scale``) is left untrained: the loss has its own ``scale``. Returns the loss and its
+    note under DDP ("" otherwise)."""
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from .losses import across_devices
@@ -299,9 +300,10 @@ def make_loss(model: Any, scale: float = 20.0) -> Any:
     for name, param in model.named_parameters():
         if name.endswith("logit_scale"):
             param.requires_grad_(False)
-    gather, _ = across_devices(MultipleNegativesRankingLoss)  # under DDP, every process's pairs are negatives
-    return MultipleNegativesRankingLoss(model, scale=scale, directions=("query_to_doc", "doc_to_query"),
+    gather, note = across_devices(MultipleNegativesRankingLoss)  # under DDP, every process's pairs are negatives
+    loss = MultipleNegativesRankingLoss(model, scale=scale, directions=("query_to_doc", "doc_to_query"),
                                         partition_mode="per_direction", **gather)
+    return loss, note
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import UserError
 from .formats import DataFormat
+from .losses import across_devices
 
 HEADS = ("auto", "csr", "splade")
 SIMILARITIES = ("auto", "cosine", "dot")
@@ -152,7 +153,9 @@ def choose_sparse_loss(model: Any, fmt: DataFormat, similarity: str = "auto", sc
         kwargs = {"scale": scale or SCALES[similarity],
                   "similarity_fct": util.cos_sim if similarity == "cosine" else util.dot_score}
         model.similarity_fn_name = similarity
-    inner = getattr(L, inner_name)(model, **kwargs)
+    cls = getattr(L, inner_name)
+    gather, gather_note = across_devices(cls) if inner_name == "SparseMultipleNegativesRankingLoss" else ({}, "")
+    inner = cls(model, **kwargs, **gather)
     if head == "splade":
         doc, query = SPLADE_WEIGHTS
         loss = L.SpladeLoss(model, inner, document_regularizer_weight=doc, query_regularizer_weight=query)
@@ -162,6 +165,8 @@ def choose_sparse_loss(model: Any, fmt: DataFormat, similarity: str = "auto", sc
         reason = f"{fmt.kind} data -> {inner_name} in CSRLoss (with the sparse autoencoder's reconstruction terms)"
     if kwargs:
         reason += f"; {model.similarity_fn_name} similarity, scale {kwargs['scale']:g}"
+    if gather_note:
+        reason += f"; {gather_note}"
     return SparseLoss(loss, reason, in_batch_negatives=inner_name == "SparseMultipleNegativesRankingLoss")
 
 

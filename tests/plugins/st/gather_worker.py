@@ -1,23 +1,34 @@
-"""Run by test_gather.py under torchrun: one MNRL step on 3 pairs per process; prints what the loss scored."""
+"""Run by test_gather.py under torchrun: one MNRL step on 3 pairs per process (``sparse``: the sparse recipe's
+SparseMNRL in CSRLoss); prints what the loss scored."""
 
 import json
 import sys
 
 import torch.distributed as dist
 from contrastkit.plugins.device import world_size
+from contrastkit.plugins.st.formats import detect_format
 from contrastkit.plugins.st.losses import choose_loss
+from contrastkit.plugins.st.sparse import choose_sparse_loss, load_sparse
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
 if world_size() > 1:
     dist.init_process_group("gloo")
 rank = dist.get_rank() if dist.is_initialized() else 0
-model = SentenceTransformer(sys.argv[1], device="cpu")
+sparse = len(sys.argv) > 2 and sys.argv[2] == "sparse"
 pairs = Dataset.from_dict({"anchor": [f"question {rank}-{i}" for i in range(3)],
                            "positive": [f"answer {rank}-{i}" for i in range(3)]})
-choice = choose_loss(model, pairs)
+if sparse:
+    model = load_sparse(sys.argv[1], head="csr", active_dims=8)
+    pairs, fmt = detect_format(pairs)
+    choice = choose_sparse_loss(model, fmt)
+    scoring = choice.loss.loss  # CSRLoss wraps the in-batch loss
+else:
+    model = SentenceTransformer(sys.argv[1], device="cpu")
+    choice = choose_loss(model, pairs)
+    scoring = choice.loss
 scored = []
-similarity = choice.loss.similarity_fct
+similarity = scoring.similarity_fct
 
 
 def recording(a, b):
@@ -27,9 +38,11 @@ def recording(a, b):
     return out
 
 
-choice.loss.similarity_fct = recording
+scoring.similarity_fct = recording
 features = [model.tokenize(pairs["anchor"]), model.tokenize(pairs["positive"])]
 value = choice.loss(features, None)
+if isinstance(value, dict):  # CSRLoss returns its terms by name
+    value = sum(value.values())
 value.backward()
 print(json.dumps({"rank": rank, "reason": choice.reason, "scored": scored, "loss": value.item()}))
 if dist.is_initialized():

@@ -15,8 +15,8 @@ WORKER = Path(__file__).with_name("gather_worker.py")
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
-def _launch(processes: int, model: str) -> list[dict]:
-    done = subprocess.run([str(BIN / "torchrun"), f"--nproc_per_node={processes}", str(WORKER), model],
+def _launch(processes: int, model: str, *mode: str) -> list[dict]:
+    done = subprocess.run([str(BIN / "torchrun"), f"--nproc_per_node={processes}", str(WORKER), model, *mode],
                           capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -31,3 +31,15 @@ def test_each_query_sees_every_process_documents(tiny_text_model):
         assert "negatives gathered across 2 processes" in r["reason"]
     one = _launch(1, tiny_text_model)
     assert one[0]["scored"] == [[3, 3]] and "gathered" not in one[0]["reason"]
+
+
+@pytest.mark.slow
+def test_sparse_queries_see_every_process_documents(tiny_text_model):
+    """The sparse recipe's SparseMNRL (inside CSRLoss) gathers too."""
+    two = _launch(2, tiny_text_model, "sparse")
+    assert sorted(r["rank"] for r in two) == [0, 1]
+    for r in two:
+        assert [3, 6] in r["scored"], r
+        assert "negatives gathered across 2 processes" in r["reason"]
+    one = _launch(1, tiny_text_model, "sparse")
+    assert [3, 6] not in one[0]["scored"] and "gathered" not in one[0]["reason"]
