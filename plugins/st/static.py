@@ -130,8 +130,9 @@ def sample_texts(*datasets: Any, limit: int = SPEED_TEXTS) -> list[str]:
     for dataset in datasets:
         if dataset is None:
             continue
-        for column in dataset.column_names:
-            values = dataset[column]
+        head = dataset.select(range(min(len(dataset), limit)))  # no more rows than texts wanted
+        for column in head.column_names:
+            values = list(head[column])
             if values and isinstance(values[0], str):
                 for text in values:
                     seen.setdefault(text, None)
