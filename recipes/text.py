@@ -45,7 +45,7 @@ class Config(LossArgs, MiningArgs, StaticArgs, SentenceTransformerArgs):
     batch_size: int | None = field(None, "pairs per batch; in-batch negatives grow with it (default 16 on a CPU, "
                                          "32 on a GPU, 128 with model=static)")
     learning_rate: float | None = field(None, "peak learning rate (default 1.5e-4, or 1e-4 with mined negatives; "
-                                              "1e-2 with model=static)")
+                                              "3e-2 with model=static)")
     precision: str = field("auto", "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU or CPU with native bfloat16, "
                                    "else fp32)")
 

@@ -22,7 +22,7 @@ STATIC = "static"
 #: Defaults for static embeddings (docs/text.md says how they were chosen). sentence-transformers' static
 #: training uses large batches and a high rate: a token table has no activations to store, and each step updates
 #: only the rows its batch's tokens touch, so it needs far larger steps than a transformer.
-LEARNING_RATE, BATCH_SIZE = 1e-2, 128
+LEARNING_RATE, BATCH_SIZE = 3e-2, 128
 #: PCA dimensions of the distilled table (sentence-transformers' and model2vec's default)
 DIMS = 256
 #: at most this many texts time the encoding speed: enough for a steady rate, a few seconds for the dense model
