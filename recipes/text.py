@@ -1,6 +1,7 @@
 """Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns.
 
     contrastkit run text data=pairs.csv epochs=1
+    contrastkit run text data=pairs.csv model=static     # static embeddings: distilled, then trained
     from contrastkit.recipes import text; result = text.run(data="pairs.csv", epochs=1)
 
 Steps: config -> data -> loss -> trainer -> save, evaluate, card -> Hub.
@@ -13,7 +14,7 @@ from typing import Any
 
 from contrastkit.plugins.config import field, resolve
 from contrastkit.plugins.errors import UserError
-from contrastkit.plugins.st.config import LossArgs, MiningArgs, SentenceTransformerArgs
+from contrastkit.plugins.st.config import LossArgs, MiningArgs, SentenceTransformerArgs, StaticArgs
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
 SAMPLE_DATA = "faq_pairs.csv"
@@ -24,13 +25,16 @@ BATCH_SIZE, BATCH_SIZE_GPU = 16, 32
 
 
 @dataclass
-class Config(LossArgs, MiningArgs, SentenceTransformerArgs):
-    """Everything the text recipe reads; each field is a CLI key (``key=value``) and a YAML key. The loss and mining
-    fields come from ``LossArgs`` and ``MiningArgs`` (contrastkit.plugins.st.config)."""
+class Config(LossArgs, MiningArgs, StaticArgs, SentenceTransformerArgs):
+    """Everything the text recipe reads; each field is a CLI key (``key=value``) and a YAML key. The loss, mining
+    and static-embedding fields come from ``LossArgs``, ``MiningArgs`` and ``StaticArgs``
+    (contrastkit.plugins.st.config)."""
 
     data: Any = field(None, "CSV/TSV/JSONL/Parquet path, Hub dataset id or Python rows (default: the bundled "
                             "question-answer pairs)")
     columns: dict[str, str] = field({}, "map roles to your column names, e.g. {anchor: question, positive: answer}")
+    model: str = field("all-MiniLM-L6-v2", "base model: a local folder or a Hub id; or static: static embeddings "
+                                           "distilled from distill_from=, far faster to encode, at some quality")
     min_steps: int = field(32, "raise epochs on small data until training takes this many steps (0: off; "
                                "default 32)")
     length_batching: bool = field(False, "batch texts of similar length together (faster; default off)")
@@ -39,8 +43,9 @@ class Config(LossArgs, MiningArgs, SentenceTransformerArgs):
     max_train_tokens: int = field(64, "cut texts at this many tokens for mining and training only; evaluation "
                                       "and the saved model keep max_seq_length (0: no cut; default 64)")
     batch_size: int | None = field(None, "pairs per batch; in-batch negatives grow with it (default 16 on a CPU, "
-                                         "32 on a GPU)")
-    learning_rate: float | None = field(None, "peak learning rate (default 1.5e-4, or 1e-4 with mined negatives)")
+                                         "32 on a GPU, 128 with model=static)")
+    learning_rate: float | None = field(None, "peak learning rate (default 1.5e-4, or 1e-4 with mined negatives; "
+                                              "3e-2 with model=static)")
     precision: str = field("auto", "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU or CPU with native bfloat16, "
                                    "else fp32)")
 
@@ -56,13 +61,16 @@ def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate before/after, save a plain SentenceTransformer folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import data, run
-    from contrastkit.plugins.device import on_gpu, world_size
-    from contrastkit.plugins.st import evaluation, formats, losses, mining, models, training
+    from contrastkit.plugins.device import is_main_process, on_gpu, world_size
+    from contrastkit.plugins.st import evaluation, formats, losses, mining, models, static, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out, log = run.start(cfg, "text")
-    if cfg.batch_size is None:
+    is_static = static.wanted(cfg.model)
+    if cfg.batch_size is None and is_static:
+        cfg.batch_size = static.BATCH_SIZE
+    elif cfg.batch_size is None:
         gpu = on_gpu()
         cfg.batch_size = BATCH_SIZE_GPU if gpu else BATCH_SIZE
         if gpu:
@@ -73,10 +81,15 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, data_format = formats.detect_format(train_data, cfg.columns)
     eval_data, eval_format = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
         else (None, None)
+    if is_static:
+        static.check_format(data_format, train_data.column_names)
 
-    # 3. Model, mined hard negatives for pairs, then the loss that fits the columns
-    model = models.load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    cut = models.training_length(model, cfg.max_seq_length, cfg.max_train_tokens)
+    # 3. Model (or static embeddings distilled from one), mined hard negatives for pairs, the loss for the columns
+    if is_static:
+        model, cut = static.distil(cfg.distill_from, cfg.static_dims, cfg.trust_remote_code, log), None
+    else:
+        model = models.load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+        cut = models.training_length(model, cfg.max_seq_length, cfg.max_train_tokens)
     if cut:
         log(f"training: texts cut at {cut} tokens (max_train_tokens; evaluation and the saved model "
             f"use {model.max_seq_length}; max_train_tokens=0 keeps them whole)")
@@ -85,7 +98,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     choice = losses.choose_loss(model, train_data, cfg.loss, columns, cfg.batch_size, cfg.mini_batch_size,
                                 cfg.matryoshka_dims, cfg.guide_model, cfg.scale, cfg.seed, data_format)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
-    if cfg.freeze_embeddings and choice.name != "tsdae":  # tsdae's decoder shares the embedding matrix
+    # tsdae's decoder shares the embedding matrix; a static model is nothing but its embeddings
+    if cfg.freeze_embeddings and choice.name != "tsdae" and not is_static:
         log(f"model: token embeddings frozen ({models.freeze_token_embeddings(model):,} weights); "
             f"freeze_embeddings=false trains them too")
     for note in choice.format.notes:
@@ -101,19 +115,32 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "loss_reason": choice.reason, "format": choice.format.kind,
                                           "train_rows": len(choice.dataset), "world_size": world_size(),
                                           "max_train_tokens": cut, "mined_hard_negatives": mined,
-                                          "eval_rows": held_out})
+                                          "eval_rows": held_out, "static": is_static})
     epochs = training.recipe_epochs(cfg, len(choice.dataset), log)
-    learning_rate = cfg.learning_rate or (LEARNING_RATE_MINED if mined else LEARNING_RATE)
-    if mined and cfg.learning_rate is None:
+    learning_rate = cfg.learning_rate or (static.LEARNING_RATE if is_static else
+                                          LEARNING_RATE_MINED if mined else LEARNING_RATE)
+    if is_static:
+        log(f"static embeddings: batch {cfg.batch_size}, learning rate {learning_rate:g} (batch_size= and "
+            f"learning_rate= set them)")
+    elif mined and cfg.learning_rate is None:
         log(f"learning rate: {learning_rate:g} with mined negatives (learning_rate= sets it)")
+    # bf16 autocast speeds up a transformer's matrix products; a static model has none to speed up
     args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
-                                  labeled=choice.format.kind == "labeled", cpu_bf16=True, learning_rate=learning_rate)
+                                  labeled=choice.format.kind == "labeled", cpu_bf16=not is_static,
+                                  learning_rate=learning_rate)
     if note := training.precision_note(cfg.precision, args):
         log(note)
     trainer = training.make_trainer(model, args, choice.dataset, choice.loss, callbacks=[callback, NoPickledArgs()],
                                     max_length=cut)
     training.train(trainer, resume=cfg.resume)
 
-    # 5. Save (metrics.json came from the callback), config.yaml, Hub
+    # 5. Save (metrics.json came from the callback); static embeddings: speed and quality beside the dense model
     training.save(trainer, out)
+    if is_static and is_main_process():
+        texts = static.sample_texts(eval_data, train_data)
+        speed = static.against_dense(model, cfg.distill_from, texts, evaluator,
+                                     lambda m: evaluation.headline(m, eval_format.kind), cfg.trust_remote_code)
+        static.report(out, callback.metrics, speed, log)
+
+    # 6. config.yaml, Hub
     return run.finish(cfg, out, callback.metrics, model)

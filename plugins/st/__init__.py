@@ -10,4 +10,5 @@
 - ``sampler``: length-grouped, duplicate-free batches for in-batch-negative losses.
 - ``clip``: image-text (CLIP-style) models, (image, text) pairs, their loss and recall evaluator.
 - ``shapes``: the drawn-shapes sample data of the image-text recipe.
+- ``static``: static embeddings distilled with model2vec (``model=static``), their speed beside the dense model.
 """

@@ -67,3 +67,20 @@ class MiningArgs(Part):
     def check(self) -> None:
         """At least one negative per pair."""
         require_positive(self, "num_negatives")
+
+
+@dataclasses.dataclass
+class StaticArgs(Part):
+    """``model=static``: static embeddings distilled from a dense model with model2vec, then trained."""
+
+    distill_from: str | None = field(None, "with model=static: the dense model distilled into static embeddings, "
+                                           "a local folder or a Hub id (default: all-MiniLM-L6-v2)", group="recipe")
+    static_dims: int | None = field(None, "with model=static: dimensions of the distilled embeddings (PCA; "
+                                          "default 256)", group="recipe")
+
+    def check(self) -> None:
+        """Positive dimensions, and no option that cannot apply to static embeddings."""
+        from .static import check_options
+
+        require_positive(self, "static_dims")
+        check_options(self)

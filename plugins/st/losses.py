@@ -15,6 +15,7 @@ from ..device import world_size
 from ..errors import UserError, did_you_mean
 from .formats import DataFormat, detect_format
 from .models import DEFAULT_TEXT_MODEL, load_model
+from .static import is_static_model
 
 #: On a CPU, batches above this size switch MNRL to its cached (GradCache) variant to bound activation memory.
 MEMORY_SAFE_BATCH = 64
@@ -84,11 +85,12 @@ class LossChoice:
 
 
 def _auto_loss_name(fmt: DataFormat, batch_size: int, mini_batch_size: int | None,
-                    gpu: bool = False) -> tuple[str, str]:
+                    gpu: bool = False, static: bool = False) -> tuple[str, str]:
     """On a GPU the full batch is tried as asked: only an out-of-memory first step switches to the cached loss
-    (``training.oom_fallback``), since GradCache's second forward pass costs time a large GPU need not pay."""
+    (``training.oom_fallback``), since GradCache's second forward pass costs time a large GPU need not pay. A
+    static model keeps no activations worth caching, so its large batches stay plain MNRL too."""
     if fmt.kind in ("pair", "triplet"):
-        cached = mini_batch_size is not None or (batch_size > MEMORY_SAFE_BATCH and not gpu)
+        cached = mini_batch_size is not None or (batch_size > MEMORY_SAFE_BATCH and not gpu and not static)
         what = "anchor/positive pairs" if fmt.kind == "pair" else \
             f"anchor/positive with {len(fmt.text_columns) - 2} hard-negative column(s)"
         if cached:
@@ -126,7 +128,8 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
         fmt = data_format
     name = check_loss(loss)
     if name == "auto":
-        name, reason = _auto_loss_name(fmt, batch_size, mini_batch_size, gpu=model.device.type == "cuda")
+        name, reason = _auto_loss_name(fmt, batch_size, mini_batch_size, gpu=model.device.type == "cuda",
+                                       static=is_static_model(model))
     else:
         reason = f"loss={name} was set"
     formats, cls_name, _ = LOSSES[name]

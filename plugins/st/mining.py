@@ -34,7 +34,8 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     pairs = pairs.rename_columns({anchor: "anchor", positive: "positive"})
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     own_length = model.max_seq_length
-    if max_length and (own_length is None or max_length < own_length):
+    cut = bool(max_length and (own_length is None or max_length < own_length))
+    if cut:
         model.max_seq_length = max_length
     try:
         with torch.autocast(model.device.type, dtype=half or torch.bfloat16, enabled=half is not None):
@@ -43,7 +44,8 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
                                         relative_margin=relative_margin,
                                         output_format="n-tuple" if num_negatives > 1 else "triplet", verbose=False)
     finally:
-        model.max_seq_length = own_length
+        if cut:  # only then: a static model's length cannot be set at all
+            model.max_seq_length = own_length
     # A negative equal to its own anchor would teach the model to push a text away from itself. Since
     # sentence-transformers 6.3 mining never offers the anchor's text; 6.2 could, where the anchor is also a positive.
     negatives = [c for c in mined.column_names if c.startswith("negative")]
