@@ -31,7 +31,8 @@ def image_folder(tmp_path):
     return _folder(tmp_path / "images")
 
 
-@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav"])
+@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav",
+                                    "supcon"])
 def test_every_method_trains_two_steps_and_loads_back(method, image_folder, tmp_path):
     from contrastkit.plugins.vision.encoder import load_encoder
     from contrastkit.recipes import image
@@ -50,6 +51,60 @@ def test_every_method_trains_two_steps_and_loads_back(method, image_folder, tmp_
     # the saved weights are the trained ones: same embeddings as the in-memory model
     assert np.allclose(emb, result.model.embed([Image.new("L", (30, 20), 100), str(image_folder / "class0" / "0.png")]),
                        atol=1e-5)
+
+
+def test_auto_picks_supcon_for_a_labelled_folder_and_simclr_for_an_unlabelled_one_and_says_why(image_folder,
+                                                                                              tmp_path, capsys):
+    import yaml
+    from contrastkit.recipes import image
+
+    labelled = image.run(data=str(image_folder), output_dir=str(tmp_path / "labelled"), **FAST)
+    said = capsys.readouterr().out
+    assert labelled.metrics["method"] == "supcon" and "supcon" in (labelled.output_dir / "README.md").read_text()
+    assert "method: supcon (method=auto: 2 labelled classes, 9 or more training images each" in said
+    # config.yaml and the run record name the method trained, so a rerun or resume=true trains the same
+    assert yaml.safe_load((labelled.output_dir / "config.yaml").read_text())["method"] == "supcon"
+    assert json.loads((labelled.output_dir / ".contrastkit-run.json").read_text())["method"] == "supcon"
+
+    flat = tmp_path / "flat"  # the same images without their class subfolders
+    flat.mkdir()
+    for path in image_folder.rglob("*.png"):
+        (flat / f"{path.parent.name}-{path.name}").write_bytes(path.read_bytes())
+    unlabelled = image.run(data=str(flat), output_dir=str(tmp_path / "unlabelled"), **FAST)
+    assert unlabelled.metrics["method"] == "simclr" and unlabelled.metrics["before_after"] == {}
+    assert "method: simclr (method=auto: the images in local folder 'flat' have no labels" in capsys.readouterr().out
+
+    forced = image.run(data=str(image_folder), method="simclr", output_dir=str(tmp_path / "forced"), **FAST)
+    assert forced.metrics["method"] == "simclr"  # any named method still trains self-supervised
+    assert "method: simclr (asked for; the labels are used only for the kNN evaluation)" in capsys.readouterr().out
+
+
+def test_supcon_resumes_under_auto_and_refuses_another_method(image_folder, tmp_path):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import image
+
+    out = tmp_path / "out"
+    image.run(data=str(image_folder), output_dir=str(out), save_steps=1, **FAST)
+    again = image.run(data=str(image_folder), output_dir=str(out), resume=True, **{**FAST, "max_steps": 3})
+    assert again.metrics["steps"] == 3 and again.metrics["method"] == "supcon"
+    with pytest.raises(UserError, match="trained with method=supcon, not method=simclr"):
+        image.run(data=str(image_folder), output_dir=str(out), resume=True, method="simclr",
+                  **{**FAST, "max_steps": 4})
+
+
+def test_knn_before_after_and_the_linear_probe_line_are_in_metrics_and_the_card(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **FAST)
+    metrics = json.loads((result.output_dir / "metrics.json").read_text())
+    knn, probe = metrics["before_after"]["knn_top1"], metrics["reference"]["linear_probe_top1"]
+    assert set(knn) == {"before", "after", "delta"} and 0 <= probe <= 1
+    assert metrics["train_cpu_seconds"] > 0 and metrics["method_reason"].startswith("method=auto")
+    card = (result.output_dir / "README.md").read_text()
+    assert f"| knn_top1 | {knn['before']:.4f} | {knn['after']:.4f} | {knn['delta']:+.4f} |" in card
+    assert f"a logistic-regression linear probe fitted on the starting backbone's features of the training images " \
+           f"scores {probe:.4f} top-1" in card
+    assert "Supervised contrastive" in card and "- supervised-contrastive" in card
 
 
 def test_moco_memory_bank_is_a_quarter_of_the_images_per_epoch(image_folder, tmp_path, capsys):
