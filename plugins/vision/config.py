@@ -77,10 +77,14 @@ class MethodArgs(Part):
             make_transform(method, self.image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, self.transform)
 
     def module_kwargs(self) -> dict[str, Any]:
-        """SSLModule's keywords from this config (``small_stem`` defaults from ``image_size``)."""
+        """SSLModule's keywords from this config and the recipe's ``learning_rate`` (``small_stem`` defaults from
+        ``image_size``)."""
         skip = {"method", "backbone", "image_size", "transform"}
         kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(MethodArgs) if f.name not in skip}
         kwargs["small_stem"] = self.small_stem if self.small_stem is not None else self.image_size <= 32
+        # the recipe's Config declares learning_rate (the field every recipe has), and SSLModule reads it too:
+        # leaving it out of these keywords silently trained at the method's rate (33356d5 to 9f4abbd)
+        kwargs["learning_rate"] = getattr(self, "learning_rate", None)
         return kwargs
 
 

@@ -318,6 +318,18 @@ def test_checkpoints_hold_no_home_path_and_a_moved_folder_resumes_with_its_rotat
     assert kept == ["3.ckpt", "4.ckpt", "last.ckpt"]  # 18 images at batch 8: steps 3 and 4 are epoch 1
 
 
+def test_the_learning_rate_given_is_the_one_trained_with(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    # the optimizer's own rate, not only the config's: from 33356d5 on, learning_rate= never reached SSLModule
+    rates = []
+    for name, kwargs in (("given", {"learning_rate": 0.0123}), ("default", {})):
+        result = image.run(data=str(image_folder), output_dir=str(tmp_path / name), **{**FAST, **kwargs})
+        ckpt = __import__("torch").load(result.output_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        rates.append((result.metrics["learning_rate"], ckpt["optimizer_states"][0]["param_groups"][0]["lr"]))
+    assert rates == [(0.0123, 0.0123), (1e-3, 1e-3)]  # 1e-3: supcon's own
+
+
 def test_max_steps_across_epochs_runs_every_step(image_folder, tmp_path):
     from contrastkit.recipes import image
 
