@@ -29,6 +29,9 @@ AUTO_MIN_PER_CLASS = 5
 #: supcon's defaults for a pretrained backbone (bench/image_quality.py --methods supcon; docs/image.md)
 SUPCON_LR = 1e-3
 SUPCON_WISE_FT = 1.0
+#: milder views than lightly's SimCLR defaults (min_scale 0.08, blur 0.5): a label names the whole object, and a
+#: crop of 8% of it, blurred, often no longer shows what the label says
+SUPCON_VIEWS = {"min_scale": 0.5, "gaussian_blur": 0.0}
 
 
 # ----------------------------------------------------------------------------------------------- training steps
@@ -159,7 +162,8 @@ def _methods() -> dict[str, Method]:
                        predictor=lambda: H.SwaVPrototypes(128, n_prototypes=512), temperature=0.1),
         # SupConLoss: pytorch-metric-learning's, as lightly has none; SimCLR's head and views as in Khosla et al.
         "supcon": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t, _: _supcon_loss(t),
-                         lambda s, n, **kw: T.SimCLRTransform(input_size=s, normalize=n, **kw), supervised_views,
+                         lambda s, n, **kw: T.SimCLRTransform(input_size=s, normalize=n, **{**SUPCON_VIEWS, **kw}),
+                         supervised_views,
                          temperature=0.1, lr=SUPCON_LR, labels=True, wise_ft=SUPCON_WISE_FT),
     }
 
