@@ -17,8 +17,7 @@ from contrastkit.plugins.config import RecipeArgs, field, resolve
 from contrastkit.plugins.errors import UserError
 from contrastkit.plugins.vision.config import LightningArgs, MethodArgs
 
-DESCRIPTION = ("Contrastive image embeddings with lightly on Lightning: supervised (supcon) when the images are "
-               "labelled, self-supervised (SimCLR, MoCo, BYOL, DINO, ...) otherwise.")
+DESCRIPTION = "Contrastive image embeddings with lightly on Lightning: supcon on labelled images, else SimCLR, MoCo, BYOL, ..."
 
 
 @dataclass
