@@ -128,6 +128,8 @@ def identity(cfg: Any) -> dict[str, Any]:
     out = {}
     for name in MODEL_FIELDS:
         value = getattr(cfg, name, None)
+        if value == "auto":  # settled from the data later (the image recipe's method), then recorded and checked
+            continue
         if isinstance(value, str) and value and Path(value).expanduser().exists():
             value = str(Path(value).expanduser().resolve())
         if hasattr(cfg, name):

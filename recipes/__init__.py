@@ -27,7 +27,7 @@ RECIPES: dict[str, tuple[str, str]] = {
     "sparse": ("contrastkit.recipes.sparse",
                "Train a sparse encoder (CSR on a dense model, or SPLADE on a masked-LM) for inverted-index search."),
     "image": ("contrastkit.recipes.image",
-              "Self-supervised image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ...) on Lightning."),
+              "Contrastive image embeddings with lightly on Lightning: supcon on labelled images, else SimCLR, MoCo, BYOL, ..."),
     "image-text": ("contrastkit.recipes.image_text",
                    "Fine-tune a CLIP-style image-text dual encoder on image-caption pairs."),
 }

@@ -1,5 +1,6 @@
-"""Self-supervised image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ...) on Lightning.
+"""Contrastive image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ..., and SupCon on labels) on Lightning.
 
+    contrastkit run image data=photos/               # method=auto: supcon on labelled subfolders, else simclr
     contrastkit run image data=photos/ method=simclr
     from contrastkit.recipes import image; result = image.run(data="photos/", method="byol")
 
@@ -16,7 +17,7 @@ from contrastkit.plugins.config import RecipeArgs, field, resolve
 from contrastkit.plugins.errors import UserError
 from contrastkit.plugins.vision.config import LightningArgs, MethodArgs
 
-DESCRIPTION = "Self-supervised image embeddings with lightly (SimCLR, MoCo, BYOL, DINO, ...) on Lightning."
+DESCRIPTION = "Contrastive image embeddings with lightly on Lightning: supcon on labelled images, else SimCLR, MoCo, BYOL, ..."
 
 
 @dataclass
@@ -73,6 +74,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     log(f"data: {len(train.items)} training images from {data.source}, "
         f"{len(held_out.items) if held_out else 0} held out"
         + (f", {len(data.skipped)} skipped" if data.skipped else ""))
+    # method=auto: supcon when the training images carry labels of 2+ classes, simclr otherwise (says which, and why)
+    reason = training.settle_method(cfg, out, train, log)
 
     # 3. Backbone + method: lightly's head, loss, multi-view transform and step from the table in vision.methods
     module = SSLModule(cfg.method, cfg.backbone, **cfg.module_kwargs())
@@ -85,11 +88,13 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 4. Lightning trainer with checkpoints, WiSE-FT and the kNN callback
     trainer, knn, wise = training.make_trainer(cfg, out, train, held_out, preprocess)
-    seconds = training.fit(trainer, module, loader, cfg, out, knn, log)
+    seconds, cpu_seconds = training.fit(trainer, module, loader, cfg, out, knn, log)
     encoder = ImageEncoder(module.backbone, preprocess, spec)
 
     # 5. Save the encoder, metrics, plots and card (rank 0), config.yaml, Hub
     metrics = training.save(out, cfg, module, encoder, trainer, {"data": data, "train": train, "held_out": held_out,
-                                                                 "batch_size": batch_size, "seconds": seconds},
+                                                                 "batch_size": batch_size, "seconds": seconds,
+                                                                 "cpu_seconds": cpu_seconds,
+                                                                 "method_reason": reason},
                             knn, wise, log)
     return run.finish(cfg, out, metrics, encoder, main=trainer.is_global_zero)

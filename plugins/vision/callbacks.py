@@ -15,7 +15,7 @@ from torch import nn
 from ..errors import UserError
 from .data import ImageData
 from .encoder import embed_with
-from .knn import embedding_spread, knn_accuracy
+from .knn import embedding_spread, knn_accuracy, linear_probe_accuracy
 
 
 class KNNCallback(pl.Callback):
@@ -33,16 +33,21 @@ class KNNCallback(pl.Callback):
         self.after: dict[str, float] = {}
         self.query_embeddings: np.ndarray | None = None
         self.spread: dict[str, dict[str, float]] = {}  # embedding_spread of the query images, before/after
+        self.linear_probe: float | None = None  # a logistic-regression probe's top-1 on the starting features
         self.seconds = 0.0  # wall time spent evaluating, so that training time can be told apart
+        self.cpu_seconds = 0.0  # and its CPU time
 
     def evaluate(self, backbone: nn.Module) -> dict[str, float]:
         """``{"knn_top1": accuracy}`` of the backbone's embeddings right now."""
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         bank = embed_with(backbone, self.bank.items, self.preprocess, self.batch_size)
         self.query_embeddings = embed_with(backbone, self.query.items, self.preprocess, self.batch_size)
         self.spread["after" if self.before else "before"] = embedding_spread(self.query_embeddings)
         accuracy = knn_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels, self.k, self.t)
+        if not self.before and self.linear_probe is None:  # the starting features: what a plain classifier on them would score, for reference
+            self.linear_probe = linear_probe_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels)
         self.seconds += time.perf_counter() - started
+        self.cpu_seconds += time.process_time() - cpu
         return {"knn_top1": accuracy}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -65,6 +70,8 @@ class KNNCallback(pl.Callback):
                 pl_module.backbone.load_state_dict(trained)
                 self.base = None
         pl_module.print(f"kNN top-1 before training: {self.before['knn_top1']:.4f}")
+        if self.linear_probe is not None:
+            pl_module.print(f"linear probe top-1 on the starting features (reference): {self.linear_probe:.4f}")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Log kNN top-1 every ``every_n_epochs`` epochs (0: never)."""
@@ -95,7 +102,8 @@ class WiSEFT(pl.Callback):
     """WiSE-FT (Wortsman et al., 2022): when training ends, the backbone keeps ``alpha`` of its change,
     ``start + alpha * (trained - start)``: a weight-space blend of the trained and the starting model.
 
-    ``alpha=None`` picks ``WISE_FT_PRETRAINED`` for a pretrained backbone (``pl_module.spec["pretrained"]``) and 1
+    ``alpha=None`` picks the method's own share (``pl_module.wise_ft_default``, from the method table), else
+    ``WISE_FT_PRETRAINED``, for a pretrained backbone (``pl_module.spec["pretrained"]``), and 1
     (off) for a randomly initialised one, whose start is noise. The start is read when fit begins, before a
     checkpoint is restored, so a resumed run blends with the same start; checkpoints keep the trained weights, so
     resuming trains on from them. Put it before ``KNNCallback``, so that "after" sees the blend.
@@ -111,7 +119,9 @@ class WiSEFT(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Pick the default alpha and keep the starting weights, before any checkpoint is restored."""
         if self.alpha is None:
-            self.alpha = WISE_FT_PRETRAINED if getattr(pl_module, "spec", {}).get("pretrained") else 1.0
+            own = getattr(pl_module, "wise_ft_default", None)  # the method's own share (supcon keeps all)
+            pretrained = getattr(pl_module, "spec", {}).get("pretrained")
+            self.alpha = (own if own is not None else WISE_FT_PRETRAINED) if pretrained else 1.0
         self.trained = None  # a second fit with this callback starts clean
         if stage == "fit" and self.alpha < 1:
             self.start = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}

@@ -18,7 +18,7 @@ TEMPLATE = """---
 # {{ title }}
 
 {% if training -%}
-Self-supervised **{{ method }}** training with [lightly](https://github.com/lightly-ai/lightly) on
+{{ kind }} **{{ method }}** training with [lightly](https://github.com/lightly-ai/lightly) on
 PyTorch Lightning, made with [contrastkit](https://pypi.org/project/contrastkit/).
 {%- else -%}
 An image encoder saved by [contrastkit](https://pypi.org/project/contrastkit/).
@@ -38,7 +38,7 @@ kNN top-1 accuracy (k={{ knn_k }}, cosine, weighted, temperature {{ knn_t }}) on
 
 | metric | before | after | change |
 |---|---|---|---|
-{{ rows }}
+{{ rows }}{{ reference }}
 {% endif %}
 ## Usage
 
@@ -87,17 +87,24 @@ def encoder_card(spec: dict) -> ModelCard:
 def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, repo_id: str | None) -> ModelCard:
     """The model card ``README.md`` (Hub metadata + usage), built with huggingface_hub and checked by re-parsing."""
     after = metrics.get("after", {})
+    supervised = cfg.method == "supcon"
     results = [EvalResult(task_type="image-classification", dataset_type=data.hub_id or "custom",
                           dataset_name=data.source, metric_type="accuracy", metric_name="kNN top-1 accuracy (k=20)",
                           metric_value=round(after["knn_top1"], 4))] if "knn_top1" in after else None
     card_data = ModelCardData(
         library_name="contrastkit", pipeline_tag="image-feature-extraction", license=None,
-        tags=["contrastkit", cfg.method, "self-supervised", "image-feature-extraction"],
+        tags=["contrastkit", cfg.method, "supervised-contrastive" if supervised else "self-supervised",
+              "image-feature-extraction"],
         datasets=[data.hub_id] if data.hub_id else None,
         model_name=f"{cfg.method}-{spec['architecture']}" if results else None, eval_results=results)
     load = f'from contrastkit.plugins import hub\n\nencoder = hub.load("{repo_id}")' if repo_id else LOCAL_LOAD
     rows = "\n".join(f"| {k} | {v['before']:.4f} | {v['after']:.4f} | {v['delta']:+.4f} |"
                      for k, v in metrics.get("before_after", {}).items()) or "| (no labels: not evaluated) | | | |"
+    probe = metrics.get("reference", {}).get("linear_probe_top1")
+    # Jinja would drop a newline before an empty line, so the line brings its own
+    reference = (f"\n\nFor reference, a logistic-regression linear probe fitted on the starting backbone's features "
+                 f"of the training images scores {probe:.4f} top-1 on the same held-out images: what a plain "
+                 f"classifier gives without training the backbone.") if probe is not None else ""
     alpha = metrics.get("wise_ft", 1.0)
     frozen = metrics.get("frozen_share") or 0
     training_notes = (f"; the saved weights keep {alpha:g} of training's change to the starting backbone (WiSE-FT, "
@@ -105,7 +112,8 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
         f"; the backbone's earliest {frozen:.0%} of weights stayed fixed (`freeze_fraction="
         f"{metrics.get('freeze_fraction'):g}`)" if frozen else "")
     card = _render(card_data, training=True, title=f"{cfg.method} image embeddings ({spec['architecture']})",
-                   method=cfg.method, load=load, data_source=data.source,
+                   method=cfg.method, load=load, data_source=data.source, reference=reference,
+                   kind="Supervised contrastive (labels as positives)" if supervised else "Self-supervised",
                    train_images=metrics.get("train_images", "?"), steps=metrics.get("steps", "?"),
                    batch_size=cfg.batch_size, learning_rate=metrics.get("learning_rate"),
                    training_notes=training_notes, knn_k=cfg.knn_k, knn_t=cfg.knn_t, rows=rows,

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import Part, field, require_positive, require_range
 from ..errors import UserError
-from .methods import METHOD_NAMES, check_method, get_method
+from .methods import METHOD_NAMES, SSL_DEFAULT, check_method, get_method
 
 #: learning-rate schedules SSLModule knows
 LR_SCHEDULES = ("constant", "cosine")
@@ -25,7 +25,8 @@ class MethodArgs(Part):
     """The method, its backbone and how they train: every field but image_size and transform is an SSLModule
     keyword of the same name."""
 
-    method: str = field("simclr", f"one of: {', '.join(METHOD_NAMES)} (default simclr)", group="recipe")
+    method: str = field("auto", f"auto (the default: supcon when the data has labels, {SSL_DEFAULT} otherwise), or one "
+                                f"of: {', '.join(METHOD_NAMES)}", group="recipe")
     backbone: str = field("efficientnet-lite0", "efficientnet-lite0 (ImageNet-pretrained; the default), resnet18, "
                                                 "resnet50, tiny-cnn, timm:<name>, or a folder saved by contrastkit",
                           group="recipe")
@@ -58,12 +59,13 @@ class MethodArgs(Part):
 
     def check(self) -> None:
         """Known method and schedule, sizes and shares in range, transform options the method's transform takes."""
-        check_method(self.method)
+        check_method(self.method, auto=True)
         check_lr_schedule(self.lr_schedule)
+        method = SSL_DEFAULT if self.method == "auto" else self.method  # auto's choices share simclr's views
         if self.image_size < 8:
             raise UserError(f"config field 'image_size' must be at least 8 pixels, got {self.image_size}")
         require_range(self, "freeze_fraction", 0, 1)
-        if self.memory_bank_size is not None and not get_method(self.method).memory_bank:
+        if self.memory_bank_size is not None and (self.method == "auto" or not get_method(self.method).memory_bank):
             banked = "/".join(n for n in METHOD_NAMES if get_method(n).memory_bank)
             raise UserError(f"config field 'memory_bank_size' applies to method={banked}, not method={self.method}")
         for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale", "memory_bank_size"):
@@ -72,13 +74,17 @@ class MethodArgs(Part):
         if self.transform:  # a wrong option fails here, before the data and the model load
             from .methods import make_transform
 
-            make_transform(self.method, self.image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, self.transform)
+            make_transform(method, self.image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, self.transform)
 
     def module_kwargs(self) -> dict[str, Any]:
-        """SSLModule's keywords from this config (``small_stem`` defaults from ``image_size``)."""
+        """SSLModule's keywords from this config and the recipe's ``learning_rate`` (``small_stem`` defaults from
+        ``image_size``)."""
         skip = {"method", "backbone", "image_size", "transform"}
         kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(MethodArgs) if f.name not in skip}
         kwargs["small_stem"] = self.small_stem if self.small_stem is not None else self.image_size <= 32
+        # the recipe's Config declares learning_rate (the field every recipe has), and SSLModule reads it too:
+        # leaving it out of these keywords silently trained at the method's rate (33356d5 to 9f4abbd)
+        kwargs["learning_rate"] = getattr(self, "learning_rate", None)
         return kwargs
 
 

@@ -160,6 +160,8 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
     if all(c != "." for c in classes) and len(set(classes)) >= 2:  # every image sits in a class subfolder
         names = sorted(set(classes))
         labels = [names.index(c) for c in classes]
+    elif all(c != "." for c in classes):  # one class folder: no labels, but its name lets method=supcon say so
+        names = sorted(set(classes))
     return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'",
                      notes=_folder_notes(root, others, outputs, broken, classes))
 

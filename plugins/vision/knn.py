@@ -29,6 +29,20 @@ def knn_accuracy(bank: Any, bank_labels: Any, query: Any, query_labels: Any, k: 
     return int(knn_correct(bank, bank_labels, query, query_labels, k, t).sum()) / len(query)
 
 
+def linear_probe_accuracy(train: Any, train_labels: Any, query: Any, query_labels: Any) -> float | None:
+    """Top-1 accuracy of a logistic-regression probe (scikit-learn, standardised features) fitted on ``train``;
+    None when the training labels have fewer than 2 classes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(set(np.asarray(train_labels).tolist())) < 2:
+        return None
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    probe.fit(np.asarray(train), np.asarray(train_labels))
+    return float((probe.predict(np.asarray(query)) == np.asarray(query_labels)).mean())
+
+
 def embedding_spread(embeddings: np.ndarray) -> dict[str, float]:
     """Collapse check for L2-normalised embeddings: mean pairwise cosine (1.0 = collapsed) and mean per-dim std."""
     e = np.asarray(embeddings, dtype=np.float64)

@@ -1,11 +1,13 @@
-"""The method table: for each self-supervised method, lightly's head, loss and multi-view transform, whether a
-momentum (EMA) encoder makes the targets, its memory bank, and its training step. ``SSLModule`` reads only this
-table, so every difference between methods lives here.
+"""The method table: for each method, lightly's head, loss and multi-view transform, whether a momentum (EMA) encoder
+makes the targets, its memory bank, and its training step. ``SSLModule`` reads only this table, so every difference
+between methods lives here. Every row is self-supervised but ``supcon``, which also reads the batch's labels;
+``choose_method`` settles ``method=auto`` from the data's labels.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,7 +20,18 @@ if TYPE_CHECKING:  # torch and lightly load with the table, so the name check st
 
     from .module import SSLModule
 
-METHOD_NAMES = ("simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav")
+METHOD_NAMES = ("simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav", "supcon")
+#: what ``method=auto`` trains on unlabelled data
+SSL_DEFAULT = "simclr"
+#: method=auto trains supcon only when its smallest class has this many training images: with fewer, a batch rarely
+#: holds two images of that class, and the class learns little more than simclr would teach it
+AUTO_MIN_PER_CLASS = 5
+#: supcon's defaults for a pretrained backbone (bench/image_quality.py --methods supcon; docs/image.md)
+SUPCON_LR = 1e-3
+SUPCON_WISE_FT = 1.0
+#: milder views than lightly's SimCLR defaults (min_scale 0.08, blur 0.5): a label names the whole object, and a
+#: crop of 8% of it, blurred, often no longer shows what the label says
+SUPCON_VIEWS = {"min_scale": 0.5, "gaussian_blur": 0.0}
 
 
 # ----------------------------------------------------------------------------------------------- training steps
@@ -57,6 +70,22 @@ def swav_step(module: SSLModule, views: list[torch.Tensor]) -> torch.Tensor:
     return module.criterion(p[:2], p[2:])
 
 
+def supervised_views(module: SSLModule, views: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """supcon: every view of every image of the same label is a positive (pytorch-metric-learning's SupConLoss)."""
+    import torch
+
+    z = torch.cat([module.project(v) for v in views[:2]])
+    labels = torch.cat([labels, labels])
+    loss = module.criterion
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and \
+            torch.distributed.get_world_size() > 1:
+        from pytorch_metric_learning.utils.distributed import DistributedLossWrapper
+
+        # other ranks' embeddings and labels join the batch, so their images are positives and negatives here too
+        loss = DistributedLossWrapper(loss)
+    return loss(z, labels)
+
+
 # ----------------------------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Method:
@@ -72,6 +101,8 @@ class Method:
     lr: float = 1e-3  # AdamW
     memory_bank: int = 0  # keys of past batches kept as extra negatives (moco)
     after_backward: Callable[[SSLModule], None] | None = None  # a gradient fix-up before the optimizer step
+    labels: bool = False  # the step also takes the batch's labels (supcon): the data must be labelled
+    wise_ft: float | None = None  # WiSE-FT's share for a pretrained backbone, where the method has its own
 
     def make_head(self, dim: int, batch_norm: bool = True) -> nn.Module:
         """The projection head for a backbone of width ``dim``; ``batch_norm=False`` drops its BatchNorm1d."""
@@ -129,14 +160,64 @@ def _methods() -> dict[str, Method]:
         "swav": Method(lambda d: H.SwaVProjectionHead(d, 512, 128), lambda t, _: L.SwaVLoss(temperature=t),
                        lambda s, n, **kw: T.SwaVTransform(crop_sizes=(s, _small(s)), normalize=n, **kw), swav_step,
                        predictor=lambda: H.SwaVPrototypes(128, n_prototypes=512), temperature=0.1),
+        # SupConLoss: pytorch-metric-learning's, as lightly has none; SimCLR's head and views as in Khosla et al.
+        "supcon": Method(lambda d: H.SimCLRProjectionHead(d, 512, 128), lambda t, _: _supcon_loss(t),
+                         lambda s, n, **kw: T.SimCLRTransform(input_size=s, normalize=n, **{**SUPCON_VIEWS, **kw}),
+                         supervised_views,
+                         temperature=0.1, lr=SUPCON_LR, labels=True, wise_ft=SUPCON_WISE_FT),
     }
 
 
-def check_method(name: str) -> None:
-    """A one-line error listing the methods when ``name`` is not one of them (imports neither torch nor lightly)."""
-    if name not in METHOD_NAMES:
-        raise UserError(f"unknown method '{name}'.{did_you_mean(name, METHOD_NAMES)} Use one of: "
-                        f"{', '.join(METHOD_NAMES)}")
+
+def _supcon_loss(temperature: float):
+    from pytorch_metric_learning.losses import SupConLoss
+
+    return SupConLoss(temperature=temperature)
+
+
+def check_method(name: str, auto: bool = False) -> None:
+    """A one-line error listing the methods when ``name`` is not one of them (``auto`` allows "auto"); imports
+    neither torch nor lightly."""
+    names = (*METHOD_NAMES, "auto") if auto else METHOD_NAMES
+    if name not in names:
+        raise UserError(f"unknown method '{name}'.{did_you_mean(name, names)} Use one of: {', '.join(names)}")
+
+
+def choose_method(asked: str, labels: list[int] | None, names: list[str] | None, source: str) -> tuple[str, str]:
+    """(method, reason): ``auto`` becomes supcon on labelled data and SSL_DEFAULT otherwise; ``supcon`` on data it
+    cannot learn from is a one-line error naming the data and the fix; any other method stays as asked."""
+    counts = Counter(labels or [])
+    named = {c: names[c] if names and c < len(names) else str(c) for c in counts}
+    smallest = min(counts, key=lambda c: (counts[c], named[c])) if counts else None
+    if asked == "supcon":
+        others = f"or use method={SSL_DEFAULT} (self-supervised, no labels needed)"
+        if labels is None and names and len(names) == 1:
+            raise UserError(f"method=supcon needs at least 2 classes, but {source} has one ('{names[0]}'); add a "
+                            f"subfolder per class, {others}")
+        if labels is None:
+            raise UserError(f"method=supcon needs labelled images, but {source} has no labels; put every image in a "
+                            f"class subfolder (at least 2), give a dataset with a label column, {others}")
+        if len(counts) < 2:
+            raise UserError(f"method=supcon needs at least 2 classes, but {source} has one "
+                            f"('{named[smallest]}'); add images of another class, {others}")
+        if counts[smallest] < 2:
+            raise UserError(f"method=supcon needs at least 2 training images per class, but class "
+                            f"'{named[smallest]}' of {source} has {counts[smallest]}; add images to it or remove "
+                            f"it, {others}")
+        return asked, f"asked for; {len(counts)} classes"
+    if asked != "auto":
+        return asked, "asked for" + ("; the labels are used only for the kNN evaluation" if counts else "")
+    if labels is None:
+        why = f"the images in {source} have no labels (a folder needs 2 or more class subfolders)"
+    elif len(counts) < 2:
+        why = f"{source} has a single class ('{named[smallest]}')"
+    elif counts[smallest] < AUTO_MIN_PER_CLASS:
+        why = (f"class '{named[smallest]}' has {counts[smallest]} training image(s), under the "
+               f"{AUTO_MIN_PER_CLASS} supcon needs")
+    else:
+        return "supcon", (f"method=auto: {len(counts)} labelled classes, {counts[smallest]} or more training images "
+                          f"each; method={SSL_DEFAULT} trains without the labels")
+    return SSL_DEFAULT, f"method=auto: {why}; self-supervised, labels unused for training"
 
 
 def get_method(name: str) -> Method:

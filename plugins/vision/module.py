@@ -44,6 +44,7 @@ class SSLModule(pl.LightningModule):
                  memory_bank_size: int | None = None, channels_last: bool = True):
         super().__init__()
         self.method, self.spec = method, {}
+        self.wise_ft_default = get_method(method).wise_ft  # read by the WiSEFT callback when wise_ft is not set
         self.channels_last = channels_last
         m = get_method(method)
         if isinstance(backbone, str):
@@ -186,7 +187,8 @@ class SSLModule(pl.LightningModule):
             m = cosine_schedule(self.global_step, self._total_steps(), 0.996, 1.0)
             update_momentum(self.backbone, self.backbone_momentum, m)
             update_momentum(self.head, self.head_momentum, m)
-        loss = get_method(self.method).step(self, views)
+        m = get_method(self.method)
+        loss = m.step(self, views, batch[1]) if m.labels else m.step(self, views)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(views[0]))
         self.history.append((self.global_step, loss.detach()))
         return loss

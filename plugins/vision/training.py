@@ -15,11 +15,26 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from .. import report
-from ..device import auto_bf16
+from .. import outdir, report
+from ..device import auto_bf16, is_main_process
 from ..errors import UserError
 from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT
 from .data import ImageData, ImageDataset
+
+
+def settle_method(cfg: Any, out: Path, train: ImageData, log: Any) -> str:
+    """Resolve ``method=auto`` from the training images' labels (``methods.choose_method``), log the choice and its
+    reason, and record the method trained in ``cfg`` and the folder's run record, so ``resume`` checks it."""
+    from .methods import choose_method
+
+    asked = cfg.method
+    cfg.method, reason = choose_method(asked, train.labels, train.label_names, train.source or "the data")
+    log(f"method: {cfg.method} ({reason})")
+    if asked != cfg.method and is_main_process():
+        if cfg.resume:  # the record of the run resumed names the method it trained; auto must choose the same
+            outdir.check_resume(out, "image", cfg)
+        outdir.write_record(out, "image", cfg)
+    return reason
 
 
 def make_loader(train: ImageData, transform: Any, batch_size: int, num_workers: int) -> torch.utils.data.DataLoader:
@@ -77,15 +92,16 @@ def device_error(cfg: Any, precision: str, exc: BaseException) -> UserError:
 
 
 def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn: KNNCallback | None,
-        log: Any) -> float:
-    """Train (from the newest whole checkpoint with ``resume``); returns the training seconds, kNN passes left out."""
+        log: Any) -> tuple[float, float]:
+    """Train (from the newest whole checkpoint with ``resume``); returns the training's wall and CPU seconds (this
+    process, all its threads), kNN passes left out."""
     per_process = len(loader.dataset) // trainer.world_size  # images each process sees per epoch
     if cfg.max_steps > 0:  # steps per epoch counted low, so max_epochs never ends the run early (else "Epoch 0/-2")
         trainer.fit_loop.max_epochs = -(-cfg.max_steps // max(1, per_process // loader.batch_size))
     note = module.fit_memory_bank(per_process)  # moco on small data
     if note:
         log(note)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         trainer.fit(module, loader, ckpt_path=resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
     except MisconfigurationException as exc:  # e.g. resuming a checkpoint past this run's epochs
@@ -103,7 +119,9 @@ def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt from None
         raise
-    return time.perf_counter() - started - (knn.seconds if knn else 0.0)
+    # CPU seconds as well: on a shared machine the wall clock also counts other programs' turns
+    return (time.perf_counter() - started - (knn.seconds if knn else 0.0),
+            time.process_time() - cpu - (knn.cpu_seconds if knn else 0.0))
 
 
 def resume_from(folder: Path) -> str | None:
@@ -128,7 +146,8 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
          knn: KNNCallback | None, wise: WiSEFT, log: Any) -> dict[str, Any]:
     """The encoder folder, metrics.json, the loss, before/after and PCA plots and the model card (rank 0 only).
 
-    ``run`` holds the data side: ``data``, ``train``, ``held_out``, ``batch_size`` and ``seconds``."""
+    ``run`` holds the data side (``data``, ``train``, ``held_out``, ``batch_size``), ``seconds`` and ``cpu_seconds``
+    from ``fit`` and ``method_reason`` from ``settle_method``."""
     from .card import plot_pca, write_card
     from .encoder import embed_with
 
@@ -146,10 +165,13 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
                "eval_images": len(held_out.items) if held_out else 0, "skipped_images": len(data.skipped),
                "steps": trainer.global_step, "learning_rate": module.learning_rate, "wise_ft": wise.alpha,
                "freeze_fraction": module.freeze_fraction, "frozen_share": round(module.frozen_share, 4),
-               "train_seconds": round(run["seconds"], 2),
+               "train_seconds": round(run["seconds"], 2), "train_cpu_seconds": round(run["cpu_seconds"], 2),
                **({"knn_seconds": round(knn.seconds, 2)} if knn else {}),
                **({"memory_bank_size": module.memory_bank_size} if module.memory_bank_size else {}),
                "images_per_second": module.images_per_second(run["batch_size"]),
+               "method_reason": run["method_reason"],
+               # what a plain classifier on the starting features scores: the bar training should clear
+               "reference": {"linear_probe_top1": knn.linear_probe} if knn and knn.linear_probe is not None else {},
                "embedding_spread": knn.spread if knn else {},  # collapse check: mean cosine, std
                "history": history}
     report.write_metrics(out, metrics)
@@ -161,4 +183,7 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
     plot_pca(emb, shown.labels, shown.label_names, out / "embeddings_pca.png")
     write_card(out, cfg, spec, metrics, data, cfg.push_to_hub)
     log(report.format_table(metrics["before_after"], "kNN evaluation on the held-out images"))
+    if metrics["reference"]:
+        log(f"  reference: a linear probe (logistic regression) on the starting features scores "
+            f"{metrics['reference']['linear_probe_top1']:.4f}")
     return metrics

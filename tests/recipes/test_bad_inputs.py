@@ -52,6 +52,15 @@ def _image_folder(tmp: Path, name: str, size: int = 16, zero_byte: bool = False,
     return str(folder)
 
 
+def _classes(tmp: Path, name: str, counts: dict[str, int]) -> str:
+    """A folder with a subfolder of ``count`` small images per class name."""
+    folder = tmp / name
+    folder.mkdir()
+    for label, count in counts.items():
+        _image_folder(folder, label, count=count)
+    return str(folder)
+
+
 def _captions(tmp: Path, rows: str) -> str:
     _image_folder(tmp, "pics")
     return _csv(tmp, "captions.csv", "image,text\n" + rows)
@@ -193,6 +202,17 @@ CASES = {
     "image-wise-ft-above-1": (lambda t, m: ["run", "image", "wise_ft=1.5", *IMG], ["wise_ft", "between 0 and 1"]),
     "image-ema-decay-of-1": (lambda t, m: ["run", "image", "ema_decay=1", *IMG], ["ema_decay", "below 1"]),
     "image-unknown-lr-schedule": (lambda t, m: ["run", "image", "lr_schedule=step", *IMG], ["lr_schedule", "cosine"]),
+    # method=supcon on images it cannot learn from (method=auto trains simclr on them instead, and says so)
+    "image-supcon-unlabelled-folder": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "flat"),
+                                                     "method=supcon", *IMG],
+                                       ["method=supcon", "'flat' has no labels", "class subfolder", "method=simclr"]),
+    "image-supcon-single-class": (lambda t, m: ["run", "image", "data=" + _classes(t, "cats", {"cat": 6}),
+                                                "method=supcon", *IMG],
+                                  ["method=supcon", "'cats' has one ('cat')", "subfolder per class", "method=simclr"]),
+    "image-supcon-class-with-one-image": (lambda t, m: ["run", "image", "data=" + _classes(t, "pets", {"cat": 6,
+                                                                                                     "dog": 1}),
+                                                        "method=supcon", *IMG],
+                                          ["class 'dog'", "'pets' has 1", "add images to it", "method=simclr"]),
     # image data
     "image-blank-data": (lambda t, m: ["run", "image", "data=", *IMG], ["data= is empty"]),
     "image-blank-data-spaces": (lambda t, m: ["run", "image", "data= ", *IMG], ["data= is empty"]),

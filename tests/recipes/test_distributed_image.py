@@ -18,7 +18,7 @@ import pytest
 import torch
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-TINY = ["backbone=tiny-cnn", "image_size=16", "accelerator=cpu"]  # default data: scikit-learn digits
+TINY = ["backbone=tiny-cnn", "image_size=16", "accelerator=cpu"]  # default data: scikit-learn digits (labelled)
 
 
 def _cli(*args: str) -> list[str]:
@@ -36,6 +36,8 @@ def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 3
+    # digits carry labels, so method=auto trains supcon: its loss gathers embeddings and labels from both ranks
+    assert metrics["method"] == "supcon" and done.stdout.count("method: supcon") == 1
     assert done.stdout.count("done: ") == 1  # only rank 0 reports
     assert done.stdout.count("kNN evaluation on the held-out images") == 1
     assert not list(tmp_path.glob("outputs*")) and sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]

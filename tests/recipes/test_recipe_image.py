@@ -31,7 +31,8 @@ def image_folder(tmp_path):
     return _folder(tmp_path / "images")
 
 
-@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav"])
+@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "simsiam", "dino", "barlowtwins", "vicreg", "swav",
+                                    "supcon"])
 def test_every_method_trains_two_steps_and_loads_back(method, image_folder, tmp_path):
     from contrastkit.plugins.vision.encoder import load_encoder
     from contrastkit.recipes import image
@@ -50,6 +51,60 @@ def test_every_method_trains_two_steps_and_loads_back(method, image_folder, tmp_
     # the saved weights are the trained ones: same embeddings as the in-memory model
     assert np.allclose(emb, result.model.embed([Image.new("L", (30, 20), 100), str(image_folder / "class0" / "0.png")]),
                        atol=1e-5)
+
+
+def test_auto_picks_supcon_for_a_labelled_folder_and_simclr_for_an_unlabelled_one_and_says_why(image_folder,
+                                                                                              tmp_path, capsys):
+    import yaml
+    from contrastkit.recipes import image
+
+    labelled = image.run(data=str(image_folder), output_dir=str(tmp_path / "labelled"), **FAST)
+    said = capsys.readouterr().out
+    assert labelled.metrics["method"] == "supcon" and "supcon" in (labelled.output_dir / "README.md").read_text()
+    assert "method: supcon (method=auto: 2 labelled classes, 9 or more training images each" in said
+    # config.yaml and the run record name the method trained, so a rerun or resume=true trains the same
+    assert yaml.safe_load((labelled.output_dir / "config.yaml").read_text())["method"] == "supcon"
+    assert json.loads((labelled.output_dir / ".contrastkit-run.json").read_text())["method"] == "supcon"
+
+    flat = tmp_path / "flat"  # the same images without their class subfolders
+    flat.mkdir()
+    for path in image_folder.rglob("*.png"):
+        (flat / f"{path.parent.name}-{path.name}").write_bytes(path.read_bytes())
+    unlabelled = image.run(data=str(flat), output_dir=str(tmp_path / "unlabelled"), **FAST)
+    assert unlabelled.metrics["method"] == "simclr" and unlabelled.metrics["before_after"] == {}
+    assert "method: simclr (method=auto: the images in local folder 'flat' have no labels" in capsys.readouterr().out
+
+    forced = image.run(data=str(image_folder), method="simclr", output_dir=str(tmp_path / "forced"), **FAST)
+    assert forced.metrics["method"] == "simclr"  # any named method still trains self-supervised
+    assert "method: simclr (asked for; the labels are used only for the kNN evaluation)" in capsys.readouterr().out
+
+
+def test_supcon_resumes_under_auto_and_refuses_another_method(image_folder, tmp_path):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import image
+
+    out = tmp_path / "out"
+    image.run(data=str(image_folder), output_dir=str(out), save_steps=1, **FAST)
+    again = image.run(data=str(image_folder), output_dir=str(out), resume=True, **{**FAST, "max_steps": 3})
+    assert again.metrics["steps"] == 3 and again.metrics["method"] == "supcon"
+    with pytest.raises(UserError, match="trained with method=supcon, not method=simclr"):
+        image.run(data=str(image_folder), output_dir=str(out), resume=True, method="simclr",
+                  **{**FAST, "max_steps": 4})
+
+
+def test_knn_before_after_and_the_linear_probe_line_are_in_metrics_and_the_card(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **FAST)
+    metrics = json.loads((result.output_dir / "metrics.json").read_text())
+    knn, probe = metrics["before_after"]["knn_top1"], metrics["reference"]["linear_probe_top1"]
+    assert set(knn) == {"before", "after", "delta"} and 0 <= probe <= 1
+    assert metrics["train_cpu_seconds"] > 0 and metrics["method_reason"].startswith("method=auto")
+    card = (result.output_dir / "README.md").read_text()
+    assert f"| knn_top1 | {knn['before']:.4f} | {knn['after']:.4f} | {knn['delta']:+.4f} |" in card
+    assert f"a logistic-regression linear probe fitted on the starting backbone's features of the training images " \
+           f"scores {probe:.4f} top-1" in card
+    assert "Supervised contrastive" in card and "- supervised-contrastive" in card
 
 
 def test_moco_memory_bank_is_a_quarter_of_the_images_per_epoch(image_folder, tmp_path, capsys):
@@ -261,6 +316,18 @@ def test_checkpoints_hold_no_home_path_and_a_moved_folder_resumes_with_its_rotat
     # the resumed run still knew its kept checkpoints by name, so it deleted the two oldest as save_total_limit says
     kept = sorted(p.name.split("step=")[-1] for p in (tmp_path / "moved" / "checkpoints").iterdir())
     assert kept == ["3.ckpt", "4.ckpt", "last.ckpt"]  # 18 images at batch 8: steps 3 and 4 are epoch 1
+
+
+def test_the_learning_rate_given_is_the_one_trained_with(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    # the optimizer's own rate, not only the config's: from 33356d5 on, learning_rate= never reached SSLModule
+    rates = []
+    for name, kwargs in (("given", {"learning_rate": 0.0123}), ("default", {})):
+        result = image.run(data=str(image_folder), output_dir=str(tmp_path / name), **{**FAST, **kwargs})
+        ckpt = __import__("torch").load(result.output_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        rates.append((result.metrics["learning_rate"], ckpt["optimizer_states"][0]["param_groups"][0]["lr"]))
+    assert rates == [(0.0123, 0.0123), (1e-3, 1e-3)]  # 1e-3: supcon's own
 
 
 def test_max_steps_across_epochs_runs_every_step(image_folder, tmp_path):

@@ -63,3 +63,77 @@ def test_an_unknown_method_is_one_line_with_a_hint_and_the_names_are_the_tables_
            "print(sorted({'torch', 'lightly'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr  # cheap enough for a config check
+
+
+@pytest.mark.parametrize("labels, names, method, why", [
+    ([0] * 6 + [1] * 5, ["cat", "dog"], "supcon", "2 labelled classes, 5 or more training images each"),
+    ([0] * 6 + [1] * 4, ["cat", "dog"], "simclr", "class 'dog' has 4 training image(s), under the 5 supcon needs"),
+    (None, None, "simclr", "the images in photos have no labels"),
+    (None, ["cat"], "simclr", "the images in photos have no labels"),
+    ([0] * 6, ["cat"], "simclr", "photos has a single class ('cat')"),
+])
+def test_auto_chooses_supcon_only_with_two_classes_of_enough_images(labels, names, method, why):
+    from contrastkit.plugins.vision.methods import choose_method
+
+    chosen, reason = choose_method("auto", labels, names, "photos")
+    assert chosen == method and reason.startswith("method=auto: ") and why in reason
+
+
+@pytest.mark.parametrize("labels, names, message", [
+    (None, None, "method=supcon needs labelled images, but photos has no labels; put every image in a class"),
+    (None, ["cat"], "method=supcon needs at least 2 classes, but photos has one ('cat'); add a subfolder per class"),
+    ([0] * 4, ["cat"], "method=supcon needs at least 2 classes, but photos has one ('cat')"),
+    ([0] * 4 + [1], ["cat", "dog"], "class 'dog' of photos has 1; add images to it or remove it"),
+])
+def test_supcon_on_data_it_cannot_learn_from_is_one_line_naming_the_data_and_the_fix(labels, names, message):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.methods import choose_method
+
+    with pytest.raises(UserError) as err:
+        choose_method("supcon", labels, names, "photos")
+    assert message in str(err.value) and "or use method=simclr" in str(err.value) and "\n" not in str(err.value)
+    assert choose_method("supcon", [0, 0, 1, 1], ["cat", "dog"], "photos")[0] == "supcon"
+    assert choose_method("byol", labels, names, "photos")[0] == "byol"  # a named method is never second-guessed
+
+
+def _supcon_rank(rank: int, port: int, views: list, labels, queue) -> None:
+    import types
+
+    import torch.distributed as dist
+    from contrastkit.plugins.vision.methods import supervised_views
+    from pytorch_metric_learning.losses import SupConLoss
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    half = slice(rank * 4, rank * 4 + 4)  # each rank holds half the batch, as DDP's sampler gives it
+    module = types.SimpleNamespace(project=lambda v: v, criterion=SupConLoss(temperature=0.1))
+    queue.put((rank, float(supervised_views(module, [v[half] for v in views], labels[half]))))
+    dist.destroy_process_group()
+
+
+def test_supcon_under_ddp_sees_the_other_ranks_images_and_labels():
+    """Each rank's loss is the whole batch's (times the world size, which DDP's gradient averaging divides out):
+    the positives and negatives of an image include those on the other rank."""
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+    from pytorch_metric_learning.losses import SupConLoss
+
+    torch.manual_seed(0)
+    views = [torch.nn.functional.normalize(torch.randn(8, 16), dim=1) for _ in range(2)]
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])  # every image's class-mates sit on the other rank
+    whole = float(SupConLoss(temperature=0.1)(torch.cat(views), torch.cat([labels, labels])))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_supcon_rank, args=(r, port, views, labels, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    losses = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
+    for rank in range(2):
+        assert abs(losses[rank] / 2 - whole) < 1e-5, (losses, whole)
