@@ -1,8 +1,10 @@
 """Run by test_gather.py under torchrun: one MNRL step on 3 pairs per process (``sparse``: the sparse recipe's
-SparseMNRL in CSRLoss); prints what the loss scored."""
+SparseMNRL in CSRLoss); writes what the loss scored to ``<out>/rank<N>.json`` (both ranks printing to one pipe
+can interleave their lines)."""
 
 import json
 import sys
+from pathlib import Path
 
 import torch.distributed as dist
 from contrastkit.plugins.device import world_size
@@ -15,7 +17,8 @@ from sentence_transformers import SentenceTransformer
 if world_size() > 1:
     dist.init_process_group("gloo")
 rank = dist.get_rank() if dist.is_initialized() else 0
-sparse = len(sys.argv) > 2 and sys.argv[2] == "sparse"
+out = Path(sys.argv[2])
+sparse = len(sys.argv) > 3 and sys.argv[3] == "sparse"
 pairs = Dataset.from_dict({"anchor": [f"question {rank}-{i}" for i in range(3)],
                            "positive": [f"answer {rank}-{i}" for i in range(3)]})
 if sparse:
@@ -44,6 +47,7 @@ value = choice.loss(features, None)
 if isinstance(value, dict):  # CSRLoss returns its terms by name
     value = sum(value.values())
 value.backward()
-print(json.dumps({"rank": rank, "reason": choice.reason, "scored": scored, "loss": value.item()}))
+(out / f"rank{rank}.json").write_text(json.dumps({"rank": rank, "reason": choice.reason, "scored": scored,
+                                                  "loss": value.item()}))
 if dist.is_initialized():
     dist.destroy_process_group()
