@@ -20,6 +20,7 @@ from contrastkit.plugins.config import field
 from contrastkit.plugins.errors import UserError
 
 from . import core, corpus, render
+from .image_runs import example_pairs, run_examples, starting_slot
 from .retriever import run_folder
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -94,9 +95,11 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
     from contrastkit.plugins.report import OUTPUTS_ROOT, latest_output_dir, read_metrics
 
     fine_tuned = cfg.model or (str(latest_output_dir() or "") or None)
-    slots = [core.load_slot("base", cfg.compare_to or core.BASE_MODEL, cfg.trust_remote_code)]
-    if fine_tuned:
-        slots.append(core.load_slot("fine-tuned", fine_tuned, cfg.trust_remote_code))
+    tuned = core.load_slot("fine-tuned", fine_tuned, cfg.trust_remote_code) if fine_tuned else None
+    # an image model is compared with the encoder its run started from: the text default cannot embed images
+    from_start = cfg.compare_to is None and tuned is not None and tuned.kind == "image"
+    slots = [starting_slot(tuned) if from_start else
+             core.load_slot("base", cfg.compare_to or core.BASE_MODEL, cfg.trust_remote_code)] + [tuned] * bool(tuned)
     from contrastkit.plugins.device import auto_bf16
 
     bf16 = cfg.precision == "bf16" or cfg.precision == "auto" and auto_bf16(cpu=True)
@@ -121,6 +124,9 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
     if bf16:
         lines.append("Scores are computed under bf16 autocast (within about 0.002 of fp32; `precision=fp32` for "
                      "exact fp32).")
+    if from_start:
+        lines.append("ℹ️ The base is the encoder the run started from; pass `compare_to=` to compare with another "
+                     "model.")
     if not fine_tuned:
         lines.append(f"ℹ️ No fine-tuned model found under `{OUTPUTS_ROOT}/`, so only the base model is shown. "
                      f"Train one with `contrastkit run text`, or pass `model=PATH_OR_ID`.")
@@ -199,6 +205,9 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
     max_bytes = cfg.max_upload_mb * 2**20
     has_images = any(s.embeds("image") for s in slots)
     has_pairs = any(s.embeds("text", "image") for s in slots)
+    # an image run's held-out images (a few per class): the image tabs open on the user's own classes
+    pictures = run_examples(slots[-1]) if slots[-1].kind == "image" else []
+    pairs = example_pairs(pictures)
 
     def compare_texts(a_list, b_list):
         results = core.compare_texts_many(slots, list(zip(a_list, b_list)))
@@ -244,10 +253,14 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             if not has_images:
                 gr.Markdown(f"ℹ️ {core.needs_sentence(slots, 'image')}", elem_id="ck-image-note")
             with gr.Row():
-                img_a = gr.File(label="Image A", type="filepath", value=_example(0), elem_id="ck-image-a")
-                img_b = gr.File(label="Image B", type="filepath", value=_example(1), elem_id="ck-image-b")
+                first = pairs[0] if pairs else [_example(0), _example(1)]
+                img_a = gr.File(label="Image A", type="filepath", value=first[0], elem_id="ck-image-a")
+                img_b = gr.File(label="Image B", type="filepath", value=first[1], elem_id="ck-image-b")
             go = gr.Button("Compare images", variant="primary", interactive=has_images)
             out = gr.HTML(elem_id="ck-image-result")
+            if pairs:  # the same class, then two classes: training should raise the first and lower the second
+                gr.Markdown("Examples: held-out images of the run's own classes, the same class first.")
+                gr.Examples(pairs, [img_a, img_b])
             go.click(_guard(compare_images), [img_a, img_b], out, api_name="compare_images")
         with gr.Tab("Text ↔ image"):
             if not has_pairs:
@@ -262,7 +275,8 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             with gr.Row():
                 texts = gr.Textbox(label="Texts (one per line)", value=MATRIX_TEXTS, lines=6)
                 images = gr.File(label="…or images (used instead of the texts when given)", type="filepath",
-                                 file_count="multiple", visible=has_images)
+                                 file_count="multiple", visible=has_images,
+                                 value=pictures if pictures and not any(s.embeds("text") for s in slots) else None)
             go = gr.Button("Draw heatmaps", variant="primary")
             plot = gr.Plot(label="Cosine similarity" if all(s.score_name == "cosine similarity" for s in slots
                                                             if s.model is not None) else "Scores per model")

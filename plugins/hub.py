@@ -26,6 +26,7 @@ from .errors import UserError
 IGNORE_PATTERNS = [
     "checkpoints/", "*/checkpoints/",  # trainer / Lightning checkpoints (resume=true reads them locally)
     "runs/",  # TensorBoard logs
+    "examples/",  # an image run's held-out images for the local demo: the user's data, not pushed unasked
     "training_args.bin", "*.pt", "*.pth", "*.ckpt",  # pickles: trainer arguments, optimizer, scheduler, RNG state
     ".contrastkit-*", "*/.contrastkit-*",  # local probes and markers
     "__pycache__/", "*/__pycache__/", "*.lock", ".DS_Store",

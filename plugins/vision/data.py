@@ -85,6 +85,8 @@ def _check_images(items: list, names: list[str], strict: bool, what: str) -> tup
 
 #: A folder holding one of these is a contrastkit run's output (plots, checkpoints), never training images.
 OUTPUT_MARKERS = ("config.yaml", "metrics.json", "checkpoints")
+#: The run folder's subfolder of held-out example images (``save_examples``), for the demo
+EXAMPLES = "examples"
 
 
 def is_output_folder(folder: Path) -> bool:
@@ -271,3 +273,22 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         label = self.data.labels[i] if self.data.labels is not None else -1
         return self.transform(open_rgb(self.data.items[i])), label
+
+
+def save_examples(held_out: ImageData | None, folder: Path, per_class: int = 2, classes: int = 8) -> list[Path]:
+    """A few held-out images per class as ``folder/<class>-<n>.png`` (the demo's image examples: the user's own
+    classes, never trained on). Nothing for unlabelled images. The files stay local: ``push`` leaves them out."""
+    if held_out is None or held_out.labels is None:
+        return []
+    import re
+
+    names = held_out.label_names or []
+    written: list[Path] = []
+    for label in sorted(set(held_out.labels))[:classes]:
+        name = re.sub(r"[^\w.-]+", "_", names[label] if label < len(names) else str(label)).strip("._") or "class"
+        picks = [item for item, y in zip(held_out.items, held_out.labels) if y == label][:per_class]
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, item in enumerate(picks):
+            written.append(folder / f"{name}-{n}.png")
+            open_rgb(item).save(written[-1])
+    return written

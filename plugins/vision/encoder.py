@@ -112,3 +112,24 @@ def load_encoder(folder: str | Path) -> ImageEncoder:
     if not (folder / constants.CONFIG_NAME).is_file() or not (folder / WEIGHTS).is_file():
         raise UserError(f"'{folder}' is not a contrastkit image model; it needs config.json and model.safetensors")
     return ImageEncoder.from_pretrained(folder)
+
+
+def starting_encoder(trained: ImageEncoder, backbone: str | None = None, weights: str | None = None,
+                     small_stem: bool | None = None) -> tuple[ImageEncoder, str]:
+    """The encoder a run started from, to set beside what it became, and a few words on what it is.
+
+    ``backbone`` (with ``weights``/``small_stem``) is what the run's ``config.yaml`` names: a backbone name or an
+    earlier contrastkit folder. Without it, ``trained``'s own architecture with its default weights (pretrained
+    where contrastkit ships them, e.g. EfficientNet-Lite0), as for a model from the Hub.
+    """
+    from .backbones import create_backbone
+
+    cfg = trained.config
+    name = str(Path(backbone).expanduser()) if backbone else cfg["architecture"]
+    stem = cfg.get("small_stem", False) if small_stem is None else small_stem
+    net, spec = create_backbone(name, stem, weights)
+    net.eval()
+    spec = {**spec, "image_size": cfg["image_size"]}
+    what = "an earlier contrastkit model" if Path(name).is_dir() else \
+        "pretrained weights" if spec.get("pretrained") else "random weights, as the run began"
+    return ImageEncoder(net, make_preprocess(cfg["image_size"], spec["normalize"]), spec), what

@@ -149,6 +149,7 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
     ``run`` holds the data side (``data``, ``train``, ``held_out``, ``batch_size``), ``seconds`` and ``cpu_seconds``
     from ``fit`` and ``method_reason`` from ``settle_method``."""
     from .card import plot_pca, write_card
+    from .data import EXAMPLES, save_examples
     from .encoder import embed_with
 
     if not trainer.is_global_zero:
@@ -182,6 +183,7 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
         embed_with(module.backbone, shown.items, encoder.preprocess)
     plot_pca(emb, shown.labels, shown.label_names, out / "embeddings_pca.png")
     write_card(out, cfg, spec, metrics, data, cfg.push_to_hub)
+    save_examples(held_out, out / EXAMPLES)  # the demo compares the models on these
     log(report.format_table(metrics["before_after"], "kNN evaluation on the held-out images"))
     if metrics["reference"]:
         log(f"  reference: a linear probe (logistic regression) on the starting features scores "
