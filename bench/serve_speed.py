@@ -86,15 +86,6 @@ def build(arm: str, settings: dict, train, held, out: str, seed: int):
         "steps": result.metrics["train"]["global_step"]}
 
 
-def rate(model, texts: list[str]) -> float:
-    """Sentences/s of ``model.encode`` over ``texts``, repeated until SPEED_SECONDS have passed."""
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < SPEED_SECONDS:
-        model.encode(texts, batch_size=BATCH)
-        done += len(texts)
-    return done / (time.perf_counter() - started)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="foldoc", choices=sorted(SOURCES))
@@ -136,12 +127,12 @@ def main() -> None:
             print(f"{name:<36} MRR@10 {mrr:.4f}  built in {built:6.1f}s", flush=True)
 
     # speed: alternate the rows round by round, so that other work on the machine hits them alike
-    for model in models.values():
-        model.encode(texts[:BATCH], batch_size=BATCH)  # warm-up
+    from contrastkit.plugins.st.static import sentences_per_second  # warms up, then times >= SPEED_SECONDS
+
     rates: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(ROUNDS):
         for name, model in models.items():
-            rates[name].append(rate(model, texts))
+            rates[name].append(sentences_per_second(model, texts, BATCH, SPEED_SECONDS))
     reference = max(rates["pytorch"])
     print(f"\nspeed: {len(texts)} held-out texts, batch {BATCH}, best of {ROUNDS} rounds of >= {SPEED_SECONDS:g} s; "
           f"load average after: {os.getloadavg()[0]:.2f}")

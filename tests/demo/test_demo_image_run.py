@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from contrastkit.demo import app, core
+
 from tests.recipes.test_recipe_image import _folder
 
 MB = 2**20
