@@ -56,6 +56,8 @@ class MethodArgs(Part):
                                                "most a quarter of the images per epoch)", group="recipe")
     channels_last: bool = field(True, "train the backbone in channels-last memory layout (default on: faster)",
                                 group="recipe")
+    ssl_weight: float = field(0.0, "supcon: add the self-supervised (SimCLR) loss on the same views at this weight "
+                                   "(default 0: labels only)", group="recipe")
 
     def check(self) -> None:
         """Known method and schedule, sizes and shares in range, transform options the method's transform takes."""
@@ -68,7 +70,10 @@ class MethodArgs(Part):
         if self.memory_bank_size is not None and (self.method == "auto" or not get_method(self.method).memory_bank):
             banked = "/".join(n for n in METHOD_NAMES if get_method(n).memory_bank)
             raise UserError(f"config field 'memory_bank_size' applies to method={banked}, not method={self.method}")
-        for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale", "memory_bank_size"):
+        if self.ssl_weight and self.method not in ("auto", "supcon"):
+            raise UserError(f"config field 'ssl_weight' applies to method=supcon (or auto on labelled images), not "
+                            f"method={self.method}; leave it out")
+        for name in ("warmup_steps", "head_warmup_steps", "backbone_lr_scale", "memory_bank_size", "ssl_weight"):
             if (getattr(self, name) or 0) < 0:
                 raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
         if self.transform:  # a wrong option fails here, before the data and the model load

@@ -71,19 +71,25 @@ def swav_step(module: SSLModule, views: list[torch.Tensor]) -> torch.Tensor:
 
 
 def supervised_views(module: SSLModule, views: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-    """supcon: every view of every image of the same label is a positive (pytorch-metric-learning's SupConLoss)."""
+    """supcon: every view of every image of the same label is a positive (pytorch-metric-learning's SupConLoss).
+
+    With ``module.ssl_weight`` > 0 the self-supervised loss is added on the same views: SupConLoss again, with each
+    image its own label, which is SimCLR's NT-Xent (one positive per view, the other views as negatives)."""
     import torch
 
     z = torch.cat([module.project(v) for v in views[:2]])
-    labels = torch.cat([labels, labels])
-    loss = module.criterion
+    loss, rank = module.criterion, 0
     if torch.distributed.is_available() and torch.distributed.is_initialized() and \
             torch.distributed.get_world_size() > 1:
         from pytorch_metric_learning.utils.distributed import DistributedLossWrapper
 
         # other ranks' embeddings and labels join the batch, so their images are positives and negatives here too
-        loss = DistributedLossWrapper(loss)
-    return loss(z, labels)
+        loss, rank = DistributedLossWrapper(loss), torch.distributed.get_rank()
+    value = loss(z, torch.cat([labels, labels]))
+    if module.ssl_weight:
+        own = torch.arange(len(labels), device=labels.device) + rank * 2**24  # one label per image, on every rank
+        value = value + module.ssl_weight * loss(z, torch.cat([own, own]))
+    return value
 
 
 # ----------------------------------------------------------------------------------------------- the table

@@ -41,7 +41,7 @@ class SSLModule(pl.LightningModule):
                  temperature: float | None = None, weight_decay: float = 1e-4, freeze_bn: bool | None = None,
                  warmup_steps: int = 0, head_batch_norm: bool = True, backbone_lr_scale: float = 1.0,
                  head_warmup_steps: int = 0, lr_schedule: str = "constant", freeze_fraction: float | None = None,
-                 memory_bank_size: int | None = None, channels_last: bool = True):
+                 memory_bank_size: int | None = None, channels_last: bool = True, ssl_weight: float = 0.0):
         super().__init__()
         self.method, self.spec = method, {}
         self.wise_ft_default = get_method(method).wise_ft  # read by the WiSEFT callback when wise_ft is not set
@@ -56,6 +56,10 @@ class SSLModule(pl.LightningModule):
         pretrained = bool(self.spec.get("pretrained"))
         self.predictor = m.predictor() if m.predictor else None
         self.temperature = temperature if temperature is not None else m.temperature
+        if ssl_weight and not m.labels:
+            raise UserError(f"ssl_weight applies to method=supcon (it adds the self-supervised loss to the "
+                            f"supervised one), not to method={method}; leave it out")
+        self.ssl_weight = ssl_weight
         if memory_bank_size is not None and not m.memory_bank:
             raise UserError(f"memory_bank_size applies to moco, not to method '{method}'")
         check_lr_schedule(lr_schedule)
