@@ -213,6 +213,11 @@ CASES = {
                                                                                                      "dog": 1}),
                                                         "method=supcon", *IMG],
                                           ["class 'dog'", "'pets' has 1", "add images to it", "method=simclr"]),
+    "image-ssl-weight-on-simclr": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "photos"),
+                                                 "method=simclr", "ssl_weight=0.5", *IMG],
+                                   ["'ssl_weight' applies to method=supcon", "method=simclr", "leave it out"]),
+    "image-ssl-weight-negative": (lambda t, m: ["run", "image", "data=" + _image_folder(t, "photos"),
+                                                "ssl_weight=-1", *IMG], ["'ssl_weight' must be >= 0, got -1"]),
     # image data
     "image-blank-data": (lambda t, m: ["run", "image", "data=", *IMG], ["data= is empty"]),
     "image-blank-data-spaces": (lambda t, m: ["run", "image", "data= ", *IMG], ["data= is empty"]),

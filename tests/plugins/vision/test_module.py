@@ -195,3 +195,26 @@ def test_channels_last_during_fit_and_contiguous_weights_after(tmp_path):
     save_encoder(model.backbone, {**model.spec, "image_size": 16, "normalize": {"mean": [0.5] * 3, "std": [0.25] * 3}},
                  tmp_path)
     assert load_encoder(tmp_path).embed(items[:2]).shape[0] == 2
+
+
+def test_ssl_weight_adds_simclrs_nt_xent_to_supcon_on_the_same_views():
+    import torch
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.methods import supervised_views
+    from contrastkit.plugins.vision.module import SSLModule
+    from lightly.loss import NTXentLoss
+
+    torch.manual_seed(0)
+    mixed = SSLModule("supcon", "tiny-cnn", ssl_weight=0.5)
+    plain = SSLModule("supcon", "tiny-cnn")
+    plain.load_state_dict(mixed.state_dict())
+    for m in (mixed, plain):
+        m.eval()  # BatchNorm with fixed statistics: both modules see the same projections
+    views = [torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16)]
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    with torch.no_grad():
+        added = supervised_views(mixed, views, labels) - supervised_views(plain, views, labels)
+        nt_xent = NTXentLoss(temperature=mixed.temperature)(mixed.project(views[0]), mixed.project(views[1]))
+    assert added.item() == pytest.approx(0.5 * nt_xent.item(), rel=1e-4)
+    with pytest.raises(UserError, match="ssl_weight applies to method=supcon"):
+        SSLModule("simclr", "tiny-cnn", ssl_weight=0.5)
