@@ -87,8 +87,8 @@ class MethodArgs(Part):
         skip = {"method", "backbone", "image_size", "transform"}
         kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(MethodArgs) if f.name not in skip}
         kwargs["small_stem"] = self.small_stem if self.small_stem is not None else self.image_size <= 32
-        # the recipe's Config declares learning_rate (the field every recipe has), and SSLModule reads it too:
-        # leaving it out of these keywords silently trained at the method's rate (33356d5 to 9f4abbd)
+        # the recipe's Config declares learning_rate (the field every recipe has), not MethodArgs; SSLModule
+        # reads it too, so it is passed on here (tests/recipes/test_recipe_image.py checks that it arrives)
         kwargs["learning_rate"] = getattr(self, "learning_rate", None)
         return kwargs
 

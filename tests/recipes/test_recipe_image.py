@@ -321,7 +321,7 @@ def test_checkpoints_hold_no_home_path_and_a_moved_folder_resumes_with_its_rotat
 def test_the_learning_rate_given_is_the_one_trained_with(image_folder, tmp_path):
     from contrastkit.recipes import image
 
-    # the optimizer's own rate, not only the config's: from 33356d5 on, learning_rate= never reached SSLModule
+    # the optimizer's own rate, not only the config's: the value must reach SSLModule
     rates = []
     for name, kwargs in (("given", {"learning_rate": 0.0123}), ("default", {})):
         result = image.run(data=str(image_folder), output_dir=str(tmp_path / name), **{**FAST, **kwargs})
