@@ -17,7 +17,9 @@ from contrastkit.recipes.cli import main
 from tests.conftest import CLI
 from tests.recipes.test_recipe_image import _folder
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+# one torch thread: on a shared CPU, spinning OpenMP threads can stretch one step (and so the answer to Ctrl-C)
+# to minutes
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 IMAGE = ["backbone=tiny-cnn", "image_size=16", "batch_size=8"]
 
 
