@@ -105,8 +105,12 @@ def _supcon_rank(rank: int, port: int, views: list, labels, queue) -> None:
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     half = slice(rank * 4, rank * 4 + 4)  # each rank holds half the batch, as DDP's sampler gives it
-    module = types.SimpleNamespace(project=lambda v: v, criterion=SupConLoss(temperature=0.1))
-    queue.put((rank, float(supervised_views(module, [v[half] for v in views], labels[half]))))
+    losses = []
+    for ssl_weight in (0.0, 0.5):  # labels only; then with the self-supervised loss added
+        module = types.SimpleNamespace(project=lambda v: v, criterion=SupConLoss(temperature=0.1),
+                                       ssl_weight=ssl_weight)
+        losses.append(float(supervised_views(module, [v[half] for v in views], labels[half])))
+    queue.put((rank, losses))
     dist.destroy_process_group()
 
 
@@ -123,6 +127,8 @@ def test_supcon_under_ddp_sees_the_other_ranks_images_and_labels():
     views = [torch.nn.functional.normalize(torch.randn(8, 16), dim=1) for _ in range(2)]
     labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])  # every image's class-mates sit on the other rank
     whole = float(SupConLoss(temperature=0.1)(torch.cat(views), torch.cat([labels, labels])))
+    own = torch.arange(8)  # ssl_weight: each image its own label, across both ranks (NT-Xent over the whole batch)
+    mixed = whole + 0.5 * float(SupConLoss(temperature=0.1)(torch.cat(views), torch.cat([own, own])))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -136,4 +142,5 @@ def test_supcon_under_ddp_sees_the_other_ranks_images_and_labels():
         p.join(timeout=60)
     assert all(p.exitcode == 0 for p in procs)
     for rank in range(2):
-        assert abs(losses[rank] / 2 - whole) < 1e-5, (losses, whole)
+        assert abs(losses[rank][0] / 2 - whole) < 1e-5, (losses, whole)
+        assert abs(losses[rank][1] / 2 - mixed) < 1e-5, (losses, mixed)
