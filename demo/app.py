@@ -20,7 +20,7 @@ from contrastkit.plugins.config import field
 from contrastkit.plugins.errors import UserError
 
 from . import core, corpus, render
-from .image_runs import example_pairs, run_examples, starting_slot
+from .image_runs import crowding_note, example_sets, order_by_disagreement, run_examples, starting_slot
 from .retriever import run_folder
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -118,9 +118,13 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
                 icon = "" if s.retriever_from_run else "ℹ️ "  # marks a fallback
                 lines.append(f"{icon}The {s.role} reranker: {s.retriever_note}.")
             folder = run_folder(s.name)
-            summary = render.training_summary(read_metrics(folder) if folder else None)
+            metrics = read_metrics(folder) if folder else None
+            summary = render.training_summary(metrics)
             if summary:
                 lines.append(summary)
+            crowded = crowding_note(metrics)
+            if crowded:
+                lines.append(crowded)
     if bf16:
         lines.append("Scores are computed under bf16 autocast (within about 0.002 of fp32; `precision=fp32` for "
                      "exact fp32).")
@@ -207,14 +211,14 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
     has_pairs = any(s.embeds("text", "image") for s in slots)
     # an image run's held-out images (a few per class): the image tabs open on the user's own classes
     pictures = run_examples(slots[-1]) if slots[-1].kind == "image" else []
-    pairs = example_pairs(pictures)
+    sets = order_by_disagreement(example_sets(pictures), slots)  # the page opens where the models differ
 
     def compare_texts(a_list, b_list):
         results = core.compare_texts_many(slots, list(zip(a_list, b_list)))
         return [r if isinstance(r, Exception) else render.scores_table(r, slots) for r in results]
 
     def compare_images(a, b):
-        return render.scores_table(core.compare_images(slots, a, b, max_bytes), slots, "pair")
+        return render.scores_table(core.compare_images(slots, a, b, max_bytes), slots, "pair", ranks=True)
 
     def text_image(image, texts):
         return render.scores_table(core.compare_text_image(slots, image, texts, max_bytes), slots,
@@ -253,14 +257,16 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             if not has_images:
                 gr.Markdown(f"ℹ️ {core.needs_sentence(slots, 'image')}", elem_id="ck-image-note")
             with gr.Row():
-                first = pairs[0] if pairs else [_example(0), _example(1)]
+                first = sets[0] if sets else [_example(0), [_example(1)]]
                 img_a = gr.File(label="Image A", type="filepath", value=first[0], elem_id="ck-image-a")
-                img_b = gr.File(label="Image B", type="filepath", value=first[1], elem_id="ck-image-b")
+                img_b = gr.File(label="Images to compare with A (one or more)", type="filepath",
+                                file_count="multiple", value=[p for p in first[1] if p], elem_id="ck-image-b")
             go = gr.Button("Compare images", variant="primary", interactive=has_images)
             out = gr.HTML(elem_id="ck-image-result")
-            if pairs:  # the same class, then two classes: training should raise the first and lower the second
-                gr.Markdown("Examples: held-out images of the run's own classes, the same class first.")
-                gr.Examples(pairs, [img_a, img_b])
+            if sets:  # A's class-mate first: the model that learned the classes ranks it #1
+                gr.Markdown("Examples: held-out images of the run's own classes. The first image B is of A's class; "
+                            "#n beside a score is its place in that model's order.")
+                gr.Examples(sets, [img_a, img_b])
             go.click(_guard(compare_images), [img_a, img_b], out, api_name="compare_images")
         with gr.Tab("Text ↔ image"):
             if not has_pairs:

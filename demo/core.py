@@ -413,18 +413,23 @@ def compare_texts_many(slots: list[Slot], requests: list[tuple[str, str]]) -> li
     return out
 
 
-def compare_images(slots: list[Slot], path_a: str | None, path_b: str | None, max_bytes: int) -> Scores:
-    """Cosine similarity of two uploaded images, per model."""
-    images = [open_image(path_a, "image A", max_bytes), open_image(path_b, "image B", max_bytes)]
+def compare_images(slots: list[Slot], path_a: str | None, paths_b: str | list[str] | None,
+                   max_bytes: int) -> Scores:
+    """Cosine similarity of image A with each image B (one path or several), per model."""
+    paths_b = [paths_b] if isinstance(paths_b, (str, os.PathLike)) else list(paths_b or [None])
+    notes: list[str] = []
+    paths_b = _limit(paths_b, "images B", notes)
+    one = len(paths_b) == 1
+    images = [open_image(path_a, "image A", max_bytes)] + [
+        open_image(p, "image B" if one else f"image B{i}", max_bytes) for i, p in enumerate(paths_b, 1)]
     _need(slots, "image")
 
     def score(s: Slot):
         emb = embed_images(s, images)
-        return [emb[0] @ emb[1]]
+        return [float(x) for x in emb[1:] @ emb[0]]
 
-    notes: list[str] = []
-    return Scores(rows=["image A ↔ image B"], by_model=_for_each(slots, ("image",), score, notes), notes=notes,
-                  images=images)
+    rows = ["image A ↔ image B"] if one else [f"image A ↔ {Path(p).name}" for p in paths_b]
+    return Scores(rows=rows, by_model=_for_each(slots, ("image",), score, notes), notes=notes, images=images)
 
 
 def compare_text_image(slots: list[Slot], image_path: str | None, texts: str, max_bytes: int) -> Scores:

@@ -3,14 +3,15 @@
 With ``model=`` an image output and no ``compare_to=``, the base is the encoder the run started from (the backbone
 its ``config.yaml`` names, pretrained where contrastkit ships weights), not the packaged text model, which cannot
 embed images. The run folder's ``examples/`` (a few held-out images per class, written by the image recipe) become
-the image tabs' examples, so the page opens on the user's own classes.
+the image tabs' examples, so the page opens on the user's own classes: image A against its class-mate and one
+image of every other class, ranked by each model.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .core import Slot
+from .core import Slot, embed_images, open_image
 from .retriever import run_folder
 
 
@@ -41,12 +42,47 @@ def run_examples(slot: Slot | None) -> list[str]:
     return sorted(str(p) for p in (folder / EXAMPLES).glob("*.png")) if folder else []
 
 
-def example_pairs(files: list[str]) -> list[list[str]]:
-    """[same class, another class] pairs of example files: the first class's two images, then its first image with
-    the next class's first. Class names are the file names before the last '-'."""
+def example_sets(files: list[str]) -> list[list]:
+    """[image A, [images B]] examples: A is the first image of a class, and B its class-mate followed by the first
+    image of every other class, so the model that learned the classes ranks the class-mate #1. One example per
+    class that has a class-mate. Class names are the file names before the last '-'."""
     by_class: dict[str, list[str]] = {}
     for f in files:
         by_class.setdefault(Path(f).stem.rsplit("-", 1)[0], []).append(f)
-    firsts = [group[0] for group in by_class.values()]
-    same = [group[:2] for group in by_class.values() if len(group) >= 2][:1]
-    return same + [[firsts[0], other] for other in firsts[1:2]]
+    firsts = {name: group[0] for name, group in by_class.items()}
+    return [[group[0], [group[1]] + [first for other, first in firsts.items() if other != name]]
+            for name, group in by_class.items() if len(group) >= 2 and len(firsts) >= 2]
+
+
+#: above this mean cosine between held-out embeddings, every score is high and only the order tells
+CROWDED = 0.9
+
+
+def crowding_note(metrics: dict | None) -> str:
+    """One line for the page when a run's embeddings sit close together (metrics.json ``embedding_spread``), so
+    that its cosines are all high: read the order, not the size. "" otherwise."""
+    after = ((metrics or {}).get("embedding_spread") or {}).get("after") or {}
+    before = ((metrics or {}).get("embedding_spread") or {}).get("before") or {}
+    if after.get("mean_cosine") is None or after["mean_cosine"] < CROWDED:
+        return ""
+    was = f", {before['mean_cosine']:.2f} before training" if before.get("mean_cosine") is not None else ""
+    return (f"ℹ️ This model's embeddings sit close together (mean cosine {after['mean_cosine']:.2f} between held-out "
+            f"images{was}), so all its scores are high: read the order (#1, #2, ...), not the size of the numbers.")
+
+
+def order_by_disagreement(sets: list[list], slots: list[Slot]) -> list[list]:
+    """The example sets, those where exactly one model ranks A's class-mate first put first (the fine-tuned
+    model's wins before its losses); the order is otherwise kept. Unchanged unless both models embed images."""
+    if len(sets) < 2 or len(slots) != 2 or not all(s.embeds("image") for s in slots):
+        return sets
+
+    def mate_first(slot: Slot, a: str, b: list[str]) -> bool:
+        emb = embed_images(slot, [open_image(p, "an example", 2**30) for p in (a, *b)])
+        scores = emb[1:] @ emb[0]
+        return int(scores.argmax()) == 0
+
+    def key(example: list) -> int:
+        base, tuned = (mate_first(s, *example) for s in slots)
+        return 0 if tuned and not base else 1 if base and not tuned else 2
+
+    return sorted(sets, key=key)

@@ -11,6 +11,7 @@ from typing import Any
 
 from .core import Hits, Scores, Slot, same_scale
 
+MIN_THUMB = 48  # pixels: smaller uploads are shown enlarged, in whole pixels
 NOTICEABLE = 0.05  # a change of the cosine below this is shown, but not coloured
 UP, DOWN = "#1a7f37", "#cf222e"  # one meaning everywhere: green = the fine-tuned model scores higher / ranks better
 DIFF_SCALE = 0.5  # the difference heatmap always spans -0.5..+0.5 (larger changes saturate), so runs compare
@@ -95,13 +96,15 @@ def delta_cell(delta: float, noticeable: float = NOTICEABLE) -> str:
     return f'<td class="ck-delta" data-model="delta"{style}>{delta:+.4f}</td>'
 
 
-def scores_table(result: Scores, slots: list[Slot], item_header: str = "compared with text A") -> str:
+def scores_table(result: Scores, slots: list[Slot], item_header: str = "compared with text A",
+                 ranks: bool = False) -> str:
     """One row per compared item: each model's score, then the difference when the two scores are the same kind
-    of number; otherwise each score shows its place in that model's order (#1: its best match)."""
+    of number; otherwise (or with ``ranks``) each score shows its place in that model's order (#1: its best
+    match)."""
     roles = [s.role for s in slots]
     present = len(slots) == 2 and all(result.by_model.get(r) is not None for r in roles)
     both = present and same_scale(slots)
-    order = present and not both and len(result.rows) > 1
+    order = present and (ranks or not both) and len(result.rows) > 1
     head = "".join(f"<th>{_header(s)}</th>" for s in slots) + ("<th>difference<br><small>fine-tuned − base"
                                                              "</small></th>" if both else "")
     places = {r: _places(result.by_model[r]) for r in roles} if order else {}
@@ -153,9 +156,13 @@ def thumbnails(images: list[Any], size: int = 96) -> str:
     for img in images:
         thumb = img.copy()
         thumb.thumbnail((size, size))
+        if max(thumb.size) < MIN_THUMB:  # an 8x8 digit: whole pixels, large enough to see
+            factor = -(-MIN_THUMB // max(thumb.size))
+            thumb = thumb.resize((thumb.width * factor, thumb.height * factor), resample=0)  # nearest
         buf = io.BytesIO()
         thumb.save(buf, format="PNG")
-        tags.append(f'<img class="ck-thumb" alt="uploaded image" style="margin:4px;border:1px solid #ccc" '
+        tags.append(f'<img class="ck-thumb" alt="uploaded image" style="display:inline-block;margin:4px;'
+                    f'border:1px solid #ccc;image-rendering:pixelated" '
                     f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
     return f"<div>{''.join(tags)}</div>" if tags else ""
 

@@ -60,7 +60,7 @@ def page(page_url):
 def _score(page, result_id: str, model: str) -> float:
     cell = page.locator(f'#{result_id} td[data-model="{model}"]').first
     cell.wait_for()
-    return float(cell.inner_text())
+    return float(cell.inner_text().split()[0])  # "0.8123" or, with a place in the model's order, "0.8123 #1"
 
 
 def test_compare_two_texts_shows_both_models_scores(page, tmp_path):
@@ -100,6 +100,16 @@ def test_upload_two_images_and_read_the_result(page, tmp_path):
     base, tuned = _score(page, "ck-image-result", "base"), _score(page, "ck-image-result", "fine-tuned")
     assert -1 <= base <= 1 and -1 <= tuned <= 1
     assert page.locator("#ck-image-result img.ck-thumb").count() == 2
+
+    # several images B: one row each, with each model's order
+    box = page.locator("#ck-image-b")
+    box.get_by_role("button", name="Clear").click()
+    box.locator("input[type=file]").set_input_files([app.EXAMPLE_IMAGES[1], app.EXAMPLE_IMAGES[2]])
+    box.get_by_text(Path(app.EXAMPLE_IMAGES[2]).stem).first.wait_for()
+    page.get_by_role("button", name="Compare images").click()
+    page.locator("#ck-image-result td", has_text=Path(app.EXAMPLE_IMAGES[2]).name).wait_for()
+    assert page.locator("#ck-image-result tbody tr").count() == 2
+    assert sorted(page.locator('#ck-image-result td[data-model="base"] .ck-order').all_inner_texts()) == ["#1", "#2"]
 
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("plain text pretending to be a picture")

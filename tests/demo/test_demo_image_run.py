@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from contrastkit.demo import app, core
+from contrastkit.demo import app, core, render
 
 from tests.recipes.test_recipe_image import _folder
 
@@ -42,22 +42,26 @@ def test_the_base_is_the_pretrained_encoder_the_run_started_from(image_run):
     base, tuned = slots
     assert base.kind == tuned.kind == "image" and "pretrained weights" in base.name
     assert "the encoder the run started from" in status and "compare_to=" in status
-    pair = app.example_pairs(app.run_examples(tuned))
-    assert [Path(p).name for p in pair[0]] == ["class0-0.png", "class0-1.png"]  # the same class
-    assert [Path(p).name for p in pair[1]] == ["class0-0.png", "class1-0.png"]  # two classes
-    scores = core.compare_images(slots, *pair[1], 10 * MB)
-    # the base's number is what the untouched pretrained backbone gives on its own
+    a, b = app.example_sets(app.run_examples(tuned))[0]  # A, then its class-mate and the other class's first
+    assert [Path(p).name for p in [a, *b]] == ["class0-0.png", "class0-1.png", "class1-0.png"]
+    assert [Path(p).name for p in app.example_sets(app.run_examples(tuned))[1][1]] == ["class1-1.png",
+                                                                                      "class0-0.png"]
+    scores = core.compare_images(slots, a, b, 10 * MB)
+    assert scores.rows == ["image A ↔ class0-1.png", "image A ↔ class1-0.png"]
+    # the base's numbers are what the untouched pretrained backbone gives on its own
     net, spec = create_backbone("efficientnet-lite0")
-    emb = embed_with(net.eval(), pair[1], make_preprocess(32, spec["normalize"]))
-    assert scores.by_model["base"][0] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
-    assert scores.by_model["fine-tuned"][0] != pytest.approx(scores.by_model["base"][0], abs=1e-6)
+    emb = embed_with(net.eval(), [a, *b], make_preprocess(32, spec["normalize"]))
+    assert scores.by_model["base"] == pytest.approx([float(emb[0] @ emb[1]), float(emb[0] @ emb[2])], abs=1e-5)
+    assert scores.by_model["fine-tuned"][1] != pytest.approx(scores.by_model["base"][1], abs=1e-6)
+    html = render.scores_table(scores, slots, "pair", ranks=True)  # each model's order beside its scores
+    assert html.count('class="ck-order"') == 4 and html.count("<img") == 3
 
 
 def test_compare_to_still_picks_the_base_and_a_text_base_cannot_embed_images(image_run, tiny_text_model):
     slots, status = app.load_slots(app.DemoConfig(model=str(image_run), compare_to=tiny_text_model))
     assert slots[0].name == tiny_text_model and slots[0].kind == "dense"
     assert "started from" not in status
-    scores = core.compare_images(slots, *app.example_pairs(app.run_examples(slots[1]))[0], 10 * MB)
+    scores = core.compare_images(slots, *app.example_sets(app.run_examples(slots[1]))[0], 10 * MB)
     assert scores.by_model["base"] is None and np.isfinite(scores.by_model["fine-tuned"][0])
 
 
@@ -69,3 +73,38 @@ def test_a_random_backbone_run_says_its_base_is_random(tmp_path):
               batch_size=8, max_steps=2)
     slots, _ = app.load_slots(app.DemoConfig(model=str(out)))
     assert slots[0].kind == "image" and "random weights" in slots[0].name
+
+
+def test_the_page_opens_on_an_example_where_the_models_disagree_and_says_when_scores_crowd(image_run):
+    slots, _ = app.load_slots(app.DemoConfig(model=str(image_run)))
+    sets = app.example_sets(app.run_examples(slots[1]))
+
+    def mate_first(slot, a, b):
+        scores = core.compare_images([slot], a, b, 10 * MB).by_model[slot.role]
+        return scores.index(max(scores)) == 0
+
+    wins = [(mate_first(slots[0], a, b), mate_first(slots[1], a, b)) for a, b in sets]
+    ordered = [(mate_first(slots[0], a, b), mate_first(slots[1], a, b))
+               for a, b in app.order_by_disagreement(sets, slots)]
+    rank = {(False, True): 0, (True, False): 1}
+    assert sorted(wins, key=lambda w: rank.get(w, 2)) == ordered
+    note = app.crowding_note({"embedding_spread": {"before": {"mean_cosine": 0.62}, "after": {"mean_cosine": 0.98}}})
+    assert "mean cosine 0.98" in note and "0.62 before training" in note and "read the order" in note
+    assert app.crowding_note({"embedding_spread": {"after": {"mean_cosine": 0.5}}}) == ""
+    assert app.crowding_note(None) == ""
+
+
+def test_tiny_images_are_shown_enlarged_in_whole_pixels():
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    checker = Image.new("RGB", (8, 8), "white")
+    checker.putpixel((0, 0), (0, 0, 0))
+    tiny, big = (re.findall(r"base64,([^\"]+)", render.thumbnails([img]))[0]
+                 for img in (checker, Image.new("RGB", (300, 200))))
+    shown = Image.open(io.BytesIO(base64.b64decode(tiny)))
+    assert shown.size == (48, 48) and shown.getpixel((5, 5)) == (0, 0, 0) and shown.getpixel((6, 6)) != (0, 0, 0)
+    assert Image.open(io.BytesIO(base64.b64decode(big))).size == (96, 64)  # large ones still shrink to 96 px
