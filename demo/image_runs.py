@@ -12,18 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from .core import Slot, embed_images, open_image
-from .retriever import run_folder
+from .retriever import read_yaml, run_folder
 
 
 def starting_slot(tuned: Slot) -> Slot:
     """The base slot for an image model: its run's starting encoder; the load error on the slot if it fails."""
-    import yaml
     from contrastkit.plugins.vision.encoder import starting_encoder
 
     folder = run_folder(tuned.name)
-    config = {}
-    if folder and (folder / "config.yaml").is_file():
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+    config = read_yaml(folder / "config.yaml") if folder else {}
     backbone = config.get("backbone") or tuned.model.config["architecture"]
     try:
         encoder, what = starting_encoder(tuned.model, config.get("backbone"), config.get("weights"),
@@ -75,14 +72,16 @@ def order_by_disagreement(sets: list[list], slots: list[Slot]) -> list[list]:
     model's wins before its losses); the order is otherwise kept. Unchanged unless both models embed images."""
     if len(sets) < 2 or len(slots) != 2 or not all(s.embeds("image") for s in slots):
         return sets
+    files = list(dict.fromkeys(p for a, b in sets for p in (a, *b)))  # each example is opened and embedded once
+    row = {p: i for i, p in enumerate(files)}
+    images = [open_image(p, "an example", 2**30) for p in files]
+    embedded = [embed_images(s, images) for s in slots]
 
-    def mate_first(slot: Slot, a: str, b: list[str]) -> bool:
-        emb = embed_images(slot, [open_image(p, "an example", 2**30) for p in (a, *b)])
-        scores = emb[1:] @ emb[0]
-        return int(scores.argmax()) == 0
+    def mate_first(emb, a: str, b: list[str]) -> bool:
+        return int((emb[[row[p] for p in b]] @ emb[row[a]]).argmax()) == 0
 
     def key(example: list) -> int:
-        base, tuned = (mate_first(s, *example) for s in slots)
+        base, tuned = (mate_first(emb, *example) for emb in embedded)
         return 0 if tuned and not base else 1 if base and not tuned else 2
 
     return sorted(sets, key=key)

@@ -42,7 +42,7 @@ def run_settings(name: str) -> tuple[str | None, int | None, str]:
     if folder is None:
         return None, None, ""
     metrics = read_metrics(folder) or {}
-    config = _read_yaml(folder / "config.yaml")
+    config = read_yaml(folder / "config.yaml")
     retriever = next((v for v in (metrics.get("retriever"), config.get("retriever")) if isinstance(v, str) and v),
                      None)
     top_k = next((v for v in (metrics.get("top_k"), config.get("top_k")) if isinstance(v, int) and v > 0), None)
@@ -50,7 +50,7 @@ def run_settings(name: str) -> tuple[str | None, int | None, str]:
     return retriever, top_k, source
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         import yaml
 

@@ -73,6 +73,9 @@ def test_a_random_backbone_run_says_its_base_is_random(tmp_path):
               batch_size=8, max_steps=2)
     slots, _ = app.load_slots(app.DemoConfig(model=str(out)))
     assert slots[0].kind == "image" and "random weights" in slots[0].name
+    (out / "config.yaml").write_text("backbone: [unclosed\n")  # a broken config.yaml: the model's own config.json
+    slots, _ = app.load_slots(app.DemoConfig(model=str(out)))
+    assert slots[0].kind == "image" and slots[0].name.startswith("tiny-cnn (the run's starting point")
 
 
 def test_the_page_opens_on_an_example_where_the_models_disagree_and_says_when_scores_crowd(image_run):
