@@ -202,7 +202,7 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
     slots, status = load_slots(cfg)
     if cfg.cpu_threads:
         # Requests are a few short texts: extra intra-op threads barely help and, when other work shares
-        # the CPU, their spin-waits made a two-text compare ~10x slower (bench/demo_latency.py).
+        # the CPU, their spin-waits make a two-text compare up to ~10x slower (bench/demo_latency.py).
         import torch
 
         torch.set_num_threads(cfg.cpu_threads)

@@ -284,10 +284,10 @@ def save_examples(held_out: ImageData | None, folder: Path, per_class: int = 2, 
 
     names = held_out.label_names or []
     written: list[Path] = []
+    folder.mkdir(parents=True, exist_ok=True)
     for label in sorted(set(held_out.labels))[:classes]:
         name = re.sub(r"[^\w.-]+", "_", names[label] if label < len(names) else str(label)).strip("._") or "class"
         picks = [item for item, y in zip(held_out.items, held_out.labels) if y == label][:per_class]
-        folder.mkdir(parents=True, exist_ok=True)
         for n, item in enumerate(picks):
             written.append(folder / f"{name}-{n}.png")
             open_rgb(item).save(written[-1])
