@@ -270,8 +270,8 @@ def require_positive(cfg: Any, *names: str) -> None:
 
 
 def require_training_length(cfg: Any) -> None:
-    """A run needs epochs > 0 or max_steps > 0."""
-    if cfg.epochs <= 0 and cfg.max_steps <= 0:
+    """A run needs epochs > 0 (None: the recipe's default) or max_steps > 0."""
+    if cfg.epochs is not None and cfg.epochs <= 0 and cfg.max_steps <= 0:
         raise UserError(f"config field 'epochs' must be > 0 (got {cfg.epochs:g}), or set max_steps > 0")
 
 

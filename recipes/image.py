@@ -29,7 +29,7 @@ class Config(MethodArgs, LightningArgs, RecipeArgs):
                             "datasets.Dataset or a list of PIL images/paths (default: scikit-learn's digits)")
     eval_data: Any = field(None, "labelled held-out images, same formats (default: hold out 10%, at most 1,000)")
     strict: bool = field(False, "stop at the first unreadable or too-small image instead of skipping it")
-    epochs: int = field(14, "training epochs (default 14)")
+    epochs: int | None = field(None, "training epochs (default: the method's, 14; 12 for supcon)")
     batch_size: int = field(64, "images per batch, each giving two or more augmented views (default 64)")
     learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 3e-4 for simclr)")
     precision: str = field("auto", "Lightning precision, e.g. 32-true, bf16-mixed, 16-mixed (auto: bf16-mixed on "

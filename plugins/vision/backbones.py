@@ -96,7 +96,8 @@ def create_backbone(name: str, small_stem: bool = False, weights: str | None = N
         from .encoder import load_encoder  # encoder.py builds its architecture from this module
 
         encoder = load_encoder(path)  # continue training a model contrastkit saved earlier
-        spec = {k: v for k, v in encoder.config.items() if k != "contrastkit_type"}
+        # its center was the mean of its own training images' embeddings: a new run measures its own
+        spec = {k: v for k, v in encoder.config.items() if k not in ("contrastkit_type", "center")}
         encoder.encoder.train()
         return encoder.encoder, spec
     spec: dict[str, Any] = {"architecture": name, "small_stem": bool(small_stem and name.startswith("resnet")),

@@ -14,19 +14,22 @@ from torch import nn
 
 from ..errors import UserError
 from .data import ImageData
-from .encoder import embed_with
+from .encoder import embed_with, mean_embedding
 from .knn import embedding_spread, knn_accuracy, linear_probe_accuracy
 
 
 class KNNCallback(pl.Callback):
     """kNN top-1 accuracy of ``pl_module.backbone`` before and after training (and every N epochs).
 
-    ``bank`` and ``query`` are labelled ``ImageData`` (training images and held-out images).
+    ``bank`` and ``query`` are labelled ``ImageData`` (training images and held-out images). With ``center``, the
+    evaluations after the first centre the embeddings on the bank's mean embedding (kept in ``.center``), as the saved
+    encoder will; "before" scores the starting backbone as it is.
     """
 
     def __init__(self, bank: ImageData, query: ImageData, preprocess: Callable, k: int = 20, t: float = 0.1,
-                 every_n_epochs: int = 0, batch_size: int = 64, resuming: bool = False):
+                 every_n_epochs: int = 0, batch_size: int = 64, resuming: bool = False, center: bool = False):
         self.bank, self.query, self.preprocess = bank, query, preprocess
+        self.centring, self.center = center, None  # the bank's mean embedding of the latest centred evaluation
         self.resuming = resuming  # fit resumes from a checkpoint: "before" still evaluates the base weights
         self.k, self.t, self.every_n_epochs, self.batch_size = k, t, every_n_epochs, batch_size
         self.before: dict[str, float] = {}
@@ -41,7 +44,11 @@ class KNNCallback(pl.Callback):
         """``{"knn_top1": accuracy}`` of the backbone's embeddings right now."""
         started, cpu = time.perf_counter(), time.process_time()
         bank = embed_with(backbone, self.bank.items, self.preprocess, self.batch_size)
-        self.query_embeddings = embed_with(backbone, self.query.items, self.preprocess, self.batch_size)
+        center = None
+        if self.centring and self.before:  # centred as the saved encoder embeds (the bank: training images)
+            center = self.center = mean_embedding(bank)
+            bank = bank - np.asarray(center, dtype=bank.dtype)  # knn_accuracy L2-normalises
+        self.query_embeddings = embed_with(backbone, self.query.items, self.preprocess, self.batch_size, center)
         self.spread["after" if self.before else "before"] = embedding_spread(self.query_embeddings)
         accuracy = knn_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels, self.k, self.t)
         if not self.before and self.linear_probe is None:  # the starting features: what a plain classifier on them would score, for reference

@@ -28,6 +28,10 @@ An image encoder saved by [contrastkit](https://pypi.org/project/contrastkit/).
 - Embedding size: {{ embedding_dim }}{% if image_size %}, input {{ image_size }}x{{ image_size }} px{% endif %}, \
 normalised with mean
   {{ mean }} and std {{ std }}
+{% if centred -%}
+- Centred: each embedding has the training images' mean embedding subtracted and is L2-normalised again
+  (`center` in config.json; `load_encoder` and `hub.load` apply it, the bare weights alone do not)
+{% endif -%}
 {% if training -%}
 - Data: {{ data_source }}, {{ train_images }} training images
 - Training: {{ steps }} steps, batch size {{ batch_size }}, learning rate {{ learning_rate }}{{ training_notes }}
@@ -63,7 +67,7 @@ def _backbone_fields(spec: dict) -> dict[str, Any]:
     norm = spec["normalize"]
     return {"architecture": spec["architecture"], "source": source, "embedding_dim": spec["embedding_dim"],
             "image_size": spec.get("image_size"), "mean": [round(v, 3) for v in norm["mean"]],
-            "std": [round(v, 3) for v in norm["std"]]}
+            "std": [round(v, 3) for v in norm["std"]], "centred": "center" in spec}
 
 
 def _render(card_data: ModelCardData, **fields: Any) -> ModelCard:

@@ -101,6 +101,9 @@ class LightningArgs(Part):
                                   "(0: off, the default)", group="training")
     wise_ft: float | None = field(None, "WiSE-FT: the share of its change the backbone keeps when training ends "
                                         "(default: 0.65 pretrained, 1 (off) random)", group="training")
+    center: bool = field(False, "centre the saved encoder's embeddings: subtract the training images' mean "
+                                "embedding, which spreads embeddings that crowd together (default off)",
+                         group="training")
     knn_k: int = field(20, "neighbours for the kNN evaluation (default 20)", group="training")
     knn_t: float = field(0.1, "temperature of the weighted kNN vote (default 0.1)", group="training")
     num_workers: int = field(-1, "data-loader worker processes (-1: half the CPU cores, 0 on 2 cores or fewer)",

@@ -1,7 +1,8 @@
 """The saved encoder: ``ImageEncoder`` (embed images), its preprocessing, and its folder on disk or the Hub.
 
 A folder holds ``model.safetensors`` (the bare backbone's tensors), ``config.json`` (architecture and preprocessing,
-with ``"contrastkit_type": "image-encoder"``, by which ``contrastkit.plugins.hub.load`` knows it) and ``README.md``.
+with ``"contrastkit_type": "image-encoder"``, by which ``contrastkit.plugins.hub.load`` knows it, and ``"center"``
+where the embeddings are centred) and ``README.md``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def make_preprocess(image_size: int, normalize: dict) -> Callable:
 
 
 @torch.no_grad()
-def embed_with(net: nn.Module, items: list, preprocess: Callable, batch_size: int = 64) -> np.ndarray:
-    """L2-normalised (n, d) embeddings of PIL images or paths, in eval mode (the mode is restored)."""
+def embed_with(net: nn.Module, items: list, preprocess: Callable, batch_size: int = 64,
+               center: Any = None) -> np.ndarray:
+    """L2-normalised (n, d) embeddings of PIL images or paths, in eval mode (the mode is restored); with ``center``
+    (a mean embedding), that is subtracted from each L2-normalised embedding, which is then L2-normalised again."""
     modes = save_modes(net)
     net.eval()
     device = next(net.parameters()).device
@@ -44,14 +47,25 @@ def embed_with(net: nn.Module, items: list, preprocess: Callable, batch_size: in
         batch = torch.stack([preprocess(x) for x in items[start:start + batch_size]]).to(device)
         out.append(F.normalize(net(batch).float(), dim=1).cpu())
     restore_modes(modes)
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    if not out:
+        return np.zeros((0, 0), np.float32)
+    embeddings = torch.cat(out)
+    if center is not None:
+        embeddings = F.normalize(embeddings - torch.as_tensor(center, dtype=embeddings.dtype), dim=1)
+    return embeddings.numpy()
+
+
+def mean_embedding(embeddings: np.ndarray) -> list[float]:
+    """The mean of L2-normalised embeddings, as ``config.json`` keeps it (``center``)."""
+    return [round(float(v), 7) for v in np.asarray(embeddings, dtype=np.float64).mean(axis=0)]
 
 
 class ImageEncoder(ModelHubMixin):
     """A trained backbone ready to embed images: ``.encoder`` (eval mode), ``.preprocess``, ``.config``.
 
     ``save_pretrained(folder)`` writes the folder and ``from_pretrained(folder or Hub id)`` reads it back;
-    ``config`` is the backbone's spec (architecture, normalisation, image size) that goes into ``config.json``.
+    ``config`` is the backbone's spec (architecture, normalisation, image size) that goes into ``config.json``,
+    with ``center`` (the training images' mean embedding) when the embeddings are centred.
     """
 
     # ModelHubMixin, not PyTorchModelHubMixin: that one saves and loads the state dict of the object it is mixed
@@ -62,10 +76,18 @@ class ImageEncoder(ModelHubMixin):
         self._hub_mixin_config = {"contrastkit_type": ENCODER_TYPE, **config}  # what save_pretrained writes
 
     def embed(self, images: Any, batch_size: int = 64) -> np.ndarray:
-        """(n, d) L2-normalised numpy embeddings of PIL images or image paths."""
+        """(n, d) L2-normalised numpy embeddings of PIL images or image paths (centred first, where the config has
+        a ``center``)."""
         if not isinstance(images, (list, tuple)):
             images = [images]
-        return embed_with(self.encoder, list(images), self.preprocess, batch_size)
+        return embed_with(self.encoder, list(images), self.preprocess, batch_size, self.config.get("center"))
+
+    def set_center(self, center: list[float] | None) -> None:
+        """Centre the embeddings from now on (and in the saved ``config.json``) on ``center``; None: not at all."""
+        for config in (self.config, self._hub_mixin_config):
+            config.pop("center", None)
+            if center is not None:
+                config["center"] = list(center)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         from safetensors.torch import save_model

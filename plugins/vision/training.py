@@ -24,11 +24,14 @@ from .data import ImageData, ImageDataset
 
 def settle_method(cfg: Any, out: Path, train: ImageData, log: Any) -> str:
     """Resolve ``method=auto`` from the training images' labels (``methods.choose_method``), log the choice and its
-    reason, and record the method trained in ``cfg`` and the folder's run record, so ``resume`` checks it."""
-    from .methods import choose_method
+    reason, and record the method trained in ``cfg`` and the folder's run record, so ``resume`` checks it; no
+    ``epochs`` means the method's own."""
+    from .methods import choose_method, get_method
 
     asked = cfg.method
     cfg.method, reason = choose_method(asked, train.labels, train.label_names, train.source or "the data")
+    if cfg.epochs is None:
+        cfg.epochs = get_method(cfg.method).epochs
     log(f"method: {cfg.method} ({reason})")
     if asked != cfg.method and is_main_process():
         if cfg.resume:  # the record of the run resumed names the method it trained; auto must choose the same
@@ -61,7 +64,7 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
     knn = None
     if held_out is not None and train.labels is not None:
         bank = train.subset(list(range(0, len(train.items), max(1, len(train.items) // 10000))))
-        knn = KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t, resuming=cfg.resume)
+        knn = KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t, resuming=cfg.resume, center=cfg.center)
         callbacks.append(knn)
     precision = cfg.precision if cfg.precision != "auto" else "bf16-mixed" if auto_bf16() else "32-true"
     try:
@@ -150,12 +153,17 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
     from ``fit`` and ``method_reason`` from ``settle_method``."""
     from .card import plot_pca, write_card
     from .data import EXAMPLES, save_examples
-    from .encoder import embed_with
+    from .encoder import embed_with, mean_embedding
 
     if not trainer.is_global_zero:
         return {}
     data, train, held_out = run["data"], run["train"], run["held_out"]
     module.backbone.cpu().eval()
+    if cfg.center:  # the training images' mean embedding, as the kNN evaluation measured it where there was one
+        center = knn.center if knn and knn.center is not None else mean_embedding(embed_with(
+            module.backbone, train.subset(list(range(0, len(train.items), max(1, len(train.items) // 2000)))).items,
+            encoder.preprocess))
+        encoder.set_center(center)
     encoder.save_pretrained(out)  # model.safetensors + config.json; the card below replaces its README.md
     before, after = (knn.before, knn.after) if knn else ({}, {})
     history = module.loss_history()
@@ -165,7 +173,8 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
                "backbone": spec["architecture"], "train_images": len(train.items),
                "eval_images": len(held_out.items) if held_out else 0, "skipped_images": len(data.skipped),
                "steps": trainer.global_step, "learning_rate": module.learning_rate, "wise_ft": wise.alpha,
-               "freeze_fraction": module.freeze_fraction, "frozen_share": round(module.frozen_share, 4),
+               "centered": "center" in encoder.config, "freeze_fraction": module.freeze_fraction,
+               "frozen_share": round(module.frozen_share, 4),
                "train_seconds": round(run["seconds"], 2), "train_cpu_seconds": round(run["cpu_seconds"], 2),
                **({"knn_seconds": round(knn.seconds, 2)} if knn else {}),
                **({"memory_bank_size": module.memory_bank_size} if module.memory_bank_size else {}),
@@ -179,8 +188,7 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
     report.plot_curve(history, out / "loss.png")
     report.plot_before_after(metrics["before_after"], out / "before_after.png")
     shown = held_out or train.subset(list(range(min(1000, len(train.items)))))
-    emb = knn.query_embeddings if knn and knn.query_embeddings is not None else \
-        embed_with(module.backbone, shown.items, encoder.preprocess)
+    emb = knn.query_embeddings if knn and knn.query_embeddings is not None else encoder.embed(shown.items)
     plot_pca(emb, shown.labels, shown.label_names, out / "embeddings_pca.png")
     write_card(out, cfg, spec, metrics, data, cfg.push_to_hub)
     save_examples(held_out, out / EXAMPLES)  # the demo compares the models on these

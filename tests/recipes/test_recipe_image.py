@@ -337,3 +337,54 @@ def test_max_steps_across_epochs_runs_every_step(image_folder, tmp_path):
     # the progress bar, which must never end the run before max_steps)
     result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **{**FAST, "max_steps": 5})
     assert result.metrics["steps"] == 5
+
+
+def test_center_centres_the_embeddings_on_the_training_images_mean_and_saves_the_mean(image_folder, tmp_path):
+    from contrastkit.plugins.vision.data import holdout, load_images
+    from contrastkit.plugins.vision.encoder import embed_with, load_encoder
+    from contrastkit.plugins.vision.knn import knn_accuracy
+    from contrastkit.recipes import image
+
+    result = image.run(data=str(image_folder), center=True, output_dir=str(tmp_path / "sup"), **FAST)
+    config = json.loads((result.output_dir / "config.json").read_text())
+    assert result.metrics["centered"] is True and len(config["center"]) == 32
+    loaded = load_encoder(result.output_dir)
+    train, held = holdout(load_images(str(image_folder)), result.config.seed)  # the run's own split
+    raw_train = embed_with(loaded.encoder, train.items, loaded.preprocess)
+    raw_held = embed_with(loaded.encoder, held.items, loaded.preprocess)
+    center = raw_train.mean(axis=0)  # the training images' mean embedding
+    assert np.allclose(config["center"], center, atol=1e-5)
+    expected = (raw_held - center) / np.linalg.norm(raw_held - center, axis=1, keepdims=True)
+    assert np.allclose(loaded.embed(held.items), expected, atol=1e-5)
+    assert not np.allclose(raw_held, expected, atol=1e-3)
+    # "after" scores the embeddings users get: centred bank and queries
+    after = knn_accuracy(raw_train - center, train.labels, expected, held.labels, 20, 0.1)
+    assert result.metrics["before_after"]["knn_top1"]["after"] == after
+    assert "Centred: each embedding has the training images' mean embedding subtracted" in \
+        (result.output_dir / "README.md").read_text()
+    # by default (supcon or simclr) the embeddings are the backbone's own
+    for name, kwargs in (("simclr", {"method": "simclr"}), ("supcon", {})):
+        other = image.run(data=str(image_folder), output_dir=str(tmp_path / name), **{**FAST, **kwargs})
+        assert other.metrics["centered"] is False
+        assert "center" not in json.loads((other.output_dir / "config.json").read_text())
+        assert "Centred:" not in (other.output_dir / "README.md").read_text()
+
+
+def test_a_run_continuing_a_centred_folder_measures_its_own_center(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    first = image.run(data=str(image_folder), center=True, output_dir=str(tmp_path / "a"), **FAST)
+    again = image.run(data=str(image_folder), backbone=str(first.output_dir), method="simclr",
+                      output_dir=str(tmp_path / "b"), **{k: v for k, v in FAST.items() if k != "backbone"})
+    assert "center" not in json.loads((again.output_dir / "config.json").read_text())  # not centred: none
+
+
+def test_epochs_default_to_the_methods_own(image_folder, tmp_path):
+    import yaml
+    from contrastkit.recipes import image
+
+    epochs = {}
+    for name, kwargs in (("supcon", {}), ("simclr", {"method": "simclr"}), ("given", {"epochs": 3})):
+        result = image.run(data=str(image_folder), output_dir=str(tmp_path / name), **{**FAST, **kwargs})
+        epochs[name] = (result.config.epochs, yaml.safe_load((result.output_dir / "config.yaml").read_text())["epochs"])
+    assert epochs == {"supcon": (12, 12), "simclr": (14, 14), "given": (3, 3)}
