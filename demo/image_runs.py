@@ -64,7 +64,8 @@ def crowding_note(metrics: dict | None) -> str:
         return ""
     was = f", {before['mean_cosine']:.2f} before training" if before.get("mean_cosine") is not None else ""
     return (f"ℹ️ This model's embeddings sit close together (mean cosine {after['mean_cosine']:.2f} between held-out "
-            f"images{was}), so all its scores are high: read the order (#1, #2, ...), not the size of the numbers.")
+            f"images{was}), so all its scores are high: read the order (#1, #2, ...), not the size of the numbers. "
+            f"Training with center=true spreads them.")
 
 
 def order_by_disagreement(sets: list[list], slots: list[Slot]) -> list[list]:

@@ -93,6 +93,7 @@ def test_the_page_opens_on_an_example_where_the_models_disagree_and_says_when_sc
     assert sorted(wins, key=lambda w: rank.get(w, 2)) == ordered
     note = app.crowding_note({"embedding_spread": {"before": {"mean_cosine": 0.62}, "after": {"mean_cosine": 0.98}}})
     assert "mean cosine 0.98" in note and "0.62 before training" in note and "read the order" in note
+    assert "center=true" in note
     assert app.crowding_note({"embedding_spread": {"after": {"mean_cosine": 0.5}}}) == ""
     assert app.crowding_note(None) == ""
 
