@@ -386,7 +386,8 @@ def test_a_pushed_space_installs_in_a_fresh_venv_and_serves(hub_server, text_out
     app.py started. Covered for real: the wheel shipped with the Space and fetched from the Space's own URL,
     contrastkit's light dependencies from the registries, and app.py serving over HTTP. To keep the test fast,
     the heavy libraries (torch, gradio, sentence-transformers, ...) come from this environment through a .pth
-    path (pip sees them as installed), so their download is not what this test covers."""
+    path (pip sees them as installed); a second fresh venv checks that pip resolves all of them from the
+    registries (``--dry-run``), without downloading and installing them."""
     import time
 
     import httpx
@@ -410,6 +411,16 @@ def test_a_pushed_space_installs_in_a_fresh_venv_and_serves(hub_server, text_out
                          text=True, timeout=900)
     assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-2000:]
     assert "/spaces/alice/faq-demo/resolve/main/contrastkit-" in " ".join(hub_server.requests)
+    # what the .pth lent: in a second fresh venv, pip resolves every requirement of the Space from the registries
+    # (torch, gradio, sentence-transformers, ... included) without installing them
+    bare = tmp_path / "bare"
+    subprocess.run([sys._base_executable, "-m", "venv", str(bare)], check=True, timeout=300)
+    report = tmp_path / "report.json"
+    dry = subprocess.run([bare / "bin" / "python", "-m", "pip", "install", "--dry-run", "--report", str(report), "-r",
+                          "requirements.txt"], cwd=space, capture_output=True, text=True, timeout=900)
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    resolved = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
+    assert {"contrastkit", "torch", "gradio", "sentence-transformers", "lightly"} <= resolved, sorted(resolved)
     where = subprocess.run([py, "-c", "import contrastkit.demo.app as a; print(a.__file__)"], cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(site), where  # the Space's wheel, not this checkout
