@@ -50,6 +50,10 @@ class ImageData:
         labels = [self.labels[i] for i in idx] if self.labels is not None else None
         return ImageData([self.items[i] for i in idx], labels, self.label_names, [], self.source, self.hub_id)
 
+    def spaced(self, every: int) -> ImageData:
+        """Every k-th image, k = len // ``every`` (at least 1): a spread-out sample of about ``every`` images."""
+        return self.subset(list(range(0, len(self.items), max(1, len(self.items) // every))))
+
 
 def _check_images(items: list, names: list[str], strict: bool, what: str) -> tuple[list[int], list[str]]:
     """Open every image once; unreadable or too-small ones are skipped (or an error with strict=true)."""

@@ -82,12 +82,9 @@ class ImageEncoder(ModelHubMixin):
             images = [images]
         return embed_with(self.encoder, list(images), self.preprocess, batch_size, self.config.get("center"))
 
-    def set_center(self, center: list[float] | None) -> None:
-        """Centre the embeddings from now on (and in the saved ``config.json``) on ``center``; None: not at all."""
-        for config in (self.config, self._hub_mixin_config):
-            config.pop("center", None)
-            if center is not None:
-                config["center"] = list(center)
+    def set_center(self, center: list[float]) -> None:
+        """Centre the embeddings from now on (and in the saved ``config.json``) on ``center``."""
+        self.config["center"] = self._hub_mixin_config["center"] = list(center)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         from safetensors.torch import save_model

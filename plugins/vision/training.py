@@ -63,8 +63,8 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
     callbacks.append(wise)
     knn = None
     if held_out is not None and train.labels is not None:
-        bank = train.subset(list(range(0, len(train.items), max(1, len(train.items) // 10000))))
-        knn = KNNCallback(bank, held_out, preprocess, cfg.knn_k, cfg.knn_t, resuming=cfg.resume, center=cfg.center)
+        knn = KNNCallback(train.spaced(10000), held_out, preprocess, cfg.knn_k, cfg.knn_t, resuming=cfg.resume,
+                          center=cfg.center)
         callbacks.append(knn)
     precision = cfg.precision if cfg.precision != "auto" else "bf16-mixed" if auto_bf16() else "32-true"
     try:
@@ -160,9 +160,8 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
     data, train, held_out = run["data"], run["train"], run["held_out"]
     module.backbone.cpu().eval()
     if cfg.center:  # the training images' mean embedding, as the kNN evaluation measured it where there was one
-        center = knn.center if knn and knn.center is not None else mean_embedding(embed_with(
-            module.backbone, train.subset(list(range(0, len(train.items), max(1, len(train.items) // 2000)))).items,
-            encoder.preprocess))
+        center = knn.center if knn and knn.center is not None else \
+            mean_embedding(embed_with(module.backbone, train.spaced(2000).items, encoder.preprocess))
         encoder.set_center(center)
     encoder.save_pretrained(out)  # model.safetensors + config.json; the card below replaces its README.md
     before, after = (knn.before, knn.after) if knn else ({}, {})

@@ -370,6 +370,17 @@ def test_center_centres_the_embeddings_on_the_training_images_mean_and_saves_the
         assert "Centred:" not in (other.output_dir / "README.md").read_text()
 
 
+def test_center_without_labels_uses_the_training_images_mean(image_folder, tmp_path):
+    from contrastkit.plugins.vision.encoder import embed_with
+    from contrastkit.recipes import image
+
+    paths = sorted(str(p) for p in image_folder.rglob("*.png"))  # a plain list: no labels, no kNN evaluation
+    result = image.run(data=paths, center=True, output_dir=str(tmp_path / "out"), **FAST)
+    saved = json.loads((result.output_dir / "config.json").read_text())["center"]
+    raw = embed_with(result.model.encoder, paths, result.model.preprocess)
+    assert result.metrics["centered"] is True and np.allclose(saved, raw.mean(axis=0), atol=1e-5)
+
+
 def test_a_run_continuing_a_centred_folder_measures_its_own_center(image_folder, tmp_path):
     from contrastkit.recipes import image
 
