@@ -19,7 +19,7 @@ from typing import Any
 from contrastkit.plugins.config import field
 from contrastkit.plugins.errors import UserError
 
-from . import core, corpus, render
+from . import compare, core, corpus, render
 from .image_runs import crowding_note, example_sets, order_by_disagreement, run_examples, starting_slot
 from .retriever import run_folder
 
@@ -214,18 +214,18 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
     sets = order_by_disagreement(example_sets(pictures), slots)  # the page opens where the models differ
 
     def compare_texts(a_list, b_list):
-        results = core.compare_texts_many(slots, list(zip(a_list, b_list)))
+        results = compare.compare_texts_many(slots, list(zip(a_list, b_list)))
         return [r if isinstance(r, Exception) else render.scores_table(r, slots) for r in results]
 
     def compare_images(a, b):
-        return render.scores_table(core.compare_images(slots, a, b, max_bytes), slots, "pair", ranks=True)
+        return render.scores_table(compare.compare_images(slots, a, b, max_bytes), slots, "pair", ranks=True)
 
     def text_image(image, texts):
-        return render.scores_table(core.compare_text_image(slots, image, texts, max_bytes), slots,
+        return render.scores_table(compare.compare_text_image(slots, image, texts, max_bytes), slots,
                                    "compared with the image")
 
     def matrix(texts, images):
-        labels, matrices, notes = core.similarity_matrix(slots, texts, images, max_bytes)
+        labels, matrices, notes = compare.similarity_matrix(slots, texts, images, max_bytes)
         return render.heatmaps(labels, matrices, slots), render.message(" ".join(notes)) if notes else ""
 
     def search(query, corpus_file, top_k, progress=gr.Progress()):  # noqa: B008 - how Gradio injects it

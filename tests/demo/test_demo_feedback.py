@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from contrastkit.demo import app, core, corpus, render
+from contrastkit.demo import app, compare, core, corpus, render
 
 MB = 2**20
 
@@ -32,15 +32,15 @@ def two_models(tiny_text_model, tmp_path_factory):
 def test_a_batch_of_compares_gives_each_request_its_own_scores(two_models):
     requests = [("how do I boil pasta", "cook noodles\nthe market fell"), ("", "x"),
                 ("reset the router", "unplug it for ten seconds")]
-    results = core.compare_texts_many(two_models, requests)
+    results = compare.compare_texts_many(two_models, requests)
     assert isinstance(results[1], core.DemoInputError)
     for (a, b), got in zip([requests[0], requests[2]], [results[0], results[2]]):
-        alone = core.compare_texts(two_models, a, b)
+        alone = compare.compare_texts(two_models, a, b)
         assert got.rows == alone.rows
         for role in ("base", "fine-tuned"):
             np.testing.assert_allclose(got.by_model[role], alone.by_model[role], atol=1e-5)
     handler = app._guard_batch(lambda a, b: [render.scores_table(r, two_models) if isinstance(r, core.Scores)
-                                             else r for r in core.compare_texts_many(two_models, list(zip(a, b)))])
+                                             else r for r in compare.compare_texts_many(two_models, list(zip(a, b)))])
     [outputs] = handler(*map(list, zip(*requests)))
     assert len(outputs) == 3 and 'data-model="delta"' in outputs[0] and 'data-model="delta"' in outputs[2]
     assert 'class="ck-message"' in outputs[1] and "Type a text" in outputs[1]
@@ -200,7 +200,7 @@ def test_the_default_example_shows_what_training_changed(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     slots, status = app.load_slots(app.DemoConfig(model=str(out)))
     assert "Training changed" in status
-    result = core.compare_texts(slots, app.TEXT_A, app.TEXTS_B)
+    result = compare.compare_texts(slots, app.TEXT_A, app.TEXTS_B)
     base, tuned = result.by_model["base"], result.by_model["fine-tuned"]
     assert base[0] < base[1] and tuned[0] > tuned[1]  # row 0 is the right answer, row 1 the near miss
     import datasets

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from contrastkit.demo import app, core, corpus, render
+from contrastkit.demo import app, compare, core, corpus, render
 from contrastkit.plugins.errors import UserError
 
 from tests.conftest import run_cli
@@ -36,7 +36,7 @@ def mixed_slots(tiny_text_model, tiny_clip):
 
 
 def test_compare_texts_gives_each_models_cosine(text_slots):
-    result = core.compare_texts(text_slots, "how do I boil pasta", "cook noodles in water\n\nthe market fell\n")
+    result = compare.compare_texts(text_slots, "how do I boil pasta", "cook noodles in water\n\nthe market fell\n")
     assert result.rows == ["cook noodles in water", "the market fell"]
     emb = text_slots[0].model.encode(["how do I boil pasta", *result.rows], normalize_embeddings=True)
     np.testing.assert_allclose(result.by_model["base"], emb[1:] @ emb[0], atol=1e-5)
@@ -54,14 +54,14 @@ def test_difference_is_highlighted_only_when_noticeable():
 @pytest.mark.parametrize("a, b", [("", "x"), ("x", ""), ("   ", "\n\n"), (None, None)])
 def test_empty_text_input_is_a_friendly_message_not_an_error(text_slots, a, b):
     with pytest.raises(core.DemoInputError, match="Type a text"):
-        core.compare_texts(text_slots, a, b)
-    html = app._guard(lambda x, y: core.compare_texts(text_slots, x, y))(a, b)
+        compare.compare_texts(text_slots, a, b)
+    html = app._guard(lambda x, y: compare.compare_texts(text_slots, x, y))(a, b)
     assert 'class="ck-message"' in html and "Type a text" in html
 
 
 def test_long_text_is_truncated_and_the_page_says_so(text_slots):
     long_text = "pasta " * 300  # the tiny model reads 64 tokens
-    result = core.compare_texts(text_slots, long_text, "short text")
+    result = compare.compare_texts(text_slots, long_text, "short text")
     assert any("Text 1 is" in n and "first 64" in n and "truncated" in n for n in result.notes)
     assert "truncated" in render.scores_table(result, text_slots)
 
@@ -69,14 +69,14 @@ def test_long_text_is_truncated_and_the_page_says_so(text_slots):
 def test_clip_without_a_token_limit_truncates_instead_of_crashing(mixed_slots):
     clip = mixed_slots[1]
     assert clip.model.max_seq_length == 77  # capped at the position embeddings on load
-    result = core.compare_texts(mixed_slots, "x" * 500, "y")
+    result = compare.compare_texts(mixed_slots, "x" * 500, "y")
     assert result.by_model["fine-tuned"] is not None
     assert any("fine-tuned model reads only the first 77" in n for n in result.notes)
 
 
 def test_images_are_scored_by_the_models_that_embed_them(mixed_slots):
     a, b = app.EXAMPLE_IMAGES[:2]
-    result = core.compare_images(mixed_slots, a, b, 10 * MB)
+    result = compare.compare_images(mixed_slots, a, b, 10 * MB)
     assert result.by_model["base"] is None  # a text model cannot embed images
     images = [core.open_image(p, "x", MB) for p in (a, b)]
     emb = mixed_slots[1].model.encode(images, normalize_embeddings=True)
@@ -89,32 +89,32 @@ def test_non_image_and_oversized_uploads_get_clear_messages(mixed_slots, tmp_pat
     fake = tmp_path / "notes.png"
     fake.write_text("this is text, not a picture")
     with pytest.raises(core.DemoInputError, match=r"image B \(notes.png\) is not an image"):
-        core.compare_images(mixed_slots, app.EXAMPLE_IMAGES[0], str(fake), 10 * MB)
+        compare.compare_images(mixed_slots, app.EXAMPLE_IMAGES[0], str(fake), 10 * MB)
     with pytest.raises(core.DemoInputError, match="larger than 0 MB"):
-        core.compare_images(mixed_slots, app.EXAMPLE_IMAGES[0], app.EXAMPLE_IMAGES[1], 100)
+        compare.compare_images(mixed_slots, app.EXAMPLE_IMAGES[0], app.EXAMPLE_IMAGES[1], 100)
     with pytest.raises(core.DemoInputError, match="Please upload image A"):
-        core.compare_images(mixed_slots, None, app.EXAMPLE_IMAGES[1], 10 * MB)
+        compare.compare_images(mixed_slots, None, app.EXAMPLE_IMAGES[1], 10 * MB)
 
 
 def test_text_image_needs_a_model_that_embeds_both(text_slots, mixed_slots):
     with pytest.raises(core.DemoInputError, match="embeds both texts and images"):
-        core.compare_text_image(text_slots, app.EXAMPLE_IMAGES[0], "a red circle", 10 * MB)
-    result = core.compare_text_image(mixed_slots, app.EXAMPLE_IMAGES[0], "a red circle\na blue square", 10 * MB)
+        compare.compare_text_image(text_slots, app.EXAMPLE_IMAGES[0], "a red circle", 10 * MB)
+    result = compare.compare_text_image(mixed_slots, app.EXAMPLE_IMAGES[0], "a red circle\na blue square", 10 * MB)
     assert result.by_model["base"] is None and len(result.by_model["fine-tuned"]) == 2
 
 
 def test_similarity_matrix_of_texts_and_images(mixed_slots):
-    labels, matrices, _ = core.similarity_matrix(mixed_slots, "one\ntwo\nthree", None, 10 * MB)
+    labels, matrices, _ = compare.similarity_matrix(mixed_slots, "one\ntwo\nthree", None, 10 * MB)
     assert labels == ["one", "two", "three"] and set(matrices) == {"base", "fine-tuned"}
     for m in matrices.values():
         np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-5)
         np.testing.assert_allclose(m, m.T, atol=1e-6)
     fig = render.heatmaps(labels, matrices, mixed_slots)
     assert [ax.get_title() for ax in fig.axes if ax.get_title()][-1].startswith("difference")
-    labels, matrices, _ = core.similarity_matrix(mixed_slots, "", app.EXAMPLE_IMAGES[:3], 10 * MB)
+    labels, matrices, _ = compare.similarity_matrix(mixed_slots, "", app.EXAMPLE_IMAGES[:3], 10 * MB)
     assert list(matrices) == ["fine-tuned"] and matrices["fine-tuned"].shape == (3, 3)
     with pytest.raises(core.DemoInputError, match="at least two items"):
-        core.similarity_matrix(mixed_slots, "only one", None, 10 * MB)
+        compare.similarity_matrix(mixed_slots, "only one", None, 10 * MB)
 
 
 def test_search_bundled_corpus_finds_an_exact_answer_and_caches_the_corpus(text_slots):
@@ -153,7 +153,7 @@ def test_a_model_that_fails_to_load_is_reported_and_the_other_still_works(tiny_t
     slots, status = app.load_slots(cfg)
     assert slots[1].error and slots[1].model is None
     assert "could not be loaded" in status and "keeps running" in status
-    result = core.compare_texts(slots, "a", "b")
+    result = compare.compare_texts(slots, "a", "b")
     assert result.by_model["fine-tuned"] is None and result.by_model["base"] is not None
 
 
@@ -204,10 +204,10 @@ def test_an_image_encoder_output_compares_images_only(tiny_text_model, tiny_imag
     slots = [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", tiny_image_encoder)]
     assert slots[1].modalities == ("image",) and slots[1].error is None
     a, b = app.EXAMPLE_IMAGES[:2]
-    result = core.compare_images(slots, a, b, 10 * MB)
+    result = compare.compare_images(slots, a, b, 10 * MB)
     emb = slots[1].model.embed([a, b])
     assert result.by_model["fine-tuned"][0] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
-    texts = core.compare_texts(slots, "a", "b")
+    texts = compare.compare_texts(slots, "a", "b")
     assert texts.by_model["fine-tuned"] is None and texts.by_model["base"] is not None
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from contrastkit.demo import app, core, render
+from contrastkit.demo import app, compare, render
 
 from tests.recipes.test_recipe_image import _folder
 
@@ -46,7 +46,7 @@ def test_the_base_is_the_pretrained_encoder_the_run_started_from(image_run):
     assert [Path(p).name for p in [a, *b]] == ["class0-0.png", "class0-1.png", "class1-0.png"]
     assert [Path(p).name for p in app.example_sets(app.run_examples(tuned))[1][1]] == ["class1-1.png",
                                                                                       "class0-0.png"]
-    scores = core.compare_images(slots, a, b, 10 * MB)
+    scores = compare.compare_images(slots, a, b, 10 * MB)
     assert scores.rows == ["image A ↔ class0-1.png", "image A ↔ class1-0.png"]
     # the base's numbers are what the untouched pretrained backbone gives on its own
     net, spec = create_backbone("efficientnet-lite0")
@@ -61,7 +61,7 @@ def test_compare_to_still_picks_the_base_and_a_text_base_cannot_embed_images(ima
     slots, status = app.load_slots(app.DemoConfig(model=str(image_run), compare_to=tiny_text_model))
     assert slots[0].name == tiny_text_model and slots[0].kind == "dense"
     assert "started from" not in status
-    scores = core.compare_images(slots, *app.example_sets(app.run_examples(slots[1]))[0], 10 * MB)
+    scores = compare.compare_images(slots, *app.example_sets(app.run_examples(slots[1]))[0], 10 * MB)
     assert scores.by_model["base"] is None and np.isfinite(scores.by_model["fine-tuned"][0])
 
 
@@ -83,7 +83,7 @@ def test_the_page_opens_on_an_example_where_the_models_disagree_and_says_when_sc
     sets = app.example_sets(app.run_examples(slots[1]))
 
     def mate_first(slot, a, b):
-        scores = core.compare_images([slot], a, b, 10 * MB).by_model[slot.role]
+        scores = compare.compare_images([slot], a, b, 10 * MB).by_model[slot.role]
         return scores.index(max(scores)) == 0
 
     wins = [(mate_first(slots[0], a, b), mate_first(slots[1], a, b)) for a, b in sets]

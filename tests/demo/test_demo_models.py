@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from contrastkit.demo import app, core, corpus, render
+from contrastkit.demo import app, compare, core, corpus, render
 
 MB = 2**20
 QUERY = "question number 3 about topic 3?"
@@ -106,7 +106,7 @@ def test_search_with_a_sparse_model_ranks_by_its_dot_product(tiny_text_model, do
 
 def test_text_compare_with_a_sparse_model_is_labelled_a_dot_product(dot_sparse, sparse_run):
     slots = [core.load_slot("base", sparse_run), core.load_slot("fine-tuned", dot_sparse)]
-    result = core.compare_texts(slots, "how do I boil pasta", "cook noodles in water\nthe market fell")
+    result = compare.compare_texts(slots, "how do I boil pasta", "cook noodles in water\nthe market fell")
     emb = _dense(slots[1].model.encode(["how do I boil pasta", *result.rows], convert_to_sparse_tensor=False,
                                        convert_to_tensor=True))
     np.testing.assert_allclose(result.by_model["fine-tuned"], emb[1:] @ emb[0], rtol=1e-4)
@@ -116,7 +116,7 @@ def test_text_compare_with_a_sparse_model_is_labelled_a_dot_product(dot_sparse, 
     assert "dot product" in html and 'data-model="delta"' not in html  # a cosine minus a dot product means nothing
     text = app.how_to_read(slots)
     assert "dot product of two sparse vectors" in text and "cosine similarity of two embeddings" in text
-    labels, matrices, _ = core.similarity_matrix(slots, "how do I boil pasta\n" + "\n".join(result.rows), None, MB)
+    labels, matrices, _ = compare.similarity_matrix(slots, "how do I boil pasta\n" + "\n".join(result.rows), None, MB)
     np.testing.assert_allclose(matrices["fine-tuned"], emb @ emb.T, rtol=1e-4)
     fig = render.heatmaps(labels, matrices, slots)
     assert [ax.get_title() for ax in fig.axes if ax.get_title()][1].endswith("dot product")  # and no difference
@@ -183,7 +183,7 @@ def test_config_yaml_names_the_retriever_when_metrics_json_is_missing(rerank_run
 
 def test_text_compare_with_a_reranker_shows_relevance_scores(tiny_text_model, rerank_run):
     slots = [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", rerank_run)]
-    result = core.compare_texts(slots, "how do I boil pasta", "cook noodles in water\nthe market fell")
+    result = compare.compare_texts(slots, "how do I boil pasta", "cook noodles in water\nthe market fell")
     expected = slots[1].model.predict([("how do I boil pasta", t) for t in result.rows])
     np.testing.assert_allclose(result.by_model["fine-tuned"], expected, atol=1e-6)
     html = render.scores_table(result, slots)
@@ -192,7 +192,7 @@ def test_text_compare_with_a_reranker_shows_relevance_scores(tiny_text_model, re
     text = app.how_to_read(slots)
     assert "relevance score" in text and "it is not a cosine" in text and "no difference column" in text
     two = [core.load_slot("base", rerank_run), core.load_slot("fine-tuned", rerank_run)]
-    html = render.scores_table(core.compare_texts(two, "a", "b"), two)
+    html = render.scores_table(compare.compare_texts(two, "a", "b"), two)
     assert 'data-model="delta"' in html and "cosine" not in html  # same kind of number: the difference is shown
     assert "cosine similarity" not in app.how_to_read(two) and "green" in app.how_to_read(two)
 
@@ -200,7 +200,7 @@ def test_text_compare_with_a_reranker_shows_relevance_scores(tiny_text_model, re
 def test_a_long_pair_is_reported_truncated_for_the_reranker(rerank_run):
     slots = [core.load_slot("fine-tuned", rerank_run)]
     limit = slots[0].model.max_seq_length
-    result = core.compare_texts(slots, "pasta " * (limit - 10), "short\n" + "noodles " * 10)  # text 3: too long
+    result = compare.compare_texts(slots, "pasta " * (limit - 10), "short\n" + "noodles " * 10)  # text 3: too long
     assert any(n.startswith("Text A with text 3 is") and f"reads only the first {limit} of a pair" in n
                for n in result.notes)
 
@@ -208,7 +208,7 @@ def test_a_long_pair_is_reported_truncated_for_the_reranker(rerank_run):
 def test_the_matrix_of_a_reranker_scores_every_ordered_pair(tiny_text_model, rerank_run):
     slots = [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", rerank_run)]
     texts = ["boil pasta", "reset the router", "cook noodles"]
-    labels, matrices, _ = core.similarity_matrix(slots, "\n".join(texts), None, MB)
+    labels, matrices, _ = compare.similarity_matrix(slots, "\n".join(texts), None, MB)
     expected = slots[1].model.predict([(a, b) for a in texts for b in texts]).reshape(3, 3)
     np.testing.assert_allclose(matrices["fine-tuned"], expected, atol=1e-6)
     fig = render.heatmaps(labels, matrices, slots)
@@ -222,9 +222,9 @@ def test_image_tabs_say_a_reranker_or_sparse_model_is_text_only(rerank_run, dot_
     cfg = app.DemoConfig(model=rerank_run, compare_to=dot_sparse)
     slots, _ = app.load_slots(cfg)
     with pytest.raises(core.DemoInputError, match="the loaded models \\(base, fine-tuned\\) embed text only"):
-        core.compare_images(slots, *app.EXAMPLE_IMAGES[:2], 10 * MB)
+        compare.compare_images(slots, *app.EXAMPLE_IMAGES[:2], 10 * MB)
     with pytest.raises(core.DemoInputError, match="embeds both texts and images"):
-        core.compare_text_image(slots, app.EXAMPLE_IMAGES[0], "a red circle", 10 * MB)
+        compare.compare_text_image(slots, app.EXAMPLE_IMAGES[0], "a red circle", 10 * MB)
     config = app.build_demo(cfg).get_config_file()
     values = [str(c["props"].get("value")) for c in config["components"]]
     buttons = {c["props"].get("value"): c["props"].get("interactive") for c in config["components"]
@@ -263,10 +263,10 @@ def test_bf16_and_batching_work_for_rerankers_and_sparse_models(rerank_run, dot_
     assert "bf16 autocast" in status and all(s.bf16 for s in bf16)
     requests = [("how do I boil pasta", "cook noodles in water\nthe market fell"), ("", "x"),
                 ("reset the router", "unplug it for ten seconds\nboil water")]
-    exact, rounded = core.compare_texts_many(fp32, requests), core.compare_texts_many(bf16, requests)
+    exact, rounded = compare.compare_texts_many(fp32, requests), compare.compare_texts_many(bf16, requests)
     assert isinstance(exact[1], core.DemoInputError)
     for i in (0, 2):
-        alone = core.compare_texts(fp32, *requests[i])
+        alone = compare.compare_texts(fp32, *requests[i])
         for role in ("base", "fine-tuned"):
             np.testing.assert_allclose(exact[i].by_model[role], alone.by_model[role], atol=1e-5)  # batched = alone
             gap = np.abs(np.subtract(exact[i].by_model[role], rounded[i].by_model[role])).max()

@@ -60,11 +60,11 @@ def test_trains_two_steps_and_reloads_as_plain_sentence_transformer(shapes_csv, 
     assert image.shape == (1, 32) and texts.shape == (2, 32)
     assert abs(float(model.similarity(texts[:1], texts[1:]))) < 0.999  # different texts, different embeddings
 
-    from contrastkit.demo import core  # the demo's text<->image tab takes the output as it is
+    from contrastkit.demo import compare, core  # the demo's text<->image tab takes the output as it is
 
     slot = core.load_slot("fine-tuned", str(out))
     assert slot.error is None and slot.embeds("text", "image")
-    scores = core.compare_text_image([slot], str(shapes_csv.parent / "shapes" / "0001.png"), "a red circle\nblue",
+    scores = compare.compare_text_image([slot], str(shapes_csv.parent / "shapes" / "0001.png"), "a red circle\nblue",
                                      max_bytes=10**7)
     assert len(scores.by_model["fine-tuned"]) == 2
 
