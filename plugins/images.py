@@ -4,12 +4,19 @@ transparency laid over white. Shared by the image recipe (``vision.data``) and t
 Scaling: 16-bit integer images (``I;16*``, and ``I`` within 0..65535) map 65535 to 255; other 32-bit integer
 and float images map 0..1 (float) or their own min..max to 0..255. Palette, 1-bit, CMYK, ``LA``/``RGBA`` go
 through Pillow's own conversions; alpha is composited over a white background.
+
+Large images: ``open_rgb(item, min_side)`` decodes a picture that is only going to be resized far down (a training
+view, an embedding) at a fraction of its pixels: JPEGs at a reduced DCT scale, everything else shrunk by an integer
+box filter, as long as the shorter side stays at least ``min_side``. Converting and compositing then touch a few
+hundred thousand pixels instead of tens of millions.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+#: Modes that ``Image.reduce`` averages correctly (palette indices and 1-bit or 16-bit pixels are converted first)
+REDUCIBLE = ("RGB", "RGBA", "L", "LA", "CMYK", "I", "F")
 #: Modes that ``convert("RGB")`` turns into what a viewer shows, when no EXIF rotation is needed.
 PLAIN_MODES = ("RGB", "L")
 ORIENTATION_TAG = 0x0112
@@ -51,15 +58,34 @@ def to_rgb(im: Any) -> Any:
     return im.convert("RGB")
 
 
-def open_rgb(item: Any) -> Any:
-    """A PIL image or a path to one, decoded by ``to_rgb``."""
+def shrink(im: Any, min_side: int) -> Any:
+    """``im`` reduced by the largest integer factor that keeps its shorter side at least ``min_side`` (box filter,
+    alpha premultiplied by Pillow); ``im`` itself when it is less than twice that. EXIF data travels along."""
+    factor = min(im.size) // min_side
+    if factor < 2:
+        return im
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA")
+    elif im.mode == "1":
+        im = im.convert("L")
+    elif im.mode not in REDUCIBLE:
+        im = to_rgb(im)
+    return im.reduce(factor)
+
+
+def open_rgb(item: Any, min_side: int | None = None) -> Any:
+    """A PIL image or a path to one, decoded by ``to_rgb``; with ``min_side``, a larger image comes out shrunk so
+    that its shorter side is still at least ``min_side`` (JPEGs are decoded at that scale in the first place)."""
     from PIL import Image
 
     if isinstance(item, Image.Image):
-        return to_rgb(item)
+        return to_rgb(shrink(item, min_side) if min_side else item)
     with Image.open(item) as im:
+        if min_side and im.format == "JPEG" and min(im.size) >= 2 * min_side:
+            scale = min_side / min(im.size)
+            im.draft(im.mode, (max(min_side, round(im.size[0] * scale)), max(min_side, round(im.size[1] * scale))))
         im.load()
-        return to_rgb(im)
+        return to_rgb(shrink(im, min_side) if min_side else im)
 
 
 def name_list(names: list[str], first: int = 3) -> str:

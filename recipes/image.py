@@ -84,7 +84,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     preprocess = make_preprocess(cfg.image_size, spec["normalize"])
     batch_size = min(cfg.batch_size, len(train.items))
     loader = training.make_loader(train, make_transform(cfg.method, cfg.image_size, spec["normalize"], cfg.transform),
-                                  batch_size, cfg.num_workers)
+                                  batch_size, cfg.num_workers, cfg.image_size)
 
     # 4. Lightning trainer with checkpoints, WiSE-FT and the kNN callback
     trainer, knn, wise = training.make_trainer(cfg, out, train, held_out, preprocess)

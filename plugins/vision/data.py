@@ -18,13 +18,22 @@ from ..images import name_list
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 4  # images smaller than this carry no usable content for random crops
+#: Images are decoded with at least this many times the model's image size on their shorter side; larger ones are
+#: shrunk while decoding (a random crop of 8% of the area still has more pixels than the view it is resized to).
+DECODE_MARGIN = 4
 
 
-def open_rgb(item: Any):
-    """A PIL image (or a path to one) as RGB, as a viewer shows it (``contrastkit.plugins.images.open_rgb``)."""
+def decode_side(image_size: int) -> int:
+    """The shorter side that images are decoded at, at most, for a model of ``image_size`` pixels."""
+    return DECODE_MARGIN * image_size
+
+
+def open_rgb(item: Any, min_side: int | None = None):
+    """A PIL image (or a path to one) as RGB, as a viewer shows it; with ``min_side``, shrunk while decoding as
+    long as its shorter side stays at least that (``contrastkit.plugins.images.open_rgb``)."""
     from ..images import open_rgb as _open_rgb
 
-    return _open_rgb(item)
+    return _open_rgb(item, min_side)
 
 
 @dataclass
@@ -68,6 +77,13 @@ def _check_images(items: list, names: list[str], strict: bool, what: str) -> tup
                 with Image.open(item) as im:
                     im.load()
                     size = im.size
+        except Image.DecompressionBombError:  # a real picture, too large for Pillow to decode safely
+            limit = f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g}"
+            if strict:
+                raise UserError(f"image '{name}' has more pixels than Pillow decodes ({limit} megapixels); shrink "
+                                f"it, or drop strict=true to skip it") from None
+            skipped.append(f"{name} (over {limit} megapixels)")
+            continue
         except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
             if strict:
                 raise UserError(f"image '{name}' cannot be read ({type(exc).__name__}); remove or replace it, "
@@ -266,22 +282,25 @@ def check_eval_images(train: ImageData, held_out: ImageData) -> None:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """(transform(image), label) pairs; label -1 when the data has none."""
+    """(transform(image), label) pairs; label -1 when the data has none. With ``min_side``, large images are
+    decoded shrunk to it (``open_rgb``)."""
 
-    def __init__(self, data: ImageData, transform: Callable):
-        self.data, self.transform = data, transform
+    def __init__(self, data: ImageData, transform: Callable, min_side: int | None = None):
+        self.data, self.transform, self.min_side = data, transform, min_side
 
     def __len__(self) -> int:
         return len(self.data.items)
 
     def __getitem__(self, i: int):
         label = self.data.labels[i] if self.data.labels is not None else -1
-        return self.transform(open_rgb(self.data.items[i])), label
+        return self.transform(open_rgb(self.data.items[i], self.min_side)), label
 
 
-def save_examples(held_out: ImageData | None, folder: Path, per_class: int = 2, classes: int = 8) -> list[Path]:
+def save_examples(held_out: ImageData | None, folder: Path, min_side: int | None = None, per_class: int = 2,
+                  classes: int = 8) -> list[Path]:
     """A few held-out images per class as ``folder/<class>-<n>.png`` (the demo's image examples: the user's own
-    classes, never trained on). Nothing for unlabelled images. The files stay local: ``push`` leaves them out."""
+    classes, never trained on; large ones shrunk to ``min_side``, as the encoder decodes them). Nothing for
+    unlabelled images. The files stay local: ``push`` leaves them out."""
     if held_out is None or held_out.labels is None:
         return []
     import re
@@ -294,5 +313,5 @@ def save_examples(held_out: ImageData | None, folder: Path, per_class: int = 2, 
         picks = [item for item, y in zip(held_out.items, held_out.labels) if y == label][:per_class]
         for n, item in enumerate(picks):
             written.append(folder / f"{name}-{n}.png")
-            open_rgb(item).save(written[-1])
+            open_rgb(item, min_side).save(written[-1])
     return written

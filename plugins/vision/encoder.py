@@ -19,19 +19,21 @@ from torch import nn
 
 from ..errors import UserError
 from .backbones import build_architecture, restore_modes, save_modes
-from .data import open_rgb
+from .data import decode_side, open_rgb
 
 ENCODER_TYPE = "image-encoder"
 WEIGHTS = constants.SAFETENSORS_SINGLE_FILE  # model.safetensors
 
 
 def make_preprocess(image_size: int, normalize: dict) -> Callable:
-    """PIL image -> normalised tensor: the same resize used for evaluation and by ``ImageEncoder``."""
+    """PIL image or path -> normalised tensor: the same resize used for evaluation and by ``ImageEncoder`` (large
+    images are decoded shrunk to ``decode_side(image_size)`` first)."""
     import torchvision.transforms as T
 
     tf = T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(normalize["mean"],
                                                                                    normalize["std"])])
-    return lambda item: tf(open_rgb(item))
+    side = decode_side(image_size)
+    return lambda item: tf(open_rgb(item, side))
 
 
 @torch.no_grad()

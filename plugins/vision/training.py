@@ -19,7 +19,7 @@ from .. import outdir, report
 from ..device import auto_bf16, is_main_process
 from ..errors import UserError
 from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT
-from .data import ImageData, ImageDataset
+from .data import ImageData, ImageDataset, decode_side
 
 
 def settle_method(cfg: Any, out: Path, train: ImageData, log: Any) -> str:
@@ -40,12 +40,15 @@ def settle_method(cfg: Any, out: Path, train: ImageData, log: Any) -> str:
     return reason
 
 
-def make_loader(train: ImageData, transform: Any, batch_size: int, num_workers: int) -> torch.utils.data.DataLoader:
-    """Shuffled multi-view batches; ``num_workers=-1`` means half the CPU cores, none on 2 cores or fewer."""
+def make_loader(train: ImageData, transform: Any, batch_size: int, num_workers: int,
+                image_size: int | None = None) -> torch.utils.data.DataLoader:
+    """Shuffled multi-view batches; ``num_workers=-1`` means half the CPU cores, none on 2 cores or fewer. With
+    ``image_size``, large images are decoded shrunk (``data.decode_side``)."""
     cores = os.cpu_count() or 1
     workers = num_workers if num_workers >= 0 else (0 if cores <= 2 else min(8, cores // 2))
-    return torch.utils.data.DataLoader(ImageDataset(train, transform), batch_size=batch_size, shuffle=True,
-                                       drop_last=True, num_workers=workers, persistent_workers=workers > 0)
+    min_side = decode_side(image_size) if image_size else None
+    return torch.utils.data.DataLoader(ImageDataset(train, transform, min_side), batch_size=batch_size,
+                                       shuffle=True, drop_last=True, num_workers=workers, persistent_workers=workers > 0)
 
 
 def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | None,
@@ -190,9 +193,10 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
     emb = knn.query_embeddings if knn and knn.query_embeddings is not None else encoder.embed(shown.items)
     plot_pca(emb, shown.labels, shown.label_names, out / "embeddings_pca.png")
     write_card(out, cfg, spec, metrics, data, cfg.push_to_hub)
-    save_examples(held_out, out / EXAMPLES)  # the demo compares the models on these
+    save_examples(held_out, out / EXAMPLES, decode_side(cfg.image_size))  # the demo compares the models on these
     log(report.format_table(metrics["before_after"], "kNN evaluation on the held-out images"))
     if metrics["reference"]:
         log(f"  reference: a linear probe (logistic regression) on the starting features scores "
             f"{metrics['reference']['linear_probe_top1']:.4f}")
     return metrics
+

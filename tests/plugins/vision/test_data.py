@@ -85,6 +85,84 @@ def test_transparency_palette_cmyk_and_1_bit_images_look_as_in_a_viewer(tmp_path
     assert (px == 255).all()
 
 
+# --------------------------------------------------------------------------- large images, decoded shrunk
+def _photo(w, h, seed=0):
+    """A smooth picture with some detail: what a resize to a few dozen pixels keeps."""
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    rng = np.random.default_rng(seed)
+    a = np.stack([np.sin(6 * x + 2 * y), np.cos(5 * y - 3 * x), np.sin(4 * x * y + 1)], -1) * 100 + 128
+    return np.clip(a + rng.normal(0, 8, a.shape), 0, 255).astype(np.uint8)
+
+
+def _squashed(im, side=32):
+    return np.asarray(im.resize((side, side), Image.BILINEAR)).astype(int)
+
+
+@pytest.mark.parametrize("name,mode", [("photo.jpg", "RGB"), ("drawing.png", "RGBA"), ("palette.png", "P"),
+                                       ("deep.png", "I;16")])
+def test_large_images_are_decoded_shrunk_to_min_side_and_look_the_same(tmp_path, name, mode):
+    from contrastkit.plugins.vision.data import open_rgb
+
+    px = _photo(900, 600)
+    if mode == "RGBA":  # a drawing on a transparent sheet: the left third see-through
+        im = Image.fromarray(np.dstack([px, np.where(np.arange(900) < 300, 0, 255)[None, :].repeat(600, 0)])
+                             .astype(np.uint8), "RGBA")
+    elif mode == "P":
+        im = Image.fromarray(px).quantize(64)
+        im.info["transparency"] = 0
+    elif mode == "I;16":
+        im = Image.fromarray(px[..., 0].astype(np.uint16) * 257)
+    else:
+        im = Image.fromarray(px)
+    save = {"quality": 95} if name.endswith(".jpg") else {"transparency": 0} if mode == "P" else {}
+    im.save(tmp_path / name, **save)
+    full, small = open_rgb(tmp_path / name), open_rgb(tmp_path / name, min_side=64)
+    assert full.size == (900, 600) and small.mode == "RGB"
+    assert 64 <= min(small.size) < 2 * 64 and small.size[0] / small.size[1] == pytest.approx(1.5, rel=0.05)
+    diff = np.abs(_squashed(full) - _squashed(small))
+    assert diff.mean() < 3 and np.percentile(diff, 99) < 20  # the same picture at the size the model sees
+    if mode == "RGBA":
+        assert (_squashed(small)[:, :8] == 255).all()  # see-through parts stay white, as a viewer shows them
+    # a smaller image than twice min_side is decoded as it is
+    assert np.array_equal(np.asarray(open_rgb(tmp_path / name, min_side=400)), np.asarray(full))
+
+
+def test_an_image_over_pillows_pixel_limit_is_named_as_too_large_not_unreadable(tmp_path, monkeypatch):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.data import load_images
+
+    for cls in ("a", "b"):
+        _png(tmp_path / cls / "ok.png")
+    Image.new("RGB", (100, 60), "white").save(tmp_path / "a" / "poster.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # Pillow refuses twice this: 6,000 px is over
+    data = load_images(str(tmp_path))
+    assert len(data.items) == 2
+    assert data.messages() == ["skipped 1 unreadable or too-small image(s): a/poster.png (over 0.004 megapixels)"]
+    with pytest.raises(UserError, match="image 'a/poster.png' has more pixels than Pillow decodes .*shrink it"):
+        load_images(str(tmp_path), strict=True)
+
+
+def test_shrunk_decoding_keeps_the_exif_rotation_and_reaches_the_encoder(tmp_path):
+    from contrastkit.plugins.vision.data import ImageData, ImageDataset, decode_side, open_rgb
+    from contrastkit.plugins.vision.encoder import make_preprocess
+
+    im = Image.new("RGB", (1200, 600), (0, 0, 255))
+    im.paste((255, 0, 0), (0, 0, 600, 600))  # stored: red left half, blue right half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
+    im.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    small = open_rgb(tmp_path / "phone.jpg", min_side=decode_side(16))
+    assert small.size[0] < small.size[1] and min(small.size) < 2 * decode_side(16)  # portrait, shrunk
+    px = np.asarray(small).astype(int)
+    assert px[5, 5, 0] > 200 and px[-5, 5, 2] > 200  # red on top, blue at the bottom
+
+    seen = ImageDataset(ImageData([tmp_path / "phone.jpg"]), lambda x: x.size, decode_side(16))[0][0]
+    assert seen == small.size
+    norm = {"mean": [0.5] * 3, "std": [0.25] * 3}
+    full = make_preprocess(16, norm)(open_rgb(tmp_path / "phone.jpg"))  # a decoded PIL image is shrunk too
+    assert (make_preprocess(16, norm)(tmp_path / "phone.jpg") - full).abs().mean() < 0.05
+
+
 # --------------------------------------------------------------------------- folders
 def _png(path, color=(10, 200, 30)):
     path.parent.mkdir(parents=True, exist_ok=True)
