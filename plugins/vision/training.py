@@ -198,5 +198,20 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
     if metrics["reference"]:
         log(f"  reference: a linear probe (logistic regression) on the starting features scores "
             f"{metrics['reference']['linear_probe_top1']:.4f}")
+    if warning := knn_fell(metrics["before_after"], cfg.method, wise.alpha):
+        log(warning)
     return metrics
 
+
+def knn_fell(before_after: dict[str, dict[str, float]], method: str, wise_ft: float) -> str | None:
+    """One line when training lowered kNN top-1 on the held-out images: the starting backbone embeds them better,
+    and the user should know before they use or share the result (the clip-art benchmark is such a set)."""
+    knn = before_after.get("knn_top1")
+    if not knn or knn["after"] >= knn["before"]:
+        return None
+    fixes = [f"keep less of the change (wise_ft={min(0.25, wise_ft / 2):g})"] if wise_ft > 0 else []
+    if method != "simclr":
+        fixes.append("train self-supervised (method=simclr)")
+    fixes.append("use the starting backbone as it is")
+    return (f"warning: training lowered kNN top-1 on the held-out images ({knn['before']:.4f} -> {knn['after']:.4f}): "
+            f"the starting backbone embeds them better; {', '.join(fixes[:-1])} or {fixes[-1]}")
