@@ -9,7 +9,7 @@ supcon training views (64 px, lightly's SimCLR transform as the recipe sets it) 
 DataLoader reads it (``ImageDataset``, no workers, one torch thread), decoded in full (as before) and shrunk,
 alternating, and prints views/s and the ratio for each set:
 - ``clipart``: the 1,569 training drawings of bench/image_clipart.py (Open Clip Art PNGs, median 0.05 Mpx, a few
-  over 100 Mpx)
+  over 100 Mpx), as the recipe loads them (it skips those over Pillow's pixel limit)
 - ``photos``: the 16 JPEG photos of Debian's mate-backgrounds (1.3 to 18 Mpx), each read 4 times
 """
 
@@ -46,7 +46,7 @@ def main() -> None:
     import warnings
 
     from contrastkit.plugins.vision.backbones import LITE_NORMALIZE
-    from contrastkit.plugins.vision.data import decode_side
+    from contrastkit.plugins.vision.data import decode_side, load_images
     from contrastkit.plugins.vision.methods import make_transform
     from image_clipart import build  # the script's folder is on sys.path
 
@@ -61,7 +61,9 @@ def main() -> None:
             sets["photos"] = photos * 4
         if "clipart" in args.sets:
             build(Path(tmp))
-            sets["clipart"] = sorted(str(p) for p in (Path(tmp) / "train").rglob("*.png"))
+            drawings = load_images(Path(tmp) / "train")  # as the recipe loads them: skips those over Pillow's limit
+            print(f"clipart: {len(drawings.items)} drawings kept, skipped: {', '.join(drawings.skipped) or 'none'}")
+            sets["clipart"] = list(drawings.items)
         for name, items in sets.items():
             full, shrunk = [], []
             for r in range(args.rounds):
