@@ -28,6 +28,19 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, 
                           timeout=timeout)
 
 
+def save_rotated_jpeg(path: Path, width: int = 20) -> Path:
+    """A phone-style JPEG of ``width`` x ``width // 2`` px stored red left half, blue right half, with EXIF
+    orientation 6: a viewer shows it rotated 90 degrees clockwise, red on top and blue at the bottom."""
+    from PIL import Image
+
+    im = Image.new("RGB", (width, width // 2), (0, 0, 255))
+    im.paste((255, 0, 0), (0, 0, width // 2, width // 2))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(path, exif=exif, quality=95)
+    return path
+
+
 def assert_no_file_holds(folder: str | Path, text: str) -> None:
     """No file under ``folder`` (if it exists) contains ``text``, e.g. a token or a home path, byte for byte."""
     for path in Path(folder).rglob("*"):

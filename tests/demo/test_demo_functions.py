@@ -11,7 +11,7 @@ import pytest
 from contrastkit.demo import app, compare, core, corpus, render
 from contrastkit.plugins.errors import UserError
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, save_rotated_jpeg
 
 MB = 2**20
 
@@ -214,11 +214,7 @@ def test_an_image_encoder_output_compares_images_only(tiny_text_model, tiny_imag
 def test_uploads_are_decoded_as_a_viewer_shows_them(tmp_path):
     from PIL import Image
 
-    im = Image.new("RGB", (20, 10), (0, 0, 255))
-    im.paste((255, 0, 0), (0, 0, 10, 10))  # stored: red left half, blue right half
-    exif = Image.Exif()
-    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
-    im.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    save_rotated_jpeg(tmp_path / "phone.jpg")  # shown red on top, blue at the bottom
     px = np.asarray(core.open_image(tmp_path / "phone.jpg", "x", MB)).astype(int)
     assert px.shape == (20, 10, 3)
     assert px[2, 5, 0] > 200 and px[17, 5, 2] > 200  # red on top, blue below

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import save_rotated_jpeg
+
 
 def _pairs(tmp_path, images, captions):
     from contrastkit.plugins.data import with_row_numbers
@@ -18,11 +20,7 @@ def _pairs(tmp_path, images, captions):
 
 def test_16_bit_and_exif_rotated_images_reach_training_as_a_viewer_shows_them(tmp_path):
     Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(tmp_path / "white16.png")
-    im = Image.new("RGB", (20, 10), (0, 0, 255))
-    im.paste((255, 0, 0), (0, 0, 10, 10))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    im.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    save_rotated_jpeg(tmp_path / "rotated.jpg")
     Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "plain.png")
     pairs, _ = _pairs(tmp_path, ["white16.png", "rotated.jpg", "plain.png"], ["white", "red over blue", "dark"])
     white, rotated, plain = pairs["image"]

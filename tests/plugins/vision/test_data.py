@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import save_rotated_jpeg
+
 
 def test_images_from_python_objects_are_rgb_and_1x1_images_are_skipped():
     from contrastkit.plugins.errors import UserError
@@ -58,11 +60,11 @@ def test_16_bit_32_bit_and_float_gray_images_are_scaled_by_their_bit_depth(tmp_p
 
 
 def test_exif_orientation_is_applied(tmp_path):
-    im = Image.new("RGB", (20, 10), (0, 0, 255))
-    im.paste((255, 0, 0), (0, 0, 10, 10))  # stored: red left half, blue right half
-    exif = Image.Exif()
-    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
-    out, px = _decoded(tmp_path, im, "rotated.jpg", exif=exif, quality=95)
+    from contrastkit.plugins.vision.data import open_rgb
+
+    out = open_rgb(save_rotated_jpeg(tmp_path / "rotated.jpg"))  # shown red on top, blue at the bottom
+    assert out.mode == "RGB"
+    px = np.asarray(out).astype(int)
     assert out.size == (10, 20)
     assert px[2, 5, 0] > 200 and px[2, 5, 2] < 60  # top: red
     assert px[17, 5, 2] > 200 and px[17, 5, 0] < 60  # bottom: blue
@@ -146,11 +148,7 @@ def test_shrunk_decoding_keeps_the_exif_rotation_and_reaches_the_encoder(tmp_pat
     from contrastkit.plugins.vision.data import ImageData, ImageDataset, decode_side, open_rgb
     from contrastkit.plugins.vision.encoder import make_preprocess
 
-    im = Image.new("RGB", (1200, 600), (0, 0, 255))
-    im.paste((255, 0, 0), (0, 0, 600, 600))  # stored: red left half, blue right half
-    exif = Image.Exif()
-    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: red on top
-    im.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    save_rotated_jpeg(tmp_path / "phone.jpg", 1200)  # shown red on top, blue at the bottom
     small = open_rgb(tmp_path / "phone.jpg", min_side=decode_side(16))
     assert small.size[0] < small.size[1] and min(small.size) < 2 * decode_side(16)  # portrait, shrunk
     px = np.asarray(small).astype(int)
