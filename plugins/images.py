@@ -58,10 +58,11 @@ def to_rgb(im: Any) -> Any:
     return im.convert("RGB")
 
 
-def shrink(im: Any, min_side: int) -> Any:
+def shrink(im: Any, min_side: int | None) -> Any:
     """``im`` reduced by the largest integer factor that keeps its shorter side at least ``min_side`` (box filter,
-    alpha premultiplied by Pillow); ``im`` itself when it is less than twice that. EXIF data travels along."""
-    factor = min(im.size) // min_side
+    alpha premultiplied by Pillow); ``im`` itself when it is less than twice that, or without ``min_side``. EXIF
+    data travels along."""
+    factor = min(im.size) // min_side if min_side else 1
     if factor < 2:
         return im
     if im.mode in ("P", "PA"):
@@ -79,13 +80,13 @@ def open_rgb(item: Any, min_side: int | None = None) -> Any:
     from PIL import Image
 
     if isinstance(item, Image.Image):
-        return to_rgb(shrink(item, min_side) if min_side else item)
+        return to_rgb(shrink(item, min_side))
     with Image.open(item) as im:
         if min_side and im.format == "JPEG" and min(im.size) >= 2 * min_side:
             scale = min_side / min(im.size)
             im.draft(im.mode, (max(min_side, round(im.size[0] * scale)), max(min_side, round(im.size[1] * scale))))
         im.load()
-        return to_rgb(shrink(im, min_side) if min_side else im)
+        return to_rgb(shrink(im, min_side))
 
 
 def name_list(names: list[str], first: int = 3) -> str:
