@@ -69,10 +69,12 @@ def run(cfg: Config | None = None, **overrides: Any):
         held_out = None
     if len(train.items) < 2:
         raise UserError(f"data has {len(train.items)} usable image(s); give at least 2")
+    train, validation = training.set_aside(cfg, train)  # wise_ft=auto: images to choose the blend on
     for note in data.messages():
         log(f"data: {note}")
     log(f"data: {len(train.items)} training images from {data.source}, "
         f"{len(held_out.items) if held_out else 0} held out"
+        + (f", {len(validation.items)} set aside to choose wise_ft" if validation else "")
         + (f", {len(data.skipped)} skipped" if data.skipped else ""))
     # method=auto: supcon when the training images carry labels of 2+ classes, simclr otherwise (says which, and why)
     reason = training.settle_method(cfg, out, train, log)
@@ -87,7 +89,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                                   batch_size, cfg.num_workers, cfg.image_size)
 
     # 4. Lightning trainer with checkpoints, WiSE-FT and the kNN callback
-    trainer, knn, wise = training.make_trainer(cfg, out, train, held_out, preprocess)
+    trainer, knn, wise = training.make_trainer(cfg, out, train, held_out, preprocess, validation)
     seconds, cpu_seconds = training.fit(trainer, module, loader, cfg, out, knn, log)
     encoder = ImageEncoder(module.backbone, preprocess, spec)
 
@@ -95,6 +97,6 @@ def run(cfg: Config | None = None, **overrides: Any):
     metrics = training.save(out, cfg, module, encoder, trainer, {"data": data, "train": train, "held_out": held_out,
                                                                  "batch_size": batch_size, "seconds": seconds,
                                                                  "cpu_seconds": cpu_seconds,
-                                                                 "method_reason": reason},
+                                                                 "method_reason": reason, "validation": validation},
                             knn, wise, log)
     return run.finish(cfg, out, metrics, encoder, main=trainer.is_global_zero)

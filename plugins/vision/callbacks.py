@@ -96,6 +96,22 @@ class KNNCallback(pl.Callback):
 #: ones; docs/image.md)
 WISE_FT_PRETRAINED = 0.65
 
+#: the shares ``wise_ft=auto`` scores on its validation images (0: the starting backbone, 1: the trained one)
+AUTO_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def knn_scorer(bank: ImageData, query: ImageData, preprocess: Callable, k: int, t: float,
+               center: bool = False) -> Callable[[nn.Module], float]:
+    """A function that rates a backbone by kNN top-1 of ``query`` against ``bank`` (both labelled), centred on the
+    bank's mean embedding with ``center``, as the saved encoder would embed."""
+    def score(backbone: nn.Module) -> float:
+        b = embed_with(backbone, bank.items, preprocess)
+        mean = np.asarray(mean_embedding(b), dtype=b.dtype) if center else None
+        q = embed_with(backbone, query.items, preprocess, center=mean)
+        return knn_accuracy(b - mean if center else b, bank.labels, q, query.labels, k, t)
+
+    return score
+
 
 def blend_weights(net: nn.Module, start: dict[str, torch.Tensor], alpha: float) -> None:
     """WiSE-FT in place: ``net``'s floating-point weights become ``start + alpha * (weights - start)``."""
@@ -111,15 +127,19 @@ class WiSEFT(pl.Callback):
 
     ``alpha=None`` picks the method's own share (``pl_module.wise_ft_default``, from the method table), else
     ``WISE_FT_PRETRAINED``, for a pretrained backbone (``pl_module.spec["pretrained"]``), and 1
-    (off) for a randomly initialised one, whose start is noise. The start is read when fit begins, before a
+    (off) for a randomly initialised one, whose start is noise. ``alpha="auto"`` scores each of ``AUTO_SHARES``
+    with ``score`` (``knn_scorer`` on images set aside from training) and keeps the best. The start is read when fit begins, before a
     checkpoint is restored, so a resumed run blends with the same start; checkpoints keep the trained weights, so
     resuming trains on from them. Put it before ``KNNCallback``, so that "after" sees the blend.
     """
 
-    def __init__(self, alpha: float | None = None):
-        if alpha is not None and not 0 <= alpha <= 1:
+    def __init__(self, alpha: float | str | None = None, score: Callable[[nn.Module], float] | None = None):
+        if alpha == "auto" and score is None:
+            raise ValueError("wise_ft='auto' needs a score: the function that rates each blend")
+        if alpha is not None and alpha != "auto" and not 0 <= alpha <= 1:
             raise UserError(f"wise_ft must be between 0 and 1 (1: off), got {alpha}")
-        self.alpha = alpha
+        self.alpha, self.auto, self.score = alpha, alpha == "auto", score
+        self.scores: dict[float, float] = {}  # auto: each candidate share's score
         self.start: dict[str, torch.Tensor] | None = None
         self.trained: dict[str, torch.Tensor] | None = None  # the unblended weights, for checkpoints saved later
 
@@ -130,7 +150,9 @@ class WiSEFT(pl.Callback):
             pretrained = getattr(pl_module, "spec", {}).get("pretrained")
             self.alpha = (own if own is not None else WISE_FT_PRETRAINED) if pretrained else 1.0
         self.trained = None  # a second fit with this callback starts clean
-        if stage == "fit" and self.alpha < 1:
+        if self.auto:
+            self.alpha = "auto"
+        if stage == "fit" and (self.auto or self.alpha < 1):
             self.start = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -138,10 +160,27 @@ class WiSEFT(pl.Callback):
         if self.start is None:
             return
         self.trained = {k: v.detach().clone() for k, v in pl_module.backbone.state_dict().items()}
+        if self.auto:
+            self.alpha = self.choose(pl_module)
         blend_weights(pl_module.backbone, self.start, self.alpha)
         self.start = None  # not needed after the blend; a new fit reads it again
         pl_module.print(f"WiSE-FT: the backbone keeps {self.alpha:.0%} of its change from training "
                         f"(wise_ft={self.alpha:g}; wise_ft=1 keeps all of it)")
+        if self.auto and self.alpha == 0:
+            pl_module.print("WiSE-FT: the starting backbone scored best on the validation images, so the saved "
+                            "encoder is the starting backbone: training did not help these images")
+
+    def choose(self, pl_module: pl.LightningModule) -> float:
+        """``wise_ft=auto``: score each share in ``AUTO_SHARES`` and return the best (ties: the larger share)."""
+        backbone = pl_module.backbone
+        for alpha in AUTO_SHARES:
+            backbone.load_state_dict(self.trained)
+            blend_weights(backbone, self.start, alpha)
+            self.scores[alpha] = self.score(backbone)
+        backbone.load_state_dict(self.trained)
+        pl_module.print("WiSE-FT (wise_ft=auto), kNN top-1 on the validation images: " +
+                        ", ".join(f"{alpha:g} -> {score:.4f}" for alpha, score in self.scores.items()))
+        return max(AUTO_SHARES, key=lambda alpha: (self.scores[alpha], alpha))
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         """Checkpoints hold the trained weights, not the blend, so a resumed run trains on."""

@@ -99,8 +99,9 @@ class LightningArgs(Part):
 
     ema_decay: float = field(0.0, "save an exponential moving average of the weights with this decay, e.g. 0.9 "
                                   "(0: off, the default)", group="training")
-    wise_ft: float | None = field(None, "WiSE-FT: the share of its change the backbone keeps when training ends "
-                                        "(default: 0.65 pretrained, 1 (off) random)", group="training")
+    wise_ft: float | str | None = field(None, "WiSE-FT: the share of its change the backbone keeps when training "
+                                              "ends (default: 0.65 pretrained, 1 (off) random); auto: chosen by kNN "
+                                              "on 10% of the labelled training images, set aside", group="training")
     center: bool = field(False, "centre the saved encoder's embeddings: subtract the training images' mean "
                                 "embedding, which spreads embeddings that crowd together (default off)",
                          group="training")
@@ -117,4 +118,8 @@ class LightningArgs(Part):
         """Positive neighbours and nodes; averaging and blending shares in range."""
         require_positive(self, "knn_k", "num_nodes")
         require_range(self, "ema_decay", 0, 1, high_open=True, note="0: off")
-        require_range(self, "wise_ft", 0, 1, note="1: off")
+        if isinstance(self.wise_ft, str) and self.wise_ft != "auto":
+            raise UserError(f"config field 'wise_ft' expects a share between 0 and 1 (1: off) or auto, "
+                            f"got '{self.wise_ft}'")
+        if self.wise_ft != "auto":
+            require_range(self, "wise_ft", 0, 1, note="1: off")

@@ -18,7 +18,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from .. import outdir, report
 from ..device import auto_bf16, is_main_process
 from ..errors import UserError
-from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT
+from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT, knn_scorer
 from .data import ImageData, ImageDataset, decode_side
 
 
@@ -40,6 +40,32 @@ def settle_method(cfg: Any, out: Path, train: ImageData, log: Any) -> str:
     return reason
 
 
+#: wise_ft=auto: the share of the training images set aside to choose the blend, at most this many, and the fewest
+#: training images it needs
+AUTO_SLICE, AUTO_SLICE_MAX, AUTO_MIN_IMAGES = 0.1, 500, 50
+
+
+def set_aside(cfg: Any, train: ImageData) -> tuple[ImageData, ImageData | None]:
+    """``wise_ft=auto``: (training images, validation images) with 10% of the labelled training images (at most
+    500) set aside, drawn with the run's seed, to choose WiSE-FT's share on; else ``(train, None)``."""
+    import random
+
+    if cfg.wise_ft != "auto":
+        return train, None
+    n = len(train.items)
+    if train.labels is None or len(set(train.labels)) < 2:
+        raise UserError("wise_ft=auto chooses the blend by kNN on labelled images, and the training images have "
+                        "no labels of 2 or more classes; give images in class subfolders (or a label column), or "
+                        "a share, e.g. wise_ft=0.65")
+    if n < AUTO_MIN_IMAGES:
+        raise UserError(f"wise_ft=auto sets 10% of the training images aside to choose the blend and needs at least "
+                        f"{AUTO_MIN_IMAGES} training images, data has {n}; give a share instead, e.g. wise_ft=0.65")
+    order = list(range(n))
+    random.Random(f"wise_ft {cfg.seed}").shuffle(order)
+    k = min(AUTO_SLICE_MAX, int(n * AUTO_SLICE))
+    return train.subset(sorted(order[k:])), train.subset(sorted(order[:k]))
+
+
 def make_loader(train: ImageData, transform: Any, batch_size: int, num_workers: int,
                 image_size: int | None = None) -> torch.utils.data.DataLoader:
     """Shuffled multi-view batches; ``num_workers=-1`` means half the CPU cores, none on 2 cores or fewer. With
@@ -51,10 +77,11 @@ def make_loader(train: ImageData, transform: Any, batch_size: int, num_workers: 
                                        shuffle=True, drop_last=True, num_workers=workers, persistent_workers=workers > 0)
 
 
-def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | None,
-                 preprocess: Any) -> tuple[pl.Trainer, KNNCallback | None, WiSEFT]:
+def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | None, preprocess: Any,
+                 validation: ImageData | None = None) -> tuple[pl.Trainer, KNNCallback | None, WiSEFT]:
     """A Lightning ``Trainer`` with checkpoints, optional EMA, WiSE-FT and the kNN evaluation, in that order: the
-    kNN callback's "after" sees the averaged and blended weights that get saved."""
+    kNN callback's "after" sees the averaged and blended weights that get saved. ``validation``: the images
+    ``set_aside`` kept for ``wise_ft=auto``, scored against at most 1,000 training images."""
     # monitor="step", mode="max": Lightning's way to keep the newest N periodic checkpoints; FolderCheckpoint is
     # Lightning's ModelCheckpoint with no absolute paths inside the .ckpt files
     callbacks: list[pl.Callback] = [FolderCheckpoint(dirpath=out / report.CHECKPOINTS, save_last=True, monitor="step",
@@ -62,7 +89,9 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
                                                      every_n_train_steps=cfg.save_steps)]
     if cfg.ema_decay:
         callbacks.append(pl.callbacks.EMAWeightAveraging(decay=cfg.ema_decay))
-    wise = WiSEFT(cfg.wise_ft)
+    score = knn_scorer(train.spaced(1000), validation, preprocess, cfg.knn_k, cfg.knn_t, cfg.center) \
+        if validation is not None else None
+    wise = WiSEFT(cfg.wise_ft, score)
     callbacks.append(wise)
     knn = None
     if held_out is not None and train.labels is not None:
@@ -175,6 +204,9 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
                "backbone": spec["architecture"], "train_images": len(train.items),
                "eval_images": len(held_out.items) if held_out else 0, "skipped_images": len(data.skipped),
                "steps": trainer.global_step, "learning_rate": module.learning_rate, "wise_ft": wise.alpha,
+               **({"wise_ft_auto": {"validation_images": len(run["validation"].items),
+                                    "knn_top1": {f"{a:g}": round(v, 4) for a, v in wise.scores.items()}}}
+                  if wise.scores else {}),
                "centered": "center" in encoder.config, "freeze_fraction": module.freeze_fraction,
                "frozen_share": round(module.frozen_share, 4),
                "train_seconds": round(run["seconds"], 2), "train_cpu_seconds": round(run["cpu_seconds"], 2),
@@ -198,18 +230,21 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
     if metrics["reference"]:
         log(f"  reference: a linear probe (logistic regression) on the starting features scores "
             f"{metrics['reference']['linear_probe_top1']:.4f}")
-    if warning := knn_fell(metrics["before_after"], cfg.method, wise.alpha):
+    if warning := knn_fell(metrics["before_after"], cfg.method, wise.alpha, wise.auto):
         log(warning)
     return metrics
 
 
-def knn_fell(before_after: dict[str, dict[str, float]], method: str, wise_ft: float) -> str | None:
+def knn_fell(before_after: dict[str, dict[str, float]], method: str, wise_ft: float,
+             auto: bool = False) -> str | None:
     """One line when training lowered kNN top-1 on the held-out images: the starting backbone embeds them better,
-    and the user should know before they use or share the result (the clip-art benchmark is such a set)."""
+    and the user should know before they use or share the result (the clip-art benchmark is such a set). A share
+    ``wise_ft=auto`` chose is not second-guessed."""
     knn = before_after.get("knn_top1")
     if not knn or knn["after"] >= knn["before"]:
         return None
-    fixes = [f"keep less of the change (wise_ft={min(0.25, wise_ft / 2):g})"] if wise_ft > 0 else []
+    fixes = [f"keep less of the change (wise_ft={min(0.25, wise_ft / 2):g} or auto)"] if wise_ft > 0 and not auto \
+        else []
     if method != "simclr":
         fixes.append("train self-supervised (method=simclr)")
     fixes.append("use the starting backbone as it is")
