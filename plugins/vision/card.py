@@ -112,10 +112,10 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
     alpha = metrics.get("wise_ft", 1.0)
     frozen = metrics.get("frozen_share") or 0
     auto = metrics.get("wise_ft_auto")
-    chosen = (f", chosen by kNN top-1 on {auto['validation_images']} training images set aside "
+    chosen = (f", the share that scored best by kNN top-1 on {auto['validation_images']} training images set aside "
               f"(`wise_ft=auto`)" if auto else f", `wise_ft={alpha:g}`")
     training_notes = (f"; the saved weights keep {alpha:g} of training's change to the starting backbone (WiSE-FT"
-                      f"{chosen})" if alpha < 1 else "") + (
+                      f"{chosen})" if alpha < 1 or auto else "") + (
         f"; the backbone's earliest {frozen:.0%} of weights stayed fixed (`freeze_fraction="
         f"{metrics.get('freeze_fraction'):g}`)" if frozen else "")
     card = _render(card_data, training=True, title=f"{cfg.method} image embeddings ({spec['architecture']})",

@@ -295,6 +295,38 @@ def test_wise_ft_saves_that_share_of_the_change_and_checkpoints_keep_the_trained
         assert np.allclose(state[f"backbone.{k}"], trained[k], atol=1e-6), k
 
 
+def test_wise_ft_auto_chooses_the_share_on_training_images_it_set_aside(tmp_path, capsys):
+    """wise_ft=auto sets 10% of the labelled training images aside (not trained on), scores the blends on them and
+    saves the best; the score it records for that share is kNN of the saved encoder on those images."""
+    from contrastkit.plugins.vision.callbacks import AUTO_SHARES
+    from contrastkit.plugins.vision.data import holdout, load_images
+    from contrastkit.plugins.vision.encoder import load_encoder
+    from contrastkit.plugins.vision.knn import knn_accuracy
+    from contrastkit.plugins.vision.training import set_aside
+    from contrastkit.recipes import image
+
+    folder = _folder(tmp_path / "images", per_class=30)
+    first = image.run(data=str(folder), output_dir=str(tmp_path / "start"), **FAST)  # a start to blend towards
+    result = image.run(data=str(folder), output_dir=str(tmp_path / "auto"), wise_ft="auto",
+                       **{**FAST, "backbone": str(first.output_dir)})
+    auto = result.metrics["wise_ft_auto"]
+    scores = {float(a): v for a, v in auto["knn_top1"].items()}
+    assert set(scores) == set(AUTO_SHARES) and auto["validation_images"] == 5  # 10% of 54 training images
+    assert result.metrics["wise_ft"] == max(scores, key=lambda a: (scores[a], a))
+    assert result.metrics["train_images"] == 49  # the images set aside were not trained on
+    out = capsys.readouterr().out
+    assert "5 set aside to choose wise_ft" in out and "WiSE-FT (wise_ft=auto)" in out
+    assert "`wise_ft=auto`" in (result.output_dir / "README.md").read_text()
+
+    train, _ = holdout(load_images(str(folder)), result.config.seed)
+    train, validation = set_aside(result.config, train)
+    bank = train.spaced(1000)
+    encoder = load_encoder(result.output_dir)
+    accuracy = knn_accuracy(encoder.embed(bank.items), bank.labels, encoder.embed(validation.items),
+                            validation.labels, result.config.knn_k, result.config.knn_t)
+    assert abs(accuracy - scores[result.metrics["wise_ft"]]) < 1e-3
+
+
 def test_checkpoints_hold_no_home_path_and_a_moved_folder_resumes_with_its_rotation(image_folder, tmp_path,
                                                                                     monkeypatch):
     import shutil

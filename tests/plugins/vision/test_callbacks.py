@@ -18,3 +18,47 @@ def test_wise_ft_is_on_by_default_only_for_a_pretrained_backbone():
     assert random_init.alpha == 1.0 and random_init.start is None
     with pytest.raises(UserError, match="wise_ft"):
         WiSEFT(1.5)
+
+
+def test_wise_ft_auto_keeps_the_best_scored_share_and_the_larger_of_a_tie():
+    """wise_ft=auto scores each of AUTO_SHARES on the blended weights and keeps the best; a tie goes to the larger
+    share. The score here rates how close a real layer's weights are to a chosen point between start and trained."""
+    import torch
+    from contrastkit.plugins.vision.callbacks import AUTO_SHARES, WiSEFT
+    from torch import nn
+
+    class Module(nn.Module):  # what WiSEFT reads of a LightningModule: backbone and print
+        def __init__(self):
+            super().__init__()
+            self.backbone = nn.Linear(3, 2)
+
+        def print(self, *args):
+            self.printed = " ".join(map(str, args))
+
+    def run(target_share: float, score_of=None) -> WiSEFT:
+        module = Module()
+        start = {k: v.clone() for k, v in module.backbone.state_dict().items()}
+        with torch.no_grad():
+            trained = {k: v + 1.0 for k, v in start.items()}
+        target = {k: start[k] + target_share * (trained[k] - start[k]) for k in start}
+
+        def closeness(net):
+            return -sum(float((v - target[k]).abs().sum()) for k, v in net.state_dict().items())
+
+        wise = WiSEFT("auto", score_of(closeness) if score_of else closeness)
+        wise.setup(None, module, "fit")
+        module.backbone.load_state_dict(trained)  # training moved every weight by 1
+        wise.on_train_end(None, module)
+        assert set(wise.scores) == set(AUTO_SHARES)
+        for k, v in module.backbone.state_dict().items():  # the backbone holds the chosen blend
+            assert torch.allclose(v, start[k] + wise.alpha * (trained[k] - start[k]), atol=1e-6)
+        assert wise.trained is not None and all(torch.equal(wise.trained[k], trained[k]) for k in trained)
+        return wise
+
+    assert run(0.5).alpha == 0.5
+    assert run(0.0).alpha == 0.0
+    assert run(0.7).alpha == 0.75
+    flat = run(0.5, lambda score: lambda net: round(score(net)) * 0)  # every share scores the same
+    assert flat.alpha == 1.0
+    with pytest.raises(ValueError, match="score"):
+        WiSEFT("auto")

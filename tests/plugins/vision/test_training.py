@@ -39,6 +39,8 @@ def test_knn_fell_warns_only_when_training_lowered_knn():
     simclr = knn_fell(fell, "simclr", 0.65)
     assert "method=simclr" not in simclr and "wise_ft=0.25" in simclr
     assert "wise_ft=" not in knn_fell(fell, "simclr", 0.0)  # nothing of the change kept: no blend to lower
+    chosen = knn_fell(fell, "supcon", 0.5, auto=True)  # a share wise_ft=auto chose is not second-guessed
+    assert "wise_ft=" not in chosen and "method=simclr" in chosen
     assert knn_fell({"knn_top1": {"before": 0.5, "after": 0.5, "delta": 0.0}}, "supcon", 1.0) is None
     assert knn_fell({"knn_top1": {"before": 0.5, "after": 0.6, "delta": 0.1}}, "supcon", 1.0) is None
     assert knn_fell({}, "supcon", 1.0) is None  # no labels, no kNN evaluation
