@@ -7,6 +7,7 @@ where the embeddings are centred) and ``README.md``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -141,16 +142,22 @@ def starting_encoder(trained: ImageEncoder, backbone: str | None = None, weights
 
     ``backbone`` (with ``weights``/``small_stem``) is what the run's ``config.yaml`` names: a backbone name or an
     earlier contrastkit folder. Without it, ``trained``'s own architecture with its default weights (pretrained
-    where contrastkit ships them, e.g. EfficientNet-Lite0), as for a model from the Hub.
+    where contrastkit ships them, e.g. EfficientNet-Lite0), as for a model from the Hub. An earlier folder that
+    centred its embeddings embeds centred here too, as it does on its own.
     """
     from .backbones import create_backbone
 
     cfg = trained.config
     name = str(Path(backbone).expanduser()) if backbone else cfg["architecture"]
     stem = cfg.get("small_stem", False) if small_stem is None else small_stem
-    net, spec = create_backbone(name, stem, weights)
+    net, spec = create_backbone(name, stem, weights)  # a folder's center is left out: a new run measures its own
     net.eval()
     spec = {**spec, "image_size": cfg["image_size"]}
-    what = "an earlier contrastkit model" if Path(name).is_dir() else \
+    earlier = Path(name).is_dir()
+    what = "an earlier contrastkit model" if earlier else \
         "pretrained weights" if spec.get("pretrained") else "random weights, as the run began"
-    return ImageEncoder(net, make_preprocess(cfg["image_size"], spec["normalize"]), spec), what
+    encoder = ImageEncoder(net, make_preprocess(cfg["image_size"], spec["normalize"]), spec)
+    center = json.loads((Path(name) / constants.CONFIG_NAME).read_text()).get("center") if earlier else None
+    if center:
+        encoder.set_center(center)
+    return encoder, what

@@ -78,6 +78,24 @@ def test_a_random_backbone_run_says_its_base_is_random(tmp_path):
     assert slots[0].kind == "image" and slots[0].name.startswith("tiny-cnn (the run's starting point")
 
 
+def test_a_run_that_continued_a_centred_folder_compares_with_that_folder_as_it_embeds(tmp_path):
+    """The base of a run that started from an earlier center=true folder embeds as that folder does: centred."""
+    from contrastkit.plugins.vision.encoder import load_encoder
+    from contrastkit.recipes import image
+
+    images = _folder(tmp_path / "images")
+    fast = {"backbone": "tiny-cnn", "image_size": 16, "batch_size": 8, "max_steps": 2}
+    first = image.run(data=str(images), output_dir=str(tmp_path / "first"), center=True, **fast)
+    second = image.run(data=str(images), output_dir=str(tmp_path / "second"),
+                       **{**fast, "backbone": str(first.output_dir)})
+    slots, _ = app.load_slots(app.DemoConfig(model=str(second.output_dir)))
+    assert "an earlier contrastkit model" in slots[0].name
+    files = [str(p) for p in sorted(images.rglob("*.png"))[:4]]
+    earlier = load_encoder(first.output_dir).embed(files)
+    assert np.allclose(slots[0].model.embed(files), earlier, atol=1e-5)
+    assert not np.allclose(earlier, load_encoder(second.output_dir).embed(files), atol=1e-3)
+
+
 def test_the_page_opens_on_an_example_where_the_models_disagree_and_says_when_scores_crowd(image_run):
     slots, _ = app.load_slots(app.DemoConfig(model=str(image_run)))
     sets = app.example_sets(app.run_examples(slots[1]))
