@@ -30,7 +30,8 @@ def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
     from contrastkit.plugins.vision.encoder import load_encoder
 
     out = tmp_path / "ddp"
-    done = subprocess.run(_cli(f"output_dir={out}", "devices=2", "strategy=ddp", "batch_size=8", "max_steps=3"),
+    done = subprocess.run(_cli(f"output_dir={out}", "devices=2", "strategy=ddp", "batch_size=8", "max_steps=3",
+                               "wise_ft=auto"),
                           check=False, capture_output=True, text=True, env=ENV, timeout=600,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -40,6 +41,9 @@ def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
     assert metrics["method"] == "supcon" and done.stdout.count("method: supcon") == 1
     assert done.stdout.count("done: ") == 1  # only rank 0 reports
     assert done.stdout.count("kNN evaluation on the held-out images") == 1
+    # wise_ft=auto: every rank sets the same images aside and scores the blends; rank 0 says which share it kept
+    assert done.stdout.count("WiSE-FT (wise_ft=auto)") == 1 and metrics["wise_ft_auto"]["validation_images"] == 161
+    assert metrics["train_images"] == 1457 and metrics["wise_ft"] in (0, 0.25, 0.5, 0.75, 1)
     assert not list(tmp_path.glob("outputs*")) and sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
     # the run record stays; the lock and write probes go
     assert [p.name for p in out.iterdir() if p.name.startswith(".contrastkit")] == [".contrastkit-run.json"]
