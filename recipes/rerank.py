@@ -61,10 +61,12 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 1. Output folder (checked first, so a bad path fails before any work)
     out, log = run.start(cfg, "rerank")
 
-    # 2. Data and its format; a format without query/document relations fails before any model loads
+    # 2. Data and its format; a format without query/document relations, or a loss it cannot train, fails
+    # before any model loads
     train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA)
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     rerank.check_format(fmt, train_data.column_names)
+    rerank.check_loss_fits(cfg.loss, fmt.kind)  # and a loss the format cannot train, before mining
     eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
         else (None, fmt)
 

@@ -63,6 +63,17 @@ def auto_loss(kind: str) -> tuple[str, str]:
             "binary": ("bce", "two texts and a 0/1 label -> BinaryCrossEntropyLoss")}[kind]
 
 
+def check_loss_fits(loss: str, kind: str) -> str:
+    """The loss name (``auto`` as it is) after checking that ``kind`` data trains it; the recipe asks before
+    mining, so a mismatch fails before the slow part."""
+    name = check_rerank_loss(loss)
+    formats = LOSSES[name][0] if name != "auto" else FORMATS
+    if kind not in formats:
+        raise UserError(f"rerank loss '{name}' needs {' or '.join(formats)} data, but the data is {kind} data; "
+                        f"use loss=auto or change the data")
+    return name
+
+
 def choose_rerank_loss(model: Any, dataset: Any, fmt: DataFormat, loss: str = "auto",
                        pos_weight: float | None = None) -> RerankLoss:
     """Pick (or check) the loss and reshape ``dataset`` (columns in ``fmt`` order) into what it reads:
@@ -72,16 +83,9 @@ def choose_rerank_loss(model: Any, dataset: Any, fmt: DataFormat, loss: str = "a
     import torch
     from sentence_transformers.cross_encoder import losses as L
 
-    name = check_rerank_loss(loss)
-    if name == "auto":
-        name, reason = auto_loss(fmt.kind)
-    else:
-        reason = f"loss={name} was set"
-    formats, cls_name, _ = LOSSES[name]
-    if fmt.kind not in formats:
-        raise UserError(f"rerank loss '{name}' needs {' or '.join(formats)} data, but the data is {fmt.kind} data; "
-                        f"use loss=auto or change the data")
-    cls = getattr(L, cls_name)
+    name = check_loss_fits(loss, fmt.kind)
+    name, reason = auto_loss(fmt.kind) if name == "auto" else (name, f"loss={name} was set")
+    cls = getattr(L, LOSSES[name][1])
     cols = fmt.text_columns
     kwargs: dict[str, Any] = {}
     if fmt.kind in ("pair", "triplet"):
