@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, did_you_mean
 from .formats import DataFormat
 from .losses import across_devices
 
@@ -31,8 +31,8 @@ def check_head(head: str) -> str:
     """``head=`` lower-cased, when it is one of ``HEADS``."""
     name = (head or "auto").lower()
     if name not in HEADS:
-        raise UserError(f"unknown sparse head '{head}'; choose auto (SPLADE on a masked-LM base, else CSR), csr or "
-                        f"splade")
+        raise UserError(f"unknown sparse head '{head}'.{did_you_mean(name, HEADS)} Choose auto (SPLADE on a "
+                        f"masked-LM base, else CSR), csr or splade")
     return name
 
 

@@ -309,7 +309,7 @@ CASES = {
     "rerank-loss-needs-negatives": (lambda t, m: ["run", "rerank", "data=" + _csv(t, "p.csv", PAIRS), m,
                                                   _retriever(m), "loss=bce", "mine_hard_negatives=false"],
                                     ["loss=bce needs negatives", "mine_hard_negatives=false", "loss=mnrl"]),
-    "sparse-unknown-head": (lambda t, m: ["run", "sparse", "head=splad", m], ["splad", "csr or splade"]),
+    "sparse-unknown-head": (lambda t, m: ["run", "sparse", "head=splad", m], ["splad", "Did you mean 'splade'", "csr or splade"]),
     "sparse-unknown-similarity": (lambda t, m: ["run", "sparse", "similarity=cos", m], ["cos", "cosine or dot"]),
     "sparse-negative-scale": (lambda t, m: ["run", "sparse", "scale=-1", m], ["scale", "> 0"]),
     "sparse-splade-without-masked-lm": (lambda t, m: ["run", "sparse", "data=" + _csv(t, "p.csv", PAIRS), m,
