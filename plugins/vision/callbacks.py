@@ -128,9 +128,10 @@ class WiSEFT(pl.Callback):
     ``alpha=None`` picks the method's own share (``pl_module.wise_ft_default``, from the method table), else
     ``WISE_FT_PRETRAINED``, for a pretrained backbone (``pl_module.spec["pretrained"]``), and 1
     (off) for a randomly initialised one, whose start is noise. ``alpha="auto"`` scores each of ``AUTO_SHARES``
-    with ``score`` (``knn_scorer`` on images set aside from training) and keeps the best. The start is read when fit begins, before a
-    checkpoint is restored, so a resumed run blends with the same start; checkpoints keep the trained weights, so
-    resuming trains on from them. Put it before ``KNNCallback``, so that "after" sees the blend.
+    with ``score`` (``knn_scorer`` on images set aside from training) and keeps the best. The start is read when
+    fit begins, before a checkpoint is restored, so a resumed run blends with the same start; checkpoints keep the
+    trained weights, so resuming trains on from them. Put it before ``KNNCallback``, so that "after" sees the
+    blend.
     """
 
     def __init__(self, alpha: float | str | None = None, score: Callable[[nn.Module], float] | None = None):
