@@ -257,9 +257,14 @@ def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
     n_eval = holdout_size(len(data.items))
     if data.labels is None or n_eval < 2:
         return data, None
+    return split_off(data, n_eval, seed)
+
+
+def split_off(data: ImageData, n: int, seed: Any) -> tuple[ImageData, ImageData]:
+    """(the rest, ``n`` images drawn at random with ``seed``), each in the data's own order."""
     order = list(range(len(data.items)))
     random.Random(seed).shuffle(order)
-    return data.subset(sorted(order[n_eval:])), data.subset(sorted(order[:n_eval]))
+    return data.subset(sorted(order[n:])), data.subset(sorted(order[:n]))
 
 
 def check_eval_images(train: ImageData, held_out: ImageData) -> None:

@@ -19,7 +19,7 @@ from .. import outdir, report
 from ..device import auto_bf16, is_main_process
 from ..errors import UserError
 from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT, knn_scorer
-from .data import ImageData, ImageDataset, decode_side
+from .data import ImageData, ImageDataset, decode_side, split_off
 
 
 def settle_method(cfg: Any, out: Path, train: ImageData, log: Any) -> str:
@@ -48,8 +48,6 @@ AUTO_SLICE, AUTO_SLICE_MAX, AUTO_MIN_IMAGES = 0.1, 500, 50
 def set_aside(cfg: Any, train: ImageData) -> tuple[ImageData, ImageData | None]:
     """``wise_ft=auto``: (training images, validation images) with 10% of the labelled training images (at most
     500) set aside, drawn with the run's seed, to choose WiSE-FT's share on; else ``(train, None)``."""
-    import random
-
     if cfg.wise_ft != "auto":
         return train, None
     n = len(train.items)
@@ -60,10 +58,7 @@ def set_aside(cfg: Any, train: ImageData) -> tuple[ImageData, ImageData | None]:
     if n < AUTO_MIN_IMAGES:
         raise UserError(f"wise_ft=auto sets 10% of the training images aside to choose the blend and needs at least "
                         f"{AUTO_MIN_IMAGES} training images, data has {n}; give a share instead, e.g. wise_ft=0.65")
-    order = list(range(n))
-    random.Random(f"wise_ft {cfg.seed}").shuffle(order)
-    k = min(AUTO_SLICE_MAX, int(n * AUTO_SLICE))
-    return train.subset(sorted(order[k:])), train.subset(sorted(order[:k]))
+    return split_off(train, min(AUTO_SLICE_MAX, int(n * AUTO_SLICE)), f"wise_ft {cfg.seed}")
 
 
 def make_loader(train: ImageData, transform: Any, batch_size: int, num_workers: int,
