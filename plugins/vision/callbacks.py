@@ -18,6 +18,17 @@ from .encoder import embed_with, mean_embedding
 from .knn import embedding_spread, knn_accuracy, linear_probe_accuracy
 
 
+def embed_bank_and_query(backbone: nn.Module, bank: ImageData, query: ImageData, preprocess: Callable,
+                         center: bool = False, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(bank embeddings, query embeddings, the bank's mean embedding or None). With ``center``, both are centred on
+    the bank's mean, as a saved centred encoder embeds (the bank's are left for ``knn_accuracy`` to normalise)."""
+    b = embed_with(backbone, bank.items, preprocess, batch_size)
+    mean = mean_embedding(b) if center else None
+    if mean is not None:
+        b = b - np.asarray(mean, dtype=b.dtype)
+    return b, embed_with(backbone, query.items, preprocess, batch_size, mean), mean
+
+
 class KNNCallback(pl.Callback):
     """kNN top-1 accuracy of ``pl_module.backbone`` before and after training (and every N epochs).
 
@@ -43,12 +54,12 @@ class KNNCallback(pl.Callback):
     def evaluate(self, backbone: nn.Module) -> dict[str, float]:
         """``{"knn_top1": accuracy}`` of the backbone's embeddings right now."""
         started, cpu = time.perf_counter(), time.process_time()
-        bank = embed_with(backbone, self.bank.items, self.preprocess, self.batch_size)
-        center = None
-        if self.centring and self.before:  # centred as the saved encoder embeds (the bank: training images)
-            center = self.center = mean_embedding(bank)
-            bank = bank - np.asarray(center, dtype=bank.dtype)  # knn_accuracy L2-normalises
-        self.query_embeddings = embed_with(backbone, self.query.items, self.preprocess, self.batch_size, center)
+        # centred as the saved encoder embeds (on the bank: training images), except the starting backbone
+        bank, self.query_embeddings, center = embed_bank_and_query(backbone, self.bank, self.query, self.preprocess,
+                                                                   self.centring and bool(self.before),
+                                                                   self.batch_size)
+        if center is not None:
+            self.center = center
         self.spread["after" if self.before else "before"] = embedding_spread(self.query_embeddings)
         accuracy = knn_accuracy(bank, self.bank.labels, self.query_embeddings, self.query.labels, self.k, self.t)
         if not self.before and self.linear_probe is None:  # the starting features: what a plain classifier on them would score, for reference
@@ -105,10 +116,8 @@ def knn_scorer(bank: ImageData, query: ImageData, preprocess: Callable, k: int, 
     """A function that rates a backbone by kNN top-1 of ``query`` against ``bank`` (both labelled), centred on the
     bank's mean embedding with ``center``, as the saved encoder would embed."""
     def score(backbone: nn.Module) -> float:
-        b = embed_with(backbone, bank.items, preprocess)
-        mean = np.asarray(mean_embedding(b), dtype=b.dtype) if center else None
-        q = embed_with(backbone, query.items, preprocess, center=mean)
-        return knn_accuracy(b - mean if center else b, bank.labels, q, query.labels, k, t)
+        b, q, _ = embed_bank_and_query(backbone, bank, query, preprocess, center)
+        return knn_accuracy(b, bank.labels, q, query.labels, k, t)
 
     return score
 
