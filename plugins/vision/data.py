@@ -64,30 +64,52 @@ class ImageData:
         return self.subset(list(range(0, len(self.items), max(1, len(self.items) // every))))
 
 
-def _check_images(items: list, names: list[str], strict: bool, what: str) -> tuple[list[int], list[str]]:
-    """Open every image once; unreadable or too-small ones are skipped (or an error with strict=true)."""
+#: At most this many threads decode images at load (Pillow decodes outside the GIL); each holds one image in memory.
+CHECK_THREADS = 4
+
+
+def _decoded_size(item: Any) -> tuple[int, int] | Exception:
+    """The size of ``item`` once decoded in full, or the exception Pillow raised on the way."""
     from PIL import Image
 
-    keep, skipped, small = [], [], 0
-    for i, (item, name) in enumerate(zip(items, names)):
-        try:
-            if isinstance(item, Image.Image):
-                size = item.size
-            else:
-                with Image.open(item) as im:
-                    im.load()
-                    size = im.size
-        except Image.DecompressionBombError:  # a real picture, too large for Pillow to decode safely
+    try:
+        if isinstance(item, Image.Image):
+            return item.size
+        with Image.open(item) as im:
+            im.load()
+            return im.size
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+        return exc
+
+
+def _check_images(items: list, names: list[str], strict: bool, what: str
+                  ) -> tuple[list[int], list[str], list[str]]:
+    """Decode every image once, a few at a time: (kept indices, skipped names, notes). Unreadable or too-small
+    images are skipped (or an error with strict=true). Images over Pillow's pixel limit but under twice it are
+    kept, with one note instead of Pillow's warning per image."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    threads = max(1, min(CHECK_THREADS, len(os.sched_getaffinity(0)), len(items)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with ThreadPoolExecutor(threads) as pool:
+            sizes = list(pool.map(_decoded_size, items))
+    keep, skipped, large, small = [], [], [], 0
+    for i, (size, name) in enumerate(zip(sizes, names)):
+        if isinstance(size, Image.DecompressionBombError):  # a real picture, too large for Pillow to decode safely
             limit = f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g}"
             if strict:
                 raise UserError(f"image '{name}' has more pixels than Pillow decodes ({limit} megapixels); shrink "
-                                f"it, or drop strict=true to skip it") from None
+                                f"it, or drop strict=true to skip it")
             skipped.append(f"{name} (over {limit} megapixels)")
             continue
-        except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+        if isinstance(size, Exception):
             if strict:
-                raise UserError(f"image '{name}' cannot be read ({type(exc).__name__}); remove or replace it, "
-                                f"or drop strict=true to skip unreadable images") from None
+                raise UserError(f"image '{name}' cannot be read ({type(size).__name__}); remove or replace it, "
+                                f"or drop strict=true to skip unreadable images")
             skipped.append(name)
             continue
         if min(size) < MIN_SIDE:
@@ -96,11 +118,15 @@ def _check_images(items: list, names: list[str], strict: bool, what: str) -> tup
             skipped.append(name)
             small += 1
             continue
+        if Image.MAX_IMAGE_PIXELS and size[0] * size[1] > Image.MAX_IMAGE_PIXELS:
+            large.append(name)
         keep.append(i)
     if not keep:
         why = f"smaller than {MIN_SIDE}x{MIN_SIDE} px" if small == len(items) else "unreadable or too small"
         raise UserError(f"{what}: all {len(items)} images are {why}; give images of at least 8x8 px")
-    return keep, skipped
+    notes = [(f"{len(large)} image(s) over {Image.MAX_IMAGE_PIXELS / 1e6:.3g} megapixels, kept (they are slow to "
+              f"decode): {name_list(large)}")] if large else []
+    return keep, skipped, notes
 
 
 #: A folder holding one of these is a contrastkit run's output (plots, checkpoints), never training images.
@@ -174,8 +200,8 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
         found = f" (found {len(others)} other files)" if others else ""
         raise UserError(f"{what} folder '{root}' holds no images{found}; "
                         f"add {', '.join(IMAGE_EXTS)} files (subfolder names become labels)")
-    keep, skipped = _check_images(images, [str(p.relative_to(root)) for p in images], strict,
-                                  f"{what} folder '{root}'")
+    keep, skipped, notes = _check_images(images, [str(p.relative_to(root)) for p in images], strict,
+                                         f"{what} folder '{root}'")
     images = [images[i] for i in keep]
     classes = [p.parent.relative_to(root).as_posix() for p in images]
     labels = names = None
@@ -185,7 +211,7 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
     elif all(c != "." for c in classes):  # one class folder: no labels, but its name lets method=supcon say so
         names = sorted(set(classes))
     return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'",
-                     notes=_folder_notes(root, others, outputs, broken, classes))
+                     notes=notes + _folder_notes(root, others, outputs, broken, classes))
 
 
 def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
@@ -198,7 +224,7 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
                         f"name it 'image'")
     label_col = next((c for c in ("label", "labels", "fine_label") if c in ds.column_names), None)
     items = list(ds[cols[0]])
-    keep, skipped = _check_images(items, [f"row {i}" for i in range(1, len(items) + 1)], strict, what)
+    keep, skipped, notes = _check_images(items, [f"row {i}" for i in range(1, len(items) + 1)], strict, what)
     labels = names = None
     if label_col:
         feat = ds.features[label_col]
@@ -206,7 +232,8 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
         names = list(feat.names) if isinstance(feat, datasets.ClassLabel) else sorted(set(map(str, raw)))
         labels = raw if isinstance(feat, datasets.ClassLabel) else [names.index(str(v)) for v in raw]
     return ImageData([items[i] for i in keep], labels, names, skipped,
-                     source=f"Hugging Face dataset '{hub_id}'" if hub_id else "a datasets.Dataset", hub_id=hub_id)
+                     source=f"Hugging Face dataset '{hub_id}'" if hub_id else "a datasets.Dataset", hub_id=hub_id,
+                     notes=notes)
 
 
 def digits() -> ImageData:
@@ -233,8 +260,8 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
         if not data:
             raise UserError(f"{what} is an empty list; give PIL images or image paths")
         names = [str(x) if isinstance(x, (str, Path)) else f"item {i}" for i, x in enumerate(data)]
-        keep, skipped = _check_images(list(data), names, strict, what)
-        return ImageData([data[i] for i in keep], None, None, skipped, source="a Python list of images")
+        keep, skipped, notes = _check_images(list(data), names, strict, what)
+        return ImageData([data[i] for i in keep], None, None, skipped, source="a Python list of images", notes=notes)
     if isinstance(data, (str, Path)):
         p = Path(data).expanduser()
         if p.is_dir():
@@ -297,8 +324,15 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(self.data.items)
 
     def __getitem__(self, i: int):
+        import warnings
+
+        from PIL import Image
+
         label = self.data.labels[i] if self.data.labels is not None else -1
-        return self.transform(open_rgb(self.data.items[i], self.min_side)), label
+        with warnings.catch_warnings():  # the load said so once (``_check_images``); not again each epoch
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = open_rgb(self.data.items[i], self.min_side)
+        return self.transform(image), label
 
 
 def save_examples(held_out: ImageData | None, folder: Path, min_side: int | None = None, per_class: int = 2,

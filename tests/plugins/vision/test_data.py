@@ -144,6 +144,43 @@ def test_an_image_over_pillows_pixel_limit_is_named_as_too_large_not_unreadable(
         load_images(str(tmp_path), strict=True)
 
 
+def test_an_image_under_twice_the_pixel_limit_is_kept_with_one_note_and_no_pillow_warning(tmp_path, monkeypatch):
+    import warnings
+
+    from contrastkit.plugins.vision.data import ImageDataset, load_images
+
+    for cls in ("a", "b"):
+        _png(tmp_path / cls / "ok.png")
+    Image.new("RGB", (60, 50), "white").save(tmp_path / "a" / "poster.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 3,000 px: over the limit, under twice it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_images(str(tmp_path))
+        for i in range(len(data.items)):
+            ImageDataset(data, lambda im: im.size)[i]
+    assert len(data.items) == 3
+    assert data.messages() == ["1 image(s) over 0.002 megapixels, kept (they are slow to decode): a/poster.png"]
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    with pytest.warns(Image.DecompressionBombWarning):  # the filter was only for the load and the views
+        Image.open(tmp_path / "a" / "poster.png").close()
+
+
+def test_images_are_checked_a_few_at_a_time_in_their_own_order(tmp_path):
+    from contrastkit.plugins.vision import data as vdata
+
+    for i in range(12):
+        path = tmp_path / f"c{i % 2}" / f"{i:02d}.png"
+        if i in (3, 8):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"not an image")
+        else:
+            _png(path)
+    data = vdata.load_images(str(tmp_path))
+    assert data.skipped == ["c0/08.png", "c1/03.png"]  # every broken file named, in the folder's order
+    assert [p.name for p in data.items] == [f"{i:02d}.png" for i in (0, 2, 4, 6, 10, 1, 5, 7, 9, 11)]
+    assert data.labels == [0] * 5 + [1] * 5
+
+
 def test_shrunk_decoding_keeps_the_exif_rotation_and_reaches_the_encoder(tmp_path):
     from contrastkit.plugins.vision.data import ImageData, ImageDataset, decode_side, open_rgb
     from contrastkit.plugins.vision.encoder import make_preprocess
