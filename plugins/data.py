@@ -196,8 +196,11 @@ def load_hub(name: str, subset: str | None = None, split: str | None = None) -> 
     """Load a dataset from the Hugging Face Hub (or its local cache), with an offline-aware error."""
     import datasets
 
+    from .hub import offline_if_unreachable
+
     try:
-        ds = datasets.load_dataset(name, subset, split=split or "train")
+        with offline_if_unreachable(f"dataset '{name}'"):
+            ds = datasets.load_dataset(name, subset, split=split or "train")
     except Exception as exc:  # noqa: BLE001
         text = f"{type(exc).__name__}: {exc}"
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"

@@ -36,6 +36,8 @@ PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle"]
 IMAGE_TYPE = "image-encoder"  # "contrastkit_type" in an image output's config.json
 # Connect quickly (an unreachable Hub fails in seconds); allow slow reads for big commits.
 CONNECT_TIMEOUT_S = 10.0
+#: Seconds the probe before a Hub download waits for any answer (``offline_if_unreachable``)
+PROBE_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = float(os.environ.get("CONTRASTKIT_HUB_TIMEOUT", "120"))
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN=hf_... or run 'hf auth login', then retry"
@@ -84,6 +86,49 @@ def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_
     return _load_folder(folder, name, trust_remote_code)
 
 
+def reachable() -> bool:
+    """Whether the Hub endpoint answers at all (any HTTP status counts), in one request without retries."""
+    import httpx2
+    from huggingface_hub import constants
+
+    try:
+        httpx2.head(constants.ENDPOINT, timeout=PROBE_TIMEOUT_S)
+    except httpx2.TransportError:  # no route, no DNS, refused, timed out
+        return False
+    return True
+
+
+@contextmanager
+def offline_if_unreachable(what: str) -> Iterator[None]:
+    """Around loading ``what`` (e.g. ``"dataset 'user/name'"``) from the Hub: when the Hub cannot be reached at
+    all, read from the local cache only, and say so in one line. Without this, huggingface_hub retries every file
+    for about a minute before it falls back to the cache or fails. The switch is undone when the block ends;
+    ``HF_HUB_OFFLINE=1`` skips the probe."""
+    import sys
+
+    from huggingface_hub import constants
+
+    from .device import is_main_process
+
+    if constants.HF_HUB_OFFLINE or reachable():
+        yield
+        return
+    if is_main_process():
+        print(f"note: the Hub ({constants.ENDPOINT}) cannot be reached; {what} is read from the local cache "
+              f"(HF_HUB_OFFLINE=1 skips this check)", file=sys.stderr, flush=True)
+    datasets_config = sys.modules.get("datasets.config")  # datasets keeps its own copy of the switch
+    saved = constants.HF_HUB_OFFLINE, getattr(datasets_config, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
+    constants.HF_HUB_OFFLINE = True
+    if datasets_config is not None:
+        datasets_config.HF_HUB_OFFLINE = datasets_config.HF_DATASETS_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved[0]
+        if (datasets_config := sys.modules.get("datasets.config")) is not None:  # also when imported in the block
+            datasets_config.HF_HUB_OFFLINE = datasets_config.HF_DATASETS_OFFLINE = saved[1]
+
+
 def _download(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
@@ -95,7 +140,7 @@ def _download(repo_id: str, revision: str | None) -> Path:
     )
 
     try:
-        with _timeouts():
+        with _timeouts(), offline_if_unreachable(f"'{repo_id}'"):
             return Path(snapshot_download(repo_id, revision=revision,
                                           ignore_patterns=IGNORE_PATTERNS + PICKLE_PATTERNS))
     except RevisionNotFoundError:

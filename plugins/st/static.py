@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..hub import offline_if_unreachable
 from .models import DEFAULT_TEXT_MODEL, resolve_model_name
 
 #: the ``model=`` value that asks for static embeddings
@@ -106,7 +107,8 @@ def distil(name: str | None, dims: int | None = None, trust_remote_code: bool = 
 
     started = time.perf_counter()
     try:
-        with _quiet_leftover_warning():
+        hub = contextlib.nullcontext() if local.exists() else offline_if_unreachable(f"distill_from '{path}'")
+        with _quiet_leftover_warning(), hub:
             embedding = StaticEmbedding.from_distillation(str(local) if local.exists() else path, pca_dims=dims,
                                                           trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001

@@ -147,6 +147,33 @@ print(json.dumps([remote, via_load, local]))
     assert np.allclose(remote, local, atol=1e-6) and np.allclose(via_load, local, atol=1e-6)
 
 
+def test_with_the_hub_unreachable_a_cached_model_loads_from_the_cache_and_a_missing_one_fails_at_once(
+        hub_server, text_output):
+    assert run_cli("push", text_output, "alice/faq-model").returncode == 0
+    code = """
+import json
+from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.st.models import load_model
+for name in ("alice/faq-model", "alice/never-pushed"):
+    try:
+        print(json.dumps(load_model(name).encode(["how do I reset it?"]).tolist()))
+    except UserError as exc:
+        print(json.dumps(str(exc)))
+"""
+    online = _python(code)  # downloads alice/faq-model into the cache
+    assert online.returncode == 0, online.stderr[-2000:]
+    cached = json.loads(online.stdout.strip().splitlines()[-2])
+    hub_server.stop()  # the Hub refuses connections from now on
+    offline = _python(code)
+    assert offline.returncode == 0, offline.stderr[-2000:]
+    loaded, missing = (json.loads(line) for line in offline.stdout.strip().splitlines()[-2:])
+    assert np.allclose(loaded, cached, atol=1e-6)
+    assert missing.startswith("model 'alice/never-pushed' is not a local folder and cannot be downloaded")
+    notes = [line for line in offline.stderr.splitlines() if line.startswith("note: the Hub")]
+    assert len(notes) == 2 and "model 'alice/faq-model' is read from the local cache" in notes[0]
+    assert "Retrying" not in offline.stderr  # huggingface_hub's minute of retries per file is skipped
+
+
 def test_image_round_trip_through_hub_load(hub_server, image_output):
     r = run_cli("push", image_output, "alice/shapes-encoder", "commit_message=first image model")
     assert r.returncode == 0, r.stderr
