@@ -9,9 +9,11 @@ calls them).
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,21 @@ def end(failed: bool) -> None:
         active.lock.release()
     if failed and active.created is not None and active.out.is_dir() and _only_bookkeeping(active.out):
         shutil.rmtree(active.created, ignore_errors=True)
+
+
+def cleans_up_refusals(recipe_run: Callable) -> Callable:
+    """Decorates a recipe's ``run``: when it refuses (a ``UserError``), ``end(failed=True)`` runs at once, so a
+    refused run called from Python leaves no folder and no lock behind, as on the CLI. Other exceptions keep the
+    run's state for the CLI's message (Ctrl-C, a full disk); the next ``start`` or the CLI releases it."""
+    @functools.wraps(recipe_run)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return recipe_run(*args, **kwargs)
+        except UserError:
+            end(failed=True)
+            raise
+
+    return wrapper
 
 
 def _only_bookkeeping(folder: Path) -> bool:

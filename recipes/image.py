@@ -15,6 +15,7 @@ from typing import Any
 
 from contrastkit.plugins.config import RecipeArgs, field, resolve
 from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.run import cleans_up_refusals
 from contrastkit.plugins.vision.config import LightningArgs, MethodArgs
 
 DESCRIPTION = "Contrastive image embeddings with lightly on Lightning: supcon on labelled images, else SimCLR, MoCo, BYOL, ..."
@@ -44,6 +45,7 @@ class Config(MethodArgs, LightningArgs, RecipeArgs):
             raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
 
 
+@cleans_up_refusals
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate kNN before/after, save a safetensors encoder folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)

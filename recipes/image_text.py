@@ -14,6 +14,7 @@ from typing import Any
 
 from contrastkit.plugins.config import field, require_positive, resolve
 from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.run import cleans_up_refusals
 from contrastkit.plugins.st.config import SentenceTransformerArgs
 
 DESCRIPTION = "Fine-tune a CLIP-style image-text dual encoder on image-caption pairs."
@@ -44,6 +45,7 @@ class Config(SentenceTransformerArgs):
             raise UserError("config field 'batch_size' must be at least 2: other pairs in the batch are the negatives")
 
 
+@cleans_up_refusals
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate image<->text recall before/after, save a plain SentenceTransformer folder; return a Result."""
     cfg = resolve(Config, cfg, **overrides)

@@ -13,6 +13,7 @@ from typing import Any
 
 from contrastkit.plugins.config import field, require_positive, resolve
 from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.run import cleans_up_refusals
 from contrastkit.plugins.st.config import MiningArgs, SentenceTransformerArgs
 
 DESCRIPTION = "Train a reranker (CrossEncoder) that rescores a retriever's top-k; negatives mined for pairs."
@@ -50,6 +51,7 @@ class Config(MiningArgs, SentenceTransformerArgs):
             raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
 
 
+@cleans_up_refusals
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, rerank the held-out split before/after, save a plain CrossEncoder folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)

@@ -13,6 +13,7 @@ from typing import Any
 
 from contrastkit.plugins.config import field, require_positive, resolve
 from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.run import cleans_up_refusals
 from contrastkit.plugins.st.config import MiningArgs, SentenceTransformerArgs
 
 DESCRIPTION = "Train a sparse encoder (CSR on a dense model, or SPLADE on a masked-LM) for inverted-index search."
@@ -55,6 +56,7 @@ class Config(MiningArgs, SentenceTransformerArgs):
             raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
 
 
+@cleans_up_refusals
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate retrieval before/after, save a plain SparseEncoder folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)

@@ -14,6 +14,7 @@ from typing import Any
 
 from contrastkit.plugins.config import field, resolve
 from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.run import cleans_up_refusals
 from contrastkit.plugins.st.config import LossArgs, MiningArgs, SentenceTransformerArgs, StaticArgs
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
@@ -57,6 +58,7 @@ class Config(LossArgs, MiningArgs, StaticArgs, SentenceTransformerArgs):
             raise UserError(f"config field 'min_steps' must be >= 0 (0: off), got {self.min_steps}")
 
 
+@cleans_up_refusals
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate before/after, save a plain SentenceTransformer folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)

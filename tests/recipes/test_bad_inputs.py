@@ -382,12 +382,28 @@ def test_bad_input_in_a_real_process_prints_no_traceback(case, tmp_path, tiny_te
     assert len(error_lines) == 1 and all(w in error_lines[0] for w in words)
 
 
-def test_python_api_raises_the_same_user_error(tmp_path):
+def test_python_api_raises_the_same_user_error(tmp_path, monkeypatch):
     from contrastkit.plugins.errors import UserError
     from contrastkit.recipes import text
 
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match="nope.csv"):
         text.run(data=str(tmp_path / "nope.csv"))
     with pytest.raises(UserError, match="Did you mean 'epochs'"):
         text.run(epoch=1)
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("name", ["text", "image", "rerank", "sparse", "image_text"])
+def test_a_refused_python_run_leaves_no_folder_and_no_lock_at_once(name, tmp_path, monkeypatch):
+    import importlib
+
+    from contrastkit.plugins import run
+    from contrastkit.plugins.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    recipe = importlib.import_module(f"contrastkit.recipes.{name}")
+    with pytest.raises(UserError, match="nope"):  # refused after the output folder was made and locked
+        recipe.run(data=str(tmp_path / "nope"))
+    assert run._ACTIVE is None
+    assert list(tmp_path.iterdir()) == []  # the timestamped folder under outputs/ is gone again
