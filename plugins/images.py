@@ -13,6 +13,7 @@ hundred thousand pixels instead of tens of millions.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 #: Modes that ``Image.reduce`` averages correctly (palette indices and 1-bit or 16-bit pixels are converted first)
@@ -76,12 +77,16 @@ def shrink(im: Any, min_side: int | None) -> Any:
 
 def open_rgb(item: Any, min_side: int | None = None) -> Any:
     """A PIL image or a path to one, decoded by ``to_rgb``; with ``min_side``, a larger image comes out shrunk so
-    that its shorter side is still at least ``min_side`` (JPEGs are decoded at that scale in the first place)."""
+    that its shorter side is still at least ``min_side`` (JPEGs are decoded at that scale in the first place).
+    Pillow's DecompressionBombWarning (over 89 megapixels) is not repeated here: loading the data named them."""
     from PIL import Image
 
     if isinstance(item, Image.Image):
         return to_rgb(shrink(item, min_side))
-    with Image.open(item) as im:
+    with warnings.catch_warnings():  # the data's load named such images once; not again for every view
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(item)
+    with im:
         if min_side and im.format == "JPEG" and min(im.size) >= 2 * min_side:
             scale = min_side / min(im.size)
             im.draft(im.mode, (max(min_side, round(im.size[0] * scale)), max(min_side, round(im.size[1] * scale))))

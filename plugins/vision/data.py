@@ -324,15 +324,8 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(self.data.items)
 
     def __getitem__(self, i: int):
-        import warnings
-
-        from PIL import Image
-
         label = self.data.labels[i] if self.data.labels is not None else -1
-        with warnings.catch_warnings():  # the load said so once (``_check_images``); not again each epoch
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = open_rgb(self.data.items[i], self.min_side)
-        return self.transform(image), label
+        return self.transform(open_rgb(self.data.items[i], self.min_side)), label
 
 
 def save_examples(held_out: ImageData | None, folder: Path, min_side: int | None = None, per_class: int = 2,

@@ -148,6 +148,7 @@ def test_an_image_under_twice_the_pixel_limit_is_kept_with_one_note_and_no_pillo
     import warnings
 
     from contrastkit.plugins.vision.data import ImageDataset, load_images
+    from contrastkit.plugins.vision.encoder import make_preprocess
 
     for cls in ("a", "b"):
         _png(tmp_path / cls / "ok.png")
@@ -156,8 +157,10 @@ def test_an_image_under_twice_the_pixel_limit_is_kept_with_one_note_and_no_pillo
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = load_images(str(tmp_path))
-        for i in range(len(data.items)):
+        embed = make_preprocess(16, {"mean": [0.5] * 3, "std": [0.5] * 3})
+        for i in range(len(data.items)):  # training views and the kNN / encoder path
             ImageDataset(data, lambda im: im.size)[i]
+            embed(data.items[i])
     assert len(data.items) == 3
     assert data.messages() == ["1 image(s) over 0.002 megapixels, kept (they are slow to decode): a/poster.png"]
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
