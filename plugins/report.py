@@ -35,6 +35,11 @@ class Result:
         return getattr(self, key)
 
 
+#: The folder rank 0 claimed for a run without output_dir=; processes that the trainer starts from it (Lightning's
+#: devices=N) inherit it and write there too.
+RUN_DIR_ENV = "CONTRASTKIT_RUN_DIR"
+
+
 def default_output_dir(recipe: str) -> Path:
     """``outputs/<recipe>-<timestamp>``: unique per run and sortable, so 'newest' is well defined."""
     stamp = os.environ.get("CONTRASTKIT_RUN_STAMP") or time.strftime("%Y%m%d-%H%M%S")
@@ -62,6 +67,8 @@ def resolve_output_dir(output_dir: str | Path | None, recipe: str, resume: bool)
                 raise UserError(f"resume=true found no earlier '{recipe}' run under {OUTPUTS_ROOT}/; "
                                 f"pass output_dir= of the run to resume")
             return found
+        if world_size() > 1 and os.environ.get(RUN_DIR_ENV):
+            return Path(os.environ[RUN_DIR_ENV])
         if world_size() > 1 and "CONTRASTKIT_RUN_STAMP" not in os.environ:
             raise UserError("distributed runs need an explicit output_dir= so every rank writes to the same folder")
         output_dir = default_output_dir(recipe)

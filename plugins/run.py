@@ -22,7 +22,15 @@ from . import outdir
 from .config import dump_yaml
 from .device import is_main_process
 from .errors import UserError
-from .report import Printer, Result, make_folder, not_writable, prepare_output_dir, resolve_output_dir
+from .report import (
+    RUN_DIR_ENV,
+    Printer,
+    Result,
+    make_folder,
+    not_writable,
+    prepare_output_dir,
+    resolve_output_dir,
+)
 
 
 @dataclass
@@ -56,6 +64,7 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
         except OSError as exc:
             raise not_writable(out, exc) from None
         created, out = (created if claimed == out else claimed), claimed
+        os.environ[RUN_DIR_ENV] = str(out)  # for the processes a trainer starts from this one (devices=N)
     else:
         make_folder(out)
     lock = outdir.FolderLock(out)

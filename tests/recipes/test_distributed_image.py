@@ -52,6 +52,19 @@ def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
     assert load_encoder(out).embed([str(p) for p in [out / "loss.png"]]).shape == (1, 32)
 
 
+@pytest.mark.slow
+def test_ddp_without_output_dir_writes_one_timestamped_folder_for_both_processes(tmp_path):
+    env = {k: v for k, v in ENV.items() if k not in ("CONTRASTKIT_RUN_DIR", "CONTRASTKIT_RUN_STAMP")}
+    done = subprocess.run(_cli("devices=2", "strategy=ddp", "batch_size=8", "max_steps=2"), check=False,
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "contrastkit: error" not in done.stderr
+    runs = list((tmp_path / "outputs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("image-")  # Lightning's second process wrote there too
+    assert json.loads((runs[0] / "metrics.json").read_text())["world_size"] == 2
+    assert done.stdout.count("done: ") == 1
+
+
 def _loadable(folder: Path) -> set[str]:
     ok = set()
     for p in folder.glob("*.ckpt"):
