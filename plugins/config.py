@@ -336,9 +336,12 @@ class TrainArgs(Part):
     PRECISIONS = PRECISIONS
 
     def check(self) -> None:
-        """Positive batch and rate, some training length, a known precision."""
+        """Positive batch and rate, some training length, a known precision. Any max_steps <= 0 means off (-1),
+        as its help says: the trainers read 0 as "stop at once"."""
         require_positive(self, "batch_size", "learning_rate")
         require_training_length(self)
+        if self.max_steps <= 0:
+            self.max_steps = -1
         if self.PRECISIONS and self.precision not in self.PRECISIONS:
             raise UserError(f"config field 'precision' must be {', '.join(self.PRECISIONS[:-1])} or "
                             f"{self.PRECISIONS[-1]}, got '{self.precision}'")

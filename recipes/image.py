@@ -40,9 +40,19 @@ class Config(MethodArgs, LightningArgs, RecipeArgs):
     PRECISIONS = None  # Lightning checks its own precision names
 
     def check(self) -> None:
-        """The image recipe's own rule: views are compared across the batch."""
+        """The image recipe's own rules: views are compared across the batch; the run never writes its plots and
+        examples straight into an image folder it reads."""
         if self.batch_size < 2:
             raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
+        from pathlib import Path
+
+        for name in ("data", "eval_data"):
+            folder = getattr(self, name)
+            if self.output_dir and isinstance(folder, (str, Path)) and Path(folder).expanduser().is_dir() and \
+                    Path(self.output_dir).expanduser().resolve() == Path(folder).expanduser().resolve():
+                raise UserError(f"output_dir '{self.output_dir}' is the {name} folder: the run's plots and examples "
+                                f"would become images there; choose another folder, e.g. "
+                                f"output_dir={Path(self.output_dir) / 'run'} (run folders inside it are left out)")
 
 
 @cleans_up_refusals
@@ -52,7 +62,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     import pytorch_lightning as pl
     from contrastkit.plugins import run
     from contrastkit.plugins.vision import training
-    from contrastkit.plugins.vision.data import check_eval_images, holdout, load_images
+    from contrastkit.plugins.vision.data import check_eval_images, holdout, load_images, match_eval_labels
     from contrastkit.plugins.vision.encoder import ImageEncoder, make_preprocess
     from contrastkit.plugins.vision.methods import make_transform
     from contrastkit.plugins.vision.module import SSLModule
@@ -67,6 +77,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         (data, load_images(cfg.eval_data, strict=cfg.strict, what="eval_data"))
     if cfg.eval_data is not None:
         check_eval_images(data, held_out)
+        held_out = match_eval_labels(data, held_out)
     if held_out is not None and held_out.labels is None:
         held_out = None
     if len(train.items) < 2:

@@ -48,11 +48,11 @@ class LossArgs(Part):
                                 group="recipe")
 
     def check(self) -> None:
-        """A known loss name and a positive mini-batch."""
+        """A known loss name, a positive mini-batch and scale."""
         from .losses import check_loss
 
         check_loss(self.loss)
-        require_positive(self, "mini_batch_size")
+        require_positive(self, "mini_batch_size", "scale")
 
 
 @dataclasses.dataclass

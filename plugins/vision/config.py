@@ -67,6 +67,7 @@ class MethodArgs(Part):
         if self.image_size < 8:
             raise UserError(f"config field 'image_size' must be at least 8 pixels, got {self.image_size}")
         require_range(self, "freeze_fraction", 0, 1)
+        require_positive(self, "temperature")
         if self.memory_bank_size is not None and (self.method == "auto" or not get_method(self.method).memory_bank):
             banked = "/".join(n for n in METHOD_NAMES if get_method(n).memory_bank)
             raise UserError(f"config field 'memory_bank_size' applies to method={banked}, not method={self.method}")
@@ -116,7 +117,7 @@ class LightningArgs(Part):
 
     def check(self) -> None:
         """Positive neighbours and nodes; averaging and blending shares in range."""
-        require_positive(self, "knn_k", "num_nodes")
+        require_positive(self, "knn_k", "knn_t", "num_nodes")
         require_range(self, "ema_decay", 0, 1, high_open=True, note="0: off")
         if isinstance(self.wise_ft, str) and self.wise_ft != "auto":
             raise UserError(f"config field 'wise_ft' expects a share between 0 and 1 (1: off) or auto, "

@@ -313,6 +313,34 @@ def check_eval_images(train: ImageData, held_out: ImageData) -> None:
                            f"images (first: {shared[0]}); the kNN scores are optimistic")
 
 
+def match_eval_labels(train: ImageData, held_out: ImageData) -> ImageData:
+    """eval_data with its labels renumbered by class name to the training data's (each folder or dataset numbers its
+    own classes); its images of classes that the training data lacks are left out, with a warning on
+    ``train.notes``. kNN needs labels on both sides, so eval_data without labels, or labelled eval_data for
+    unlabelled training images, is refused."""
+    names, labels = held_out.label_names, held_out.labels
+    if labels is None and names and len(names) == 1:  # one class folder: every image is of that class
+        labels = [0] * len(held_out.items)
+    if labels is None:
+        raise UserError("eval_data has no labels, and kNN scores labelled images; put its images in class subfolders "
+                        "(or give a label column), or leave eval_data out to hold out 10% of data")
+    if train.labels is None or not train.label_names:
+        raise UserError("eval_data is labelled but data is not, and kNN scores eval_data against labelled training "
+                        "images; put data's images in class subfolders (or give a label column), or leave eval_data "
+                        "out")
+    index = {name: i for i, name in enumerate(train.label_names)}
+    keep = [i for i, y in enumerate(labels) if names[y] in index]
+    missing = sorted({names[y] for y in labels if names[y] not in index})
+    if not keep:
+        raise UserError(f"eval_data's classes ({name_list(sorted(set(names)))}) are none of data's classes "
+                        f"({name_list(list(train.label_names))}); name eval_data's class subfolders as data's")
+    if missing:
+        train.notes.append(f"warning: {len(labels) - len(keep)} eval_data image(s) of {len(missing)} class(es) that "
+                           f"data lacks are left out of kNN: {name_list(missing)}")
+    return ImageData([held_out.items[i] for i in keep], [index[names[labels[i]]] for i in keep],
+                     list(train.label_names), held_out.skipped, held_out.source, held_out.hub_id, held_out.notes)
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """(transform(image), label) pairs; label -1 when the data has none. With ``min_side``, large images are
     decoded shrunk to it (``open_rgb``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -369,6 +370,27 @@ def test_max_steps_across_epochs_runs_every_step(image_folder, tmp_path):
     # the progress bar, which must never end the run before max_steps)
     result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **{**FAST, "max_steps": 5})
     assert result.metrics["steps"] == 5
+
+
+def test_max_steps_0_means_off_and_the_epochs_are_trained(image_folder, tmp_path):
+    from contrastkit.recipes import image
+
+    result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **{**FAST, "max_steps": 0},
+                       epochs=1)
+    assert result.metrics["steps"] == 2 and result.config.max_steps == -1  # 18 images at batch 8: 2 steps
+
+
+def test_eval_data_with_some_of_the_classes_is_scored_against_the_right_ones(tmp_path, capsys):
+    from contrastkit.recipes import image
+
+    _folder(tmp_path / "train", per_class=8)
+    _folder(tmp_path / "held", per_class=3)
+    shutil.rmtree(tmp_path / "held" / "class0")  # on its own, eval_data would number class1 0, and class9 1
+    shutil.copytree(tmp_path / "held" / "class1", tmp_path / "held" / "class9")
+    result = image.run(data=str(tmp_path / "train"), eval_data=str(tmp_path / "held"),
+                       output_dir=str(tmp_path / "out"), **FAST)
+    assert result.metrics["before_after"]["knn_top1"]["before"] == 1.0  # blue images, scored as training's class1
+    assert "3 eval_data image(s) of 1 class(es) that data lacks are left out of kNN: class9" in capsys.readouterr().out
 
 
 def test_center_centres_the_embeddings_on_the_training_images_mean_and_saves_the_mean(image_folder, tmp_path):

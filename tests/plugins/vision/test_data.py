@@ -275,6 +275,24 @@ def test_a_single_class_folder_or_loose_images_warn_that_knn_is_skipped(tmp_path
     assert data.labels is None and any("1 image(s) sit directly" in m for m in data.messages())
 
 
+def test_eval_labels_are_matched_to_the_training_classes_by_name(tmp_path):
+    from contrastkit.plugins.vision.data import load_images, match_eval_labels
+
+    for cls in ("ants", "bees", "cats"):
+        _png(tmp_path / "train" / cls / "0.png")
+    for cls in ("bees", "cats", "zebras"):  # on its own, eval_data would number bees 0 and cats 1
+        for i in range(2):
+            _png(tmp_path / "held" / cls / f"{i}.png")
+    train = load_images(str(tmp_path / "train"))
+    held = match_eval_labels(train, load_images(str(tmp_path / "held")))
+    assert [(p.parent.name, y) for p, y in zip(held.items, held.labels)] == [("bees", 1)] * 2 + [("cats", 2)] * 2
+    assert held.label_names == ["ants", "bees", "cats"]
+    assert train.notes[-1] == "warning: 2 eval_data image(s) of 1 class(es) that data lacks are left out of kNN: zebras"
+    # a single class folder is still labelled, by its name
+    one = match_eval_labels(train, load_images(str(tmp_path / "held" / "cats" / "..")).subset([2, 3]))
+    assert one.labels == [2, 2]
+
+
 def test_eval_images_that_are_training_images_are_warned(tmp_path):
     from contrastkit.plugins.vision.data import check_eval_images, load_images
 
