@@ -13,6 +13,7 @@ import functools
 import itertools
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,9 @@ class _Active:
     lock: outdir.FolderLock | None
     created: Path | None  # the topmost folder this run created, removed again if the run fails with nothing kept
     save_steps: Any = None
+    #: (the run record that was there before this run wrote its own, or None; when this run wrote it, in ns):
+    #: put back if the run fails before writing anything else, so that a refused run changes nothing
+    record_before: tuple[bytes | None, int] | None = None
 
 
 _ACTIVE: _Active | None = None
@@ -77,6 +81,8 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
         prepare_output_dir(out, recipe, cfg.overwrite or restart, cfg.resume)
         if restart:
             log(f"output_dir: '{out}' holds a run that stopped before its first checkpoint; starting it again")
+        record = out / outdir.RECORD
+        active.record_before = (record.read_bytes() if record.is_file() else None), time.time_ns()
         outdir.write_record(out, recipe, cfg)
     except BaseException:
         _ACTIVE = active
@@ -102,7 +108,8 @@ def finish(cfg: Any, out: Path, metrics: dict[str, Any], model: Any, main: bool 
 
 def end(failed: bool) -> None:
     """Release this process's run lock. After a failure, a folder this run created and left with nothing but its
-    own bookkeeping is removed again, so a refused or failed run leaves no trace."""
+    own bookkeeping is removed again; in a folder that was there before, the run record is put back as it was
+    unless the run wrote something else. A refused or failed run leaves no trace."""
     global _ACTIVE
     active, _ACTIVE = _ACTIVE, None
     if active is None:
@@ -111,6 +118,13 @@ def end(failed: bool) -> None:
         active.lock.release()
     if failed and active.created is not None and active.out.is_dir() and _only_bookkeeping(active.out):
         shutil.rmtree(active.created, ignore_errors=True)
+    elif failed and active.record_before is not None and active.out.is_dir() and \
+            not _wrote_since(active.out, active.record_before[1]):
+        record = active.out / outdir.RECORD  # a folder that was there before: its record as it was
+        if active.record_before[0] is None:
+            record.unlink(missing_ok=True)
+        else:
+            record.write_bytes(active.record_before[0])
 
 
 def cleans_up_refusals(recipe_run: Callable) -> Callable:
@@ -126,6 +140,20 @@ def cleans_up_refusals(recipe_run: Callable) -> Callable:
             raise
 
     return wrapper
+
+
+def _wrote_since(folder: Path, since_ns: int) -> bool:
+    """Whether a file in ``folder`` other than the run's own bookkeeping changed at or after ``since_ns``."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if not (path.parent == folder and name in outdir.OWN_FILES):
+                try:
+                    if path.stat().st_mtime_ns >= since_ns:
+                        return True
+                except OSError:
+                    continue
+    return False
 
 
 def _only_bookkeeping(folder: Path) -> bool:

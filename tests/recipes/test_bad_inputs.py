@@ -32,6 +32,15 @@ def _existing_output(tmp: Path) -> str:
     return str(out)
 
 
+def _earlier_run(tmp: Path) -> str:
+    """A text run's folder with its run record and a checkpoint, which resume=true would continue."""
+    out = tmp / "earlier-run"
+    (out / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (out / ".contrastkit-run.json").write_text('{"recipe": "text", "model": "all-MiniLM-L6-v2"}\n')
+    return str(out)
+
+
 def _unwritable(tmp: Path) -> str:
     parent = tmp / "readonly"
     parent.mkdir()
@@ -101,6 +110,12 @@ CASES = {
                               ["data.xlsx", "extension"]),
     "wrong-columns": (lambda t, m: ["run", "text", "data=" + _csv(t, "w.csv", "foo,bar\n1,2\n3,4\n"), m],
                       ["foo, bar", "anchor,positive"]),
+    "wrong-columns-overwrite-a-folder": (lambda t, m: ["run", "text", "data=" + _csv(t, "w.csv", "foo,bar\n1,2\n3,4\n"),
+                                                       "output_dir=" + _existing_output(t), "overwrite=true", m],
+                                         ["foo, bar"]),  # its record was written, then removed again
+    "wrong-columns-overwrite-another-run": (lambda t, m: ["run", "rerank", "data=" + _csv(t, "w.csv", "foo,bar\n1,2\n3,4\n"),
+                                                          "output_dir=" + _earlier_run(t), "overwrite=true", m],
+                                            ["foo, bar"]),  # the text run's record is as it was: it still resumes
     "ambiguous-columns": (lambda t, m: ["run", "text", "data=" + _csv(
         t, "amb.csv", "anchor,query,positive\na,b,c\nd,e,f\n"), m], ["anchor", "query", "columns="]),
     "columns-map-to-missing": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
