@@ -4,8 +4,8 @@
     python bench/image_load.py --rounds 3
 
 ``load_images`` decodes every image once, to skip (or refuse) the broken ones before training starts. This times
-``load_images(folder)`` on two folders, with ``CHECK_THREADS`` set to 1 and left at its default, alternating, and
-prints seconds per load and the ratio for each round:
+``load_images(folder)`` on two folders, with ``contrastkit.plugins.images.CHECK_THREADS`` set to 1 and left at its
+default, alternating, and prints seconds per load and the ratio for each round:
 - ``clipart``: the first 2,000 Open Clip Art PNGs under /usr/share/openclipart/png (sorted by path), as symlinks
 - ``photos``: the 16 JPEG photos of Debian's mate-backgrounds (1.3 to 18 Mpx), 4 symlinks each
 
@@ -47,12 +47,12 @@ def seconds(folder: Path) -> float:
 
 
 def main() -> None:
-    from contrastkit.plugins.vision import data as vdata
+    from contrastkit.plugins import images
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    default = vdata.CHECK_THREADS
+    default = images.CHECK_THREADS
     print(f"cores this process may use: {len(os.sched_getaffinity(0))}; CHECK_THREADS default: {default}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, (pattern, first, copies) in SETS.items():
@@ -63,9 +63,9 @@ def main() -> None:
                 continue
             seconds(folder)  # warm the page cache
             for r in range(args.rounds):
-                vdata.CHECK_THREADS = 1
+                images.CHECK_THREADS = 1
                 one = seconds(folder)
-                vdata.CHECK_THREADS = default
+                images.CHECK_THREADS = default
                 many = seconds(folder)
                 print(f"{name} ({n} images) round {r}: 1 thread {one:.2f} s, default {many:.2f} s, "
                       f"ratio {many / one:.2f}")

@@ -13,6 +13,7 @@ hundred thousand pixels instead of tens of millions.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -92,6 +93,39 @@ def open_rgb(item: Any, min_side: int | None = None) -> Any:
             im.draft(im.mode, (max(min_side, round(im.size[0] * scale)), max(min_side, round(im.size[1] * scale))))
         im.load()
         return to_rgb(shrink(im, min_side))
+
+
+#: At most this many threads decode images at load (Pillow decodes outside the GIL); each holds one image in memory.
+CHECK_THREADS = 4
+
+
+def _decoded_size(item: Any) -> tuple[int, int] | Exception:
+    """The size of ``item`` once decoded in full, or the exception Pillow raised on the way."""
+    from PIL import Image
+
+    try:
+        if isinstance(item, Image.Image):
+            return item.size
+        with Image.open(item) as im:
+            im.load()
+            return im.size
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
+        return exc
+
+
+def decoded_sizes(items: list) -> list[tuple[int, int] | Exception]:
+    """Each image (a path or PIL image) decoded in full once, a few at a time, so that a broken or cut-off file is
+    found before training: its (width, height), or the exception Pillow raised. Pillow's warning for images over
+    its pixel limit is left to the caller to report once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    threads = max(1, min(CHECK_THREADS, len(os.sched_getaffinity(0)), len(items)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(_decoded_size, items))
 
 
 def name_list(names: list[str], first: int = 3) -> str:

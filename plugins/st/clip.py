@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data import REPEATS_WEIGH_MORE, data_columns, repeats, row_names
 from ..errors import UserError
-from ..images import name_list, viewer_encoded
+from ..images import decoded_sizes, name_list, viewer_encoded
 
 TINY_CLIP = "tiny-clip"
 TINY_CLIP_NOTE = "a randomly initialised tiny CLIP (2 layers, 32 hidden, 32 px images, character tokenizer)"
@@ -151,17 +151,6 @@ def _is_empty(value: Any) -> bool:
         (isinstance(value, str) and not value.strip())
 
 
-def _readable(path: Path) -> bool:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
-        return False
-
-
 def _check_captions(captions: list[str], names: list[str], images: list[Any], stats: PairStats) -> None:
     """Captions that cannot tell images apart teach nothing: an error when every caption is the same, a warning
     when rows repeat an earlier (image, caption) row."""
@@ -219,7 +208,10 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
         base = (Path(base_dir) if base_dir else Path.cwd()).expanduser().resolve()
         resolved = [str((base / Path(p).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
                     for p in paths]
-        missing = [i for i in keep if not resolved[i] or not _readable(Path(resolved[i]))]
+        named = [i for i in keep if resolved[i]]  # every image decoded once: a cut-off file fails here, not mid-run
+        sizes = decoded_sizes([resolved[i] for i in named])
+        broken = {i for i, size in zip(named, sizes) if isinstance(size, Exception)}
+        missing = [i for i in keep if not resolved[i] or i in broken]
         if missing and not skip_missing:
             first = paths[missing[0]] or f"{names[missing[0]]} (empty)"
             where = f" (looked in {base})" if paths[missing[0]] else ""

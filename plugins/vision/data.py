@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..images import name_list
+from ..images import decoded_sizes, name_list
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 4  # images smaller than this carry no usable content for random crops
@@ -64,39 +64,14 @@ class ImageData:
         return self.subset(list(range(0, len(self.items), max(1, len(self.items) // every))))
 
 
-#: At most this many threads decode images at load (Pillow decodes outside the GIL); each holds one image in memory.
-CHECK_THREADS = 4
-
-
-def _decoded_size(item: Any) -> tuple[int, int] | Exception:
-    """The size of ``item`` once decoded in full, or the exception Pillow raised on the way."""
-    from PIL import Image
-
-    try:
-        if isinstance(item, Image.Image):
-            return item.size
-        with Image.open(item) as im:
-            im.load()
-            return im.size
-    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
-        return exc
-
-
 def _check_images(items: list, names: list[str], strict: bool, what: str
                   ) -> tuple[list[int], list[str], list[str]]:
     """Decode every image once, a few at a time: (kept indices, skipped names, notes). Unreadable or too-small
     images are skipped (or an error with strict=true). Images over Pillow's pixel limit but under twice it are
     kept, with one note instead of Pillow's warning per image."""
-    import warnings
-    from concurrent.futures import ThreadPoolExecutor
-
     from PIL import Image
 
-    threads = max(1, min(CHECK_THREADS, len(os.sched_getaffinity(0)), len(items)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with ThreadPoolExecutor(threads) as pool:
-            sizes = list(pool.map(_decoded_size, items))
+    sizes = decoded_sizes(items)
     keep, skipped, large, small = [], [], [], 0
     for i, (size, name) in enumerate(zip(sizes, names)):
         if isinstance(size, Image.DecompressionBombError):  # a real picture, too large for Pillow to decode safely

@@ -75,6 +75,19 @@ def _captions(tmp: Path, rows: str) -> str:
     return _csv(tmp, "captions.csv", "image,text\n" + rows)
 
 
+def _cut_jpeg(tmp: Path, rows: str) -> str:
+    """Captions whose second image is a JPEG cut off halfway (its header reads fine; its pixels do not)."""
+    import io
+
+    from PIL import Image
+
+    data = _captions(tmp, rows)
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 60).convert("RGB").save(buffer, format="JPEG")  # noise: mostly pixel data
+    (tmp / "pics" / "cut.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    return data
+
+
 def _output_inside(tmp: Path) -> str:
     """A photos folder whose only images are the plots of an earlier run written inside it."""
     photos = tmp / "photos"
@@ -271,6 +284,9 @@ CASES = {
     # image-text
     "image-text-missing-image": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, "pics/img0.png,a blue square\npics/gone.png,a red circle\n"), "max_steps=1"], ["gone.png"]),
+    "image-text-cut-off-jpeg": (lambda t, m: ["run", "image-text", "data=" + _cut_jpeg(
+        t, "pics/img0.png,a blue square\npics/cut.jpg,a red square\n"), "max_steps=1"],
+                                ["cut.jpg", "missing or unreadable"]),
     "image-text-empty-caption": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, 'pics/img0.png,a blue square\npics/img1.png,"  "\n'), "max_steps=1"], ["caption"]),
     # runs, output folders, resume and faults
