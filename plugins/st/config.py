@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import Part, RecipeArgs, field, require_positive, require_range
-from ..errors import UserError
+from ..errors import UserError, did_you_mean
 
 
 @dataclasses.dataclass
@@ -29,6 +29,28 @@ class SentenceTransformerArgs(RecipeArgs):
             raise UserError(f"config field 'dataloader_workers' must be >= 0 (0: collate in the training process), "
                             f"got {self.dataloader_workers}")
         require_range(self, "warmup_ratio", 0, 1, high_open=True)
+        check_report_to(self.report_to)
+
+
+#: transformers' reporting integrations -> the package each needs
+REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
+             "clearml": "clearml", "neptune": "neptune", "dvclive": "dvclive", "codecarbon": "codecarbon",
+             "swanlab": "swanlab", "trackio": "trackio", "azure_ml": "azureml", "dagshub": "dagshub"}
+
+
+def check_report_to(report_to: str | None) -> None:
+    """A reporter transformers knows, whose package is installed (else the Trainer fails with a traceback)."""
+    import importlib.util
+
+    if report_to in (None, "", "none", "all"):
+        return
+    if report_to not in REPORTERS:
+        raise UserError(f"config field 'report_to' got unknown reporter '{report_to}'; use none or one of: "
+                        f"{', '.join(REPORTERS)}.{did_you_mean(report_to, REPORTERS)}")
+    package = REPORTERS[report_to]
+    if importlib.util.find_spec(package) is None:
+        raise UserError(f"report_to={report_to} needs the {package} package, which is not installed; pip install "
+                        f"{package}, or report_to=none")
 
 
 @dataclasses.dataclass
