@@ -374,6 +374,13 @@ class HubArgs(Part):
     push_to_hub: str | None = field(None, "after a successful run, push the output to this Hub repo id",
                                     group="hub")
 
+    def check(self) -> None:
+        """A repo id of the right form and a token, before any training."""
+        if self.push_to_hub not in (None, ""):
+            from .hub import check_push_target
+
+            check_push_target(self.push_to_hub)
+
 
 @dataclasses.dataclass
 class RecipeArgs(DataArgs, TrainArgs, OutputArgs, HubArgs):

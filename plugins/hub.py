@@ -260,9 +260,21 @@ def _check_output(folder: Path) -> Path:
     return folder
 
 
-def _check_repo_id(repo_id: str) -> None:
+def check_push_target(repo_id: Any) -> None:
+    """Before a run with ``push_to_hub=``: a repo id of the right form and a token to push with, checked without the
+    network, so that a run never trains for nothing."""
+    from huggingface_hub import get_token
+
+    _check_repo_id(str(repo_id), "push_to_hub")
+    if not get_token():
+        raise UserError(f"push_to_hub={repo_id} needs a Hugging Face token: set HF_TOKEN=hf_... or run "
+                        f"'hf auth login', or leave push_to_hub out and run 'contrastkit push' later")
+
+
+def _check_repo_id(repo_id: str, key: str = "") -> None:
     if not REPO_ID.match(repo_id) or ".." in repo_id or "--" in repo_id:
-        raise UserError(f"'{repo_id}' is not a Hub repo id; write it as user/name (letters, digits, '-', '_', '.')")
+        raise UserError(f"{key + '=' if key else ''}'{repo_id}' is not a Hub repo id; write it as user/name (letters, "
+                        f"digits, '-', '_', '.')")
 
 
 def _check_card(folder: Path) -> str:

@@ -399,6 +399,16 @@ def test_push_to_hub_after_a_recipe_run(recipe, hub_server, tiny_text_model, tmp
     assert not any(f.startswith("checkpoints/") for f in files) and (out / "checkpoints").is_dir()
 
 
+def test_push_to_hub_without_a_token_or_with_a_bad_id_is_refused_before_training(hub_server, tmp_path):
+    data = tmp_path / "pairs.csv"
+    data.write_text("anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(20)))
+    run = ["run", "text", f"data={data}", "max_steps=1", f"output_dir={tmp_path / 'out'}"]
+    _one_line_error(run_cli(*run, "push_to_hub=alice/m", env={"HF_TOKEN": ""}), "push_to_hub=alice/m needs a Hugging "
+                    "Face token", "HF_TOKEN")
+    _one_line_error(run_cli(*run, "push_to_hub=true"), "push_to_hub='True' is not a Hub repo id", "user/name")
+    assert not (tmp_path / "out").exists()  # refused before the output folder, let alone a model
+
+
 def _free_port() -> int:
     import socket
 
