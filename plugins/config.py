@@ -87,7 +87,8 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         if not isinstance(value, dict):
             raise UserError(
                 f"config field '{name}' expects a mapping such as {{a: b}}, got {value!r}")
-        return dict(value)
+        key_tp, value_tp = typing.get_args(tp) or (Any, Any)  # {anchor: 0} names a column "0"
+        return {_coerce(name, k, key_tp): _coerce(name, v, value_tp) for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value

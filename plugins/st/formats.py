@@ -54,6 +54,13 @@ def _role_of(column: str) -> str | None:
     return None
 
 
+def used_columns(dataset: Any, columns: dict[str, str] | None = None) -> list[str]:
+    """The columns a run can read: those ``columns=`` maps and those named like a role; the rest are ignored, so
+    they must not make two rows differ (a pandas index column would make every row unique)."""
+    mapped = {str(c) for c in (columns or {}).values()}
+    return [c for c in data_columns(dataset) if c in mapped or _role_of(c) is not None]
+
+
 def detect_format(dataset: Any, columns: dict[str, str] | None = None,
                   held_out: bool = False) -> tuple[Any, DataFormat]:
     """Name each column's role from its name (or ``columns=``), check the rows, and put columns in loss order.
@@ -61,6 +68,10 @@ def detect_format(dataset: Any, columns: dict[str, str] | None = None,
     found = data_columns(dataset)
     found_str = ", ".join(found) or "none"
     mapping = dict(columns or {})
+    twice = next((col for col in mapping.values() if list(mapping.values()).count(col) > 1), None)
+    if twice is not None:
+        both = " and ".join(role for role, col in mapping.items() if col == twice)
+        raise UserError(f"columns= maps {both} to the same column '{twice}'; map each role to its own column")
     roles: dict[str, list[str]] = {}
     for role, col in mapping.items():
         if role not in ALIASES and role != "negative" and not role.startswith("negative"):

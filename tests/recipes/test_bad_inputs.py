@@ -129,6 +129,12 @@ CASES = {
     "wrong-columns-overwrite-another-run": (lambda t, m: ["run", "rerank", "data=" + _csv(t, "w.csv", "foo,bar\n1,2\n3,4\n"),
                                                           "output_dir=" + _earlier_run(t), "overwrite=true", m],
                                             ["foo, bar"]),  # the text run's record is as it was: it still resumes
+    "one-pair-repeated-with-an-index-column": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "idx.csv", ",anchor,positive\n" + "".join(f"{i},how do I reset,hold the button\n" for i in range(30))), m],
+                                              ["every row of data is the same"]),
+    "columns-one-column-for-two-roles": (lambda t, m: ["run", "text", "data=" + _csv(
+        t, "qa.csv", "question,answer\nq1,a1\nq2,a2\n"), "columns={anchor: question, positive: question}", m],
+                                         ["anchor and positive", "same column 'question'"]),
     "ambiguous-columns": (lambda t, m: ["run", "text", "data=" + _csv(
         t, "amb.csv", "anchor,query,positive\na,b,c\nd,e,f\n"), m], ["anchor", "query", "columns="]),
     "columns-map-to-missing": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),

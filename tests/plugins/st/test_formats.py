@@ -47,3 +47,22 @@ def test_held_out_rows_need_not_teach_anything():
 
     ds, fmt = detect_format(_ds(sentence1=["a", "b"], sentence2=["a", "y"], label=[1, 1]), held_out=True)
     assert fmt.kind == "binary" and ds["label"] == [1, 1]
+
+
+def test_columns_given_as_numbers_map_to_number_headers():
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.st.formats import detect_format
+    from contrastkit.recipes.text import Config
+
+    cfg = resolve(Config, columns={"anchor": 0, "positive": 1})  # as YAML reads columns={anchor: 0, positive: 1}
+    assert cfg.columns == {"anchor": "0", "positive": "1"}
+    _, fmt = detect_format(_ds(**{"0": ["q1", "q2"], "1": ["a1", "a2"]}), cfg.columns)
+    assert fmt.kind == "pair" and fmt.text_columns == ["0", "1"]
+
+
+def test_only_the_columns_a_run_reads_decide_whether_rows_repeat():
+    from contrastkit.plugins.st.formats import used_columns
+
+    ds = _ds(**{"Unnamed: 0": [0, 1, 2], "question": ["q", "q", "q"], "answer": ["a", "a", "a"], "notes": [1, 2, 3]})
+    assert used_columns(ds) == ["question", "answer"]
+    assert used_columns(ds, {"anchor": "notes"}) == ["question", "answer", "notes"]
