@@ -83,6 +83,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, data_format = formats.detect_format(train_data, cfg.columns)
     eval_data, eval_format = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
         else (None, None)
+    train_data, eval_data = evaluation.unused_holdout(data_format, train_data, eval_data, cfg.eval_data is not None, log)
     if is_static:
         static.check_format(data_format, train_data.column_names)
 

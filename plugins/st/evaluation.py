@@ -48,6 +48,21 @@ def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", ba
     return None  # single texts have no labels to evaluate against
 
 
+def unused_holdout(fmt: DataFormat, train: Any, held_out: Any, given: bool, log: Any = print) -> tuple[Any, Any]:
+    """(train, held_out) with held-out rows that nothing would evaluate (single texts) not held out: rows split off
+    the data go back into training; an ``eval_data=`` (``given``) is left unused. Says which."""
+    if fmt.kind != "single" or held_out is None:
+        return train, held_out
+    if given:
+        log("warning: eval_data is not used: single texts have no pairs or labels to evaluate against")
+        return train, None
+    import datasets
+
+    log(f"data: single texts have no pairs or labels to evaluate against, so all {len(train) + len(held_out)} "
+        f"rows train (none held out)")
+    return datasets.concatenate_datasets([train, held_out]), None
+
+
 def labeled_triplets(texts: list[str], labels: list[int], seed: int = 42) -> list[tuple[str, str, str]]:
     """(anchor, same-class positive, other-class negative) triplets for evaluating class-labelled text."""
     rng = random.Random(seed)

@@ -77,6 +77,8 @@ def test_each_format_trains_and_loads_back(case, tmp_path, tiny_text_model):
     metrics = json.loads((out / "metrics.json").read_text())
     if kind != "single":  # the other formats have an evaluator, run before and after
         assert metrics["before"] and metrics["after"] and metrics["before_after"]
+    else:  # nothing evaluates single texts, so none are held out for it
+        assert metrics["train_rows"] == 24 and metrics["eval_rows"] == 0
 
 
 def test_model_card_carries_metrics_and_loss(tmp_path, tiny_text_model):
