@@ -206,6 +206,9 @@ def load_hub(name: str, subset: str | None = None, split: str | None = None) -> 
         text = f"{type(exc).__name__}: {exc}"
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
         if offline or any(s in text for s in ("offline", "Connection", "resolve", "Max retries", "NameResolution")):
+            if "/" not in name:  # more likely a mistyped local path than a Hub id
+                raise UserError(f"'{name}' is not a file or folder here, nor a dataset in the local Hub cache (the "
+                                f"Hub cannot be reached); check the path") from None
             raise UserError(f"dataset '{name}' is not in the local cache and the Hub cannot be reached (offline); "
                             f"download it first or pass a local file with data=PATH") from None
         if "Unknown split" in text or "split" in text.lower() and split:

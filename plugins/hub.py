@@ -101,7 +101,7 @@ def reachable() -> bool:
 @contextmanager
 def offline_if_unreachable(what: str) -> Iterator[None]:
     """Around loading ``what`` (e.g. ``"dataset 'user/name'"``) from the Hub: when the Hub cannot be reached at
-    all, read from the local cache only, and say so in one line. Without this, huggingface_hub retries every file
+    all, read from the local cache only, and say so in one line when that worked. Without this, huggingface_hub retries every file
     for about a minute before it falls back to the cache or fails. The switch is undone when the block ends;
     ``HF_HUB_OFFLINE=1`` skips the probe."""
     import sys
@@ -113,9 +113,6 @@ def offline_if_unreachable(what: str) -> Iterator[None]:
     if constants.HF_HUB_OFFLINE or reachable():
         yield
         return
-    if is_main_process():
-        print(f"note: the Hub ({constants.ENDPOINT}) cannot be reached; {what} is read from the local cache "
-              f"(HF_HUB_OFFLINE=1 skips this check)", file=sys.stderr, flush=True)
     datasets_config = sys.modules.get("datasets.config")  # datasets keeps its own copy of the switch
     saved = constants.HF_HUB_OFFLINE, getattr(datasets_config, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
     constants.HF_HUB_OFFLINE = True
@@ -123,6 +120,9 @@ def offline_if_unreachable(what: str) -> Iterator[None]:
         datasets_config.HF_HUB_OFFLINE = datasets_config.HF_DATASETS_OFFLINE = True
     try:
         yield
+        if is_main_process():  # when the cache had it; else the caller's error says what to do
+            print(f"note: the Hub ({constants.ENDPOINT}) cannot be reached; {what} was read from the local cache "
+                  f"(HF_HUB_OFFLINE=1 skips this check)", file=sys.stderr, flush=True)
     finally:
         constants.HF_HUB_OFFLINE = saved[0]
         if (datasets_config := sys.modules.get("datasets.config")) is not None:  # also when imported in the block

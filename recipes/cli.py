@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     rest_field = "overrides" if hasattr(args, "overrides") else "options" if hasattr(args, "options") else None
     stray = [e for e in extra if e.startswith("-") or "=" not in e or rest_field is None]
     if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        dashed = next((e for e in stray if e.startswith("--") and "=" in e), None)  # --epochs=2 means epochs=2
+        hint = f"; write options as key=value, e.g. {dashed[2:]}" if dashed else ""
+        parser.error(f"unrecognized arguments: {' '.join(stray)}{hint}")
     if extra:
         setattr(args, rest_field, [*getattr(args, rest_field), *extra])
     from contrastkit.plugins import run

@@ -89,7 +89,8 @@ def _check_images(items: list, names: list[str], strict: bool, what: str
             continue
         if min(size) < MIN_SIDE:
             if strict:
-                raise UserError(f"image '{name}' is {size[0]}x{size[1]} px, too small (min {MIN_SIDE} px a side)")
+                raise UserError(f"image '{name}' is {size[0]}x{size[1]} px, too small (min {MIN_SIDE} px a side); "
+                                f"remove it, or drop strict=true to skip it")
             skipped.append(name)
             small += 1
             continue
@@ -98,7 +99,7 @@ def _check_images(items: list, names: list[str], strict: bool, what: str
         keep.append(i)
     if not keep:
         why = f"smaller than {MIN_SIDE}x{MIN_SIDE} px" if small == len(items) else "unreadable or too small"
-        raise UserError(f"{what}: all {len(items)} images are {why}; give images of at least 8x8 px")
+        raise UserError(f"{what}: all {len(items)} images are {why}; give images of at least {MIN_SIDE}x{MIN_SIDE} px")
     notes = [(f"{len(large)} image(s) over {Image.MAX_IMAGE_PIXELS / 1e6:.3g} megapixels, kept (they are slow to "
               f"decode): {name_list(large)}")] if large else []
     return keep, skipped, notes

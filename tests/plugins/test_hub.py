@@ -170,7 +170,7 @@ for name in ("alice/faq-model", "alice/never-pushed"):
     assert np.allclose(loaded, cached, atol=1e-6)
     assert missing.startswith("model 'alice/never-pushed' is not a local folder and cannot be downloaded")
     notes = [line for line in offline.stderr.splitlines() if line.startswith("note: the Hub")]
-    assert len(notes) == 2 and "model 'alice/faq-model' is read from the local cache" in notes[0]
+    assert len(notes) == 1 and "model 'alice/faq-model' was read from the local cache" in notes[0]
     assert "Retrying" not in offline.stderr  # huggingface_hub's minute of retries per file is skipped
 
 

@@ -293,6 +293,12 @@ CASES = {
     "image-text-cut-off-jpeg": (lambda t, m: ["run", "image-text", "data=" + _cut_jpeg(
         t, "pics/img0.png,a blue square\npics/cut.jpg,a red square\n"), "max_steps=1"],
                                 ["cut.jpg", "missing or unreadable"]),
+    "image-text-eval-data-missing-image": (lambda t, m: ["run", "image-text", "data=" + _captions(
+        t, "pics/img0.png,a blue square\npics/img1.png,a red square\n"),
+        "eval_data=" + _csv(t, "held.csv", f"image,text\n{t}/pics/img2.png,a green square\n{t}/gone.png,a dot\n"),
+        "max_steps=1"], ["eval_data: image", "gone.png"]),
+    "image-data-mistyped-folder": (lambda t, m: ["run", "image", "data=photoz", *IMG],
+                                   ["'photoz' is not a file or folder here", "check the path"]),
     "image-text-empty-caption": (lambda t, m: ["run", "image-text", "data=" + _captions(
         t, 'pics/img0.png,a blue square\npics/img1.png,"  "\n'), "max_steps=1"], ["caption"]),
     # runs, output folders, resume and faults

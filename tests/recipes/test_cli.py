@@ -113,3 +113,13 @@ def test_wheel_installs_only_under_contrastkit(tmp_path):
     assert not any(n == "contrastkit/__init__.py" for n in names)  # contrastkit stays a namespace
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "contrastkit = contrastkit.recipes.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_an_option_written_with_dashes_gets_the_key_value_form_as_a_hint(capsys):
+    from contrastkit.recipes.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["run", "text", "--epochs=2"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == ("contrastkit: error: unrecognized arguments: --epochs=2; write "
+                                                        "options as key=value, e.g. epochs=2")
