@@ -179,7 +179,13 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
     keep, skipped, notes = _check_images(images, [str(p.relative_to(root)) for p in images], strict,
                                          f"{what} folder '{root}'")
     images = [images[i] for i in keep]
-    classes = [p.parent.relative_to(root).as_posix() for p in images]
+    # the top-level subfolder is the class, with every image below it, as in torchvision's ImageFolder
+    classes = [p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else "." for p in images]
+    nested = sorted({p.parent.relative_to(root).as_posix() for p in images if len(p.relative_to(root).parts) > 2})
+    if nested:
+        moves = [f"{folder} -> {folder.split('/')[0]}" for folder in nested]
+        notes.append(f"images in {len(nested)} nested folder(s) take their top-level folder's label: "
+                     f"{name_list(moves)}")
     labels = names = None
     if all(c != "." for c in classes) and len(set(classes)) >= 2:  # every image sits in a class subfolder
         names = sorted(set(classes))

@@ -275,6 +275,17 @@ def test_a_single_class_folder_or_loose_images_warn_that_knn_is_skipped(tmp_path
     assert data.labels is None and any("1 image(s) sit directly" in m for m in data.messages())
 
 
+def test_the_top_level_subfolder_is_the_label_and_nested_folders_are_named(tmp_path):
+    from contrastkit.plugins.vision.data import load_images
+
+    for path in ("cats/0.png", "cats/closeups/1.png", "cats/closeups/far/2.png", "dogs/3.png"):
+        _png(tmp_path / path)
+    data = load_images(str(tmp_path))
+    assert data.label_names == ["cats", "dogs"] and data.labels == [0, 0, 0, 1]
+    assert ("images in 2 nested folder(s) take their top-level folder's label: cats/closeups -> cats, "
+            "cats/closeups/far -> cats") in data.messages()
+
+
 def test_eval_labels_are_matched_to_the_training_classes_by_name(tmp_path):
     from contrastkit.plugins.vision.data import load_images, match_eval_labels
 
