@@ -250,6 +250,11 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
     if isinstance(data, (str, Path)):
         text = str(data)
         if isinstance(data, Path) or looks_like_path(text):
+            ignored = [f"{k}={v}" for k, v in (("subset", subset), ("split", split)) if v not in (None, "")]
+            if ignored:  # they pick part of a Hub dataset; a file is read whole
+                verb = "apply" if len(ignored) > 1 else "applies"
+                _log(f"warning: {' and '.join(ignored)} {verb} to Hub datasets; {what} '{text}' is a local file, "
+                     f"read whole")
             return load_file(text)
         return load_hub(text, subset=subset, split=split)
     raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a file path, a Hub id, a Dataset, "

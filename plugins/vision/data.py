@@ -247,7 +247,13 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
     if isinstance(data, (str, Path)):
         p = Path(data).expanduser()
         if p.is_dir():
-            return _from_folder(p, strict, what)
+            folder = _from_folder(p, strict, what)
+            ignored = [f"{k}={v}" for k, v in (("subset", subset), ("split", split)) if v not in (None, "")]
+            if ignored:  # they pick part of a Hub dataset; a folder is read whole
+                verb = "apply" if len(ignored) > 1 else "applies"
+                folder.notes.append(f"warning: {' and '.join(ignored)} {verb} to Hub datasets; {what} folder "
+                                    f"'{data}' is read whole")
+            return folder
         if p.is_file():
             raise UserError(f"{what} '{data}' is a file; point {what}= at a folder of images")
         from ..data import load_hub, looks_like_path

@@ -88,3 +88,20 @@ def test_repeated_rows_and_eval_rows_from_training_are_warned(tmp_path, capsys):
     assert "warning: 1 of 2 eval_data rows are also training rows (first: line 2)" in out
     load_splits(_cfg(path, path), "unused")
     assert "warning: every eval_data row is also a training row" in capsys.readouterr().out
+
+
+def test_subset_and_split_on_a_local_file_or_folder_are_named_as_unused(tmp_path, capsys):
+    from contrastkit.plugins.data import to_dataset
+    from contrastkit.plugins.vision.data import load_images
+    from PIL import Image
+
+    data = tmp_path / "pairs.csv"
+    data.write_text("anchor,positive\nq1,a1\nq2,a2\n")
+    assert len(to_dataset(str(data), split="test")) == 2
+    assert f"data: warning: split=test applies to Hub datasets; data '{data}' is a local file, read whole" in \
+        capsys.readouterr().out
+    for name in ("a/0.png", "b/1.png"):
+        (tmp_path / "imgs" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / name)
+    images = load_images(str(tmp_path / "imgs"), subset="x", split="test")
+    assert images.notes[-1].startswith("warning: subset=x and split=test apply to Hub datasets; data folder")
