@@ -250,15 +250,19 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
     if isinstance(data, (str, Path)):
         text = str(data)
         if isinstance(data, Path) or looks_like_path(text):
-            ignored = [f"{k}={v}" for k, v in (("subset", subset), ("split", split)) if v not in (None, "")]
-            if ignored:  # they pick part of a Hub dataset; a file is read whole
-                verb = "apply" if len(ignored) > 1 else "applies"
-                _log(f"warning: {' and '.join(ignored)} {verb} to Hub datasets; {what} '{text}' is a local file, "
-                     f"read whole")
+            if unused := unused_hub_options(subset, split):
+                _log(f"warning: {unused}; {what} '{text}' is a local file, read whole")
             return load_file(text)
         return load_hub(text, subset=subset, split=split)
     raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a file path, a Hub id, a Dataset, "
                     f"a pandas DataFrame, a dict of lists or a list of dicts")
+
+
+def unused_hub_options(subset: str | None, split: str | None) -> str | None:
+    """``split=test applies to Hub datasets`` when ``subset=``/``split=`` are given for local data, which is read
+    whole (they pick part of a Hub dataset); else None."""
+    given = [f"{k}={v}" for k, v in (("subset", subset), ("split", split)) if v not in (None, "")]
+    return f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to Hub datasets" if given else None
 
 
 def check_not_blank(data: Any, what: str = "data") -> None:

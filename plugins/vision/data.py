@@ -247,12 +247,11 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
     if isinstance(data, (str, Path)):
         p = Path(data).expanduser()
         if p.is_dir():
+            from ..data import unused_hub_options
+
             folder = _from_folder(p, strict, what)
-            ignored = [f"{k}={v}" for k, v in (("subset", subset), ("split", split)) if v not in (None, "")]
-            if ignored:  # they pick part of a Hub dataset; a folder is read whole
-                verb = "apply" if len(ignored) > 1 else "applies"
-                folder.notes.append(f"warning: {' and '.join(ignored)} {verb} to Hub datasets; {what} folder "
-                                    f"'{data}' is read whole")
+            if unused := unused_hub_options(subset, split):
+                folder.notes.append(f"warning: {unused}; {what} folder '{data}' is read whole")
             return folder
         if p.is_file():
             raise UserError(f"{what} '{data}' is a file; point {what}= at a folder of images")
