@@ -107,6 +107,9 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
     bf16 = cfg.precision == "bf16" or cfg.precision == "auto" and auto_bf16(cpu=True)
     for s in slots:
         s.bf16 = bf16
+    if all(s.error for s in slots):
+        raise UserError("no model could be loaded: " + "; ".join(f"the {s.role} model '{s.name}' ({s.error})"
+                                                                  for s in slots))
     lines = []
     for s in slots:
         if s.error:
@@ -314,9 +317,22 @@ def upload_ceiling(cfg: DemoConfig) -> int:
     return UPLOAD_CEILING * cfg.max_upload_mb * 2**20
 
 
+def check_port(host: str, port: int) -> None:
+    """A one-line error when ``host:port`` cannot be served on (taken by another program, or not this machine's)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).split(" (while")[0]  # Python adds the address it tried
+        raise UserError(f"cannot serve on {host}:{port} ({reason}); pass another port=, e.g. port={port + 1}") from None
+
+
 def launch(cfg: DemoConfig | None = None, block: bool = True) -> Any:
     """Build and serve the app on ``cfg.host:cfg.port`` (127.0.0.1, share off, unless asked otherwise)."""
     cfg = cfg or DemoConfig()
+    check_port(cfg.host, cfg.port)  # before the models load, which takes a while
     demo = build_demo(cfg)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"contrastkit: warning: host={cfg.host} makes the demo reachable from other machines")

@@ -187,6 +187,9 @@ def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any
     try:
         with Image.open(path) as img:
             return to_rgb(img)  # EXIF orientation and bit depth, as the recipes decode
+    except Image.DecompressionBombError:
+        raise DemoInputError(f"{what} ({path.name}) has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
+                             f"more than Pillow decodes safely; upload a smaller image.") from None
     except (UnidentifiedImageError, OSError):
         raise DemoInputError(f"{what} ({path.name}) is not an image; upload a PNG, JPEG, WebP or GIF file.") from None
 

@@ -184,7 +184,23 @@ def test_a_model_that_cannot_load_is_reported_in_the_terminal_too(tiny_text_mode
     _, status = app.load_slots(app.DemoConfig(model=str(tmp_path / "nope"), compare_to=tiny_text_model))
     err = capsys.readouterr().err
     assert "could not be loaded" in status
-    assert err.startswith("contrastkit: warning: the fine-tuned model") and str(tmp_path / "nope") in err
+    warning = [line for line in err.splitlines() if line.startswith("contrastkit: warning: the fine-tuned model")]
+    assert len(warning) == 1 and str(tmp_path / "nope") in warning[0]  # beside transformers' loading bar, if any
+
+
+def test_when_no_model_loads_the_demo_is_refused_and_a_port_in_use_before_any_model_loads(tmp_path):
+    import socket
+
+    from contrastkit.plugins.errors import UserError
+
+    cfg = app.DemoConfig(model=str(tmp_path / "nope"), compare_to=str(tmp_path / "gone"))
+    with pytest.raises(UserError, match=r"no model could be loaded: the base model .*gone.*; the fine-tuned model"):
+        app.load_slots(cfg)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=rf"cannot serve on 127.0.0.1:{port} \(Address already in use\); pass "
+                                            rf"another port=, e.g. port={port + 1}"):
+            app.launch(app.DemoConfig(model=str(tmp_path / "nope"), port=port))  # says so before loading
 
 
 # --------------------------------------------------------------------------- the default example

@@ -86,6 +86,8 @@ def test_images_are_scored_by_the_models_that_embed_them(mixed_slots):
 
 
 def test_non_image_and_oversized_uploads_get_clear_messages(mixed_slots, tmp_path):
+    from PIL import Image
+
     fake = tmp_path / "notes.png"
     fake.write_text("this is text, not a picture")
     with pytest.raises(core.DemoInputError, match=r"image B \(notes.png\) is not an image"):
@@ -94,6 +96,10 @@ def test_non_image_and_oversized_uploads_get_clear_messages(mixed_slots, tmp_pat
         compare.compare_images(mixed_slots, app.EXAMPLE_IMAGES[0], app.EXAMPLE_IMAGES[1], 100)
     with pytest.raises(core.DemoInputError, match="Please upload image A"):
         compare.compare_images(mixed_slots, None, app.EXAMPLE_IMAGES[1], 10 * MB)
+    huge = tmp_path / "poster.png"  # a few bytes on disk that say 30000 x 30000 pixels
+    Image.new("1", (30000, 30000)).save(huge)
+    with pytest.raises(core.DemoInputError, match=r"image B \(poster.png\) has more than 179 megapixels"):
+        compare.compare_images(mixed_slots, app.EXAMPLE_IMAGES[0], str(huge), 10 * MB)
 
 
 def test_text_image_needs_a_model_that_embeds_both(text_slots, mixed_slots):
