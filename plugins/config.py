@@ -118,7 +118,10 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
 
 
 def _unknown_key(cls: type, key: str) -> UserError:
-    hint = did_you_mean(key, [f.name for f in dataclasses.fields(cls)], cutoff=0.5)
+    names = [f.name for f in dataclasses.fields(cls)]
+    hint = did_you_mean(key, names, cutoff=0.5)
+    if not issubclass(cls, RecipeArgs):  # a command's options (push, push-demo, demo): few enough to list
+        return UserError(f"unknown option '{key}'.{hint} The options are: {', '.join(names)}.")
     return UserError(f"unknown config key '{key}'.{hint} Run 'contrastkit show RECIPE' to list the valid keys.")
 
 

@@ -73,6 +73,8 @@ def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_
     from .st.models import resolve_model_name
 
     name = str(repo_id_or_path)
+    if not name.strip():
+        raise UserError("no model given; pass an output folder or a Hub repo id (user/name)")
     name, _ = resolve_model_name(name)
     path = Path(name).expanduser()
     if path.is_dir():
@@ -165,6 +167,9 @@ def _has_safetensors(folder: Path) -> bool:
 def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
     config = _read_json(folder / "config.json")
     is_st = (folder / "modules.json").is_file()
+    if not is_st and not config and (folder / "config.json").is_file():
+        raise UserError(f"'{name}' has a config.json that is not a JSON object; restore it from the run (or its Hub "
+                        f"repo)")
     if not is_st and not config:
         raise UserError(f"'{name}' has neither modules.json nor config.json; pass a folder written by "
                         f"'contrastkit run' (or its Hub id)")
@@ -179,7 +184,13 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
         except ImportError as exc:
             raise UserError(f"'{name}' is an image model and needs the image extras ({exc}); "
                             f"pip install 'contrastkit[image]'") from None
-        return load_encoder(folder)
+        try:
+            return load_encoder(folder)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - cut-off weights, a config missing keys: one line, not a traceback
+            raise UserError(f"could not load '{name}' ({type(exc).__name__}: {_reason(exc)}); its files look damaged: "
+                            f"restore the folder from the run (or its Hub repo)") from None
     import sentence_transformers
 
     from .st.models import saved_type
@@ -194,6 +205,9 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
         raise UserError(f"could not load '{name}' ({_reason(exc)}); is it a contrastkit output?") from None
     except OSError as exc:
         raise UserError(f"could not load '{name}' ({_reason(exc)}); is it a contrastkit output?") from None
+    except Exception as exc:  # noqa: BLE001 - cut-off weights and the like: one line, not a traceback
+        raise UserError(f"could not load '{name}' ({type(exc).__name__}: {_reason(exc)}); its files look damaged: "
+                        f"restore the folder from the run (or its Hub repo)") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -246,6 +260,8 @@ def _operations(folder: Path) -> list[Any]:
 
 
 def _check_output(folder: Path) -> Path:
+    if folder.is_file():
+        raise UserError(f"'{folder}' is a file; pass the output folder printed as 'done: ...' by 'contrastkit run'")
     if not folder.is_dir():
         raise UserError(f"output folder '{folder}' does not exist; pass a folder written by 'contrastkit run'")
     if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):

@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("push-demo", help="create a Gradio Space that runs the similarity demo",
                        description="Create a Gradio Space for model=REPO_ID [compare_to=REPO_ID].")
-    p.add_argument("space_id", help="Space repo id, e.g. user/my-demo (a folder with --dry-run)")
+    p.add_argument("space_id", help="Space repo id, e.g. user/my-demo (with --dry-run, out_dir= picks the folder)")
     p.add_argument("options", nargs="*", metavar="key=value", help="model=REPO_ID compare_to=REPO_ID ...")
     p.add_argument("--dry-run", action="store_true", help="write the Space folder locally instead of pushing")
     p.set_defaults(func=cmd_push_demo)

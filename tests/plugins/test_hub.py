@@ -306,6 +306,44 @@ def test_interrupted_push_leaves_no_partial_commit_and_a_retry_succeeds(hub_serv
     assert _digest(text_output) == before
 
 
+@pytest.mark.parametrize("damage", ["cut-weights", "config-not-json", "config-without-keys"])
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_a_damaged_output_folder_loads_as_one_line_error(kind, damage, text_output, image_output, tmp_path):
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.errors import UserError
+
+    folder = tmp_path / "copy"
+    shutil.copytree(text_output if kind == "text" else image_output, folder,
+                    ignore=shutil.ignore_patterns("checkpoints"))
+    if damage == "cut-weights":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+        message = r"could not load .* its files look damaged"
+    elif damage == "config-not-json":
+        (folder / "config.json").write_text("{not json")
+        message = r"could not load|config.json that is not a JSON object"
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items()
+                                                        if k in ("contrastkit_type", "model_type")}))
+        message = r"could not load .*(damaged|contrastkit output)"
+    with pytest.raises(UserError, match=message) as err:
+        hub.load(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_empty_names_and_files_are_named_as_such(text_output, tmp_path):
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.errors import UserError
+
+    with pytest.raises(UserError, match="no model given"):
+        hub.load("  ")
+    note = tmp_path / "notes.txt"
+    note.write_text("hello")
+    with pytest.raises(UserError, match="notes.txt' is a file; pass the output folder"):
+        hub.push(note, "alice/x")
+
+
 def test_invalid_card_or_pickle_only_weights_are_refused(hub_server, image_output, tmp_path):
     from contrastkit.plugins import hub
     from contrastkit.plugins.errors import UserError

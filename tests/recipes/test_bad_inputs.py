@@ -401,6 +401,9 @@ CASES = {
                                         ["distill_from 'someone/no-such-model'", "cannot be downloaded"]),
     # other commands
     "push-missing-folder": (lambda t, m: ["push", str(t / "no-output"), "alice/model"], ["no-output"]),
+    "push-unknown-option": (lambda t, m: ["push", str(t / "no-output"), "alice/model", "privat=true"],
+                            ["unknown option 'privat'", "Did you mean 'private'", "The options are: private"]),
+    "push-a-file": (lambda t, m: ["push", _csv(t, "p.csv", PAIRS), "alice/model"], ["p.csv' is a file"]),
     "push-demo-without-model": (lambda t, m: ["push-demo", "alice/space", "--dry-run"], ["model"]),
     "demo-unknown-option": (lambda t, m: ["demo", "prot=7860"], ["prot", "Did you mean 'port'"]),
 }
