@@ -337,8 +337,12 @@ def needs_sentence(slots: list[Slot], *modalities: str) -> str:
     loaded = [s for s in slots if s.model is not None]
     if not loaded:
         return f"This needs a model that embeds {what}, and no model could be loaded (see the top of the page)."
-    kinds = " and ".join(dict.fromkeys(s.describe() for s in loaded))
-    roles = ", ".join(s.role for s in loaded)
-    return (f"This needs a model that embeds {what}; the loaded model{'s' * (len(loaded) > 1)} ({roles}) "
-            f"embed{'s' * (len(loaded) == 1)} {kinds} only. Start the demo with an image or image–text model "
-            f"(model=PATH) to use this tab.")
+    kinds = list(dict.fromkeys(s.describe() for s in loaded))
+    if len(kinds) == 1:
+        roles = ", ".join(s.role for s in loaded)
+        have = f"the loaded model{'s' * (len(loaded) > 1)} ({roles}) embed{'s' * (len(loaded) == 1)} {kinds[0]} only"
+    else:  # e.g. a text model beside an image model
+        have = " and ".join(f"the {s.role} model embeds {s.describe()} only" for s in loaded)
+    fix = {("text",): "a text or image–text model", ("image",): "an image or image–text model"}.get(
+        modalities, "an image–text model")
+    return f"This needs a model that embeds {what}; {have}. Start the demo with {fix} (model=PATH) to use this tab."

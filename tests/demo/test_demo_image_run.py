@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from contrastkit.demo import app, compare, render
+from contrastkit.demo import app, compare, core, render
 
 from tests.recipes.test_recipe_image import _folder
 
@@ -63,6 +63,13 @@ def test_compare_to_still_picks_the_base_and_a_text_base_cannot_embed_images(ima
     assert "started from" not in status
     scores = compare.compare_images(slots, *app.example_sets(app.run_examples(slots[1]))[0], 10 * MB)
     assert scores.by_model["base"] is None and np.isfinite(scores.by_model["fine-tuned"][0])
+    # text to image needs one model that embeds both: the page says which side embeds what, and what would do
+    assert core.needs_sentence(slots, "text", "image") == (
+        "This needs a model that embeds both texts and images; the base model embeds text only and the fine-tuned "
+        "model embeds image only. Start the demo with an image–text model (model=PATH) to use this tab.")
+    image_only = [slots[1]]
+    assert core.needs_sentence(image_only, "text").endswith("embeds image only. Start the demo with a text or "
+                                                            "image–text model (model=PATH) to use this tab.")
 
 
 def test_a_random_backbone_run_says_its_base_is_random(tmp_path):
