@@ -169,9 +169,14 @@ def _fit_seq_length(model: Any) -> None:
 
 
 # --------------------------------------------------------------------------- input
+#: Characters that print as nothing but that ``str.strip`` keeps (zero-width spaces and joiners, a BOM)
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
 def split_lines(text: str | None) -> list[str]:
-    """Non-empty, stripped lines of a text box."""
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+    """Non-empty, stripped lines of a text box (a line of only invisible characters counts as empty)."""
+    lines = [line.strip().strip(INVISIBLE).strip() for line in (text or "").splitlines()]
+    return [line for line in lines if line]
 
 
 def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any:

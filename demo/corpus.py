@@ -53,7 +53,11 @@ def read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[st
 
         # , ; tab or | whatever the extension, as in the recipes
         delimiter = detect_delimiter(path, "\t" if path.suffix.lower() == ".tsv" else ",")
-        rows = list(csv.reader(io.StringIO(raw), delimiter=delimiter))
+        try:  # strict: a quote that never closes is an error, not one document swallowing the rest of the file
+            rows = list(csv.reader(io.StringIO(raw), delimiter=delimiter, strict=True))
+        except csv.Error as exc:
+            raise DemoInputError(f"{path.name} is not valid CSV ({exc}); check its quotes, e.g. a \" that never "
+                                 f"closes.") from None
         if len(rows) < 2:
             raise DemoInputError(f"{path.name} has no data rows under its header.")
         header = [h.strip().lower() for h in rows[0]]

@@ -152,6 +152,10 @@ def test_search_reads_uploaded_txt_and_csv(text_slots, tmp_path):
         corpus.read_corpus(str(binary), MB)
     with pytest.raises(core.DemoInputError, match="Type a query"):
         corpus.search(text_slots, "  ", None, 3, MB)
+    ragged = tmp_path / "ragged.csv"  # the quote never closes: without a check, the rest is one document
+    ragged.write_text('text,b\n"unterminated,1\nfoo,2\n')
+    with pytest.raises(core.DemoInputError, match=r"ragged.csv is not valid CSV \(unexpected end of data\)"):
+        corpus.read_corpus(str(ragged), MB)
 
 
 def test_a_model_that_fails_to_load_is_reported_and_the_other_still_works(tiny_text_model, tmp_path):
@@ -239,3 +243,7 @@ def test_precision_bf16_scores_stay_within_a_few_thousandths_of_fp32(tiny_text_m
     assert 0 < gap < 0.01  # autocast really ran, and it moves cosines by less than the highlight threshold's fifth
     with pytest.raises(UserError, match="precision='fp16'"):
         app.DemoConfig(precision="fp16").validate()
+
+
+def test_lines_of_only_invisible_characters_are_empty():
+    assert core.split_lines("\u200b\u200b\n  a text \n\ufeff\n\u200bb\u200d") == ["a text", "b"]
