@@ -83,7 +83,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             raise UserError(f"config field '{name}' expects a list ({type_name(tp)}), got {value!r}")
         return [_coerce(name, _parse_scalar(v) if isinstance(v, str) and item_tp is not str else v, item_tp)
                 for v in value]
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise UserError(
                 f"config field '{name}' expects a mapping such as {{a: b}}, got {value!r}")

@@ -117,15 +117,16 @@ def is_output_folder(folder: Path) -> bool:
         any(n.startswith(".contrastkit") for n in os.listdir(folder))
 
 
-def scan_folder(root: Path) -> tuple[list[Path], list[Path], list[str], list[str]]:
+def scan_folder(root: Path) -> tuple[list[Path], list[Path], list[str], list[str], list[str]]:
     """Files under ``root``, following symlinked folders and files (each real folder once, so loops end), and
     leaving out hidden entries and contrastkit output folders: (images, other files, left-out output folders,
-    broken links)."""
-    images, others, outputs, broken, seen = [], [], [], [], set()
+    broken links, folders left out as a second name for one already read)."""
+    images, others, outputs, broken, again, seen = [], [], [], [], [], set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
         real = os.path.realpath(dirpath)
         if real in seen:  # a symlink loop or a second link to a folder already read
+            again.append(here.relative_to(root).as_posix())
             dirnames[:] = []
             continue
         seen.add(real)
@@ -145,12 +146,15 @@ def scan_folder(root: Path) -> tuple[list[Path], list[Path], list[str], list[str
                     broken.append(path.relative_to(root).as_posix())
                 else:
                     (images if path.suffix.lower() in IMAGE_EXTS else others).append(path)
-    return sorted(images), others, outputs, broken
+    return sorted(images), others, outputs, broken, again
 
 
 def _folder_notes(root: Path, others: list[Path], outputs: list[str], broken: list[str],
-                  classes: list[str]) -> list[str]:
+                  classes: list[str], again: list[str]) -> list[str]:
     notes = []
+    if again:
+        notes.append(f"left out {len(again)} folder link(s) to a folder already read (each folder is read once): "
+                     f"{name_list(again)}")
     if outputs:
         notes.append(f"left out {len(outputs)} contrastkit output folder(s) inside the data folder: "
                      f"{name_list(outputs)}")
@@ -171,7 +175,7 @@ def _folder_notes(root: Path, others: list[Path], outputs: list[str], broken: li
 
 
 def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
-    images, others, outputs, broken = scan_folder(root)
+    images, others, outputs, broken, again = scan_folder(root)
     if not images:
         found = f" (found {len(others)} other files)" if others else ""
         raise UserError(f"{what} folder '{root}' holds no images{found}; "
@@ -193,7 +197,7 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
     elif all(c != "." for c in classes):  # one class folder: no labels, but its name lets method=supcon say so
         names = sorted(set(classes))
     return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'",
-                     notes=notes + _folder_notes(root, others, outputs, broken, classes))
+                     notes=notes + _folder_notes(root, others, outputs, broken, classes, again))
 
 
 def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:

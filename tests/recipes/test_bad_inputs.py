@@ -256,6 +256,8 @@ CASES = {
     "image-eval-data-other-classes": (lambda t, m: ["run", "image", "data=" + _classes(t, "pics", {"a": 4, "b": 4}),
                                                     "eval_data=" + _classes(t, "held", {"c": 2, "d": 2}), *IMG],
                                       ["eval_data's classes (c, d)", "none of data's classes (a, b)"]),
+    "image-transform-not-a-mapping": (lambda t, m: ["run", "image", "transform=5", *IMG],
+                                      ["'transform' expects a mapping", "got 5"]),
     "image-ema-decay-of-1": (lambda t, m: ["run", "image", "ema_decay=1", *IMG], ["ema_decay", "below 1"]),
     "image-unknown-lr-schedule": (lambda t, m: ["run", "image", "lr_schedule=step", *IMG], ["lr_schedule", "cosine"]),
     # method=supcon on images it cannot learn from (method=auto trains simclr on them instead, and says so)

@@ -219,9 +219,11 @@ def test_symlinked_class_folders_and_files_are_followed_and_loops_end(tmp_path):
     (root / "cats" / "c1.png").symlink_to(tmp_path / "elsewhere" / "lone.png")
     (root / "cats" / "loop").symlink_to(root, target_is_directory=True)  # a loop back to the top
     (root / "birds").symlink_to(tmp_path / "moved-away", target_is_directory=True)
+    (root / "puppies").symlink_to(tmp_path / "elsewhere" / "dogs", target_is_directory=True)  # dogs, once more
     data = load_images(str(root))
     assert data.label_names == ["cats", "dogs"]
-    assert data.messages() == ["skipped 1 symbolic link(s) that point to nothing: birds"]
+    assert data.messages() == [("left out 2 folder link(s) to a folder already read (each folder is read once): "
+                               "cats/loop, puppies"), "skipped 1 symbolic link(s) that point to nothing: birds"]
     assert sorted(p.name for p in data.items) == ["c0.png", "c1.png", "d0.png", "d1.png"]
 
 
