@@ -45,7 +45,7 @@ class DataFormat:
 
 
 def _role_of(column: str) -> str | None:
-    low = column.lower()
+    low = column.strip().lower()  # " anchor" in a header written with spaces after the commas
     for role, names in ALIASES.items():
         if low in names:
             return role

@@ -66,3 +66,10 @@ def test_only_the_columns_a_run_reads_decide_whether_rows_repeat():
     ds = _ds(**{"Unnamed: 0": [0, 1, 2], "question": ["q", "q", "q"], "answer": ["a", "a", "a"], "notes": [1, 2, 3]})
     assert used_columns(ds) == ["question", "answer"]
     assert used_columns(ds, {"anchor": "notes"}) == ["question", "answer", "notes"]
+
+
+def test_header_names_with_spaces_around_them_keep_their_role():
+    from contrastkit.plugins.st.formats import detect_format
+
+    _, fmt = detect_format(_ds(**{" anchor": ["q1", "q2"], " positive ": ["a1", "a2"]}))
+    assert fmt.kind == "pair" and fmt.text_columns == [" anchor", " positive "]
