@@ -352,18 +352,19 @@ def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, col
              f"{row_names(held_out)[inside[0]]}); the after-training scores are optimistic")
 
 
-def load_splits(cfg: Any, sample: str, used: Callable[[Any], list[str]] | None = None) -> tuple[Any, Any]:
+def load_splits(cfg: Any, sample: str, used: Callable[[Any, Any], list[str]] | None = None) -> tuple[Any, Any]:
     """A recipe's training data (the bundled ``sample`` when ``cfg.data`` is None) and its held-out split:
     ``cfg.eval_data`` when given, else ``holdout_size`` rows of the data. Rows keep their place in the user's
     file (``row_names``); repeated rows and an eval set that copies the training set are reported, compared on
-    the columns ``used(dataset)`` names (default: all)."""
+    the columns ``used(dataset, cfg.columns)`` names (default: all)."""
     source = cfg.data if cfg.data is not None else sample_path(sample)
     train = with_row_numbers(to_dataset(source, cfg.subset, cfg.split))
     held_out = with_row_numbers(to_dataset(cfg.eval_data, what="eval_data")) if cfg.eval_data is not None else None
     if held_out is not None:
-        common = [c for c in (used(held_out) if used else data_columns(held_out)) if c in train.column_names]
+        common = [c for c in (used(held_out, cfg.columns) if used else data_columns(held_out))
+                  if c in train.column_names]
         check_eval_overlap(source, cfg.eval_data, train, held_out, common or None)
-    warn_duplicates(train, (used(train) or None) if used else None)
+    warn_duplicates(train, (used(train, cfg.columns) or None) if used else None)
     return split_train_eval(train, held_out, seed=cfg.seed)
 
 

@@ -65,7 +65,7 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 2. Data and its format; a format without query/document relations, or a loss it cannot train, fails
     # before any model loads
-    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, lambda ds: formats.used_columns(ds, cfg.columns))
+    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     rerank.check_format(fmt, train_data.column_names)
     rerank.check_loss_fits(cfg.loss, fmt.kind)  # and a loss the format cannot train, before mining

@@ -69,7 +69,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     out, log = run.start(cfg, "sparse")
 
     # 2. Data and its format; a format the sparse losses cannot read fails before any model loads
-    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, lambda ds: formats.used_columns(ds, cfg.columns))
+    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     sparse.check_format(fmt, train_data.column_names)
     eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \

@@ -79,7 +79,7 @@ def run(cfg: Config | None = None, **overrides: Any):
             log(f"batch size: {BATCH_SIZE_GPU} on a GPU ({BATCH_SIZE} on a CPU); batch_size= sets it")
 
     # 2. Data: any input -> datasets.Dataset and a held-out split; bad columns fail before the model loads
-    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, lambda ds: formats.used_columns(ds, cfg.columns))
+    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, data_format = formats.detect_format(train_data, cfg.columns)
     eval_data, eval_format = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
         else (None, None)

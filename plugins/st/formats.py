@@ -57,7 +57,7 @@ def _role_of(column: str) -> str | None:
 def used_columns(dataset: Any, columns: dict[str, str] | None = None) -> list[str]:
     """The columns a run can read: those ``columns=`` maps and those named like a role; the rest are ignored, so
     they must not make two rows differ (a pandas index column would make every row unique)."""
-    mapped = {str(c) for c in (columns or {}).values()}
+    mapped = set((columns or {}).values())
     return [c for c in data_columns(dataset) if c in mapped or _role_of(c) is not None]
 
 
