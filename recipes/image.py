@@ -46,10 +46,11 @@ class Config(MethodArgs, LightningArgs, RecipeArgs):
             raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
         from pathlib import Path
 
+        from contrastkit.plugins.data import same_source
+
         for name in ("data", "eval_data"):
             folder = getattr(self, name)
-            if self.output_dir and isinstance(folder, (str, Path)) and Path(folder).expanduser().is_dir() and \
-                    Path(self.output_dir).expanduser().resolve() == Path(folder).expanduser().resolve():
+            if self.output_dir and same_source(folder, self.output_dir) and Path(folder).expanduser().is_dir():
                 raise UserError(f"output_dir '{self.output_dir}' is the {name} folder: the run's plots and examples "
                                 f"would become images there; choose another folder, e.g. "
                                 f"output_dir={Path(self.output_dir) / 'run'} (run folders inside it are left out)")

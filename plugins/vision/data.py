@@ -184,8 +184,9 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
                                          f"{what} folder '{root}'")
     images = [images[i] for i in keep]
     # the top-level subfolder is the class, with every image below it, as in torchvision's ImageFolder
-    classes = [p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else "." for p in images]
-    nested = sorted({p.parent.relative_to(root).as_posix() for p in images if len(p.relative_to(root).parts) > 2})
+    relative = [p.relative_to(root) for p in images]
+    classes = [r.parts[0] if len(r.parts) > 1 else "." for r in relative]
+    nested = sorted({r.parent.as_posix() for r in relative if len(r.parts) > 2})
     if nested:
         moves = [f"{folder} -> {folder.split('/')[0]}" for folder in nested]
         notes.append(f"images in {len(nested)} nested folder(s) take their top-level folder's label: "
