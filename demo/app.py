@@ -93,7 +93,8 @@ class DemoConfig:
 
 
 def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
-    """The base and (when there is one) fine-tuned model, plus the status text shown at the top of the page."""
+    """The base and (when there is one) fine-tuned model, plus the status text shown at the top of the page. A model
+    that fails to load is reported there; when none loads, a ``UserError`` names each failure."""
     from contrastkit.plugins.report import OUTPUTS_ROOT, latest_output_dir, read_metrics
 
     fine_tuned = cfg.model or (str(latest_output_dir() or "") or None)
@@ -200,7 +201,7 @@ def _guard_batch(fn):
 
 
 def build_demo(cfg: DemoConfig | None = None) -> Any:
-    """The Gradio app for ``cfg`` (models are loaded here, once; a load failure is shown in the page)."""
+    """The Gradio app for ``cfg`` (models are loaded here, once; see ``load_slots`` for load failures)."""
     import gradio as gr
 
     cfg = cfg or DemoConfig()
@@ -332,7 +333,7 @@ def check_port(host: str, port: int) -> None:
 def launch(cfg: DemoConfig | None = None, block: bool = True) -> Any:
     """Build and serve the app on ``cfg.host:cfg.port`` (127.0.0.1, share off, unless asked otherwise)."""
     cfg = cfg or DemoConfig()
-    check_port(cfg.host, cfg.port)  # before the models load, which takes a while
+    check_port(cfg.host, cfg.port)  # checked first: loading the models takes seconds
     demo = build_demo(cfg)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"contrastkit: warning: host={cfg.host} makes the demo reachable from other machines")

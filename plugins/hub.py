@@ -103,9 +103,9 @@ def reachable() -> bool:
 @contextmanager
 def offline_if_unreachable(what: str) -> Iterator[None]:
     """Around loading ``what`` (e.g. ``"dataset 'user/name'"``) from the Hub: when the Hub cannot be reached at
-    all, read from the local cache only, and say so in one line when that worked. Without this, huggingface_hub retries every file
-    for about a minute before it falls back to the cache or fails. The switch is undone when the block ends;
-    ``HF_HUB_OFFLINE=1`` skips the probe."""
+    all, read from the local cache only, and say so in one line when that worked. Without this, huggingface_hub
+    retries every file for about a minute before it falls back to the cache or fails. The switch is undone when the
+    block ends; ``HF_HUB_OFFLINE=1`` skips the probe."""
     import sys
 
     from huggingface_hub import constants
