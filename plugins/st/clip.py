@@ -174,6 +174,7 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     """
     import datasets
 
+    source = f"{what}: " if what != "data" else ""  # eval_data's errors say so
     columns = dict(columns or {})
     unknown = set(columns) - {"image", "text"}
     if unknown:
@@ -193,9 +194,8 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     keep = list(range(len(dataset)))
     empty = [i for i in keep if _is_empty(captions[i])]
     if empty and not skip_missing:
-        raise UserError(f"{what + ': ' if what != 'data' else ''}column '{text_col}' {names[empty[0]]} is an empty "
-                        f"caption ({len(empty)} empty in all); "
-                        f"fill it in, or pass skip_missing=true to skip such rows")
+        raise UserError(f"{source}column '{text_col}' {names[empty[0]]} is an empty caption ({len(empty)} empty in "
+                        f"all); fill it in, or pass skip_missing=true to skip such rows")
     stats.empty_captions = [names[i] for i in empty]
 
     missing: list[int] = []
@@ -216,8 +216,7 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
         if missing and not skip_missing:
             first = paths[missing[0]] or f"{names[missing[0]]} (empty)"
             where = f" (looked in {base})" if paths[missing[0]] else ""
-            raise UserError(f"{what + ': ' if what != 'data' else ''}image '{first}' is missing or unreadable{where}, "
-                            f"{len(missing)} of {len(paths)} "
+            raise UserError(f"{source}image '{first}' is missing or unreadable{where}, {len(missing)} of {len(paths)} "
                             f"image(s) in all; fix the paths in column '{image_col}' or pass skip_missing=true")
         stats.missing_images = [paths[i] or names[i] for i in missing]
     skipped = set(empty) | set(missing)
