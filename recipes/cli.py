@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.errors import UserError, did_you_mean
 
 EPILOG = """examples:
   contrastkit list
@@ -128,15 +130,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are UserErrors, so main() prints them as one line, not usage + error."""
+
+    commands: tuple[str, ...] = ()  # the top-level parser's subcommands, for "did you mean"
+
+    def error(self, message: str) -> NoReturn:
+        """Raise argparse's complaint as a UserError that names the fix."""
+        unknown = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if unknown:
+            raise UserError(f"unknown command '{unknown[1]}'.{did_you_mean(unknown[1], self.commands)} "
+                            f"Use one of: {', '.join(self.commands)}; see '{self.prog} --help'")
+        raise UserError(f"{message}; see '{self.prog} --help'")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept separate so tests can check every command's --help)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="contrastkit",
         description="One-line contrastive training recipes for text, images and image-text.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     p = sub.add_parser("list", help="list the recipes, each with a one-line description")
@@ -151,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "pairs. 'contrastkit show RECIPE' lists the keys.")
     p.add_argument("recipe", help="recipe name (see 'list') or path to a copied recipe .py")
     p.add_argument("--config", "-c", metavar="FILE.yaml", help="YAML file with config values")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2")
+    # default=[] on every key=value list: without it Python < 3.13 names "key=value" among missing arguments
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides, e.g. epochs=2")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("cp", help="copy a recipe's module out so you can change it")
@@ -166,44 +183,62 @@ def build_parser() -> argparse.ArgumentParser:
                                    "or 'hf auth login'.")
     p.add_argument("output_dir", help="a folder written by 'contrastkit run'")
     p.add_argument("repo_id", help="Hub repo id, e.g. user/my-model")
-    p.add_argument("options", nargs="*", metavar="key=value", help="private=true revision=BRANCH commit_message=...")
+    p.add_argument("options", nargs="*", default=[], metavar="key=value",
+                   help="private=true revision=BRANCH commit_message=...")
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("push-demo", help="create a Gradio Space that runs the similarity demo",
                        description="Create a Gradio Space for model=REPO_ID [compare_to=REPO_ID].")
     p.add_argument("space_id", help="Space repo id, e.g. user/my-demo (with --dry-run, out_dir= picks the folder)")
-    p.add_argument("options", nargs="*", metavar="key=value", help="model=REPO_ID compare_to=REPO_ID ...")
+    p.add_argument("options", nargs="*", default=[], metavar="key=value", help="model=REPO_ID compare_to=REPO_ID ...")
     p.add_argument("--dry-run", action="store_true", help="write the Space folder locally instead of pushing")
     p.set_defaults(func=cmd_push_demo)
 
     p = sub.add_parser("demo", help="open the Gradio similarity demo (base vs fine-tuned)",
                        description="Open the similarity demo. Options: model=PATH_OR_ID "
                                    "compare_to=PATH_OR_ID port=7860.")
-    p.add_argument("options", nargs="*", metavar="key=value", help="model=... compare_to=... port=7860")
+    p.add_argument("options", nargs="*", default=[], metavar="key=value", help="model=... compare_to=... port=7860")
     p.set_defaults(func=cmd_demo)
+    parser.commands = tuple(sub.choices)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit code (2 for bad input)."""
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; bad input raises UserError."""
     parser = build_parser()
     # key=value pairs may follow options such as --config; argparse leaves those as "unknown"
     args, extra = parser.parse_known_args(argv)
     rest_field = "overrides" if hasattr(args, "overrides") else "options" if hasattr(args, "options") else None
     stray = [e for e in extra if e.startswith("-") or "=" not in e or rest_field is None]
     if stray:
-        dashed = next((e for e in stray if e.startswith("--") and "=" in e), None)  # --epochs=2 means epochs=2
-        hint = f"; write options as key=value, e.g. {dashed[2:]}" if dashed else ""
-        parser.error(f"unrecognized arguments: {' '.join(stray)}{hint}")
+        # --epochs=2 or --epochs 2 means epochs=2, where the command takes key=value
+        dashed = next((e[2:] for e in stray if e.startswith("--") and len(e) > 2), None) if rest_field else None
+        fix = (f"write options as key=value, e.g. {dashed if '=' in dashed else dashed + '=VALUE'}" if dashed
+               else f"see '{parser.prog} {args.command} --help'")
+        raise UserError(f"unrecognized arguments: {' '.join(stray)}; {fix}")
     if extra:
         setattr(args, rest_field, [*getattr(args, rest_field), *extra])
+    return args
+
+
+def _report(exc: UserError) -> int:
+    """Print bad input's one line and return its exit code: the one place the CLI reports an error."""
+    print(f"contrastkit: error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit code (2 for bad input)."""
+    try:
+        args = _parse(argv)
+    except UserError as exc:
+        return _report(exc)
     from contrastkit.plugins import run
 
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"contrastkit: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _report(exc)
     except BrokenPipeError:  # e.g. `contrastkit show text | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -214,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         fault = run.as_user_error(exc)
         if fault is None:
             raise
-        print(f"contrastkit: error: {fault}", file=sys.stderr)
-        return fault.exit_code
+        return _report(fault)
     finally:
         run.end(failed=True)  # no-op after a finished run; else drops the folder's lock
 

@@ -118,8 +118,30 @@ def test_wheel_installs_only_under_contrastkit(tmp_path):
 def test_an_option_written_with_dashes_gets_the_key_value_form_as_a_hint(capsys):
     from contrastkit.recipes.cli import main
 
-    with pytest.raises(SystemExit) as done:
-        main(["run", "text", "--epochs=2"])
-    assert done.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == ("contrastkit: error: unrecognized arguments: --epochs=2; write "
-                                                        "options as key=value, e.g. epochs=2")
+    assert main(["run", "text", "--epochs=2"]) == 2
+    assert capsys.readouterr().err == ("contrastkit: error: unrecognized arguments: --epochs=2; write "
+                                       "options as key=value, e.g. epochs=2\n")
+
+
+BAD_ARGV = [  # (argv, what its one error line must name: the bad input and the fix)
+    (["runn"], ["'runn'", "Did you mean 'run'?", "contrastkit --help"]),
+    (["run", "text", "-x"], ["-x", "contrastkit run --help"]),
+    (["run", "text", "-c"], ["--config", "expected one argument", "contrastkit run --help"]),
+    (["show"], ["required: recipe", "contrastkit show --help"]),
+    (["cp", "text"], ["required: dest", "contrastkit cp --help"]),
+    (["cp", "text", "a.py", "b.py"], ["b.py", "contrastkit cp --help"]),
+    (["push", "outputs/x"], ["required: repo_id;", "contrastkit push --help"]),  # not 'repo_id, key=value'
+    (["demo", "--port", "7860"], ["--port", "e.g. port=VALUE"]),
+    (["list", "--long=1"], ["--long=1", "contrastkit list --help"]),  # list takes no key=value: no such hint
+]
+
+
+@pytest.mark.parametrize(("argv", "names"), BAD_ARGV, ids=[" ".join(argv) for argv, _ in BAD_ARGV])
+def test_every_argparse_error_is_one_line_naming_the_input_and_the_fix(argv, names):
+    done = run_cli(*argv)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("contrastkit: error: "), done.stderr
+    assert "usage:" not in done.stderr and "Traceback" not in done.stderr
+    assert all(n in lines[0] for n in names), lines[0]
+    assert done.stdout == ""
