@@ -143,25 +143,59 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
     return slots, "  \n".join(lines)
 
 
+def no_difference(slots: list[core.Slot]) -> str:
+    """Why no score gets a 'fine-tuned − base' difference ("" when some do): that needs two loaded models with the
+    same kind of score (``core.same_scale``) that embed a common input."""
+    loaded = [s for s in slots if s.model is not None]
+    if len(loaded) != 2:
+        return "only one model is loaded"
+    a, b = loaded
+    if not core.same_scale(slots):
+        return (f"the two models' scores are different kinds of number ({a.role}: {a.score_name}, {b.role}: "
+                f"{b.score_name})")
+    if not set(a.modalities) & set(b.modalities):
+        return f"the {a.role} model embeds {a.describe()} only and the {b.role} model {b.describe()} only"
+    return ""
+
+
+def header(slots: list[core.Slot]) -> str:
+    """The page's title and first line: the difference is promised only for a pair whose tables show it."""
+    loaded = [s for s in slots if s.model is not None]
+    why = no_difference(slots)
+    if why:
+        who = "both models" if len(loaded) == 2 else " and ".join(f"the {s.role} model" for s in loaded)
+        line = f"Every score is shown for {who}; {why}, so no difference is shown."
+    else:
+        threshold = f"{render.NOTICEABLE:.0%} of the larger score" if slots[-1].score_name == "dot product" \
+            else f"{render.NOTICEABLE}"
+        common = [m for m in loaded[0].modalities if loaded[1].embeds(m)]
+        only = f" (only {' and '.join(common)} inputs are scored by both)" if \
+            loaded[0].modalities != loaded[1].modalities else ""
+        line = (f"Every score is shown for both models, with the difference (fine-tuned − base) highlighted when it "
+                f"is {threshold} or more{only}.")
+    return f"# contrastkit similarity demo\n{line}"
+
+
 def how_to_read(slots: list[core.Slot]) -> str:
-    """The how-to-read line for the loaded models: ``HOW_TO_READ`` for cosine models, else what each model's
-    numbers are, and whether their difference is shown."""
+    """The how-to-read line for the loaded models: ``HOW_TO_READ`` for two cosine models that score a common input,
+    else what each model's numbers are, and whether their difference is shown."""
     loaded = [s for s in slots if s.model is not None]
     names = list(dict.fromkeys(s.score_name for s in loaded))
-    if names in ([], ["cosine similarity"]):
+    why = no_difference(slots)
+    if names in ([], ["cosine similarity"]) and not why:
         return HOW_TO_READ
     if len(names) == 1:
         what = f"each number is {READ_KINDS.get(names[0], names[0])}."
     else:
         what = " ".join(f"The {s.role} model's numbers are {READ_KINDS.get(s.score_name, s.score_name)}."
                         for s in loaded)
-    if core.same_scale(slots):
+    if not why:
         diff = ("The difference column shows what training changed: "
                 f"<span style='color:{render.UP}'>green</span> = the fine-tuned model scores the pair higher, "
                 f"<span style='color:{render.DOWN}'>red</span> = lower.")
     elif len(loaded) == 2:
-        diff = ("The two models' numbers are different kinds, so there is no difference column: compare the order "
-                "(#1 beside a score: that model's best match).")
+        diff = (f"There is no difference column, since {why}: compare the order (#1 beside a score: that model's "
+                "best match).")
     else:
         diff = ""
     return (f"**How to read the scores:** {what} What matters is the order: a model that learned your task scores "
@@ -241,11 +275,7 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
         return render.hits_table(corpus.search(slots, query, corpus_file, top_k, max_bytes, step), slots)
 
     with gr.Blocks(title="contrastkit similarity demo") as demo:
-        threshold = f"{render.NOTICEABLE:.0%} of the larger score" if slots[-1].score_name == "dot product" \
-            else f"{render.NOTICEABLE}"
-        difference = (f", with the difference (fine-tuned − base) highlighted when it is {threshold} or more"
-                      if core.same_scale(slots) or len(slots) == 1 else "")
-        gr.Markdown(f"# contrastkit similarity demo\nEvery score is shown for both models{difference}.")
+        gr.Markdown(header(slots))
         gr.Markdown(status, elem_id="ck-status")
         gr.Markdown(how_to_read(slots), elem_id="ck-how-to-read")
         with gr.Tab("Text ↔ text"):

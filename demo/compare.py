@@ -18,6 +18,7 @@ from .core import (
     _for_each,
     _limit,
     _need,
+    display_image,
     embed_images,
     embed_texts,
     open_image,
@@ -119,7 +120,8 @@ def compare_images(slots: list[Slot], path_a: str | None, paths_b: str | list[st
         return [float(x) for x in emb[1:] @ emb[0]]
 
     rows = ["image A ↔ image B"] if one else [f"image A ↔ {Path(p).name}" for p in paths_b]
-    return Scores(rows=rows, by_model=_for_each(slots, ("image",), score, notes), notes=notes, images=images)
+    return Scores(rows=rows, by_model=_for_each(slots, ("image",), score, notes), notes=notes,
+                  images=[display_image(im) for im in images])
 
 
 def compare_text_image(slots: list[Slot], image_path: str | None, texts: str, max_bytes: int) -> Scores:
@@ -141,7 +143,7 @@ def compare_text_image(slots: list[Slot], image_path: str | None, texts: str, ma
         return embed_texts(s, capped) @ embed_images(s, [image])[0]
 
     return Scores(rows=lines, by_model=_for_each(slots, ("text", "image"), score, notes), notes=notes,
-                  images=[image])
+                  images=[display_image(image)])
 
 
 def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | None,

@@ -19,6 +19,7 @@ from typing import Any
 BASE_MODEL = "all-MiniLM-L6-v2"
 MAX_ITEMS = 30  # more rows or matrix cells than this stop being readable in a page
 MAX_CHARS = 20_000  # per text; tokenising megabytes would stall the shared CPU
+DISPLAY_SIDE = 512  # pixels: uploads are kept at most this large for the page; the models get the full decode
 
 
 class DemoInputError(ValueError):
@@ -104,7 +105,7 @@ class Scores:
     rows: list[str]
     by_model: dict[str, list[float] | None]  # role -> scores per row, None when the model cannot embed this
     notes: list[str] = field(default_factory=list)
-    images: list[Any] = field(default_factory=list)  # the decoded uploads, shown as thumbnails
+    images: list[Any] = field(default_factory=list)  # the uploads as the page shows them (``display_image``)
 
 
 @dataclass
@@ -180,8 +181,9 @@ def split_lines(text: str | None) -> list[str]:
 
 
 def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any:
-    """A PIL RGB image from an uploaded file, or DemoInputError that says what is wrong with it."""
-    from contrastkit.plugins.images import to_rgb
+    """A PIL RGB image from an uploaded file, decoded in full as the models take it, or DemoInputError that says
+    what is wrong with it."""
+    from contrastkit.plugins.images import open_rgb
     from PIL import Image, UnidentifiedImageError
 
     if not path:
@@ -190,13 +192,25 @@ def open_image(path: str | os.PathLike | None, what: str, max_bytes: int) -> Any
     if path.stat().st_size > max_bytes:
         raise DemoInputError(f"{what} ({path.name}) is larger than {max_bytes // 2**20} MB; upload a smaller image.")
     try:
-        with Image.open(path) as img:
-            return to_rgb(img)  # EXIF orientation and bit depth, as the recipes decode
+        # the recipes' decoder (EXIF orientation, bit depth); it keeps Pillow's warning for images over its
+        # pixel limit, which are decoded all the same, from reaching the user
+        return open_rgb(path)
     except Image.DecompressionBombError:
-        raise DemoInputError(f"{what} ({path.name}) has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
+        raise DemoInputError(f"{what} ({path.name}) has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g} megapixels, "
                              f"more than Pillow decodes safely; upload a smaller image.") from None
     except (UnidentifiedImageError, OSError):
         raise DemoInputError(f"{what} ({path.name}) is not an image; upload a PNG, JPEG, WebP or GIF file.") from None
+
+
+def display_image(image: Any) -> Any:
+    """A decoded image fitted into ``DISPLAY_SIDE`` pixels, to show in the page (``image`` itself when it fits);
+    the models still get ``image``, so the full-size one is freed once they have embedded it."""
+    if max(image.size) <= DISPLAY_SIDE:
+        return image
+    # a box filter over whole pixels first (a new image, no full-size copy), then thumbnail's own resampling
+    shown = image.reduce(max(image.size) // DISPLAY_SIDE)
+    shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE))
+    return shown
 
 
 def token_counts(slot: Slot, texts: list[str]) -> list[int] | None:

@@ -221,6 +221,72 @@ def test_an_image_encoder_output_compares_images_only(tiny_text_model, tiny_imag
     assert texts.by_model["fine-tuned"] is None and texts.by_model["base"] is not None
 
 
+def test_the_header_promises_a_difference_only_for_a_pair_that_gets_one(text_slots, mixed_slots, tiny_text_model,
+                                                                         tiny_image_encoder):
+    highlighted = "with the difference (fine-tuned − base) highlighted when it is 0.05 or more"
+    assert highlighted in app.header(text_slots)
+    assert highlighted in app.header(mixed_slots) and "only text inputs are scored by both" in app.header(mixed_slots)
+    one = app.header(text_slots[:1])
+    assert "highlighted" not in one and "only one model is loaded" in one
+    cfg = app.DemoConfig(model=tiny_image_encoder, compare_to=tiny_text_model)
+    pair, _ = app.load_slots(cfg)  # a text model and an image model: no input is scored by both
+    for result in (compare.compare_texts(pair, "a", "b"), compare.compare_images(pair, *app.EXAMPLE_IMAGES[:2], MB)):
+        assert 'data-model="delta"' not in render.scores_table(result, pair)
+    head = app.header(pair)
+    assert "highlighted" not in head and "no difference is shown" in head
+    assert "the base model embeds text only and the fine-tuned model image only" in head
+    assert "difference column shows" not in app.how_to_read(pair) and "no difference column" in app.how_to_read(pair)
+    values = [str(c["props"].get("value")) for c in app.build_demo(cfg).get_config_file()["components"]]
+    assert head in values  # the page's header is this text
+
+
+def test_large_uploads_are_shown_reduced_and_embedded_from_the_full_decode(mixed_slots, tiny_image_encoder,
+                                                                          tmp_path):
+    from contrastkit.plugins.images import to_rgb
+    from PIL import Image
+
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).resize((3000, 2000))
+    photo.save(tmp_path / "photo.jpg", quality=90)
+    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "other.png", compress_level=1)
+    paths = [str(tmp_path / "photo.jpg"), str(tmp_path / "other.png")]
+    slots = [core.load_slot("base", tiny_image_encoder), mixed_slots[1]]  # both embed images
+    result = compare.compare_images(slots, *paths, 100 * MB)
+    assert [im.size for im in result.images] == [(512, 341), (512, 341)]  # what the page shows
+    full = []
+    for p in paths:  # the full decode the models got before: every pixel, as a viewer shows it
+        with Image.open(p) as im:
+            im.load()
+            full.append(to_rgb(im))
+    for shown, image in zip(result.images, full):  # the same picture, only smaller
+        assert np.abs(np.asarray(shown, int) - np.asarray(image.resize(shown.size), int)).mean() < 4
+    emb = slots[0].model.embed(full)
+    assert result.by_model["base"] == pytest.approx([float(emb[0] @ emb[1])], abs=1e-6)
+    emb = slots[1].model.encode(full, normalize_embeddings=True)
+    assert result.by_model["fine-tuned"] == pytest.approx([float(emb[0] @ emb[1])], abs=1e-6)
+
+
+def test_an_image_over_pillows_warning_limit_warns_no_one_from_a_worker_thread(mixed_slots, tmp_path, monkeypatch):
+    """Gradio runs handlers in worker threads; Pillow's limit is lowered so that small files cross it."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # Pillow warns over 2,000 px and refuses over 4,000
+    Image.new("RGB", (60, 50), "red").save(tmp_path / "large.png")
+    Image.new("L", (80, 60)).save(tmp_path / "huge.png")
+    Image.new("RGB", (40, 40), "blue").save(tmp_path / "small.png")
+    a = str(tmp_path / "small.png")
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(1) as pool:
+        warnings.simplefilter("always")
+        result = pool.submit(compare.compare_images, mixed_slots, a, str(tmp_path / "large.png"), MB).result()
+        with pytest.raises(core.DemoInputError, match=r"^image B \(huge.png\) has more than 0.004 megapixels, more "
+                                                      r"than Pillow decodes safely; upload a smaller image.$"):
+            pool.submit(compare.compare_images, mixed_slots, a, str(tmp_path / "huge.png"), MB).result()
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert result.by_model["fine-tuned"] is not None and result.images[1].size == (60, 50)
+
+
 def test_uploads_are_decoded_as_a_viewer_shows_them(tmp_path):
     from PIL import Image
 

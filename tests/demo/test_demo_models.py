@@ -181,7 +181,7 @@ def test_config_yaml_names_the_retriever_when_metrics_json_is_missing(rerank_run
         slot.retriever_note
 
 
-def test_text_compare_with_a_reranker_shows_relevance_scores(tiny_text_model, rerank_run):
+def test_text_compare_with_a_reranker_shows_relevance_scores(tiny_text_model, rerank_run, dot_sparse):
     slots = [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", rerank_run)]
     result = compare.compare_texts(slots, "how do I boil pasta", "cook noodles in water\nthe market fell")
     expected = slots[1].model.predict([("how do I boil pasta", t) for t in result.rows])
@@ -195,6 +195,9 @@ def test_text_compare_with_a_reranker_shows_relevance_scores(tiny_text_model, re
     html = render.scores_table(compare.compare_texts(two, "a", "b"), two)
     assert 'data-model="delta"' in html and "cosine" not in html  # same kind of number: the difference is shown
     assert "cosine similarity" not in app.how_to_read(two) and "green" in app.how_to_read(two)
+    assert "highlighted when it is 0.05 or more" in app.header(two) and "highlighted" not in app.header(slots)
+    dots = [core.load_slot("base", dot_sparse), core.load_slot("fine-tuned", dot_sparse)]
+    assert "highlighted when it is 5% of the larger score or more" in app.header(dots)
 
 
 def test_a_long_pair_is_reported_truncated_for_the_reranker(rerank_run):
@@ -234,6 +237,9 @@ def test_image_tabs_say_a_reranker_or_sparse_model_is_text_only(rerank_run, dot_
     assert len(notes) == 2 and "embeds images; the loaded models (base, fine-tuned) embed text only" in notes[0]
     assert "embeds both texts and images" in notes[1]
     assert any("dot product" in v and "relevance score" in v and "How to read" in v for v in values)
+    head = app.header(slots)  # the page's first line does not promise a difference it never shows
+    assert head in values and "highlighted" not in head and "no difference is shown" in head
+    assert "different kinds of number (base: dot product, fine-tuned: relevance score)" in head
 
 
 # --------------------------------------------------------------------------- what training changed
