@@ -120,10 +120,39 @@ def _first_bad_json_line(path: Path) -> int | None:
     return None
 
 
-def load_file(path: str | Path) -> Any:
-    """Load one local data file into a ``datasets.Dataset``."""
+def _read(path: str | Path, p: Path, builder: str, kwargs: dict[str, Any]) -> Any:
+    """``datasets.load_dataset`` on one file, its failures as one-line ``UserError``s."""
     import datasets
 
+    datasets.disable_progress_bars()
+    try:
+        return datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types; all are a bad file to the user
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if "corresponds to no data" in reason:
+            raise UserError(f"data file '{path}' has a header but no rows; add at least one row") from None
+        raise UserError(f"data file '{path}' could not be read as {p.suffix[1:].upper()}: {reason[:200]}") from None
+    finally:
+        datasets.enable_progress_bars()
+
+
+def _keep_na_words(path: str | Path, p: Path, ds: Any, kwargs: dict[str, Any]) -> Any:
+    """pandas reads the cells "NA", "None", "null", "nan", "N/A"... as missing; in a text column they are text (a
+    product named NA, the sentence "None"). When a text column has missing cells, the file is read again with the
+    column types of the first read (so chunks cannot disagree), where only an empty text cell is missing; numeric
+    columns keep pandas' NA words as missing, as before, and the format checks refuse a missing score or label."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    texts = [c for c, f in ds.features.items() if getattr(f, "dtype", "") in ("string", "large_string")]
+    if not any(ds.with_format("arrow")[c].null_count for c in texts):
+        return ds
+    na_values = {c: [""] if c in texts else sorted(STR_NA_VALUES) for c in ds.column_names}
+    return _read(path, p, "csv", {**kwargs, "features": ds.features, "keep_default_na": False,
+                                  "na_values": na_values})
+
+
+def load_file(path: str | Path) -> Any:
+    """Load one local data file into a ``datasets.Dataset``."""
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"data file '{path}' does not exist; check the path (formats: {TEXT_FORMATS})")
@@ -148,16 +177,9 @@ def load_file(path: str | Path) -> Any:
         if kwargs["delimiter"] != default:
             _log(f"'{p.name}' is {DELIMITERS[kwargs['delimiter']]}-separated (detected; the {suffix} default is "
                  f"{DELIMITERS[default]})")
-    datasets.disable_progress_bars()
-    try:
-        ds = datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; all are a bad file to the user
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        if "corresponds to no data" in reason:
-            raise UserError(f"data file '{path}' has a header but no rows; add at least one row") from None
-        raise UserError(f"data file '{path}' could not be read as {suffix[1:].upper()}: {reason[:200]}") from None
-    finally:
-        datasets.enable_progress_bars()
+    ds = _read(path, p, builder, kwargs)
+    if builder == "csv":
+        ds = _keep_na_words(path, p, ds, kwargs)
     if len(ds) == 0:
         raise UserError(f"data file '{path}' has a header but no rows; add at least one row")
     lines = _line_numbers(p, suffix, kwargs.get("delimiter")) if suffix in (".csv", ".tsv", ".jsonl", ".txt") \
@@ -179,13 +201,23 @@ def column_values(ds: Any, column: str) -> list:
     return ds.with_format("arrow")[column].to_pylist()
 
 
+def row_places(ds: Any) -> list[int]:
+    """Each row's place in the user's data as a number: its file line, or its 1-based row before any shuffle."""
+    column = next((c for c in ROW_COLUMNS if c in ds.column_names), None)
+    return column_values(ds, column) if column else list(range(1, len(ds) + 1))
+
+
 def row_names(ds: Any) -> list[str]:
     """Each row's place in the user's data: ``line N`` of the file, or ``row N`` (1-based) before any shuffle."""
-    if LINE_COLUMN in ds.column_names:
-        return [f"line {n}" for n in column_values(ds, LINE_COLUMN)]
-    if ROW_COLUMN in ds.column_names:
-        return [f"row {n}" for n in column_values(ds, ROW_COLUMN)]
-    return [f"row {i}" for i in range(1, len(ds) + 1)]
+    word = "line" if LINE_COLUMN in ds.column_names else "row"
+    return [f"{word} {n}" for n in row_places(ds)]
+
+
+def file_order(ds: Any) -> list[int]:
+    """The row indices of ``ds`` in the order of the user's file, so a check that stops at the first bad row
+    names the earliest one even after a shuffle or a split."""
+    places = row_places(ds)
+    return sorted(range(len(ds)), key=places.__getitem__)
 
 
 def data_columns(ds: Any) -> list[str]:

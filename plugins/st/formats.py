@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data import ROW_COLUMNS, column_values, data_columns, row_names
+from ..data import ROW_COLUMNS, column_values, data_columns, file_order, row_names
 from ..errors import UserError
 
 #: A text longer than this is a broken file (an unclosed quote swallows the rest), not a sentence.
@@ -130,22 +130,22 @@ def detect_format(dataset: Any, columns: dict[str, str] | None = None,
         fmt.notes.append(f"ignored columns: {', '.join(ignored)}")
     keep = fmt.text_columns + ([fmt.label_column] if fmt.label_column else [])
     dataset = dataset.select_columns(keep + [c for c in ROW_COLUMNS if c in dataset.column_names])
-    names = row_names(dataset)
-    _check_texts(dataset, fmt.text_columns, names)
+    names, order = row_names(dataset), file_order(dataset)  # errors name the file's first bad line, not the split's
+    _check_texts(dataset, fmt.text_columns, names, order)
     if not held_out:
-        _check_teaches(dataset, fmt, names)
-    dataset, fmt = _check_labels(dataset, fmt, names, held_out)
+        _check_teaches(dataset, fmt, names, order)
+    dataset, fmt = _check_labels(dataset, fmt, names, order, held_out)
     return dataset.select_columns(keep), fmt
 
 
-def _check_teaches(dataset: Any, fmt: DataFormat, names: list[str]) -> None:
+def _check_teaches(dataset: Any, fmt: DataFormat, names: list[str], order: list[int]) -> None:
     """Rows whose two texts are the same teach a contrastive loss nothing: an error when every row is so,
     a note with the count when some are."""
     if fmt.kind not in ("pair", "triplet", "score", "binary"):
         return
     a, b = fmt.text_columns[:2]
-    pairs = zip(column_values(dataset, a), column_values(dataset, b))
-    same = [i for i, (x, y) in enumerate(pairs) if x.strip() == y.strip()]
+    first, second = column_values(dataset, a), column_values(dataset, b)
+    same = [i for i in order if first[i].strip() == second[i].strip()]
     if same and len(same) == len(dataset):
         raise UserError(f"every row has the same text in '{a}' and '{b}'; a pair teaches something only when its "
                         f"two texts differ (check that columns= maps two different columns)")
@@ -164,10 +164,11 @@ def _is_label_like(dataset: Any, cols: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def _check_texts(dataset: Any, cols: list[str], names: list[str]) -> None:
-    for col in cols:
-        values = column_values(dataset, col)
-        for row, v in zip(names, values):
+def _check_texts(dataset: Any, cols: list[str], names: list[str], order: list[int]) -> None:
+    columns = {col: column_values(dataset, col) for col in cols}
+    for i in order:
+        for col, values in columns.items():
+            row, v = names[i], values[i]
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 raise UserError(f"column '{col}' {row} is empty (NaN/null); remove that row or fill it in")
             if not isinstance(v, str):
@@ -179,18 +180,29 @@ def _check_texts(dataset: Any, cols: list[str], names: list[str]) -> None:
                                 f"this is usually an unclosed quote or a missing line break in the file, fix that row")
 
 
-def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], held_out: bool = False) -> tuple[Any, DataFormat]:
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], order: list[int],
+                  held_out: bool = False) -> tuple[Any, DataFormat]:
     """Check labels/scores; scores are mapped to [0, 1] from the first known range that holds them."""
     col = fmt.label_column
     if col is None:
         return dataset, fmt
     values = column_values(dataset, col)
-    bad = next((i for i, v in enumerate(values) if v is None or (isinstance(v, float) and math.isnan(v))), None)
+    bad = next((i for i in order if values[i] is None or (isinstance(values[i], float) and math.isnan(values[i]))),
+               None)
     if bad is not None:
-        raise UserError(f"column '{col}' {names[bad]} is empty (NaN/null); every row needs a {fmt.kind} value")
+        raise UserError(f"column '{col}' {names[bad]} is empty or NA (NaN/null); every row needs a {fmt.kind} value")
     if fmt.kind in ("score", "binary"):
-        text = next((i for i, v in enumerate(values) if isinstance(v, str)), None)
-        if text is not None:
+        strings = [i for i in order if isinstance(values[i], str)]
+        if strings:  # one text cell makes the whole CSV column text: name the first cell that is not a number
+            text = min(strings, key=lambda i: _is_number(values[i]))
             raise UserError(f"column '{col}' holds text ({names[text]}: {str(values[text])[:40]!r}); a {col} must be "
                             f"a number")
         uniq = set(values)

@@ -105,3 +105,76 @@ def test_subset_and_split_on_a_local_file_or_folder_are_named_as_unused(tmp_path
         Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / name)
     images = load_images(str(tmp_path / "imgs"), subset="x", split="test")
     assert images.notes[-1].startswith("warning: subset=x and split=test apply to Hub datasets; data folder")
+
+
+@pytest.mark.parametrize("name, sep", [("pairs.csv", ","), ("pairs.tsv", "\t")])
+def test_na_words_in_text_are_text_and_only_an_empty_cell_is_missing(name, sep, tmp_path):
+    from contrastkit.plugins.data import load_file
+
+    rows = [["anchor", "positive", "score"], ["NA", "None", "0.5"], ["null", "N/A", "0.7"], ["nan", "NULL", "1"],
+            ["", "b", "0.2"], ["c", "d", "NA"], ["e", "f", ""]]
+    ds = load_file(_write(tmp_path, name, "".join(sep.join(r) + "\n" for r in rows)))
+    assert ds["anchor"] == ["NA", "null", "nan", None, "c", "e"]
+    assert ds["positive"] == ["None", "N/A", "NULL", "b", "d", "f"]
+    assert ds["score"] == [0.5, 0.7, 1.0, 0.2, None, None]  # a number column: NA and empty are both missing
+
+
+def test_a_na_score_is_refused_like_an_empty_one_naming_its_line(tmp_path):
+    from contrastkit.plugins.data import load_file
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.formats import detect_format
+
+    rows = "".join(f"q{i},a{i},0.{i}\n" for i in range(6))
+    ds = load_file(_write(tmp_path, "s.csv", "sentence1,sentence2,score\nNone,NA,0.9\n" + rows + "q,a,NA\nr,b,\n"))
+    with pytest.raises(UserError, match=r"^column 'score' line 9 is empty or NA \(NaN/null\); every row needs"):
+        detect_format(ds)
+    assert detect_format(ds.select(range(7)))[0]["sentence1"][0] == "None"  # the NA-word texts are trained on
+
+
+def test_na_word_captions_stay_captions(tmp_path):
+    from contrastkit.plugins.data import to_dataset, with_row_numbers
+    from contrastkit.plugins.st.clip import image_text_pairs
+    from PIL import Image
+
+    for i, color in enumerate(("red", "blue", "green")):
+        Image.new("RGB", (8, 8), color).save(tmp_path / f"{i}.png")
+    data = _write(tmp_path, "captions.csv", "image,caption\n0.png,None\n1.png,NA\n2.png,a green square\n")
+    pairs, stats = image_text_pairs(with_row_numbers(to_dataset(data)), base_dir=tmp_path)
+    assert pairs["text"] == ["None", "NA", "a green square"] and not stats.empty_captions
+
+
+@pytest.mark.parametrize("column, bad, said", [
+    ("positive", "", "column 'positive' {line} is empty"),
+    ("score", "high", "column 'score' holds text \\({line}: 'high'\\)"),
+])
+def test_a_bad_row_error_names_the_earliest_line_not_the_first_after_the_split(column, bad, said, tmp_path):
+    from contrastkit.plugins.data import load_splits
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.formats import detect_format
+
+    def write(bad_lines=()):
+        rows = [[f"q{i}", f"a{i}", f"0.{i % 10}"] for i in range(40)]
+        for line in bad_lines:  # line N of the file is row N - 2 (header = line 1)
+            rows[line - 2][1 if column == "positive" else 2] = bad
+        return _write(tmp_path, "scored.csv", "anchor,positive,score\n" + "".join(",".join(r) + "\n" for r in rows))
+
+    order = load_splits(_cfg(write()), "unused")[0]["__line__"]  # the split depends on the row count and seed only
+    later, earlier = next((a, b) for k, a in enumerate(order) for b in order[k + 1:] if b < a)
+    train, _ = load_splits(_cfg(write([later, earlier])), "unused")
+    assert train["__line__"].index(later) < train["__line__"].index(earlier)  # the later line comes first
+    with pytest.raises(UserError, match=said.format(line=f"line {earlier}") + r"(?!\d)"):
+        detect_format(train)
+
+
+def test_a_swapping_columns_mapping_is_what_the_loss_reads(tmp_path, tiny_text_model):
+    from contrastkit.plugins.data import load_file
+    from contrastkit.plugins.st.losses import choose_loss
+    from sentence_transformers import SentenceTransformer
+
+    path = _write(tmp_path, "qa.csv", "answer,question\n" + "".join(f"answer {i},question {i}?\n" for i in range(4)))
+    choice = choose_loss(SentenceTransformer(tiny_text_model), load_file(path), "mnrl",
+                         columns={"anchor": "question", "positive": "answer"})
+    assert choice.dataset.column_names == ["question", "answer"]  # sentence-transformers reads columns by position
+    assert choice.dataset[0] == {"question": "question 0?", "answer": "answer 0"}
+    said = " ".join([choice.reason, *choice.format.notes]).lower()
+    assert "order" not in said and "position" not in said

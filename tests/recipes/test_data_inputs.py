@@ -40,3 +40,14 @@ def test_an_output_folder_inside_the_image_folder_never_becomes_training_data(tm
     assert "data: ignored 1 file(s) that are not" in first and ".txt (1)" in first
     # the first run's folder, and this run's own (created, with its run record, before the data is read)
     assert "data: left out 2 contrastkit output folder(s) inside the data folder: mine/second, outputs/image-" in second
+
+
+def test_na_words_are_trained_on_as_text(tmp_path, tiny_text_model, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pairs.csv").write_text(PAIRS + "NA;a product named NA\nNone;the sentence None\n")
+    code = main(["run", "text", "data=pairs.csv", f"model={tiny_text_model}", "max_steps=1", "min_steps=0",
+                 "output_dir=out"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["train_rows"] + metrics["eval_rows"] == 14
