@@ -135,7 +135,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key = key.strip().lstrip("-").replace("-", "_")
         if not key:
             raise UserError(f"override '{item}' has no key; write it as e.g. epochs=2")
-        out[key] = _parse_scalar(raw) if raw.strip() else raw  # data=" " stays blank text, not YAML's null
+        value = _parse_scalar(raw) if raw.strip() else raw  # data=" " stays blank text, not YAML's null
+        # only {a: b} is a mapping: prompts=query: is the text "query: ", not YAML's {query: null}
+        out[key] = raw if isinstance(value, dict) and not raw.lstrip().startswith("{") else value
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from contrastkit.plugins.config import field, resolve
 from contrastkit.plugins.errors import UserError
 from contrastkit.plugins.run import cleans_up_refusals
-from contrastkit.plugins.st.config import LossArgs, MiningArgs, SentenceTransformerArgs, StaticArgs
+from contrastkit.plugins.st.config import LossArgs, MiningArgs, PromptArgs, SentenceTransformerArgs, StaticArgs
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
 SAMPLE_DATA = "faq_pairs.csv"
@@ -26,9 +26,9 @@ BATCH_SIZE, BATCH_SIZE_GPU = 16, 32
 
 
 @dataclass
-class Config(LossArgs, MiningArgs, StaticArgs, SentenceTransformerArgs):
-    """Everything the text recipe reads; each field is a CLI key (``key=value``) and a YAML key. The loss, mining
-    and static-embedding fields come from ``LossArgs``, ``MiningArgs`` and ``StaticArgs``
+class Config(LossArgs, MiningArgs, PromptArgs, StaticArgs, SentenceTransformerArgs):
+    """Everything the text recipe reads; each field is a CLI key (``key=value``) and a YAML key. The loss, mining,
+    prompt and static-embedding fields come from ``LossArgs``, ``MiningArgs``, ``PromptArgs`` and ``StaticArgs``
     (contrastkit.plugins.st.config)."""
 
     data: Any = field(None, "CSV/TSV/JSONL/Parquet path, Hub dataset id or Python rows (default: the bundled "
@@ -64,7 +64,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import data, run
     from contrastkit.plugins.device import is_main_process, on_gpu, world_size
-    from contrastkit.plugins.st import evaluation, formats, losses, mining, models, static, training
+    from contrastkit.plugins.st import evaluation, formats, losses, mining, models, prompts, static, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
 
     # 1. Output folder (checked first, so a bad path fails before any work)
@@ -96,6 +96,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     if cut:
         log(f"training: texts cut at {cut} tokens (max_train_tokens; evaluation and the saved model "
             f"use {model.max_seq_length}; max_train_tokens=0 keeps them whole)")
+    # the prompts go on the model first: mining, evaluation and the saved model read them there
+    prompt_pair = prompts.apply(cfg.prompts, model, data_format.kind, log)
     train_data, data_format, columns = mining.mine_step(cfg, model, train_data, data_format, cut, log)
     mined = columns is None
     choice = losses.choose_loss(model, train_data, cfg.loss, columns, cfg.batch_size, cfg.mini_batch_size,
@@ -118,7 +120,8 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "loss_reason": choice.reason, "format": choice.format.kind,
                                           "train_rows": len(choice.dataset), "world_size": world_size(),
                                           "max_train_tokens": cut, "mined_hard_negatives": mined,
-                                          "eval_rows": held_out, "static": is_static})
+                                          "eval_rows": held_out, "static": is_static,
+                                          "prompts": dict(zip(("query", "document"), prompt_pair or ("", "")))})
     epochs = training.recipe_epochs(cfg, len(choice.dataset), log)
     learning_rate = cfg.learning_rate or (static.LEARNING_RATE if is_static else
                                           LEARNING_RATE_MINED if mined else LEARNING_RATE)
@@ -130,7 +133,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     # bf16 autocast speeds up a transformer's matrix products; a static model has none to speed up
     args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
                                   labeled=choice.format.kind == "labeled", cpu_bf16=not is_static,
-                                  learning_rate=learning_rate)
+                                  learning_rate=learning_rate,
+                                  prompts=prompts.for_columns(prompt_pair, choice.format.text_columns))
     if note := training.precision_note(cfg.precision, args):
         log(note)
     trainer = training.make_trainer(model, args, choice.dataset, choice.loss, callbacks=[callback, NoPickledArgs()],

@@ -92,6 +92,21 @@ class MiningArgs(Part):
 
 
 @dataclasses.dataclass
+class PromptArgs(Part):
+    """The prefixes a model reads before queries and documents (E5, BGE, nomic and the like)."""
+
+    prompts: str | dict[str, str] = field("auto", "auto (the base model's own query/document prompts, if it has "
+                                                  "any), none, one prompt for every text, or {query: 'query: ', "
+                                                  "document: 'passage: '}", group="recipe")
+
+    def check(self) -> None:
+        """auto, none, one string, or query/document strings."""
+        from .prompts import check
+
+        check(self.prompts)
+
+
+@dataclasses.dataclass
 class StaticArgs(Part):
     """``model=static``: static embeddings distilled from a dense model with model2vec, then trained."""
 

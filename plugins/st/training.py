@@ -76,13 +76,14 @@ TRAINERS = {"dense": ("SentenceTransformerTrainer", "SentenceTransformerTraining
 
 def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: bool = False,
                   epochs: float | None = None, cpu_bf16: bool = False, learning_rate: float | None = None,
-                  kind: str = "dense") -> Any:
+                  kind: str = "dense", prompts: dict[str, str] | None = None) -> Any:
     """The training arguments of the model ``kind`` (see ``TRAINERS``) from a recipe config; checkpoints go to
     ``output_dir/checkpoints``.
 
     ``epochs`` and ``learning_rate`` override ``cfg.epochs`` and ``cfg.learning_rate`` (the text recipe passes its
     ``min_steps`` rule and its mining-dependent default rate through them); ``cpu_bf16``
-    lets ``precision=auto`` choose bf16 on a CPU with native bfloat16 (see ``resolve_precision``)."""
+    lets ``precision=auto`` choose bf16 on a CPU with native bfloat16 (see ``resolve_precision``); ``prompts`` maps
+    text columns to the prompt put before them (``prompts.for_columns``)."""
     import sentence_transformers
     import torch
     from sentence_transformers.base.sampler import BatchSamplers
@@ -118,6 +119,7 @@ def training_args(cfg: Any, output_dir: Any, in_batch_negatives: bool, labeled: 
         dataloader_drop_last=world_size() > 1,
         **dataloader_kwargs(getattr(cfg, "dataloader_workers", None), cuda),
         eval_strategy="no",
+        prompts=prompts or None,
     )
 
 

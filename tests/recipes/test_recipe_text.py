@@ -424,3 +424,26 @@ def test_precision_auto_is_bf16_only_on_a_cpu_with_native_bfloat16(tmp_path, tin
     original = dict(SentenceTransformer(tiny_text_model, device="cpu").named_parameters())
     changed = [n for n in layer if "encoder.layer.0" in n and not bool((layer[n] == original[n]).all())]
     assert changed  # bf16 steps did update the float32 weights
+
+
+def test_a_base_models_prompts_train_evaluate_and_are_saved(tmp_path, tiny_text_model, capsys):
+    """An E5-style base (query/passage prompts) trains with them by default; prompts=none trains without."""
+    base = tmp_path / "e5"
+    SentenceTransformer(tiny_text_model, device="cpu", prompts={"query": "query: ", "passage": "passage: "}).save(
+        str(base))
+    frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
+
+    def trained(name, **kw):
+        result = _run(tmp_path, str(base), frame, mine_hard_negatives=False, output_dir=str(tmp_path / name), **kw)
+        model = SentenceTransformer(str(result.output_dir), device="cpu")
+        return result, model, next(p for n, p in model.named_parameters() if "encoder.layer.0" in n).detach()
+
+    auto, auto_model, auto_weights = trained("auto")
+    assert "prompts: the base model's own, query 'query: ' and document 'passage: '" in capsys.readouterr().out
+    assert auto.metrics["prompts"] == {"query": "query: ", "document": "passage: "}
+    assert auto_model.prompts["query"] == "query: " and auto_model.prompts["document"] == "passage: "
+    given, _, given_weights = trained("given", prompts={"query": "query: ", "document": "passage: "})
+    assert bool((given_weights == auto_weights).all())  # the same prompts: the same training, step for step
+    none, none_model, none_weights = trained("none", prompts="none")
+    assert not bool((none_weights == auto_weights).all())  # the training texts differed by their prompts
+    assert none_model.prompts["query"] == "" and none.metrics["prompts"] == {"query": "", "document": ""}
