@@ -59,6 +59,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     from contrastkit.plugins.device import world_size
     from contrastkit.plugins.st import formats, mining, models, rerank, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
+    from transformers import set_seed
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out, log = run.start(cfg, "rerank")
@@ -75,6 +76,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 3. The retriever (mining and candidates), the CrossEncoder, mined negatives for pairs, the loss
     needs_retriever = fmt.kind == "pair" or eval_fmt.kind in ("pair", "triplet")
     retriever = models.load_model(cfg.retriever, cfg.trust_remote_code, what="retriever") if needs_retriever else None
+    set_seed(cfg.seed)  # a new classifier head starts alike on every run with this seed
     model = models.load_model(cfg.model, cfg.trust_remote_code, kind="cross")
     if cfg.max_seq_length:
         model.max_length = cfg.max_seq_length

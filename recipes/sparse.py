@@ -14,7 +14,7 @@ from typing import Any
 from contrastkit.plugins.config import field, require_positive, resolve
 from contrastkit.plugins.errors import UserError
 from contrastkit.plugins.run import cleans_up_refusals
-from contrastkit.plugins.st.config import MiningArgs, SentenceTransformerArgs
+from contrastkit.plugins.st.config import MiningArgs, PromptArgs, SentenceTransformerArgs
 
 DESCRIPTION = "Train a sparse encoder (CSR on a dense model, or SPLADE on a masked-LM) for inverted-index search."
 SAMPLE_DATA = "faq_pairs.csv"
@@ -23,7 +23,7 @@ LEARNING_RATE = 4e-5
 
 
 @dataclass
-class Config(MiningArgs, SentenceTransformerArgs):
+class Config(MiningArgs, PromptArgs, SentenceTransformerArgs):
     """Everything the sparse recipe reads; each field is a CLI key (``key=value``) and a YAML key."""
 
     data: Any = field(None, "CSV/TSV/JSONL/Parquet path, Hub dataset id or Python rows (default: the bundled "
@@ -62,8 +62,9 @@ def run(cfg: Config | None = None, **overrides: Any):
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import data, run
     from contrastkit.plugins.device import world_size
-    from contrastkit.plugins.st import formats, mining, models, sparse, training
+    from contrastkit.plugins.st import formats, mining, models, prompts, sparse, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
+    from transformers import set_seed
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out, log = run.start(cfg, "sparse")
@@ -76,6 +77,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         else (None, fmt)
 
     # 3. Model and head, mined negatives for pairs, the wrapped loss
+    set_seed(cfg.seed)  # the new CSR head starts alike on every run with this seed
     model = sparse.load_sparse(cfg.model, cfg.head, cfg.active_dims, cfg.trust_remote_code)
     head = sparse.head_of(model)
     if cfg.max_seq_length:
@@ -94,6 +96,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         log(f"mining: {len(train_data)} pairs got {cfg.num_negatives} hard negative(s) each from {miner} "
             f"(mine_hard_negatives=false trains on the pairs alone)")
         train_data, fmt = formats.detect_format(train_data)
+    prompt_pair = prompts.apply(cfg.prompts, model, fmt.kind, log)
     choice = sparse.choose_sparse_loss(model, fmt, cfg.similarity, cfg.scale)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
     if cfg.freeze_embeddings:
@@ -111,10 +114,12 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "loss_reason": choice.reason, "format": fmt.kind,
                                           "active_dims": sparse.active_dims_of(model),
                                           "train_rows": len(train_data), "world_size": world_size(),
-                                          "eval_rows": held_out})
+                                          "eval_rows": held_out,
+                                          "prompts": dict(zip(("query", "document"), prompt_pair or ("", "")))})
     epochs = training.recipe_epochs(cfg, len(train_data), log)
     args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
-                                  cpu_bf16=True, learning_rate=cfg.learning_rate or LEARNING_RATE, kind="sparse")
+                                  cpu_bf16=True, learning_rate=cfg.learning_rate or LEARNING_RATE, kind="sparse",
+                                  prompts=prompts.for_columns(prompt_pair, fmt.text_columns))
     if note := training.precision_note(cfg.precision, args):
         log(note)
     trainer = training.make_trainer(model, args, train_data, choice.loss, callbacks=[callback, NoPickledArgs()],

@@ -103,3 +103,15 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_text_model):
     assert again.metrics["before"] == first.metrics["before"]
     after_four = CrossEncoder(str(again.output_dir), device="cpu").predict(PROBE)
     assert not np.allclose(after_four, after_two, rtol=0, atol=1e-7)  # steps 3 and 4 did train
+
+
+def test_a_seed_repeats_a_run_with_a_new_classifier_head(tmp_path, tiny_text_model):
+    """The tiny base has no classifier; CrossEncoder adds one, and seed= must start it alike."""
+    def scores(name, seed=42):
+        result = _run(tmp_path, tiny_text_model, PAIRS, mine_hard_negatives=False, output_dir=str(tmp_path / name),
+                      seed=seed)
+        return CrossEncoder(str(result.output_dir), device="cpu").predict([("a query", t) for t in TEXTS[:4]])
+
+    first, again, other = scores("first"), scores("again"), scores("other", seed=7)
+    assert np.allclose(first, again)
+    assert not np.allclose(first, other)

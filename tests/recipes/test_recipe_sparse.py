@@ -132,3 +132,21 @@ def test_head_csr_honours_active_dims(base, tmp_path, tiny_text_model, tiny_mlm_
     assert [type(m).__name__ for m in model][:2] == ["Transformer", "Pooling"]
     vectors = _dense(model, PROBE)
     assert vectors.shape == (3, 128) and ((vectors != 0).sum(axis=1) <= 4).all()
+
+
+def test_prompts_train_and_are_saved_and_a_seed_repeats_a_run(tmp_path, tiny_text_model, capsys):
+    def trained(name, **kw):
+        result = _run(tmp_path, tiny_text_model, PAIRS, mine_hard_negatives=False, output_dir=str(tmp_path / name),
+                      **kw)
+        model = SparseEncoder(str(result.output_dir), device="cpu")
+        # no prompt at encode time: only the trained weights can make two models differ
+        return result, model, model.encode(PROBE, prompt="", convert_to_tensor=True).to_dense().cpu().numpy()
+
+    given, model, vectors = trained("given", prompts={"query": "q: ", "document": "d: "})
+    assert "prompts: query 'q: ', document 'd: '" in capsys.readouterr().out
+    assert given.metrics["prompts"] == {"query": "q: ", "document": "d: "}
+    assert model.prompts["query"] == "q: " and model.prompts["document"] == "d: "
+    _, _, plain = trained("plain")
+    _, _, again = trained("again")
+    assert np.allclose(plain, again)  # the CSR head is new, and seed= starts it alike
+    assert not np.allclose(vectors, plain)  # training read the prompts
