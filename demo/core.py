@@ -281,16 +281,17 @@ def _precision(slot: Slot) -> Any:
 def embed_texts(slot: Slot, texts: list[str], purpose: str | None = None) -> Any:
     """Text embeddings, shape (n, d): L2-normalised numpy rows for a bi-encoder; for a sparse encoder its own
     float32 sparse torch rows (a SPLADE row spans the vocabulary, so a corpus stays sparse). ``purpose``
-    ("query" | "document") picks a sparse encoder's query or document path, as its retrieval evaluation does."""
+    ("query" | "document") picks the model's query or document path (its prompts, a sparse encoder's own
+    path), as its retrieval evaluation does."""
+    encode = {"query": getattr(slot.model, "encode_query", None),
+              "document": getattr(slot.model, "encode_document", None)}.get(purpose) or slot.model.encode
     if slot.kind == "sparse":
-        encode = {"query": getattr(slot.model, "encode_query", None),
-                  "document": getattr(slot.model, "encode_document", None)}.get(purpose) or slot.model.encode
         with _precision(slot):
             emb = encode(texts, convert_to_tensor=True, convert_to_sparse_tensor=True, save_to_cpu=True,
                          show_progress_bar=False)
         return emb.float()
     with _precision(slot):
-        return slot.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
 
 def take_rows(emb: Any, start: int, stop: int) -> Any:

@@ -131,13 +131,14 @@ def labeled_lists(dataset: Any, cols: list[str]) -> Any:
 
 
 def retrieve(retriever: Any, queries: list[str], corpus: list[str], top_k: int, batch_size: int = 64) -> list[list[int]]:
-    """The indices of each query's ``top_k`` corpus texts by the bi-encoder ``retriever``, best first."""
+    """The indices of each query's ``top_k`` corpus texts by the bi-encoder ``retriever``, best first; queries and
+    documents get the retriever's own prompts (a text run saves them), as its retrieval evaluation read them."""
     from sentence_transformers.util import semantic_search
 
-    q = retriever.encode(queries, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True,
-                         show_progress_bar=False)
-    d = retriever.encode(corpus, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True,
-                         show_progress_bar=False)
+    q = retriever.encode_query(queries, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True,
+                               show_progress_bar=False)
+    d = retriever.encode_document(corpus, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True,
+                                  show_progress_bar=False)
     hits = semantic_search(q, d, top_k=min(top_k, len(corpus)))
     return [[h["corpus_id"] for h in row] for row in hits]
 

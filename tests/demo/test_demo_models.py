@@ -312,3 +312,23 @@ def test_a_reranker_from_the_hub_reads_its_retriever_from_the_downloaded_run_fil
         server.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == f"cross|5|True|{tiny_text_model}"
+
+
+def test_search_reads_a_models_query_and_document_prompts(tiny_text_model, pairs, tmp_path):
+    """A model trained with prompts (the text recipe saves them) searches with them, as its evaluation did."""
+    from sentence_transformers import SentenceTransformer
+
+    prompted = tmp_path / "prompted"
+    SentenceTransformer(tiny_text_model, device="cpu",
+                        prompts={"query": "query: ", "document": "passage: "}).save(str(prompted))
+    slots = [core.load_slot("base", tiny_text_model), core.load_slot("fine-tuned", str(prompted))]
+    hits = corpus.search(slots, QUERY, str(pairs), 5, MB)
+    docs, _ = corpus.read_corpus(str(pairs), MB)
+    model = slots[1].model
+    q = model.encode_query([QUERY], normalize_embeddings=True)
+    d = model.encode_document(docs, normalize_embeddings=True)
+    cosines = d @ q[0]
+    expected = np.argsort(-cosines, kind="stable")[:5]
+    got = hits.by_model["fine-tuned"]
+    np.testing.assert_allclose([s for _, s in got], cosines[expected], rtol=1e-4)
+    assert [doc for doc, _ in got] == [docs[i] for i in expected]
