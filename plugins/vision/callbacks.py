@@ -198,6 +198,10 @@ class WiSEFT(pl.Callback):
             checkpoint["state_dict"].update({f"backbone.{k}": v for k, v in self.trained.items()})
 
 
+#: the key under which a checkpoint keeps the module's loss history
+HISTORY_KEY = "contrastkit_loss_history"
+
+
 class FolderCheckpoint(pl.callbacks.ModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` whose saved state names its files relative to its own folder.
 
@@ -206,7 +210,30 @@ class FolderCheckpoint(pl.callbacks.ModelCheckpoint):
     old checkpoints it still has to delete (Lightning warns "The dirpath has changed"). Here the state says ``.``
     and bare file names, and loading joins them with the folder the callback has now. The state keeps
     ``ModelCheckpoint``'s key, so checkpoints written by either class resume with either.
+
+    Each checkpoint also carries the module's loss history (``pl_module.history``), which Lightning does not save,
+    so a resumed run's ``metrics.json`` and ``loss.png`` show the whole run, not only the steps after the resume.
     """
+
+    _losses: list[list[float]] | None = None  # the history as numbers so far: each save reads only new steps
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        """Store the losses logged so far, as ``[step, loss]`` pairs."""
+        history = getattr(pl_module, "history", None)
+        if history is None:
+            return
+        kept = self._losses if self._losses is not None and len(self._losses) <= len(history) else []
+        if new := history[len(kept):]:  # one read off the device for all of them, not one per step
+            values = torch.stack([torch.as_tensor(loss).float() for _, loss in new]).tolist()
+            kept = kept + [[int(step), value] for (step, _), value in zip(new, values)]
+        self._losses = checkpoint[HISTORY_KEY] = kept
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        """Put the checkpoint's losses before the ones this fit logs (none yet: restoring comes before training)."""
+        saved = checkpoint.get(HISTORY_KEY)  # absent in checkpoints written before the key existed
+        if saved is not None and hasattr(pl_module, "history"):
+            pl_module.history[:0] = [(step, torch.tensor(loss)) for step, loss in saved]
+            self._losses = [list(pair) for pair in saved]
 
     @property
     def state_key(self) -> str:
