@@ -11,7 +11,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +190,28 @@ def plot_curve(history: list[dict[str, Any]], path: str | Path, key: str = "loss
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+@cache
+def _glyphs(font_path: str) -> frozenset[int]:
+    from matplotlib.font_manager import get_font
+
+    return frozenset(get_font(font_path).get_charmap())
+
+
+def label_font(texts: Iterable[str]) -> Any:
+    """Font properties that draw every character of ``texts``: matplotlib's default font, else an installed font that
+    has them all (e.g. a CJK font); None when no installed font has them all."""
+    from matplotlib.font_manager import FontProperties, findfont, fontManager
+
+    needed = {ord(c) for text in texts for c in str(text) if not c.isspace()}
+    if needed <= _glyphs(findfont(FontProperties())):
+        return FontProperties()
+    upright = sorted(fontManager.ttflist, key=lambda f: (f.style != "normal", f.weight not in (400, "normal")))
+    for font in upright:  # matplotlib's own Last Resort font "has" every glyph, as a box
+        if not font.name.startswith("Last Resort") and needed <= _glyphs(font.fname):
+            return FontProperties(fname=font.fname)
+    return None
 
 
 def plot_before_after(rows: dict[str, dict[str, float]], path: str | Path,

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .. import report
+
 # Jinja2, rendered by ModelCard.from_template; card_data is the YAML header. The sections after "Backbone" are
 # there when a training run wrote the card (``training``), not for a bare save_pretrained. Jinja drops a template's
 # final newline, hence the empty last line: the file ends in one newline.
@@ -34,6 +36,10 @@ normalised with mean
 {% endif -%}
 {% if training -%}
 - Data: {{ data_source }}, {{ train_images }} training images
+{% if class_key -%}
+- Classes (`embeddings_pca.png` shows their numbers, as no installed font draws all of the names):
+  {{ class_key }}
+{% endif -%}
 - Training: {{ steps }} steps, batch size {{ batch_size }}, learning rate {{ learning_rate }}{{ training_notes }}
 
 ## Evaluation
@@ -104,6 +110,8 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
     load = f'from contrastkit.plugins import hub\n\nencoder = hub.load("{repo_id}")' if repo_id else LOCAL_LOAD
     rows = "\n".join(f"| {k} | {v['before']:.4f} | {v['after']:.4f} | {v['delta']:+.4f} |"
                      for k, v in metrics.get("before_after", {}).items()) or "| (no labels: not evaluated) | | | |"
+    names = data.label_names or []
+    class_key = ", ".join(f"{i}: {n}" for i, n in enumerate(names)) if report.label_font(names) is None else ""
     probe = metrics.get("reference", {}).get("linear_probe_top1")
     # Jinja would drop a newline before an empty line, so the line brings its own
     reference = (f"\n\nFor reference, a logistic-regression linear probe fitted on the starting backbone's features "
@@ -123,7 +131,7 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
                    kind="Supervised contrastive (labels as positives)" if supervised else "Self-supervised",
                    train_images=metrics.get("train_images", "?"), steps=metrics.get("steps", "?"),
                    batch_size=cfg.batch_size, learning_rate=metrics.get("learning_rate"),
-                   training_notes=training_notes, knn_k=cfg.knn_k, knn_t=cfg.knn_t, rows=rows,
+                   training_notes=training_notes, class_key=class_key, knn_k=cfg.knn_k, knn_t=cfg.knn_t, rows=rows,
                    **_backbone_fields(spec))
     card.save(folder / "README.md")
     return card
@@ -135,6 +143,7 @@ def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
     from sklearn.decomposition import PCA
 
     xy = PCA(n_components=2).fit_transform(embeddings) if len(embeddings) > 2 else np.zeros((len(embeddings), 2))
@@ -143,11 +152,14 @@ def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] 
         ax.scatter(xy[:, 0], xy[:, 1], s=6)
     else:
         lab = np.asarray(labels)
-        for c in np.unique(lab):
-            name = names[c] if names and c < len(names) else str(c)
+        font = report.label_font(names or [])
+        for c in np.unique(lab):  # class numbers where no font draws the names: the card lists "0: name"
+            name = names[c] if names and c < len(names) and font is not None else str(c)
             ax.scatter(xy[lab == c, 0], xy[lab == c, 1], s=6, label=name)
         if len(np.unique(lab)) <= 20:
-            ax.legend(fontsize=7, markerscale=2, loc="best")
+            prop = font or FontProperties()
+            prop.set_size(7)
+            ax.legend(prop=prop, markerscale=2, loc="best")
     ax.set_title("embeddings, 2-D PCA")
     fig.tight_layout()
     fig.savefig(path)
