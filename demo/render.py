@@ -228,12 +228,14 @@ def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> 
 
     The difference uses the tables' colours (green: fine-tuned higher, red: lower) on a fixed -0.5..+0.5 scale
     (dot products, which have no fixed range: their largest change); every number is written in black or white,
-    whichever reads better on its cell."""
+    whichever reads better on its cell. Items no installed font can draw are labelled by number (#1: the first)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from contrastkit.plugins.report import label_font
     from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.font_manager import FontProperties
 
     diverging = LinearSegmentedColormap.from_list("ck_diff", [DOWN, "#ffffff", UP])
     panels = [(_panel_title(s), matrices[s.role], plt.get_cmap("viridis"), _limits(s, matrices[s.role]), False)
@@ -246,11 +248,15 @@ def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> 
     size = min(2.2 + 0.35 * n, 6.5)
     fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), dpi=90, squeeze=False)
     ticks = [_short(label, 18) for label in labels]
+    font = label_font(ticks)
+    if font is None:  # no installed font draws these texts (CJK on a stock Debian): their numbers, not boxes
+        ticks, font = [f"#{i + 1}" for i in range(n)], FontProperties()
+    font.set_size(7)
     for ax, (title, mat, cmap, (lo, hi), signed) in zip(axes[0], panels):
         im = ax.imshow(mat, cmap=cmap, vmin=lo, vmax=hi)
         ax.set_title(title, fontsize=9)
-        ax.set_xticks(range(n), ticks, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(n), ticks, fontsize=7)
+        ax.set_xticks(range(n), ticks, rotation=60, ha="right", fontproperties=font)
+        ax.set_yticks(range(n), ticks, fontproperties=font)
         if n <= 10:
             for i in range(n):
                 for j in range(n):

@@ -227,3 +227,19 @@ def test_the_default_example_shows_what_training_changed(tmp_path):
     assert app.TEXT_A in held_out["question"] and app.TEXT_A not in trained["question"]
     assert tuned[0] - base[0] >= render.NOTICEABLE
     assert "font-weight:bold" in render.scores_table(result, slots).split("<tr>")[2]
+
+
+def test_heatmap_labels_no_font_can_draw_are_numbered_not_boxes(text_slots):
+    import io
+    import warnings
+
+    labels = ["猫が好き", "犬が好き", "a plain label"]
+    base = np.eye(3)
+    fig = render.heatmaps(labels, {"base": base, "fine-tuned": base}, text_slots)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" while drawing
+        fig.savefig(io.BytesIO(), format="png")
+    from contrastkit.plugins.report import label_font
+
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == (["#1", "#2", "#3"] if label_font(labels) is None else labels)
