@@ -17,14 +17,7 @@ def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", ba
 
     cols = fmt.text_columns
     if fmt.kind == "pair":
-        anchors, positives = eval_dataset[cols[0]], eval_dataset[cols[1]]
-        corpus_ids: dict[str, str] = {}
-        corpus, queries, relevant = {}, {}, {}
-        for i, (a, p) in enumerate(zip(anchors, positives)):
-            cid = corpus_ids.setdefault(p, f"d{len(corpus_ids)}")
-            corpus[cid] = p
-            queries[f"q{i}"] = a
-            relevant.setdefault(f"q{i}", set()).add(cid)
+        queries, corpus, relevant = retrieval_sets(eval_dataset[cols[0]], eval_dataset[cols[1]])
         return E.InformationRetrievalEvaluator(queries, corpus, relevant, name=name, batch_size=batch_size,
                                                mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1, 5],
                                                precision_recall_at_k=[1, 10], map_at_k=[100], write_csv=False)
@@ -46,6 +39,22 @@ def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", ba
         a, p, n = zip(*triplets)
         return E.TripletEvaluator(list(a), list(p), list(n), name=name, batch_size=batch_size, write_csv=False)
     return None  # single texts have no labels to evaluate against
+
+
+def retrieval_sets(queries: list[str], positives: list[str], documents: list[str] = ()
+                   ) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """(queries, corpus, relevant) for sentence-transformers' retrieval evaluators from held-out rows: one query
+    per distinct text, relevant to the positives of all its rows (a question asked twice with two answers has
+    both: each alone would rank the other as a miss), one corpus entry per distinct text of ``positives`` and
+    ``documents`` (negatives)."""
+    corpus_ids: dict[str, str] = {}
+    for text in [*positives, *documents]:
+        corpus_ids.setdefault(text, f"d{len(corpus_ids)}")
+    query_ids: dict[str, str] = {}
+    relevant: dict[str, set[str]] = {}
+    for query, positive in zip(queries, positives):
+        relevant.setdefault(query_ids.setdefault(query, f"q{len(query_ids)}"), set()).add(corpus_ids[positive])
+    return ({qid: q for q, qid in query_ids.items()}, {cid: t for t, cid in corpus_ids.items()}, relevant)
 
 
 def unused_holdout(fmt: DataFormat, train: Any, held_out: Any, given: bool, log: Any = print) -> tuple[Any, Any]:

@@ -156,11 +156,14 @@ def make_rerank_evaluator(retriever: Any, eval_dataset: Any, fmt: DataFormat, to
 
     cols = fmt.text_columns
     if fmt.kind in ("pair", "triplet"):
-        corpus = list(dict.fromkeys(t for c in cols[1:] for t in eval_dataset[c]))
-        queries, positives = eval_dataset[cols[0]], eval_dataset[cols[1]]
-        ranked = retrieve(retriever, queries, corpus, top_k, batch_size)
-        samples = [{"query": q, "positive": [p], "documents": [corpus[i] for i in ids]}
-                   for q, p, ids in zip(queries, positives, ranked)]
+        from .evaluation import retrieval_sets
+
+        queries, docs, relevant = retrieval_sets(eval_dataset[cols[0]], eval_dataset[cols[1]],
+                                                 [t for c in cols[2:] for t in eval_dataset[c]])
+        corpus = list(docs.values())
+        ranked = retrieve(retriever, list(queries.values()), corpus, top_k, batch_size)
+        samples = [{"query": q, "positive": [docs[d] for d in sorted(relevant[qid], key=lambda d: int(d[1:]))],
+                    "documents": [corpus[i] for i in ids]} for (qid, q), ids in zip(queries.items(), ranked)]
         return E.CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, name=name,
                                                 batch_size=batch_size, write_csv=False)
     pairs = list(zip(eval_dataset[cols[0]], eval_dataset[cols[1]]))

@@ -179,12 +179,11 @@ def make_sparse_evaluator(eval_dataset: Any, fmt: DataFormat, name: str = "heldo
 
     cols = fmt.text_columns
     if fmt.kind in ("pair", "triplet"):
-        corpus_ids: dict[str, str] = {}
-        for text in (t for c in cols[1:] for t in eval_dataset[c]):
-            corpus_ids.setdefault(text, f"d{len(corpus_ids)}")
-        queries = {f"q{i}": a for i, a in enumerate(eval_dataset[cols[0]])}
-        relevant = {f"q{i}": {corpus_ids[p]} for i, p in enumerate(eval_dataset[cols[1]])}
-        return E.SparseInformationRetrievalEvaluator(queries, {cid: t for t, cid in corpus_ids.items()}, relevant,
+        from .evaluation import retrieval_sets
+
+        queries, corpus, relevant = retrieval_sets(eval_dataset[cols[0]], eval_dataset[cols[1]],
+                                                   [t for c in cols[2:] for t in eval_dataset[c]])
+        return E.SparseInformationRetrievalEvaluator(queries, corpus, relevant,
                                                      name=name, batch_size=batch_size, mrr_at_k=[10],
                                                      ndcg_at_k=[10], accuracy_at_k=[1, 10],
                                                      precision_recall_at_k=[10], map_at_k=[100], write_csv=False)
