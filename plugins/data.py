@@ -309,8 +309,10 @@ def holdout_size(rows: int, fraction: float = 0.1, max_eval: int = 1000) -> int:
     return min(max_eval, int(rows * fraction))
 
 
-def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_train: int = 2) -> tuple[Any, Any]:
-    """Use ``eval_data`` when given; otherwise hold out ``holdout_size`` rows, reproducibly."""
+def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_train: int = 2,
+                     groups: list | None = None) -> tuple[Any, Any]:
+    """Use ``eval_data`` when given; otherwise hold out ``holdout_size`` rows, reproducibly. Rows with one
+    ``groups`` value (e.g. one image's captions) stay on one side, so held-out rows are not half trained on."""
     if len(train) < 2:
         raise UserError(f"data has {len(train)} usable row; training needs at least 2 rows (and 20 or more to hold "
                         f"some out for evaluation)")
@@ -319,8 +321,31 @@ def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_trai
     n_eval = holdout_size(len(train))
     if n_eval < 2 or len(train) - n_eval < min_train:
         return train, None  # too small to hold anything out; training still runs, evaluation is skipped
+    if groups is not None and len(set(groups)) < len(groups):
+        return _split_groups(train, groups, n_eval, seed)
     parts = train.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
     return parts["train"], parts["test"]
+
+
+def _split_groups(data: Any, groups: list, n_eval: int, seed: int) -> tuple[Any, Any | None]:
+    """Whole groups drawn with ``seed`` until at least ``n_eval`` rows are held out; each part in the data's own
+    order. None held out when that would leave training fewer than half the rows (one group holds most)."""
+    import random
+
+    rows: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups):
+        rows.setdefault(g, []).append(i)
+    order = list(rows)
+    random.Random(seed).shuffle(order)
+    held: list[int] = []
+    for g in order:
+        if len(held) >= n_eval:
+            break
+        held += rows[g]
+    if len(held) > len(groups) // 2:
+        return data, None
+    kept = sorted(set(range(len(groups))) - set(held))
+    return data.select(kept), data.select(sorted(held))
 
 
 def row_keys(ds: Any, columns: list[str] | None = None) -> list[tuple]:

@@ -268,7 +268,9 @@ def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
         stats.warnings += [w.replace("warning: ", "warning: eval_data: ") for w in eval_stats.warnings]
         if same_source(source, cfg.eval_data):
             stats.warnings.append(f"warning: eval_data is the training data; {EVAL_IS_TRAIN}")
-    pairs, eval_pairs = split_train_eval(pairs, eval_pairs, seed=cfg.seed)
+    # several captions of one image (COCO-style) stay on one side of the split
+    pairs, eval_pairs = split_train_eval(pairs, eval_pairs, seed=cfg.seed,
+                                         groups=image_keys(pairs) if eval_pairs is None else None)
     return pairs, eval_pairs, stats
 
 
@@ -306,24 +308,37 @@ def make_evaluator(pairs: Any, name: str = "heldout", batch_size: int = 32) -> A
         return None
     from sentence_transformers.sentence_transformer import evaluation as E
 
-    images, texts = pairs["image"], pairs["text"]
+    texts = pairs["text"]
+    # identical captions are one document, and one image with several captions (COCO-style) is one image that
+    # all of them are relevant to: as separate rows, each caption would count its image's other captions as misses
     caption_ids: dict[str, str] = {}
     for t in texts:
-        caption_ids.setdefault(t, f"t{len(caption_ids)}")  # identical captions are one document
-    image_ids = [f"i{i}" for i in range(len(images))]
+        caption_ids.setdefault(t, f"t{len(caption_ids)}")
+    first_row: dict[str, int] = {}
+    row_image = [f"i{first_row.setdefault(key, len(first_row))}" for key in image_keys(pairs)]
+    images = dict(zip((f"i{n}" for n in range(len(first_row))), pairs.select(list(first_row.values()))["image"]))
     captions = {cid: t for t, cid in caption_ids.items()}
-    image_to_text = {iid: {caption_ids[t]} for iid, t in zip(image_ids, texts)}
+    image_to_text: dict[str, set[str]] = {}
     text_to_image: dict[str, set[str]] = {}
-    for iid, t in zip(image_ids, texts):
+    for iid, t in zip(row_image, texts):
+        image_to_text.setdefault(iid, set()).add(caption_ids[t])
         text_to_image.setdefault(caption_ids[t], set()).add(iid)
     common = {"batch_size": batch_size, "accuracy_at_k": [1, 5], "precision_recall_at_k": [1, 5],
               "mrr_at_k": [10], "ndcg_at_k": [10], "map_at_k": [10], "write_csv": False}
     return E.SequentialEvaluator([
-        E.InformationRetrievalEvaluator(dict(zip(image_ids, images)), captions, image_to_text,
-                                        name=f"{name}_image_to_text", **common),
-        E.InformationRetrievalEvaluator(captions, dict(zip(image_ids, images)), text_to_image,
-                                        name=f"{name}_text_to_image", **common),
+        E.InformationRetrievalEvaluator(images, captions, image_to_text, name=f"{name}_image_to_text", **common),
+        E.InformationRetrievalEvaluator(captions, images, text_to_image, name=f"{name}_text_to_image", **common),
     ])
+
+
+def image_keys(pairs: Any) -> list[str]:
+    """Each row's image as a key, equal for the same image: a hash of its bytes, or its file path."""
+    import hashlib
+
+    import datasets
+
+    raw = pairs.cast_column("image", datasets.Image(decode=False))["image"]
+    return [hashlib.sha1(r["bytes"]).hexdigest() if r.get("bytes") else str(r.get("path")) for r in raw]
 
 
 HEADLINE = ("recall@1", "recall@5", "mrr@10")

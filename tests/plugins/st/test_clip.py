@@ -40,3 +40,40 @@ def test_captions_that_are_all_the_same_fail_and_repeated_rows_warn(tmp_path):
     _, stats = _pairs(tmp_path, ["0.png", "1.png", "0.png"], ["a", "b", "a"])
     assert any("1 row(s) repeat an earlier (image, caption) row (first: row 3, same as row 1)" in n
                for n in stats.notes())
+
+
+def _coco_style(tmp_path, images=12, captions=3):
+    """A CSV where every image has several captions, as in COCO."""
+    rows = ["image,caption"]
+    for i in range(images):
+        Image.new("RGB", (8, 8), (20 * i, 255 - 20 * i, 7 * i)).save(tmp_path / f"img{i}.png")
+        rows += [f"img{i}.png,picture {i} told the {c}. way" for c in range(captions)]
+    (tmp_path / "captions.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "captions.csv"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_one_images_captions_stay_on_one_side_of_the_held_out_split(tmp_path, seed):
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.st.clip import image_keys, load_pairs
+    from contrastkit.recipes import image_text
+
+    csv = _coco_style(tmp_path, images=30)
+    train, held_out, _ = load_pairs(resolve(image_text.Config, data=str(csv), seed=seed), "unused")
+    assert len(held_out) >= 9 and len(held_out) % 3 == 0  # 10% of 90 rows, whole images
+    assert not set(image_keys(train)) & set(image_keys(held_out))
+    assert len(train) + len(held_out) == 90
+
+
+def test_an_image_with_several_captions_is_one_query_relevant_to_all_of_them(tmp_path):
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.st.clip import image_keys, load_pairs, make_evaluator
+    from contrastkit.recipes import image_text
+
+    csv = _coco_style(tmp_path, images=4)
+    pairs, _, _ = load_pairs(resolve(image_text.Config, data=str(csv), eval_data=str(csv)), "unused")
+    assert len(set(image_keys(pairs))) == 4
+    image_to_text, text_to_image = make_evaluator(pairs).evaluators
+    assert len(image_to_text.queries) == 4 and len(text_to_image.corpus) == 4  # 4 images, not 12 rows
+    assert sorted(len(r) for r in image_to_text.relevant_docs.values()) == [3, 3, 3, 3]
+    assert all(len(r) == 1 for r in text_to_image.relevant_docs.values())
