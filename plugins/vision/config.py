@@ -4,6 +4,7 @@ Lightning runs it (``LightningArgs``). No torch here, so ``contrastkit show imag
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 from ..config import Part, field, require_positive, require_range
@@ -18,6 +19,34 @@ def check_lr_schedule(lr_schedule: str) -> None:
     """A schedule SSLModule knows; the config and SSLModule both check it."""
     if lr_schedule not in LR_SCHEDULES:
         raise UserError(f"config field 'lr_schedule' must be {' or '.join(LR_SCHEDULES)}, got '{lr_schedule}'")
+
+
+def check_transform(method: str, image_size: int, options: dict) -> None:
+    """``method``'s transform with ``options`` builds and runs on an image (a value out of range often fails only
+    when applied); else a one-line error naming the options that fail alone, or all of them."""
+    from PIL import Image
+
+    from .methods import make_transform
+
+    def fails(opts: dict) -> Exception | None:
+        try:
+            with warnings.catch_warnings():  # torchvision warns before it fails; the error below says it once
+                warnings.simplefilter("ignore")
+                make_transform(method, image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, opts)(
+                    Image.new("RGB", (image_size, image_size), (120, 90, 60)))
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of the user's options is reported as theirs
+            return exc
+        return None
+
+    if (exc := fails(options)) is None:
+        return
+    bad = {k: v for k, v in options.items() if fails({k: v})} or options
+    what = ", ".join(f"{k}={v}" for k, v in bad.items())
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    raise UserError(f"transform option(s) {what} fail on an image with {method}'s lightly transform ({reason}); "
+                    f"give values in their ranges (see help(lightly.transforms); e.g. min_scale between 0 and 1)")
 
 
 @dataclasses.dataclass
@@ -78,9 +107,7 @@ class MethodArgs(Part):
             if (getattr(self, name) or 0) < 0:
                 raise UserError(f"config field '{name}' must be >= 0, got {getattr(self, name)}")
         if self.transform:  # a wrong option fails here, before the data and the model load
-            from .methods import make_transform
-
-            make_transform(method, self.image_size, {"mean": [0.5] * 3, "std": [0.5] * 3}, self.transform)
+            check_transform(method, self.image_size, self.transform)
 
     def module_kwargs(self) -> dict[str, Any]:
         """SSLModule's keywords from this config and the recipe's ``learning_rate`` (``small_stem`` defaults from

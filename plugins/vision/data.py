@@ -174,12 +174,33 @@ def _folder_notes(root: Path, others: list[Path], outputs: list[str], broken: li
     return notes
 
 
+#: Folder names of a dataset's splits: a folder holding only these, with class subfolders in them, is split/class/
+SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "dev", "test", "testing")
+
+
+def _refuse_split_folders(root: Path, relative: list[Path], what: str) -> None:
+    """``root/train/<class>/``, ``root/val/<class>/``: the top-level folder would be the label (train vs val), so a
+    one-line error pointing data= and eval_data= at the splits. Class folders that are merely named train and test,
+    with the images directly in them, are read as classes."""
+    tops = sorted({r.parts[0] for r in relative})
+    if any(len(r.parts) == 1 for r in relative) or any(t.lower() not in SPLIT_NAMES for t in tops) or \
+            not any(len(r.parts) > 2 for r in relative):
+        return
+    train = next((t for t in tops if t.lower() in ("train", "training")), tops[0])
+    held = next((t for name in SPLIT_NAMES[2:] for t in tops if t.lower() == name and t != train), None)
+    fix = f"{what}={root / (held or train)}" if what == "eval_data" else \
+        f"data={root / train}" + (f" eval_data={root / held}" if held else "")
+    raise UserError(f"{what} folder '{root}' holds split folders ({', '.join(tops)}) with class subfolders, and the "
+                    f"top-level folder is the label, so the splits would be the classes; point at the splits: {fix}")
+
+
 def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
     images, others, outputs, broken, again = scan_folder(root)
     if not images:
         found = f" (found {len(others)} other files)" if others else ""
         raise UserError(f"{what} folder '{root}' holds no images{found}; "
                         f"add {', '.join(IMAGE_EXTS)} files (subfolder names become labels)")
+    _refuse_split_folders(root, [p.relative_to(root) for p in images], what)
     keep, skipped, notes = _check_images(images, [str(p.relative_to(root)) for p in images], strict,
                                          f"{what} folder '{root}'")
     images = [images[i] for i in keep]
@@ -210,14 +231,29 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
         raise UserError(f"{what} has no image column (columns: {', '.join(ds.column_names)}); "
                         f"name it 'image'")
     label_col = next((c for c in ("label", "labels", "fine_label") if c in ds.column_names), None)
+    raw = list(ds[label_col]) if label_col else []
+    if any(isinstance(v, (list, tuple)) for v in raw):
+        raise UserError(f"{what}'s label column '{label_col}' holds lists of labels (multi-label), which the image "
+                        f"recipe does not support; give one label per image, or drop the column to train unlabelled")
     items = list(ds[cols[0]])
     keep, skipped, notes = _check_images(items, [f"row {i}" for i in range(1, len(items) + 1)], strict, what)
     labels = names = None
     if label_col:
         feat = ds.features[label_col]
-        raw = [ds[label_col][i] for i in keep]
-        names = list(feat.names) if isinstance(feat, datasets.ClassLabel) else sorted(set(map(str, raw)))
-        labels = raw if isinstance(feat, datasets.ClassLabel) else [names.index(str(v)) for v in raw]
+        class_label = isinstance(feat, datasets.ClassLabel)
+        raw = [raw[i] for i in keep]
+        # -1 is ClassLabel's "no label" (many Hub test splits); rows without one make the images unlabelled, as
+        # loose images beside class subfolders do, since training and kNN take labels for all images or none
+        missing = sum(v is None or (class_label and v == -1) for v in raw)
+        if missing == len(raw):
+            notes.append(f"label column '{label_col}' gives no row a label (-1 or empty): the images are unlabelled")
+        elif missing:
+            notes.append(f"warning: {missing} of {len(raw)} rows have no label in column '{label_col}' (-1 or empty); "
+                         f"images are unlabelled and kNN evaluation is skipped (label every row, or filter out the "
+                         f"unlabelled ones)")
+        else:
+            names = list(feat.names) if class_label else sorted(set(map(str, raw)))
+            labels = raw if class_label else [names.index(str(v)) for v in raw]
     return ImageData([items[i] for i in keep], labels, names, skipped,
                      source=f"Hugging Face dataset '{hub_id}'" if hub_id else "a datasets.Dataset", hub_id=hub_id,
                      notes=notes)
@@ -270,20 +306,41 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
 
 
 def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
-    """Hold out ``data.holdout_size`` labelled images for kNN evaluation; none when unlabelled."""
+    """Hold out ``data.holdout_size`` labelled images for kNN evaluation (every class keeps training images); none
+    when unlabelled. The classes with no held-out image are named on ``data.notes``, as kNN does not score them."""
     from ..data import holdout_size
 
     n_eval = holdout_size(len(data.items))
     if data.labels is None or n_eval < 2:
         return data, None
-    return split_off(data, n_eval, seed)
+    train, held = split_off(data, n_eval, seed)
+    if len(held.items) < 2:  # every class too small to spare an image
+        return data, None
+    unscored = sorted(set(data.labels) - set(held.labels))
+    if unscored:
+        names = [data.label_names[y] if data.label_names and y < len(data.label_names) else str(y) for y in unscored]
+        note = (f"{len(unscored)} class(es) have no held-out image, so kNN does not score them (they are trained "
+                f"on): {name_list(names)}")
+        if note not in data.notes:
+            data.notes.append(note)
+    return train, held
 
 
 def split_off(data: ImageData, n: int, seed: Any) -> tuple[ImageData, ImageData]:
-    """(the rest, ``n`` images drawn at random with ``seed``), each in the data's own order."""
+    """(the rest, ``n`` images drawn at random with ``seed``), each in the data's own order. A labelled class the
+    draw would take whole keeps its last-drawn image in the rest, so every class still trains (kNN and supcon need
+    it there) and fewer than ``n`` can be drawn. Data whose classes all keep images splits as a plain draw."""
     order = list(range(len(data.items)))
     random.Random(seed).shuffle(order)
-    return data.subset(sorted(order[n:])), data.subset(sorted(order[:n]))
+    drawn = order[:n]
+    if data.labels is not None:
+        kept = {data.labels[i] for i in order[n:]}
+        for i in reversed(order[:n]):
+            if data.labels[i] not in kept:
+                kept.add(data.labels[i])
+                drawn.remove(i)
+    taken = set(drawn)
+    return data.subset([i for i in range(len(data.items)) if i not in taken]), data.subset(sorted(taken))
 
 
 def check_eval_images(train: ImageData, held_out: ImageData) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -322,3 +324,114 @@ def test_eval_images_that_are_training_images_are_warned(tmp_path):
     assert "eval_data: skipped 1 unreadable or too-small image(s): b/broken.png" in train.notes
     check_eval_images(train, load_images(str(tmp_path / "photos")))
     assert "warning: every eval_data image is also a training image" in train.notes[-1]
+
+
+# --------------------------------------------------------------------------- the held-out split, class by class
+def _imbalanced(root, counts):
+    for cls, n in counts.items():
+        for i in range(n):
+            _png(root / cls / f"{i}.png", (i % 250, 20, 40))
+    return str(root)
+
+
+def test_the_held_out_split_keeps_every_class_in_training_for_every_seed(tmp_path):
+    from contrastkit.plugins.vision.data import holdout, load_images
+
+    data = load_images(_imbalanced(tmp_path, {"circle": 100, "square": 100, "triangle": 1}))
+    for seed in range(12):  # a plain shuffle held the only triangle out for seeds 3 and 8
+        train, held = holdout(data, seed)
+        assert sorted(set(train.labels)) == [0, 1, 2] and 2 not in held.labels
+        assert len(held.items) == (19 if seed in (3, 8) else 20)  # the triangle drawn went back to training
+        assert train.items == sorted(train.items) and held.items == sorted(held.items)  # the data's own order
+    assert data.notes.count("1 class(es) have no held-out image, so kNN does not score them (they are trained "
+                            "on): triangle") == 1
+
+
+def test_the_split_is_a_plain_draw_unless_a_class_would_leave_training_and_is_the_same_for_a_seed():
+    from collections import Counter
+
+    from contrastkit.plugins.vision.data import ImageData, split_off
+
+    data = ImageData(list(range(1000)), [0] * 600 + [1] * 300 + [2] * 97 + [3] * 3, ["a", "b", "c", "d"])
+    rest, drawn = split_off(data, 100, "wise_ft 0")  # set_aside's seed (wise_ft=auto)
+    plain = list(range(1000))
+    random.Random("wise_ft 0").shuffle(plain)
+    assert drawn.items == sorted(plain[:100])  # every class keeps images: the published splits stay as they were
+    assert len(rest.items) == 900 and set(rest.items) | set(drawn.items) == set(range(1000))
+    assert split_off(data, 100, "wise_ft 0")[1].items == drawn.items
+    assert split_off(data, 100, "wise_ft 1")[1].items != drawn.items
+    # a class the draw would take whole keeps one image, so fewer are drawn than asked
+    pairs = ImageData(list(range(6)), [0, 0, 1, 1, 2, 3], ["a", "b", "c", "d"])
+    rest, drawn = split_off(pairs, 5, 0)
+    assert len(drawn.items) < 5 and sorted(set(rest.labels)) == [0, 1, 2, 3]
+    assert Counter(rest.labels) + Counter(drawn.labels) == Counter(pairs.labels)
+    # unlabelled images: a plain random draw of n
+    plain = ImageData(list(range(50)))
+    rest, drawn = split_off(plain, 5, 0)
+    assert len(drawn.items) == 5 and rest.items == sorted(set(range(50)) - set(drawn.items))
+
+
+# --------------------------------------------------------------------------- datasets.Dataset labels
+def _hf(labels, feature=None):
+    import datasets
+
+    features = {"image": datasets.Image()}
+    if feature is not None:
+        features["label"] = feature
+    return datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8), (20 * i, 0, 0)) for i in range(len(labels))],
+                                       "label": labels}, features=datasets.Features(features) if feature else None)
+
+
+def test_classlabel_minus_one_is_no_label():
+    import datasets
+    from contrastkit.plugins.vision.data import load_images
+
+    shapes = datasets.ClassLabel(names=["circle", "square"])
+    data = load_images(_hf([-1] * 4, shapes))  # a Hub test split without labels
+    assert data.labels is None and data.label_names is None
+    assert data.notes == ["label column 'label' gives no row a label (-1 or empty): the images are unlabelled"]
+    data = load_images(_hf([0, 1, -1, 1], shapes))  # as loose images beside class subfolders: unlabelled, warned
+    assert data.labels is None and data.label_names is None
+    assert any(m.startswith("warning: 1 of 4 rows have no label in column 'label'") for m in data.messages())
+    assert load_images(_hf([0, 1, 0, 1], shapes)).labels == [0, 1, 0, 1]
+
+
+def test_a_none_label_is_no_label_and_a_list_label_is_refused():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.data import load_images
+
+    data = load_images(_hf(["cat", None, "dog", "cat"]))
+    assert data.labels is None and data.label_names is None  # not a class named "None"
+    assert any("1 of 4 rows have no label" in m for m in data.messages())
+    assert load_images(_hf(["cat", "dog", "dog"])).label_names == ["cat", "dog"]
+    with pytest.raises(UserError, match="label column 'label' holds lists of labels .multi-label."):
+        load_images(_hf([[0], [1], [0, 1]]))
+
+
+# --------------------------------------------------------------------------- split folders
+def test_a_folder_of_split_folders_with_class_subfolders_is_refused(tmp_path):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.data import load_images
+
+    for split in ("train", "val"):
+        for cls in ("circle", "square"):
+            _png(tmp_path / "split" / split / cls / "0.png")
+    fix = f"data={tmp_path / 'split' / 'train'} eval_data={tmp_path / 'split' / 'val'}"
+    with pytest.raises(UserError, match="holds split folders .train, val. with class subfolders") as err:
+        load_images(str(tmp_path / "split"))
+    assert str(err.value).endswith(fix)
+    with pytest.raises(UserError, match=f"eval_data={tmp_path / 'split' / 'val'}$"):
+        load_images(str(tmp_path / "split"), what="eval_data")
+    for cls in ("circle", "square"):
+        _png(tmp_path / "one" / "Training" / cls / "0.png")
+    with pytest.raises(UserError, match=f"data={tmp_path / 'one' / 'Training'}$"):
+        load_images(str(tmp_path / "one"))
+
+
+def test_class_folders_named_like_splits_with_images_directly_inside_are_classes(tmp_path):
+    from contrastkit.plugins.vision.data import load_images
+
+    for cls in ("train", "test"):
+        for i in range(2):
+            _png(tmp_path / cls / f"{i}.png")
+    assert load_images(str(tmp_path)).label_names == ["test", "train"]

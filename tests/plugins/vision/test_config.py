@@ -1,0 +1,17 @@
+"""The image recipe's config check: transform options are built and applied before any data or model loads."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_a_transform_value_out_of_range_is_a_one_line_error_naming_the_option():
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes.image import Config
+
+    # lightly builds RandomResizedCrop(scale=(2, 1)) without complaint; applying it fails inside torch
+    with pytest.raises(UserError, match=r"^transform option\(s\) min_scale=2 fail on an image with simclr's") as err:
+        resolve(Config, transform={"min_scale": 2, "gaussian_blur": 0.0})
+    assert "\n" not in str(err.value) and "gaussian_blur" not in str(err.value)
+    assert resolve(Config, transform={"min_scale": 0.2, "gaussian_blur": 0.0}).transform["min_scale"] == 0.2
