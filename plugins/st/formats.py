@@ -238,4 +238,9 @@ def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], order: list[i
     classes = {v: i for i, v in enumerate(sorted(set(values), key=str))}
     if len(classes) < 2:
         raise UserError(f"column '{col}' has a single class; batch triplet losses need at least two classes")
-    return dataset.map(lambda r: {col: classes[r[col]]}), fmt
+    import datasets
+
+    # the new type stated: datasets keeps a text column's type (large_string from CSV or Parquet) through map
+    features = dataset.features.copy()
+    features[col] = datasets.Value("int64")
+    return dataset.map(lambda r: {col: classes[r[col]]}, features=features), fmt

@@ -447,3 +447,11 @@ def test_a_base_models_prompts_train_evaluate_and_are_saved(tmp_path, tiny_text_
     none, none_model, none_weights = trained("none", prompts="none")
     assert not bool((none_weights == auto_weights).all())  # the training texts differed by their prompts
     assert none_model.prompts["query"] == "" and none.metrics["prompts"] == {"query": "", "document": ""}
+
+
+@pytest.mark.parametrize("name", ["labels.csv", "labels.parquet"])
+def test_class_labels_from_a_csv_or_parquet_file_train(name, tmp_path, tiny_text_model):
+    """Text class names loaded from a file are large_string columns, which datasets' map keeps unless told."""
+    frame = pd.DataFrame({"text": TEXTS, "label": [f"class{i % 3}" for i in range(24)]})
+    result = _run(tmp_path, tiny_text_model, _write(tmp_path, name, frame))
+    assert result.metrics["format"] == "labeled" and result.metrics["loss"] == "BatchHardSoftMarginTripletLoss"
