@@ -175,7 +175,7 @@ class WiSEFT(pl.Callback):
         blend_weights(pl_module.backbone, self.start, self.alpha)
         self.start = None  # not needed after the blend; a new fit reads it again
         pl_module.print(f"WiSE-FT: the backbone keeps {self.alpha:.0%} of its change from training "
-                        f"(wise_ft={self.alpha:g}; wise_ft=1 keeps all of it)")
+                        f"(wise_ft={self.alpha:g}{'' if self.alpha == 1 else '; wise_ft=1 keeps all of it'})")
         if self.auto and self.alpha == 0:
             pl_module.print("WiSE-FT: the starting backbone scored best on the validation images, so the saved "
                             "encoder is the starting backbone: training did not help these images")

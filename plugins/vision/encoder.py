@@ -49,9 +49,11 @@ def embed_with(net: nn.Module, items: list, preprocess: Callable, batch_size: in
     for start in range(0, len(items), batch_size):
         batch = torch.stack([preprocess(x) for x in items[start:start + batch_size]]).to(device)
         out.append(F.normalize(net(batch).float(), dim=1).cpu())
+    if not out:  # no images: a blank one's forward pass gives the width, so the (0, d) result stacks with others
+        from PIL import Image
+
+        out.append(net(preprocess(Image.new("RGB", (1, 1))).unsqueeze(0).to(device)).float()[:0].cpu())
     restore_modes(modes)
-    if not out:
-        return np.zeros((0, 0), np.float32)
     embeddings = torch.cat(out)
     if center is not None:
         embeddings = F.normalize(embeddings - torch.as_tensor(center, dtype=embeddings.dtype), dim=1)

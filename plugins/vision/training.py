@@ -123,17 +123,26 @@ def device_error(cfg: Any, precision: str, exc: BaseException) -> UserError:
 
 def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn: KNNCallback | None,
         log: Any) -> tuple[float, float]:
-    """Train (from the newest whole checkpoint with ``resume``); returns the training's wall and CPU seconds (this
-    process, all its threads), kNN passes left out."""
-    per_process = len(loader.dataset) // trainer.world_size  # images each process sees per epoch
-    if cfg.max_steps > 0:  # steps per epoch counted low, so max_epochs never ends the run early (else "Epoch 0/-2")
-        trainer.fit_loop.max_epochs = -(-cfg.max_steps // max(1, per_process // loader.batch_size))
+    """Train (from the newest whole checkpoint with ``resume``, refused where it has nothing left to train); returns
+    the training's wall and CPU seconds (this process, all its threads), kNN passes left out."""
+    # images each process sees per epoch, as Lightning's DistributedSampler shares them out (padded to equal shares),
+    # and its steps (whole batches: drop_last)
+    per_process = -(-len(loader.dataset) // trainer.world_size)
+    per_epoch = max(1, per_process // loader.batch_size)
+    checkpoint = resume_from(out / report.CHECKPOINTS) if cfg.resume else None
+    steps, epochs = trained_so_far(checkpoint)
+    refuse_finished(cfg, steps, epochs, per_epoch, out)
+    # enough epochs for the steps, so max_epochs never ends the run early (else "Epoch 0/-2"): from the start, or past
+    # the checkpoint's epochs where a run that max_steps stopped mid-epoch has that epoch counted as done
+    if cfg.max_steps > 0:
+        trainer.fit_loop.max_epochs = max(-(-cfg.max_steps // per_epoch),
+                                          epochs + -(-(cfg.max_steps - steps) // per_epoch))
     note = module.fit_memory_bank(per_process)  # moco on small data
     if note:
         log(note)
     started, cpu = time.perf_counter(), time.process_time()
     try:
-        trainer.fit(module, loader, ckpt_path=resume_from(out / report.CHECKPOINTS) if cfg.resume else None)
+        trainer.fit(module, loader, ckpt_path=checkpoint)
     except MisconfigurationException as exc:  # e.g. resuming a checkpoint past this run's epochs
         if not cfg.resume or "restored a checkpoint" not in str(exc):
             raise
@@ -152,6 +161,37 @@ def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn:
     # CPU seconds as well: on a shared machine the wall clock also counts other programs' turns
     return (time.perf_counter() - started - (knn.seconds if knn else 0.0),
             time.process_time() - cpu - (knn.cpu_seconds if knn else 0.0))
+
+
+def trained_so_far(checkpoint: str | None) -> tuple[int, int]:
+    """(steps, epochs) a Lightning checkpoint records as trained (``global_step``, ``epoch``); (0, 0) without one."""
+    if checkpoint is None:
+        return 0, 0
+    try:  # two numbers: the tensors are memory-mapped, not read
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["global_step"]), int(state["epoch"])
+    except Exception:  # noqa: BLE001 - a file this cannot read is left to Lightning, which loads it next and says why
+        return 0, 0
+
+
+def refuse_finished(cfg: Any, steps: int, epochs: int, per_epoch: int, out: Path) -> None:
+    """Refuse ``resume=true`` from a checkpoint that already trained this run's whole length: Lightning would train
+    no step, skip the callbacks that evaluate and blend, and overwrite the finished run's model and metrics."""
+    if cfg.max_steps > 0:
+        if steps < cfg.max_steps:
+            return
+        beyond, trained = steps > cfg.max_steps, f"{steps} steps"
+        length, fix = f"max_steps={cfg.max_steps}", f"max_steps= above {steps}"
+    else:
+        # a checkpoint saved at an epoch's last step has not counted that epoch yet; Lightning ends it on resume
+        done = max(epochs, steps // per_epoch)
+        if done < cfg.epochs:
+            return
+        beyond, trained = done > cfg.epochs, f"{steps} steps ({done} epoch{'s' * (done != 1)} of {per_epoch} steps)"
+        length, fix = f"epochs={cfg.epochs}", f"epochs= above {done}"
+    raise UserError(f"resume=true but the run in '{out}' already trained {trained}, "
+                    f"{'more than' if beyond else 'all of'} this run's {length}: nothing is left to train; raise "
+                    f"{fix} to train on, or leave the finished run as it is")
 
 
 def resume_from(folder: Path) -> str | None:
@@ -235,13 +275,16 @@ def knn_fell(before_after: dict[str, dict[str, float]], method: str, wise_ft: fl
     """One line when training lowered kNN top-1 on the held-out images: the starting backbone embeds them better,
     and the user should know before they use or share the result (the clip-art benchmark is such a set). A share
     ``wise_ft=auto`` chose is not second-guessed."""
+    from .methods import get_method
+
     knn = before_after.get("knn_top1")
     if not knn or knn["after"] >= knn["before"]:
         return None
     fixes = [f"keep less of the change (wise_ft={min(0.25, wise_ft / 2):g} or auto)"] if wise_ft > 0 and not auto \
         else []
-    if method != "simclr":
+    if get_method(method).labels:  # only a run on labels (supcon) has self-supervised training left to try
         fixes.append("train self-supervised (method=simclr)")
     fixes.append("use the starting backbone as it is")
+    listed = f"{', '.join(fixes[:-1])} or {fixes[-1]}" if len(fixes) > 1 else fixes[0]
     return (f"warning: training lowered kNN top-1 on the held-out images ({knn['before']:.4f} -> {knn['after']:.4f}): "
-            f"the starting backbone embeds them better; {', '.join(fixes[:-1])} or {fixes[-1]}")
+            f"the starting backbone embeds them better; {listed}")

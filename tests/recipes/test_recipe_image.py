@@ -93,6 +93,20 @@ def test_supcon_resumes_under_auto_and_refuses_another_method(image_folder, tmp_
                   **{**FAST, "max_steps": 4})
 
 
+def test_the_lowered_knn_warning_suggests_self_supervised_training_only_to_supcon():
+    """Every method but supcon already trains self-supervised: telling those runs to do so would be no fix."""
+    from contrastkit.plugins.vision.methods import METHOD_NAMES
+    from contrastkit.plugins.vision.training import knn_fell
+
+    fell = {"knn_top1": {"before": 0.6, "after": 0.5, "delta": -0.1}}
+    for method in METHOD_NAMES:
+        line = knn_fell(fell, method, 0.65)
+        assert ("train self-supervised (method=simclr)" in line) == (method == "supcon"), (method, line)
+        assert line.endswith(" or use the starting backbone as it is")
+    # nothing else left to suggest: the one fix, without a dangling "or"
+    assert knn_fell(fell, "dino", 0.0).endswith("embeds them better; use the starting backbone as it is")
+
+
 def test_knn_before_after_and_the_linear_probe_line_are_in_metrics_and_the_card(image_folder, tmp_path):
     from contrastkit.recipes import image
 

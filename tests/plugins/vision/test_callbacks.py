@@ -62,3 +62,38 @@ def test_wise_ft_auto_keeps_the_best_scored_share_and_the_larger_of_a_tie():
     assert flat.alpha == 1.0
     with pytest.raises(ValueError, match="score"):
         WiSEFT("auto")
+
+
+class _Printing:
+    """What WiSEFT reads of a LightningModule, on a real layer: ``backbone`` and ``print`` (kept as lines)."""
+
+    def __init__(self):
+        from torch import nn
+
+        self.backbone, self.lines = nn.Linear(3, 2), []
+
+    def print(self, *args):
+        self.lines.append(" ".join(map(str, args)))
+
+
+def _blend_line(wise) -> str:
+    import torch
+
+    module = _Printing()
+    wise.setup(None, module, "fit")
+    with torch.no_grad():
+        for v in module.backbone.parameters():
+            v.add_(1.0)  # training moved every weight
+    wise.on_train_end(None, module)
+    (line,) = [line for line in module.lines if line.startswith("WiSE-FT: the backbone keeps")]
+    return line
+
+
+def test_wise_ft_line_names_the_share_once_and_what_keeps_all_only_when_some_is_dropped():
+    from contrastkit.plugins.vision.callbacks import WiSEFT
+
+    best_is_all = WiSEFT("auto", lambda net: float(next(net.parameters()).sum()))  # the most moved scores best
+    assert _blend_line(best_is_all) == "WiSE-FT: the backbone keeps 100% of its change from training (wise_ft=1)"
+    assert best_is_all.alpha == 1.0
+    assert _blend_line(WiSEFT(0.65)) == ("WiSE-FT: the backbone keeps 65% of its change from training (wise_ft=0.65; "
+                                         "wise_ft=1 keeps all of it)")

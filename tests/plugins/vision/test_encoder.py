@@ -79,3 +79,18 @@ def test_existing_folders_load_and_a_config_without_the_type_is_refused(tmp_path
         load_encoder(tmp_path)
     with pytest.raises(UserError, match="does not exist"):
         load_encoder(tmp_path / "missing")
+
+
+def test_no_images_embed_to_zero_rows_of_the_embedding_width():
+    """embed([]) is (0, d), so it stacks with other embeddings and multiplies against them like any result."""
+    from contrastkit.plugins.vision.encoder import ImageEncoder, make_preprocess
+
+    net, spec, images = _tiny_backbone()
+    encoder = ImageEncoder(net, make_preprocess(16, spec["normalize"]), spec)
+    some = encoder.embed(images)
+    none = encoder.embed([])
+    assert none.shape == (0, some.shape[1]) == (0, 32) and none.dtype == some.dtype
+    assert np.concatenate([none, some]).shape == (2, 32) and (none @ some.T).shape == (0, 2)
+    encoder.set_center(some.mean(axis=0).tolist())  # a centred encoder too
+    net.train()
+    assert encoder.embed([]).shape == (0, 32) and net.training  # the mode the net was in is put back
