@@ -29,6 +29,11 @@ OWN_FILES = frozenset({LOCK, RECORD, WRITE_PROBE})
 CHECKPOINTS = "checkpoints"
 #: config fields that decide whether a checkpoint fits the model a run builds (checked by resume=true)
 MODEL_FIELDS = ("model", "backbone", "method")
+#: the prompts the texts trained with (text and sparse recipes): a resumed run must not switch them halfway
+PROMPTS_FIELD = "prompts"
+#: and the training data's: a resumed run trains on what its checkpoint trained on (a path, a Hub id; data given as
+#: Python objects is not recorded, so not compared)
+DATA_FIELD = "data"
 
 
 class FolderLock:
@@ -124,11 +129,20 @@ def is_empty(folder: Path) -> bool:
 
 
 def identity(cfg: Any) -> dict[str, Any]:
-    """The model fields of ``cfg`` that a checkpoint must match, paths made absolute (``./m`` == ``/abs/m``)."""
+    """The model and data fields of ``cfg`` that a checkpoint must match, paths made absolute (``./m`` ==
+    ``/abs/m``)."""
     out = {}
-    for name in MODEL_FIELDS:
+    for name in (*MODEL_FIELDS, PROMPTS_FIELD, DATA_FIELD):
         value = getattr(cfg, name, None)
-        if value == "auto":  # settled from the data later (the image recipe's method), then recorded and checked
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if name == DATA_FIELD and not isinstance(value, (str, type(None))):  # rows, a DataFrame, a Dataset
+            continue
+        if name == PROMPTS_FIELD:  # prompts=auto reads the base model, which model= pins; None spells none
+            from .st.prompts import normal
+
+            value = normal(value)
+        elif value == "auto":  # settled from the data later (the image recipe's method), then recorded and checked
             continue
         if isinstance(value, str) and value and Path(value).expanduser().exists():
             value = str(Path(value).expanduser().resolve())
@@ -138,8 +152,11 @@ def identity(cfg: Any) -> dict[str, Any]:
 
 
 def write_record(folder: Path, recipe: str, cfg: Any) -> None:
-    """``.contrastkit-run.json``: the recipe and model this folder belongs to."""
-    record = {"recipe": recipe, **identity(cfg), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    """``.contrastkit-run.json``: the recipe, model and data this folder belongs to (home paths as ``~/...``, as in
+    config.yaml: the folder may be shared; ``check_resume`` expands them)."""
+    from .config import _home_as_tilde
+
+    record = {"recipe": recipe, **_home_as_tilde(identity(cfg)), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
@@ -180,14 +197,18 @@ def check_resume(folder: Path, recipe: str, cfg: Any) -> None:
     for name, value in mine.items():
         theirs = record.get(name)
         if name in record and theirs != value and not _same_path(theirs, value):
-            raise UserError(f"resume=true but output_dir '{folder}' was trained with {name}={theirs}, not "
-                            f"{name}={value}; resume with {name}={theirs}, or choose another output_dir for "
-                            f"{name}={value}")
+            theirs, value = _setting(name, theirs), _setting(name, value)
+            raise UserError(f"resume=true but output_dir '{folder}' was trained with {theirs}, not {value}; resume "
+                            f"with {theirs}, or choose another output_dir for {value}")
     if not has_checkpoint(folder):
         fix = "run the same command without resume=true to start it again" if stopped_early(folder) else \
             "pass overwrite=true instead of resume=true to train it again from the start"
         raise UserError(f"resume=true but output_dir '{folder}' holds no complete checkpoint (none was saved yet; "
                         f"one is saved every save_steps={getattr(cfg, 'save_steps', '?')} steps); {fix}")
+
+
+def _setting(name: str, value: Any) -> str:
+    return f"{name}={value}" if value is not None else f"the default {name} (no {name}=)"
 
 
 def _same_path(a: Any, b: Any) -> bool:

@@ -3,6 +3,7 @@ signals where it matters; tiny models, so each test takes seconds."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -118,6 +119,12 @@ def test_ctrl_c_in_the_image_recipe_says_contrastkit_and_resume_true_continues(t
     assert (out / "model.safetensors").is_file()
 
 
+def _hashes(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` by its path there, with the SHA-256 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_resuming_an_image_run_with_fewer_steps_than_its_checkpoint_is_one_line(tmp_path):
     from contrastkit.plugins.errors import UserError
     from contrastkit.recipes import image
@@ -125,8 +132,75 @@ def test_resuming_an_image_run_with_fewer_steps_than_its_checkpoint_is_one_line(
     kw = {"data": str(_folder(tmp_path / "images")), "backbone": "tiny-cnn", "image_size": 16, "batch_size": 8,
           "output_dir": str(tmp_path / "out"), "save_steps": 1}
     image.run(max_steps=6, **kw)  # 18 training images, batches of 8: three epochs
-    with pytest.raises(UserError, match="raise max_steps= or epochs="):
+    before = _hashes(tmp_path / "out")
+    with pytest.raises(UserError, match="already trained 6 steps, more than this run's max_steps=1.*raise max_steps= "
+                                        "above 6"):
         image.run(max_steps=1, resume=True, **kw)
+    assert _hashes(tmp_path / "out") == before
+
+
+def test_resuming_a_finished_image_run_is_one_line_and_leaves_every_file_as_it_was(tmp_path, capfd):
+    """The checkpoint at max_steps (saved when training ended, not at a save_steps step): Lightning would train no
+    step, and the run would rewrite the finished model unblended and its metrics empty."""
+    out = tmp_path / "out"
+    args = ["run", "image", f"data={_folder(tmp_path / 'images')}", "backbone=tiny-cnn", "image_size=32",
+            "batch_size=8", "method=simclr", "max_steps=3", f"output_dir={out}"]
+    assert main(args) == 0
+    capfd.readouterr()
+    before = _hashes(out)
+    assert main([*args, "resume=true"]) == 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
+    (line,) = _errors(err)
+    assert f"the run in '{out}' already trained 3 steps" in line and "all of this run's max_steps=3" in line
+    assert "raise max_steps= above 3" in line
+    assert _hashes(out) == before  # nothing rewritten, added or removed, the run record included
+    # raising max_steps trains on from the checkpoint that max_steps stopped mid-epoch: the one step left, evaluated
+    assert main([*args[:-2], "max_steps=4", f"output_dir={out}", "resume=true"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 4 and set(metrics["before_after"]) == {"knn_top1"}
+
+
+@pytest.mark.parametrize("save_steps", [500, 1])  # the checkpoint saved as training ended / at the epoch's last
+def test_resuming_an_image_run_that_trained_all_its_epochs_is_one_line(tmp_path, save_steps):  # step, epoch uncounted
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import image
+
+    kw = {"data": str(_folder(tmp_path / "images")), "backbone": "tiny-cnn", "image_size": 16, "batch_size": 8,
+          "output_dir": str(tmp_path / "out"), "method": "simclr", "save_steps": save_steps}
+    image.run(epochs=1, **kw)  # 18 training images, batches of 8: two steps
+    before = _hashes(tmp_path / "out")
+    with pytest.raises(UserError, match=r"already trained 2 steps \(1 epoch of 2 steps\), all of this run's "
+                                        r"epochs=1.*raise epochs= above 1"):
+        image.run(epochs=1, resume=True, **kw)
+    assert _hashes(tmp_path / "out") == before
+    assert image.run(epochs=2, resume=True, **kw).metrics["steps"] == 4
+
+
+def test_resuming_on_other_data_is_one_line_naming_both_for_image_and_text(tmp_path, tiny_text_model, capfd,
+                                                                          monkeypatch):
+    """A resumed run would train on other data than its checkpoint did, without saying so: refused, untouched."""
+    first, other = _folder(tmp_path / "images"), _folder(tmp_path / "other")
+    out = tmp_path / "out"
+    args = ["run", "image", *IMAGE, "method=simclr", f"output_dir={out}", "save_steps=1"]
+    assert main([*args, f"data={first}", "max_steps=2"]) == 0
+    text_out = tmp_path / "text-out"
+    text = ["run", "text", f"model={tiny_text_model}", f"output_dir={text_out}", "min_steps=0", "save_steps=1"]
+    assert main([*text, f"data={_pairs(tmp_path)}", "max_steps=1"]) == 0
+    capfd.readouterr()
+    image_files, text_files = _hashes(out), _hashes(text_out)
+    assert main([*args, f"data={other}", "max_steps=3", "resume=true"]) == 2
+    assert main([*text, f"data={_pairs(tmp_path, name='other.csv')}", "max_steps=2", "resume=true"]) == 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
+    image_line, text_line = _errors(err)
+    assert f"trained with data={first}, not data={other}; resume with data={first}" in image_line
+    assert f"trained with data={tmp_path / 'pairs.csv'}, not data={tmp_path / 'other.csv'}" in text_line
+    assert _hashes(out) == image_files and _hashes(text_out) == text_files
+    # the same data by another path (relative, from another folder) is the same data: it resumes
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, "data=images/", "max_steps=3", "resume=true"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 3
 
 
 def test_a_full_disk_while_saving_is_one_line(tmp_path, tiny_text_model):
@@ -178,7 +252,7 @@ def test_a_finished_run_leaves_its_record_but_no_lock(tmp_path, tiny_text_model)
     text.run(data=_pairs(tmp_path), model=tiny_text_model, output_dir=str(out), max_steps=1, min_steps=0)
     assert not (out / ".contrastkit-lock").exists()
     record = json.loads((out / ".contrastkit-run.json").read_text())
-    assert record["recipe"] == "text" and record["model"] == str(Path(tiny_text_model).resolve())
+    assert record["recipe"] == "text" and os.path.expanduser(record["model"]) == str(Path(tiny_text_model).resolve())
     from contrastkit.plugins.hub import files_to_push
 
     assert not [p for p in files_to_push(out) if ".contrastkit" in str(p)]
@@ -238,3 +312,18 @@ def test_a_default_output_folder_taken_in_the_same_second_gets_a_new_name(tmp_pa
     assert out.name.endswith("-2") and out.parent == (tmp_path / "outputs").resolve()
     assert (out / "model.safetensors").read_bytes() != b"someone else's model"
     assert all((f / "model.safetensors").read_text() == "someone else's model" for f in taken)
+
+
+def test_resuming_with_other_prompts_is_refused_and_the_same_ones_resume(tmp_path, tiny_text_model, capfd):
+    """Steps before and after a resume would have read different prefixes: refused, the folder untouched."""
+    out = tmp_path / "text-out"
+    text = ["run", "text", f"model={tiny_text_model}", f"output_dir={out}", "min_steps=0", "save_steps=1",
+            f"data={_pairs(tmp_path)}"]
+    assert main([*text, "max_steps=1", "prompts={query: 'q: ', document: 'd: '}"]) == 0
+    capfd.readouterr()
+    files = _hashes(out)
+    assert main([*text, "max_steps=2", "resume=true"]) == 2  # prompts=auto: the base model's (none), not q:/d:
+    line = _errors(capfd.readouterr().err)[0]
+    assert "was trained with prompts={'query': 'q: ', 'document': 'd: '}, not prompts=auto" in line
+    assert _hashes(out) == files
+    assert main([*text, "max_steps=2", "resume=true", "prompts={query: 'q: ', document: 'd: '}"]) == 0
