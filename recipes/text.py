@@ -86,6 +86,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, eval_data = evaluation.unused_holdout(data_format, train_data, eval_data, cfg.eval_data is not None, log)
     if is_static:
         static.check_format(data_format, train_data.column_names)
+    prompts.check_fits(cfg.prompts, data_format.kind)
 
     # 3. Model (or static embeddings distilled from one), mined hard negatives for pairs, the loss for the columns
     if is_static:
@@ -134,7 +135,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
                                   labeled=choice.format.kind == "labeled", cpu_bf16=not is_static,
                                   learning_rate=learning_rate,
-                                  prompts=prompts.for_columns(prompt_pair, choice.format.text_columns))
+                                  prompts=prompts.for_columns(prompt_pair, choice.dataset))
     if note := training.precision_note(cfg.precision, args):
         log(note)
     trainer = training.make_trainer(model, args, choice.dataset, choice.loss, callbacks=[callback, NoPickledArgs()],

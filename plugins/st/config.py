@@ -4,6 +4,7 @@ choice and hard-negative mining. No sentence-transformers import here, so ``cont
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from ..config import Part, RecipeArgs, field, require_positive, require_range
 from ..errors import UserError, did_you_mean
@@ -95,7 +96,7 @@ class MiningArgs(Part):
 class PromptArgs(Part):
     """The prefixes a model reads before queries and documents (E5, BGE, nomic and the like)."""
 
-    prompts: str | dict[str, str] = field("auto", "auto (the base model's own query/document prompts, if it has "
+    prompts: Any = field("auto", "auto (the base model's own query/document prompts, if it has "
                                                   "any), none, one prompt for every text, or {query: 'query: ', "
                                                   "document: 'passage: '}", group="recipe")
 

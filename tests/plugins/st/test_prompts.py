@@ -80,3 +80,26 @@ def test_a_cli_prompt_with_a_colon_stays_text():
     assert parse_overrides(["prompts={query: 'q: ', document: 'd: '}"]) == {
         "prompts": {"query": "q: ", "document": "d: "}}
     assert parse_overrides(["columns={anchor: q}"]) == {"columns": {"anchor": "q"}}
+
+
+@pytest.mark.parametrize("nothing", [None, False, "None", "NONE", ""])
+def test_yamls_spellings_of_nothing_mean_no_prompts(nothing, e5_style):
+    prompts.check(nothing)
+    assert prompts.apply(nothing, e5_style, "pair", print) is None
+    assert e5_style.prompts["query"] == "" and e5_style.default_prompt_name is None
+
+
+def test_an_unquoted_mapping_is_refused_not_taken_as_one_prompt():
+    setting = parse_overrides(["prompts={query: q: , document: d: }"])["prompts"]
+    with pytest.raises(UserError, match="not a valid mapping; quote each prompt"):
+        prompts.check(setting)
+    with pytest.raises(UserError, match="single data has no query side"):
+        prompts.check_fits({"query": "q: "}, "single")
+
+
+def test_prompts_follow_the_columns_a_loss_renames(tiny_text_model):
+    """SimCSE trains on the text twice, as anchor and positive: the one prompt goes before both."""
+    import datasets
+
+    renamed = datasets.Dataset.from_dict({"anchor": ["a"], "positive": ["a"], "label": [1]})
+    assert prompts.for_columns(("u: ", "u: "), renamed) == {"anchor": "u: ", "positive": "u: "}
