@@ -62,17 +62,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def load_retriever(name: str, trust_remote_code: bool = False) -> Any:
     """A bi-encoder (SentenceTransformer) through ``load_model``, once per model; a model the demo already loaded
-    for a slot is shared. Raises UserError (or ValueError) when ``name`` is not a bi-encoder that loads."""
-    from contrastkit.plugins.st.models import load_model, resolve_model_name, saved_type
+    for a slot is shared. Raises UserError when ``name`` is not a bi-encoder that loads."""
+    from contrastkit.plugins.st.models import load_model
 
     key = model_key(name, trust_remote_code)
     shared = _LOADED.get(key)
     if shared is not None and shared.kind == "dense":
         return shared.model
-    if key not in _RETRIEVERS:
-        found = saved_type(resolve_model_name(name)[0])
-        if found not in (None, "SentenceTransformer"):
-            raise ValueError(f"it is a {found}, not a bi-encoder")
+    if key not in _RETRIEVERS:  # load_model refuses a reranker or sparse encoder folder
         _RETRIEVERS[key] = load_model(name, trust_remote_code, what="retriever")
     return _RETRIEVERS[key]
 

@@ -73,6 +73,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     sparse.check_format(fmt, train_data.column_names)
+    prompts.check_fits(cfg.prompts, fmt.kind)
     eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
         else (None, fmt)
 
@@ -91,11 +92,18 @@ def run(cfg: Config | None = None, **overrides: Any):
     if fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
         miner = cfg.retriever or (cfg.model if head == "csr" else models.DEFAULT_TEXT_MODEL)
         retriever = models.load_model(miner, cfg.trust_remote_code, what="retriever")
-        train_data = mining.add_hard_negatives(retriever, train_data, None, cfg.num_negatives)
+        if cfg.retriever is None and head == "csr":  # the base mines: with the prompts it trains with
+            prompts.apply(cfg.prompts, retriever, fmt.kind, lambda _: None)
+        mined = mining.add_hard_negatives(retriever, train_data, cfg.columns, cfg.num_negatives,
+                                          required=cfg.mine_hard_negatives is True)
         del retriever
-        log(f"mining: {len(train_data)} pairs got {cfg.num_negatives} hard negative(s) each from {miner} "
-            f"(mine_hard_negatives=false trains on the pairs alone)")
-        train_data, fmt = formats.detect_format(train_data)
+        if mined is None:
+            log(f"mining: no hard negatives among {len(train_data)} pairs (too few or too alike); training on the "
+                f"pairs with in-batch negatives")
+        else:
+            log(f"mining: {len(mined)} of {len(train_data)} pairs got {cfg.num_negatives} hard negative(s) each "
+                f"from {miner} (mine_hard_negatives=false trains on the pairs alone)")
+            train_data, fmt = formats.detect_format(mined)
     prompt_pair = prompts.apply(cfg.prompts, model, fmt.kind, log)
     choice = sparse.choose_sparse_loss(model, fmt, cfg.similarity, cfg.scale)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
@@ -119,7 +127,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     epochs = training.recipe_epochs(cfg, len(train_data), log)
     args = training.training_args(cfg, out, in_batch_negatives=choice.in_batch_negatives, epochs=epochs,
                                   cpu_bf16=True, learning_rate=cfg.learning_rate or LEARNING_RATE, kind="sparse",
-                                  prompts=prompts.for_columns(prompt_pair, fmt.text_columns))
+                                  prompts=prompts.for_columns(prompt_pair, train_data))
     if note := training.precision_note(cfg.precision, args):
         log(note)
     trainer = training.make_trainer(model, args, train_data, choice.loss, callbacks=[callback, NoPickledArgs()],

@@ -53,7 +53,9 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
     if len(mined) == 0:
         if not required:
             return None
-        raise UserError("mine_hard_negatives=true found no negatives; the data may be too small or too repetitive")
+        raise UserError(f"mining found no hard negatives among {len(pairs)} pairs (too few or too alike, for "
+                        f"num_negatives={num_negatives} each); add pairs, lower num_negatives, or set "
+                        f"mine_hard_negatives=false")
     return mined
 
 

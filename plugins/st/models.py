@@ -50,6 +50,11 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
         path = str(Path(path).expanduser())  # "~/models/x", as config.yaml writes home paths
         if not Path(path).exists():
             raise UserError(f"{what} folder '{name}' does not exist; pass {what}= a folder or a Hub id")
+        found = saved_type(path)
+        # a bi-encoder is a fine base for any kind; a reranker or sparse encoder would be silently taken apart
+        if found in ("CrossEncoder", "SparseEncoder") and found != MODEL_CLASSES[kind]:
+            raise UserError(f"{what} folder '{name}' holds a {found}, and {what}= needs a {MODEL_CLASSES[kind]} "
+                            f"(or a bi-encoder to start one from); pass such a folder or a Hub id")
     from ..hub import offline_if_unreachable
 
     try:

@@ -115,3 +115,30 @@ def test_a_seed_repeats_a_run_with_a_new_classifier_head(tmp_path, tiny_text_mod
     first, again, other = scores("first"), scores("again"), scores("other", seed=7)
     assert np.allclose(first, again)
     assert not np.allclose(first, other)
+
+
+def test_mapped_columns_are_mined_and_too_few_pairs_fall_back_to_in_batch_negatives(tmp_path, tiny_text_model,
+                                                                                    capsys):
+    mapped = PAIRS.rename(columns={"anchor": "q", "positive": "a"})
+    result = _run(tmp_path, tiny_text_model, mapped, columns={"anchor": "q", "positive": "a"}, num_negatives=1)
+    pairs = len(PAIRS) - result.metrics["eval_rows"]
+    assert f"of {pairs} pairs got 1 hard negative(s) each" in capsys.readouterr().out
+    few = PAIRS.head(4)
+    result = _run(tmp_path, tiny_text_model, few, eval_data=few, overwrite=True)
+    assert "mining: no hard negatives among 4 pairs" in capsys.readouterr().out
+    assert result.metrics["format"] == "pair"
+    with pytest.raises(Exception, match="mining found no hard negatives among 4 pairs"):
+        _run(tmp_path, tiny_text_model, few, eval_data=few, overwrite=True, loss="bce")
+
+
+def test_a_reranker_or_sparse_folder_is_not_taken_apart_as_a_bi_encoder(tmp_path, tiny_text_model):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import text
+
+    reranker = _run(tmp_path, tiny_text_model, PAIRS, mine_hard_negatives=False).output_dir
+    with pytest.raises(UserError, match=r"retriever folder '.*' holds a CrossEncoder, and retriever= needs a "
+                                        r"SentenceTransformer"):
+        _run(tmp_path, tiny_text_model, PAIRS, retriever=str(reranker), output_dir=str(tmp_path / "again"))
+    with pytest.raises(UserError, match="model folder '.*' holds a CrossEncoder"):
+        text.run(data=PAIRS, model=str(reranker), max_steps=1, output_dir=str(tmp_path / "text"))
+    assert not (tmp_path / "again").exists() and not (tmp_path / "text").exists()

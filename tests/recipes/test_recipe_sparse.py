@@ -150,3 +150,15 @@ def test_prompts_train_and_are_saved_and_a_seed_repeats_a_run(tmp_path, tiny_tex
     _, _, again = trained("again")
     assert np.allclose(plain, again)  # the CSR head is new, and seed= starts it alike
     assert not np.allclose(vectors, plain)  # training read the prompts
+
+
+def test_mapped_columns_are_mined_with_the_prompts_and_too_few_pairs_train_in_batch(tmp_path, tiny_text_model,
+                                                                                     capsys):
+    mapped = PAIRS.rename(columns={"anchor": "q", "positive": "a"})
+    result = _run(tmp_path, tiny_text_model, mapped, columns={"anchor": "q", "positive": "a"}, num_negatives=1)
+    pairs = len(PAIRS) - result.metrics["eval_rows"]
+    assert f"of {pairs} pairs got 1 hard negative(s)" in capsys.readouterr().out
+    few = PAIRS.head(4)
+    result = _run(tmp_path, tiny_text_model, few, eval_data=few, overwrite=True)
+    assert "mining: no hard negatives among 4 pairs" in capsys.readouterr().out
+    assert result.metrics["format"] == "pair"

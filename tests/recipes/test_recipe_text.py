@@ -140,7 +140,7 @@ def test_too_few_pairs_to_mine_train_on_pairs_unless_mining_was_asked_for(tmp_pa
     result = _run(tmp_path, tiny_text_model, few, eval_data=few)
     assert "mining: no hard negatives among 4 pairs" in capsys.readouterr().out
     assert result.metrics["format"] == "pair" and result.metrics["mined_hard_negatives"] is False
-    with pytest.raises(UserError, match="found no negatives"):
+    with pytest.raises(UserError, match="mining found no hard negatives among 4 pairs"):
         _run(tmp_path, tiny_text_model, few, eval_data=few, mine_hard_negatives=True, overwrite=True)
 
 
@@ -455,3 +455,14 @@ def test_class_labels_from_a_csv_or_parquet_file_train(name, tmp_path, tiny_text
     frame = pd.DataFrame({"text": TEXTS, "label": [f"class{i % 3}" for i in range(24)]})
     result = _run(tmp_path, tiny_text_model, _write(tmp_path, name, frame))
     assert result.metrics["format"] == "labeled" and result.metrics["loss"] == "BatchHardSoftMarginTripletLoss"
+
+
+def test_one_prompt_trains_single_texts_with_simcse(tmp_path, tiny_text_model):
+    frame = pd.DataFrame({"text": TEXTS})
+
+    def weights(name, **kw):
+        result = _run(tmp_path, tiny_text_model, frame, output_dir=str(tmp_path / name), **kw)
+        model = SentenceTransformer(str(result.output_dir), device="cpu")
+        return next(p for n, p in model.named_parameters() if "encoder.layer.0" in n).detach()
+
+    assert not bool((weights("prompted", prompts="u: ") == weights("plain")).all())
