@@ -207,6 +207,14 @@ def check_resume(folder: Path, recipe: str, cfg: Any) -> None:
                         f"one is saved every save_steps={getattr(cfg, 'save_steps', '?')} steps); {fix}")
 
 
+def finished(out: Path, trained: str, beyond: bool, length: str, fix: str) -> UserError:
+    """The one line for ``resume=true`` from a checkpoint that already trained the run's whole ``length``: there
+    is nothing to train, and going on would only rewrite the finished run's files."""
+    return UserError(f"resume=true but the run in '{out}' already trained {trained}, "
+                     f"{'more than' if beyond else 'all of'} this run's {length}: nothing is left to train; raise "
+                     f"{fix} to train on, or leave the finished run as it is")
+
+
 def _setting(name: str, value: Any) -> str:
     return f"{name}={value}" if value is not None else f"the default {name} (no {name}=)"
 

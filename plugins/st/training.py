@@ -175,6 +175,8 @@ def train(trainer: Any, resume: bool = False) -> Any:
     if resume and checkpoint is None:
         raise UserError(f"resume=true but '{trainer.args.output_dir}' holds no complete checkpoint yet (the run "
                         f"stopped before its first save); run the same command without resume=true to start again")
+    if checkpoint is not None:
+        _refuse_finished(trainer, checkpoint)
     first = True
     while True:
         _before_from_base_model(trainer, evaluate=first)  # resuming and retrying load weights before on_train_begin
@@ -201,6 +203,29 @@ def train(trainer: Any, resume: bool = False) -> Any:
         from ..report import Printer
 
         Printer()(f"out of memory: {what}; training again from {checkpoint or 'the current weights'}")
+
+
+def _refuse_finished(trainer: Any, checkpoint: str) -> None:
+    """A checkpoint that already trained the run's whole length: the Trainer would take one more step and rewrite
+    the finished run's metrics, card and checkpoints (the model stays, at learning rate 0)."""
+    import json
+    import math
+    from pathlib import Path
+
+    from ..outdir import finished
+
+    steps = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+    args, out = trainer.args, Path(trainer.args.output_dir).parent
+    if args.max_steps > 0:
+        if steps >= args.max_steps:
+            raise finished(out, f"{steps} steps", steps > args.max_steps, f"max_steps={args.max_steps}",
+                           f"max_steps= above {steps}")
+        return
+    per_epoch = max(1, math.ceil(len(trainer.get_train_dataloader()) / args.gradient_accumulation_steps))
+    if steps >= math.ceil(args.num_train_epochs * per_epoch):
+        done = steps / per_epoch
+        raise finished(out, f"{steps} steps ({done:g} epochs of {per_epoch} steps)", done > args.num_train_epochs,
+                       f"epochs={args.num_train_epochs:g}", f"epochs= above {done:g}")
 
 
 def _check_trained(trainer: Any) -> None:

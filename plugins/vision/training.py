@@ -189,9 +189,7 @@ def refuse_finished(cfg: Any, steps: int, epochs: int, per_epoch: int, out: Path
             return
         beyond, trained = done > cfg.epochs, f"{steps} steps ({done} epoch{'s' * (done != 1)} of {per_epoch} steps)"
         length, fix = f"epochs={cfg.epochs}", f"epochs= above {done}"
-    raise UserError(f"resume=true but the run in '{out}' already trained {trained}, "
-                    f"{'more than' if beyond else 'all of'} this run's {length}: nothing is left to train; raise "
-                    f"{fix} to train on, or leave the finished run as it is")
+    raise outdir.finished(out, trained, beyond, length, fix)
 
 
 def resume_from(folder: Path) -> str | None:

@@ -466,3 +466,20 @@ def test_one_prompt_trains_single_texts_with_simcse(tmp_path, tiny_text_model):
         return next(p for n, p in model.named_parameters() if "encoder.layer.0" in n).detach()
 
     assert not bool((weights("prompted", prompts="u: ") == weights("plain")).all())
+
+
+@pytest.mark.parametrize("length", [{"max_steps": 2}, {"max_steps": -1, "epochs": 1, "min_steps": 0}])
+def test_resuming_a_finished_run_is_refused_and_changes_nothing(length, tmp_path, tiny_text_model):
+    import hashlib
+
+    from contrastkit.plugins.errors import UserError
+
+    def files(folder):
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    first = _run(tmp_path, tiny_text_model, frame, save_steps=1, mine_hard_negatives=False, **length)
+    before = files(first.output_dir)
+    with pytest.raises(UserError, match="already trained .* this run's (max_steps=2|epochs=1): nothing is left"):
+        _run(tmp_path, tiny_text_model, frame, save_steps=1, mine_hard_negatives=False, resume=True, **length)
+    assert files(first.output_dir) == before
