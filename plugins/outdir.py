@@ -34,6 +34,8 @@ PROMPTS_FIELD = "prompts"
 #: and the training data's: a resumed run trains on what its checkpoint trained on (a path, a Hub id; data given as
 #: Python objects is not recorded, so not compared)
 DATA_FIELD = "data"
+#: a Hub dataset's subset and split are part of which data it is
+HUB_FIELDS = ("subset", "split")
 
 
 class FolderLock:
@@ -132,7 +134,7 @@ def identity(cfg: Any) -> dict[str, Any]:
     """The model and data fields of ``cfg`` that a checkpoint must match, paths made absolute (``./m`` ==
     ``/abs/m``)."""
     out = {}
-    for name in (*MODEL_FIELDS, PROMPTS_FIELD, DATA_FIELD):
+    for name in (*MODEL_FIELDS, PROMPTS_FIELD, DATA_FIELD, *HUB_FIELDS):
         value = getattr(cfg, name, None)
         if isinstance(value, os.PathLike):
             value = os.fspath(value)

@@ -327,3 +327,20 @@ def test_resuming_with_other_prompts_is_refused_and_the_same_ones_resume(tmp_pat
     assert "was trained with prompts={'query': 'q: ', 'document': 'd: '}, not prompts=auto" in line
     assert _hashes(out) == files
     assert main([*text, "max_steps=2", "resume=true", "prompts={query: 'q: ', document: 'd: '}"]) == 0
+
+
+def test_a_hub_datasets_subset_and_split_are_part_of_what_resumes(tmp_path):
+    """A Hub dataset's other split is other data: the record keeps subset and split, and resume compares them."""
+    from contrastkit.plugins import outdir
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import text
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    trained = resolve(text.Config, data="user/pairs", subset="en", split="train")
+    outdir.write_record(folder, "text", trained)
+    with pytest.raises(UserError, match="was trained with split=train, not split=test"):
+        outdir.check_resume(folder, "text", resolve(text.Config, data="user/pairs", subset="en", split="test"))
+    with pytest.raises(UserError, match="was trained with subset=en, not the default subset"):
+        outdir.check_resume(folder, "text", resolve(text.Config, data="user/pairs", split="train"))
