@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line; bad input raises UserError."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):  # argparse would only miss COMMAND
+        raise UserError(f"unknown option '{argv[0]}' before the command; options follow it, e.g. 'contrastkit run "
+                        f"text --config FILE.yaml'; see '{parser.prog} --help'")
     # key=value pairs may follow options such as --config; argparse leaves those as "unknown"
     args, extra = parser.parse_known_args(argv)
     rest_field = "overrides" if hasattr(args, "overrides") else "options" if hasattr(args, "options") else None

@@ -133,6 +133,7 @@ BAD_ARGV = [  # (argv, what its one error line must name: the bad input and the 
     (["push", "outputs/x"], ["required: repo_id;", "contrastkit push --help"]),  # not 'repo_id, key=value'
     (["demo", "--port", "7860"], ["--port", "e.g. port=VALUE"]),
     (["list", "--long=1"], ["--long=1", "contrastkit list --help"]),  # list takes no key=value: no such hint
+    (["--bogus", "run"], ["'--bogus' before the command", "contrastkit --help"]),  # not "COMMAND is required"
 ]
 
 
