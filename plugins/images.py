@@ -13,8 +13,11 @@ hundred thousand pixels instead of tens of millions.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 #: Modes that ``Image.reduce`` averages correctly (palette indices and 1-bit or 16-bit pixels are converted first)
@@ -76,6 +79,22 @@ def shrink(im: Any, min_side: int | None) -> Any:
     return im.reduce(factor)
 
 
+#: one ``quiet_size_warning`` block at a time (see there)
+_QUIET = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_size_warning() -> Iterator[None]:
+    """Pillow's DecompressionBombWarning (89 to 179 megapixels) off inside the block. ``catch_warnings`` swaps the
+    process-wide filter list, so two threads' blocks overlapping (the demo's workers) would leave the filter
+    installed for good; the lock keeps them one after the other."""
+    from PIL import Image
+
+    with _QUIET, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
 def open_rgb(item: Any, min_side: int | None = None) -> Any:
     """A PIL image or a path to one, decoded by ``to_rgb``; with ``min_side``, a larger image comes out shrunk so
     that its shorter side is still at least ``min_side`` (JPEGs are decoded at that scale in the first place).
@@ -84,8 +103,7 @@ def open_rgb(item: Any, min_side: int | None = None) -> Any:
 
     if isinstance(item, Image.Image):
         return to_rgb(shrink(item, min_side))
-    with warnings.catch_warnings():  # the data's load named such images once; not again for every view
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with quiet_size_warning():  # the data's load named such images once; not again for every view
         im = Image.open(item)
     with im:
         if min_side and im.format == "JPEG" and min(im.size) >= 2 * min_side:
@@ -119,13 +137,9 @@ def decoded_sizes(items: list) -> list[tuple[int, int] | Exception]:
     its pixel limit is left to the caller to report once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from PIL import Image
-
     threads = max(1, min(CHECK_THREADS, len(os.sched_getaffinity(0)), len(items)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(_decoded_size, items))
+    with quiet_size_warning(), ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(_decoded_size, items))
 
 
 def name_list(names: list[str], first: int = 3) -> str:

@@ -435,3 +435,27 @@ def test_class_folders_named_like_splits_with_images_directly_inside_are_classes
         for i in range(2):
             _png(tmp_path / cls / f"{i}.png")
     assert load_images(str(tmp_path)).label_names == ["test", "train"]
+
+
+def test_threads_opening_large_images_leave_the_warning_filters_as_they_were(tmp_path, monkeypatch):
+    """The demo's workers open images at once; each open turns Pillow's size warning off for a moment. Unlocked,
+    their catch_warnings blocks interleaved and left the filter installed for the rest of the process."""
+    import threading
+    import warnings
+
+    from contrastkit.plugins.images import open_rgb
+
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # 64 x 64 is over the warning's limit, under the error's
+    before = list(warnings.filters)
+
+    def open_many():
+        for _ in range(300):
+            open_rgb(tmp_path / "big.png")
+
+    threads = [threading.Thread(target=open_many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before
