@@ -84,14 +84,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     if fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
         # only a loss that needs negatives has to have them; auto and mnrl fall back to in-batch negatives
         needs = cfg.mine_hard_negatives is True or rerank.check_rerank_loss(loss) not in ("auto", "mnrl")
-        mined = mining.add_hard_negatives(retriever, train_data, cfg.columns, cfg.num_negatives, required=needs)
-        if mined is None:
-            log(f"mining: no hard negatives among {len(train_data)} pairs (too few or too alike); training on the "
-                f"pairs with in-batch negatives")
-        else:
-            log(f"mining: {len(mined)} of {len(train_data)} pairs got {cfg.num_negatives} hard negative(s) each "
-                f"from the retriever {cfg.retriever}")
-            train_data, fmt = formats.detect_format(mined)
+        train_data, fmt = mining.mine_or_keep(retriever, train_data, fmt, cfg.columns, cfg.num_negatives, needs,
+                                              f"the retriever {cfg.retriever}", log)
     if fmt.kind == "pair":  # no negatives: mining was off (or found none, for a loss that does without)
         if rerank.check_rerank_loss(loss) not in ("auto", "mnrl"):
             raise UserError(f"loss={loss} needs negatives, and mine_hard_negatives=false leaves the pairs without "

@@ -94,16 +94,9 @@ def run(cfg: Config | None = None, **overrides: Any):
         retriever = models.load_model(miner, cfg.trust_remote_code, what="retriever")
         if cfg.retriever is None and head == "csr":  # the base mines: with the prompts it trains with
             prompts.apply(cfg.prompts, retriever, fmt.kind, lambda _: None)
-        mined = mining.add_hard_negatives(retriever, train_data, cfg.columns, cfg.num_negatives,
-                                          required=cfg.mine_hard_negatives is True)
+        train_data, fmt = mining.mine_or_keep(retriever, train_data, fmt, cfg.columns, cfg.num_negatives,
+                                              cfg.mine_hard_negatives is True, miner, log)
         del retriever
-        if mined is None:
-            log(f"mining: no hard negatives among {len(train_data)} pairs (too few or too alike); training on the "
-                f"pairs with in-batch negatives")
-        else:
-            log(f"mining: {len(mined)} of {len(train_data)} pairs got {cfg.num_negatives} hard negative(s) each "
-                f"from {miner} (mine_hard_negatives=false trains on the pairs alone)")
-            train_data, fmt = formats.detect_format(mined)
     prompt_pair = prompts.apply(cfg.prompts, model, fmt.kind, log)
     choice = sparse.choose_sparse_loss(model, fmt, cfg.similarity, cfg.scale)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")

@@ -76,3 +76,17 @@ def mine_step(cfg: Any, model: Any, data: Any, fmt: Any, max_length: int | None,
     log(f"mining: {len(mined)} of {len(data)} pairs got hard negatives from the base model "
         "(mine_hard_negatives=false trains on the pairs alone)")
     return mined, None, None
+
+
+def mine_or_keep(retriever: Any, data: Any, fmt: Any, columns: dict[str, str] | None, num_negatives: int,
+                 required: bool, source: str, log: Any) -> tuple[Any, Any]:
+    """The rerank and sparse recipes' mining step: ``(data, format)`` with hard negatives from ``retriever``, or
+    the pairs as they are, said in a line, when none are found and they are not ``required``."""
+    mined = add_hard_negatives(retriever, data, columns, num_negatives, required=required)
+    if mined is None:
+        log(f"mining: no hard negatives among {len(data)} pairs (too few or too alike); training on the pairs with "
+            f"in-batch negatives")
+        return data, fmt
+    log(f"mining: {len(mined)} of {len(data)} pairs got {num_negatives} hard negative(s) each from {source} "
+        f"(mine_hard_negatives=false trains on the pairs alone)")
+    return detect_format(mined)
