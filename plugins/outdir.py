@@ -140,11 +140,9 @@ def identity(cfg: Any) -> dict[str, Any]:
             value = os.fspath(value)
         if name == DATA_FIELD and not isinstance(value, (str, type(None))):  # rows, a DataFrame, a Dataset
             continue
-        if name == PROMPTS_FIELD:  # prompts=auto reads the base model, which model= pins; None spells none
-            from .st.prompts import normal
-
-            value = normal(value)
-        elif value == "auto":  # settled from the data later (the image recipe's method), then recorded and checked
+        # settled from the data later (the image recipe's method), then recorded and checked; prompts=auto is
+        # compared as it is: it reads the base model, which model= pins
+        if value == "auto" and name != PROMPTS_FIELD:
             continue
         if isinstance(value, str) and value and Path(value).expanduser().exists():
             value = str(Path(value).expanduser().resolve())

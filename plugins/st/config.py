@@ -101,9 +101,11 @@ class PromptArgs(Part):
                                                   "document: 'passage: '}", group="recipe")
 
     def check(self) -> None:
-        """auto, none, one string, or query/document strings."""
-        from .prompts import check
+        """auto, none, one string, or query/document strings; YAML's spellings of nothing become ``none`` here, so
+        the run, its config.yaml and its resume record all read one value."""
+        from .prompts import check, normal
 
+        self.prompts = normal(self.prompts)
         check(self.prompts)
 
 
