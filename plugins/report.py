@@ -201,17 +201,26 @@ def _glyphs(font_path: str) -> frozenset[int]:
 
 def label_font(texts: Iterable[str]) -> Any:
     """Font properties that draw every character of ``texts``: matplotlib's default font, else an installed font that
-    has them all (e.g. a CJK font); None when no installed font has them all."""
+    has them all (e.g. a CJK font); None when no installed font has them all. A new object each call: callers set
+    its size."""
+    from matplotlib.font_manager import FontProperties
+
+    found = _font_with(frozenset(ord(c) for text in texts for c in str(text) if not c.isspace()))
+    return None if found is None else FontProperties() if found == "" else FontProperties(fname=found)
+
+
+@cache
+def _font_with(needed: frozenset[int]) -> str | None:
+    """"" when the default font has ``needed``, else the path of the first installed font that has them, or None.
+    Cached: searching every font takes a while, and the demo draws a heatmap per request."""
     from matplotlib.font_manager import FontProperties, findfont, fontManager
 
-    needed = {ord(c) for text in texts for c in str(text) if not c.isspace()}
     if needed <= _glyphs(findfont(FontProperties())):
-        return FontProperties()
+        return ""
     upright = sorted(fontManager.ttflist, key=lambda f: (f.style != "normal", f.weight not in (400, "normal")))
-    for font in upright:  # matplotlib's own Last Resort font "has" every glyph, as a box
-        if not font.name.startswith("Last Resort") and needed <= _glyphs(font.fname):
-            return FontProperties(fname=font.fname)
-    return None
+    # matplotlib's own Last Resort font "has" every glyph, as a box
+    return next((f.fname for f in upright if not f.name.startswith("Last Resort") and needed <= _glyphs(f.fname)),
+                None)
 
 
 def plot_before_after(rows: dict[str, dict[str, float]], path: str | Path,
