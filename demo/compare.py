@@ -111,9 +111,9 @@ def compare_images(slots: list[Slot], path_a: str | None, paths_b: str | list[st
     notes: list[str] = []
     paths_b = _limit(paths_b, "images B", notes)
     one = len(paths_b) == 1
+    _need(slots, "image")  # before decoding: without an image model, the uploads are never read
     images = [open_image(path_a, "image A", max_bytes)] + [
         open_image(p, "image B" if one else f"image B{i}", max_bytes) for i, p in enumerate(paths_b, 1)]
-    _need(slots, "image")
 
     def score(s: Slot):
         emb = embed_images(s, images)
@@ -129,8 +129,8 @@ def compare_text_image(slots: list[Slot], image_path: str | None, texts: str, ma
     lines = split_lines(texts)
     if not lines:
         raise DemoInputError("Type at least one text (one per line) to match against the image.")
-    image = open_image(image_path, "an image", max_bytes)
     _need(slots, "text", "image")
+    image = open_image(image_path, "an image", max_bytes)
     notes: list[str] = []
     lines = _limit(lines, "texts", notes)
     capped, cut = _cap(lines)
@@ -146,6 +146,11 @@ def compare_text_image(slots: list[Slot], image_path: str | None, texts: str, ma
                   images=[display_image(image)])
 
 
+def _need_two(items: list) -> None:
+    if len(items) < 2:
+        raise DemoInputError("Give at least two items: texts one per line, or two or more images.")
+
+
 def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | None,
                       max_bytes: int) -> tuple[list[str], dict[str, Any], list[str]]:
     """Pairwise scores of a list of texts (or of images, when any are uploaded), per model: cosine similarities,
@@ -153,6 +158,8 @@ def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | No
     notes: list[str] = []
     if image_paths:
         paths = _limit(list(image_paths), "images", notes)
+        _need_two(paths)
+        _need(slots, "image")  # before decoding: without an image model, the uploads are never read
         items = [open_image(p, f"image {i}", max_bytes) for i, p in enumerate(paths, 1)]
         labels, modality = [Path(p).name for p in paths], "image"
     else:
@@ -160,9 +167,8 @@ def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | No
         items, cut = _cap(items)
         notes += cut
         labels, modality = items, "text"
-    if len(items) < 2:
-        raise DemoInputError("Give at least two items: texts one per line, or two or more images.")
-    _need(slots, modality)
+        _need_two(items)
+        _need(slots, modality)
     matrices = {}
 
     def score(s: Slot):

@@ -313,3 +313,17 @@ def test_precision_bf16_scores_stay_within_a_few_thousandths_of_fp32(tiny_text_m
 
 def test_lines_of_only_invisible_characters_are_empty():
     assert core.split_lines("\u200b\u200b\n  a text \n\ufeff\n\u200bb\u200d") == ["a text", "b"]
+
+
+def test_image_uploads_are_not_read_when_no_model_embeds_images(text_slots, tmp_path):
+    """With text models only, an image tab says so before it decodes (or chokes on) any upload."""
+    broken = tmp_path / "photo.png"
+    broken.write_text("not an image at all")
+    with pytest.raises(core.DemoInputError, match="embeds images"):
+        compare.compare_images(text_slots, str(broken), str(broken), 10 * MB)
+    with pytest.raises(core.DemoInputError, match="embeds both texts and images"):
+        compare.compare_text_image(text_slots, str(broken), "a red circle", 10 * MB)
+    with pytest.raises(core.DemoInputError, match="embeds images"):
+        compare.similarity_matrix(text_slots, "", [str(broken), str(broken)], 10 * MB)
+    with pytest.raises(core.DemoInputError, match="at least two items"):
+        compare.similarity_matrix(text_slots, "", [str(broken)], 10 * MB)
