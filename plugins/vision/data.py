@@ -252,8 +252,13 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
                          f"images are unlabelled and kNN evaluation is skipped (label every row, or filter out the "
                          f"unlabelled ones)")
         else:
-            names = list(feat.names) if class_label else sorted(set(map(str, raw)))
-            labels = raw if class_label else [names.index(str(v)) for v in raw]
+            if class_label:
+                names, labels = list(feat.names), raw
+            else:  # numbers in numeric order (2 before 10), the way a user reads their classes
+                numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
+                names = [str(v) for v in sorted(set(raw))] if numeric else sorted(set(map(str, raw)))
+                ids = {name: i for i, name in enumerate(names)}
+                labels = [ids[str(v)] for v in raw]
     return ImageData([items[i] for i in keep], labels, names, skipped,
                      source=f"Hugging Face dataset '{hub_id}'" if hub_id else "a datasets.Dataset", hub_id=hub_id,
                      notes=notes)

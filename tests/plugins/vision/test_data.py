@@ -408,6 +408,13 @@ def test_a_none_label_is_no_label_and_a_list_label_is_refused():
         load_images(_hf([[0], [1], [0, 1]]))
 
 
+
+def test_integer_labels_that_are_not_a_classlabel_keep_their_numeric_order():
+    from contrastkit.plugins.vision.data import load_images
+
+    data = load_images(_hf([10, 2, 2, 10, 1]))  # an int64 column, as a CSV or pandas frame gives it
+    assert data.label_names == ["1", "2", "10"] and data.labels == [2, 1, 1, 2, 0]
+
 # --------------------------------------------------------------------------- split folders
 def test_a_folder_of_split_folders_with_class_subfolders_is_refused(tmp_path):
     from contrastkit.plugins.errors import UserError
