@@ -46,7 +46,7 @@ class Config(MethodArgs, LightningArgs, RecipeArgs):
             raise UserError("config field 'batch_size' must be at least 2 (views are compared across the batch)")
         from pathlib import Path
 
-        from contrastkit.plugins.data import same_source
+        from contrastkit.plugins.splits import same_source
 
         for name in ("data", "eval_data"):
             folder = getattr(self, name)

@@ -55,7 +55,7 @@ class Config(MiningArgs, SentenceTransformerArgs):
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, rerank the held-out split before/after, save a plain CrossEncoder folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)
-    from contrastkit.plugins import data, run
+    from contrastkit.plugins import run, splits
     from contrastkit.plugins.device import world_size
     from contrastkit.plugins.st import formats, mining, models, rerank, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
@@ -66,7 +66,7 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 2. Data and its format; a format without query/document relations, or a loss it cannot train, fails
     # before any model loads
-    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
+    train_data, eval_data = splits.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     rerank.check_format(fmt, train_data.column_names)
     rerank.check_loss_fits(cfg.loss, fmt.kind)  # and a loss the format cannot train, before mining

@@ -60,7 +60,7 @@ class Config(MiningArgs, PromptArgs, SentenceTransformerArgs):
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate retrieval before/after, save a plain SparseEncoder folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)
-    from contrastkit.plugins import data, run
+    from contrastkit.plugins import run, splits
     from contrastkit.plugins.device import world_size
     from contrastkit.plugins.st import formats, mining, models, prompts, sparse, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
@@ -70,7 +70,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     out, log = run.start(cfg, "sparse")
 
     # 2. Data and its format; a format the sparse losses cannot read fails before any model loads
-    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
+    train_data, eval_data = splits.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     sparse.check_format(fmt, train_data.column_names)
     prompts.check_fits(cfg.prompts, fmt.kind)

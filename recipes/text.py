@@ -15,7 +15,13 @@ from typing import Any
 from contrastkit.plugins.config import field, resolve
 from contrastkit.plugins.errors import UserError
 from contrastkit.plugins.run import cleans_up_refusals
-from contrastkit.plugins.st.config import LossArgs, MiningArgs, PromptArgs, SentenceTransformerArgs, StaticArgs
+from contrastkit.plugins.st.config import (
+    LossArgs,
+    MiningArgs,
+    PromptArgs,
+    SentenceTransformerArgs,
+    StaticArgs,
+)
 
 DESCRIPTION = "Fine-tune a sentence-transformers text embedding model; the loss is chosen from your columns."
 SAMPLE_DATA = "faq_pairs.csv"
@@ -62,7 +68,7 @@ class Config(LossArgs, MiningArgs, PromptArgs, StaticArgs, SentenceTransformerAr
 def run(cfg: Config | None = None, **overrides: Any):
     """Train, evaluate before/after, save a plain SentenceTransformer folder and return a Result."""
     cfg = resolve(Config, cfg, **overrides)
-    from contrastkit.plugins import data, run
+    from contrastkit.plugins import run, splits
     from contrastkit.plugins.device import is_main_process, on_gpu, world_size
     from contrastkit.plugins.st import evaluation, formats, losses, mining, models, prompts, static, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
@@ -79,7 +85,7 @@ def run(cfg: Config | None = None, **overrides: Any):
             log(f"batch size: {BATCH_SIZE_GPU} on a GPU ({BATCH_SIZE} on a CPU); batch_size= sets it")
 
     # 2. Data: any input -> datasets.Dataset and a held-out split; bad columns fail before the model loads
-    train_data, eval_data = data.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
+    train_data, eval_data = splits.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, data_format = formats.detect_format(train_data, cfg.columns)
     eval_data, eval_format = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
         else (None, None)

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import REPEATS_WEIGH_MORE, data_columns, repeats, row_names
+from ..data import data_columns, row_names
 from ..errors import UserError
 from ..images import decoded_sizes, name_list, viewer_encoded
+from ..splits import REPEATS_WEIGH_MORE, repeats
 
 TINY_CLIP = "tiny-clip"
 TINY_CLIP_NOTE = "a randomly initialised tiny CLIP (2 layers, 32 hidden, 32 px images, character tokenizer)"
@@ -253,7 +254,8 @@ def _base_dir(data: Any) -> Path | None:
 def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
     """The recipe's checked (image, text) pairs and its held-out pairs (``cfg.eval_data`` or a hold-out), with the
     counts of skipped rows of both."""
-    from ..data import EVAL_IS_TRAIN, same_source, sample_path, split_train_eval, to_dataset, with_row_numbers
+    from ..data import sample_path, to_dataset, with_row_numbers
+    from ..splits import EVAL_IS_TRAIN, same_source, split_train_eval
 
     source = cfg.data if cfg.data is not None else sample_path(sample)
     pairs, stats = image_text_pairs(with_row_numbers(to_dataset(source, cfg.subset, cfg.split)), cfg.columns,

@@ -313,7 +313,7 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
 def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
     """Hold out ``data.holdout_size`` labelled images for kNN evaluation (every class keeps training images); none
     when unlabelled. The classes with no held-out image are named on ``data.notes``, as kNN does not score them."""
-    from ..data import holdout_size
+    from ..splits import holdout_size
 
     n_eval = holdout_size(len(data.items))
     if data.labels is None or n_eval < 2:
@@ -351,7 +351,7 @@ def split_off(data: ImageData, n: int, seed: Any) -> tuple[ImageData, ImageData]
 def check_eval_images(train: ImageData, held_out: ImageData) -> None:
     """eval_data images that are training image files measure fit, not generalisation: a warning (with the count
     when only some are) on ``train.notes``, after eval_data's own messages (skipped files, ignored formats)."""
-    from ..data import EVAL_IS_TRAIN
+    from ..splits import EVAL_IS_TRAIN
 
     train.notes.extend(f"eval_data: {m}" for m in held_out.messages())
 

@@ -220,7 +220,7 @@ def test_the_default_example_shows_what_training_changed(tmp_path):
     base, tuned = result.by_model["base"], result.by_model["fine-tuned"]
     assert base[0] < base[1] and tuned[0] > tuned[1]  # row 0 is the right answer, row 1 the near miss
     import datasets
-    from contrastkit.plugins.data import split_train_eval
+    from contrastkit.plugins.splits import split_train_eval
 
     faq = Path(app.__file__).resolve().parents[1] / "recipes" / "sample_data" / "faq_pairs.csv"
     trained, held_out = split_train_eval(datasets.load_dataset("csv", data_files=str(faq), split="train"))

@@ -37,8 +37,8 @@ def _cfg(data, eval_data=None):
 
 
 def test_an_error_names_the_line_in_the_file_after_the_shuffle_and_split(tmp_path):
-    from contrastkit.plugins.data import load_splits
     from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.splits import load_splits
     from contrastkit.plugins.st.formats import detect_format
 
     rows = [f"q{i},a{i}" for i in range(40)]
@@ -69,15 +69,15 @@ def test_blank_data_is_an_error_not_the_current_folder(value):
 
 
 def test_one_row_is_an_error(tmp_path):
-    from contrastkit.plugins.data import load_splits
     from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.splits import load_splits
 
     with pytest.raises(UserError, match="1 usable row; training needs at least 2"):
         load_splits(_cfg(_write(tmp_path, "one.csv", "anchor,positive\nq,a\n")), "unused")
 
 
 def test_repeated_rows_and_eval_rows_from_training_are_warned(tmp_path, capsys):
-    from contrastkit.plugins.data import load_splits
+    from contrastkit.plugins.splits import load_splits
 
     rows = "".join(f"q{i},a{i}\n" for i in range(6))
     path = _write(tmp_path, "p.csv", "anchor,positive\n" + rows + "q1,a1\nq2,a2\n")
@@ -148,8 +148,8 @@ def test_na_word_captions_stay_captions(tmp_path):
     ("score", "high", "column 'score' holds text \\({line}: 'high'\\)"),
 ])
 def test_a_bad_row_error_names_the_earliest_line_not_the_first_after_the_split(column, bad, said, tmp_path):
-    from contrastkit.plugins.data import load_splits
     from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.splits import load_splits
     from contrastkit.plugins.st.formats import detect_format
 
     def write(bad_lines=()):

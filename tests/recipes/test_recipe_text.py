@@ -442,7 +442,7 @@ def test_a_base_models_prompts_train_evaluate_and_are_saved(tmp_path, tiny_text_
     assert "prompts: the base model's own, query 'query: ' and document 'passage: '" in capsys.readouterr().out
     assert auto.metrics["prompts"] == {"query": "query: ", "document": "passage: "}
     assert auto_model.prompts["query"] == "query: " and auto_model.prompts["document"] == "passage: "
-    given, _, given_weights = trained("given", prompts={"query": "query: ", "document": "passage: "})
+    _, _, given_weights = trained("given", prompts={"query": "query: ", "document": "passage: "})
     assert bool((given_weights == auto_weights).all())  # the same prompts: the same training, step for step
     none, none_model, none_weights = trained("none", prompts="none")
     assert not bool((none_weights == auto_weights).all())  # the training texts differed by their prompts

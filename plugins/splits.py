@@ -1,0 +1,136 @@
+"""Training and held-out splits of a ``datasets.Dataset``: how much to hold out, which rows, and the warnings for
+repeated rows and eval sets that copy the training set.
+
+Every recipe holds out the same way (10%, at most 1,000 rows, drawn with the run's seed), so before/after numbers
+mean the same thing across recipes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .data import column_values, data_columns, log_line, row_names, sample_path, to_dataset, with_row_numbers
+from .errors import UserError
+
+
+def holdout_size(rows: int, fraction: float = 0.1, max_eval: int = 1000) -> int:
+    """How many rows every recipe holds out when no eval_data is given: 10%, at most 1,000."""
+    return min(max_eval, int(rows * fraction))
+
+
+def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_train: int = 2,
+                     groups: list | None = None) -> tuple[Any, Any]:
+    """Use ``eval_data`` when given; otherwise hold out ``holdout_size`` rows, reproducibly. Rows with one
+    ``groups`` value (e.g. one image's captions) stay on one side, so held-out rows are not half trained on."""
+    if len(train) < 2:
+        raise UserError(f"data has {len(train)} usable row; training needs at least 2 rows (and 20 or more to hold "
+                        f"some out for evaluation)")
+    if eval_data is not None:
+        return train, eval_data
+    n_eval = holdout_size(len(train))
+    if n_eval < 2 or len(train) - n_eval < min_train:
+        return train, None  # too small to hold anything out; training still runs, evaluation is skipped
+    if groups is not None and len(set(groups)) < len(groups):
+        return _split_groups(train, groups, n_eval, seed)
+    parts = train.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def _split_groups(data: Any, groups: list, n_eval: int, seed: int) -> tuple[Any, Any | None]:
+    """Whole groups drawn with ``seed`` until at least ``n_eval`` rows are held out; each part in the data's own
+    order. None held out when that would leave training fewer than half the rows (one group holds most)."""
+    import random
+
+    rows: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups):
+        rows.setdefault(g, []).append(i)
+    order = list(rows)
+    random.Random(seed).shuffle(order)
+    held: list[int] = []
+    for g in order:
+        if len(held) >= n_eval:
+            break
+        held += rows[g]
+    if len(held) > len(groups) // 2:
+        return data, None
+    kept = sorted(set(range(len(groups))) - set(held))
+    return data.select(kept), data.select(sorted(held))
+
+
+def row_keys(ds: Any, columns: list[str] | None = None) -> list[tuple]:
+    """Each row's values in ``columns`` (default: the user's columns) as a hashable tuple."""
+    cols = [column_values(ds, c) for c in (columns or data_columns(ds))]
+    return [tuple(v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for v in row)
+            for row in zip(*cols)]
+
+
+REPEATS_WEIGH_MORE = "repeated rows weigh more in training and can land in both the training and held-out split"
+
+
+def repeats(keys: list) -> list[tuple[int, int]]:
+    """(row, the earlier row it repeats) for every key seen before, in order."""
+    first: dict[Any, int] = {}
+    out = []
+    for i, key in enumerate(keys):
+        if key in first:
+            out.append((i, first[key]))
+        else:
+            first[key] = i
+    return out
+
+
+def warn_duplicates(ds: Any, columns: list[str] | None = None, what: str = "data") -> None:
+    """One warning line when rows repeat an earlier row: they weigh more in training and can leak into the
+    held-out split. Only one distinct row is an error, like a single row."""
+    keys = row_keys(ds, columns)
+    again = repeats(keys)
+    if len(ds) > 1 and len(again) == len(ds) - 1:
+        raise UserError(f"every row of {what} is the same; training needs at least 2 different rows")
+    if again:
+        names = row_names(ds)
+        i, j = again[0]
+        log_line(f"warning: {len(again)} row(s) of {what} repeat an earlier row (first: {names[i]}, same as "
+             f"{names[j]}); {REPEATS_WEIGH_MORE}")
+
+
+def same_source(data: Any, eval_data: Any) -> bool:
+    """True when eval_data= names the training file or folder."""
+    return isinstance(data, (str, Path)) and isinstance(eval_data, (str, Path)) and bool(str(data).strip()) and \
+        Path(data).expanduser().resolve() == Path(eval_data).expanduser().resolve()
+
+
+EVAL_IS_TRAIN = ("evaluation on training rows shows how well they are fitted, not how the model does on new "
+                 "data; leave eval_data out to hold out 10% instead")
+
+
+def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, columns: list[str] | None = None) -> None:
+    """An eval set that is (or copies) the training set measures fit, not generalisation: one warning line, with
+    the count when only some eval rows are training rows."""
+    if same_source(data, eval_data):
+        inside = list(range(len(held_out)))
+    else:
+        trained = set(row_keys(train, columns))  # once, not once per eval row
+        inside = [i for i, key in enumerate(row_keys(held_out, columns)) if key in trained]
+    if inside and len(inside) == len(held_out):
+        log_line(f"warning: every eval_data row is also a training row; {EVAL_IS_TRAIN}")
+    elif inside:
+        log_line(f"warning: {len(inside)} of {len(held_out)} eval_data rows are also training rows (first: "
+             f"{row_names(held_out)[inside[0]]}); the after-training scores are optimistic")
+
+
+def load_splits(cfg: Any, sample: str, used: Callable[[Any, Any], list[str]] | None = None) -> tuple[Any, Any]:
+    """A recipe's training data (the bundled ``sample`` when ``cfg.data`` is None) and its held-out split:
+    ``cfg.eval_data`` when given, else ``holdout_size`` rows of the data. Rows keep their place in the user's
+    file (``row_names``); repeated rows and an eval set that copies the training set are reported, compared on
+    the columns ``used(dataset, cfg.columns)`` names (default: all)."""
+    source = cfg.data if cfg.data is not None else sample_path(sample)
+    train = with_row_numbers(to_dataset(source, cfg.subset, cfg.split))
+    held_out = with_row_numbers(to_dataset(cfg.eval_data, what="eval_data")) if cfg.eval_data is not None else None
+    if held_out is not None:
+        common = [c for c in (used(held_out, cfg.columns) if used else data_columns(held_out))
+                  if c in train.column_names]
+        check_eval_overlap(source, cfg.eval_data, train, held_out, common or None)
+    warn_duplicates(train, (used(train, cfg.columns) or None) if used else None)
+    return split_train_eval(train, held_out, seed=cfg.seed)
