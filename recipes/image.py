@@ -63,10 +63,11 @@ def run(cfg: Config | None = None, **overrides: Any):
     import pytorch_lightning as pl
     from contrastkit.plugins import run
     from contrastkit.plugins.vision import training
-    from contrastkit.plugins.vision.data import check_eval_images, holdout, load_images, match_eval_labels
+    from contrastkit.plugins.vision.data import load_images
     from contrastkit.plugins.vision.encoder import ImageEncoder, make_preprocess
     from contrastkit.plugins.vision.methods import make_transform
     from contrastkit.plugins.vision.module import SSLModule
+    from contrastkit.plugins.vision.splits import check_eval_images, holdout, match_eval_labels
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out, log = run.start(cfg, "image")

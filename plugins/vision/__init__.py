@@ -1,7 +1,8 @@
 """lightly + Lightning adapter for self-supervised image embeddings. Import from the module that holds a name:
 
 - ``backbones``: ``create_backbone``, ``build_architecture``, weights files, ``feature_dim``
-- ``data``: ``load_images`` -> ``ImageData``, ``holdout``, ``ImageDataset``, ``open_rgb``, ``digits``
+- ``data``: ``load_images`` -> ``ImageData``, ``ImageDataset``, ``open_rgb``, ``digits``
+- ``splits``: ``holdout`` (every class keeps training images), ``split_off``, eval_data matched to the classes
 - ``methods``: the method table (head, loss, transform, momentum, memory bank, training step), ``get_method``
 - ``module``: ``SSLModule``, the LightningModule for every method
 - ``encoder``: ``ImageEncoder`` (embed; ``save_pretrained``/``from_pretrained``), ``save_encoder``, ``load_encoder``

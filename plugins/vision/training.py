@@ -19,7 +19,8 @@ from .. import outdir, report
 from ..device import auto_bf16, is_main_process
 from ..errors import UserError
 from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT, knn_scorer
-from .data import ImageData, ImageDataset, decode_side, split_off
+from .data import ImageData, ImageDataset, decode_side
+from .splits import split_off
 
 
 def settle_method(cfg: Any, out: Path, train: ImageData, log: Any) -> str:

@@ -314,9 +314,10 @@ def test_wise_ft_auto_chooses_the_share_on_training_images_it_set_aside(tmp_path
     """wise_ft=auto sets 10% of the labelled training images aside (not trained on), scores the blends on them and
     saves the best; the score it records for that share is kNN of the saved encoder on those images."""
     from contrastkit.plugins.vision.callbacks import AUTO_SHARES
-    from contrastkit.plugins.vision.data import holdout, load_images
+    from contrastkit.plugins.vision.data import load_images
     from contrastkit.plugins.vision.encoder import load_encoder
     from contrastkit.plugins.vision.knn import knn_accuracy
+    from contrastkit.plugins.vision.splits import holdout
     from contrastkit.plugins.vision.training import set_aside
     from contrastkit.recipes import image
 
@@ -408,9 +409,10 @@ def test_eval_data_with_some_of_the_classes_is_scored_against_the_right_ones(tmp
 
 
 def test_center_centres_the_embeddings_on_the_training_images_mean_and_saves_the_mean(image_folder, tmp_path):
-    from contrastkit.plugins.vision.data import holdout, load_images
+    from contrastkit.plugins.vision.data import load_images
     from contrastkit.plugins.vision.encoder import embed_with, load_encoder
     from contrastkit.plugins.vision.knn import knn_accuracy
+    from contrastkit.plugins.vision.splits import holdout
     from contrastkit.recipes import image
 
     result = image.run(data=str(image_folder), center=True, output_dir=str(tmp_path / "sup"), **FAST)

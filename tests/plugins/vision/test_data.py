@@ -25,7 +25,8 @@ def test_images_from_python_objects_are_rgb_and_1x1_images_are_skipped():
 
 
 def test_default_data_is_sklearn_digits_with_labels():
-    from contrastkit.plugins.vision.data import holdout, load_images
+    from contrastkit.plugins.vision.data import load_images
+    from contrastkit.plugins.vision.splits import holdout
 
     data = load_images(None)
     assert len(data.items) == 1797 and data.items[0].size == (8, 8) and set(data.labels) == set(range(10))
@@ -291,7 +292,8 @@ def test_the_top_level_subfolder_is_the_label_and_nested_folders_are_named(tmp_p
 
 
 def test_eval_labels_are_matched_to_the_training_classes_by_name(tmp_path):
-    from contrastkit.plugins.vision.data import load_images, match_eval_labels
+    from contrastkit.plugins.vision.data import load_images
+    from contrastkit.plugins.vision.splits import match_eval_labels
 
     for cls in ("ants", "bees", "cats"):
         _png(tmp_path / "train" / cls / "0.png")
@@ -309,7 +311,8 @@ def test_eval_labels_are_matched_to_the_training_classes_by_name(tmp_path):
 
 
 def test_eval_images_that_are_training_images_are_warned(tmp_path):
-    from contrastkit.plugins.vision.data import check_eval_images, load_images
+    from contrastkit.plugins.vision.data import load_images
+    from contrastkit.plugins.vision.splits import check_eval_images
 
     for cls in ("a", "b"):
         for i in range(2):
@@ -335,7 +338,8 @@ def _imbalanced(root, counts):
 
 
 def test_the_held_out_split_keeps_every_class_in_training_for_every_seed(tmp_path):
-    from contrastkit.plugins.vision.data import holdout, load_images
+    from contrastkit.plugins.vision.data import load_images
+    from contrastkit.plugins.vision.splits import holdout
 
     data = load_images(_imbalanced(tmp_path, {"circle": 100, "square": 100, "triangle": 1}))
     for seed in range(12):  # a plain shuffle held the only triangle out for seeds 3 and 8
@@ -350,7 +354,8 @@ def test_the_held_out_split_keeps_every_class_in_training_for_every_seed(tmp_pat
 def test_the_split_is_a_plain_draw_unless_a_class_would_leave_training_and_is_the_same_for_a_seed():
     from collections import Counter
 
-    from contrastkit.plugins.vision.data import ImageData, split_off
+    from contrastkit.plugins.vision.data import ImageData
+    from contrastkit.plugins.vision.splits import split_off
 
     data = ImageData(list(range(1000)), [0] * 600 + [1] * 300 + [2] * 97 + [3] * 3, ["a", "b", "c", "d"])
     rest, drawn = split_off(data, 100, "wise_ft 0")  # set_aside's seed (wise_ft=auto)
