@@ -317,6 +317,8 @@ class DataArgs(Part):
     split: str | None = field(None, "Hub dataset split (default: train)", group="data")
     eval_data: Any = field(None, "held-out data in the same format (default: hold out 10%, at most 1,000)",
                            group="data")
+    eval_split: str | None = field(None, "split of an eval_data Hub dataset or DatasetDict (default: validation, dev "
+                                         "or test, when it has one)", group="data")
 
     def check(self) -> None:
         """A blank data= or eval_data= is an error, never "the current folder"."""
@@ -324,6 +326,15 @@ class DataArgs(Part):
 
         check_not_blank(self.data, "data")
         check_not_blank(self.eval_data, "eval_data")
+        if self.eval_split not in (None, "") and self.eval_data is None:
+            raise UserError(f"eval_split={self.eval_split} picks a split of eval_data, and no eval_data is given; "
+                            f"for another split of the training dataset, give eval_data= its id too")
+
+    def eval_options(self) -> tuple[str | None, str | None]:
+        """(subset, split) for loading eval_data: the training data's subset when eval_data names the same
+        dataset (another split of it, usually), and ``eval_split``."""
+        same = isinstance(self.data, str) and self.data == self.eval_data
+        return (self.subset if same else None), (self.eval_split or None)
 
 
 @dataclasses.dataclass

@@ -225,14 +225,34 @@ def data_columns(ds: Any) -> list[str]:
     return [c for c in ds.column_names if c not in ROW_COLUMNS]
 
 
-def load_hub(name: str, subset: str | None = None, split: str | None = None) -> Any:
-    """Load a dataset from the Hugging Face Hub (or its local cache), with an offline-aware error."""
+#: The splits evaluation data is taken from, in this order, when eval_data= is a dataset with several splits and no
+#: eval_split= is given (training data takes ``train``).
+EVAL_SPLITS = ("validation", "valid", "dev", "test")
+
+
+def default_split(splits: list[str], what: str, name: str) -> str:
+    """``train`` for training data, else the first of ``EVAL_SPLITS`` for eval_data (said in one line, as it is a
+    choice); a dataset without such a split gives its ``train`` split (or its only one)."""
+    chosen = "train" if "train" in splits else splits[0]
+    if what == "eval_data":
+        chosen = next((s for s in EVAL_SPLITS if s in splits), chosen)
+        if len(splits) > 1:
+            log_line(f"eval_data is the '{chosen}' split of {name} (splits: {', '.join(splits)}); eval_split= "
+                     f"picks another")
+    return chosen
+
+
+def load_hub(name: str, subset: str | None = None, split: str | None = None, what: str = "data") -> Any:
+    """Load a dataset from the Hugging Face Hub (or its local cache), with an offline-aware error. Without
+    ``split``, training data takes ``train`` and eval_data its evaluation split (``default_split``)."""
     import datasets
 
     from .hub import offline_if_unreachable
 
     try:
         with offline_if_unreachable(f"dataset '{name}'"):
+            if split is None and what == "eval_data":
+                split = default_split(datasets.get_dataset_split_names(name, subset), what, f"'{name}'")
             ds = datasets.load_dataset(name, subset, split=split or "train")
     except Exception as exc:  # noqa: BLE001
         text = f"{type(exc).__name__}: {exc}"
@@ -244,7 +264,8 @@ def load_hub(name: str, subset: str | None = None, split: str | None = None) -> 
             raise UserError(f"dataset '{name}' is not in the local cache and the Hub cannot be reached (offline); "
                             f"download it first or pass a local file with data=PATH") from None
         if "Unknown split" in text or "split" in text.lower() and split:
-            raise UserError(f"dataset '{name}' has no split '{split}'; pass split= with an existing split") from None
+            option = "eval_split" if what == "eval_data" else "split"
+            raise UserError(f"dataset '{name}' has no split '{split}'; pass {option}= with an existing split") from None
         raise UserError(f"dataset '{name}' could not be loaded from the Hub: {text.splitlines()[0][:200]}") from None
     return ds
 
@@ -257,7 +278,7 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
         raise UserError(f"no {what} given; pass {what}=PATH (e.g. pairs.csv) or a Hugging Face dataset id")
     check_not_blank(data, what)
     if isinstance(data, datasets.DatasetDict):
-        key = split or ("train" if "train" in data else next(iter(data)))
+        key = split or default_split(list(data), what, "the DatasetDict")
         if key not in data:
             raise UserError(f"{what} has no split '{key}'; splits found: {', '.join(data)}")
         return data[key]
@@ -282,18 +303,19 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
     if isinstance(data, (str, Path)):
         text = str(data)
         if isinstance(data, Path) or looks_like_path(text):
-            if unused := unused_hub_options(subset, split):
+            if unused := unused_hub_options(subset, split, what):
                 log_line(f"warning: {unused}; {what} '{text}' is a local file, read whole")
             return load_file(text)
-        return load_hub(text, subset=subset, split=split)
+        return load_hub(text, subset=subset, split=split, what=what)
     raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a file path, a Hub id, a Dataset, "
                     f"a pandas DataFrame, a dict of lists or a list of dicts")
 
 
-def unused_hub_options(subset: str | None, split: str | None) -> str | None:
-    """``split=test applies to Hub datasets`` when ``subset=``/``split=`` are given for local data, which is read
-    whole (they pick part of a Hub dataset); else None."""
-    given = [f"{k}={v}" for k, v in (("subset", subset), ("split", split)) if v not in (None, "")]
+def unused_hub_options(subset: str | None, split: str | None, what: str = "data") -> str | None:
+    """``split=test applies to Hub datasets`` when ``subset=``/``split=`` (``eval_split=``) are given for local
+    data, which is read whole (they pick part of a Hub dataset); else None."""
+    split_key = "eval_split" if what == "eval_data" else "split"
+    given = [f"{k}={v}" for k, v in (("subset", subset), (split_key, split)) if v not in (None, "")]
     return f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to Hub datasets" if given else None
 
 

@@ -95,16 +95,29 @@ def quiet_size_warning() -> Iterator[None]:
         yield
 
 
+def image_source(item: Any) -> Any:
+    """What ``Image.open`` reads for a path or an undecoded ``datasets.Image`` value (``{"bytes", "path"}``: its
+    bytes when it has them, as ``datasets`` decodes it); ValueError for an empty value (None, no bytes and no path)."""
+    import io
+
+    if isinstance(item, dict):
+        item = io.BytesIO(item["bytes"]) if item.get("bytes") is not None else item.get("path")
+    if item is None or item == "":
+        raise ValueError("no image (an empty value)")
+    return item
+
+
 def open_rgb(item: Any, min_side: int | None = None) -> Any:
-    """A PIL image or a path to one, decoded by ``to_rgb``; with ``min_side``, a larger image comes out shrunk so
-    that its shorter side is still at least ``min_side`` (JPEGs are decoded at that scale in the first place).
-    Pillow's DecompressionBombWarning (over 89 megapixels) is not repeated here: loading the data named them."""
+    """A PIL image, a path to one or a ``datasets.Image`` value (``image_source``), decoded by ``to_rgb``; with
+    ``min_side``, a larger image comes out shrunk so that its shorter side is still at least ``min_side`` (JPEGs are
+    decoded at that scale in the first place). Pillow's DecompressionBombWarning (over 89 megapixels) is not
+    repeated here: loading the data named them."""
     from PIL import Image
 
     if isinstance(item, Image.Image):
         return to_rgb(shrink(item, min_side))
     with quiet_size_warning():  # the data's load named such images once; not again for every view
-        im = Image.open(item)
+        im = Image.open(image_source(item))
     with im:
         if min_side and im.format == "JPEG" and min(im.size) >= 2 * min_side:
             scale = min_side / min(im.size)
@@ -124,7 +137,7 @@ def _decoded_size(item: Any) -> tuple[int, int] | Exception:
     try:
         if isinstance(item, Image.Image):
             return item.size
-        with Image.open(item) as im:
+        with Image.open(image_source(item)) as im:
             im.load()
             return im.size
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
@@ -132,7 +145,7 @@ def _decoded_size(item: Any) -> tuple[int, int] | Exception:
 
 
 def decoded_sizes(items: list) -> list[tuple[int, int] | Exception]:
-    """Each image (a path or PIL image) decoded in full once, a few at a time, so that a broken or cut-off file is
+    """Each image (a path, a PIL image or a ``datasets.Image`` value) decoded in full once, a few at a time, so that a broken or cut-off file is
     found before training: its (width, height), or the exception Pillow raised. Pillow's warning for images over
     its pixel limit is left to the caller to report once."""
     from concurrent.futures import ThreadPoolExecutor
@@ -157,8 +170,7 @@ def viewer_encoded(item: str | dict) -> dict:
     from PIL import Image
 
     value = {"path": item, "bytes": None} if isinstance(item, str) else dict(item)
-    source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
-    with Image.open(source) as im:
+    with Image.open(image_source(value)) as im:
         if im.mode in PLAIN_MODES and im.getexif().get(ORIENTATION_TAG, 1) in (1, None):
             return value
         im.load()

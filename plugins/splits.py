@@ -96,9 +96,10 @@ def warn_duplicates(ds: Any, columns: list[str] | None = None, what: str = "data
 
 
 def same_source(data: Any, eval_data: Any) -> bool:
-    """True when eval_data= names the training file or folder."""
+    """True when eval_data= names the training file or folder (a Hub id named twice is two splits of it, which
+    the row comparison in ``check_eval_overlap`` judges)."""
     return isinstance(data, (str, Path)) and isinstance(eval_data, (str, Path)) and bool(str(data).strip()) and \
-        Path(data).expanduser().resolve() == Path(eval_data).expanduser().resolve()
+        Path(data).expanduser().exists() and Path(data).expanduser().resolve() == Path(eval_data).expanduser().resolve()
 
 
 EVAL_IS_TRAIN = ("evaluation on training rows shows how well they are fitted, not how the model does on new "
@@ -127,7 +128,10 @@ def load_splits(cfg: Any, sample: str, used: Callable[[Any, Any], list[str]] | N
     the columns ``used(dataset, cfg.columns)`` names (default: all)."""
     source = cfg.data if cfg.data is not None else sample_path(sample)
     train = with_row_numbers(to_dataset(source, cfg.subset, cfg.split))
-    held_out = with_row_numbers(to_dataset(cfg.eval_data, what="eval_data")) if cfg.eval_data is not None else None
+    held_out = None
+    if cfg.eval_data is not None:
+        subset, split = cfg.eval_options()
+        held_out = with_row_numbers(to_dataset(cfg.eval_data, subset, split, what="eval_data"))
     if held_out is not None:
         common = [c for c in (used(held_out, cfg.columns) if used else data_columns(held_out))
                   if c in train.column_names]

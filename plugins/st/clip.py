@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ TINY_CLIP_NOTE = "a randomly initialised tiny CLIP (2 layers, 32 hidden, 32 px i
 #: Recognised column names (lower case) for the image and the caption; ``columns=`` overrides them.
 IMAGE_ALIASES = ("image", "images", "img", "image_path", "image_file", "file_name", "filename", "file", "path")
 TEXT_ALIASES = ("text", "caption", "captions", "sentence", "description", "title", "alt_text")
+#: A value that starts with a URL scheme (http://, https://, s3://, ...): a web address, not a local file
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 # --------------------------------------------------------------------------- model
@@ -200,20 +203,35 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     stats.empty_captions = [names[i] for i in empty]
 
     missing: list[int] = []
-    resolved: list[str] | None = None  # file paths; None when the column already holds images
-    if not isinstance(dataset.features[image_col], datasets.Image):
+    if isinstance(dataset.features[image_col], datasets.Image):
+        # read undecoded, so that a broken or empty image is a row to name or skip, not a crash inside datasets
+        values = list(dataset.cast_column(image_col, datasets.Image(decode=False))[image_col])
+        sizes = decoded_sizes(values)  # every image decoded once: a cut-off file fails here, not mid-run
+        missing = [i for i in keep if isinstance(sizes[i], Exception)]
+        if missing and not skip_missing:
+            raise UserError(f"{source}image in {names[missing[0]]} is missing or unreadable, {len(missing)} of "
+                            f"{len(values)} image(s) in all; replace or remove it in column '{image_col}', or pass "
+                            f"skip_missing=true")
+        stats.missing_images = [names[i] for i in missing]
+    else:
         paths = dataset[image_col]
         wrong = next((i for i, p in enumerate(paths) if not (isinstance(p, str) or _is_empty(p))), None)
         if wrong is not None:
             raise UserError(f"column '{image_col}' must hold image file paths or images; {names[wrong]} is "
                             f"{type(paths[wrong]).__name__}")
+        urls = [i for i, p in enumerate(paths) if isinstance(p, str) and URL.match(p.strip())]
+        if urls:  # not a missing file to skip: no row of this kind can ever be read
+            raise UserError(f"{source}column '{image_col}' holds URLs, not file paths ({len(urls)} of {len(paths)}, "
+                            f"first {names[urls[0]]}: {paths[urls[0]].strip()}); the recipe reads local files only "
+                            f"and downloads nothing: download the images and give their file paths in "
+                            f"column '{image_col}'")
         base = (Path(base_dir) if base_dir else Path.cwd()).expanduser().resolve()
-        resolved = [str((base / Path(p).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
-                    for p in paths]
-        named = [i for i in keep if resolved[i]]  # every image decoded once: a cut-off file fails here, not mid-run
-        sizes = decoded_sizes([resolved[i] for i in named])
+        values = [str((base / Path(p).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
+                  for p in paths]
+        named = [i for i in keep if values[i]]  # every image decoded once: a cut-off file fails here, not mid-run
+        sizes = decoded_sizes([values[i] for i in named])
         broken = {i for i, size in zip(named, sizes) if isinstance(size, Exception)}
-        missing = [i for i in keep if not resolved[i] or i in broken]
+        missing = [i for i in keep if not values[i] or i in broken]
         if missing and not skip_missing:
             first = paths[missing[0]] or f"{names[missing[0]]} (empty)"
             where = f" (looked in {base})" if paths[missing[0]] else ""
@@ -226,8 +244,7 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
         dataset = dataset.select(keep)
     if len(dataset) == 0:
         raise UserError(f"{what} has no usable (image, text) rows left after skipping; check the image paths")
-    values = [resolved[i] for i in keep] if resolved is not None else \
-        dataset.cast_column(image_col, datasets.Image(decode=False))[image_col]
+    values = [values[i] for i in keep]
     _check_captions(dataset[text_col], [names[i] for i in keep], values, stats)
     dataset = dataset.remove_columns(image_col).add_column(image_col, [viewer_encoded(v) for v in values],
                                                            feature=datasets.Image())

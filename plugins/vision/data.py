@@ -234,8 +234,14 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
     if any(isinstance(v, (list, tuple)) for v in raw):
         raise UserError(f"{what}'s label column '{label_col}' holds lists of labels (multi-label), which the image "
                         f"recipe does not support; give one label per image, or drop the column to train unlabelled")
+    if isinstance(ds.features.get(cols[0]), datasets.Image):
+        # undecoded ({"bytes", "path"}): a broken or empty image is skipped by _check_images, not a crash in
+        # datasets, and the images stay compressed in memory until a view opens them
+        ds = ds.cast_column(cols[0], datasets.Image(decode=False))
     items = list(ds[cols[0]])
-    keep, skipped, notes = _check_images(items, [f"row {i}" for i in range(1, len(items) + 1)], strict, what)
+    names = [f"row {i}" + (f" ({Path(v['path']).name})" if isinstance(v, dict) and v.get("path") else "")
+             for i, v in enumerate(items, 1)]
+    keep, skipped, notes = _check_images(items, names, strict, what)
     labels = names = None
     if label_col:
         feat = ds.features[label_col]

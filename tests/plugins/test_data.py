@@ -3,7 +3,7 @@ splits, and data that cannot teach or measure anything says so."""
 
 from __future__ import annotations
 
-import types
+import dataclasses
 
 import pytest
 
@@ -32,8 +32,15 @@ def test_the_delimiter_is_detected_and_said_when_not_the_extensions(name, text, 
     assert (said in out and name in out) if said else "separated" not in out
 
 
-def _cfg(data, eval_data=None):
-    return types.SimpleNamespace(data=data, eval_data=eval_data, subset=None, split=None, seed=42)
+def _cfg(data, eval_data=None, **fields):
+    """The data fields every recipe's Config has, and a seed."""
+    from contrastkit.plugins.config import DataArgs
+
+    @dataclasses.dataclass
+    class Cfg(DataArgs):
+        seed: int = 42
+
+    return Cfg(data=data, eval_data=eval_data, **fields)
 
 
 def test_an_error_names_the_line_in_the_file_after_the_shuffle_and_split(tmp_path):
@@ -178,3 +185,27 @@ def test_a_swapping_columns_mapping_is_what_the_loss_reads(tmp_path, tiny_text_m
     assert choice.dataset[0] == {"question": "question 0?", "answer": "answer 0"}
     said = " ".join([choice.reason, *choice.format.notes]).lower()
     assert "order" not in said and "position" not in said
+
+
+def test_eval_data_takes_a_datasetdicts_evaluation_split_and_says_so(capsys):
+    import datasets
+    from contrastkit.plugins.splits import load_splits
+
+    rows = {"anchor": [f"q{i}" for i in range(30)], "positive": [f"a{i}" for i in range(30)]}
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
+                               "test": datasets.Dataset.from_dict({k: [f"{v} held" for v in vs[:6]]
+                                                                   for k, vs in rows.items()})})
+    train, held = load_splits(_cfg(dd, dd), "unused")
+    out = capsys.readouterr().out
+    assert len(train) == 30 and held["anchor"] == [f"q{i} held" for i in range(6)]
+    assert "eval_data is the 'test' split of the DatasetDict (splits: train, test); eval_split= picks another" in out
+    assert "also a training row" not in out
+    train, held = load_splits(_cfg(dd, dd, eval_split="train"), "unused")  # asked for: used, and called what it is
+    assert len(held) == 30 and "every eval_data row is also a training row" in capsys.readouterr().out
+
+
+def test_eval_split_without_eval_data_is_refused():
+    from contrastkit.plugins.errors import UserError
+
+    with pytest.raises(UserError, match="eval_split=test picks a split of eval_data, and no eval_data is given"):
+        _cfg("user/pairs", eval_split="test").check()

@@ -549,3 +549,22 @@ def test_push_demo_ships_a_given_wheel_or_uses_a_given_requirement_and_refuses_b
     _one_line_error(run_cli("push-demo", "alice/demo", "model=alice/m", f"wheel={wheel}", f"package={git}",
                             "--dry-run", f"out_dir={tmp_path / 'b'}"), "either wheel=", "not both")
     assert not (tmp_path / "p").exists() and not (tmp_path / "w").exists() and not (tmp_path / "b").exists()
+
+
+def test_eval_data_from_the_hub_takes_its_evaluation_split(hub_server, tiny_text_model, tmp_path):
+    """data= and eval_data= naming one Hub dataset: training reads its train split, evaluation its test split."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub_server.url, token=hub_server.token)
+    api.create_repo("alice/pairs", repo_type="dataset")
+    for split, n in (("train", 30), ("test", 7)):
+        rows = "".join(f"{split} question {i}?,{split} answer {i}.\n" for i in range(n))
+        api.upload_file(path_or_fileobj=f"anchor,positive\n{rows}".encode(), path_in_repo=f"data/{split}.csv",
+                        repo_id="alice/pairs", repo_type="dataset")
+    out = tmp_path / "out"
+    r = run_cli("run", "text", "data=alice/pairs", "eval_data=alice/pairs", f"model={tiny_text_model}", "max_steps=1",
+                "batch_size=4", f"output_dir={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "eval_data is the 'test' split of 'alice/pairs' (splits: train, test); eval_split= picks another" in r.stdout
+    assert "30 training rows, 7 held out" in r.stdout
+    assert "also a training row" not in r.stdout
