@@ -6,10 +6,12 @@ Files go through ``datasets.load_dataset`` (csv, json, parquet). Problems become
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -263,9 +265,17 @@ def load_hub(name: str, subset: str | None = None, split: str | None = None, wha
                                 f"Hub cannot be reached); check the path") from None
             raise UserError(f"dataset '{name}' is not in the local cache and the Hub cannot be reached (offline); "
                             f"download it first or pass a local file with data=PATH") from None
+        listed = re.search(r"(?:available configs: |Available: |Should be one of )\[([^\]]*)\]", text)
+        names = f" ({', '.join(ast.literal_eval(f'[{listed[1]}]'))})" if listed else ""
+        if "Config name is missing" in text:
+            raise UserError(f"dataset '{name}' has several subsets{names}; pass subset= one of them") from None
+        if "BuilderConfig" in text and "not found" in text:
+            raise UserError(f"dataset '{name}' has no subset '{subset}'{names.replace(' (', ' (subsets: ')}; pass "
+                            f"subset= an existing one") from None
         if "Unknown split" in text or "split" in text.lower() and split:
             option = "eval_split" if what == "eval_data" else "split"
-            raise UserError(f"dataset '{name}' has no split '{split}'; pass {option}= with an existing split") from None
+            raise UserError(f"dataset '{name}' has no split '{split}'{names.replace(' (', ' (splits: ')}; pass "
+                            f"{option}= an existing one") from None
         raise UserError(f"dataset '{name}' could not be loaded from the Hub: {text.splitlines()[0][:200]}") from None
     return ds
 

@@ -209,3 +209,35 @@ def test_eval_split_without_eval_data_is_refused():
 
     with pytest.raises(UserError, match="eval_split=test picks a split of eval_data, and no eval_data is given"):
         _cfg("user/pairs", eval_split="test").check()
+
+
+def test_a_hub_dataset_with_subsets_names_them_when_none_or_a_wrong_one_is_given(tmp_path):
+    """Against the local Hub server: datasets' own message is a traceback's worth; ours names the fix."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.hub_server import HubServer, new_token
+
+    token = new_token("alice")
+    server = HubServer({token: "alice"}).start()
+    try:
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=server.url, token=token)
+        api.create_repo("alice/multi", repo_type="dataset")
+        card = "---\nconfigs:\n- config_name: a\n  data_files: a/*.csv\n- config_name: b\n  data_files: b/*.csv\n---\n"
+        api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id="alice/multi",
+                        repo_type="dataset")
+        for subset in "ab":
+            api.upload_file(path_or_fileobj=b"anchor,positive\nq,a\nq2,a2\n", path_in_repo=f"{subset}/train.csv",
+                            repo_id="alice/multi", repo_type="dataset")
+        env = {**os.environ, "HF_ENDPOINT": server.url, "HF_TOKEN": token, "HF_HOME": str(tmp_path / "hf")}
+        for args, said in [((), "dataset 'alice/multi' has several subsets (a, b); pass subset= one of them"),
+                           (("c",), "dataset 'alice/multi' has no subset 'c' (subsets: a, b); pass subset= an existing"),
+                           (("a", "test"), "dataset 'alice/multi' has no split 'test' (splits: train); pass split= an")]:
+            code = f"from contrastkit.plugins.data import load_hub; load_hub('alice/multi', *{args!r})"
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+            assert said in r.stderr, r.stderr[-1500:]
+    finally:
+        server.stop()
