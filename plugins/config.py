@@ -326,12 +326,23 @@ class DataArgs(Part):
 
         check_not_blank(self.data, "data")
         check_not_blank(self.eval_data, "eval_data")
-        if self.eval_split not in (None, "") and self.eval_data is None:
+        if self.eval_split not in (None, "") and self.eval_source() is None:
             raise UserError(f"eval_split={self.eval_split} picks a split of eval_data, and no eval_data is given; "
                             f"for another split of the training dataset, give eval_data= its id too")
 
+    def eval_source(self) -> Any:
+        """eval_data; else data itself when it is a DatasetDict with an evaluation split (validation, dev or test)
+        other than the one it trains on, as a user who passes a whole DatasetDict means; else None."""
+        if self.eval_data is not None or type(self.data).__name__ != "DatasetDict":
+            return self.eval_data
+        from .data import EVAL_SPLITS
+
+        train = self.split or ("train" if "train" in self.data else next(iter(self.data)))
+        wanted = [self.eval_split] if self.eval_split else EVAL_SPLITS
+        return self.data if any(s in self.data and s != train for s in wanted) else None
+
     def eval_options(self) -> tuple[str | None, str | None]:
-        """(subset, split) for loading eval_data: the training data's subset when eval_data names the same
+        """(subset, split) for loading ``eval_source()``: the training data's subset when it names the same
         dataset (another split of it, usually), and ``eval_split``."""
         same = isinstance(self.data, str) and self.data == self.eval_data
         return (self.subset if same else None), (self.eval_split or None)

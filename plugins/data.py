@@ -239,8 +239,8 @@ def default_split(splits: list[str], what: str, name: str) -> str:
     if what == "eval_data":
         chosen = next((s for s in EVAL_SPLITS if s in splits), chosen)
         if len(splits) > 1:
-            log_line(f"eval_data is the '{chosen}' split of {name} (splits: {', '.join(splits)}); eval_split= "
-                     f"picks another")
+            log_line(f"held out: the '{chosen}' split of {name} (splits: {', '.join(splits)}); eval_split= picks "
+                     f"another")
     return chosen
 
 

@@ -123,15 +123,16 @@ def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, col
 
 def load_splits(cfg: Any, sample: str, used: Callable[[Any, Any], list[str]] | None = None) -> tuple[Any, Any]:
     """A recipe's training data (the bundled ``sample`` when ``cfg.data`` is None) and its held-out split:
-    ``cfg.eval_data`` when given, else ``holdout_size`` rows of the data. Rows keep their place in the user's
+    ``cfg.eval_data`` when given (or a DatasetDict's evaluation split, ``eval_source``), else ``holdout_size``
+    rows of the data. Rows keep their place in the user's
     file (``row_names``); repeated rows and an eval set that copies the training set are reported, compared on
     the columns ``used(dataset, cfg.columns)`` names (default: all)."""
     source = cfg.data if cfg.data is not None else sample_path(sample)
     train = with_row_numbers(to_dataset(source, cfg.subset, cfg.split))
-    held_out = None
-    if cfg.eval_data is not None:
+    held_out, eval_source = None, cfg.eval_source()
+    if eval_source is not None:
         subset, split = cfg.eval_options()
-        held_out = with_row_numbers(to_dataset(cfg.eval_data, subset, split, what="eval_data"))
+        held_out = with_row_numbers(to_dataset(eval_source, subset, split, what="eval_data"))
     if held_out is not None:
         common = [c for c in (used(held_out, cfg.columns) if used else data_columns(held_out))
                   if c in train.column_names]

@@ -198,10 +198,15 @@ def test_eval_data_takes_a_datasetdicts_evaluation_split_and_says_so(capsys):
     train, held = load_splits(_cfg(dd, dd), "unused")
     out = capsys.readouterr().out
     assert len(train) == 30 and held["anchor"] == [f"q{i} held" for i in range(6)]
-    assert "eval_data is the 'test' split of the DatasetDict (splits: train, test); eval_split= picks another" in out
+    assert "held out: the 'test' split of the DatasetDict (splits: train, test); eval_split= picks another" in out
     assert "also a training row" not in out
     train, held = load_splits(_cfg(dd, dd, eval_split="train"), "unused")  # asked for: used, and called what it is
     assert len(held) == 30 and "every eval_data row is also a training row" in capsys.readouterr().out
+    train, held = load_splits(_cfg(dd), "unused")  # the whole DatasetDict as data=: its test split is held out
+    assert len(train) == 30 and len(held) == 6 and "held out: the 'test' split" in capsys.readouterr().out
+    only_train = datasets.DatasetDict({"train": dd["train"]})
+    train, held = load_splits(_cfg(only_train), "unused")  # nothing to take: 10% of train, as for a Dataset
+    assert (len(train), len(held)) == (27, 3)
 
 
 def test_eval_split_without_eval_data_is_refused():

@@ -565,6 +565,130 @@ def test_eval_data_from_the_hub_takes_its_evaluation_split(hub_server, tiny_text
     r = run_cli("run", "text", "data=alice/pairs", "eval_data=alice/pairs", f"model={tiny_text_model}", "max_steps=1",
                 "batch_size=4", f"output_dir={out}")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "eval_data is the 'test' split of 'alice/pairs' (splits: train, test); eval_split= picks another" in r.stdout
+    assert "held out: the 'test' split of 'alice/pairs' (splits: train, test); eval_split= picks another" in r.stdout
     assert "30 training rows, 7 held out" in r.stdout
     assert "also a training row" not in r.stdout
+
+
+def _snippet_runs(readme: bytes, cwd: Path) -> subprocess.CompletedProcess:
+    """The card's first Python snippet, run as a user who copied it from the Hub page would: elsewhere."""
+    import re
+
+    code = re.findall(r"```python\n(.*?)```", readme.decode(), re.S)[0]
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=600,
+                          cwd=cwd)
+
+
+@pytest.mark.parametrize("recipe,cls", [("text", "SentenceTransformer"), ("rerank", "CrossEncoder"),
+                                        ("sparse", "SparseEncoder")])
+def test_a_pushed_card_loads_the_repo_it_was_pushed_to(recipe, cls, hub_server, request, tmp_path):
+    output = request.getfixturevalue(f"{recipe}_output")
+    before = _digest(output)
+    assert f'model = {cls}("' in (output / "README.md").read_text()  # the local card has ST's placeholder
+    for repo in (f"alice/{recipe}-first", f"alice/{recipe}-second"):  # the same folder to two repos
+        assert run_cli("push", output, repo).returncode == 0
+        readme = hub_server.files(repo)["README.md"]
+        assert f'model = {cls}("{repo}")'.encode() in readme
+        r = _snippet_runs(readme, tmp_path / "elsewhere")
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert _digest(output) == before  # the push rewrote the Hub copy only
+
+
+def test_an_image_card_loads_the_repo_it_was_last_pushed_to_and_names_its_knn_k(hub_server, image_output, tmp_path):
+    from huggingface_hub import ModelCard
+
+    out = tmp_path / "out"
+    r = run_cli("run", "image", f"data={image_output.parent / 'images'}", "backbone=tiny-cnn", "image_size=16",
+                "batch_size=8", "max_steps=1", "knn_k=3", f"output_dir={out}", "push_to_hub=alice/shapes-first")
+    assert r.returncode == 0, r.stderr[-2000:]
+    metric = ModelCard.load(out / "README.md").data.eval_results[0].metric_name
+    assert metric == "kNN top-1 accuracy (k=3)"
+    assert b'hub.load("alice/shapes-first")' in hub_server.files("alice/shapes-first")["README.md"]
+    local = (out / "README.md").read_bytes()
+    # the folder pushed again, elsewhere: that repo's card loads that repo, not the first one
+    assert run_cli("push", out, "alice/shapes-second").returncode == 0
+    readme = hub_server.files("alice/shapes-second")["README.md"]
+    assert b'hub.load("alice/shapes-second")' in readme and b"alice/shapes-first" not in readme
+    r = _snippet_runs(readme, tmp_path / "elsewhere")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "(1, " in r.stdout
+    assert (out / "README.md").read_bytes() == local
+    # a card that loads the folder itself (no push_to_hub) gets the repo on the Hub
+    assert b'load_encoder(".")' in (image_output / "README.md").read_bytes()
+    assert run_cli("push", image_output, "alice/shapes-third").returncode == 0
+    readme = hub_server.files("alice/shapes-third")["README.md"]
+    assert b'hub.load("alice/shapes-third")' in readme and b'load_encoder(".")' not in readme
+
+
+def test_push_refuses_a_folder_a_run_is_still_writing(hub_server, tiny_text_model, tmp_path):
+    from tests.conftest import CLI
+
+    data = tmp_path / "pairs.csv"
+    data.write_text("anchor,positive\n" + "".join(f"question {i}?,answer {i}.\n" for i in range(40)))
+    out = tmp_path / "out"
+    run = subprocess.Popen([*CLI, "run", "text", f"data={data}", f"model={tiny_text_model}", "max_steps=100000",
+                            "batch_size=4", "save_steps=100000", f"output_dir={out}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        lock = out / ".contrastkit-lock"
+        deadline = time.time() + 120
+        while not (lock.is_file() and lock.read_text()) and time.time() < deadline and run.poll() is None:
+            time.sleep(0.2)
+        assert run.poll() is None, "the run ended before the push could meet it"
+        # during a first run the folder has no model yet: still, the busy run is what the push names
+        line = _one_line_error(run_cli("push", out, "alice/busy"), f"output folder '{out}' is in use by a run",
+                               f"PID {run.pid}", "contrastkit run text", "wait for it to finish")
+        assert "is not a contrastkit output" not in line
+        assert run.poll() is None
+    finally:
+        run.kill()
+        run.wait()
+    assert ("model", "alice/busy") not in hub_server.repos
+
+
+def test_bad_repo_ids_are_refused_before_training_and_a_failed_push_says_how_to_finish(hub_server, tiny_text_model,
+                                                                                     tmp_path):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.hub import check_push_target
+
+    data = tmp_path / "pairs.csv"
+    data.write_text("anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(20)))
+    out = tmp_path / "out"
+    run = ["run", "text", f"data={data}", f"model={tiny_text_model}", "max_steps=1", "batch_size=4",
+           f"output_dir={out}"]
+    _one_line_error(run_cli(*run, "push_to_hub=alice/model.git"), "push_to_hub='alice/model.git' is not a Hub repo id")
+    assert not out.exists()  # refused before the output folder, let alone a model
+    for bad in ("alice/-model", "alice/model.", "alice/.hidden", "alice/" + "m" * 97, "alice/a--b"):
+        with pytest.raises(UserError, match="is not a Hub repo id"):
+            check_push_target(bad)
+    check_push_target("alice/" + "m" * 96)
+    # a push that fails after training (bob's namespace): the model is kept and one command finishes the job
+    line = _one_line_error(run_cli(*run, "push_to_hub=bob/model"), f"the model was trained and saved in '{out}'",
+                           "(403)", f"'contrastkit push {out} bob/model'")
+    assert (out / "model.safetensors").is_file() and not (out / ".contrastkit-lock").exists()
+    assert run_cli("push", out, "alice/model").returncode == 0, line
+    assert ("model", "bob/model") not in hub_server.repos
+
+
+@pytest.mark.parametrize("recipe", ["text", "rerank", "sparse"])
+def test_a_card_names_the_hub_datasets_it_was_trained_and_evaluated_on(recipe, hub_server, tiny_text_model, tmp_path):
+    from huggingface_hub import HfApi, ModelCard
+
+    api = HfApi(endpoint=hub_server.url, token=hub_server.token)
+    for repo, n in (("alice/faq-train", 24), ("alice/faq-eval", 6)):
+        api.create_repo(repo, repo_type="dataset")
+        rows = "".join(f"{repo} question {i} about topic {i % 3}?,answer {i} on topic {i % 3}.\n" for i in range(n))
+        api.upload_file(path_or_fileobj=f"anchor,positive\n{rows}".encode(), path_in_repo="data/train.csv",
+                        repo_id=repo, repo_type="dataset")
+    out = tmp_path / "out"
+    extra = {"text": [], "rerank": [f"retriever={tiny_text_model}"], "sparse": ["active_dims=8"]}[recipe]
+    r = run_cli("run", recipe, "data=alice/faq-train", "eval_data=alice/faq-eval", f"model={tiny_text_model}",
+                "max_steps=1", "batch_size=4", f"output_dir={out}", *extra)
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = ModelCard.load(out / "README.md")
+    assert card.data.datasets == ["alice/faq-train", "alice/faq-eval"]
+    assert "#### alice/faq-train" in card.text and "Unnamed Dataset" not in card.text
+    assert "(https://huggingface.co/datasets/alice/faq-train)" in card.text
