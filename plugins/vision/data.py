@@ -177,20 +177,27 @@ def _folder_notes(root: Path, others: list[Path], outputs: list[str], broken: li
 SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "dev", "test", "testing")
 
 
-def _refuse_split_folders(root: Path, relative: list[Path], what: str) -> None:
+def _split_folders(root: Path, relative: list[Path], what: str) -> str | None:
     """``root/train/<class>/``, ``root/val/<class>/``: the top-level folder would be the label (train vs val), so a
-    one-line error pointing data= and eval_data= at the splits. Class folders that are merely named train and test,
-    with the images directly in them, are read as classes."""
+    one-line error pointing data= and eval_data= at the splits. Two or more folders named like splits with the
+    images directly in them may be classes of those names: read as classes, with the warning returned for the
+    data's notes (None otherwise)."""
     tops = sorted({r.parts[0] for r in relative})
-    if any(len(r.parts) == 1 for r in relative) or any(t.lower() not in SPLIT_NAMES for t in tops) or \
-            not any(len(r.parts) > 2 for r in relative):
-        return
+    if any(len(r.parts) == 1 for r in relative) or any(t.lower() not in SPLIT_NAMES for t in tops):
+        return None
     train = next((t for t in tops if t.lower() in ("train", "training")), tops[0])
     held = next((t for name in SPLIT_NAMES[2:] for t in tops if t.lower() == name and t != train), None)
     fix = f"{what}={root / (held or train)}" if what == "eval_data" else \
         f"data={root / train}" + (f" eval_data={root / held}" if held else "")
-    raise UserError(f"{what} folder '{root}' holds split folders ({', '.join(tops)}) with class subfolders, and the "
-                    f"top-level folder is the label, so the splits would be the classes; point at the splits: {fix}")
+    if any(len(r.parts) > 2 for r in relative):
+        raise UserError(f"{what} folder '{root}' holds split folders ({', '.join(tops)}) with class subfolders, and "
+                        f"the top-level folder is the label, so the splits would be the classes; point at the "
+                        f"splits: {fix}")
+    if len(tops) < 2:
+        return None
+    return (f"warning: {what} folder '{root}' holds only folders named like splits ({', '.join(tops)}) with the "
+            f"images directly in them, read as classes of those names; if they are splits of unlabelled images, "
+            f"point at them: {fix} (or method=simclr to train without their names as labels)")
 
 
 def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
@@ -199,7 +206,7 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
         found = f" (found {len(others)} other files)" if others else ""
         raise UserError(f"{what} folder '{root}' holds no images{found}; "
                         f"add {', '.join(IMAGE_EXTS)} files (subfolder names become labels)")
-    _refuse_split_folders(root, [p.relative_to(root) for p in images], what)
+    split_note = _split_folders(root, [p.relative_to(root) for p in images], what)
     keep, skipped, notes = _check_images(images, [str(p.relative_to(root)) for p in images], strict,
                                          f"{what} folder '{root}'")
     images = [images[i] for i in keep]
@@ -217,8 +224,8 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
         labels = [names.index(c) for c in classes]
     elif all(c != "." for c in classes):  # one class folder: no labels, but its name lets method=supcon say so
         names = sorted(set(classes))
-    return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'",
-                     notes=notes + _folder_notes(root, others, outputs, broken, classes, again))
+    notes += _folder_notes(root, others, outputs, broken, classes, again) + ([split_note] if split_note else [])
+    return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'", notes=notes)
 
 
 def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
@@ -333,17 +340,24 @@ class ImageDataset(torch.utils.data.Dataset):
 def save_examples(held_out: ImageData | None, folder: Path, min_side: int | None = None, per_class: int = 2,
                   classes: int = 8) -> list[Path]:
     """A few held-out images per class as ``folder/<class>-<n>.png`` (the demo's image examples: the user's own
-    classes, never trained on; large ones shrunk to ``min_side``, as the encoder decodes them). Nothing for
-    unlabelled images. The files stay local: ``push`` leaves them out."""
+    classes, never trained on; large ones shrunk to ``min_side``, as the encoder decodes them); ``<class>(<label>)``
+    where class names clean to the same file name. Nothing for unlabelled images. The files stay local: ``push``
+    leaves them out."""
     if held_out is None or held_out.labels is None:
         return []
     import re
 
     names = held_out.label_names or []
+    chosen = sorted(set(held_out.labels))[:classes]
+    stems = {label: re.sub(r"[^\w.-]+", "_", names[label] if label < len(names) else str(label)).strip("._")
+             or "class" for label in chosen}
+    shared = Counter(stems.values())
     written: list[Path] = []
     folder.mkdir(parents=True, exist_ok=True)
-    for label in sorted(set(held_out.labels))[:classes]:
-        name = re.sub(r"[^\w.-]+", "_", names[label] if label < len(names) else str(label)).strip("._") or "class"
+    for label in chosen:
+        # C++ and C# both clean to "C": their label index keeps their files apart (the demo pairs images by the
+        # name before the last '-'), and "(" is never in a cleaned name, so no other class's name can match
+        name = f"{stems[label]}({label})" if shared[stems[label]] > 1 else stems[label]
         picks = [item for item, y in zip(held_out.items, held_out.labels) if y == label][:per_class]
         for n, item in enumerate(picks):
             written.append(folder / f"{name}-{n}.png")

@@ -156,3 +156,55 @@ def test_in_memory_images_and_column_mapping():
     assert pairs.column_names == ["image", "text"] and stats.rows == 2
     image = pairs[1]["image"]
     assert image.mode == "RGB" and image.size == (32, 32) and image.getpixel((0, 31)) == (15, 15, 15)
+
+
+def _png_bytes(color):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_broken_or_empty_image_in_an_image_column_is_one_line_or_skipped_and_counted(tmp_path):
+    """Parquet exported from datasets (and Hub datasets) hold the images' bytes: a broken one or a None is named by
+    its row, as a missing file is, or skipped with skip_missing=true."""
+    import datasets
+    from contrastkit.plugins.st.clip import image_text_pairs
+
+    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0), (0, 250, 250)]
+    images = [{"bytes": _png_bytes(c), "path": f"{i}.png"} for i, c in enumerate(colours)]
+    images[1], images[3] = {"bytes": b"not a png", "path": "broken.png"}, None
+    features = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
+    ds = datasets.Dataset.from_dict({"image": images, "text": [f"colour {i}" for i in range(5)]}, features=features)
+    pq = tmp_path / "pairs.parquet"
+    ds.to_parquet(pq)
+    done = run_cli("run", "image-text", f"data={pq}", "max_steps=1", f"output_dir={tmp_path / 'o'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        ("contrastkit: error: image in row 2 is missing or unreadable, 2 of 5 image(s) in all; replace or remove it "
+         "in column 'image', or pass skip_missing=true")]
+    assert not (tmp_path / "o").exists()
+
+    pairs, stats = image_text_pairs(ds, skip_missing=True)
+    assert pairs["text"] == ["colour 0", "colour 2", "colour 4"]
+    assert [im.getpixel((0, 0)) for im in pairs["image"]] == [colours[0], colours[2], colours[4]]
+    assert stats.notes() == ["skipped 2 row(s) whose image file is missing or unreadable: row 2, row 4"]
+
+
+def test_image_urls_in_a_captions_csv_are_named_as_urls_to_download(shapes_csv):
+    from contrastkit.plugins import data
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.clip import image_text_pairs
+
+    _rewrite(shapes_csv, lambda rows: rows[3].update(image="https://example.com/cat.jpg"))
+    rows = data.with_row_numbers(data.load_file(shapes_csv))
+    for skip in (False, True):  # no row of this kind can be read: skipping would hide a whole column's mistake
+        with pytest.raises(UserError) as err:
+            image_text_pairs(rows, base_dir=shapes_csv.parent, skip_missing=skip)
+        assert str(err.value) == (
+            "column 'image' holds URLs, not file paths (1 of 24, first line 5: https://example.com/cat.jpg); the "
+            "recipe reads local files only and downloads nothing: download the images and give their file paths in "
+            "column 'image'")

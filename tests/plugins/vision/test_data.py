@@ -446,7 +446,18 @@ def test_class_folders_named_like_splits_with_images_directly_inside_are_classes
     for cls in ("train", "test"):
         for i in range(2):
             _png(tmp_path / cls / f"{i}.png")
-    assert load_images(str(tmp_path)).label_names == ["test", "train"]
+    data = load_images(str(tmp_path))
+    assert data.label_names == ["test", "train"] and data.labels == [0, 0, 1, 1]
+    # ... but they may be the splits of unlabelled images: one warning says what was done and the other reading
+    assert data.messages() == [(f"warning: data folder '{tmp_path}' holds only folders named like splits (test, "
+                                f"train) with the images directly in them, read as classes of those names; if they "
+                                f"are splits of unlabelled images, point at them: data={tmp_path / 'train'} "
+                                f"eval_data={tmp_path / 'test'} (or method=simclr to train without their names as "
+                                f"labels)")]
+    assert load_images(str(tmp_path), what="eval_data").messages()[0].endswith(
+        f"point at them: eval_data={tmp_path / 'test'} (or method=simclr to train without their names as labels)")
+    _png(tmp_path / "cats" / "0.png")  # a class not named like a split: plain classes, nothing to say
+    assert load_images(str(tmp_path)).messages() == []
 
 
 def test_threads_opening_large_images_leave_the_warning_filters_as_they_were(tmp_path, monkeypatch):
@@ -471,3 +482,74 @@ def test_threads_opening_large_images_leave_the_warning_filters_as_they_were(tmp
     for t in threads:
         t.join()
     assert warnings.filters == before
+
+
+# --------------------------------------------------------------------------- datasets.Image columns, undecoded
+def _png_bytes(color, size=(8, 8)):
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _image_rows(values, labels):
+    """A Dataset whose Image column holds ``values`` ({"bytes", "path"} or None), as Parquet from the Hub gives it."""
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["red", "blue"])})
+    return datasets.Dataset.from_dict({"image": values, "label": labels}, features=features)
+
+
+def test_a_broken_or_empty_image_in_a_datasets_image_column_is_skipped_and_named_or_refused_under_strict():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.data import ImageDataset, load_images
+
+    red, blue = _png_bytes((250, 0, 0)), _png_bytes((0, 0, 250))
+    ds = _image_rows([{"bytes": red, "path": "r0.png"}, {"bytes": b"not a png", "path": "broken.png"},
+                      {"bytes": blue, "path": "b0.png"}, None, {"bytes": red, "path": "r1.png"},
+                      {"bytes": blue, "path": "b1.png"}], [0, 0, 1, 1, 0, 1])
+    data = load_images(ds)
+    assert data.skipped == ["row 2 (broken.png)", "row 4"]
+    assert data.labels == [0, 1, 0, 1] and data.label_names == ["red", "blue"]
+    seen = [ImageDataset(data, lambda im: im.getpixel((4, 4)))[i] for i in range(4)]
+    assert seen == [((250, 0, 0), 0), ((0, 0, 250), 1), ((250, 0, 0), 0), ((0, 0, 250), 1)]
+    with pytest.raises(UserError, match=r"image 'row 2 \(broken.png\)' cannot be read"):
+        load_images(ds, strict=True)
+
+
+def test_an_undecoded_image_column_is_read_like_a_decoded_one(tmp_path):
+    import datasets
+    from contrastkit.plugins.images import decoded_sizes, open_rgb
+    from contrastkit.plugins.vision.data import load_images, save_examples
+
+    _png(tmp_path / "on-disk.png", (0, 250, 0))
+    ds = _image_rows([{"bytes": _png_bytes((250, 0, 0), (12, 6)), "path": None},
+                      {"bytes": None, "path": str(tmp_path / "on-disk.png")},
+                      {"bytes": _png_bytes((0, 0, 250)), "path": None}], [0, 1, 1])
+    undecoded = ds.cast_column("image", datasets.Image(decode=False))
+    assert decoded_sizes(undecoded["image"][:2]) == [(12, 6), (8, 8)]
+    assert open_rgb(undecoded["image"][1]).getpixel((0, 0)) == (0, 250, 0)
+    data = load_images(undecoded)
+    assert len(data.items) == 3 and not data.skipped and data.labels == [0, 1, 1]
+    written = save_examples(data, tmp_path / "examples")
+    assert [Image.open(p).getpixel((0, 0)) for p in written] == [(250, 0, 0), (0, 250, 0), (0, 0, 250)]
+
+
+def test_examples_of_classes_whose_names_clean_alike_keep_apart_and_pair_by_class(tmp_path):
+    from contrastkit.demo.image_runs import example_sets
+    from contrastkit.plugins.vision.data import ImageData, save_examples
+
+    colours = {0: (250, 0, 0), 1: (0, 250, 0), 2: (0, 0, 250)}
+    held = ImageData([Image.new("RGB", (8, 8), colours[y]) for y in (0, 1, 2, 0, 1, 2)], [0, 1, 2, 0, 1, 2],
+                     ["C#", "C++", "Java"])
+    written = save_examples(held, tmp_path)
+    names = ["C(0)-0.png", "C(0)-1.png", "C(1)-0.png", "C(1)-1.png", "Java-0.png", "Java-1.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert len(set(written)) == 6
+    sets = example_sets(sorted(map(str, written)))  # what the demo reads back: A and its class-mate first
+    assert len(sets) == 3
+    for a, (mate, *others) in sets:
+        colour = Image.open(a).getpixel((0, 0))
+        assert Image.open(mate).getpixel((0, 0)) == colour
+        assert all(Image.open(o).getpixel((0, 0)) != colour for o in others)
