@@ -7,6 +7,7 @@ No heavy imports here: ``contrastkit show`` must stay fast.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -55,9 +56,27 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
+class _Number(str):
+    """A number typed on the command line, kept with its text: a field that takes text gets ``output_dir=0755`` or
+    ``subset=1.10`` as typed, where YAML alone gives 493 and 1.1; a number field gets the number, in decimal."""
+
+    number: Any
+
+    @classmethod
+    def of(cls, text: str, number: Any) -> _Number:
+        out = cls(text)
+        out.number = number
+        return out
+
+    def decimal(self) -> Any:
+        return int(self, 10) if self.lstrip("+-").isdigit() else self.number
+
+
 def _coerce(name: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against ``tp`` and convert where the meaning is unambiguous (e.g. 1 -> 1.0)."""
     origin = typing.get_origin(tp)
+    if isinstance(value, _Number) and tp is not str and origin not in (Union, types.UnionType, list):
+        value = value.decimal()
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
@@ -81,7 +100,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             value = [value] if not isinstance(value, str) else [v for v in value.split(",") if v != ""]
         if not isinstance(value, (list, tuple)):
             raise UserError(f"config field '{name}' expects a list ({type_name(tp)}), got {value!r}")
-        return [_coerce(name, _parse_scalar(v) if isinstance(v, str) and item_tp is not str else v, item_tp)
+        return [_coerce(name, _typed(v) if isinstance(v, str) and item_tp is not str else v, item_tp)
                 for v in value]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
@@ -94,26 +113,35 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             return value
         if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
             return value.lower() in {"true", "yes", "1"}
+        if isinstance(value, int) and value in (0, 1):  # YAML reads a 1 or 0 as a number
+            return bool(value)
         raise UserError(f"config field '{name}' expects true or false, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():  # YAML keeps 0128 as text (not octal)
+            return int(value, 10)
         raise UserError(f"config field '{name}' expects an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and any(c.isdigit() for c in value):  # YAML 1.1 reads 1e-4 as text
+            number = float(value)
+        elif isinstance(value, str) and any(c.isdigit() for c in value):  # YAML 1.1 reads 1e-4 as text
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise UserError(f"config field '{name}' expects a number, got {value!r}")
+        if number is None:
+            raise UserError(f"config field '{name}' expects a number, got {value!r}")
+        if not math.isfinite(number):
+            raise UserError(f"config field '{name}' expects a finite number, got {value}")
+        return number
     if tp is str:
         if isinstance(value, (dict, list)):
             raise UserError(f"config field '{name}' expects text, got {value!r}")
-        return value if isinstance(value, str) else str(value)
+        return str(value)
     return value
 
 
@@ -123,6 +151,14 @@ def _unknown_key(cls: type, key: str) -> UserError:
     if not issubclass(cls, RecipeArgs):  # a command's options (push, push-demo, demo): few enough to list
         return UserError(f"unknown option '{key}'.{hint} The options are: {', '.join(names)}.")
     return UserError(f"unknown config key '{key}'.{hint} Run 'contrastkit show RECIPE' to list the valid keys.")
+
+
+def _typed(raw: str) -> Any:
+    """A command-line value as YAML reads it, except that a number keeps its text too (``_Number``)."""
+    value = _parse_scalar(raw)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _Number.of(raw.strip(), value)
+    return value
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -135,7 +171,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key = key.strip().lstrip("-").replace("-", "_")
         if not key:
             raise UserError(f"override '{item}' has no key; write it as e.g. epochs=2")
-        value = _parse_scalar(raw) if raw.strip() else raw  # data=" " stays blank text, not YAML's null
+        value = _typed(raw) if raw.strip() else raw  # data=" " stays blank text, not YAML's null
         # only {a: b} is a mapping: prompts=query: is the text "query: ", not YAML's {query: null}
         out[key] = raw if isinstance(value, dict) and not raw.lstrip().startswith("{") else value
     return out
@@ -165,7 +201,10 @@ def build(cls: type, values: dict[str, Any] | None = None, base: Any = None) -> 
     """Build a ``cls`` instance from ``values`` (on top of ``base`` or the defaults), checking keys and types."""
     hints = _type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    current = dataclasses.asdict(base) if base is not None else {}
+    # a Config object's own values are checked like keyword ones (Config(overwrite="no") is not true); read field by
+    # field, as asdict would deep-copy data= (a DataFrame, a Dataset)
+    current = {f.name: _coerce(f.name, getattr(base, f.name), hints[f.name]) for f in dataclasses.fields(base)} \
+        if base is not None else {}
     for key, value in (values or {}).items():
         if key not in names:
             raise _unknown_key(cls, key)
@@ -368,6 +407,8 @@ class TrainArgs(Part):
         as its help says: the trainers read 0 as "stop at once"."""
         require_positive(self, "batch_size", "learning_rate")
         require_training_length(self)
+        if not 0 <= self.seed < 2**32:  # numpy's and Lightning's range
+            raise UserError(f"config field 'seed' must be an integer from 0 to {2**32 - 1:,}, got {self.seed}")
         if self.max_steps <= 0:
             self.max_steps = -1
         if self.PRECISIONS and self.precision not in self.PRECISIONS:

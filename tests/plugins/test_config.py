@@ -1,0 +1,58 @@
+"""Config values: what the command line, a YAML file and a Config object give must mean what the user typed."""
+
+from __future__ import annotations
+
+import pytest
+
+from contrastkit.plugins.config import parse_overrides, resolve
+from contrastkit.plugins.errors import UserError
+
+
+def _text(*items: str, **python):
+    from contrastkit.recipes import text
+
+    return resolve(text.Config, **parse_overrides(list(items)), **python)
+
+
+def test_command_line_numbers_keep_their_text_where_a_field_takes_text():
+    cfg = _text("output_dir=0755", "subset=1.10", "split=12:30", "epochs=2", "learning_rate=1e-4", "seed=010",
+                "matryoshka_dims=064,32", "max_seq_length=0128")
+    assert (cfg.output_dir, cfg.subset, cfg.split) == ("0755", "1.10", "12:30")  # YAML alone: 493, 1.1, 750
+    assert (cfg.epochs, cfg.learning_rate, cfg.seed) == (2.0, 1e-4, 10)  # decimal, not octal
+    assert cfg.matryoshka_dims == [64, 32] and cfg.max_seq_length == 128
+
+
+def test_one_and_zero_are_booleans_on_the_command_line_and_in_yaml(tmp_path):
+    from contrastkit.recipes import text
+
+    assert _text("freeze_embeddings=0").freeze_embeddings is False
+    assert _text("length_batching=1").length_batching is True
+    path = tmp_path / "run.yaml"
+    path.write_text("freeze_embeddings: 0\nlength_batching: 1\n")
+    cfg = resolve(text.Config, config=path)
+    assert cfg.freeze_embeddings is False and cfg.length_batching is True
+
+
+@pytest.mark.parametrize("item", ["learning_rate=.inf", "epochs=.nan", "epochs=1e400", "scale=.nan",
+                                  "warmup_ratio=-.inf"])
+def test_a_number_that_is_not_finite_is_refused(item):
+    with pytest.raises(UserError, match=f"config field '{item.split('=')[0]}' expects a finite number"):
+        _text(item)
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999999999"])
+def test_a_seed_outside_numpys_range_is_refused(seed):
+    with pytest.raises(UserError, match="config field 'seed' must be an integer from 0 to 4,294,967,295"):
+        _text(f"seed={seed}")
+    assert _text("seed=4294967295").seed == 4294967295
+
+
+def test_a_config_objects_own_values_are_checked_like_keyword_ones():
+    from contrastkit.recipes import text
+
+    cfg = resolve(text.Config, text.Config(overwrite="no", freeze_embeddings="false", epochs="2"))
+    assert cfg.overwrite is False and cfg.freeze_embeddings is False and cfg.epochs == 2.0
+    with pytest.raises(UserError, match="config field 'epochs' expects a number, got 'two'"):
+        resolve(text.Config, text.Config(epochs="two"))
+    with pytest.raises(UserError, match="config field 'learning_rate' expects a finite number"):
+        resolve(text.Config, text.Config(learning_rate=float("nan")))
