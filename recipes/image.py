@@ -75,9 +75,10 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 2. Data: folder / Hub / Python images -> ImageData, then labelled held-out images for kNN
     data = load_images(cfg.data, cfg.subset, cfg.split, cfg.strict)
-    train, held_out = holdout(data, cfg.seed) if cfg.eval_data is None else \
-        (data, load_images(cfg.eval_data, strict=cfg.strict, what="eval_data"))
-    if cfg.eval_data is not None:
+    eval_source = cfg.eval_source()  # eval_data, or a whole DatasetDict's evaluation split
+    train, held_out = holdout(data, cfg.seed) if eval_source is None else \
+        (data, load_images(eval_source, *cfg.eval_options(), strict=cfg.strict, what="eval_data"))
+    if eval_source is not None:
         check_eval_images(data, held_out)
         held_out = match_eval_labels(data, held_out)
     if held_out is not None and held_out.labels is None:

@@ -278,9 +278,10 @@ def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
     pairs, stats = image_text_pairs(with_row_numbers(to_dataset(source, cfg.subset, cfg.split)), cfg.columns,
                                     _base_dir(source), cfg.skip_missing)
     eval_pairs = None
-    if cfg.eval_data is not None:
-        eval_pairs, eval_stats = image_text_pairs(with_row_numbers(to_dataset(cfg.eval_data, what="eval_data")),
-                                                  cfg.columns, _base_dir(cfg.eval_data), cfg.skip_missing,
+    eval_source = cfg.eval_source()  # eval_data, or a whole DatasetDict's evaluation split
+    if eval_source is not None:
+        eval_set = with_row_numbers(to_dataset(eval_source, *cfg.eval_options(), what="eval_data"))
+        eval_pairs, eval_stats = image_text_pairs(eval_set, cfg.columns, _base_dir(eval_source), cfg.skip_missing,
                                                   what="eval_data")
         stats.missing_images += eval_stats.missing_images
         stats.empty_captions += eval_stats.empty_captions

@@ -308,7 +308,7 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
             from ..data import unused_hub_options
 
             folder = _from_folder(p, strict, what)
-            if unused := unused_hub_options(subset, split):
+            if unused := unused_hub_options(subset, split, what):
                 folder.notes.append(f"warning: {unused}; {what} folder '{data}' is read whole")
             return folder
         if p.is_file():
@@ -317,7 +317,7 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
 
         if isinstance(data, Path) or looks_like_path(str(data)):
             raise UserError(f"{what} folder '{data}' does not exist; check the path")
-        return _from_hf(load_hub(str(data), subset, split), f"{what} '{data}'", strict, str(data))
+        return _from_hf(load_hub(str(data), subset, split, what), f"{what} '{data}'", strict, str(data))
     raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a folder of images, a Hub "
                     f"dataset id, a datasets.Dataset or a list of PIL images/paths")
 

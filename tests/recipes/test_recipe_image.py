@@ -469,3 +469,22 @@ def test_epochs_default_to_the_methods_own(image_folder, tmp_path):
         result = image.run(data=str(image_folder), output_dir=str(tmp_path / name), **{**FAST, **kwargs})
         epochs[name] = (result.config.epochs, yaml.safe_load((result.output_dir / "config.yaml").read_text())["epochs"])
     assert epochs == {"supcon": (12, 12), "simclr": (14, 14), "given": (3, 3)}
+
+
+def test_a_whole_datasetdict_as_data_holds_out_its_test_split(tmp_path, capsys):
+    """As load_dataset("imagefolder", ...) returns it: train on 'train', kNN on 'test', and say so."""
+    import datasets
+    from contrastkit.recipes import image
+    from PIL import Image
+
+    def split(n, offset):
+        return datasets.Dataset.from_dict(
+            {"image": [Image.new("RGB", (20, 20), (200 * (i % 2), 40 + i + offset, 90)) for i in range(n)],
+             "label": [i % 2 for i in range(n)]},
+            features=datasets.Features({"image": datasets.Image(),
+                                        "label": datasets.ClassLabel(names=["dark", "red"])}))
+
+    dd = datasets.DatasetDict({"train": split(24, 0), "test": split(6, 100)})
+    result = image.run(data=dd, output_dir=str(tmp_path / "out"), **FAST)
+    assert (result.metrics["train_images"], result.metrics["eval_images"]) == (24, 6)
+    assert "held out: the 'test' split of the DatasetDict (splits: train, test)" in capsys.readouterr().out

@@ -208,3 +208,21 @@ def test_image_urls_in_a_captions_csv_are_named_as_urls_to_download(shapes_csv):
             "column 'image' holds URLs, not file paths (1 of 24, first line 5: https://example.com/cat.jpg); the "
             "recipe reads local files only and downloads nothing: download the images and give their file paths in "
             "column 'image'")
+
+
+def test_a_whole_datasetdict_as_data_holds_out_its_test_split(tmp_path, capsys):
+    import datasets
+    from contrastkit.plugins.st.shapes import draw_shape
+    from contrastkit.recipes import image_text
+
+    def split(shapes):
+        return datasets.Dataset.from_dict({"image": [draw_shape(s, c, "black", "small", "on the left")
+                                                     for s, c in shapes],
+                                           "text": [f"a small {c} {s}" for s, c in shapes]})
+
+    colors = ["red", "blue", "green", "white"]
+    dd = datasets.DatasetDict({"train": split([(s, c) for s in ("circle", "cross", "square") for c in colors]),
+                               "validation": split([("triangle", c) for c in colors])})
+    result = image_text.run(data=dd, max_steps=1, batch_size=4, output_dir=str(tmp_path / "out"))
+    assert (result.metrics["train_rows"], result.metrics["eval_rows"]) == (12, 4)
+    assert "held out: the 'validation' split of the DatasetDict" in capsys.readouterr().out
