@@ -96,6 +96,13 @@ def test_every_shipped_config_loads(path):
         defaults = module.Config()
         for key in yaml.safe_load(text):
             assert getattr(cfg, key) == getattr(defaults, key), f"{path.name}: {key}"
+    if "every key" in text.splitlines()[0]:
+        import dataclasses
+
+        import yaml
+
+        missing = {f.name for f in dataclasses.fields(module.Config)} - set(yaml.safe_load(text))
+        assert not missing, f"{path.name} claims every key but lacks {sorted(missing)}"
 
 
 def test_wheel_installs_only_under_contrastkit(tmp_path):
