@@ -229,6 +229,10 @@ def resolve(cls: type, cfg: Any = None, config: str | Path | None = None, **over
     values: dict[str, Any] = {}
     if config is not None:
         values.update(read_yaml(config))
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = next((key for key in values if key not in names), None)
+        if unknown is not None:  # say which file: the user may not know a run's config.yaml is another recipe's
+            raise UserError(f"config file '{config}': {_unknown_key(cls, unknown)}") from None
     values.update(overrides)
     return build(cls, values, base=cfg)
 

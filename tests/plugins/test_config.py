@@ -56,3 +56,12 @@ def test_a_config_objects_own_values_are_checked_like_keyword_ones():
         resolve(text.Config, text.Config(epochs="two"))
     with pytest.raises(UserError, match="config field 'learning_rate' expects a finite number"):
         resolve(text.Config, text.Config(learning_rate=float("nan")))
+
+
+def test_an_unknown_key_in_a_config_file_names_the_file(tmp_path):
+    from contrastkit.recipes import image
+
+    path = tmp_path / "config.yaml"  # e.g. a text run's config.yaml given to the image recipe
+    path.write_text("columns: {anchor: q}\nepochs: 1\n")
+    with pytest.raises(UserError, match=f"config file '{path}': unknown config key 'columns'"):
+        resolve(image.Config, config=path)
