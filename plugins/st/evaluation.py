@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .formats import DataFormat
+from ..data import log_line
+from .formats import DataFormat, class_ids
 
 
 def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", batch_size: int = 32,
@@ -35,6 +36,7 @@ def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", ba
     if fmt.kind == "labeled":
         triplets = labeled_triplets(eval_dataset[cols[0]], eval_dataset[fmt.label_column], seed)
         if not triplets:
+            log_line(f"no evaluation: {NO_TRIPLET.format(n=len(eval_dataset))}")
             return None
         a, p, n = zip(*triplets)
         return E.TripletEvaluator(list(a), list(p), list(n), name=name, batch_size=batch_size, write_csv=False)
@@ -57,10 +59,26 @@ def retrieval_sets(queries: list[str], positives: list[str], documents: list[str
     return ({qid: q for q, qid in query_ids.items()}, {cid: t for t, cid in corpus_ids.items()}, relevant)
 
 
+NO_TRIPLET = ("the {n} held-out rows form no (text, same-class text, other-class text) triplet to evaluate (that "
+              "takes two rows of one class and a row of another)")
+
+
 def unused_holdout(fmt: DataFormat, train: Any, held_out: Any, given: bool, log: Any = print) -> tuple[Any, Any]:
-    """(train, held_out) with held-out rows that nothing would evaluate (single texts) not held out: rows split off
-    the data go back into training; an ``eval_data=`` (``given``) is left unused. Says which."""
-    if fmt.kind != "single" or held_out is None:
+    """(train, held_out) with held-out rows that nothing would evaluate (single texts, or class-labelled rows that
+    form no triplet) not held out: rows split off the data go back into training; an ``eval_data=`` (``given``) is
+    left unused (``make_evaluator`` says so for class-labelled rows). Says which."""
+    if held_out is None:
+        return train, held_out
+    if fmt.kind == "labeled" and not given:
+        text, label = fmt.text_columns[0], fmt.label_column
+        if labeled_triplets(held_out[text], held_out[label]):
+            return train, held_out
+        import datasets
+
+        log(f"data: {NO_TRIPLET.format(n=len(held_out))}, so all {len(train) + len(held_out)} rows train "
+            f"(none held out)")
+        return datasets.concatenate_datasets([train, class_ids(held_out, fmt)]), None
+    if fmt.kind != "single":
         return train, held_out
     if given:
         log("warning: eval_data is not used: single texts have no pairs or labels to evaluate against")

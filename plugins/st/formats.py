@@ -7,10 +7,11 @@ The formats follow the Inputs tables in the docstrings of sentence-transformers'
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data import ROW_COLUMNS, column_values, data_columns, file_order, row_names
+from ..data import ROW_COLUMNS, column_values, data_columns, file_order, log_line, row_names
 from ..errors import UserError
 
 #: A text longer than this is a broken file (an unclosed quote swallows the rest), not a sentence.
@@ -27,8 +28,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "label": ("label", "labels", "class", "category"),
     "text": ("text", "sentence", "sentences", "content", "body"),
 }
-NEGATIVE_PREFIXES = ("negative", "hard_negative", "neg")
+#: negative, negatives, neg, neg_2, negative_1, hard_negative, negative_passage; not negation or negotiate
+NEGATIVE_NAME = re.compile(r"(hard_?)?neg(ative)?s?([\d_ -]|$)")
 
+#: roles that fill the same place: the first and second text of a pair
+SAME_ROLE = {"anchor": "text1", "text1": "anchor", "positive": "text2", "text2": "positive"}
 ACCEPTED = ("anchor,positive[,negative...] | sentence1,sentence2,score | sentence1,sentence2,label(0/1) "
             "| text,label | text")
 KNOWN_SCORE_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 5.0), (0.0, 10.0), (0.0, 100.0))
@@ -42,6 +46,8 @@ class DataFormat:
     text_columns: list[str]
     label_column: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: labeled training data: the class values in the order of their ids (held-out labels keep their values)
+    classes: list = field(default_factory=list)
 
 
 def _role_of(column: str) -> str | None:
@@ -49,7 +55,7 @@ def _role_of(column: str) -> str | None:
     for role, names in ALIASES.items():
         if low in names:
             return role
-    if low.startswith(NEGATIVE_PREFIXES):
+    if NEGATIVE_NAME.match(low):
         return "negative"
     return None
 
@@ -62,9 +68,10 @@ def used_columns(dataset: Any, columns: dict[str, str] | None = None) -> list[st
 
 
 def detect_format(dataset: Any, columns: dict[str, str] | None = None,
-                  held_out: bool = False) -> tuple[Any, DataFormat]:
+                  held_out: bool | DataFormat = False) -> tuple[Any, DataFormat]:
     """Name each column's role from its name (or ``columns=``), check the rows, and put columns in loss order.
-    ``held_out``: evaluation rows, which need not teach anything (a few held-out rows may share one score)."""
+    ``held_out``: evaluation rows, which need not teach anything (a few held-out rows may share one score, or one
+    class); pass the training data's format to read a held-out label column as the training data reads it."""
     found = data_columns(dataset)
     found_str = ", ".join(found) or "none"
     mapping = dict(columns or {})
@@ -78,22 +85,31 @@ def detect_format(dataset: Any, columns: dict[str, str] | None = None,
             raise UserError(f"columns= has unknown role '{role}'; roles are anchor, positive, negative, sentence1/"
                             f"text1, sentence2/text2, score, label, text")
         if col not in found:
-            raise UserError(f"columns= maps {role} to '{col}', but the data has columns: {found_str}")
+            return _missing_mapped(dataset, role, col, found_str, held_out)
         role = "negative" if role.startswith("negative") else {"sentence1": "text1", "sentence2": "text2"}.get(role, role)
         roles.setdefault(role, []).append(col)
     mapped = {c for cols in roles.values() for c in cols}
+    # a role columns= names takes no other column: the rest of its look-alikes are ignored
+    given = set(roles) | {SAME_ROLE[r] for r in roles if r in SAME_ROLE}
     ignored = []
     for col in found:
         if col in mapped:
             continue
         role = _role_of(col)
-        if role is None:
+        if role is None or role in given:
             ignored.append(col)
+        elif role == "negative" and _dtype(dataset, col) not in ("string", "large_string", "null", None):
+            ignored.append(f"{col} (not text)")  # e.g. negative_score: a number beside the negative
         elif role in roles and role != "negative":
             raise UserError(f"columns '{roles[role][0]}' and '{col}' both look like the {role} column; "
                             f"pick one with columns={{{role}: NAME}} (found: {found_str})")
         else:
             roles.setdefault(role, []).append(col)
+    for role in ("score", "label"):  # mine_hard_negatives(output_scores=True) writes a list of scores per triplet
+        col = roles.get(role, [None])[0]
+        if col and col not in mapped and roles.get("negative") and _dtype(dataset, col) is None:
+            ignored.append(f"{col} (a list per row, as mined triplets carry their scores)")
+            del roles[role]
 
     def one(role: str) -> str | None:
         return roles.get(role, [None])[0]
@@ -136,6 +152,27 @@ def detect_format(dataset: Any, columns: dict[str, str] | None = None,
         _check_teaches(dataset, fmt, names, order)
     dataset, fmt = _check_labels(dataset, fmt, names, order, held_out)
     return dataset.select_columns(keep), fmt
+
+
+def _missing_mapped(dataset: Any, role: str, col: str, found_str: str, held_out: bool | DataFormat
+                    ) -> tuple[Any, DataFormat]:
+    """``columns=`` names a column the rows lack. Only eval_data can (the data itself was read with the same
+    mapping): its own column names are used when they say the format alone, else a one-line error."""
+    if not held_out:
+        raise UserError(f"columns= maps {role} to '{col}', but the data has columns: {found_str}")
+    try:
+        dataset, fmt = detect_format(dataset, None, held_out)
+    except UserError:
+        raise UserError(f"columns= maps {role} to '{col}', but eval_data has columns: {found_str}; give eval_data "
+                        f"the data's column names") from None
+    log_line(f"eval_data has no column '{col}' (columns= maps {role} to it); its own columns "
+             f"{', '.join(dataset.column_names)} are read by their names")
+    return dataset, fmt
+
+
+def _dtype(dataset: Any, col: str) -> str | None:
+    """The column's Arrow type name; None for lists and structs, whose values are not one scalar per row."""
+    return getattr(dataset.features[col], "dtype", None)
 
 
 def _check_teaches(dataset: Any, fmt: DataFormat, names: list[str], order: list[int]) -> None:
@@ -189,7 +226,7 @@ def _is_number(value: str) -> bool:
 
 
 def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], order: list[int],
-                  held_out: bool = False) -> tuple[Any, DataFormat]:
+                  held_out: bool | DataFormat = False) -> tuple[Any, DataFormat]:
     """Check labels/scores; scores are mapped to [0, 1] from the first known range that holds them."""
     col = fmt.label_column
     if col is None:
@@ -199,6 +236,11 @@ def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], order: list[i
                None)
     if bad is not None:
         raise UserError(f"column '{col}' {names[bad]} is empty or NA (NaN/null); every row needs a {fmt.kind} value")
+    listed = next((i for i in order if isinstance(values[i], (list, dict))), None)
+    if listed is not None:
+        one = "class" if fmt.kind == "labeled" else "number"
+        raise UserError(f"column '{col}' holds a {type(values[listed]).__name__} on each row ({names[listed]}: "
+                        f"{str(values[listed])[:40]}); a {col} must be one {one} per row")
     if fmt.kind in ("score", "binary"):
         strings = [i for i in order if isinstance(values[i], str)]
         if strings:  # one text cell makes the whole CSV column text: name the first cell that is not a number
@@ -209,17 +251,18 @@ def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], order: list[i
         if len(uniq) == 1 and len(values) > 1 and not held_out:
             raise UserError(f"column '{col}' is {values[0]!r} on every row; a {col} teaches something only when it "
                             f"varies (for positive pairs only, drop the column and name the texts anchor,positive)")
+        # held-out rows of soft labels may draw only 0s and 1s: they are scores all the same
+        graded = isinstance(held_out, DataFormat) and held_out.kind == "score"
         if fmt.kind == "binary" or (uniq <= {0, 1} and _role_of(col) == "label"):
-            if not uniq <= {0, 1}:
-                if all(isinstance(v, (int, float)) for v in values) and _role_of(col) == "label" and \
-                        all(0 <= v <= 1 for v in values):
-                    fmt = DataFormat("score", fmt.text_columns, col, fmt.notes)  # soft labels are scores
-                else:
-                    raise UserError(f"column '{col}' must hold 0/1 labels for pair classification; found values "
-                                    f"{sorted(uniq)[:5]}; use a 'score' column for graded similarity")
-            else:
+            if uniq <= {0, 1} and not graded:
                 fmt.kind = "binary"
                 return dataset.map(lambda r: {col: int(r[col])}), fmt
+            if all(isinstance(v, (int, float)) for v in values) and _role_of(col) == "label" and \
+                    all(0 <= v <= 1 for v in values):
+                fmt = DataFormat("score", fmt.text_columns, col, fmt.notes)  # soft labels are scores
+            else:
+                raise UserError(f"column '{col}' must hold 0/1 labels for pair classification; found values "
+                                f"{sorted(uniq)[:5]}; use a 'score' column for graded similarity")
         lo, hi = float(min(values)), float(max(values))
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise UserError(f"column '{col}' has infinite values; scores must be finite numbers")
@@ -234,13 +277,24 @@ def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], order: list[i
         else:
             dataset = dataset.map(lambda r: {col: float(r[col])})
         return dataset, fmt
-    # labeled: any hashable class id; map to ints so the batch triplet losses can compare them
-    classes = {v: i for i, v in enumerate(sorted(set(values), key=str))}
-    if len(classes) < 2:
+    if held_out:  # only compared with each other (evaluation.labeled_triplets), never fed to a loss
+        return dataset, fmt
+    if len(set(values)) < 2:
         raise UserError(f"column '{col}' has a single class; batch triplet losses need at least two classes")
+    return class_ids(dataset, fmt), fmt
+
+
+def class_ids(dataset: Any, fmt: DataFormat) -> Any:
+    """``dataset`` with its class labels as ids, so the batch triplet losses can compare them: the place of each
+    label in ``fmt.classes``, where labels new to it are added (held-out rows given back to training keep the
+    training rows' ids)."""
     import datasets
 
+    col = fmt.label_column
+    known = set(fmt.classes)
+    fmt.classes += [v for v in sorted(set(column_values(dataset, col)), key=str) if v not in known]
+    ids = {v: i for i, v in enumerate(fmt.classes)}
     # the new type stated: datasets keeps a text column's type (large_string from CSV or Parquet) through map
     features = dataset.features.copy()
     features[col] = datasets.Value("int64")
-    return dataset.map(lambda r: {col: classes[r[col]]}, features=features), fmt
+    return dataset.map(lambda r: {col: ids[r[col]]}, features=features)

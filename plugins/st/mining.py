@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import UserError
-from .formats import detect_format
+from .formats import DataFormat, detect_format
 
 
 def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None, num_negatives: int = 1,
@@ -62,8 +62,8 @@ def add_hard_negatives(model: Any, dataset: Any, columns: dict[str, str] | None,
 def mine_step(cfg: Any, model: Any, data: Any, fmt: Any, max_length: int | None, log: Any) -> tuple[Any, Any, Any]:
     """The text recipe's mining step: hard negatives for pairs when ``mine_hard_negatives`` asks for them or, by
     default, when the loss uses in-batch negatives. Mines in float32 even for bf16 training: bf16 scores reorder
-    near-ties. Returns ``(data, format, columns)``: the mined triplets with ``(None, None)``, since they carry the
-    anchor/positive/negative names themselves, or the input with ``(fmt, cfg.columns)`` when nothing was mined."""
+    near-ties. Returns ``(data, format, columns)``: the mined triplets with their format and None, since they carry
+    the anchor/positive/negative names themselves, or the input with ``(fmt, cfg.columns)`` when nothing was mined."""
     from .losses import mines
 
     if not mines(cfg.mine_hard_negatives, fmt.kind, cfg.loss):
@@ -75,7 +75,7 @@ def mine_step(cfg: Any, model: Any, data: Any, fmt: Any, max_length: int | None,
         return data, fmt, cfg.columns
     log(f"mining: {len(mined)} of {len(data)} pairs got hard negatives from the base model "
         "(mine_hard_negatives=false trains on the pairs alone)")
-    return mined, None, None
+    return mined, mined_format(mined, fmt), None
 
 
 def mine_or_keep(retriever: Any, data: Any, fmt: Any, columns: dict[str, str] | None, num_negatives: int,
@@ -89,4 +89,10 @@ def mine_or_keep(retriever: Any, data: Any, fmt: Any, columns: dict[str, str] | 
         return data, fmt
     log(f"mining: {len(mined)} of {len(data)} pairs got {num_negatives} hard negative(s) each from {source} "
         f"(mine_hard_negatives=false trains on the pairs alone)")
-    return detect_format(mined)
+    return mined, mined_format(mined, fmt)
+
+
+def mined_format(mined: Any, fmt: DataFormat) -> DataFormat:
+    """The format of ``mined`` triplets (anchor, positive, negative...) with the notes of the pairs they came from:
+    read again, the mined rows would name their shuffled row numbers and the renamed columns, not the user's."""
+    return DataFormat("triplet", mined.column_names, notes=list(fmt.notes))

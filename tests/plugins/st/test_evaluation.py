@@ -31,3 +31,27 @@ def test_dense_sparse_and_rerank_evaluators_ask_each_question_once(tiny_text_mod
     assert [s["query"] for s in reranking.samples] == ["how do I boil pasta", "what is a lemma",
                                                        "why is the sky blue"]
     assert sorted(reranking.samples[0]["positive"]) == ["cook it for ten minutes", "salt the water, boil it"]
+
+
+def test_held_out_classes_that_form_no_triplet_go_back_to_training_with_the_training_class_ids():
+    from contrastkit.plugins.st.formats import detect_format
+
+    train, fmt = detect_format(datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": ["bug", "billing", "bug"]}))
+    held, held_fmt = detect_format(datasets.Dataset.from_dict({"text": ["d", "e"], "label": ["bug", "refund"]}),
+                                   held_out=True)
+    lines = []
+    merged, none = evaluation.unused_holdout(fmt, train, held, False, lines.append)
+    assert none is None and merged["text"] == ["a", "b", "c", "d", "e"]
+    assert [fmt.classes[i] for i in merged["label"]] == ["bug", "billing", "bug", "bug", "refund"]
+    assert lines == [f"data: {evaluation.NO_TRIPLET.format(n=2)}, so all 5 rows train (none held out)"]
+    assert evaluation.make_evaluator(held_fmt, held) is None  # nothing to evaluate, as unused_holdout found
+    held3, _ = detect_format(datasets.Dataset.from_dict({"text": ["d", "e", "f"], "label": ["bug", "refund", "bug"]}),
+                             held_out=True)
+    assert evaluation.unused_holdout(fmt, train, held3, False, lines.append) == (train, held3)
+
+
+def test_eval_data_of_classes_that_form_no_triplet_says_there_is_no_evaluation(capsys):
+    held, fmt = detect_format(datasets.Dataset.from_dict({"text": ["d", "e"], "label": ["bug", "bug"]}), held_out=True)
+    assert evaluation.unused_holdout(fmt, held, held, True, print) == (held, held)
+    assert evaluation.make_evaluator(fmt, held) is None
+    assert capsys.readouterr().out == f"data: no evaluation: {evaluation.NO_TRIPLET.format(n=2)}\n"

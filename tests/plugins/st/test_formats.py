@@ -73,3 +73,107 @@ def test_header_names_with_spaces_around_them_keep_their_role():
 
     _, fmt = detect_format(_ds(**{" anchor": ["q1", "q2"], " positive ": ["a1", "a2"]}))
     assert fmt.kind == "pair" and fmt.text_columns == [" anchor", " positive "]
+
+
+def _csv(tmp_path, text):
+    from contrastkit.plugins.data import to_dataset, with_row_numbers
+
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    return with_row_numbers(to_dataset(str(path)))
+
+
+def test_held_out_rows_of_one_class_are_accepted_and_keep_their_labels():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.formats import detect_format
+
+    one_class = _ds(text=["a", "b", "c"], label=["bug", "bug", "bug"])
+    ds, fmt = detect_format(one_class, held_out=True)
+    assert fmt.kind == "labeled" and ds["label"] == ["bug", "bug", "bug"]
+    with pytest.raises(UserError, match="column 'label' has a single class"):
+        detect_format(one_class)
+    ds, fmt = detect_format(_ds(text=["a", "b", "c"], label=["y", "x", "y"]))
+    assert ds["label"] == [1, 0, 1] and fmt.classes == ["x", "y"]
+
+
+def test_mined_triplets_with_a_list_of_scores_train_as_triplets_and_other_list_labels_are_one_line_errors():
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.formats import detect_format
+
+    mined = _ds(anchor=["q1", "q2"], positive=["a1", "a2"], negative=["a2", "a1"], scores=[[0.9, 0.3], [0.8, 0.2]])
+    ds, fmt = detect_format(mined)
+    assert fmt.kind == "triplet" and ds.column_names == ["anchor", "positive", "negative"]
+    assert fmt.notes == ["ignored columns: scores (a list per row, as mined triplets carry their scores)"]
+    with pytest.raises(UserError, match=r"column 'scores' holds a list on each row \(row 1: \[0.9, 0.3\]\); a scores "
+                                        r"must be one number per row"):
+        detect_format(mined.remove_columns("negative"))
+    with pytest.raises(UserError, match="column 'label' holds a list on each row .* one class per row"):
+        detect_format(_ds(text=["a", "b"], label=[["x"], ["y", "x"]]))
+
+
+def test_only_negative_names_are_negatives_and_columns_leaves_unmapped_look_alikes_out():
+    from contrastkit.plugins.st.formats import detect_format
+
+    rows = {"query": ["q1", "q2"], "positive": ["a1", "a2"], "negative": ["a2", "a1"]}
+    for extra, kept, note in [({"negation": ["no", "no"]}, [], "negation"),
+                              ({"negative_score": [0.3, 0.4]}, [], "negative_score (not text)"),
+                              ({"neg_2": ["a3", "a4"]}, ["neg_2"], None)]:
+        ds, fmt = detect_format(_ds(**rows, **extra))
+        assert fmt.text_columns == ["query", "positive", "negative", *kept]
+        assert fmt.notes == ([f"ignored columns: {note}"] if note else [])
+    mapped = {"anchor": "query", "positive": "positive", "negative": "negative"}
+    _, fmt = detect_format(_ds(**rows, neg_2=["a3", "a4"], anchor=["x", "y"]), mapped)
+    assert fmt.text_columns == ["query", "positive", "negative"] and fmt.notes == ["ignored columns: neg_2, anchor"]
+
+
+def test_eval_data_without_the_mapped_columns_is_read_by_its_own_names_or_named_in_the_error(capsys):
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.formats import detect_format
+
+    columns = {"anchor": "q", "positive": "a"}
+    ds, fmt = detect_format(_ds(question=["q1", "q2"], answer=["a1", "a2"]), columns, held_out=True)
+    assert fmt.kind == "pair" and ds.column_names == ["question", "answer"]
+    assert "data: eval_data has no column 'q' (columns= maps anchor to it); its own columns question, answer are " \
+           "read by their names" in capsys.readouterr().out
+    with pytest.raises(UserError, match="columns= maps anchor to 'q', but eval_data has columns: foo, bar"):
+        detect_format(_ds(foo=["x", "y"], bar=["z", "w"]), columns, held_out=True)
+    with pytest.raises(UserError, match="columns= maps anchor to 'q', but the data has columns: question, answer"):
+        detect_format(_ds(question=["q1", "q2"], answer=["a1", "a2"]), columns)
+
+
+def test_held_out_soft_labels_that_drew_only_0_and_1_are_scores_like_the_training_rows():
+    from contrastkit.plugins.st.formats import detect_format
+
+    _, train = detect_format(_ds(sentence1=["a", "b", "c"], sentence2=["x", "y", "z"], label=[1.0, 0.5, 0.0]))
+    held = _ds(sentence1=["d", "e"], sentence2=["u", "v"], label=[1.0, 0.0])
+    assert train.kind == "score" and detect_format(held, held_out=True)[1].kind == "binary"
+    ds, fmt = detect_format(held, held_out=train)
+    assert fmt.kind == "score" and ds["label"] == [1.0, 0.0]
+
+
+def test_mined_pairs_keep_the_notes_of_the_users_file(tmp_path, tiny_text_model, capsys):
+    from types import SimpleNamespace
+
+    from contrastkit.plugins.splits import split_train_eval
+    from contrastkit.plugins.st.formats import detect_format
+    from contrastkit.plugins.st.mining import mine_or_keep, mine_step
+    from sentence_transformers import SentenceTransformer
+
+    topics = ["router", "printer", "email", "vpn", "laptop", "phone", "camera", "keyboard", "mouse", "monitor"]
+    lines = [f"{i},how do I reset the {t},hold the {t} button for {i} seconds" for i, t in enumerate(topics)]
+    lines[5] = "5,reset the phone,reset the phone"  # the same text twice, on line 7 of the file
+    data = _csv(tmp_path, "id,question,answer\n" + "\n".join(lines * 2) + "\n")
+    train, _ = split_train_eval(data, seed=3)  # shuffled, as a run sees it
+    train, fmt = detect_format(train, {"anchor": "question", "positive": "answer"})
+    expected = ["ignored columns: id", f"warning: 2 of {len(train)} rows have the same text in 'question' and "
+                "'answer' (first: line 7); they teach nothing, remove them"]
+    assert fmt.notes == expected
+    model = SentenceTransformer(tiny_text_model, device="cpu")
+    mined, mined_fmt = mine_or_keep(model, train, fmt, {"anchor": "question", "positive": "answer"}, 1, True,
+                                    "the retriever", print)
+    assert mined_fmt.kind == "triplet" and mined_fmt.text_columns == ["anchor", "positive", "negative"]
+    assert mined_fmt.notes == expected
+    cfg = SimpleNamespace(mine_hard_negatives=True, loss="auto", columns={"anchor": "question", "positive": "answer"},
+                          num_negatives=1)
+    mined, mined_fmt, columns = mine_step(cfg, model, train, fmt, None, print)
+    assert columns is None and mined_fmt.notes == expected and mined_fmt.kind == "triplet"
