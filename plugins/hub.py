@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import outdir
 from .config import field
 from .errors import UserError
 
@@ -228,7 +229,7 @@ def push(output_dir: str | Path, repo_id: str, cfg: PushConfig | None = None) ->
     _check_repo_id(repo_id)
     _check_card(folder)
     message = cfg.commit_message or f"Upload {folder.name} with contrastkit"
-    ops = _operations(folder)
+    ops = _operations(folder, repo_id)
     who: dict[str, str] = {}
     with _hub_errors(repo_id, "push", "model", who), _timeouts():
         api = _api(cfg.token, who)
@@ -253,10 +254,44 @@ def files_to_push(output_dir: str | Path) -> list[str]:
     return list(filter_repo_objects(paths, ignore_patterns=IGNORE_PATTERNS + DEFAULT_IGNORE_PATTERNS))
 
 
-def _operations(folder: Path) -> list[Any]:
+def _operations(folder: Path, repo_id: str) -> list[Any]:
     from huggingface_hub import CommitOperationAdd
 
-    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(folder / p)) for p in files_to_push(folder)]
+    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=card_for_repo(folder, repo_id) if p == "README.md"
+                               else str(folder / p)) for p in files_to_push(folder)]
+
+
+# sentence-transformers' usage snippet: `model = SentenceTransformer("sentence_transformers_model_id")` (or
+# CrossEncoder, SparseEncoder... with their placeholders), or the id of an earlier push_to_hub
+_ST_LOAD = re.compile(r'^(model = \w+)\("[^"\n]*"\)', re.MULTILINE)
+# its example files (image-text): 'assets/image_0.jpg', src="assets/...", or an earlier repo's URL of them
+_ST_ASSET = re.compile(r'(["\'])(?:[^"\'\s]*/resolve/main/)?assets/')
+_FRONT_MATTER = re.compile(r"---\n.*?\n---\n", re.DOTALL)
+
+
+def card_for_repo(output_dir: str | Path, repo_id: str) -> bytes:
+    """The folder's README.md as pushed to ``repo_id``: its usage snippet loads ``repo_id`` (and finds its example
+    files there), whatever placeholder or earlier repo the local card names. The local file stays as it is: a push
+    changes nothing in the folder, and the folder may go to other repos too."""
+    from huggingface_hub import constants
+
+    folder = Path(output_dir)
+    raw = (folder / "README.md").read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # not a card contrastkit wrote: sent as it is
+        return raw
+    front = _FRONT_MATTER.match(text)
+    head, body = (text[:front.end()], text[front.end():]) if front else ("", text)
+    if _read_json(folder / "config.json").get("contrastkit_type") == IMAGE_TYPE:
+        from .vision.card import for_repo
+
+        body = for_repo(body, repo_id)
+    else:
+        base = f"{constants.ENDPOINT.rstrip('/')}/{repo_id}/resolve/main/assets/"
+        body = _ST_LOAD.sub(lambda m: f'{m[1]}("{repo_id}")', body)
+        body = _ST_ASSET.sub(lambda m: m[1] + base, body)
+    return (head + body).encode("utf-8")
 
 
 def _check_output(folder: Path) -> Path:
@@ -264,6 +299,9 @@ def _check_output(folder: Path) -> Path:
         raise UserError(f"'{folder}' is a file; pass the output folder printed as 'done: ...' by 'contrastkit run'")
     if not folder.is_dir():
         raise UserError(f"output folder '{folder}' does not exist; pass a folder written by 'contrastkit run'")
+    if run := outdir.holder(folder):  # first: during a first run the folder has no model yet
+        raise UserError(f"output folder '{folder}' is in use by a run ({run}); wait for it to finish, then push "
+                        f"the folder it leaves")
     if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
         raise UserError(f"'{folder}' is not a contrastkit output (no modules.json or config.json); "
                         f"pass the folder printed as 'done: ...' by 'contrastkit run'")
@@ -288,9 +326,19 @@ def check_push_target(repo_id: Any) -> None:
 
 
 def _check_repo_id(repo_id: str, key: str = "") -> None:
-    if not REPO_ID.match(repo_id) or ".." in repo_id or "--" in repo_id:
+    """The Hub's own rules (huggingface_hub's ``validate_repo_id``), with the user/ part required."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+        valid = bool(REPO_ID.match(repo_id))
+    except HFValidationError:
+        valid = False
+    if not valid:
         raise UserError(f"{key + '=' if key else ''}'{repo_id}' is not a Hub repo id; write it as user/name (letters, "
-                        f"digits, '-', '_', '.')")
+                        f"digits, '-', '_', '.'; each part starts and ends with a letter or digit, no '--' or '..', "
+                        f"no '.git' at the end, the name at most 96 characters)")
 
 
 def _check_card(folder: Path) -> str:

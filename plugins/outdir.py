@@ -76,17 +76,51 @@ class FolderLock:
         os.write(fd, json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                  "command": _command()}).encode())
         self.fd = fd
+        _HELD.add(_key(self.path))
 
     def release(self) -> None:
         """Delete the lock file and drop the lock (deleting first, so no one locks a file that is going away)."""
         if self.fd is None:
             return
+        _HELD.discard(_key(self.path))
         try:
             self.path.unlink(missing_ok=True)
         except OSError:
             pass
         os.close(self.fd)  # closing drops the flock
         self.fd = None
+
+
+def holder(folder: Path) -> str | None:
+    """The run that holds ``folder``'s lock ("PID ..., started ...: command"), or None when none does. Only looks:
+    it creates and writes nothing, so it works on a read-only folder. A lock this process holds does not count (a
+    run pushing its own folder at the end)."""
+    path = folder / LOCK
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, so no run holds a folder
+        return None
+    if _key(path) in _HELD:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # no lock file: no run has written here since the last one ended
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _read_holder(fd)
+    finally:
+        os.close(fd)  # closing drops the shared lock, if we got it
+    return None
+
+
+#: the lock files this process holds (``FolderLock.acquire``), as resolved paths
+_HELD: set[str] = set()
+
+
+def _key(path: Path) -> str:
+    return str(path.resolve())
 
 
 def _read_holder(fd: int) -> str:

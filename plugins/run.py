@@ -12,6 +12,7 @@ import errno
 import functools
 import itertools
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -101,7 +102,14 @@ def finish(cfg: Any, out: Path, metrics: dict[str, Any], model: Any, main: bool 
         if cfg.push_to_hub:
             from . import hub
 
-            hub.push(out, cfg.push_to_hub, hub.PushConfig())
+            try:
+                hub.push(out, cfg.push_to_hub, hub.PushConfig())
+            except Exception as exc:  # noqa: BLE001 - the trained model is safe: say so, and how to push it alone
+                end(failed=False)
+                why = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {hub._reason(exc)}"
+                raise UserError(f"the model was trained and saved in '{out}', but push_to_hub={cfg.push_to_hub} "
+                                f"failed: {why}; once that is fixed, 'contrastkit push {shlex.quote(str(out))} "
+                                f"{cfg.push_to_hub}' pushes it, without training again (or give another repo id)") from None
     end(failed=False)
     return Result(output_dir=out, metrics=metrics, config=cfg, model=model)
 

@@ -85,6 +85,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "skipped_empty_captions": len(stats.empty_captions)})
     trainer = training.make_trainer(model, clip.training_args(cfg, out), pairs, loss,
                                     callbacks=[callback, NoPickledArgs()])
+    training.name_hub_datasets(trainer, cfg)
     training.train(trainer, resume=cfg.resume)
 
     # 5. Save (metrics.json came from the callback), config.yaml, Hub

@@ -122,6 +122,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         log(note)
     trainer = training.make_trainer(model, args, choice.dataset, choice.loss, callbacks=[callback, NoPickledArgs()],
                                     kind="cross")
+    training.name_hub_datasets(trainer, cfg)
     training.train(trainer, resume=cfg.resume)
 
     # 5. Save (metrics.json came from the callback), config.yaml, Hub

@@ -125,6 +125,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         log(note)
     trainer = training.make_trainer(model, args, train_data, choice.loss, callbacks=[callback, NoPickledArgs()],
                                     kind="sparse")
+    training.name_hub_datasets(trainer, cfg)
     training.train(trainer, resume=cfg.resume)
 
     # 5. Save (metrics.json came from the callback), config.yaml, Hub

@@ -157,6 +157,25 @@ def make_trainer(model: Any, args: Any, train_dataset: Any, loss: Any, callbacks
     return trainer
 
 
+def name_hub_datasets(trainer: Any, cfg: Any) -> None:
+    """Name the Hub datasets of ``data=`` and ``eval_data=`` in the model card (its ``datasets:`` metadata, and the
+    training dataset's section). sentence-transformers finds a dataset's id only through ``download_checksums``,
+    which datasets 5 leaves empty, so the card said "Unnamed Dataset". Set after the trainer is made: it has
+    filled in the training set's size, columns and examples by then, and looks no id up on the Hub after that."""
+    from ..data import looks_like_path
+
+    def hub_id(value: Any) -> str | None:
+        return value.strip() if isinstance(value, str) and value.strip() and not looks_like_path(value) else None
+
+    card = trainer.model.model_card_data
+    train_id = hub_id(cfg.data)
+    if train_id and len(card.train_datasets) == 1:  # one Dataset: the recipes never train on a DatasetDict
+        card.train_datasets[0].update(name=train_id, id=train_id)
+    for found in (train_id, hub_id(getattr(cfg, "eval_data", None))):
+        if found and found not in card.datasets:
+            card.datasets.append(found)
+
+
 def save(trainer: Any, out: Any) -> None:
     """A plain SentenceTransformer folder with sentence-transformers' own card. Every rank calls it (only rank 0
     writes); the Trainer's pickle of its arguments, with absolute paths, is removed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,14 @@ print(embeddings.shape)  # (1, {{ embedding_dim }}), L2-normalised
 
 LOCAL_LOAD = ('from contrastkit.plugins.vision.encoder import load_encoder\n\n'
               'encoder = load_encoder(".")  # inside this folder; a Hub copy: contrastkit.plugins.hub.load("user/repo")')
+HUB_LOAD = 'from contrastkit.plugins import hub\n\nencoder = hub.load("{repo_id}")'
+
+
+def for_repo(text: str, repo_id: str) -> str:
+    """A card's text with its usage loading ``repo_id`` from the Hub, in place of this folder or an earlier repo."""
+    text = text.replace(LOCAL_LOAD, HUB_LOAD.format(repo_id=repo_id))
+    return re.sub(r'^encoder = hub\.load\("[^"\n]*"\)', lambda _: f'encoder = hub.load("{repo_id}")', text,
+                  flags=re.MULTILINE)
 
 
 def _backbone_fields(spec: dict) -> dict[str, Any]:
@@ -99,7 +108,8 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
     after = metrics.get("after", {})
     supervised = cfg.method == "supcon"
     results = [EvalResult(task_type="image-classification", dataset_type=data.hub_id or "custom",
-                          dataset_name=data.source, metric_type="accuracy", metric_name="kNN top-1 accuracy (k=20)",
+                          dataset_name=data.source, metric_type="accuracy",
+                          metric_name=f"kNN top-1 accuracy (k={cfg.knn_k})",
                           metric_value=round(after["knn_top1"], 4))] if "knn_top1" in after else None
     card_data = ModelCardData(
         library_name="contrastkit", pipeline_tag="image-feature-extraction", license=None,
@@ -107,7 +117,7 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
               "image-feature-extraction"],
         datasets=[data.hub_id] if data.hub_id else None,
         model_name=f"{cfg.method}-{spec['architecture']}" if results else None, eval_results=results)
-    load = f'from contrastkit.plugins import hub\n\nencoder = hub.load("{repo_id}")' if repo_id else LOCAL_LOAD
+    load = HUB_LOAD.format(repo_id=repo_id) if repo_id else LOCAL_LOAD
     rows = "\n".join(f"| {k} | {v['before']:.4f} | {v['after']:.4f} | {v['delta']:+.4f} |"
                      for k, v in metrics.get("before_after", {}).items()) or "| (no labels: not evaluated) | | | |"
     names = data.label_names or []

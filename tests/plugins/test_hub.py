@@ -435,6 +435,12 @@ def test_push_to_hub_after_a_recipe_run(recipe, hub_server, tiny_text_model, tmp
     files = hub_server.files(f"alice/{recipe}-model")
     assert {"README.md", "model.safetensors", "metrics.json", "config.yaml"} <= set(files)
     assert not any(f.startswith("checkpoints/") for f in files) and (out / "checkpoints").is_dir()
+    # the card's snippet, copied from the Hub, loads this repo (and the image-text example images from it)
+    assert f'model = SentenceTransformer("alice/{recipe}-model")'.encode() in files["README.md"]
+    if recipe == "image-text":
+        assert f"'{hub_server.url}/alice/{recipe}-model/resolve/main/assets/image_0.jpg'".encode() in files["README.md"]
+    r = _snippet_runs(files["README.md"], tmp_path / "elsewhere")
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_push_to_hub_without_a_token_or_with_a_bad_id_is_refused_before_training(hub_server, tmp_path):
@@ -574,7 +580,7 @@ def _snippet_runs(readme: bytes, cwd: Path) -> subprocess.CompletedProcess:
     """The card's first Python snippet, run as a user who copied it from the Hub page would: elsewhere."""
     import re
 
-    code = re.findall(r"```python\n(.*?)```", readme.decode(), re.S)[0]
+    code = re.findall(r"```python\n(.*?)```", readme.decode(), re.DOTALL)[0]
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=600,
                           cwd=cwd)
@@ -598,8 +604,14 @@ def test_a_pushed_card_loads_the_repo_it_was_pushed_to(recipe, cls, hub_server, 
 def test_an_image_card_loads_the_repo_it_was_last_pushed_to_and_names_its_knn_k(hub_server, image_output, tmp_path):
     from huggingface_hub import ModelCard
 
+    rng = np.random.default_rng(1)
+    for c, color in enumerate([(200, 30, 30), (30, 30, 200)]):  # enough images that some are held out for kNN
+        (tmp_path / "images" / f"class{c}").mkdir(parents=True)
+        for i in range(12):
+            pixels = np.clip(np.array(color) + rng.integers(-40, 40, (20, 20, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / f"class{c}" / f"{i}.png")
     out = tmp_path / "out"
-    r = run_cli("run", "image", f"data={image_output.parent / 'images'}", "backbone=tiny-cnn", "image_size=16",
+    r = run_cli("run", "image", f"data={tmp_path / 'images'}", "backbone=tiny-cnn", "image_size=16",
                 "batch_size=8", "max_steps=1", "knn_k=3", f"output_dir={out}", "push_to_hub=alice/shapes-first")
     assert r.returncode == 0, r.stderr[-2000:]
     metric = ModelCard.load(out / "README.md").data.eval_results[0].metric_name
@@ -621,31 +633,32 @@ def test_an_image_card_loads_the_repo_it_was_last_pushed_to_and_names_its_knn_k(
     assert b'hub.load("alice/shapes-third")' in readme and b'load_encoder(".")' not in readme
 
 
-def test_push_refuses_a_folder_a_run_is_still_writing(hub_server, tiny_text_model, tmp_path):
+def test_push_refuses_a_folder_a_run_is_still_writing(hub_server, tiny_text_model, text_output, tmp_path):
+    import time
+
     from tests.conftest import CLI
 
     data = tmp_path / "pairs.csv"
     data.write_text("anchor,positive\n" + "".join(f"question {i}?,answer {i}.\n" for i in range(40)))
-    out = tmp_path / "out"
-    run = subprocess.Popen([*CLI, "run", "text", f"data={data}", f"model={tiny_text_model}", "max_steps=100000",
-                            "batch_size=4", "save_steps=100000", f"output_dir={out}"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import time
-
-        lock = out / ".contrastkit-lock"
-        deadline = time.time() + 120
-        while not (lock.is_file() and lock.read_text()) and time.time() < deadline and run.poll() is None:
-            time.sleep(0.2)
-        assert run.poll() is None, "the run ended before the push could meet it"
-        # during a first run the folder has no model yet: still, the busy run is what the push names
-        line = _one_line_error(run_cli("push", out, "alice/busy"), f"output folder '{out}' is in use by a run",
-                               f"PID {run.pid}", "contrastkit run text", "wait for it to finish")
-        assert "is not a contrastkit output" not in line
-        assert run.poll() is None
-    finally:
-        run.kill()
-        run.wait()
+    finished = tmp_path / "finished"
+    shutil.copytree(text_output, finished)
+    # a first run (no model in the folder yet) and a run training a finished folder again
+    for out, extra in ((tmp_path / "first", []), (finished, ["overwrite=true"])):
+        run = subprocess.Popen([*CLI, "run", "text", f"data={data}", f"model={tiny_text_model}", "max_steps=100000",
+                                "batch_size=4", "save_steps=100000", f"output_dir={out}", *extra],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            lock, deadline = out / ".contrastkit-lock", time.time() + 120
+            while not (lock.is_file() and lock.read_text()) and time.time() < deadline and run.poll() is None:
+                time.sleep(0.2)
+            assert run.poll() is None, "the run ended before the push could meet it"
+            line = _one_line_error(run_cli("push", out, "alice/busy"), f"output folder '{out}' is in use by a run",
+                                   f"PID {run.pid}", "contrastkit run text", "wait for it to finish")
+            assert "is not a contrastkit output" not in line
+            assert run.poll() is None
+        finally:
+            run.kill()
+            run.wait()
     assert ("model", "alice/busy") not in hub_server.repos
 
 
@@ -666,8 +679,12 @@ def test_bad_repo_ids_are_refused_before_training_and_a_failed_push_says_how_to_
             check_push_target(bad)
     check_push_target("alice/" + "m" * 96)
     # a push that fails after training (bob's namespace): the model is kept and one command finishes the job
-    line = _one_line_error(run_cli(*run, "push_to_hub=bob/model"), f"the model was trained and saved in '{out}'",
-                           "(403)", f"'contrastkit push {out} bob/model'")
+    r = run_cli(*run, "push_to_hub=bob/model")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]  # after the run's progress lines
+    assert line.startswith(f"contrastkit: error: the model was trained and saved in '{out}', but "
+                           f"push_to_hub=bob/model failed: you cannot write to 'bob/model' (403)"), line
+    assert f"'contrastkit push {out} bob/model' pushes it" in line
     assert (out / "model.safetensors").is_file() and not (out / ".contrastkit-lock").exists()
     assert run_cli("push", out, "alice/model").returncode == 0, line
     assert ("model", "bob/model") not in hub_server.repos
