@@ -70,7 +70,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     rerank.check_format(fmt, train_data.column_names)
     rerank.check_loss_fits(cfg.loss, fmt.kind)  # and a loss the format cannot train, before mining
-    eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
+    eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=fmt) if eval_data is not None \
         else (None, fmt)
 
     # 3. The retriever (mining and candidates), the CrossEncoder, mined negatives for pairs, the loss

@@ -74,7 +74,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     sparse.check_format(fmt, train_data.column_names)
     prompts.check_fits(cfg.prompts, fmt.kind)
-    eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
+    eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=fmt) if eval_data is not None \
         else (None, fmt)
 
     # 3. Model and head, mined negatives for pairs, the wrapped loss

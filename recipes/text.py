@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contrastkit.plugins.config import field, resolve
+from contrastkit.plugins.config import field, require_positive, resolve
 from contrastkit.plugins.errors import UserError
 from contrastkit.plugins.run import cleans_up_refusals
 from contrastkit.plugins.st.config import (
@@ -58,6 +58,7 @@ class Config(LossArgs, MiningArgs, PromptArgs, StaticArgs, SentenceTransformerAr
 
     def check(self) -> None:
         """The text recipe's own fields."""
+        require_positive(self, "max_seq_length")
         if self.max_train_tokens < 0:
             raise UserError(f"config field 'max_train_tokens' must be >= 0 (0: no cut), got {self.max_train_tokens}")
         if self.min_steps < 0:
@@ -87,9 +88,10 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 2. Data: any input -> datasets.Dataset and a held-out split; bad columns fail before the model loads
     train_data, eval_data = splits.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, data_format = formats.detect_format(train_data, cfg.columns)
-    eval_data, eval_format = formats.detect_format(eval_data, cfg.columns, held_out=True) if eval_data is not None \
-        else (None, None)
-    train_data, eval_data = evaluation.unused_holdout(data_format, train_data, eval_data, cfg.eval_data is not None, log)
+    eval_data, eval_format = formats.detect_format(eval_data, cfg.columns, held_out=data_format) \
+        if eval_data is not None else (None, None)
+    given = cfg.eval_source() is not None  # eval_data, or a DatasetDict's test split: never given back to training
+    train_data, eval_data = evaluation.unused_holdout(data_format, train_data, eval_data, given, log)
     if is_static:
         static.check_format(data_format, train_data.column_names)
     prompts.check_fits(cfg.prompts, data_format.kind)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from contrastkit.plugins.config import parse_overrides, resolve
 from contrastkit.plugins.errors import UserError
 
@@ -65,3 +64,9 @@ def test_an_unknown_key_in_a_config_file_names_the_file(tmp_path):
     path.write_text("columns: {anchor: q}\nepochs: 1\n")
     with pytest.raises(UserError, match=f"config file '{path}': unknown config key 'columns'"):
         resolve(image.Config, config=path)
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_the_text_recipes_max_seq_length_must_be_positive_as_reranks_and_sparses(value):
+    with pytest.raises(UserError, match=f"config field 'max_seq_length' must be an integer > 0, got {value}"):
+        _text(f"max_seq_length={value}")

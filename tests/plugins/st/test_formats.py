@@ -118,7 +118,7 @@ def test_only_negative_names_are_negatives_and_columns_leaves_unmapped_look_alik
     for extra, kept, note in [({"negation": ["no", "no"]}, [], "negation"),
                               ({"negative_score": [0.3, 0.4]}, [], "negative_score (not text)"),
                               ({"neg_2": ["a3", "a4"]}, ["neg_2"], None)]:
-        ds, fmt = detect_format(_ds(**rows, **extra))
+        _, fmt = detect_format(_ds(**rows, **extra))
         assert fmt.text_columns == ["query", "positive", "negative", *kept]
         assert fmt.notes == ([f"ignored columns: {note}"] if note else [])
     mapped = {"anchor": "query", "positive": "positive", "negative": "negative"}
@@ -165,8 +165,8 @@ def test_mined_pairs_keep_the_notes_of_the_users_file(tmp_path, tiny_text_model,
     data = _csv(tmp_path, "id,question,answer\n" + "\n".join(lines * 2) + "\n")
     train, _ = split_train_eval(data, seed=3)  # shuffled, as a run sees it
     train, fmt = detect_format(train, {"anchor": "question", "positive": "answer"})
-    expected = ["ignored columns: id", f"warning: 2 of {len(train)} rows have the same text in 'question' and "
-                "'answer' (first: line 7); they teach nothing, remove them"]
+    expected = ["ignored columns: id", (f"warning: 2 of {len(train)} rows have the same text in 'question' and "
+                                        "'answer' (first: line 7); they teach nothing, remove them")]
     assert fmt.notes == expected
     model = SentenceTransformer(tiny_text_model, device="cpu")
     mined, mined_fmt = mine_or_keep(model, train, fmt, {"anchor": "question", "positive": "answer"}, 1, True,
@@ -175,5 +175,5 @@ def test_mined_pairs_keep_the_notes_of_the_users_file(tmp_path, tiny_text_model,
     assert mined_fmt.notes == expected
     cfg = SimpleNamespace(mine_hard_negatives=True, loss="auto", columns={"anchor": "question", "positive": "answer"},
                           num_negatives=1)
-    mined, mined_fmt, columns = mine_step(cfg, model, train, fmt, None, print)
+    _, mined_fmt, columns = mine_step(cfg, model, train, fmt, None, print)
     assert columns is None and mined_fmt.notes == expected and mined_fmt.kind == "triplet"
