@@ -169,7 +169,7 @@ def test_mined_pairs_keep_the_notes_of_the_users_file(tmp_path, tiny_text_model,
                                         "'answer' (first: line 7); they teach nothing, remove them")]
     assert fmt.notes == expected
     model = SentenceTransformer(tiny_text_model, device="cpu")
-    mined, mined_fmt = mine_or_keep(model, train, fmt, {"anchor": "question", "positive": "answer"}, 1, True,
+    _, mined_fmt = mine_or_keep(model, train, fmt, {"anchor": "question", "positive": "answer"}, 1, True,
                                     "the retriever", print)
     assert mined_fmt.kind == "triplet" and mined_fmt.text_columns == ["anchor", "positive", "negative"]
     assert mined_fmt.notes == expected
