@@ -122,16 +122,48 @@ class Hits:
 
 
 # --------------------------------------------------------------------------- loading
-_LOADED: dict[tuple[str, bool], Slot] = {}
+_LOADED: dict[tuple[str, bool, tuple], Slot] = {}
+# Files whose size and times change whenever a run writes a model: a few stat calls tell a folder retrained in
+# place (or deleted) from the one that was loaded.
+MODEL_FILES = ("modules.json", "config.json", "config_sentence_transformers.json", "model.safetensors",
+               "model.safetensors.index.json", "tokenizer.json")
 
 
-def model_key(name: str, trust_remote_code: bool = False) -> tuple[str, bool]:
-    """One key per model however it is named: the packaged MiniLM's id and its folder, or two spellings of a path."""
+def model_key(name: str, trust_remote_code: bool = False) -> tuple[str, bool, tuple]:
+    """One key per model however it is named (the packaged MiniLM's id and its folder, or two spellings of a path),
+    and per state of a folder's model files, so a folder retrained into another model or deleted is loaded anew."""
     from contrastkit.plugins.st.models import resolve_model_name
 
     resolved = resolve_model_name(name)[0]
     local = Path(resolved).expanduser()
-    return (str(local.resolve()) if local.exists() else resolved, trust_remote_code)
+    if not local.exists():
+        return resolved, trust_remote_code, ()
+    local = local.resolve()
+    state = []
+    for file in MODEL_FILES:
+        try:
+            st = (local / file).stat()
+        except OSError:
+            continue
+        state.append((file, st.st_size, st.st_mtime_ns, st.st_ctime_ns))  # ctime: a copied-in file is new too
+    return str(local), trust_remote_code, tuple(state)
+
+
+def remember(cache: dict, key: tuple, value: Any) -> None:
+    """``cache[key] = value``, dropping what was kept for an older state of the same model (a retrained folder)."""
+    for old in [k for k in cache if k[:2] == key[:2]]:
+        del cache[old]
+    cache[key] = value
+
+
+def unsupported(model: Any) -> str | None:
+    """Why the demo cannot compare ``model``, or None: a CrossEncoder with several output labels (an NLI
+    classifier, say) gives no single relevance score to rank by."""
+    labels = getattr(model, "num_labels", 1) if "CrossEncoder" in {c.__name__ for c in type(model).__mro__} else 1
+    if labels == 1:
+        return None
+    return (f"it is a CrossEncoder with {labels} output labels (a classifier, e.g. NLI); the demo compares rerankers "
+            f"that give one relevance score per pair")
 
 
 def load_slot(role: str, name: str, trust_remote_code: bool = False) -> Slot:
@@ -143,11 +175,14 @@ def load_slot(role: str, name: str, trust_remote_code: bool = False) -> Slot:
 
         try:
             model = hub.load(name, trust_remote_code=trust_remote_code)
-            _fit_seq_length(model)
-            _LOADED[key] = Slot(role, name, model=model)
         except Exception as exc:  # noqa: BLE001 - the app must keep running whatever the model does
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             return Slot(role, name, error=first[:300])
+        refused = unsupported(model)
+        if refused:
+            return Slot(role, name, error=refused)
+        _fit_seq_length(model)
+        remember(_LOADED, key, Slot(role, name, model=model))
     slot = Slot(role, name, model=_LOADED[key].model)
     if slot.kind == "cross":
         from .retriever import attach

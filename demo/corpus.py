@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import os
 from pathlib import Path
 from typing import Any
 
 from .core import (
+    MAX_CHARS,
     DemoInputError,
     Hits,
     Slot,
@@ -21,9 +23,11 @@ from .core import (
     _for_each,
     _need,
     embed_texts,
+    pair_token_counts,
     relevance,
     similarities,
     split_lines,
+    token_counts,
     truncation_notes,
 )
 
@@ -32,6 +36,13 @@ CORPUS_COLUMNS = ("answer", "positive", "document", "passage", "text", "content"
 
 def read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[str], str]:
     """Documents from a .txt (one per line) or .csv (the answer/text column) file, or the bundled FAQ answers."""
+    docs, _, label, _ = _read_corpus(path, max_bytes)
+    return docs, label
+
+
+def _read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[str], list[int], str, list[str]]:
+    """``read_corpus``'s documents, each one's line in the file, the label, and a note on documents cut to
+    ``MAX_CHARS`` characters (tokenising megabyte lines would stall the shared CPU)."""
     if not path:
         from contrastkit.plugins.data import sample_path
 
@@ -53,30 +64,49 @@ def read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[st
 
         # , ; tab or | whatever the extension, as in the recipes
         delimiter = detect_delimiter(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+        reader = csv.reader(io.StringIO(raw), delimiter=delimiter, strict=True)
         try:  # strict: a quote that never closes is an error, not one document swallowing the rest of the file
-            rows = list(csv.reader(io.StringIO(raw), delimiter=delimiter, strict=True))
+            rows = [(reader.line_num, r) for r in reader]  # the line each row ends on
         except csv.Error as exc:
             raise DemoInputError(f"{path.name} is not valid CSV ({exc}); check its quotes, e.g. a \" that never "
                                  f"closes.") from None
         if len(rows) < 2:
             raise DemoInputError(f"{path.name} has no data rows under its header.")
-        header = [h.strip().lower() for h in rows[0]]
+        header = [h.strip().lower() for h in rows[0][1]]
         col = next((header.index(c) for c in CORPUS_COLUMNS if c in header), None)
         if col is None:
             raise DemoInputError(f"{path.name} has no column the demo searches; its columns are "
-                                 f"{', '.join(rows[0])}. Name the document column one of: "
+                                 f"{', '.join(rows[0][1])}. Name the document column one of: "
                                  f"{', '.join(CORPUS_COLUMNS)}.")
-        docs = [r[col].strip() for r in rows[1:] if len(r) > col and r[col].strip()]
-        label += f" (column '{rows[0][col]}')"
+        # a row starts on the line after the one the row before it ended on (a quoted field may span lines)
+        found = [(r[col].strip(), end + 1) for (end, _), (_, r) in itertools.pairwise(rows)
+                 if len(r) > col and r[col].strip()]
+        label += f" (column '{rows[0][1][col]}')"
     else:
-        docs = split_lines(raw)
-    docs = list(dict.fromkeys(docs))  # duplicates would fill the top-k with one answer
+        found = [(line, n) for n, text in enumerate(raw.splitlines(), 1) for line in split_lines(text)]
+    cut = [n for doc, n in found if len(doc) > MAX_CHARS]
+    lines: dict[str, int] = {}  # document -> its first line: duplicates would fill the top-k with one answer
+    for doc, n in found:
+        lines.setdefault(doc[:MAX_CHARS], n)
+    docs = list(lines)
     if not docs:
         raise DemoInputError(f"{path.name} holds no documents; put one document per line.")
-    return docs, label
+    notes = [(f"{_documents(len(cut))} longer than {MAX_CHARS:,} characters, so only the first {MAX_CHARS:,} of "
+              f"{'each' if len(cut) > 1 else 'it'} are used ({_at_lines(cut)}).")] if cut else []
+    return docs, [lines[d] for d in docs], label, notes
 
 
-_CORPUS_CACHE: dict[tuple[int, str], tuple[Any, Any]] = {}
+def _documents(n: int) -> str:
+    return f"{n} document{'s are' if n > 1 else ' is'}"
+
+
+def _at_lines(numbers: list[int]) -> str:
+    """'line 4', 'lines 4 and 9' or 'first at lines 4 and 9': where the first one or two of them are."""
+    shown = " and ".join(str(n) for n in numbers[:2])
+    return f"{'first at ' if len(numbers) > 2 else ''}line{'s' if len(numbers) > 1 else ''} {shown}"
+
+
+_CORPUS_CACHE: dict[tuple[int, str], tuple[Any, Any, list[int]]] = {}
 CORPUS_CACHE_SIZE = 8
 CHUNK = 64  # documents per encode call while a corpus is embedded, so progress moves
 
@@ -85,20 +115,40 @@ def corpus_embeddings(slot: Slot, docs: list[str], progress: Any = None) -> Any:
     """Corpus embeddings, computed once per (model, corpus) and kept for later queries.
 
     ``progress(done, total, what)`` is called after each chunk of documents the first time (the page shows it)."""
+    return _embedded(slot, docs, progress)[1]
+
+
+def _embedded(slot: Slot, docs: list[str], progress: Any = None) -> tuple[Any, Any, list[int]]:
+    """The cache entry of (model, corpus): the model, the embeddings and the indices of the documents longer than
+    the model reads (counted while embedding, so a query does not tokenise the corpus again)."""
     key = (id(slot.model), hashlib.sha1("\n".join(docs).encode()).hexdigest())
     if key not in _CORPUS_CACHE:
-        parts = []
+        limit = getattr(slot.model, "max_seq_length", None)
+        parts, long = [], []
         for start in range(0, len(docs), CHUNK):
             if progress:
                 progress(start, len(docs), f"{slot.role} model: embedding the corpus")
-            parts.append(embed_texts(slot, docs[start:start + CHUNK], "document"))
+            chunk = docs[start:start + CHUNK]
+            parts.append(embed_texts(slot, chunk, "document"))
+            long += [start + i for i, n in enumerate((token_counts(slot, chunk) if limit else None) or [])
+                     if n > limit]
         if progress:
             progress(len(docs), len(docs), f"{slot.role} model: embedding the corpus")
         if len(_CORPUS_CACHE) >= CORPUS_CACHE_SIZE:  # uploads must not grow memory without bound
             _CORPUS_CACHE.pop(next(iter(_CORPUS_CACHE)))
         # Keeping the model in the value pins its id(), so a freed model's id is never reused as a key.
-        _CORPUS_CACHE[key] = (slot.model, _concatenate(parts))
-    return _CORPUS_CACHE[key][1]
+        _CORPUS_CACHE[key] = (slot.model, _concatenate(parts), long)
+    return _CORPUS_CACHE[key]
+
+
+def long_documents_note(slot: Slot, long: list[int], lines: list[int], what: str = "model") -> list[str]:
+    """One note for the documents (indices ``long`` into the corpus) longer than the model reads: how many, and
+    the lines of the first one or two (the model silently keeps only their first tokens)."""
+    if not long:
+        return []
+    return [(f"{_documents(len(long))} longer than the {slot.role} {what} reads ({slot.model.max_seq_length} "
+             f"tokens{' with the query' if what == 'reranker' else ''}), so only {'their' if len(long) > 1 else 'its'}"
+             f" beginning counts ({_at_lines([lines[i] for i in long])}).")]
 
 
 def _concatenate(parts: list[Any]) -> Any:
@@ -112,11 +162,13 @@ def _concatenate(parts: list[Any]) -> Any:
 
 
 def _rank(slot: Slot, query: list[str], docs: list[str], progress: Any) -> Any:
-    """Document indices best first, and the scores, by a bi-encoder or sparse encoder."""
+    """Document indices best first, the scores, and the documents longer than the model reads, by a bi-encoder or
+    sparse encoder."""
     import numpy as np
 
-    scores = similarities(slot, embed_texts(slot, query, "query"), corpus_embeddings(slot, docs, progress))[0]
-    return np.argsort(-scores, kind="stable"), scores
+    _, emb, long = _embedded(slot, docs, progress)
+    scores = similarities(slot, embed_texts(slot, query, "query"), emb)[0]
+    return np.argsort(-scores, kind="stable"), scores, long
 
 
 def search(slots: list[Slot], query: str, corpus_path: str | None, top_k: int, max_bytes: int,
@@ -131,10 +183,10 @@ def search(slots: list[Slot], query: str, corpus_path: str | None, top_k: int, m
     if not query:
         raise DemoInputError("Type a query to search the corpus with.")
     top_k = min(max(int(top_k or 5), 1), 50)
-    docs, label = read_corpus(corpus_path, max_bytes)
+    docs, lines, label, cut_docs = _read_corpus(corpus_path, max_bytes)
     _need(slots, "text")
     query, cut = _cap([query])
-    notes = [f"Searching {len(docs)} documents from {label}.", *cut]
+    notes = [f"Searching {len(docs)} documents from {label}.", *cut_docs, *cut]
     by_model: dict[str, list[tuple[str, float]] | None] = {}
     ranks: dict[str, dict[str, int]] = {}
     retrieved: dict[str, dict[str, int]] = {}
@@ -142,7 +194,8 @@ def search(slots: list[Slot], query: str, corpus_path: str | None, top_k: int, m
     def score(s: Slot):
         if s.kind != "cross":
             notes.extend(truncation_notes(s, query))
-            order, scores = _rank(s, query, docs, progress)
+            order, scores, long = _rank(s, query, docs, progress)
+            notes.extend(long_documents_note(s, long, lines))
             ranks[s.role] = {docs[i]: r for r, i in enumerate(order, 1)}
             by_model[s.role] = [(docs[i], float(scores[i])) for i in order[:top_k]]
             return []
@@ -151,9 +204,13 @@ def search(slots: list[Slot], query: str, corpus_path: str | None, top_k: int, m
             return []
         retriever = dataclasses.replace(s.retriever, bf16=s.bf16)
         notes.extend(truncation_notes(retriever, query) + truncation_notes(s, query))
-        order, _ = _rank(retriever, query, docs, progress)
+        order, _, long = _rank(retriever, query, docs, progress)
         candidates = order[:max(s.top_k, top_k)]
-        scores = relevance(s, [(query[0], docs[i]) for i in candidates])
+        pairs = [(query[0], docs[i]) for i in candidates]
+        limit, counts = getattr(s.model, "max_seq_length", None), pair_token_counts(s, pairs)
+        long_pairs = sorted(int(i) for i, n in zip(candidates, counts or []) if limit and n > limit)
+        notes.extend(long_documents_note(retriever, long, lines) + long_documents_note(s, long_pairs, lines, "reranker"))
+        scores = relevance(s, pairs)
         reranked = candidates[np.argsort(-scores, kind="stable")]
         retrieved[s.role] = {docs[i]: r for r, i in enumerate(candidates, 1)}
         ranks[s.role] = {docs[i]: r for r, i in enumerate(reranked, 1)}

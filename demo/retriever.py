@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .core import _LOADED, Slot, model_key
+from .core import _LOADED, Slot, model_key, remember
 
 DEFAULT_TOP_K = 20  # the rerank recipe's default top_k
-_RETRIEVERS: dict[tuple[str, bool], Any] = {}
+_RETRIEVERS: dict[tuple[str, bool, tuple], Any] = {}
 
 
 def run_folder(name: str) -> Path | None:
@@ -70,7 +70,7 @@ def load_retriever(name: str, trust_remote_code: bool = False) -> Any:
     if shared is not None and shared.kind == "dense":
         return shared.model
     if key not in _RETRIEVERS:  # load_model refuses a reranker or sparse encoder folder
-        _RETRIEVERS[key] = load_model(name, trust_remote_code, what="retriever")
+        remember(_RETRIEVERS, key, load_model(name, trust_remote_code, what="retriever"))
     return _RETRIEVERS[key]
 
 

@@ -165,6 +165,25 @@ def _has_safetensors(folder: Path) -> bool:
     return any(p for p in folder.rglob("*.safetensors") if "checkpoints" not in p.relative_to(folder).parts)
 
 
+# A tokenizer's vocabulary: without one, transformers builds an empty tokenizer and every text embeds the same.
+VOCAB_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "*.model", "*.tiktoken")
+
+
+def _without_tokenizer(folder: Path) -> str | None:
+    """The module folder (relative, "." for the root) of a Transformer module that reads text but has no tokenizer
+    vocabulary, or None. Image-only Transformer modules and other modules (StaticEmbedding) are not checked."""
+    for module in _read_json(folder / "modules.json", list):
+        if not isinstance(module, dict) or not str(module.get("type", "")).endswith(".Transformer"):
+            continue
+        path = folder / str(module.get("path") or "")
+        settings = _read_json(path / "sentence_bert_config.json")
+        if "text" not in settings.get("modality_config", {"text": None}):  # older folders: text only
+            continue
+        if not any(next(path.glob(pattern), None) for pattern in VOCAB_FILES):
+            return path.relative_to(folder).as_posix()
+    return None
+
+
 def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
     config = _read_json(folder / "config.json")
     is_st = (folder / "modules.json").is_file()
@@ -192,6 +211,10 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
         except Exception as exc:  # noqa: BLE001 - cut-off weights, a config missing keys: one line, not a traceback
             raise UserError(f"could not load '{name}' ({type(exc).__name__}: {_reason(exc)}); its files look damaged: "
                             f"restore the folder from the run (or its Hub repo)") from None
+    if (missing := _without_tokenizer(folder)) is not None:
+        where = "" if missing == "." else f" in {missing}/"
+        raise UserError(f"could not load '{name}' (no tokenizer files{where}: tokenizer.json or a vocabulary); its "
+                        f"files look damaged: restore the folder from the run (or its Hub repo)")
     import sentence_transformers
 
     from .st.models import saved_type
@@ -211,12 +234,13 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
                         f"restore the folder from the run (or its Hub repo)") from None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, kind: type = dict) -> Any:
+    """The file's JSON if it is a ``kind`` (a dict unless told), else an empty one."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return kind()
+    return data if isinstance(data, kind) else kind()
 
 
 # ---------------------------------------------------------------------------------------------- push

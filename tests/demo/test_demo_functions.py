@@ -327,3 +327,21 @@ def test_image_uploads_are_not_read_when_no_model_embeds_images(text_slots, tmp_
         compare.similarity_matrix(text_slots, "", [str(broken), str(broken)], 10 * MB)
     with pytest.raises(core.DemoInputError, match="at least two items"):
         compare.similarity_matrix(text_slots, "", [str(broken)], 10 * MB)
+
+
+def test_long_corpus_documents_are_capped_and_counted_in_one_note(text_slots, tmp_path):
+    long = " ".join(f"word{i}" for i in range(100))  # more than the tiny model's 64 tokens
+    huge = "x " * 600_000  # a megabyte line: only core.MAX_CHARS characters of it are tokenised
+    path = tmp_path / "docs.txt"
+    path.write_text(f"boil the pasta\n\nfirst {long}\n{huge}\nreset the router\nsecond {long}\nthird {long}\n")
+    docs, _ = corpus.read_corpus(str(path), 10 * MB)
+    assert len(docs) == 6 and max(map(len, docs)) == core.MAX_CHARS
+    hits = corpus.search(text_slots, "boil the pasta", str(path), 3, 10 * MB)
+    cut = [n for n in hits.notes if "characters" in n]
+    assert cut == [(f"1 document is longer than {core.MAX_CHARS:,} characters, so only the first "
+                   f"{core.MAX_CHARS:,} of it are used (line 4).")], hits.notes
+    for role in ("base", "fine-tuned"):
+        long_notes = [n for n in hits.notes if f"the {role} model reads" in n]
+        assert long_notes == [(f"4 documents are longer than the {role} model reads (64 tokens), so only their "
+                              f"beginning counts (first at lines 3 and 4).")], hits.notes
+    assert "only their beginning counts" in render.hits_table(hits, text_slots)

@@ -101,7 +101,7 @@ def test_search_with_a_sparse_model_ranks_by_its_dot_product(tiny_text_model, do
     assert html.count('class="ck-move"') == 5  # the before/after moves, as for two bi-encoders
     assert '<small class="ck-kind">dot product</small>' in html and "ck-rerank-move" not in html
     corpus.search(slots, "another query", str(pairs), 5, MB)  # the sparse corpus rows are cached and reused
-    assert sum(1 for m, _ in corpus._CORPUS_CACHE.values() if m is model) == 1
+    assert sum(1 for m, *_ in corpus._CORPUS_CACHE.values() if m is model) == 1
 
 
 def test_text_compare_with_a_sparse_model_is_labelled_a_dot_product(dot_sparse, sparse_run):
@@ -332,3 +332,62 @@ def test_search_reads_a_models_query_and_document_prompts(tiny_text_model, pairs
     got = hits.by_model["fine-tuned"]
     np.testing.assert_allclose([s for _, s in got], cosines[expected], rtol=1e-4)
     assert [doc for doc, _ in got] == [docs[i] for i in expected]
+
+
+# --------------------------------------------------------------------------- models the demo cannot compare
+def test_a_crossencoder_with_several_labels_is_refused_at_load_in_one_line(tiny_text_model, tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    nli = tmp_path / "nli"
+    CrossEncoder(tiny_text_model, num_labels=3, device="cpu").save(str(nli))
+    slots, status = app.load_slots(app.DemoConfig(model=str(nli), compare_to=tiny_text_model, precision="fp32"))
+    assert slots[1].model is None and slots[1].error and "\n" not in slots[1].error
+    assert "3 output labels" in slots[1].error and "one relevance score" in slots[1].error
+    assert "could not be loaded" in status and "3 output labels" in status
+    # every tab runs the base alone, with no raw exception from the classifier in the page
+    texts = compare.compare_texts(slots, QUERY, "answer 3: the reply for topic 3 item 3.\nunrelated")
+    hits = corpus.search(slots, QUERY, None, 3, MB)
+    for notes in (texts.notes, hits.notes):
+        assert not any("failed on this input" in n for n in notes), notes
+    assert texts.by_model["fine-tuned"] is None and texts.by_model["base"] is not None
+    assert hits.by_model["base"] and hits.by_model["fine-tuned"] is None
+
+
+# --------------------------------------------------------------------------- a folder that changes while loaded
+def test_a_folder_retrained_into_another_kind_or_deleted_is_loaded_anew(tiny_text_model, sparse_run, tmp_path):
+    from contrastkit.demo import retriever
+    from contrastkit.plugins.errors import UserError
+
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_text_model, folder)
+    assert core.load_slot("fine-tuned", str(folder)).kind == "dense"
+    first = retriever.load_retriever(str(folder))
+    shutil.rmtree(folder)  # retrained in place (overwrite=true) into a sparse model
+    shutil.copytree(sparse_run, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    again = core.load_slot("fine-tuned", str(folder))
+    assert again.kind == "sparse" and again.error is None
+    # one entry per folder: the model it replaced is not kept alive
+    assert sum(k[0] == str(folder.resolve()) for k in core._LOADED) == 1
+    shutil.rmtree(folder)
+    gone = core.load_slot("fine-tuned", str(folder))
+    assert gone.model is None and "neither an existing folder" in gone.error
+    with pytest.raises(UserError):
+        retriever.load_retriever(str(folder))
+    shutil.copytree(tiny_text_model, folder)  # the same files written again are read again
+    assert retriever.load_retriever(str(folder)) is not first
+
+
+# --------------------------------------------------------------------------- long documents
+def test_search_says_once_how_many_documents_the_reranker_and_its_retriever_cut(rerank_run, tmp_path):
+    long = " ".join(f"word{i}" for i in range(200))  # far past the tiny models' 64 tokens
+    lines = [f"answer {i}: the reply for topic {i % 6} item {i}." for i in range(8)]
+    lines[2], lines[5], lines[6] = f"answer 2 {long}", f"answer 5 {long}", f"answer 6 {long}"
+    path = tmp_path / "docs.txt"
+    path.write_text("\n".join(lines) + "\n")
+    slots = [core.load_slot("fine-tuned", rerank_run)]
+    notes = corpus.search(slots, QUERY, str(path), 8, MB).notes
+    retrieved = [n for n in notes if "reads (64 tokens)" in n]
+    reranked = [n for n in notes if "reranker reads" in n]
+    assert len(retrieved) == 1 and "3 documents are longer" in retrieved[0], notes
+    assert "first at lines 3 and 6" in retrieved[0]
+    assert len(reranked) == 1 and "3 documents" in reranked[0] and "with the query" in reranked[0], notes

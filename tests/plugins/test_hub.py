@@ -332,6 +332,20 @@ def test_a_damaged_output_folder_loads_as_one_line_error(kind, damage, text_outp
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("recipe", ["text", "rerank", "sparse"])
+def test_a_folder_without_its_tokenizer_files_loads_as_one_line_error(recipe, request, tmp_path):
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.errors import UserError
+
+    folder = tmp_path / "copy"  # a half-written folder: transformers would build an empty tokenizer from the rest
+    shutil.copytree(request.getfixturevalue(f"{recipe}_output"), folder, ignore=shutil.ignore_patterns("checkpoints"))
+    removed = [p.unlink() or p.name for p in folder.glob("tokenizer*.json")]
+    assert "tokenizer.json" in removed
+    with pytest.raises(UserError, match=r"could not load .*no tokenizer files.* its files look damaged") as err:
+        hub.load(folder)
+    assert "\n" not in str(err.value)
+
+
 def test_empty_names_and_files_are_named_as_such(text_output, tmp_path):
     from contrastkit.plugins import hub
     from contrastkit.plugins.errors import UserError
