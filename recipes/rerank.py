@@ -70,22 +70,23 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     rerank.check_format(fmt, train_data.column_names)
     rerank.check_loss_fits(cfg.loss, fmt.kind)  # and a loss the format cannot train, before mining
+    cfg.check_num_negatives(fmt.kind == "pair" and cfg.mine_hard_negatives is not False, fmt.kind)
     eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=fmt) if eval_data is not None \
         else (None, fmt)
 
-    # 3. The retriever (mining and candidates), the CrossEncoder, mined negatives for pairs, the loss
+    # 3. The retriever (mining and candidates), mined negatives for pairs, the CrossEncoder, the loss
     needs_retriever = fmt.kind == "pair" or eval_fmt.kind in ("pair", "triplet")
     retriever = models.load_model(cfg.retriever, cfg.trust_remote_code, what="retriever") if needs_retriever else None
-    set_seed(cfg.seed)  # a new classifier head starts alike on every run with this seed
-    model = models.load_model(cfg.model, cfg.trust_remote_code, kind="cross")
-    if cfg.max_seq_length:
-        model.max_length = cfg.max_seq_length
     loss = cfg.loss
-    if fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
+    # mine_hard_negatives=true on data that is not pairs reaches mining too, which refuses it, as the text recipe's
+    if cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
         # only a loss that needs negatives has to have them; auto and mnrl fall back to in-batch negatives
         needs = cfg.mine_hard_negatives is True or rerank.check_rerank_loss(loss) not in ("auto", "mnrl")
         train_data, fmt = mining.mine_or_keep(retriever, train_data, fmt, cfg.columns, cfg.num_negatives, needs,
                                               f"the retriever {cfg.retriever}", log)
+    set_seed(cfg.seed)  # a new classifier head starts alike on every run with this seed
+    model = models.load_model(cfg.model, cfg.trust_remote_code, kind="cross")
+    models.training_length(model, cfg.max_seq_length, 0)  # sets max_seq_length; refuses one beyond the model's
     if fmt.kind == "pair":  # no negatives: mining was off (or found none, for a loss that does without)
         if rerank.check_rerank_loss(loss) not in ("auto", "mnrl"):
             raise UserError(f"loss={loss} needs negatives, and mine_hard_negatives=false leaves the pairs without "

@@ -31,8 +31,8 @@ class Config(MiningArgs, PromptArgs, SentenceTransformerArgs):
     model: str = field("all-MiniLM-L6-v2", "base: a dense model (gets a CSR head) or a masked-LM (gets SPLADE), "
                                            "a local folder or a Hub id")
     head: str = field("auto", "auto (SPLADE on a masked-LM base, else CSR), csr or splade")
-    active_dims: int = field(128, "non-zero dimensions per CSR vector (default 128; SPLADE's come from its "
-                                  "regulariser)")
+    active_dims: int | None = field(None, "non-zero dimensions per CSR vector (default 128); not with SPLADE, "
+                                          "whose sparsity comes from its regulariser")
     similarity: str = field("auto", "auto (cosine for CSR, dot for SPLADE), cosine or dot: what pairs are trained and "
                                     "searched with")
     scale: float | None = field(None, "inverse temperature of the in-batch loss (default 20 with cosine, 1 with dot)")
@@ -72,7 +72,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 2. Data and its format; a format the sparse losses cannot read fails before any model loads
     train_data, eval_data = splits.load_splits(cfg, SAMPLE_DATA, formats.used_columns)
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
-    sparse.check_format(fmt, train_data.column_names)
+    sparse.check_format(fmt, train_data.column_names, cfg.similarity, cfg.scale)
+    cfg.check_num_negatives(fmt.kind == "pair" and cfg.mine_hard_negatives is not False, fmt.kind)
     prompts.check_fits(cfg.prompts, fmt.kind)
     eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=fmt) if eval_data is not None \
         else (None, fmt)
@@ -81,15 +82,15 @@ def run(cfg: Config | None = None, **overrides: Any):
     set_seed(cfg.seed)  # the new CSR head starts alike on every run with this seed
     model = sparse.load_sparse(cfg.model, cfg.head, cfg.active_dims, cfg.trust_remote_code)
     head = sparse.head_of(model)
-    if cfg.max_seq_length:
-        model.max_seq_length = cfg.max_seq_length
+    models.training_length(model, cfg.max_seq_length, 0)  # sets max_seq_length; refuses one beyond the model's
     if head == "csr":
         log(f"model: CSR head on the dense base, {sparse.active_dims_of(model)} of {model.get_embedding_dimension()} "
             f"dimensions active (active_dims=); a masked-LM base gets SPLADE instead")
     else:
         vocab = model[0].auto_model.config.vocab_size  # SpladePooling learns its width only in its first forward
         log(f"model: SPLADE over the {vocab:,}-word vocabulary (sparsity from its FLOPS regulariser)")
-    if fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
+    # mine_hard_negatives=true on data that is not pairs reaches mining too, which refuses it, as the text recipe's
+    if cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
         miner = cfg.retriever or (cfg.model if head == "csr" else models.DEFAULT_TEXT_MODEL)
         retriever = models.load_model(miner, cfg.trust_remote_code, what="retriever")
         if cfg.retriever is None and head == "csr":  # the base mines: with the prompts it trains with

@@ -95,6 +95,9 @@ def run(cfg: Config | None = None, **overrides: Any):
     if is_static:
         static.check_format(data_format, train_data.column_names)
     prompts.check_fits(cfg.prompts, data_format.kind)
+    losses.check_options(cfg.loss, data_format.kind, cfg.mini_batch_size, cfg.scale, cfg.length_batching)
+    cfg.check_num_negatives(losses.mines(cfg.mine_hard_negatives, data_format.kind, cfg.loss), data_format.kind,
+                            losses.loss_key(cfg.loss))
 
     # 3. Model (or static embeddings distilled from one), mined hard negatives for pairs, the loss for the columns
     if is_static:

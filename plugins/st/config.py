@@ -91,6 +91,19 @@ class MiningArgs(Part):
         """At least one negative per pair."""
         require_positive(self, "num_negatives")
 
+    def check_num_negatives(self, mined: bool, kind: str, loss: str = "auto") -> None:
+        """``num_negatives`` changed from its default where it would do nothing fails in one line: nothing is mined
+        (data that is not pairs, or mining off), or ``loss=triplet``, which trains on one negative per row."""
+        default = next(f.default for f in dataclasses.fields(self) if f.name == "num_negatives")
+        if mined and loss == "triplet" and self.num_negatives > 1:
+            raise UserError(f"loss=triplet trains on one negative per row, so num_negatives={self.num_negatives} "
+                            f"would mine {self.num_negatives - 1} it never reads; use num_negatives=1, or loss=mnrl "
+                            f"to train on them all")
+        if not mined and self.num_negatives != default:
+            why = f"the data is {kind} data" if kind != "pair" else "mining is off for these pairs"
+            raise UserError(f"num_negatives={self.num_negatives} applies only when hard negatives are mined for "
+                            f"anchor/positive pairs, and {why}; drop num_negatives=")
+
 
 @dataclasses.dataclass
 class PromptArgs(Part):

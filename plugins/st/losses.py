@@ -42,6 +42,8 @@ LOSSES: dict[str, tuple[tuple[str, ...], str, str]] = {
 }
 #: losses that take mined hard negatives beside their in-batch ones: the text recipe mines for them by default
 MINING_LOSSES = ("auto", "mnrl", "cached_mnrl", "gist", "cached_gist")
+#: losses with a similarity scale (inverse temperature), which ``scale=`` sets; GIST has a temperature instead
+SCALED = ("mnrl", "cached_mnrl", "simcse", "cosent", "angle")
 
 
 def loss_key(loss: str | None) -> str:
@@ -136,11 +138,18 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
     if fmt.kind not in formats:
         raise UserError(f"loss '{name}' needs {' or '.join(formats)} data, but the columns "
                         f"[{', '.join(dataset.column_names)}] are {fmt.kind} data; use loss=auto or change the data")
+    check_options(name, fmt.kind, mini_batch_size, scale)
+    if mini_batch_size and not name.startswith("cached"):  # only in-batch-negative losses get here
+        from .training import CACHED_TWIN
+
+        cls_name = CACHED_TWIN[cls_name]
+        reason += f"; mini_batch_size={mini_batch_size}: its cached (GradCache) twin"
+        name = name if name == "simcse" else f"cached_{name}"
     cls = getattr(L, cls_name)
     kwargs: dict[str, Any] = {}
-    if scale is not None and name in ("mnrl", "cached_mnrl", "simcse", "cosent", "angle"):
+    if scale is not None:
         kwargs["scale"] = scale
-    if name.startswith("cached"):
+    if "mini_batch_size" in inspect.signature(cls.__init__).parameters:
         kwargs["mini_batch_size"] = mini_batch_size or min(batch_size, 32)
     if name in ("gist", "cached_gist"):
         guide = load_model(guide_model or DEFAULT_TEXT_MODEL)
@@ -172,6 +181,25 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
         built = L.MatryoshkaLoss(model, built, matryoshka_dims=sorted(matryoshka_dims, reverse=True))
         reason += f", wrapped in MatryoshkaLoss{sorted(matryoshka_dims, reverse=True)}"
     return LossChoice(built, name, reason, dataset, fmt, in_batch_negatives(name))
+
+
+def check_options(name: str, kind: str, mini_batch_size: int | None = None, scale: float | None = None,
+                  length_batching: bool = False) -> None:
+    """Options that the loss ``name`` (``auto``: the one chosen for ``kind`` data) would silently ignore fail in one
+    line: ``mini_batch_size`` without a cached twin, ``scale`` without a scale, ``length_batching`` without
+    in-batch negatives (it is their sampler)."""
+    name = loss_key(name)
+    chosen = _auto_loss_name(DataFormat(kind, []), 0, mini_batch_size)[0] if name == "auto" else name
+    which = f"loss={name}" if name != "auto" else f"{kind} data's loss ({chosen}, as loss=auto chose it)"
+    if mini_batch_size is not None and not in_batch_negatives(chosen):
+        raise UserError(f"mini_batch_size= applies only to the in-batch-negative losses (mnrl, gist, simcse and their "
+                        f"cached twins), and {which} has no cached (GradCache) version; drop mini_batch_size")
+    if scale is not None and chosen not in SCALED:
+        raise UserError(f"scale= applies only to loss={', '.join(SCALED[:-1])} or {SCALED[-1]}, and {which} has no "
+                        f"similarity scale; drop scale=")
+    if length_batching and not in_batch_negatives(chosen):
+        raise UserError(f"length_batching=true applies only to the in-batch-negative losses (mnrl, cached_mnrl, "
+                        f"gist, cached_gist, simcse), and {which} is not one; drop length_batching")
 
 
 def in_batch_negatives(name: str) -> bool:

@@ -2,8 +2,10 @@
 
 Padding every batch to its longest text wastes compute when texts vary in length. This sampler sorts the rows
 by length (with per-epoch noise, so buckets differ between epochs), cuts the order into buckets of a few
-batches, lets sentence-transformers' ``NoDuplicatesBatchSampler`` form duplicate-free batches inside each
-bucket, and shuffles the order of all batches so training never runs short-to-long.
+batches, shuffles each bucket, fills duplicate-free batches along that order (a row whose text is already in the
+batch waits for the next one, as in sentence-transformers' ``NoDuplicatesBatchSampler``), and shuffles the order
+of all batches so training never runs short-to-long. Every row comes once per epoch, in full batches but the last
+few, and ``len()`` is the number of batches yielded.
 
 Pass the class as ``SentenceTransformerTrainingArguments(batch_sampler=LengthGroupedNoDuplicatesBatchSampler)``.
 Under DDP, accelerate shards the batches this sampler yields; every rank seeds from ``seed + epoch`` and so
@@ -18,8 +20,8 @@ from typing import Any
 import torch
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
-#: Batches per length bucket: larger keeps more randomness inside a batch, smaller pads less. With 8, a
-#: 512-pair set has only 2 buckets and trains barely faster; 1 groups most tightly.
+#: Batches per length bucket, whose rows are shuffled before batching: larger keeps more randomness inside a batch,
+#: smaller pads less; 1 groups most tightly.
 BUCKET_BATCHES = 1
 #: Per-epoch multiplicative noise on lengths, so that who shares a batch changes between epochs.
 LENGTH_NOISE = 0.2
@@ -46,30 +48,48 @@ class LengthGroupedNoDuplicatesBatchSampler(NoDuplicatesBatchSampler):
                          valid_label_columns=valid_label_columns, generator=generator, seed=seed, **kwargs)
         self.bucket_batches = bucket_batches
         self.lengths = torch.tensor(text_lengths(self.dataset), dtype=torch.float64)
-        self._kwargs = kwargs
+        # the texts of each row, as the parent compares them: a row clashes with a batch that holds any of them
+        columns = [self.dataset[c] for c in self.dataset.column_names if c != "dataset_name"]
+        self.values = [set(map(str, row)) for row in zip(*columns)]
+        self._cached: tuple[int, list[list[int]]] | None = None
 
     def _buckets(self, gen: torch.Generator) -> list[torch.Tensor]:
         noise = 1 + LENGTH_NOISE * (2 * torch.rand(len(self.lengths), generator=gen, dtype=torch.float64) - 1)
         order = torch.argsort(self.lengths * noise, stable=True)
-        size = self.batch_size * self.bucket_batches  # a multiple of batch_size: only the last bucket is ragged
-        return list(torch.split(order, size))
+        return list(torch.split(order, self.batch_size * self.bucket_batches))
+
+    def _batches(self) -> list[list[int]]:
+        """This epoch's batches, in the order they are yielded; cached, so ``len()`` is exactly what iterating gives.
+
+        The rows, bucket after bucket (each bucket shuffled inside), are cut greedily into batches: a row whose text
+        is already in the batch waits for the next one, so every batch but the last few is full and every row comes
+        once. (Cutting each bucket on its own would leave each bucket's clashing rows in extra, tiny batches.)"""
+        if self._cached is not None and self._cached[0] == self.epoch:
+            return self._cached[1]
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)  # same on every rank, different per epoch
+        pending = [i for b in self._buckets(gen) for i in b[torch.randperm(len(b), generator=gen)].tolist()]
+        batches: list[list[int]] = []
+        while pending:
+            batch, seen, waiting, stop = [], set(), [], len(pending)
+            for pos, i in enumerate(pending):
+                if self.values[i].isdisjoint(seen):
+                    batch.append(i)
+                    seen |= self.values[i]
+                    if len(batch) == self.batch_size:
+                        stop = pos + 1
+                        break
+                else:
+                    waiting.append(i)
+            pending = waiting + pending[stop:]
+            if len(batch) == self.batch_size or not self.drop_last:
+                batches.append(batch)
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+        self._cached = (self.epoch, batches)
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        gen = torch.Generator().manual_seed(self.seed + self.epoch)  # same on every rank, different per epoch
-        batches: list[list[int]] = []
-        for b, bucket in enumerate(self._buckets(gen)):
-            ids = bucket.tolist()
-            inner = NoDuplicatesBatchSampler(self.dataset.select(ids), batch_size=self.batch_size,
-                                             drop_last=self.drop_last, generator=torch.Generator(),
-                                             seed=self.seed + 7919 * self.epoch + b, **self._kwargs)
-            batches.extend([ids[i] for i in batch] for batch in inner)
-        for i in torch.randperm(len(batches), generator=gen).tolist():
-            yield batches[i]
+        yield from self._batches()
 
     def __len__(self) -> int:
-        """Number of batches: each bucket but the last is a whole number of batches, so this matches the parent."""
-        if len(self.lengths) == 0:
-            return 0
-        sizes = [len(b) for b in torch.split(torch.arange(len(self.lengths)), self.batch_size * self.bucket_batches)]
-        per = (lambda n: n // self.batch_size) if self.drop_last else (lambda n: -(-n // self.batch_size))
-        return sum(per(n) for n in sizes)
+        """Number of batches this epoch yields: the rows over batch_size, plus any batch left short by clashing texts."""
+        return len(self._batches())

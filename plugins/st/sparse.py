@@ -25,6 +25,10 @@ LOSSES = {"pair": "SparseMultipleNegativesRankingLoss", "triplet": "SparseMultip
           "score": "SparseCoSENTLoss", "binary": "SparseCosineSimilarityLoss"}
 #: SPLADE's FLOPS regulariser weights for documents and queries, as sentence-transformers' training docs use them
 SPLADE_WEIGHTS = (3e-5, 5e-5)
+#: non-zero dimensions per CSR vector when ``active_dims`` is not given
+ACTIVE_DIMS = 128
+_SPLADE_DIMS = ("active_dims= applies only to a CSR head, and SPLADE (head=splade, or head=auto on a masked-LM base) "
+                "gets its sparsity from its FLOPS regulariser; drop active_dims=, or use head=csr")
 
 
 def check_head(head: str) -> str:
@@ -45,12 +49,19 @@ def check_similarity(similarity: str) -> str:
     return name
 
 
-def check_format(fmt: DataFormat, columns: list[str]) -> None:
-    """Sparse retrieval trains on pairs (with or without negatives), scored pairs or 0/1-labelled pairs."""
+def check_format(fmt: DataFormat, columns: list[str], similarity: str = "auto", scale: float | None = None) -> None:
+    """Sparse retrieval trains on pairs (with or without negatives), scored pairs or 0/1-labelled pairs; only the
+    pairs' in-batch loss reads ``similarity`` and ``scale`` (the score and label losses train cosine, unscaled)."""
     if fmt.kind not in LOSSES:
         raise UserError(f"the sparse recipe needs anchor,positive[,negative...] | sentence1,sentence2,score | "
                         f"sentence1,sentence2,label columns, but [{', '.join(columns)}] is {fmt.kind} data; use the "
                         f"text recipe for it")
+    if LOSSES[fmt.kind] != "SparseMultipleNegativesRankingLoss":
+        for name, value in (("similarity", None if check_similarity(similarity) == "auto" else similarity),
+                            ("scale", scale)):
+            if value is not None:
+                raise UserError(f"{name}={value} applies only to anchor/positive pairs, and {fmt.kind} data trains "
+                                f"{LOSSES[fmt.kind]} on cosine similarity; drop {name}=")
 
 
 def head_of(model: Any) -> str:
@@ -65,16 +76,20 @@ def head_of(model: Any) -> str:
     return "other"
 
 
-def load_sparse(name: str, head: str = "auto", active_dims: int = 128, trust_remote_code: bool = False) -> Any:
+def load_sparse(name: str, head: str = "auto", active_dims: int | None = None, trust_remote_code: bool = False) -> Any:
     """A SparseEncoder from ``name``: sentence-transformers builds SPLADE (MLMTransformer + SpladePooling) on a base
-    with a masked-LM head and a CSR head (SparseAutoEncoder, 4x the dimension, ``active_dims`` kept) on a dense
-    one. ``head=csr`` on a masked-LM base builds the CSR stack (mean pooling) itself; ``head=splade`` on a base
-    without a masked-LM head is an error."""
+    with a masked-LM head and a CSR head (SparseAutoEncoder, 4x the dimension, ``active_dims`` kept, default
+    ``ACTIVE_DIMS``) on a dense one. ``head=csr`` on a masked-LM base builds the CSR stack (mean pooling) itself;
+    ``head=splade`` on a base without a masked-LM head, or ``active_dims`` with SPLADE, is an error."""
     from .models import load_model
 
+    head = check_head(head)
+    if head == "splade" and active_dims is not None:
+        raise UserError(_SPLADE_DIMS)  # before the model loads, where the head is known already
     model = load_model(name, trust_remote_code, kind="sparse")
     built = head_of(model)
-    head = check_head(head)
+    if built == "splade" and head == "auto" and active_dims is not None:
+        raise UserError(_SPLADE_DIMS)
     if head == "splade" and built != "splade":
         raise UserError(f"head=splade needs a base with a masked-language-model head (a *ForMaskedLM checkpoint, "
                         f"e.g. a BERT or DistilBERT MLM), and model '{name}' has none; use head=csr (or head=auto)")
@@ -82,7 +97,7 @@ def load_sparse(name: str, head: str = "auto", active_dims: int = 128, trust_rem
         model = _csr_on(model, trust_remote_code)
         built = "csr"
     if built == "csr":
-        _set_active_dims(model, active_dims)
+        _set_active_dims(model, active_dims or ACTIVE_DIMS)
     # dot product, as SparseMultipleNegativesRankingLoss trains and an inverted index scores (a dense base saved with
     # cosine would pass that on; the cosine losses set cosine themselves)
     model.similarity_fn_name = "dot"

@@ -28,10 +28,13 @@ LEARNING_RATE, BATCH_SIZE = 3e-2, 128
 DIMS = 256
 #: at most this many texts time the encoding speed: enough for a steady rate, a few seconds for the dense model
 SPEED_TEXTS = 1000
-#: losses whose learning signal a static model cannot provide: SimCSE's noise is dropout, which a lookup table
-#: lacks (both copies of a text embed the same), and TSDAE needs a transformer decoder tied to the encoder
+#: losses that cannot train a static model: SimCSE's noise is dropout, which a lookup table lacks (both copies of a
+#: text embed the same); TSDAE needs a transformer decoder tied to the encoder; GIST's guide must share the trained
+#: model's transformers tokenizer, and a static model's is a bare ``tokenizers`` one (it failed after distilling)
+_GIST = "its guide model needs the trained model to have a transformers tokenizer, and a static model has none"
 NO_STATIC_LOSSES = {"simcse": "its noise is dropout, and a static model has none",
-                    "tsdae": "it decodes with a transformer tied to the encoder, and a static model has none"}
+                    "tsdae": "it decodes with a transformer tied to the encoder, and a static model has none",
+                    "gist": _GIST, "cached_gist": _GIST}
 
 
 def wanted(model: str | None) -> bool:

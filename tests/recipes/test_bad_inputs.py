@@ -101,6 +101,9 @@ IMG = ["backbone=tiny-cnn", "image_size=16", "max_steps=1"]
 PAIRS = "anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(8))
 TEXT_ONLY = "text\n" + "".join(f"line {i}\n" for i in range(8))
 TEXT_LABEL = "text,label\n" + "".join(f"line {i},c{i % 2}\n" for i in range(8))
+SCORES = "sentence1,sentence2,score\n" + "".join(f"s{i},t{i},{i / 10}\n" for i in range(8))
+BINARY = "sentence1,sentence2,label\n" + "".join(f"s{i},t{i},{i % 2}\n" for i in range(8))
+TRIPLETS = "anchor,positive,negative\n" + "".join(f"q{i},a{i},n{i}\n" for i in range(8))
 
 
 def _retriever(model_arg: str) -> str:
@@ -368,6 +371,35 @@ CASES = {
     "rerank-loss-needs-negatives": (lambda t, m: ["run", "rerank", "data=" + _csv(t, "p.csv", PAIRS), m,
                                                   _retriever(m), "loss=bce", "mine_hard_negatives=false"],
                                     ["loss=bce needs negatives", "mine_hard_negatives=false", "loss=mnrl"]),
+    **{f"{recipe}-max-seq-length-beyond-model": (
+        lambda t, m, recipe=recipe: ["run", recipe, "data=" + _csv(t, "p.csv", PAIRS), m, _retriever(m),
+                                     "active_dims=8" if recipe == "sparse" else "top_k=5", "max_seq_length=129"],
+        ["max_seq_length", "129", "max_seq_length=128 or less"]) for recipe in ("rerank", "sparse")},
+    **{f"{recipe}-mine-{kind}-data": (
+        lambda t, m, recipe=recipe, text=text: ["run", recipe, "data=" + _csv(t, "d.csv", text), m, _retriever(m),
+                                                "active_dims=8" if recipe == "sparse" else "top_k=5",
+                                                "mine_hard_negatives=true"],
+        ["mine_hard_negatives=true needs anchor/positive pairs", f"is {kind} data"])
+       for recipe in ("rerank", "sparse") for kind, text in (("score", SCORES), ("triplet", TRIPLETS))},
+    "sparse-active-dims-with-splade": (lambda t, m: ["run", "sparse", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                     "head=splade", "active_dims=8"],
+                                       ["active_dims= applies only to a CSR head", "head=csr"]),
+    "sparse-similarity-on-scores": (lambda t, m: ["run", "sparse", "data=" + _csv(t, "s.csv", SCORES), m,
+                                                  "similarity=dot"],
+                                    ["similarity=dot", "anchor/positive pairs", "score data", "drop similarity="]),
+    "sparse-scale-on-labels": (lambda t, m: ["run", "sparse", "data=" + _csv(t, "b.csv", BINARY), m, "scale=5"],
+                               ["scale=5", "binary data", "drop scale="]),
+    "text-num-negatives-triplet-loss": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                      "loss=triplet", "mine_hard_negatives=true", "num_negatives=3"],
+                                        ["loss=triplet", "num_negatives=3", "use num_negatives=1"]),
+    "text-num-negatives-mining-off": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                    "mine_hard_negatives=false", "num_negatives=2"],
+                                      ["num_negatives=2", "mining is off", "drop num_negatives="]),
+    **{f"{recipe}-num-negatives-on-triplet-data": (
+        lambda t, m, recipe=recipe: ["run", recipe, "data=" + _csv(t, "t.csv", TRIPLETS), m, "num_negatives=2",
+                                     *([_retriever(m)] if recipe != "text" else [])],
+        ["num_negatives=2", "the data is triplet data", "drop num_negatives="]) for recipe in ("text", "rerank",
+                                                                                             "sparse")},
     "sparse-unknown-head": (lambda t, m: ["run", "sparse", "head=splad", m], ["splad", "Did you mean 'splade'", "csr or splade"]),
     "sparse-unknown-similarity": (lambda t, m: ["run", "sparse", "similarity=cos", m], ["cos", "cosine or dot"]),
     "text-report-to-missing-package": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS),
@@ -375,6 +407,18 @@ CASES = {
     "text-report-to-unknown": (lambda t, m: ["run", "text", "report_to=wandbb", m], ["wandbb", "Did you mean 'wandb'"]),
     "text-scale-zero": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS), "scale=0", m],
                         ["'scale'", "> 0"]),
+    # options the loss would silently ignore
+    "text-mini-batch-size-no-cached-twin": (lambda t, m: ["run", "text", "data=" + _csv(t, "s.csv", SCORES), m,
+                                                          "loss=cosent", "mini_batch_size=8"],
+                                            ["mini_batch_size=", "loss=cosent", "no cached (GradCache) version"]),
+    "text-scale-loss-without-scale": (lambda t, m: ["run", "text", "data=" + _csv(t, "p.csv", PAIRS), m,
+                                                    "loss=gist", "scale=10"],
+                                      ["scale= applies only to", "loss=gist", "drop scale="]),
+    "text-scale-auto-binary": (lambda t, m: ["run", "text", "data=" + _csv(t, "b.csv", BINARY), m, "scale=10"],
+                               ["scale=", "online_contrastive", "loss=auto"]),
+    "text-length-batching-scores": (lambda t, m: ["run", "text", "data=" + _csv(t, "s.csv", SCORES), m,
+                                                  "length_batching=true"],
+                                    ["length_batching=true", "in-batch-negative losses", "cosent"]),
     "sparse-negative-scale": (lambda t, m: ["run", "sparse", "scale=-1", m], ["scale", "> 0"]),
     "sparse-splade-without-masked-lm": (lambda t, m: ["run", "sparse", "data=" + _csv(t, "p.csv", PAIRS), m,
                                                       "head=splade"], ["head=splade", "masked-language-model",
@@ -388,7 +432,7 @@ CASES = {
                               ["max_seq_length=64", "model=static", "drop max_seq_length"]),
     **{f"static-loss-{loss}": (lambda t, m, loss=loss: ["run", "text", "model=static", f"loss={loss}"],
                                [f"loss={loss} cannot train model=static", "loss=auto"])
-       for loss in ("simcse", "tsdae")},
+       for loss in ("simcse", "tsdae", "gist", "cached_gist")},
     "static-single-texts": (lambda t, m: ["run", "text", "data=" + _csv(t, "t.csv", TEXT_ONLY), "model=static",
                                           "distill_from=" + m.partition("=")[2]],
                             ["model=static", "single texts", "anchor/positive pairs"]),

@@ -100,7 +100,7 @@ def test_pairs_without_mining_train_on_in_batch_negatives(tmp_path, tiny_text_mo
 def test_a_masked_lm_base_gets_splade(head, tmp_path, tiny_mlm_model, tiny_text_model, capsys):
     from sentence_transformers.sparse_encoder.modules import SpladePooling
 
-    result = _run(tmp_path, tiny_mlm_model, PAIRS, head=head, retriever=tiny_text_model)
+    result = _run(tmp_path, tiny_mlm_model, PAIRS, head=head, retriever=tiny_text_model, active_dims=None)
     metrics = result.metrics
     printed = capsys.readouterr().out
     assert metrics["head"] == "splade" and metrics["loss"] == "SpladeLoss"
@@ -162,3 +162,12 @@ def test_mapped_columns_are_mined_with_the_prompts_and_too_few_pairs_train_in_ba
     result = _run(tmp_path, tiny_text_model, few, eval_data=few, overwrite=True)
     assert "mining: no hard negatives among 4 pairs" in capsys.readouterr().out
     assert result.metrics["format"] == "pair"
+
+
+def test_active_dims_on_a_splade_base_is_refused(tmp_path, tiny_mlm_model, tiny_text_model):
+    from contrastkit.plugins.errors import UserError
+
+    # head=auto finds SPLADE only once the base has loaded; active_dims= would have done nothing there
+    with pytest.raises(UserError, match="active_dims= applies only to a CSR head"):
+        _run(tmp_path, tiny_mlm_model, PAIRS, retriever=tiny_text_model)
+    assert not (tmp_path / "out").exists()

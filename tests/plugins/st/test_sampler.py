@@ -35,6 +35,46 @@ def test_every_row_once_and_length_matches(drop_last):
     assert all(len(b) == 16 for b in batches[:-1] if drop_last)
 
 
+def _mined(n: int = 64) -> Dataset:
+    """Rows as mining leaves them: each row's negative is the next row's positive, so neighbours clash."""
+    a = [f"question {i} " + "x" * (i % 7) for i in range(n)]
+    p = [f"answer {i} " + "y" * (i % 5) for i in range(n)]
+    return Dataset.from_dict({"anchor": a, "positive": p, "negative": [p[(i + 1) % n] for i in range(n)]})
+
+
+@pytest.mark.parametrize("n,batch_size", [(64, 16), (324, 16), (200, 32)])
+def test_clashing_rows_wait_for_the_next_batch_instead_of_filling_tiny_ones(n, batch_size):
+    # Cutting each length bucket on its own left clashing rows in extra batches of 1-4 rows, while len() counted
+    # one batch per bucket: the Trainer stopped after len() steps and an epoch skipped a third of the rows.
+    ds = _mined(n)
+    for epoch in (0, 1):
+        sampler = Sampler(ds, batch_size=batch_size, drop_last=False, seed=0)
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(sampler) == len(batches)
+        assert sorted(i for b in batches for i in b) == list(range(n))  # every row, once
+        assert sum(len(b) < batch_size for b in batches) <= 2, sorted(map(len, batches))
+        for b in batches:
+            texts = [t for i in b for t in ds[i].values()]
+            assert len(texts) == len(set(texts))
+
+
+def test_one_trainer_epoch_trains_every_row(tiny_text_model, tmp_path):
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainingArguments as Args
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    ds = _mined(64)
+    model = SentenceTransformer(tiny_text_model, device="cpu")
+    args = Args(output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16, batch_sampler=Sampler,
+                save_strategy="no", report_to=[], use_cpu=True)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds,
+                                         loss=MultipleNegativesRankingLoss(model))
+    batches = list(trainer.get_train_dataloader().batch_sampler)
+    assert trainer.train().global_step == len(batches)  # the Trainer takes len() steps: all of them
+    assert sorted(i for b in batches for i in b) == list(range(64))
+
+
 def test_groups_by_length_and_pads_less_than_random_batches():
     ds = _pairs(640)
     grouped = list(Sampler(ds, batch_size=32, drop_last=False, seed=1))

@@ -1,0 +1,54 @@
+"""choose_loss and check_options: options that a loss would ignore take effect or are refused in one line."""
+
+from __future__ import annotations
+
+import pytest
+from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.st.losses import check_options, choose_loss
+from datasets import Dataset
+
+PAIRS = Dataset.from_dict({"anchor": [f"q{i}" for i in range(8)], "positive": [f"a{i}" for i in range(8)]})
+TEXTS = Dataset.from_dict({"text": [f"line {i}" for i in range(8)]})
+
+
+@pytest.fixture(scope="module")
+def model(tiny_text_model):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(tiny_text_model, device="cpu")
+
+
+@pytest.mark.parametrize("loss,data,cls", [("mnrl", PAIRS, "CachedMultipleNegativesRankingLoss"),
+                                           ("gist", PAIRS, "CachedGISTEmbedLoss"),
+                                           ("simcse", TEXTS, "CachedMultipleNegativesRankingLoss")])
+def test_mini_batch_size_switches_to_the_cached_twin_and_says_so(model, tiny_text_model, loss, data, cls):
+    choice = choose_loss(model, data, loss, batch_size=8, mini_batch_size=4, guide_model=tiny_text_model, scale=None)
+    assert type(choice.loss).__name__ == cls
+    assert choice.loss.mini_batch_size == 4
+    assert "mini_batch_size=4" in choice.reason and "cached" in choice.reason
+    assert choice.in_batch_negatives
+
+
+def test_scale_reaches_the_cached_twin(model):
+    choice = choose_loss(model, TEXTS, "simcse", batch_size=8, mini_batch_size=4, scale=7.0)
+    assert choice.loss.scale == 7.0 and choice.loss.mini_batch_size == 4
+
+
+@pytest.mark.parametrize("args,words", [
+    (("cosent", "score", 8, None), ["mini_batch_size=", "loss=cosent", "no cached"]),
+    (("auto", "binary", 8, None), ["mini_batch_size=", "online_contrastive", "loss=auto"]),
+    (("gist", "pair", None, 10.0), ["scale=", "loss=gist", "no similarity scale"]),
+    (("triplet", "triplet", None, 10.0), ["scale=", "loss=triplet"]),
+    (("auto", "binary", None, 10.0), ["scale=", "online_contrastive"]),
+])
+def test_options_the_loss_would_ignore_are_refused(args, words):
+    with pytest.raises(UserError) as err:
+        check_options(*args)
+    assert all(w in str(err.value) for w in words), str(err.value)
+
+
+@pytest.mark.parametrize("loss,kind", [("cosent", "score"), ("triplet", "triplet"), ("auto", "labeled")])
+def test_length_batching_needs_in_batch_negatives(loss, kind):
+    with pytest.raises(UserError, match="length_batching=true applies only to the in-batch-negative losses"):
+        check_options(loss, kind, length_batching=True)
+    check_options("auto", "pair", length_batching=True)  # MNRL on pairs: allowed
