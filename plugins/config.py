@@ -378,9 +378,9 @@ class DataArgs(Part):
         other than the one it trains on, as a user who passes a whole DatasetDict means; else None."""
         if self.eval_data is not None or type(self.data).__name__ != "DatasetDict":
             return self.eval_data
-        from .data import EVAL_SPLITS
+        from .data import EVAL_SPLITS, default_split
 
-        train = self.split or ("train" if "train" in self.data else next(iter(self.data)))
+        train = self.split or default_split(list(self.data), "data", "data")
         wanted = [self.eval_split] if self.eval_split else EVAL_SPLITS
         return self.data if any(s in self.data and s != train for s in wanted) else None
 
