@@ -103,3 +103,18 @@ def pairs_csv(tmp_path) -> Path:
         w.writerow(["question", "answer"])
         w.writerows(rows)
     return path
+
+
+def check_mined_mapped_pairs_and_too_few_to_mine(run, pairs, capsys):
+    """Shared by the rerank and sparse recipes, which mine alike: pairs under columns= names are mined; 4 pairs give
+    no hard negatives, and the run trains on the pairs with in-batch negatives. ``run(data, **overrides)`` runs the
+    recipe; returns the 4 pairs."""
+    mapped = pairs.rename(columns={"anchor": "q", "positive": "a"})
+    result = run(mapped, columns={"anchor": "q", "positive": "a"}, num_negatives=1)
+    trained = len(pairs) - result.metrics["eval_rows"]
+    assert f"of {trained} pairs got 1 hard negative(s) each" in capsys.readouterr().out
+    few = pairs.head(4)
+    result = run(few, eval_data=few, overwrite=True)
+    assert "mining: no hard negatives among 4 pairs" in capsys.readouterr().out
+    assert result.metrics["format"] == "pair"
+    return few

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from contrastkit.plugins import hub
 from contrastkit.recipes import rerank
 from sentence_transformers import CrossEncoder
+
+from tests.conftest import check_mined_mapped_pairs_and_too_few_to_mine
 
 TEXTS = [f"sentence {i} about subject {i % 5} with detail {i * 7 % 11}" for i in range(24)]
 PAIRS = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
@@ -121,14 +124,8 @@ def test_a_seed_repeats_a_run_with_a_new_classifier_head(tmp_path, tiny_text_mod
 
 def test_mapped_columns_are_mined_and_too_few_pairs_fall_back_to_in_batch_negatives(tmp_path, tiny_text_model,
                                                                                     capsys):
-    mapped = PAIRS.rename(columns={"anchor": "q", "positive": "a"})
-    result = _run(tmp_path, tiny_text_model, mapped, columns={"anchor": "q", "positive": "a"}, num_negatives=1)
-    pairs = len(PAIRS) - result.metrics["eval_rows"]
-    assert f"of {pairs} pairs got 1 hard negative(s) each" in capsys.readouterr().out
-    few = PAIRS.head(4)
-    result = _run(tmp_path, tiny_text_model, few, eval_data=few, overwrite=True)
-    assert "mining: no hard negatives among 4 pairs" in capsys.readouterr().out
-    assert result.metrics["format"] == "pair"
+    few = check_mined_mapped_pairs_and_too_few_to_mine(functools.partial(_run, tmp_path, tiny_text_model), PAIRS,
+                                                       capsys)
     with pytest.raises(Exception, match="mining found no hard negatives among 4 pairs"):
         _run(tmp_path, tiny_text_model, few, eval_data=few, overwrite=True, loss="bce")
 

@@ -3,6 +3,7 @@ masked-LM base; each trains 2 steps and loads back as a SparseEncoder."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from contrastkit.plugins import hub
 from contrastkit.recipes import sparse
 from sentence_transformers import SparseEncoder
+
+from tests.conftest import check_mined_mapped_pairs_and_too_few_to_mine
 
 TEXTS = [f"sentence {i} about subject {i % 5} with detail {i * 7 % 11}" for i in range(24)]
 PAIRS = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
@@ -154,14 +157,7 @@ def test_prompts_train_and_are_saved_and_a_seed_repeats_a_run(tmp_path, tiny_tex
 
 def test_mapped_columns_are_mined_with_the_prompts_and_too_few_pairs_train_in_batch(tmp_path, tiny_text_model,
                                                                                      capsys):
-    mapped = PAIRS.rename(columns={"anchor": "q", "positive": "a"})
-    result = _run(tmp_path, tiny_text_model, mapped, columns={"anchor": "q", "positive": "a"}, num_negatives=1)
-    pairs = len(PAIRS) - result.metrics["eval_rows"]
-    assert f"of {pairs} pairs got 1 hard negative(s)" in capsys.readouterr().out
-    few = PAIRS.head(4)
-    result = _run(tmp_path, tiny_text_model, few, eval_data=few, overwrite=True)
-    assert "mining: no hard negatives among 4 pairs" in capsys.readouterr().out
-    assert result.metrics["format"] == "pair"
+    check_mined_mapped_pairs_and_too_few_to_mine(functools.partial(_run, tmp_path, tiny_text_model), PAIRS, capsys)
 
 
 def test_active_dims_on_a_splade_base_is_refused(tmp_path, tiny_mlm_model, tiny_text_model):
