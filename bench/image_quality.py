@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--keep", help="copy each method's output folder (model, checkpoints) into this folder")
     args = parser.parse_args()
     import torch
-    from contrastkit.plugins.config import parse_overrides
+    from contrastkit.plugins.values import parse_overrides
     from contrastkit.recipes import image
 
     if args.threads:

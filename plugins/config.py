@@ -7,15 +7,14 @@ No heavy imports here: ``contrastkit show`` must stay fast.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import types
 import typing
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .device import PRECISIONS
 from .errors import UserError, did_you_mean
+from .values import coerce, type_name
 
 
 def field(default: Any = None, help: str = "", group: str | None = None, **kwargs: Any) -> Any:
@@ -34,147 +33,12 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def type_name(tp: Any) -> str:
-    """A short, readable name for a field type, e.g. ``int``, ``list[int] | None``."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " | ".join(type_name(a) for a in typing.get_args(tp))
-    if origin is not None:
-        args = ", ".join(type_name(a) for a in typing.get_args(tp))
-        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
-    if tp is type(None):
-        return "None"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _parse_scalar(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-class _Number(str):
-    """A number typed on the command line, kept with its text: a field that takes text gets ``output_dir=0755`` or
-    ``subset=1.10`` as typed, where YAML alone gives 493 and 1.1; a number field gets the number, in decimal."""
-
-    number: Any
-
-    @classmethod
-    def of(cls, text: str, number: Any) -> _Number:
-        out = cls(text)
-        out.number = number
-        return out
-
-    def decimal(self) -> Any:
-        return int(self, 10) if self.lstrip("+-").isdigit() else self.number
-
-
-def _coerce(name: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against ``tp`` and convert where the meaning is unambiguous (e.g. 1 -> 1.0)."""
-    origin = typing.get_origin(tp)
-    if isinstance(value, _Number) and tp is not str and origin not in (Union, types.UnionType, list):
-        value = value.decimal()
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(name, value, arg)
-            except UserError as exc:
-                errors.append(exc)
-        if len(errors) == 1:  # an optional field (int | None): the one type's own message ("an integer")
-            raise errors[0]
-        raise UserError(f"config field '{name}' expects {type_name(tp)}, got {value!r}")
-    if origin is list:
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            value = [value] if not isinstance(value, str) else [v for v in value.split(",") if v != ""]
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"config field '{name}' expects a list ({type_name(tp)}), got {value!r}")
-        return [_coerce(name, _typed(v) if isinstance(v, str) and item_tp is not str else v, item_tp)
-                for v in value]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise UserError(
-                f"config field '{name}' expects a mapping such as {{a: b}}, got {value!r}")
-        key_tp, value_tp = typing.get_args(tp) or (Any, Any)  # {anchor: 0} names a column "0"
-        return {_coerce(name, k, key_tp): _coerce(name, v, value_tp) for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
-            return value.lower() in {"true", "yes", "1"}
-        if isinstance(value, int) and value in (0, 1):  # YAML reads a 1 or 0 as a number
-            return bool(value)
-        raise UserError(f"config field '{name}' expects true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():  # YAML keeps 0128 as text (not octal)
-            return int(value, 10)
-        raise UserError(f"config field '{name}' expects an integer, got {value!r}")
-    if tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str) and any(c.isdigit() for c in value):  # YAML 1.1 reads 1e-4 as text
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-        if number is None:
-            raise UserError(f"config field '{name}' expects a number, got {value!r}")
-        if not math.isfinite(number):
-            raise UserError(f"config field '{name}' expects a finite number, got {value}")
-        return number
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise UserError(f"config field '{name}' expects text, got {value!r}")
-        return str(value)
-    return value
-
-
 def _unknown_key(cls: type, key: str) -> UserError:
     names = [f.name for f in dataclasses.fields(cls)]
     hint = did_you_mean(key, names, cutoff=0.5)
     if not issubclass(cls, RecipeArgs):  # a command's options (push, push-demo, demo): few enough to list
         return UserError(f"unknown option '{key}'.{hint} The options are: {', '.join(names)}.")
     return UserError(f"unknown config key '{key}'.{hint} Run 'contrastkit show RECIPE' to list the valid keys.")
-
-
-def _typed(raw: str) -> Any:
-    """A command-line value as YAML reads it, except that a number keeps its text too (``_Number``)."""
-    value = _parse_scalar(raw)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _Number.of(raw.strip(), value)
-    return value
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Turn ``["epochs=2", "columns={anchor: q}"]`` into a dict; values are parsed as YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"override '{item}' is not key=value; write it as e.g. epochs=2")
-        key, _, raw = item.partition("=")
-        key = key.strip().lstrip("-").replace("-", "_")
-        if not key:
-            raise UserError(f"override '{item}' has no key; write it as e.g. epochs=2")
-        value = _typed(raw) if raw.strip() else raw  # data=" " stays blank text, not YAML's null
-        # only {a: b} is a mapping: prompts=query: is the text "query: ", not YAML's {query: null}
-        out[key] = raw if isinstance(value, dict) and not raw.lstrip().startswith("{") else value
-    return out
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -203,12 +67,12 @@ def build(cls: type, values: dict[str, Any] | None = None, base: Any = None) -> 
     names = {f.name for f in dataclasses.fields(cls)}
     # a Config object's own values are checked like keyword ones (Config(overwrite="no") is not true); read field by
     # field, as asdict would deep-copy data= (a DataFrame, a Dataset)
-    current = {f.name: _coerce(f.name, getattr(base, f.name), hints[f.name]) for f in dataclasses.fields(base)} \
+    current = {f.name: coerce(f.name, getattr(base, f.name), hints[f.name]) for f in dataclasses.fields(base)} \
         if base is not None else {}
     for key, value in (values or {}).items():
         if key not in names:
             raise _unknown_key(cls, key)
-        current[key] = _coerce(key, value, hints[key])
+        current[key] = coerce(key, value, hints[key])
     cfg = cls(**current)
     validate = getattr(cfg, "validate", None)
     if callable(validate):

@@ -101,12 +101,13 @@ def finish(cfg: Any, out: Path, metrics: dict[str, Any], model: Any, main: bool 
         dump_yaml(cfg, out / "config.yaml")
         if cfg.push_to_hub:
             from . import hub
+            from .hub.connection import reason
 
             try:
                 hub.push(out, cfg.push_to_hub, hub.PushConfig())
             except Exception as exc:  # noqa: BLE001 - the trained model is safe: say so, and how to push it alone
                 end(failed=False)
-                why = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {hub._reason(exc)}"
+                why = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {reason(exc)}"
                 raise UserError(f"the model was trained and saved in '{out}', but push_to_hub={cfg.push_to_hub} "
                                 f"failed: {why}; once that is fixed, 'contrastkit push {shlex.quote(str(out))} "
                                 f"{cfg.push_to_hub}' pushes it, without training again (or give another repo id)") from None

@@ -66,7 +66,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from contrastkit.plugins.config import parse_overrides, resolve
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.values import parse_overrides
     from contrastkit.recipes import load_recipe
 
     module = load_recipe(args.recipe)
@@ -100,7 +101,8 @@ def cmd_cp(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     from contrastkit.plugins import hub
-    from contrastkit.plugins.config import build, parse_overrides
+    from contrastkit.plugins.config import build
+    from contrastkit.plugins.values import parse_overrides
 
     cfg = build(hub.PushConfig, parse_overrides(args.options))
     url = hub.push(args.output_dir, args.repo_id, cfg)
@@ -110,7 +112,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_push_demo(args: argparse.Namespace) -> int:
     from contrastkit.plugins import hub
-    from contrastkit.plugins.config import build, parse_overrides
+    from contrastkit.plugins.config import build
+    from contrastkit.plugins.values import parse_overrides
 
     cfg = build(hub.PushDemoConfig, parse_overrides(args.options))
     where = hub.push_demo(args.space_id, cfg, dry_run=args.dry_run)
@@ -119,7 +122,8 @@ def cmd_push_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from contrastkit.plugins.config import build, parse_overrides
+    from contrastkit.plugins.config import build
+    from contrastkit.plugins.values import parse_overrides
 
     try:
         from contrastkit.demo import app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from contrastkit.plugins.config import parse_overrides, resolve
+from contrastkit.plugins.config import resolve
 from contrastkit.plugins.errors import UserError
+from contrastkit.plugins.values import parse_overrides
 
 
 def _text(*items: str, **python):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from contrastkit.plugins.config import parse_overrides
 from contrastkit.plugins.errors import UserError
 from contrastkit.plugins.st import prompts
+from contrastkit.plugins.values import parse_overrides
 from sentence_transformers import SentenceTransformer
 
 

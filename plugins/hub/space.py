@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import field
-from .errors import UserError
+from ..config import field
+from ..errors import UserError
+from .connection import api_for, check_repo_id, hub_errors, is_space_model_id, timeouts
 
 EXTRAS = "demo,image"
 SOURCE_PARTS = ("pyproject.toml", "README.md", "LICENSE", "recipes", "plugins", "demo")
@@ -38,14 +39,12 @@ class PushDemoConfig:
 
     def validate(self) -> None:
         """A Space needs a model that lives on the Hub (it cannot see local folders) and a way to install us."""
-        from .hub import _is_space_model_id
-
         if not self.model:
             raise UserError("push-demo needs model=REPO_ID, e.g. model=user/my-model (push it first with "
                             "'contrastkit push OUTPUT_DIR user/my-model')")
         for name in ("model", "compare_to"):
             value = getattr(self, name)
-            if value and not _is_space_model_id(value):
+            if value and not is_space_model_id(value):
                 raise UserError(f"{name}='{value}' is not a Hub model id; a Space cannot read local folders, "
                                 f"so push it first ('contrastkit push {value} user/NAME') and pass {name}=user/NAME")
         if self.wheel and self.package:
@@ -62,9 +61,7 @@ class PushDemoConfig:
 
 def push_demo(space_id: str, cfg: PushDemoConfig, dry_run: bool = False) -> str:
     """Create (or update) a Gradio Space that runs the contrastkit demo; with dry_run, write it locally."""
-    from . import hub
-
-    hub._check_repo_id(space_id)
+    check_repo_id(space_id)
     cfg.validate()
     if dry_run:
         out = Path(cfg.out_dir or f"space-{space_id.split('/')[-1]}").expanduser()
@@ -79,8 +76,8 @@ def push_demo(space_id: str, cfg: PushDemoConfig, dry_run: bool = False) -> str:
 
     files = space_files(space_id, cfg)
     who: dict[str, str] = {}
-    with hub._hub_errors(space_id, "push-demo", "Space", who), hub._timeouts():
-        api = hub._api(None, who)
+    with hub_errors(space_id, "push-demo", "Space", who), timeouts():
+        api = api_for(None, who)
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=cfg.private, exist_ok=True)
         ops = [CommitOperationAdd(name, data if isinstance(data, bytes) else data.encode("utf-8"))
                for name, data in files.items()]
