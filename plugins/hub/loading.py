@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .connection import REPO_ID, offline_if_unreachable, reason, timeouts
+from .connection import REPO_ID, check_repo_id, offline_if_unreachable, reason, timeouts
 from .folders import (
     IGNORE_PATTERNS,
     IMAGE_TYPE,
@@ -33,6 +33,10 @@ def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_
     elif path.exists():
         raise UserError(f"'{name}' is a file; pass the output folder (with config.json or modules.json) or a Hub id")
     elif REPO_ID.match(name) and not name.startswith((".", "/", "~")):
+        try:  # the Hub's own rules, before any request: 'me/x.git' is no repo to look for
+            check_repo_id(name)
+        except UserError as exc:
+            raise UserError(f"no folder '{name}' exists, and {exc}") from None
         folder = _download(name, revision)
     else:
         raise UserError(f"'{name}' is neither an existing folder nor a Hub repo id (user/name); check the path")

@@ -149,6 +149,8 @@ def test_empty_names_and_files_are_named_as_such(text_output, tmp_path):
 
     with pytest.raises(UserError, match="no model given"):
         hub.load("  ")
+    with pytest.raises(UserError, match=r"no folder 'me/x.git' exists, and 'me/x.git' is not a Hub repo id; write"):
+        hub.load("me/x.git")  # refused by the Hub's rules before any request, not "check your connection"
     note = tmp_path / "notes.txt"
     note.write_text("hello")
     with pytest.raises(UserError, match="notes.txt' is a file; pass the output folder"):
