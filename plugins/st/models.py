@@ -55,6 +55,12 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
         if found in ("CrossEncoder", "SparseEncoder") and found != MODEL_CLASSES[kind]:
             raise UserError(f"{what} folder '{name}' holds a {found}, and {what}= needs a {MODEL_CLASSES[kind]} "
                             f"(or a bi-encoder to start one from); pass such a folder or a Hub id")
+        from ..hub.folders import without_tokenizer
+
+        if (missing := without_tokenizer(Path(path))) is not None:  # else every text would embed the same
+            where = "" if missing == "." else f" in {missing}/"
+            raise UserError(f"{what} folder '{name}' has no tokenizer files{where} (tokenizer.json or a vocabulary); "
+                            f"its files look damaged: copy the whole folder again, or pass {what}= a Hub id")
     from ..hub import offline_if_unreachable
 
     try:

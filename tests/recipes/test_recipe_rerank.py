@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -140,4 +141,13 @@ def test_a_reranker_or_sparse_folder_is_not_taken_apart_as_a_bi_encoder(tmp_path
         _run(tmp_path, tiny_text_model, PAIRS, retriever=str(reranker), output_dir=str(tmp_path / "again"))
     with pytest.raises(UserError, match="model folder '.*' holds a CrossEncoder"):
         text.run(data=PAIRS, model=str(reranker), max_steps=1, output_dir=str(tmp_path / "text"))
+    assert not (tmp_path / "again").exists() and not (tmp_path / "text").exists()
+    # a retriever or model folder copied without its tokenizer: transformers would build an empty one, and every
+    # text would embed the same
+    half = tmp_path / "half-copied"
+    shutil.copytree(tiny_text_model, half, ignore=shutil.ignore_patterns("tokenizer*", "vocab.txt"))
+    with pytest.raises(UserError, match=r"retriever folder '.*half-copied' has no tokenizer files \(tokenizer.json"):
+        _run(tmp_path, tiny_text_model, PAIRS, retriever=str(half), output_dir=str(tmp_path / "again"))
+    with pytest.raises(UserError, match=r"model folder '.*half-copied' has no tokenizer files"):
+        text.run(data=PAIRS, model=str(half), max_steps=1, output_dir=str(tmp_path / "text"))
     assert not (tmp_path / "again").exists() and not (tmp_path / "text").exists()
