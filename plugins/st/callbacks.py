@@ -57,6 +57,10 @@ class BeforeAfterCallback(TrainerCallback):
             self.before = self._evaluate(model)
         self._before_done = False  # a second train() evaluates again
 
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step >= state.max_steps:  # the last steps' loss too, when they end between logging steps
+            control.should_log = True
+
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if state.global_step == 0:
             return  # nothing trained, so there is no "after" (the recipes then stop with an error)

@@ -135,7 +135,11 @@ def test_a_reranker_or_sparse_folder_is_not_taken_apart_as_a_bi_encoder(tmp_path
     from contrastkit.plugins.errors import UserError
     from contrastkit.recipes import text
 
-    reranker = _run(tmp_path, tiny_text_model, PAIRS, mine_hard_negatives=False).output_dir
+    run = _run(tmp_path, tiny_text_model, PAIRS, mine_hard_negatives=False, max_steps=3, logging_steps=5)
+    # a run shorter than logging_steps still records its loss, at its last step
+    assert [h["step"] for h in run.metrics["loss_history"]] == [3]
+    assert run.metrics["train"]["final_loss"] == run.metrics["loss_history"][0]["loss"] > 0
+    reranker = run.output_dir
     with pytest.raises(UserError, match=r"retriever folder '.*' holds a CrossEncoder, and retriever= needs a "
                                         r"SentenceTransformer"):
         _run(tmp_path, tiny_text_model, PAIRS, retriever=str(reranker), output_dir=str(tmp_path / "again"))
