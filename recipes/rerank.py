@@ -78,7 +78,6 @@ def run(cfg: Config | None = None, **overrides: Any):
     needs_retriever = fmt.kind == "pair" or eval_fmt.kind in ("pair", "triplet")
     retriever = models.load_model(cfg.retriever, cfg.trust_remote_code, what="retriever") if needs_retriever else None
     loss = cfg.loss
-    # mine_hard_negatives=true on data that is not pairs reaches mining too, which refuses it, as the text recipe's
     if cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
         # only a loss that needs negatives has to have them; auto and mnrl fall back to in-batch negatives
         needs = cfg.mine_hard_negatives is True or rerank.check_rerank_loss(loss) not in ("auto", "mnrl")

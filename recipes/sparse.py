@@ -89,7 +89,6 @@ def run(cfg: Config | None = None, **overrides: Any):
     else:
         vocab = model[0].auto_model.config.vocab_size  # SpladePooling learns its width only in its first forward
         log(f"model: SPLADE over the {vocab:,}-word vocabulary (sparsity from its FLOPS regulariser)")
-    # mine_hard_negatives=true on data that is not pairs reaches mining too, which refuses it, as the text recipe's
     if cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
         miner = cfg.retriever or (cfg.model if head == "csr" else models.DEFAULT_TEXT_MODEL)
         retriever = models.load_model(miner, cfg.trust_remote_code, what="retriever")

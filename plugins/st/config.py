@@ -92,8 +92,12 @@ class MiningArgs(Part):
         require_positive(self, "num_negatives")
 
     def check_num_negatives(self, mined: bool, kind: str, loss: str = "auto") -> None:
-        """``num_negatives`` changed from its default where it would do nothing fails in one line: nothing is mined
-        (data that is not pairs, or mining off), or ``loss=triplet``, which trains on one negative per row."""
+        """Mining asked for on data that is not pairs, and ``num_negatives`` changed from its default where it would
+        do nothing, fail in one line: nothing is mined (data that is not pairs, or mining off), or ``loss=triplet``,
+        which trains on one negative per row."""
+        if self.mine_hard_negatives is True and kind != "pair":  # before any model loads, in every recipe
+            raise UserError(f"mine_hard_negatives=true needs anchor/positive pairs, but the data is {kind} data; "
+                            f"drop mine_hard_negatives=, or give anchor/positive pairs")
         default = next(f.default for f in dataclasses.fields(self) if f.name == "num_negatives")
         if mined and loss == "triplet" and self.num_negatives > 1:
             raise UserError(f"loss=triplet trains on one negative per row, so num_negatives={self.num_negatives} "
