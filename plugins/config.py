@@ -224,6 +224,8 @@ class DataArgs(Part):
     split: str | None = field(None, "Hub dataset split (default: train)", group="data")
     eval_data: Any = field(None, "held-out data in the same format (default: hold out 10%, at most 1,000)",
                            group="data")
+    eval_subset: str | None = field(None, "subset of an eval_data Hub dataset (default: subset= when eval_data is the "
+                                          "training dataset)", group="data")
     eval_split: str | None = field(None, "split of an eval_data Hub dataset or DatasetDict (default: validation, dev "
                                          "or test, when it has one)", group="data")
 
@@ -236,6 +238,9 @@ class DataArgs(Part):
         if self.eval_split not in (None, "") and self.eval_source() is None:
             raise UserError(f"eval_split={self.eval_split} picks a split of eval_data, and no eval_data is given; "
                             f"for another split of the training dataset, give eval_data= its id too")
+        if self.eval_subset not in (None, "") and self.eval_data is None:
+            raise UserError(f"eval_subset={self.eval_subset} picks a subset of an eval_data Hub dataset, and no "
+                            f"eval_data is given; give eval_data= the dataset's id too")
 
     def eval_source(self) -> Any:
         """eval_data; else data itself when it is a DatasetDict with an evaluation split (validation, dev or test)
@@ -249,10 +254,10 @@ class DataArgs(Part):
         return self.data if any(s in self.data and s != train for s in wanted) else None
 
     def eval_options(self) -> tuple[str | None, str | None]:
-        """(subset, split) for loading ``eval_source()``: the training data's subset when it names the same
-        dataset (another split of it, usually), and ``eval_split``."""
+        """(subset, split) for loading ``eval_source()``: ``eval_subset``, else the training data's subset when it
+        names the same dataset (another split of it, usually); and ``eval_split``."""
         same = isinstance(self.data, str) and self.data == self.eval_data
-        return (self.subset if same else None), (self.eval_split or None)
+        return self.eval_subset or (self.subset if same else None), (self.eval_split or None)
 
 
 @dataclasses.dataclass

@@ -267,11 +267,12 @@ def load_hub(name: str, subset: str | None = None, split: str | None = None, wha
                             f"download it first or pass a local file with data=PATH") from None
         listed = re.search(r"(?:available configs: |Available: |Should be one of )\[([^\]]*)\]", text)
         names = f" ({', '.join(ast.literal_eval(f'[{listed[1]}]'))})" if listed else ""
+        subset_key = "eval_subset" if what == "eval_data" else "subset"
         if "Config name is missing" in text:
-            raise UserError(f"dataset '{name}' has several subsets{names}; pass subset= one of them") from None
+            raise UserError(f"dataset '{name}' has several subsets{names}; pass {subset_key}= one of them") from None
         if "BuilderConfig" in text and "not found" in text:
             raise UserError(f"dataset '{name}' has no subset '{subset}'{names.replace(' (', ' (subsets: ')}; pass "
-                            f"subset= an existing one") from None
+                            f"{subset_key}= an existing one") from None
         if "Unknown split" in text or "split" in text.lower() and split:
             option = "eval_split" if what == "eval_data" else "split"
             raise UserError(f"dataset '{name}' has no split '{split}'{names.replace(' (', ' (splits: ')}; pass "
@@ -322,10 +323,10 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
 
 
 def unused_hub_options(subset: str | None, split: str | None, what: str = "data") -> str | None:
-    """``split=test applies to Hub datasets`` when ``subset=``/``split=`` (``eval_split=``) are given for local
-    data, which is read whole (they pick part of a Hub dataset); else None."""
-    split_key = "eval_split" if what == "eval_data" else "split"
-    given = [f"{k}={v}" for k, v in (("subset", subset), (split_key, split)) if v not in (None, "")]
+    """``split=test applies to Hub datasets`` when ``subset=``/``split=`` (``eval_subset=``/``eval_split=``) are
+    given for local data, which is read whole (they pick part of a Hub dataset); else None."""
+    subset_key, split_key = ("eval_subset", "eval_split") if what == "eval_data" else ("subset", "split")
+    given = [f"{k}={v}" for k, v in ((subset_key, subset), (split_key, split)) if v not in (None, "")]
     return f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to Hub datasets" if given else None
 
 

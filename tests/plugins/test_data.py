@@ -209,11 +209,17 @@ def test_eval_data_takes_a_datasetdicts_evaluation_split_and_says_so(capsys):
     assert (len(train), len(held)) == (27, 3)
 
 
-def test_eval_split_without_eval_data_is_refused():
+def test_eval_split_or_eval_subset_without_eval_data_is_refused_and_eval_subset_picks_the_subset():
     from contrastkit.plugins.errors import UserError
 
     with pytest.raises(UserError, match="eval_split=test picks a split of eval_data, and no eval_data is given"):
         _cfg("user/pairs", eval_split="test").check()
+    with pytest.raises(UserError, match="eval_subset=b picks a subset of an eval_data Hub dataset, and no eval_data"):
+        _cfg("user/pairs", eval_subset="b").check()
+    assert _cfg("user/pairs", "user/other", eval_subset="b").eval_options() == ("b", None)
+    assert _cfg("user/pairs", "user/other", subset="a").eval_options() == (None, None)  # another dataset's subset
+    assert _cfg("user/pairs", "user/pairs", subset="a").eval_options() == ("a", None)
+    assert _cfg("user/pairs", "user/pairs", subset="a", eval_subset="b").eval_options() == ("b", None)
 
 
 def test_a_hub_dataset_with_subsets_names_them_when_none_or_a_wrong_one_is_given(tmp_path):
@@ -235,14 +241,30 @@ def test_a_hub_dataset_with_subsets_names_them_when_none_or_a_wrong_one_is_given
         api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id="alice/multi",
                         repo_type="dataset")
         for subset in "ab":
-            api.upload_file(path_or_fileobj=b"anchor,positive\nq,a\nq2,a2\n", path_in_repo=f"{subset}/train.csv",
+            api.upload_file(path_or_fileobj=f"anchor,positive\n{subset}q,a\n{subset}q2,a2\n".encode(),
+                            path_in_repo=f"{subset}/train.csv",
                             repo_id="alice/multi", repo_type="dataset")
         env = {**os.environ, "HF_ENDPOINT": server.url, "HF_TOKEN": token, "HF_HOME": str(tmp_path / "hf")}
-        for args, said in [((), "dataset 'alice/multi' has several subsets (a, b); pass subset= one of them"),
-                           (("c",), "dataset 'alice/multi' has no subset 'c' (subsets: a, b); pass subset= an existing"),
-                           (("a", "test"), "dataset 'alice/multi' has no split 'test' (splits: train); pass split= an")]:
-            code = f"from contrastkit.plugins.data import load_hub; load_hub('alice/multi', *{args!r})"
-            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-            assert said in r.stderr, r.stderr[-1500:]
+        cases = [((), "dataset 'alice/multi' has several subsets (a, b); pass subset= one of them"),
+                 (("c",), "dataset 'alice/multi' has no subset 'c' (subsets: a, b); pass subset= an existing"),
+                 (("a", "test"), "dataset 'alice/multi' has no split 'test' (splits: train); pass split= an"),
+                 ((None, None, "eval_data"), "has several subsets (a, b); pass eval_subset= one of them"),
+                 (("c", None, "eval_data"), "has no subset 'c' (subsets: a, b); pass eval_subset= an existing")]
+        code = f"""
+from contrastkit.plugins.data import load_hub
+from contrastkit.plugins.errors import UserError
+for args in {[args for args, _ in cases]!r}:
+    try:
+        load_hub('alice/multi', *args)
+    except UserError as exc:
+        print(exc)
+print(list(load_hub('alice/multi', 'b', None, 'eval_data')['anchor']))  # the subset asked for, its only split
+"""
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        lines = r.stdout.strip().splitlines()
+        assert len(lines) == len(cases) + 1, r.stdout + r.stderr[-1500:]
+        for line, (_, said) in zip(lines, cases):
+            assert said in line, line
+        assert lines[-1] == "['bq', 'bq2']"
     finally:
         server.stop()
