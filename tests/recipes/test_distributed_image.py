@@ -1,5 +1,8 @@
 """Image recipe under Lightning DDP (2 CPU processes, gloo) and after a SIGKILL mid-training, through the CLI.
 
+One DDP run without output_dir= serves both DDP tests: the folder rank 0 claims is the one rank 1 must find, and
+what lands there shows that only rank 0 writes.
+
 The CLI (``python -m contrastkit.recipes``) is a ``__main__`` module, which Lightning's DDP launcher re-runs
 for rank 1, so no extra guard is needed.
 """
@@ -25,16 +28,34 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "contrastkit.recipes", "run", "image", *TINY, *args]
 
 
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One Lightning DDP run on 2 CPU processes, without output_dir=, from an empty working folder."""
+    cwd = tmp_path_factory.mktemp("image-ddp")
+    env = {k: v for k, v in ENV.items() if k not in ("CONTRASTKIT_RUN_DIR", "CONTRASTKIT_RUN_STAMP")}
+    done = subprocess.run(_cli("devices=2", "strategy=ddp", "batch_size=8", "max_steps=3", "wise_ft=auto"),
+                          check=False, capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return cwd, done
+
+
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
+def test_ddp_without_output_dir_writes_one_timestamped_folder_for_both_processes(ddp_run):
+    cwd, done = ddp_run
+    assert "contrastkit: error" not in done.stderr
+    runs = list((cwd / "outputs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("image-")  # Lightning's second process wrote there too
+    assert sorted(p.name for p in cwd.iterdir()) == ["outputs"]  # and nothing else in the working folder
+    assert json.loads((runs[0] / "metrics.json").read_text())["world_size"] == 2
+    assert done.stdout.count("done: ") == 1
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_rank_zero_writes(ddp_run):
     from contrastkit.plugins.vision.encoder import load_encoder
 
-    out = tmp_path / "ddp"
-    done = subprocess.run(_cli(f"output_dir={out}", "devices=2", "strategy=ddp", "batch_size=8", "max_steps=3",
-                               "wise_ft=auto"),
-                          check=False, capture_output=True, text=True, env=ENV, timeout=600,
-                          cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    cwd, done = ddp_run
+    (out,) = (cwd / "outputs").iterdir()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 3
     # digits carry labels, so method=auto trains supcon: its loss gathers embeddings and labels from both ranks
@@ -44,25 +65,11 @@ def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
     # wise_ft=auto: every rank sets the same images aside and scores the blends; rank 0 says which share it kept
     assert done.stdout.count("WiSE-FT (wise_ft=auto)") == 1 and metrics["wise_ft_auto"]["validation_images"] == 161
     assert metrics["train_images"] == 1457 and metrics["wise_ft"] in (0, 0.25, 0.5, 0.75, 1)
-    assert not list(tmp_path.glob("outputs*")) and sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
     # the run record stays; the lock and write probes go
     assert [p.name for p in out.iterdir() if p.name.startswith(".contrastkit")] == [".contrastkit-run.json"]
     assert (out / "README.md").is_file() and (out / "config.yaml").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert load_encoder(out).embed([str(p) for p in [out / "loss.png"]]).shape == (1, 32)
-
-
-@pytest.mark.slow
-def test_ddp_without_output_dir_writes_one_timestamped_folder_for_both_processes(tmp_path):
-    env = {k: v for k, v in ENV.items() if k not in ("CONTRASTKIT_RUN_DIR", "CONTRASTKIT_RUN_STAMP")}
-    done = subprocess.run(_cli("devices=2", "strategy=ddp", "batch_size=8", "max_steps=2"), check=False,
-                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "contrastkit: error" not in done.stderr
-    runs = list((tmp_path / "outputs").iterdir())
-    assert len(runs) == 1 and runs[0].name.startswith("image-")  # Lightning's second process wrote there too
-    assert json.loads((runs[0] / "metrics.json").read_text())["world_size"] == 2
-    assert done.stdout.count("done: ") == 1
 
 
 def _loadable(folder: Path) -> set[str]:
