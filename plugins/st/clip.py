@@ -334,9 +334,15 @@ def make_evaluator(pairs: Any, name: str = "heldout", batch_size: int = 32) -> A
     caption_ids: dict[str, str] = {}
     for t in texts:
         caption_ids.setdefault(t, f"t{len(caption_ids)}")
-    first_row: dict[str, int] = {}
-    row_image = [f"i{first_row.setdefault(key, len(first_row))}" for key in image_keys(pairs)]
-    images = dict(zip((f"i{n}" for n in range(len(first_row))), pairs.select(list(first_row.values()))["image"]))
+    image_ids: dict[str, str] = {}
+    first_rows: list[int] = []  # each image's first row, which holds the image the id stands for
+    row_image = []
+    for row, key in enumerate(image_keys(pairs)):
+        if key not in image_ids:
+            image_ids[key] = f"i{len(image_ids)}"
+            first_rows.append(row)
+        row_image.append(image_ids[key])
+    images = dict(zip(image_ids.values(), pairs.select(first_rows)["image"]))
     captions = {cid: t for t, cid in caption_ids.items()}
     image_to_text: dict[str, set[str]] = {}
     text_to_image: dict[str, set[str]] = {}

@@ -77,3 +77,10 @@ def test_an_image_with_several_captions_is_one_query_relevant_to_all_of_them(tmp
     assert len(image_to_text.queries) == 4 and len(text_to_image.corpus) == 4  # 4 images, not 12 rows
     assert sorted(len(r) for r in image_to_text.relevant_docs.values()) == [3, 3, 3, 3]
     assert all(len(r) == 1 for r in text_to_image.relevant_docs.values())
+    # each image query is the image its relevant captions were written for (the rows are grouped by image)
+    images = dict(zip(image_to_text.queries_ids, image_to_text.queries))
+    captions = dict(zip(text_to_image.queries_ids, text_to_image.queries))
+    row_of = {text: row for row, text in enumerate(pairs["text"])}
+    for iid, cids in image_to_text.relevant_docs.items():
+        for cid in cids:
+            assert np.array_equal(np.asarray(images[iid]), np.asarray(pairs[row_of[captions[cid]]]["image"])), iid
