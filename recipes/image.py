@@ -33,11 +33,13 @@ class Config(MethodArgs, LightningArgs, RecipeArgs):
     epochs: int | None = field(None, "training epochs (default: the method's, 14; 12 for supcon)")
     batch_size: int = field(64, "images per batch, each giving two or more augmented views (default 64)")
     learning_rate: float | None = field(None, "AdamW learning rate (default: the method's, e.g. 3e-4 for simclr)")
-    precision: str = field("auto", "Lightning precision, e.g. 32-true, bf16-mixed, 16-mixed (auto: bf16-mixed on "
-                                   "a GPU that supports it, else 32-true)")
+    precision: str = field("auto", "Lightning precision: 32-true, bf16-mixed or 16-mixed (auto: bf16-mixed on a GPU "
+                                   "that supports it, else 32-true)")
     save_total_limit: int = field(3, "keep the newest N step checkpoints besides last.ckpt (-1: keep all)")
 
-    PRECISIONS = None  # Lightning checks its own precision names
+    # Lightning's names that keep float32 weights: a "-true" half or double precision casts the model itself, which
+    # the encoder's float32 inputs and its saved float32 weights do not take
+    PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "bf16", "16-mixed", "16")
 
     def check(self) -> None:
         """The image recipe's own rules: views are compared across the batch; the run never writes its plots and
