@@ -51,6 +51,11 @@ class KNNCallback(pl.Callback):
         self.seconds = 0.0  # wall time spent evaluating, so that training time can be told apart
         self.cpu_seconds = 0.0  # and its CPU time
 
+    @property
+    def k_used(self) -> int:
+        """The neighbours each query is scored on: ``k``, or every bank image when the bank holds fewer."""
+        return min(self.k, len(self.bank.items))
+
     def evaluate(self, backbone: nn.Module) -> dict[str, float]:
         """``{"knn_top1": accuracy}`` of the backbone's embeddings right now."""
         started, cpu = time.perf_counter(), time.process_time()

@@ -109,7 +109,7 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
     supervised = cfg.method == "supcon"
     results = [EvalResult(task_type="image-classification", dataset_type=data.hub_id or "custom",
                           dataset_name=data.source, metric_type="accuracy",
-                          metric_name=f"kNN top-1 accuracy (k={cfg.knn_k})",
+                          metric_name=f"kNN top-1 accuracy (k={metrics.get('knn_k', cfg.knn_k)})",
                           metric_value=round(after["knn_top1"], 4))] if "knn_top1" in after else None
     card_data = ModelCardData(
         library_name="contrastkit", pipeline_tag="image-feature-extraction", license=None,
@@ -140,8 +140,9 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
                    method=cfg.method, load=load, data_source=data.source, reference=reference,
                    kind="Supervised contrastive (labels as positives)" if supervised else "Self-supervised",
                    train_images=metrics.get("train_images", "?"), steps=metrics.get("steps", "?"),
-                   batch_size=cfg.batch_size, learning_rate=metrics.get("learning_rate"),
-                   training_notes=training_notes, class_key=class_key, knn_k=cfg.knn_k, knn_t=cfg.knn_t, rows=rows,
+                   batch_size=metrics.get("batch_size", cfg.batch_size), learning_rate=metrics.get("learning_rate"),
+                   training_notes=training_notes, class_key=class_key, knn_k=metrics.get("knn_k", cfg.knn_k),
+                   knn_t=cfg.knn_t, rows=rows,
                    **_backbone_fields(spec))
     card.save(folder / "README.md")
     return card

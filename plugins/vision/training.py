@@ -238,6 +238,8 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
                "backbone": spec["architecture"], "train_images": len(train.items),
                "eval_images": len(held_out.items) if held_out else 0, "skipped_images": len(data.skipped),
                "steps": trainer.global_step, "learning_rate": module.learning_rate, "wise_ft": wise.alpha,
+               # what the run used: a batch no larger than the training set, k no more than the kNN bank holds
+               "batch_size": run["batch_size"], **({"knn_k": knn.k_used} if knn else {}),
                **({"wise_ft_auto": {"validation_images": len(run["validation"].items),
                                     "knn_top1": {f"{a:g}": round(v, 4) for a, v in wise.scores.items()}}}
                   if wise.scores else {}),

@@ -110,8 +110,11 @@ def test_the_lowered_knn_warning_suggests_self_supervised_training_only_to_supco
 def test_knn_before_after_and_the_linear_probe_line_are_in_metrics_and_the_card(image_folder, tmp_path):
     from contrastkit.recipes import image
 
-    result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **FAST)
+    # 18 training images: a batch of 64 and k=50 are what the user asked; the run uses 18 of each, and says so
+    result = image.run(data=str(image_folder), output_dir=str(tmp_path / "out"), **{**FAST, "batch_size": 64},
+                       knn_k=50)
     metrics = json.loads((result.output_dir / "metrics.json").read_text())
+    assert metrics["train_images"] == metrics["batch_size"] == metrics["knn_k"] == 18
     knn, probe = metrics["before_after"]["knn_top1"], metrics["reference"]["linear_probe_top1"]
     assert set(knn) == {"before", "after", "delta"} and 0 <= probe <= 1
     assert metrics["train_cpu_seconds"] > 0 and metrics["method_reason"].startswith("method=auto")
@@ -120,6 +123,7 @@ def test_knn_before_after_and_the_linear_probe_line_are_in_metrics_and_the_card(
     assert f"a logistic-regression linear probe fitted on the starting backbone's features of the training images " \
            f"scores {probe:.4f} top-1" in card
     assert "Supervised contrastive" in card and "- supervised-contrastive" in card
+    assert "batch size 18," in card and "kNN top-1 accuracy (k=18, cosine" in card and "k=50" not in card
 
 
 def test_moco_memory_bank_is_a_quarter_of_the_images_per_epoch(image_folder, tmp_path, capsys):
