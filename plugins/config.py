@@ -166,10 +166,13 @@ def _home_as_tilde(value: Any) -> Any:
 
 
 def dump_yaml(cfg: Any, path: str | Path) -> None:
-    """Write the resolved config so the run can be repeated with ``--config`` (home paths written as ``~/...``)."""
+    """Write the resolved config so the run can be repeated with ``--config`` (home paths written as ``~/...``).
+    A repeat is a fresh run: ``resume`` and ``overwrite`` are written false, or ``--config`` of a resumed run would
+    continue (and rewrite) the newest other run."""
     import yaml
 
-    text = yaml.safe_dump(_home_as_tilde(to_dict(cfg)), sort_keys=False, allow_unicode=True)
+    values = {**to_dict(cfg), **{key: False for key in ("resume", "overwrite") if hasattr(cfg, key)}}
+    text = yaml.safe_dump(_home_as_tilde(values), sort_keys=False, allow_unicode=True)
     Path(path).write_text(text, encoding="utf-8")
 
 

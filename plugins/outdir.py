@@ -36,6 +36,9 @@ PROMPTS_FIELD = "prompts"
 DATA_FIELD = "data"
 #: a Hub dataset's subset and split are part of which data it is
 HUB_FIELDS = ("subset", "split")
+#: how the checkpoint trained, compared as given ("auto" too): the restored optimizer keeps its learning rate and
+#: parameter groups, and the columns, mining and loss decide what the rows mean
+TRAINING_FIELDS = ("learning_rate", "loss", "freeze_embeddings", "columns", "mine_hard_negatives")
 
 
 class FolderLock:
@@ -165,10 +168,10 @@ def is_empty(folder: Path) -> bool:
 
 
 def identity(cfg: Any) -> dict[str, Any]:
-    """The model and data fields of ``cfg`` that a checkpoint must match, paths made absolute (``./m`` ==
-    ``/abs/m``)."""
+    """The model, data and training fields of ``cfg`` that a checkpoint must match, paths made absolute (``./m``
+    == ``/abs/m``)."""
     out = {}
-    for name in (*MODEL_FIELDS, PROMPTS_FIELD, DATA_FIELD, *HUB_FIELDS):
+    for name in (*MODEL_FIELDS, PROMPTS_FIELD, DATA_FIELD, *HUB_FIELDS, *TRAINING_FIELDS):
         value = getattr(cfg, name, None)
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
@@ -176,7 +179,7 @@ def identity(cfg: Any) -> dict[str, Any]:
             continue
         # settled from the data later (the image recipe's method), then recorded and checked; prompts=auto is
         # compared as it is: it reads the base model, which model= pins
-        if value == "auto" and name != PROMPTS_FIELD:
+        if value == "auto" and name not in (PROMPTS_FIELD, *TRAINING_FIELDS):
             continue
         if isinstance(value, str) and value and Path(value).expanduser().exists():
             value = str(Path(value).expanduser().resolve())

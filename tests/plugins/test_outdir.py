@@ -1,0 +1,43 @@
+"""Whose output folder is it: what ``resume=true`` may continue, and what config.yaml repeats."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+
+def test_resume_refuses_a_changed_training_setting_before_touching_the_folder(tmp_path):
+    """The restored optimizer keeps the checkpoint's learning rate and parameter groups: a changed rate would be
+    reported but never used, a changed freeze_embeddings ended in a traceback."""
+    from contrastkit.plugins import outdir
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import text
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    outdir.write_record(folder, "text", resolve(text.Config, data="pairs.csv"))
+    record = (folder / outdir.RECORD).read_bytes()
+    for change, said in [
+        ({"learning_rate": 0.5}, "the default learning_rate (no learning_rate=), not learning_rate=0.5"),
+        ({"freeze_embeddings": False}, "freeze_embeddings=True, not freeze_embeddings=False"),
+        ({"loss": "mnrl"}, "loss=auto, not loss=mnrl"),
+        ({"columns": {"anchor": "answer", "positive": "question"}}, "columns={}, not columns={"),
+        ({"mine_hard_negatives": False}, "the default mine_hard_negatives (no mine_hard_negatives=), not "),
+    ]:
+        with pytest.raises(UserError, match=rf"^resume=true but output_dir '.*run' was trained with .*{re.escape(said)}"):
+            outdir.check_resume(folder, "text", resolve(text.Config, data="pairs.csv", resume=True, **change))
+    assert (folder / outdir.RECORD).read_bytes() == record and sorted(p.name for p in folder.iterdir()) == \
+        [outdir.RECORD]
+
+
+def test_config_yaml_repeats_a_resumed_run_as_a_fresh_one(tmp_path):
+    """Fed back with --config, a resumed run's config.yaml must not continue (and rewrite) the newest other run."""
+    from contrastkit.plugins.config import dump_yaml, resolve
+    from contrastkit.recipes import text
+
+    dump_yaml(resolve(text.Config, data="pairs.csv", resume=True, learning_rate=1e-4), tmp_path / "config.yaml")
+    written = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert written["resume"] is False and written["overwrite"] is False and written["learning_rate"] == 1e-4
