@@ -239,6 +239,10 @@ class DataArgs(Part):
         check_not_blank(self.data, "data")
         check_not_blank(self.eval_data, "eval_data")
         if self.eval_split not in (None, "") and self.eval_source() is None:
+            if type(self.data).__name__ == "DatasetDict":
+                raise UserError(f"eval_split={self.eval_split} names no split of the DatasetDict given as data, other "
+                                f"than the one it trains on (splits: {', '.join(self.data)}); pick another, or give "
+                                f"eval_data=")
             raise UserError(f"eval_split={self.eval_split} picks a split of eval_data, and no eval_data is given; "
                             f"for another split of the training dataset, give eval_data= its id too")
         if self.eval_subset not in (None, "") and self.eval_data is None:
@@ -250,17 +254,32 @@ class DataArgs(Part):
         other than the one it trains on, as a user who passes a whole DatasetDict means; else None."""
         if self.eval_data is not None or type(self.data).__name__ != "DatasetDict":
             return self.eval_data
+        return self.data if self._dict_eval_split() else None
+
+    def _dict_eval_split(self) -> str | None:
+        """The split a DatasetDict given as data is evaluated on: eval_split, else the first evaluation split that
+        is not the one it trains on."""
         from .data import EVAL_SPLITS, default_split
 
         train = self.split or default_split(list(self.data), "data", "data")
         wanted = [self.eval_split] if self.eval_split else EVAL_SPLITS
-        return self.data if any(s in self.data and s != train for s in wanted) else None
+        return next((s for s in wanted if s in self.data and s != train), None)
 
     def eval_options(self) -> tuple[str | None, str | None]:
         """(subset, split) for loading ``eval_source()``: ``eval_subset``, else the training data's subset when it
-        names the same dataset (another split of it, usually); and ``eval_split``."""
+        names the same dataset (another split of it, usually); and ``eval_split``. A DatasetDict given as data that
+        trains on its validation split is evaluated on another one, said in one line."""
         same = isinstance(self.data, str) and self.data == self.eval_data
-        return self.eval_subset or (self.subset if same else None), (self.eval_split or None)
+        split = self.eval_split or None
+        if self.eval_data is None and type(self.data).__name__ == "DatasetDict" and split is None:
+            from .data import EVAL_SPLITS, log_line
+
+            chosen = self._dict_eval_split()
+            if chosen != next((s for s in EVAL_SPLITS if s in self.data), None):  # the usual one would be training's
+                log_line(f"held out: the '{chosen}' split of the DatasetDict (splits: {', '.join(self.data)}; it "
+                         f"trains on '{self.split}'); eval_split= picks another")
+                split = chosen
+        return self.eval_subset or (self.subset if same else None), split
 
 
 @dataclasses.dataclass

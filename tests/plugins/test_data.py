@@ -207,6 +207,17 @@ def test_eval_data_takes_a_datasetdicts_evaluation_split_and_says_so(capsys):
     only_train = datasets.DatasetDict({"train": dd["train"]})
     train, held = load_splits(_cfg(only_train), "unused")  # nothing to take: 10% of train, as for a Dataset
     assert (len(train), len(held)) == (27, 3)
+    # training on its validation split: evaluation takes another one (test), never the split it trains on
+    three = datasets.DatasetDict({"train": dd["train"], "validation": dd["test"], "test": dd["train"].select(range(4))})
+    train, held = load_splits(_cfg(three, split="validation"), "unused")
+    out = capsys.readouterr().out
+    assert len(train) == 6 and held["anchor"] == ["q0", "q1", "q2", "q3"]
+    assert "held out: the 'test' split" in out and "also a training row" not in out
+    from contrastkit.plugins.errors import UserError
+
+    with pytest.raises(UserError, match=r"eval_split=nope names no split of the DatasetDict given as data, other than "
+                                        r"the one it trains on \(splits: train, validation, test\)"):
+        _cfg(three, eval_split="nope").check()
 
 
 def test_eval_split_or_eval_subset_without_eval_data_is_refused_and_eval_subset_picks_the_subset():
