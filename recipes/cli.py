@@ -90,6 +90,11 @@ def cmd_cp(args: argparse.Namespace) -> int:
     dest = Path(args.dest)
     if dest.is_dir():
         dest = dest / src.name
+    elif args.dest.endswith(("/", os.sep)):  # Path() drops the slash: the user meant a folder
+        raise UserError(f"folder '{args.dest}' does not exist; create it first, or give a file name ending in .py")
+    if dest.suffix != ".py":  # 'contrastkit run' reads a recipe file as a Python module
+        raise UserError(f"'{dest}' does not end in .py, and 'contrastkit run' runs recipe files that do; name it "
+                        f"e.g. {dest.with_suffix('.py')}")
     if dest.exists() and not args.force:
         raise UserError(f"'{dest}' already exists; pass --force to overwrite it or choose another name")
     if not dest.parent.exists():

@@ -66,6 +66,12 @@ def test_cp_then_run_the_copy(tmp_path, pairs_csv, tiny_text_model, capsys):
     assert (out / "model.safetensors").is_file()
     assert main(["cp", "text", str(dest)]) == 2  # never overwrites the user's copy silently
     assert "already exists" in capsys.readouterr().err
+    # a name 'contrastkit run' could not run, and a folder that is not there, are refused, nothing written
+    assert main(["cp", "text", str(tmp_path / "mine")]) == 2
+    assert f"'{tmp_path / 'mine'}' does not end in .py" in capsys.readouterr().err
+    assert main(["cp", "text", f"{tmp_path / 'newdir'}/"]) == 2
+    assert f"folder '{tmp_path / 'newdir'}/' does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "mine").exists() and not (tmp_path / "newdir").exists()
 
 
 def test_yaml_config_then_key_value_overrides(tmp_path, pairs_csv, tiny_text_model):
