@@ -4,12 +4,14 @@ and the user's files untouched. Add a row to CASES for every new input a recipe 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from contrastkit.recipes.cli import main
 
-from tests.conftest import run_cli
+from tests.conftest import CLI
 from tests.recipes import bad_runs
 
 
@@ -482,15 +484,36 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, tiny_text_model, capfd,
     assert sorted(map(str, set(tmp_path.rglob("*")) - paths)) == []  # and no output folder was created
 
 
-@pytest.mark.parametrize("case", ["wrong-columns", "unknown-key", "missing-file", "rerank-missing-retriever"])
-def test_bad_input_in_a_real_process_prints_no_traceback(case, tmp_path, tiny_text_model):
-    build, words = CASES[case]
-    done = run_cli(*build(tmp_path, f"model={tiny_text_model}"), cwd=tmp_path,
-                   env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
-    error_lines = [line for line in done.stderr.splitlines() if "error:" in line]
-    assert len(error_lines) == 1 and all(w in error_lines[0] for w in words)
+REAL_PROCESS_CASES = ["wrong-columns", "unknown-key", "missing-file", "rerank-missing-retriever"]
+
+
+@pytest.fixture(scope="module")
+def real_processes(tmp_path_factory, tiny_text_model):
+    """Each REAL_PROCESS_CASES case's CLI process, all started at once: their imports take turns on the cores, not
+    on the clock. Output goes to files (an unread full pipe would stall a process until its test reads it)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    started = {}
+    for case in REAL_PROCESS_CASES:
+        tmp = tmp_path_factory.mktemp(case)
+        args = CASES[case][0](tmp, f"model={tiny_text_model}")
+        with (tmp / "stdout.txt").open("w") as out, (tmp / "stderr.txt").open("w") as err:
+            started[case] = (subprocess.Popen([*CLI, *map(str, args)], cwd=tmp, env=env, stdout=out, stderr=err), tmp)
+    yield started
+    for proc, _ in started.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("case", REAL_PROCESS_CASES)
+def test_bad_input_in_a_real_process_prints_no_traceback(case, real_processes):
+    proc, tmp = real_processes[case]
+    returncode = proc.wait(timeout=600)
+    stdout, stderr = (tmp / "stdout.txt").read_text(), (tmp / "stderr.txt").read_text()
+    assert returncode == 2
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    error_lines = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and all(w in error_lines[0] for w in CASES[case][1])
 
 
 def test_python_api_raises_the_same_user_error(tmp_path, monkeypatch):

@@ -37,27 +37,45 @@ def _write(path, rows):
     return path
 
 
+CASES = {"mnrl": "MultipleNegativesRankingLoss -> CachedMultipleNegativesRankingLoss (batch 512 kept",
+         "cosent": "micro-batch 512 -> 256 with gradient accumulation x2"}
+
+
+@pytest.fixture(scope="module")
+def oom_runs(tmp_path_factory, tiny_text_model):
+    """Both cases' runs, started side by side: each is single-threaded, so on 2 cores they take the time of one."""
+    runs = {}
+    for loss in CASES:
+        tmp = tmp_path_factory.mktemp(f"oom-{loss}")
+        score = loss == "cosent"
+        rows = [{"anchor": f"q{i} " + "word " * 120, "positive": f"a{i} " + "text " * 120,
+                 **({"score": (i % 5) / 4} if score else {})} for i in range(512)]
+        data = _write(tmp / "train.jsonl", rows)
+        held = _write(tmp / "eval.jsonl", [{"anchor": f"held {i}", "positive": f"out {i}",
+                                            **({"score": 0.5 * (i % 3)} if score else {})} for i in range(8)])
+        # 1,300 MB over the mapped libraries: measured on this machine, batch 512 fits from about 1,800 MB, and batch
+        # 256 after a failed 512 needs about 1,100 MB. At the earlier 600 MB even 256 failed, the run went down
+        # several halvings, and once a oneDNN kernel failed to create there, every smaller retry failed too (flaky).
+        # Output goes to files, not pipes: an unread full pipe would stall one run while the other test waits.
+        with (tmp / "stdout").open("w") as out, (tmp / "stderr").open("w") as err:
+            proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(data), tiny_text_model, "1300", str(tmp / "out"),
+                                     str(held), loss], stdout=out, stderr=err, text=True, env=ENV)
+        runs[loss] = (proc, tmp)
+    yield runs
+    for proc, _ in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("loss, expected", [
-    ("mnrl", "MultipleNegativesRankingLoss -> CachedMultipleNegativesRankingLoss (batch 512 kept"),
-    ("cosent", "micro-batch 512 -> 256 with gradient accumulation x2"),
-])
-def test_real_oom_falls_back_and_finishes(tmp_path, tiny_text_model, loss, expected):
-    score = loss == "cosent"
-    rows = [{"anchor": f"q{i} " + "word " * 120, "positive": f"a{i} " + "text " * 120,
-             **({"score": (i % 5) / 4} if score else {})} for i in range(512)]
-    data = _write(tmp_path / "train.jsonl", rows)
-    held = _write(tmp_path / "eval.jsonl", [{"anchor": f"held {i}", "positive": f"out {i}",
-                                              **({"score": 0.5 * (i % 3)} if score else {})} for i in range(8)])
-    out = tmp_path / "out"
-    # 1,300 MB over the mapped libraries: measured on this machine, batch 512 fits from about 1,800 MB, and batch 256
-    # after a failed 512 needs about 1,100 MB. At the earlier 600 MB even 256 failed, the run went down several
-    # halvings, and once a oneDNN kernel failed to create there, every smaller retry failed too (a flaky test).
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), tiny_text_model, "1300", str(out), str(held),
-                           loss], check=False, capture_output=True, text=True, env=ENV, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"out of memory: {expected}" in done.stdout
-    metrics = json.loads((out / "metrics.json").read_text())
+@pytest.mark.parametrize("loss", list(CASES))
+def test_real_oom_falls_back_and_finishes(oom_runs, loss):
+    proc, tmp = oom_runs[loss]
+    returncode = proc.wait(timeout=600)
+    assert returncode == 0, (tmp / "stderr").read_text()[-3000:]
+    assert f"out of memory: {CASES[loss]}" in (tmp / "stdout").read_text()
+    metrics = json.loads((tmp / "out" / "metrics.json").read_text())
     assert metrics["train"]["global_step"] >= 1 and "after" in metrics
 
 

@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+from contrastkit.recipes.cli import main
 
 from tests.conftest import assert_no_file_holds, run_cli
 
@@ -111,34 +112,45 @@ def test_bundled_sample_is_complete():
     assert pairs[0]["image"].size == (32, 32) and pairs[0]["text"].startswith("a ")
 
 
-def _bad(shapes_csv, tmp_path, *extra):
-    """Run the CLI from another folder (relative image paths must follow the CSV, not the cwd)."""
+def _bad(shapes_csv, tmp_path, *extra, in_this_process=None):
+    """Run the CLI from another folder (relative image paths must follow the CSV, not the cwd): in a real process, or,
+    given ``(monkeypatch, capfd)``, through the same entry point in this one. Returns its one stderr line."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(exist_ok=True)
-    done = run_cli("run", "image-text", f"data={shapes_csv}", "max_steps=1", f"output_dir={tmp_path / 'o'}", *extra,
-                   cwd=elsewhere)
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    args = ["run", "image-text", f"data={shapes_csv}", "max_steps=1", f"output_dir={tmp_path / 'o'}", *extra]
+    if in_this_process is None:
+        done = run_cli(*args, cwd=elsewhere)
+        returncode, stderr = done.returncode, done.stderr
+    else:
+        monkeypatch, capfd = in_this_process
+        monkeypatch.chdir(elsewhere)
+        capfd.readouterr()
+        returncode, stderr = main(args), capfd.readouterr().err
+    lines = stderr.strip().splitlines()
+    assert returncode == 2, stderr[-2000:]
+    assert "Traceback" not in stderr and len(lines) == 1, stderr
     return lines[0]
 
 
-def test_bad_inputs_are_one_line_errors(shapes_csv, tmp_path):
+def test_bad_inputs_are_one_line_errors(shapes_csv, tmp_path, monkeypatch, capfd):
+    """The first in a real process (exit 2, no traceback); the rest, refused while reading the captions as the first
+    is, through the CLI's entry point in this process, which skips a fresh process's imports."""
     (shapes_csv.parent / "shapes" / "0004.png").unlink()
     (shapes_csv.parent / "shapes" / "0009.png").write_bytes(b"not a png")
     line = _bad(shapes_csv, tmp_path)
     assert "shapes/0004.png" in line and "2 of 24" in line and "skip_missing=true" in line
 
+    here = (monkeypatch, capfd)
     original = shapes_csv.read_text()
     _rewrite(shapes_csv, lambda rows: [r.update(image="shapes/0000.png") for r in rows])
     _rewrite(shapes_csv, lambda rows: rows[7].update(caption=""))
-    line = _bad(shapes_csv, tmp_path)
+    line = _bad(shapes_csv, tmp_path, in_this_process=here)
     assert "line 9" in line and "empty caption" in line
     _rewrite(shapes_csv, lambda rows: [r.update(caption=str(i)) for i, r in enumerate(rows)])
-    line = _bad(shapes_csv, tmp_path)
+    line = _bad(shapes_csv, tmp_path, in_this_process=here)
     assert "'caption'" in line and "not text" in line
     shapes_csv.write_text(original)
-    line = _bad(shapes_csv, tmp_path, "columns={image: picture}")
+    line = _bad(shapes_csv, tmp_path, "columns={image: picture}", in_this_process=here)
     assert "picture" in line and "not a column" in line
 
 

@@ -303,10 +303,15 @@ def test_seed_makes_split_and_training_reproducible(tmp_path, tiny_text_model):
     assert abs(ea - eb).max() < 1e-5
 
 
-def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_text_model):
+def test_resume_continues_from_the_last_whole_checkpoint_past_one_cut_off_mid_write(tmp_path, tiny_text_model):
+    """A kill while a checkpoint is being written leaves a folder without trainer_state.json: never load it. One
+    first run serves both checks (each resume would otherwise train its own identical first run)."""
     frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
     first = _run(tmp_path, tiny_text_model, frame, max_steps=2, save_steps=1)
     assert first.metrics["train"]["global_step"] == 2
+    partial = first.output_dir / "checkpoints" / "checkpoint-3"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"cut off")
     again = _run(tmp_path, tiny_text_model, frame, max_steps=4, save_steps=1, resume=True)
     assert again.metrics["train"]["global_step"] == 4
     steps = sorted(int(p.name.split("-")[1]) for p in (again.output_dir / "checkpoints").glob("checkpoint-*"))
@@ -335,17 +340,6 @@ def test_user_trainer_with_loss_chooser_and_callback(tmp_path, tiny_text_model):
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert "MultipleNegativesRankingLoss" in choice.reason
     assert set(metrics["before"]) == set(metrics["after"]) and metrics["train"]["global_step"] == 2
-
-
-def test_resume_skips_a_checkpoint_cut_off_mid_write(tmp_path, tiny_text_model):
-    """A kill while a checkpoint is being written leaves a folder without trainer_state.json: never load it."""
-    frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
-    first = _run(tmp_path, tiny_text_model, frame, max_steps=2, save_steps=1)
-    partial = first.output_dir / "checkpoints" / "checkpoint-3"
-    partial.mkdir()
-    (partial / "model.safetensors").write_bytes(b"cut off")
-    again = _run(tmp_path, tiny_text_model, frame, max_steps=4, save_steps=1, resume=True)
-    assert again.metrics["train"]["global_step"] == 4
 
 
 @pytest.mark.parametrize("freeze", [True, False])
