@@ -18,19 +18,17 @@ from .core import (
     _for_each,
     _limit,
     _need,
-    display_image,
     embed_images,
     embed_texts,
-    open_image,
     pair_token_counts,
     pair_truncation_notes,
     relevance,
     similarities,
-    split_lines,
     take_rows,
     token_counts,
     truncation_notes,
 )
+from .inputs import display_image, open_image, split_lines
 
 
 def compare_texts(slots: list[Slot], text_a: str, others: str) -> Scores:

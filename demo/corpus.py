@@ -26,10 +26,10 @@ from .core import (
     pair_token_counts,
     relevance,
     similarities,
-    split_lines,
     token_counts,
     truncation_notes,
 )
+from .inputs import split_lines
 
 CORPUS_COLUMNS = ("answer", "positive", "document", "passage", "text", "content", "body", "sentence")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .core import Slot, embed_images, open_image
+from .core import Slot, embed_images
+from .inputs import open_image
 from .retriever import read_yaml, run_folder
 
 

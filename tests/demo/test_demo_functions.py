@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from contrastkit.demo import app, compare, core, corpus, render
+from contrastkit.demo import app, compare, core, corpus, inputs, render
 from contrastkit.plugins.errors import UserError
 
 from tests.conftest import run_cli, save_rotated_jpeg
@@ -78,7 +78,7 @@ def test_images_are_scored_by_the_models_that_embed_them(mixed_slots):
     a, b = app.EXAMPLE_IMAGES[:2]
     result = compare.compare_images(mixed_slots, a, b, 10 * MB)
     assert result.by_model["base"] is None  # a text model cannot embed images
-    images = [core.open_image(p, "x", MB) for p in (a, b)]
+    images = [inputs.open_image(p, "x", MB) for p in (a, b)]
     emb = mixed_slots[1].model.encode(images, normalize_embeddings=True)
     assert result.by_model["fine-tuned"][0] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
     html = render.scores_table(result, mixed_slots, "pair")
@@ -291,11 +291,11 @@ def test_uploads_are_decoded_as_a_viewer_shows_them(tmp_path):
     from PIL import Image
 
     save_rotated_jpeg(tmp_path / "phone.jpg")  # shown red on top, blue at the bottom
-    px = np.asarray(core.open_image(tmp_path / "phone.jpg", "x", MB)).astype(int)
+    px = np.asarray(inputs.open_image(tmp_path / "phone.jpg", "x", MB)).astype(int)
     assert px.shape == (20, 10, 3)
     assert px[2, 5, 0] > 200 and px[17, 5, 2] > 200  # red on top, blue below
     Image.fromarray(np.array([[0, 65535]], dtype=np.uint16)).save(tmp_path / "g16.png")
-    assert np.asarray(core.open_image(tmp_path / "g16.png", "x", MB))[0, :, 0].tolist() == [0, 255]
+    assert np.asarray(inputs.open_image(tmp_path / "g16.png", "x", MB))[0, :, 0].tolist() == [0, 255]
 
 
 def test_precision_bf16_scores_stay_within_a_few_thousandths_of_fp32(tiny_text_model):
@@ -312,7 +312,7 @@ def test_precision_bf16_scores_stay_within_a_few_thousandths_of_fp32(tiny_text_m
 
 
 def test_lines_of_only_invisible_characters_are_empty():
-    assert core.split_lines("\u200b\u200b\n  a text \n\ufeff\n\u200bb\u200d") == ["a text", "b"]
+    assert inputs.split_lines("\u200b\u200b\n  a text \n\ufeff\n\u200bb\u200d") == ["a text", "b"]
 
 
 def test_image_uploads_are_not_read_when_no_model_embeds_images(text_slots, tmp_path):
