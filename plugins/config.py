@@ -80,6 +80,19 @@ def build(cls: type, values: dict[str, Any] | None = None, base: Any = None) -> 
     return cfg
 
 
+def _wrong_config(cls: type, cfg: Any) -> UserError:
+    """``text.run(rerank.Config())`` names both recipes' modules (both classes are called Config) and the run()
+    that takes it."""
+    def named(kind: type) -> str:
+        return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+    mine, theirs = named(cls), named(type(cfg))
+    fix = "build one with its keyword arguments, or pass a dict"
+    if type(cfg).__qualname__ == cls.__qualname__ and dataclasses.is_dataclass(cfg):
+        fix = f"pass it to {type(cfg).__module__}.run() instead"
+    return UserError(f"run() takes a {mine}, a dict or a YAML path, not a {theirs}; {fix}")
+
+
 def resolve(cls: type, cfg: Any = None, config: str | Path | None = None, **overrides: Any) -> Any:
     """The Python entry: a config object, a YAML file and/or keyword overrides -> a checked ``cls``."""
     if cfg is not None and not isinstance(cfg, cls):
@@ -89,7 +102,7 @@ def resolve(cls: type, cfg: Any = None, config: str | Path | None = None, **over
         elif isinstance(cfg, (str, Path)) and str(cfg).endswith((".yaml", ".yml")):
             config, cfg = cfg, None
         else:
-            raise UserError(f"run() takes a {cls.__name__}, a dict or a YAML path, not {type(cfg).__name__}")
+            raise _wrong_config(cls, cfg)
     values: dict[str, Any] = {}
     if config is not None:
         values.update(read_yaml(config))

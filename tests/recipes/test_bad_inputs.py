@@ -525,6 +525,12 @@ def test_python_api_raises_the_same_user_error(tmp_path, monkeypatch):
         text.run(data=str(tmp_path / "nope.csv"))
     with pytest.raises(UserError, match="Did you mean 'epochs'"):
         text.run(epoch=1)
+    from contrastkit.recipes import rerank
+
+    with pytest.raises(UserError) as another_recipes:  # both classes are called Config: the modules tell them apart
+        text.run(rerank.Config())
+    assert str(another_recipes.value).endswith("not a contrastkit.recipes.rerank.Config; pass it to "
+                                                "contrastkit.recipes.rerank.run() instead")
     assert not (tmp_path / "outputs").exists()
 
 
