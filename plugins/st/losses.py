@@ -42,6 +42,8 @@ LOSSES: dict[str, tuple[tuple[str, ...], str, str]] = {
 }
 #: losses that take mined hard negatives beside their in-batch ones: the text recipe mines for them by default
 MINING_LOSSES = ("auto", "mnrl", "cached_mnrl", "gist", "cached_gist")
+#: losses that use the other rows of a batch as negatives: the ones ``mini_batch_size`` and ``length_batching`` serve
+IN_BATCH_NEGATIVES = ("mnrl", "cached_mnrl", "gist", "cached_gist", "simcse")
 #: losses with a similarity scale (inverse temperature), which ``scale=`` sets; GIST has a temperature instead
 SCALED = ("mnrl", "cached_mnrl", "simcse", "cosent", "angle")
 
@@ -191,17 +193,17 @@ def check_options(name: str, kind: str, mini_batch_size: int | None = None, scal
     name = loss_key(name)
     chosen = _auto_loss_name(DataFormat(kind, []), 0, mini_batch_size)[0] if name == "auto" else name
     which = f"loss={name}" if name != "auto" else f"{kind} data's loss ({chosen}, as loss=auto chose it)"
+    listed = f"the in-batch-negative losses ({', '.join(IN_BATCH_NEGATIVES[:-1])} and {IN_BATCH_NEGATIVES[-1]})"
     if mini_batch_size is not None and not in_batch_negatives(chosen):
-        raise UserError(f"mini_batch_size= applies only to the in-batch-negative losses (mnrl, gist, simcse and their "
-                        f"cached twins), and {which} has no cached (GradCache) version; drop mini_batch_size")
+        raise UserError(f"mini_batch_size= applies only to {listed}, and {which} has no cached (GradCache) version; "
+                        f"drop mini_batch_size")
     if scale is not None and chosen not in SCALED:
         raise UserError(f"scale= applies only to loss={', '.join(SCALED[:-1])} or {SCALED[-1]}, and {which} has no "
                         f"similarity scale; drop scale=")
     if length_batching and not in_batch_negatives(chosen):
-        raise UserError(f"length_batching=true applies only to the in-batch-negative losses (mnrl, cached_mnrl, "
-                        f"gist, cached_gist, simcse), and {which} is not one; drop length_batching")
+        raise UserError(f"length_batching=true applies only to {listed}, and {which} is not one; drop length_batching")
 
 
 def in_batch_negatives(name: str) -> bool:
     """Whether the loss ``name`` uses the other rows of a batch as negatives."""
-    return name in ("mnrl", "cached_mnrl", "gist", "cached_gist", "simcse")
+    return name in IN_BATCH_NEGATIVES

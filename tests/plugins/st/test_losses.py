@@ -52,3 +52,15 @@ def test_length_batching_needs_in_batch_negatives(loss, kind):
     with pytest.raises(UserError, match="length_batching=true applies only to the in-batch-negative losses"):
         check_options(loss, kind, length_batching=True)
     check_options("auto", "pair", length_batching=True)  # MNRL on pairs: allowed
+
+
+@pytest.mark.parametrize("kwargs", [{"mini_batch_size": 4}, {"length_batching": True}])
+def test_the_in_batch_negative_losses_the_refusals_name_are_the_ones_that_take_the_option(kwargs):
+    from contrastkit.plugins.st.losses import LOSSES, in_batch_negatives
+
+    with pytest.raises(UserError) as err:
+        check_options("cosent", "score", **kwargs)
+    named = str(err.value).split("(", 1)[1].split(")", 1)[0].replace(" and ", ", ").split(", ")
+    assert named == [name for name in LOSSES if in_batch_negatives(name)], str(err.value)
+    for name in named:
+        check_options(name, "pair", **kwargs)  # each one it names takes the option
