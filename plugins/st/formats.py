@@ -60,11 +60,22 @@ def _role_of(column: str) -> str | None:
     return None
 
 
-def used_columns(dataset: Any, columns: dict[str, str] | None = None) -> list[str]:
-    """The columns a run can read: those ``columns=`` maps and those named like a role; the rest are ignored, so
-    they must not make two rows differ (a pandas index column would make every row unique)."""
-    mapped = set((columns or {}).values())
-    return [c for c in data_columns(dataset) if c in mapped or _role_of(c) is not None]
+def used_columns(dataset: Any, columns: dict[str, str] | None = None) -> dict[str, str]:
+    """The columns a run reads, each with its role, in the order the loss reads them: ``text`` (the first text, the
+    second, the negatives), ``class`` (the class of text,label rows) or ``label`` (a pair's score or 0/1 label).
+    The rest are ignored, so they must not make two rows differ (a pandas index column would make every row
+    unique), and the held-out split and the eval overlap check read the roles, not the names. eval_data without
+    the mapped columns is read by its own names, as ``detect_format`` reads it. Data whose format cannot be told
+    (the run stops at ``detect_format``) gives the mapped and role-named columns, each as ``column``."""
+    try:
+        fmt = _column_format(dataset, columns) or _column_format(dataset, None)
+    except UserError:
+        mapped = set((columns or {}).values())
+        return {c: "column" for c in data_columns(dataset) if c in mapped or _role_of(c) is not None}
+    roles = dict.fromkeys(fmt.text_columns, "text")
+    if fmt.label_column:
+        roles[fmt.label_column] = "class" if fmt.kind == "labeled" else "label"
+    return roles
 
 
 def detect_format(dataset: Any, columns: dict[str, str] | None = None,
@@ -72,78 +83,9 @@ def detect_format(dataset: Any, columns: dict[str, str] | None = None,
     """Name each column's role from its name (or ``columns=``), check the rows, and put columns in loss order.
     ``held_out``: evaluation rows, which need not teach anything (a few held-out rows may share one score, or one
     class); pass the training data's format to read a held-out label column as the training data reads it."""
-    found = data_columns(dataset)
-    found_str = ", ".join(found) or "none"
-    mapping = dict(columns or {})
-    twice = next((col for col in mapping.values() if list(mapping.values()).count(col) > 1), None)
-    if twice is not None:
-        both = " and ".join(role for role, col in mapping.items() if col == twice)
-        raise UserError(f"columns= maps {both} to the same column '{twice}'; map each role to its own column")
-    roles: dict[str, list[str]] = {}
-    for role, col in mapping.items():
-        if role not in ALIASES and role != "negative" and not role.startswith("negative"):
-            raise UserError(f"columns= has unknown role '{role}'; roles are anchor, positive, negative, sentence1/"
-                            f"text1, sentence2/text2, score, label, text")
-        if col not in found:
-            return _missing_mapped(dataset, role, col, found_str, held_out)
-        role = "negative" if role.startswith("negative") else {"sentence1": "text1", "sentence2": "text2"}.get(role, role)
-        roles.setdefault(role, []).append(col)
-    mapped = {c for cols in roles.values() for c in cols}
-    # a role columns= names takes no other column: the rest of its look-alikes are ignored
-    given = set(roles) | {SAME_ROLE[r] for r in roles if r in SAME_ROLE}
-    ignored = []
-    for col in found:
-        if col in mapped:
-            continue
-        role = _role_of(col)
-        if role is None or role in given:
-            ignored.append(col)
-        elif role == "negative" and _dtype(dataset, col) not in ("string", "large_string", "null", None):
-            ignored.append(f"{col} (not text)")  # e.g. negative_score: a number beside the negative
-        elif role in roles and role != "negative":
-            raise UserError(f"columns '{roles[role][0]}' and '{col}' both look like the {role} column; "
-                            f"pick one with columns={{{role}: NAME}} (found: {found_str})")
-        else:
-            roles.setdefault(role, []).append(col)
-    for role in ("score", "label"):  # mine_hard_negatives(output_scores=True) writes a list of scores per triplet
-        col = roles.get(role, [None])[0]
-        if col and col not in mapped and roles.get("negative") and _dtype(dataset, col) is None:
-            ignored.append(f"{col} (a list per row, as mined triplets carry their scores)")
-            del roles[role]
-
-    def one(role: str) -> str | None:
-        return roles.get(role, [None])[0]
-
-    anchor, positive = one("anchor") or one("text1"), one("positive") or one("text2")
-    score, label, text, negatives = one("score"), one("label"), one("text"), roles.get("negative", [])
-    if not roles and len(found) == 1:
-        text = found[0]  # one column: nothing to confuse
-        ignored = []
-    elif not roles and len(found) == 2 and _is_label_like(dataset, found):
-        text, label = _is_label_like(dataset, found)
-        ignored = []
-
-    if anchor and positive:
-        if score and label:
-            raise UserError(f"the data has both a score column '{score}' and a label column '{label}'; drop one "
-                            f"or map the one to use with columns= (found: {found_str})")
-        if score:
-            fmt = DataFormat("score", [anchor, positive], score)
-        elif label:
-            fmt = DataFormat("binary", [anchor, positive], label)
-        elif negatives:
-            fmt = DataFormat("triplet", [anchor, positive, *negatives])
-        else:
-            fmt = DataFormat("pair", [anchor, positive])
-    elif text and label and not (anchor or positive):
-        fmt = DataFormat("labeled", [text], label)
-    elif (text or anchor) and not (positive or score or label or negatives):
-        fmt = DataFormat("single", [text or anchor])
-    else:
-        raise UserError(f"cannot tell the data format from columns [{found_str}]; accepted: {ACCEPTED}; "
-                        f"map yours with columns={{anchor: COL, positive: COL}}")
-    if ignored:
-        fmt.notes.append(f"ignored columns: {', '.join(ignored)}")
+    fmt = _column_format(dataset, columns)
+    if fmt is None:
+        return _missing_mapped(dataset, columns or {}, held_out)
     keep = fmt.text_columns + ([fmt.label_column] if fmt.label_column else [])
     dataset = dataset.select_columns(keep + [c for c in ROW_COLUMNS if c in dataset.column_names])
     names, order = row_names(dataset), file_order(dataset)  # errors name the file's first bad line, not the split's
@@ -154,10 +96,127 @@ def detect_format(dataset: Any, columns: dict[str, str] | None = None,
     return dataset.select_columns(keep), fmt
 
 
-def _missing_mapped(dataset: Any, role: str, col: str, found_str: str, held_out: bool | DataFormat
-                    ) -> tuple[Any, DataFormat]:
+def _mapped_roles(mapping: dict[str, str], found: list[str]) -> dict[str, list[str]] | None:
+    """``columns=`` as role -> columns (sentence1/sentence2 as text1/text2, negative_N as negative); None when it
+    names a column the rows lack. A column mapped twice, or a role that does not exist, is a one-line error."""
+    twice = next((col for col in mapping.values() if list(mapping.values()).count(col) > 1), None)
+    if twice is not None:
+        both = " and ".join(role for role, col in mapping.items() if col == twice)
+        raise UserError(f"columns= maps {both} to the same column '{twice}'; map each role to its own column")
+    roles: dict[str, list[str]] = {}
+    for role, col in mapping.items():
+        key = "negative" if role.startswith("negative") else {"sentence1": "text1", "sentence2": "text2"}.get(role, role)
+        if key not in ALIASES and key != "negative":
+            raise UserError(f"columns= has unknown role '{role}'; roles are anchor, positive, negative, sentence1/"
+                            f"text1, sentence2/text2, score, label, text")
+        if col not in found:
+            return None
+        roles.setdefault(key, []).append(col)
+    return roles
+
+
+def _column_format(dataset: Any, columns: dict[str, str] | None) -> DataFormat | None:
+    """The format the column names (and ``columns=``) say, with the ignored columns noted; no row is read. None
+    when ``columns=`` names a column the rows lack. Every column the format does not read is named as ignored, so
+    a run never trains on other columns than the user meant without saying so."""
+    found = data_columns(dataset)
+    found_str = ", ".join(found) or "none"
+    roles = _mapped_roles(dict(columns or {}), found)
+    if roles is None:
+        return None
+    mapped = {c for cols in roles.values() for c in cols}
+    # a role columns= names takes no other column: the rest of its look-alikes are ignored
+    given = set(roles) | {SAME_ROLE[r] for r in roles if r in SAME_ROLE}
+    ignored: dict[str, str] = {}
+    for col in found:
+        if col in mapped:
+            continue
+        role = _role_of(col)
+        if role is None or role in given:
+            ignored[col] = col
+        elif role == "negative" and _dtype(dataset, col) not in ("string", "large_string", "null", None):
+            ignored[col] = f"{col} (not text)"  # e.g. negative_score: a number beside the negative
+        elif role in roles and role != "negative":
+            raise UserError(f"columns '{roles[role][0]}' and '{col}' both look like the {role} column; "
+                            f"pick one with columns={{{role}: NAME}} (found: {found_str})")
+        else:
+            roles.setdefault(role, []).append(col)
+    _refuse_two_pairs(roles, found_str)
+    for role in ("score", "label"):  # mine_hard_negatives(output_scores=True) writes a list of scores per triplet
+        col = roles.get(role, [None])[0]
+        if col and col not in mapped and roles.get("negative") and _dtype(dataset, col) is None:
+            ignored[col] = f"{col} (a list per row, as mined triplets carry their scores)"
+            del roles[role]
+    fmt = _choose_format(dataset, roles, found)
+    read = set(fmt.text_columns) | {fmt.label_column}  # a lone column is read whatever its name
+    ignored = {c: ignored.get(c, c) for c in found if c not in read}
+    if ignored:
+        fmt.notes.append(f"ignored columns: {', '.join(ignored.values())}")
+    return fmt
+
+
+def _refuse_two_pairs(roles: dict[str, list[str]], found_str: str) -> None:
+    """anchor/positive and sentence1/sentence2 are the same two places: sentence-transformers' losses read their
+    inputs by position, and their Inputs tables call those places (anchor, positive) or (input_A, input_B) pairs,
+    with a score or a 0/1 label alike. Data with both kinds of name holds two candidate pairs; nothing says which
+    one the user meant, so the run asks rather than train on one of them."""
+    clash = [(roles[a][0], roles[b][0], place) for a, b, place in (("anchor", "text1", "first"),
+                                                                  ("positive", "text2", "second"))
+             if roles.get(a) and roles.get(b)]
+    if not clash:
+        return
+
+    def col(role: str) -> str | None:
+        return (roles.get(role) or roles.get(SAME_ROLE[role]) or [None])[0]
+
+    picks = [", ".join(f"{key}: {col(role)}" for key, role in pair if col(role))
+             for pair in ((("anchor", "anchor"), ("positive", "positive")),
+                          (("sentence1", "text1"), ("sentence2", "text2")))]
+    both = ", and ".join(f"'{a}' and '{b}' {'both look like the ' if i == 0 else 'the '}{place}"
+                         for i, (a, b, place) in enumerate(clash))
+    raise UserError(f"columns {both} text of a pair (sentence-transformers' losses read anchor/positive and "
+                    f"sentence1/sentence2 in the same places); say which to train on: columns={{{picks[0]}}} or "
+                    f"columns={{{picks[1]}}} (found: {found_str})")
+
+
+def _choose_format(dataset: Any, roles: dict[str, list[str]], found: list[str]) -> DataFormat:
+    """The format that the columns' roles make up (the kinds of ``ACCEPTED``), or a one-line error."""
+    found_str = ", ".join(found) or "none"
+
+    def one(role: str) -> str | None:
+        return roles.get(role, [None])[0]
+
+    anchor, positive = one("anchor") or one("text1"), one("positive") or one("text2")
+    score, label, text, negatives = one("score"), one("label"), one("text"), roles.get("negative", [])
+    if not roles and len(found) == 1:
+        text = found[0]  # one column: nothing to confuse
+    elif not roles and len(found) == 2 and _is_label_like(dataset, found):
+        text, label = _is_label_like(dataset, found)
+
+    if anchor and positive:
+        if score and label:
+            raise UserError(f"the data has both a score column '{score}' and a label column '{label}'; drop one "
+                            f"or map the one to use with columns= (found: {found_str})")
+        if score:
+            return DataFormat("score", [anchor, positive], score)
+        if label:
+            return DataFormat("binary", [anchor, positive], label)
+        if negatives:
+            return DataFormat("triplet", [anchor, positive, *negatives])
+        return DataFormat("pair", [anchor, positive])
+    if text and label and not (anchor or positive):
+        return DataFormat("labeled", [text], label)
+    if (text or anchor) and not (positive or score or label or negatives):
+        return DataFormat("single", [text or anchor])
+    raise UserError(f"cannot tell the data format from columns [{found_str}]; accepted: {ACCEPTED}; "
+                    f"map yours with columns={{anchor: COL, positive: COL}}")
+
+
+def _missing_mapped(dataset: Any, mapping: dict[str, str], held_out: bool | DataFormat) -> tuple[Any, DataFormat]:
     """``columns=`` names a column the rows lack. Only eval_data can (the data itself was read with the same
     mapping): its own column names are used when they say the format alone, else a one-line error."""
+    found_str = ", ".join(data_columns(dataset)) or "none"
+    role, col = next((r, c) for r, c in mapping.items() if c not in data_columns(dataset))
     if not held_out:
         raise UserError(f"columns= maps {role} to '{col}', but the data has columns: {found_str}")
     try:

@@ -53,6 +53,20 @@ def test_na_words_are_trained_on_as_text(tmp_path, tiny_text_model, capsys, monk
     assert metrics["train_rows"] + metrics["eval_rows"] == 14
 
 
+
+def test_two_pairs_of_texts_are_refused_in_one_line_before_the_model_loads(tmp_path, capfd, monkeypatch):
+    """anchor/positive beside sentence1/sentence2: the run names the columns= that picks each, and trains nothing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "two.csv").write_text("anchor,positive,sentence1,sentence2,score\n" +
+                                      "".join(f"q{i},a{i},s{i},t{i},0.{i}\n" for i in range(8)))
+    code = main(["run", "text", "data=two.csv", "model=no/such-model", "output_dir=out"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "say which to train on: columns={anchor: anchor, positive: positive} or columns={sentence1: sentence1, " \
+           "sentence2: sentence2}" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
 IMG32 = ["backbone=tiny-cnn", "image_size=32", "max_steps=2"]
 
 

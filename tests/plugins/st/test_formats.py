@@ -64,8 +64,51 @@ def test_only_the_columns_a_run_reads_decide_whether_rows_repeat():
     from contrastkit.plugins.st.formats import used_columns
 
     ds = _ds(**{"Unnamed: 0": [0, 1, 2], "question": ["q", "q", "q"], "answer": ["a", "a", "a"], "notes": [1, 2, 3]})
-    assert used_columns(ds) == ["question", "answer"]
-    assert used_columns(ds, {"anchor": "notes"}) == ["question", "answer", "notes"]
+    assert used_columns(ds) == {"question": "text", "answer": "text"}
+    # what columns= maps is read in its place (the run refuses numbers as texts later); its look-alike is not read
+    assert used_columns(ds, {"anchor": "notes"}) == {"notes": "text", "answer": "text"}
+    classes = _ds(text=["a", "b"], label=["x", "y"], id=[1, 2])
+    assert used_columns(classes) == {"text": "text", "label": "class"}
+    assert used_columns(_ds(answer=["a"], question=["q"], score=[0.5])) == {"question": "text", "answer": "text",
+                                                                           "score": "label"}
+    # eval_data without the mapped columns is read by its own names, as detect_format reads it
+    assert list(used_columns(_ds(positive=["a"], anchor=["q"]), {"anchor": "q", "positive": "a"})) == \
+        ["anchor", "positive"]
+
+
+def test_two_pairs_of_texts_are_refused_with_the_mapping_for_each_and_the_one_mapped_names_the_other_ignored():
+    """anchor/positive and sentence1/sentence2 fill the same two places of a loss's inputs: with both in the data,
+    the run asks which pair to train on instead of picking one of them silently."""
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.formats import detect_format
+
+    rows = {"anchor": ["q1", "q2"], "positive": ["a1", "a2"], "sentence1": ["s1", "s2"], "sentence2": ["t1", "t2"],
+            "score": [0.2, 0.9]}
+    with pytest.raises(UserError, match=r"^columns 'anchor' and 'sentence1' both look like the first, and 'positive' "
+                                        r"and 'sentence2' the second text of a pair .*; say which to train on: "
+                                        r"columns=\{anchor: anchor, positive: positive\} or "
+                                        r"columns=\{sentence1: sentence1, sentence2: sentence2\} \(found: "):
+        detect_format(_ds(**rows))
+    with pytest.raises(UserError, match=r"columns=\{anchor: question\} or columns=\{sentence1: text1\}"):
+        detect_format(_ds(question=["q1", "q2"], text1=["s1", "s2"]))
+    for mapping, read, ignored in [({"anchor": "anchor", "positive": "positive"}, ["anchor", "positive"],
+                                    "sentence1, sentence2"),
+                                   ({"sentence1": "sentence1", "sentence2": "sentence2"}, ["sentence1", "sentence2"],
+                                    "anchor, positive")]:
+        ds, fmt = detect_format(_ds(**rows), mapping)
+        assert fmt.kind == "score" and ds.column_names == [*read, "score"]
+        assert fmt.notes[0] == f"ignored columns: {ignored}"
+    # one text per place, whatever the family: nothing to choose
+    assert detect_format(_ds(anchor=["q1", "q2"], sentence2=["a1", "a2"]))[1].text_columns == ["anchor", "sentence2"]
+
+
+def test_a_column_named_like_a_role_the_format_does_not_read_is_named_ignored():
+    from contrastkit.plugins.st.formats import detect_format
+
+    _, fmt = detect_format(_ds(anchor=["q1", "q2"], positive=["a1", "a2"], text=["x", "y"]))
+    assert fmt.kind == "pair" and fmt.notes == ["ignored columns: text"]
+    _, fmt = detect_format(_ds(query=["q1", "q2"], text=["x", "y"]))
+    assert fmt.text_columns == ["text"] and fmt.notes == ["ignored columns: query"]
 
 
 def test_header_names_with_spaces_around_them_keep_their_role():
