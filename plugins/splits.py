@@ -21,9 +21,12 @@ def holdout_size(rows: int, fraction: float = 0.1, max_eval: int = 1000) -> int:
 
 
 def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_train: int = 2,
-                     groups: list | None = None) -> tuple[Any, Any]:
+                     groups: list | None = None, classes: list | None = None) -> tuple[Any, Any]:
     """Use ``eval_data`` when given; otherwise hold out ``holdout_size`` rows, reproducibly. Rows with one
-    ``groups`` value (e.g. one image's captions) stay on one side, so held-out rows are not half trained on."""
+    ``groups`` value (e.g. one image's captions) stay on one side, so held-out rows are not half trained on.
+    Rows with ``classes`` (text,label data) are held out class by class (``by_class``), so they form the
+    (text, same-class text, other-class text) triplets they are evaluated on; classes too small for that are
+    said in one line and the rows drawn as for other data."""
     if len(train) < 2:
         raise UserError(f"data has {len(train)} usable row; training needs at least 2 rows (and 20 or more to hold "
                         f"some out for evaluation)")
@@ -32,6 +35,13 @@ def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_trai
     n_eval = holdout_size(len(train))
     if n_eval < 2 or len(train) - n_eval < min_train:
         return train, None  # too small to hold anything out; training still runs, evaluation is skipped
+    if classes is not None:
+        held = by_class(classes, n_eval, seed)
+        if held:
+            kept = sorted(set(range(len(train))) - set(held))
+            return train.select(kept), train.select(held)
+        log_line(f"held out: {n_eval} rows drawn at random, not class by class, which takes 30 or more rows, a "
+                 f"class of 3 or more (a held-out pair and a training row) and another of 2 or more")
     if groups is not None and len(set(groups)) < len(groups):
         return _split_groups(train, groups, n_eval, seed)
     parts = train.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
@@ -57,6 +67,38 @@ def _split_groups(data: Any, groups: list, n_eval: int, seed: int) -> tuple[Any,
         return data, None
     kept = sorted(set(range(len(groups))) - set(held))
     return data.select(kept), data.select(sorted(held))
+
+
+def by_class(classes: list, n_eval: int, seed: int) -> list[int]:
+    """``n_eval`` row indices (in the data's order) held out in proportion to each class's size: the class whose
+    held-out share would stay the smallest gives the next row, a class's first two rows together (a held-out row
+    needs a same-class partner to form a triplet), and every class keeps at least one training row. The two
+    largest classes give theirs first (the second one row when it has only two), so the held-out rows always
+    hold a same-class pair and another class to tell it from. Ties and the rows of each class are drawn with
+    ``seed``. Empty when no such split exists: fewer than 3 rows to hold out, or no class of 3 or more rows and
+    another of 2 or more."""
+    import random
+
+    rng = random.Random(seed)
+    rows: dict[Any, list[int]] = {}
+    for i, c in enumerate(classes):
+        rows.setdefault(c if isinstance(c, (str, int, float, bool, type(None))) else repr(c), []).append(i)
+    for members in rows.values():
+        rng.shuffle(members)
+    tie = dict(zip(rows, rng.sample(range(len(rows)), len(rows))))
+    big = sorted((c for c in rows if len(rows[c]) >= 2), key=lambda c: (-len(rows[c]), tie[c]))
+    if len(big) < 2 or len(rows[big[0]]) < 3 or n_eval < 3:
+        return []
+    taken = {big[0]: 2, big[1]: min(2, n_eval - 2, len(rows[big[1]]) - 1)}
+    # (the class's share once it gives its m-th row, tie, class, rows given): its first two rows come together
+    steps = sorted((m / len(rows[c]), tie[c], c, 2 if m == 2 else 1) for c in big for m in range(2, len(rows[c]))
+                   if m > 2 or c not in taken)
+    total = sum(taken.values())
+    for _, _, c, size in steps:  # a row beyond the pair only joins a class that gave its pair
+        if total + size <= n_eval and (size == 2 or taken.get(c, 0) >= 2):
+            taken[c] = taken.get(c, 0) + size
+            total += size
+    return sorted(i for c, k in taken.items() for i in rows[c][:k])
 
 
 def row_keys(ds: Any, columns: list[str] | None = None) -> list[tuple]:
@@ -106,14 +148,19 @@ EVAL_IS_TRAIN = ("evaluation on training rows shows how well they are fitted, no
                  "data; leave eval_data out to hold out 10% instead")
 
 
-def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, columns: list[str] | None = None) -> None:
+def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, columns: list[str] | None = None,
+                       eval_columns: list[str] | None = None) -> None:
     """An eval set that is (or copies) the training set measures fit, not generalisation: one warning line, with
-    the count when only some eval rows are training rows."""
+    the count when only some eval rows are training rows. Rows are compared by content: the training rows'
+    ``columns`` against the eval rows' ``eval_columns`` (default: the same names), side by side; no columns to
+    compare (``[]``) checks nothing."""
     if same_source(data, eval_data):
         inside = list(range(len(held_out)))
+    elif columns == []:
+        return
     else:
         trained = set(row_keys(train, columns))  # once, not once per eval row
-        inside = [i for i, key in enumerate(row_keys(held_out, columns)) if key in trained]
+        inside = [i for i, key in enumerate(row_keys(held_out, eval_columns or columns)) if key in trained]
     if inside and len(inside) == len(held_out):
         log_line(f"warning: every eval_data row is also a training row; {EVAL_IS_TRAIN}")
     elif inside:
@@ -121,21 +168,50 @@ def check_eval_overlap(data: Any, eval_data: Any, train: Any, held_out: Any, col
              f"{row_names(held_out)[inside[0]]}); the after-training scores are optimistic")
 
 
-def load_splits(cfg: Any, sample: str, used: Callable[[Any, Any], list[str]] | None = None) -> tuple[Any, Any]:
+#: What reads a dataset's columns for ``load_splits``: ``(dataset, columns=) -> {column: role}`` in the order the
+#: loss reads them, roles ``text`` (texts, in their places), ``class`` (a text's class) or ``label``; any other role
+#: (or a plain list of columns) names columns without saying what they hold.
+Reader = Callable[[Any, Any], dict[str, str]]
+
+
+def compared_columns(train: Any, held_out: Any, train_roles: dict[str, str] | None,
+                     eval_roles: dict[str, str] | None) -> tuple[list[str], list[str]]:
+    """The training and eval columns that hold the same content, side by side: the texts in the places the loss
+    reads them (first text, second text, negatives; as many places as both have), whatever each file calls them,
+    when the roles are known; else the columns both name alike."""
+    texts = [[c for c, role in roles.items() if role == "text"] for roles in (train_roles or {}, eval_roles or {})]
+    places = min(map(len, texts))
+    if places:
+        return texts[0][:places], texts[1][:places]
+    common = [c for c in (eval_roles or data_columns(held_out)) if c in train.column_names]
+    return common, common
+
+
+def _roles(used: Reader | None, dataset: Any, columns: Any) -> dict[str, str] | None:
+    """``used(dataset, columns)`` as {column: role} (a list's columns with no role said); None without ``used``."""
+    if used is None:
+        return None
+    found = used(dataset, columns)
+    return found if isinstance(found, dict) else dict.fromkeys(found, "column")
+
+
+def load_splits(cfg: Any, sample: str, used: Reader | None = None) -> tuple[Any, Any]:
     """A recipe's training data (the bundled ``sample`` when ``cfg.data`` is None) and its held-out split:
     ``cfg.eval_data`` when given (or a DatasetDict's evaluation split, ``eval_source``), else ``holdout_size``
-    rows of the data. Rows keep their place in the user's
-    file (``row_names``); repeated rows and an eval set that copies the training set are reported, compared on
-    the columns ``used(dataset, cfg.columns)`` names (default: all)."""
+    rows of the data, class by class for text,label data. Rows keep their place in the user's file
+    (``row_names``); repeated rows and an eval set that copies the training set are reported, compared on the
+    columns ``used(dataset, cfg.columns)`` names (default: all), eval rows by the roles of their columns."""
     source = cfg.data if cfg.data is not None else sample_path(sample)
     train = with_row_numbers(to_dataset(source, cfg.subset, cfg.split))
     held_out, eval_source = None, cfg.eval_source()
     if eval_source is not None:
         subset, split = cfg.eval_options()
         held_out = with_row_numbers(to_dataset(eval_source, subset, split, what="eval_data"))
+    roles = _roles(used, train, cfg.columns)
     if held_out is not None:
-        common = [c for c in (used(held_out, cfg.columns) if used else data_columns(held_out))
-                  if c in train.column_names]
-        check_eval_overlap(source, cfg.eval_data, train, held_out, common or None)
-    warn_duplicates(train, (used(train, cfg.columns) or None) if used else None)
-    return split_train_eval(train, held_out, seed=cfg.seed)
+        check_eval_overlap(source, cfg.eval_data, train, held_out,
+                           *compared_columns(train, held_out, roles, _roles(used, held_out, cfg.columns)))
+    warn_duplicates(train, list(roles or ()) or None)
+    label = next((c for c, role in (roles or {}).items() if role == "class"), None)
+    return split_train_eval(train, held_out, seed=cfg.seed,
+                            classes=column_values(train, label) if label else None)

@@ -33,12 +33,13 @@ def test_the_delimiter_is_detected_and_said_when_not_the_extensions(name, text, 
 
 
 def _cfg(data, eval_data=None, **fields):
-    """The data fields every recipe's Config has, and a seed."""
+    """The data fields every recipe's Config has, a seed, and the text recipes' columns=."""
     from contrastkit.plugins.config import DataArgs
 
     @dataclasses.dataclass
     class Cfg(DataArgs):
         seed: int = 42
+        columns: dict | None = None
 
     return Cfg(data=data, eval_data=eval_data, **fields)
 
@@ -279,3 +280,65 @@ print(list(load_hub('alice/multi', 'b', None, 'eval_data')['anchor']))  # the su
         assert lines[-1] == "['bq', 'bq2']"
     finally:
         server.stop()
+
+
+def test_eval_rows_are_compared_with_training_rows_by_the_texts_in_their_places_not_by_column_position(
+        tmp_path, capsys):
+    """Training columns q,a mapped by columns=; eval_data read by its own names, in the other order: the eval
+    rows that are training pairs are found, and a row holding a training pair the other way round is not one."""
+    from contrastkit.plugins.splits import load_splits
+    from contrastkit.plugins.st.formats import used_columns
+
+    path = _write(tmp_path, "qa.csv", "id,q,a\n" + "".join(f"{i},question {i},answer {i}\n" for i in range(20)))
+    held = _write(tmp_path, "held.csv", "positive,anchor\nanswer 3,question 3\nquestion 5,answer 5\n"
+                                        "answer 7,question 7\nanswer 1,question x\n")
+    cfg = dataclasses.replace(_cfg(path, held), columns={"anchor": "q", "positive": "a"})
+    load_splits(cfg, "unused", used_columns)
+    assert "warning: 2 of 4 eval_data rows are also training rows (first: line 2)" in capsys.readouterr().out
+    # the texts alone decide: another score for a training pair is still a trained-on pair
+    scored = _write(tmp_path, "scored.csv", "sentence2,sentence1,score\nanswer 3,question 3,0.1\nb,a,0.9\n")
+    load_splits(dataclasses.replace(cfg, eval_data=scored), "unused", used_columns)
+    assert "warning: 1 of 2 eval_data rows are also training rows (first: line 2)" in capsys.readouterr().out
+
+
+def _classes(tmp_path, per_class):
+    rows = "".join(f"text {c} {i},class{c}\n" for c, n in enumerate(per_class) for i in range(n))
+    return _write(tmp_path, "classes.csv", "text,label\n" + rows)
+
+
+def test_class_labelled_rows_are_held_out_class_by_class_so_they_form_triplets(tmp_path, capsys):
+    from collections import Counter
+
+    from contrastkit.plugins.splits import load_splits
+    from contrastkit.plugins.st.evaluation import labeled_triplets
+    from contrastkit.plugins.st.formats import used_columns
+
+    path = _classes(tmp_path, [5] * 10)  # 50 rows, 5 held out: drawn at random, 6 of seeds 0-19 drew no triplet
+    held_outs = []
+    for seed in range(20):
+        train, held = load_splits(dataclasses.replace(_cfg(path), seed=seed), "unused", used_columns)
+        assert len(held) == 5 and len(train) == 45 and labeled_triplets(held["text"], held["label"])
+        assert set(train["label"]) == {f"class{c}" for c in range(10)}  # every class keeps training rows
+        held_outs.append(held["__line__"])
+    assert len(set(map(tuple, held_outs))) > 5  # the seed draws the classes and rows
+    again = load_splits(dataclasses.replace(_cfg(path), seed=19), "unused", used_columns)[1]["__line__"]
+    assert again == held_outs[19]
+    sizes = [300, 150, 90, 48, 10, 2]
+    held = Counter(load_splits(_cfg(_classes(tmp_path, sizes)), "unused", used_columns)[1]["label"])
+    assert sum(held.values()) == 60 and all(abs(held[f"class{c}"] - n / 10) <= 1 for c, n in enumerate(sizes)), held
+    assert "drawn at random" not in capsys.readouterr().out
+
+
+def test_class_labelled_rows_that_cannot_be_held_out_by_class_are_drawn_at_random_and_said(tmp_path, capsys):
+    from contrastkit.plugins.splits import load_splits
+    from contrastkit.plugins.st.formats import used_columns
+
+    path = _classes(tmp_path, [1] * 40)  # no class has a second row
+    train, held = load_splits(_cfg(path), "unused", used_columns)
+    assert (len(train), len(held)) == (36, 4)
+    assert "data: held out: 4 rows drawn at random, not class by class, which takes 30 or more rows" in \
+        capsys.readouterr().out
+    pairs = _write(tmp_path, "pairs.csv", "anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(40)))
+    split = load_splits(_cfg(pairs), "unused", used_columns)[1]["__line__"]
+    assert split == load_splits(_cfg(pairs), "unused")[1]["__line__"]  # other formats: the split as before
+    assert "drawn at random" not in capsys.readouterr().out
