@@ -190,8 +190,8 @@ def _choose_format(dataset: Any, roles: dict[str, list[str]], found: list[str]) 
     score, label, text, negatives = one("score"), one("label"), one("text"), roles.get("negative", [])
     if not roles and len(found) == 1:
         text = found[0]  # one column: nothing to confuse
-    elif not roles and len(found) == 2 and _is_label_like(dataset, found):
-        text, label = _is_label_like(dataset, found)
+    elif set(roles) == {"label"} and len(found) == 2 and _is_label_like(dataset, found):
+        text, label = _is_label_like(dataset, found)  # one text column, named anything, and its label: class data
 
     if anchor and positive:
         if score and label:
@@ -251,12 +251,12 @@ def _check_teaches(dataset: Any, fmt: DataFormat, names: list[str], order: list[
 
 
 def _is_label_like(dataset: Any, cols: list[str]) -> tuple[str, str] | None:
+    """(text, label) for two columns: one named like a label (its classes numbers or names) and one of text."""
     feats = dataset.features
-    kinds = {c: getattr(feats[c], "dtype", "") for c in cols}
-    strings = [c for c in cols if kinds[c] in ("string", "large_string")]
-    others = [c for c in cols if c not in strings]
-    if len(strings) == 1 and len(others) == 1 and _role_of(others[0]) == "label":
-        return strings[0], others[0]
+    labels = [c for c in cols if _role_of(c) == "label"]
+    texts = [c for c in cols if c not in labels and getattr(feats[c], "dtype", "") in ("string", "large_string")]
+    if len(labels) == 1 and len(texts) == 1:
+        return texts[0], labels[0]
     return None
 
 

@@ -139,6 +139,19 @@ def test_held_out_rows_of_one_class_are_accepted_and_keep_their_labels():
     assert ds["label"] == [1, 0, 1] and fmt.classes == ["x", "y"]
 
 
+@pytest.mark.parametrize("labels", [[0, 1, 0], ["spam", "ham", "spam"]])
+def test_one_text_column_of_any_name_beside_a_label_column_is_class_data(labels):
+    """sentence-transformers reads columns by place, so (review, label) is (text, label): class-labelled data."""
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.formats import detect_format
+
+    ds, fmt = detect_format(_ds(review=["a", "b", "c"], label=labels))
+    assert (fmt.kind, fmt.text_columns, fmt.label_column) == ("labeled", ["review"], "label")
+    assert len(set(ds["label"])) == 2
+    with pytest.raises(UserError, match="cannot tell the data format"):  # two texts of unknown names: no guess
+        detect_format(_ds(review=["a", "b", "c"], other=["x", "y", "x"]))
+
+
 def test_mined_triplets_with_a_list_of_scores_train_as_triplets_and_other_list_labels_are_one_line_errors():
     from contrastkit.plugins.errors import UserError
     from contrastkit.plugins.st.formats import detect_format
