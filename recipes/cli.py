@@ -188,16 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("push", help="push a trained output folder to the Hugging Face Hub",
                        description="Push OUTPUT_DIR to REPO_ID in one commit. Options: private=true, "
-                                   "revision=BRANCH, commit_message=TEXT. The token comes from HF_TOKEN "
+                                   "revision=BRANCH, commit_message=TEXT, create_pr=true (a pull request "
+                                   "instead of a commit), token=TOKEN. The token comes from HF_TOKEN "
                                    "or 'hf auth login'.")
     p.add_argument("output_dir", help="a folder written by 'contrastkit run'")
     p.add_argument("repo_id", help="Hub repo id, e.g. user/my-model")
     p.add_argument("options", nargs="*", default=[], metavar="key=value",
-                   help="private=true revision=BRANCH commit_message=...")
+                   help="private=true revision=BRANCH commit_message=... create_pr=true token=...")
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("push-demo", help="create a Gradio Space that runs the similarity demo",
-                       description="Create a Gradio Space for model=REPO_ID [compare_to=REPO_ID].")
+                       description="Create a Gradio Space for model=REPO_ID [compare_to=REPO_ID]. Options: "
+                                   "private=true, title=TEXT, out_dir=FOLDER (with --dry-run), and what the "
+                                   "Space installs: wheel=FILE or package=REQUIREMENT (default: a wheel built "
+                                   "from this checkout).")
     p.add_argument("space_id", help="Space repo id, e.g. user/my-demo (with --dry-run, out_dir= picks the folder)")
     p.add_argument("options", nargs="*", default=[], metavar="key=value", help="model=REPO_ID compare_to=REPO_ID ...")
     p.add_argument("--dry-run", action="store_true", help="write the Space folder locally instead of pushing")
@@ -205,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="open the Gradio similarity demo (base vs fine-tuned)",
                        description="Open the similarity demo. Options: model=PATH_OR_ID "
-                                   "compare_to=PATH_OR_ID port=7860.")
+                                   "compare_to=PATH_OR_ID port=7860 host=127.0.0.1 share=false "
+                                   "max_upload_mb=10 trust_remote_code=false precision=auto cpu_threads=1 "
+                                   "(defaults shown).")
     p.add_argument("options", nargs="*", default=[], metavar="key=value", help="model=... compare_to=... port=7860")
     p.set_defaults(func=cmd_demo)
     parser.commands = tuple(sub.choices)

@@ -128,7 +128,8 @@ class LightningArgs(Part):
     ema_decay: float = field(0.0, "save an exponential moving average of the weights with this decay, e.g. 0.9 "
                                   "(0: off, the default)", group="training")
     wise_ft: float | str | None = field(None, "WiSE-FT: the share of its change the backbone keeps when training "
-                                              "ends (default: 0.65 pretrained, 1 (off) random); auto: chosen by kNN "
+                                              "ends (default: 0.65 for a pretrained backbone, 1 (off) for supcon or "
+                                              "a random one); auto: chosen by kNN "
                                               "on 10% of the labelled training images, set aside", group="training")
     center: bool = field(False, "centre the saved encoder's embeddings: subtract the training images' mean "
                                 "embedding, which spreads embeddings that crowd together (default off)",

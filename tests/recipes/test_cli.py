@@ -26,6 +26,21 @@ def test_every_command_has_help(command, capsys):
         assert all(c in out for c in COMMANDS)
 
 
+def test_help_of_push_push_demo_and_demo_names_every_option(capsys):
+    """The options are key=value words argparse cannot list itself: the help text names them by hand, so it is
+    checked against the config classes (built without importing torch, so it cannot read them at run time)."""
+    import dataclasses
+
+    from contrastkit.demo.app import DemoConfig
+    from contrastkit.plugins.hub import PushConfig, PushDemoConfig
+
+    for command, cls in (("push", PushConfig), ("push-demo", PushDemoConfig), ("demo", DemoConfig)):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert [f.name for f in dataclasses.fields(cls) if f"{f.name}=" not in out] == [], command
+
+
 def test_list_shows_every_builtin_recipe_with_a_description(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
