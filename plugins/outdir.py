@@ -39,6 +39,8 @@ HUB_FIELDS = ("subset", "split")
 #: how the checkpoint trained, compared as given ("auto" too): the restored optimizer keeps its learning rate and
 #: parameter groups, and the columns, mining and loss decide what the rows mean
 TRAINING_FIELDS = ("learning_rate", "loss", "freeze_embeddings", "columns", "mine_hard_negatives")
+#: the record's step count of the model and metrics saved in the folder (``mark_finished``)
+FINISHED = "finished_steps"
 
 
 class FolderLock:
@@ -194,7 +196,48 @@ def write_record(folder: Path, recipe: str, cfg: Any) -> None:
     from .config import _home_as_tilde
 
     record = {"recipe": recipe, **_home_as_tilde(identity(cfg)), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    before = _own_record(folder) if getattr(cfg, "resume", False) else {}
+    record[FINISHED] = before.get(FINISHED)  # a resumed run has not yet replaced the saved model it found
     (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def mark_finished(folder: Path, metrics: dict[str, Any]) -> None:
+    """Note in the run record that ``folder`` holds the model and metrics of the run's step count (read from
+    ``metrics``: the image recipe's ``steps``, the Trainer recipes' ``train.global_step``). Called once they are
+    saved, so ``holds_finished`` tells a finished run from one stopped after its last checkpoint."""
+    record = _own_record(folder)
+    steps = metrics.get("steps", (metrics.get("train") or {}).get("global_step"))
+    if record and isinstance(steps, int):
+        record[FINISHED] = steps
+        (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def holds_finished(folder: Path, steps: int) -> bool:
+    """Whether ``folder`` already holds the saved model and metrics of a checkpoint of ``steps`` steps (then
+    ``resume=true`` has nothing to do), not just the checkpoint: a run stopped (Ctrl-C, a kill) after its last
+    checkpoint but before its model was saved. The record says so; a folder without a contrastkit record of it
+    (an older run, or the Trainer used without a recipe) counts as finished when metrics.json gives ``steps``
+    steps beside a saved model."""
+    record = _own_record(folder)
+    if FINISHED in record:
+        return record[FINISHED] == steps
+    from .report import read_metrics
+
+    metrics = read_metrics(folder) or {}
+    done = metrics.get("steps", (metrics.get("train") or {}).get("global_step"))
+    return done == steps and any((folder / name).is_file() for name in MODEL_FILES)
+
+
+#: files that only a saved model puts at the top of an output folder (a Trainer recipe's, the image encoder's)
+MODEL_FILES = ("model.safetensors", "modules.json", "pytorch_model.bin")
+
+
+def _own_record(folder: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:

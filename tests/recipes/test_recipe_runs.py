@@ -99,6 +99,37 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_ctrl_c_before_a_checkpoi
     assert (out / "model.safetensors").is_file() and not (out / ".contrastkit-lock").exists()
 
 
+def test_ctrl_c_after_the_last_checkpoint_resumes_to_the_saved_model_and_a_finished_run_is_refused(
+        tmp_path, tiny_text_model, capfd):
+    """Ctrl-C while the "after" evaluation runs (1,000 held-out rows keep it busy for a second or more): the checkpoint
+    holds all the steps and no model is saved. resume=true evaluates and saves that checkpoint, as the run would
+    have; once the model is saved, resume=true is refused as for any finished run."""
+    out = tmp_path / "out"
+    args = ["run", "text", f"data={_pairs(tmp_path)}", f"eval_data={_pairs(tmp_path, 1000, 'eval.csv')}",
+            f"model={tiny_text_model}", f"output_dir={out}", "max_steps=2", "save_steps=1", "min_steps=0",
+            "logging_steps=1"]
+    proc = _start(args, tmp_path)
+    try:
+        _wait_for(lambda: (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file(), proc)
+    finally:
+        code, err = _interrupt(proc)
+    assert code == 130 and not (out / "model.safetensors").exists(), err  # stopped after its last checkpoint
+    capfd.readouterr()
+    assert main([*args, "resume=true"]) == 0
+    said = capfd.readouterr().out
+    assert "resume: the checkpoint already holds all 2 steps; evaluating and saving it" in said
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["global_step"] == 2 and [h["step"] for h in metrics["loss_history"]] == [1, 2]
+    assert metrics["after"] != metrics["before"] and (out / "loss.png").is_file()
+    saved = _hashes(out / "checkpoints" / "checkpoint-2")["model.safetensors"]
+    assert _hashes(out)["model.safetensors"] == saved  # the checkpoint's weights, no step more
+    files = _hashes(out)
+    assert main([*args, "resume=true"]) == 2
+    (line,) = _errors(capfd.readouterr().err)
+    assert "already trained 2 steps, all of this run's max_steps=2" in line
+    assert _hashes(out) == files
+
+
 def test_ctrl_c_in_the_image_recipe_says_contrastkit_and_resume_true_continues(tmp_path):
     data = _folder(tmp_path / "images")
     out = tmp_path / "out"
