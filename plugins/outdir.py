@@ -36,9 +36,11 @@ PROMPTS_FIELD = "prompts"
 DATA_FIELD = "data"
 #: a Hub dataset's subset and split are part of which data it is
 HUB_FIELDS = ("subset", "split")
-#: how the checkpoint trained, compared as given ("auto" too): the restored optimizer keeps its learning rate and
-#: parameter groups, and the columns, mining and loss decide what the rows mean
-TRAINING_FIELDS = ("learning_rate", "loss", "freeze_embeddings", "columns", "mine_hard_negatives")
+#: how the checkpoint trained, compared as given ("auto" and an unset default too): the restored optimizer keeps its
+#: learning rate and parameter groups, the columns, mining and loss decide what the rows mean, and the batch size
+#: what a step is (its rows, the steps per epoch). The user's batch_size is recorded: the out-of-memory fallback's
+#: smaller micro-batches (with gradient accumulation) and the image recipe's cap at the image count keep it.
+TRAINING_FIELDS = ("learning_rate", "loss", "freeze_embeddings", "columns", "mine_hard_negatives", "batch_size")
 #: the record's step count of the model and metrics saved in the folder (``mark_finished``)
 FINISHED = "finished_steps"
 

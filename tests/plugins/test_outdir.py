@@ -26,11 +26,30 @@ def test_resume_refuses_a_changed_training_setting_before_touching_the_folder(tm
         ({"loss": "mnrl"}, "loss=auto, not loss=mnrl"),
         ({"columns": {"anchor": "answer", "positive": "question"}}, "columns={}, not columns={"),
         ({"mine_hard_negatives": False}, "the default mine_hard_negatives (no mine_hard_negatives=), not "),
+        ({"batch_size": 64}, "the default batch_size (no batch_size=), not batch_size=64"),
     ]:
         with pytest.raises(UserError, match=rf"^resume=true but output_dir '.*run' was trained with .*{re.escape(said)}"):
             outdir.check_resume(folder, "text", resolve(text.Config, data="pairs.csv", resume=True, **change))
     assert (folder / outdir.RECORD).read_bytes() == record and sorted(p.name for p in folder.iterdir()) == \
         [outdir.RECORD]
+
+
+@pytest.mark.parametrize("recipe", ["rerank", "sparse", "image", "image_text"])
+def test_resume_refuses_another_batch_size_in_every_recipe_that_has_one(tmp_path, recipe):
+    """Another batch size is another step: other rows per step and other steps per epoch. The record keeps the
+    batch size as given (a runtime micro-batch of the out-of-memory fallback is never recorded)."""
+    import importlib
+
+    from contrastkit.plugins import outdir
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.errors import UserError
+
+    config = importlib.import_module(f"contrastkit.recipes.{recipe}").Config
+    trained = resolve(config, data="pairs.csv")
+    outdir.write_record(tmp_path, recipe, trained)
+    with pytest.raises(UserError, match=rf"was trained with batch_size={trained.batch_size}, not batch_size=2; "
+                                        rf"resume with batch_size={trained.batch_size}, or choose"):
+        outdir.check_resume(tmp_path, recipe, resolve(config, data="pairs.csv", batch_size=2, resume=True))
 
 
 def test_config_yaml_repeats_a_resumed_run_as_a_fresh_one(tmp_path):
