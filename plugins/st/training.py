@@ -219,6 +219,9 @@ def train(trainer: Any, resume: bool = False) -> Any:
                                 f"or use a smaller model") from None
         # Outside the except block: only now does Python drop the exception, whose traceback frames hold the failed
         # step's tensors, so the collection and the trim below can give that memory back before the retry.
+        gc.collect()
+        _empty_device_cache()
+        _save_reached_step(trainer)
         trainer.optimizer, trainer.lr_scheduler = None, None  # rebuilt (or reloaded from the checkpoint)
         gc.collect()
         _empty_device_cache()
@@ -292,6 +295,28 @@ def _evaluate_checkpoint(trainer: Any, checkpoint: str) -> Any:
     finally:
         handler.callbacks = kept
     return TrainOutput(state.global_step, logs[-1]["loss"] if logs else 0.0, {})
+
+
+def _save_reached_step(trainer: Any) -> None:
+    """After out of memory at step K > 0 with no checkpoint of step K, save one, so that the retry goes on from
+    step K with the optimizer, schedule and loss history it had. Without it the retry started the schedule again
+    at step 0 from weights already trained K steps: K steps more than asked, and a loss history of the retry
+    alone. One process only: under DDP the other ranks do not stop with this one. A save that itself runs out of
+    memory is given up (the retry then starts from the current weights, as before)."""
+    from pathlib import Path
+
+    from .callbacks import remove_args_pickle
+
+    steps, folder = trainer.state.global_step, Path(trainer.args.output_dir) / f"checkpoint-{trainer.state.global_step}"
+    if steps == 0 or world_size() > 1 or trainer.optimizer is None or (folder / "trainer_state.json").is_file():
+        return
+    try:
+        trainer._save_checkpoint(trainer.model, trial=None)
+    except RuntimeError as exc:
+        if not is_out_of_memory(exc):
+            raise
+        return
+    remove_args_pickle(folder)
 
 
 def _check_trained(trainer: Any) -> None:
