@@ -11,6 +11,7 @@ from typing import Any
 
 from ..device import auto_bf16, is_main_process, world_size
 from ..errors import UserError
+from .resume import evaluate_checkpoint, holds_all_steps, newest_checkpoint
 
 
 def epochs_for_min_steps(epochs: float, min_steps: int, rows: int, batch_size: int, world_size: int = 1) -> float:
@@ -190,16 +191,16 @@ def train(trainer: Any, resume: bool = False) -> Any:
     """Train, resuming from the newest checkpoint when asked; out of memory falls back (see ``oom_fallback``).
 
     A checkpoint that already holds the run's whole length (a run stopped after its last save, before its model
-    was saved) is evaluated and handed on to be saved, without a step more (``_evaluate_checkpoint``)."""
+    was saved) is evaluated and handed on to be saved, without a step more (``resume.evaluate_checkpoint``)."""
     import gc
 
-    checkpoint = _newest_checkpoint(trainer) if resume else None
+    checkpoint = newest_checkpoint(trainer) if resume else None
     if resume and checkpoint is None:
         raise UserError(f"resume=true but '{trainer.args.output_dir}' holds no complete checkpoint yet (the run "
                         f"stopped before its first save); run the same command without resume=true to start again")
-    if checkpoint is not None and _holds_all_steps(trainer, checkpoint):
+    if checkpoint is not None and holds_all_steps(trainer, checkpoint):
         _before_from_base_model(trainer, evaluate=True)
-        return _evaluate_checkpoint(trainer, checkpoint)
+        return evaluate_checkpoint(trainer, checkpoint)
     first = True
     while True:
         _before_from_base_model(trainer, evaluate=first)  # resuming and retrying load weights before on_train_begin
@@ -225,76 +226,10 @@ def train(trainer: Any, resume: bool = False) -> Any:
         trainer.optimizer, trainer.lr_scheduler = None, None  # rebuilt (or reloaded from the checkpoint)
         gc.collect()
         _empty_device_cache()
-        checkpoint = _newest_checkpoint(trainer)  # the last saved state, else the weights as they are now
+        checkpoint = newest_checkpoint(trainer)  # the last saved state, else the weights as they are now
         from ..report import Printer
 
         Printer()(f"out of memory: {what}; training again from {checkpoint or 'the current weights'}")
-
-
-def _holds_all_steps(trainer: Any, checkpoint: str) -> bool:
-    """Whether the checkpoint already trained the run's whole length. Refused (a ``UserError``) when it trained
-    more than that, or when the folder already holds the model and metrics saved from it: the Trainer would take
-    one more step and rewrite the finished run's metrics, card and checkpoints (the model stays, at learning
-    rate 0)."""
-    import json
-    import math
-    from pathlib import Path
-
-    from ..outdir import finished, holds_finished
-
-    steps = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
-    args, out = trainer.args, Path(trainer.args.output_dir).parent
-    if args.max_steps > 0:
-        if steps < args.max_steps:
-            return False
-        if steps > args.max_steps or holds_finished(out, steps):
-            raise finished(out, f"{steps} steps", steps > args.max_steps, f"max_steps={args.max_steps}",
-                           f"max_steps= above {steps}")
-        return True
-    per_epoch = max(1, math.ceil(len(trainer.get_train_dataloader()) / args.gradient_accumulation_steps))
-    length = math.ceil(args.num_train_epochs * per_epoch)
-    if steps < length:
-        return False
-    if steps > length or holds_finished(out, steps):
-        done = steps / per_epoch
-        raise finished(out, f"{steps} steps ({done:g} epochs of {per_epoch} steps)", done > args.num_train_epochs,
-                       f"epochs={args.num_train_epochs:g}", f"epochs= above {done:g}")
-    return True
-
-
-def _evaluate_checkpoint(trainer: Any, checkpoint: str) -> Any:
-    """Finish a run from a checkpoint that holds all its steps, as an uninterrupted run finishes: its weights and
-    state (step count, epochs, loss history) are loaded, the model card gets the training logs, and the train
-    begin and end of the caller's callbacks and of the card's run, so "after", metrics.json and the plots come
-    out as they would have; the caller saves the model. The library's other callbacks (progress bar, optimizer,
-    loggers) need steps, and none is taken. Hugging Face's Trainer would take one step more instead."""
-    from transformers import TrainerState
-    from transformers.trainer_utils import TrainOutput
-
-    from ..report import Printer
-
-    state = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
-    Printer()(f"resume: the checkpoint already holds all {state.global_step} steps; evaluating and saving it")
-    trainer._load_from_checkpoint(checkpoint)
-    state.is_local_process_zero = trainer.is_local_process_zero()
-    state.is_world_process_zero = trainer.is_world_process_zero()
-    trainer.state = state
-    logs = [h for h in state.log_history if "loss" in h]
-    card = getattr(trainer.model, "model_card_data", None)
-    if card is not None and hasattr(card, "training_logs"):
-        card.training_logs += [{"Epoch": h.get("epoch"), "Step": h["step"], "Training Loss": h["loss"]} for h in logs]
-    handler, kept = trainer.callback_handler, trainer.callback_handler.callbacks
-    handler.callbacks = [c for c in kept if "ModelCard" in type(c).__name__ or
-                         not type(c).__module__.startswith(("transformers.", "sentence_transformers."))]
-    try:
-        trainer.control = handler.on_train_begin(trainer.args, state, trainer.control)
-        # as training leaves the model (and as the Trainer's own evaluation prepares one): its forward in the
-        # run's autocast, so "after" is measured as an uninterrupted run measures it
-        trainer.accelerator.prepare_model(trainer.model, evaluation_mode=True)
-        trainer.control = handler.on_train_end(trainer.args, state, trainer.control)
-    finally:
-        handler.callbacks = kept
-    return TrainOutput(state.global_step, logs[-1]["loss"] if logs else 0.0, {})
 
 
 def _save_reached_step(trainer: Any) -> None:
@@ -339,16 +274,6 @@ def _before_from_base_model(trainer: Any, evaluate: bool) -> None:
                 callback.evaluate_before(trainer.model)
             else:
                 callback._before_done = True
-
-
-def _newest_checkpoint(trainer: Any) -> str | None:
-    """The newest complete checkpoint: trainer_state.json is written last, so one cut off by a kill is skipped."""
-    from pathlib import Path
-
-    found = sorted((p for p in Path(trainer.args.output_dir).glob("checkpoint-*")
-                    if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()),
-                   key=lambda p: int(p.name.split("-")[-1]))
-    return str(found[-1]) if found else None
 
 
 def _empty_device_cache() -> None:

@@ -44,12 +44,12 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _wait_for(check, proc: subprocess.Popen, seconds: float = 120) -> None:
+def _wait_for(check, proc: subprocess.Popen, seconds: float = 120, every: float = 0.2) -> None:
     deadline = time.time() + seconds
     while not check():
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, "timed out"
-        time.sleep(0.2)
+        time.sleep(every)
 
 
 def _interrupt(proc: subprocess.Popen) -> tuple[int, str]:
@@ -110,7 +110,8 @@ def test_ctrl_c_after_the_last_checkpoint_resumes_to_the_saved_model_and_a_finis
             "logging_steps=1"]
     proc = _start(args, tmp_path)
     try:
-        _wait_for(lambda: (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file(), proc)
+        # polled often: the window between the last checkpoint and the saved model is the evaluation's second
+        _wait_for(lambda: (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file(), proc, every=0.01)
     finally:
         code, err = _interrupt(proc)
     assert code == 130 and not (out / "model.safetensors").exists(), err  # stopped after its last checkpoint
