@@ -70,11 +70,17 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     rerank.check_format(fmt, train_data.column_names)
     rerank.check_loss_fits(cfg.loss, fmt.kind)  # and a loss the format cannot train, before mining
+    rerank.check_negatives_available(cfg.loss, fmt.kind, cfg.mine_hard_negatives)
     cfg.check_num_negatives(fmt.kind == "pair" and cfg.mine_hard_negatives is not False, fmt.kind)
     eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=fmt) if eval_data is not None \
         else (None, fmt)
 
-    # 3. The retriever (mining and candidates), mined negatives for pairs, the CrossEncoder, the loss
+    # 3. The CrossEncoder (first: a base it cannot be fails before mining), the retriever (mining and candidates),
+    # mined negatives for pairs, the loss
+    set_seed(cfg.seed)  # a new classifier head starts alike on every run with this seed
+    model = models.load_model(cfg.model, cfg.trust_remote_code, kind="cross")
+    rerank.check_one_label(model, cfg.model)
+    models.training_length(model, cfg.max_seq_length, 0)  # sets max_seq_length; refuses one beyond the model's
     needs_retriever = fmt.kind == "pair" or eval_fmt.kind in ("pair", "triplet")
     retriever = models.load_model(cfg.retriever, cfg.trust_remote_code, what="retriever") if needs_retriever else None
     loss = cfg.loss
@@ -83,13 +89,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         needs = cfg.mine_hard_negatives is True or rerank.check_rerank_loss(loss) not in ("auto", "mnrl")
         train_data, fmt = mining.mine_or_keep(retriever, train_data, fmt, cfg.columns, cfg.num_negatives, needs,
                                               f"the retriever {cfg.retriever}", log)
-    set_seed(cfg.seed)  # a new classifier head starts alike on every run with this seed
-    model = models.load_model(cfg.model, cfg.trust_remote_code, kind="cross")
-    models.training_length(model, cfg.max_seq_length, 0)  # sets max_seq_length; refuses one beyond the model's
     if fmt.kind == "pair":  # no negatives: mining was off (or found none, for a loss that does without)
-        if rerank.check_rerank_loss(loss) not in ("auto", "mnrl"):
-            raise UserError(f"loss={loss} needs negatives, and mine_hard_negatives=false leaves the pairs without "
-                            f"any; use loss=mnrl (in-batch negatives) or let the retriever mine them")
         loss = "mnrl"
     choice = rerank.choose_rerank_loss(model, train_data, fmt, loss)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")

@@ -44,6 +44,24 @@ def check_format(fmt: DataFormat, columns: list[str]) -> None:
                         f"{fmt.kind} data; use the text recipe for it")
 
 
+def check_one_label(model: Any, name: str) -> None:
+    """A reranker scores each (query, document) with one number; every loss here refuses a CrossEncoder with more
+    output labels (an NLI classifier has 3) with a traceback, so say it in one line, before mining."""
+    labels = getattr(model, "num_labels", 1)
+    if labels != 1:
+        raise UserError(f"model '{name}' is a CrossEncoder with {labels} output labels (a classifier, e.g. NLI), "
+                        f"and a reranker scores with one; pass model= a reranker (a 1-label CrossEncoder) or a "
+                        f"bi-encoder")
+
+
+def check_negatives_available(loss: str, kind: str, mine_hard_negatives: bool | None) -> None:
+    """Pairs with mining off have no negatives, which bce and the listwise losses need; known from the config, so
+    the recipe asks before any model loads."""
+    if kind == "pair" and mine_hard_negatives is False and check_rerank_loss(loss) not in ("auto", "mnrl"):
+        raise UserError(f"loss={loss} needs negatives, and mine_hard_negatives=false leaves the pairs without any; "
+                        f"use loss=mnrl (in-batch negatives) or let the retriever mine them")
+
+
 @dataclass
 class RerankLoss:
     """The chosen loss, why, the dataset in the shape that loss reads, and whether batches must not repeat texts."""
