@@ -171,7 +171,11 @@ def name_hub_datasets(trainer: Any, cfg: Any) -> None:
     card = trainer.model.model_card_data
     train_id = hub_id(cfg.data)
     if train_id and len(card.train_datasets) == 1:  # one Dataset: the recipes never train on a DatasetDict
-        card.train_datasets[0].update(name=train_id, id=train_id)
+        # the heading names the subset and a split other than train: one id can hold many training sets
+        said = [f"subset {cfg.subset}"] * bool(cfg.subset) + [f"split {cfg.split}"] * (cfg.split not in (None, "train"))
+        card.train_datasets[0].update(name=f"{train_id} ({', '.join(said)})" if said else train_id, id=train_id)
+        if cfg.split:
+            card.train_datasets[0]["split"] = cfg.split
     for found in (train_id, hub_id(getattr(cfg, "eval_data", None))):
         if found and found not in card.datasets:
             card.datasets.append(found)

@@ -295,24 +295,27 @@ def test_a_text_run_on_a_hub_dataset_evaluates_on_its_test_split_names_it_on_the
 def test_rerank_and_sparse_cards_name_the_hub_datasets_they_were_trained_and_evaluated_on(hub_server, tiny_text_model,
                                                                                           tmp_path):
     """Both recipes through the Python API, in one process, on a training and an evaluation dataset from the Hub."""
-    from huggingface_hub import ModelCard
+    from huggingface_hub import HfApi, ModelCard
 
     _hub_dataset(hub_server, "alice/faq-train", train=24)
+    subsets = "---\nconfigs:\n- config_name: faq\n  data_files: data/*.csv\n---\n"  # one subset, named
+    HfApi(endpoint=hub_server.url, token=hub_server.token).upload_file(
+        path_or_fileobj=subsets.encode(), path_in_repo="README.md", repo_id="alice/faq-train", repo_type="dataset")
     _hub_dataset(hub_server, "alice/faq-eval", train=6)
     code = f"""
 from contrastkit.recipes import rerank, sparse
 common = dict(data="alice/faq-train", eval_data="alice/faq-eval", model={tiny_text_model!r}, max_steps=1,
               batch_size=4)
 rerank.run(**common, retriever={tiny_text_model!r}, output_dir={str(tmp_path / 'rerank')!r})
-sparse.run(**common, active_dims=8, output_dir={str(tmp_path / 'sparse')!r})
+sparse.run(**common, subset="faq", active_dims=8, output_dir={str(tmp_path / 'sparse')!r})
 """
     r = python_code(code)
     assert r.returncode == 0, r.stderr[-2000:]
-    for recipe in ("rerank", "sparse"):
+    for recipe, heading in (("rerank", "alice/faq-train"), ("sparse", "alice/faq-train (subset faq)")):
         card = ModelCard.load(tmp_path / recipe / "README.md")
         assert card.data.datasets == ["alice/faq-train", "alice/faq-eval"], recipe
-        assert "#### alice/faq-train" in card.text and "Unnamed Dataset" not in card.text, recipe
-        assert "(https://huggingface.co/datasets/alice/faq-train)" in card.text, recipe
+        assert f"#### {heading}\n" in card.text and "Unnamed Dataset" not in card.text, recipe
+        assert f"[{heading}](https://huggingface.co/datasets/alice/faq-train)" in card.text, recipe
 
 
 def test_image_text_push_to_hub_after_a_run_has_a_card_whose_snippet_loads_the_repo_and_its_images(hub_server,
