@@ -31,8 +31,9 @@ class Config(MiningArgs, PromptArgs, SentenceTransformerArgs):
     model: str = field("all-MiniLM-L6-v2", "base: a dense model (gets a CSR head) or a masked-LM (gets SPLADE), "
                                            "a local folder or a Hub id")
     head: str = field("auto", "auto (SPLADE on a masked-LM base, else CSR), csr or splade")
-    active_dims: int | None = field(None, "non-zero dimensions per CSR vector (default 128); not with SPLADE, "
-                                          "whose sparsity comes from its regulariser")
+    active_dims: int | None = field(None, "non-zero dimensions per CSR vector (default 128 for a new head; a CSR "
+                                          "SparseEncoder base keeps its own); not with SPLADE, whose sparsity "
+                                          "comes from its regulariser")
     similarity: str = field("auto", "auto (cosine for CSR, dot for SPLADE), cosine or dot: what pairs are trained and "
                                     "searched with")
     scale: float | None = field(None, "inverse temperature of the in-batch loss (default 20 with cosine, 1 with dot)")
@@ -83,16 +84,22 @@ def run(cfg: Config | None = None, **overrides: Any):
     model = sparse.load_sparse(cfg.model, cfg.head, cfg.active_dims, cfg.trust_remote_code)
     head = sparse.head_of(model)
     models.training_length(model, cfg.max_seq_length, 0)  # sets max_seq_length; refuses one beyond the model's
-    if head == "csr":
+    trained_csr = head == "csr" and sparse.is_sparse_model(cfg.model)  # a sparse run's folder, say
+    if trained_csr:
+        log(f"model: the base's own CSR head, {sparse.active_dims_of(model)} of {model.get_embedding_dimension()} "
+            f"dimensions active ({'active_dims=' if cfg.active_dims else 'as it was trained; active_dims= changes it'})")
+    elif head == "csr":
         log(f"model: CSR head on the dense base, {sparse.active_dims_of(model)} of {model.get_embedding_dimension()} "
             f"dimensions active (active_dims=); a masked-LM base gets SPLADE instead")
     else:
         vocab = model[0].auto_model.config.vocab_size  # SpladePooling learns its width only in its first forward
         log(f"model: SPLADE over the {vocab:,}-word vocabulary (sparsity from its FLOPS regulariser)")
     if cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
-        miner = cfg.retriever or (cfg.model if head == "csr" else models.DEFAULT_TEXT_MODEL)
+        # the dense base mines; a SparseEncoder base (SPLADE, or a CSR run's folder) is no bi-encoder to mine with
+        base_mines = head == "csr" and not trained_csr
+        miner = cfg.retriever or (cfg.model if base_mines else models.DEFAULT_TEXT_MODEL)
         retriever = models.load_model(miner, cfg.trust_remote_code, what="retriever")
-        if cfg.retriever is None and head == "csr":  # the base mines: with the prompts it trains with
+        if cfg.retriever is None and base_mines:  # the base mines: with the prompts it trains with
             prompts.apply(cfg.prompts, retriever, fmt.kind, lambda _: None)
         train_data, fmt = mining.mine_or_keep(retriever, train_data, fmt, cfg.columns, cfg.num_negatives,
                                               cfg.mine_hard_negatives is True, miner, log)

@@ -9,6 +9,7 @@ and active dimensions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError, did_you_mean
@@ -79,7 +80,7 @@ def head_of(model: Any) -> str:
 def load_sparse(name: str, head: str = "auto", active_dims: int | None = None, trust_remote_code: bool = False) -> Any:
     """A SparseEncoder from ``name``: sentence-transformers builds SPLADE (MLMTransformer + SpladePooling) on a base
     with a masked-LM head and a CSR head (SparseAutoEncoder, 4x the dimension, ``active_dims`` kept, default
-    ``ACTIVE_DIMS``) on a dense one. ``head=csr`` on a masked-LM base builds the CSR stack (mean pooling) itself;
+    ``ACTIVE_DIMS``) on a dense one; a CSR SparseEncoder keeps its own active dims unless ``active_dims`` is given. ``head=csr`` on a masked-LM base builds the CSR stack (mean pooling) itself;
     ``head=splade`` on a base without a masked-LM head, or ``active_dims`` with SPLADE, is an error."""
     from .models import load_model
 
@@ -88,6 +89,7 @@ def load_sparse(name: str, head: str = "auto", active_dims: int | None = None, t
         raise UserError(_SPLADE_DIMS)  # before the model loads, where the head is known already
     model = load_model(name, trust_remote_code, kind="sparse")
     built = head_of(model)
+    trained = built == "csr" and is_sparse_model(name)  # its head was trained with its own active dims
     if built == "splade" and head == "auto" and active_dims is not None:
         raise UserError(_SPLADE_DIMS)
     if head == "splade" and built != "splade":
@@ -96,12 +98,30 @@ def load_sparse(name: str, head: str = "auto", active_dims: int | None = None, t
     if head == "csr" and built == "splade":
         model = _csr_on(model, trust_remote_code)
         built = "csr"
-    if built == "csr":
+    if built == "csr" and not (trained and active_dims is None):
         _set_active_dims(model, active_dims or ACTIVE_DIMS)
     # dot product, as SparseMultipleNegativesRankingLoss trains and an inverted index scores (a dense base saved with
     # cosine would pass that on; the cosine losses set cosine themselves)
     model.similarity_fn_name = "dot"
     return model
+
+
+def is_sparse_model(name: str) -> bool:
+    """Whether ``name`` was saved as a SparseEncoder (a sparse run's folder, or a Hub SparseEncoder that loading
+    fetched): a CSR head that keeps the active dims it was trained with, and a base that cannot mine negatives as a
+    bi-encoder. Read from its ``config_sentence_transformers.json``, as sentence-transformers decides it."""
+    from .models import _is_local, resolve_model_name, saved_type
+
+    path, _ = resolve_model_name(name)
+    if _is_local(path):
+        return saved_type(str(Path(path).expanduser())) == "SparseEncoder"
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(path, "config_sentence_transformers.json")
+    except Exception:  # noqa: BLE001 - not a repo id: nothing cached says so
+        return False
+    return isinstance(found, str) and saved_type(str(Path(found).parent)) == "SparseEncoder"
 
 
 def _csr_on(splade: Any, trust_remote_code: bool) -> Any:
@@ -130,6 +150,9 @@ def _set_active_dims(model: Any, active_dims: int) -> None:
                                 f"{module.hidden_dim} dimensions and training keeps 4 x active_dims of them; use "
                                 f"active_dims={most} or fewer")
             module.k = active_dims
+            # a dense base without a sentence-transformers config gets k_aux 512, beyond a small head's width, and
+            # torch.topk then fails on the first training step
+            module.k_aux = min(module.k_aux, module.hidden_dim)
     model.max_active_dims = active_dims
 
 

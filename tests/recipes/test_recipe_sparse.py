@@ -121,7 +121,7 @@ def test_a_masked_lm_base_gets_splade(head, tmp_path, tiny_mlm_model, tiny_text_
 
 
 @pytest.mark.parametrize("base", ["dense", "masked-lm"])
-def test_head_csr_honours_active_dims(base, tmp_path, tiny_text_model, tiny_mlm_model):
+def test_head_csr_honours_active_dims(base, tmp_path, tiny_text_model, tiny_mlm_model, capsys):
     from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
 
     model_path = tiny_text_model if base == "dense" else tiny_mlm_model
@@ -135,6 +135,16 @@ def test_head_csr_honours_active_dims(base, tmp_path, tiny_text_model, tiny_mlm_
     assert [type(m).__name__ for m in model][:2] == ["Transformer", "Pooling"]
     vectors = _dense(model, PROBE)
     assert vectors.shape == (3, 128) and ((vectors != 0).sum(axis=1) <= 4).all()
+    if base == "dense":
+        # training on from that folder keeps its 4 active dims (not the default 128) and mines with the default
+        # bi-encoder: a SparseEncoder is no retriever
+        capsys.readouterr()
+        again = _run(tmp_path, str(result.output_dir), PAIRS, active_dims=None, max_steps=1,
+                     output_dir=str(tmp_path / "again"))
+        printed = capsys.readouterr().out
+        assert "the base's own CSR head, 4 of 128 dimensions active (as it was trained" in printed
+        assert "from all-MiniLM-L6-v2" in printed and again.metrics["active_dims"] == 4
+        assert list(SparseEncoder(str(again.output_dir), device="cpu"))[-1].k == 4
 
 
 def test_prompts_train_and_are_saved_and_a_seed_repeats_a_run(tmp_path, tiny_text_model, capsys):
