@@ -81,6 +81,7 @@ def run(cfg: Config | None = None, **overrides: Any):
     model = models.load_model(cfg.model, cfg.trust_remote_code, kind="cross")
     rerank.check_one_label(model, cfg.model)
     models.training_length(model, cfg.max_seq_length, 0)  # sets max_seq_length; refuses one beyond the model's
+    kind_given = fmt.kind  # pair before mining, triplet after
     needs_retriever = fmt.kind == "pair" or eval_fmt.kind in ("pair", "triplet")
     retriever = models.load_model(cfg.retriever, cfg.trust_remote_code, what="retriever") if needs_retriever else None
     loss = cfg.loss
@@ -91,7 +92,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                                               f"the retriever {cfg.retriever}", log)
     if fmt.kind == "pair":  # no negatives: mining was off (or found none, for a loss that does without)
         loss = "mnrl"
-    choice = rerank.choose_rerank_loss(model, train_data, fmt, loss)
+    choice = rerank.choose_rerank_loss(model, train_data, fmt, loss, mined=fmt.kind != kind_given)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
     if cfg.freeze_embeddings:
         log(f"model: token embeddings frozen ({models.freeze_token_embeddings(model):,} weights); "

@@ -93,7 +93,7 @@ def check_loss_fits(loss: str, kind: str) -> str:
 
 
 def choose_rerank_loss(model: Any, dataset: Any, fmt: DataFormat, loss: str = "auto",
-                       pos_weight: float | None = None) -> RerankLoss:
+                       pos_weight: float | None = None, mined: bool = False) -> RerankLoss:
     """Pick (or check) the loss and reshape ``dataset`` (columns in ``fmt`` order) into what it reads:
     labelled pairs for ``bce``, (query, [documents], [labels]) lists for the listwise losses, the tuples as they are
     for ``mnrl``. ``pos_weight`` weighs positives in ``bce`` (sentence-transformers' docs use the negatives per
@@ -102,7 +102,8 @@ def choose_rerank_loss(model: Any, dataset: Any, fmt: DataFormat, loss: str = "a
     from sentence_transformers.cross_encoder import losses as L
 
     name = check_loss_fits(loss, fmt.kind)
-    name, reason = auto_loss(fmt.kind) if name == "auto" else (name, f"loss={name} was set")
+    # ``mined``: the negative columns came from mining the pairs, which the reason says as the docs print it
+    name, reason = auto_loss("pair" if mined else fmt.kind) if name == "auto" else (name, f"loss={name} was set")
     cls = getattr(L, LOSSES[name][1])
     cols = fmt.text_columns
     kwargs: dict[str, Any] = {}

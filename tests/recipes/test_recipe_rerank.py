@@ -58,6 +58,9 @@ def test_each_format_trains_and_loads_back(case, tmp_path, tiny_text_model, caps
     assert metrics["train"]["global_step"] == 2
     assert metrics["train_rows"] == rows_per_row * (len(frame) - metrics["eval_rows"])
     assert ("mining: " in printed) is (case == "pairs-mined")  # given negatives are used as they are
+    # the reason says where the negatives came from, as docs/rerank.md prints it
+    assert ("pairs with mined negatives ->" in metrics["loss_reason"]) is (case == "pairs-mined")
+    assert ("pairs with negative columns ->" in metrics["loss_reason"]) is (case == "negatives-as-given")
     saved = json.loads((out / "metrics.json").read_text())
     for key in keys:
         assert 0 <= saved["before"][key] <= 1 and 0 <= saved["after"][key] <= 1, key
