@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .core import _LOADED, Slot, model_key, remember
+from .core import _LOADED, Slot, _fit_seq_length, model_key, remember
 
 DEFAULT_TOP_K = 20  # the rerank recipe's default top_k
 _RETRIEVERS: dict[tuple[str, bool, tuple], Any] = {}
@@ -35,13 +35,16 @@ def run_folder(name: str) -> Path | None:
 
 
 def run_settings(name: str) -> tuple[str | None, int | None, str]:
-    """(retriever, top_k, where they were read) from the reranker's run folder; (None, None, "") when it has none."""
+    """(retriever, top_k, where they were read) from the reranker's run folder; (None, None, "") when it has none,
+    and (None, None, "none") when its run used none (config.yaml then names a default that was never loaded)."""
     from contrastkit.plugins.report import read_metrics
 
     folder = run_folder(name)
     if folder is None:
         return None, None, ""
     metrics = read_metrics(folder) or {}
+    if "retriever" in metrics and metrics["retriever"] is None:  # trained and evaluated on scored/labelled pairs
+        return None, None, "none"
     config = read_yaml(folder / "config.yaml")
     retriever = next((v for v in (metrics.get("retriever"), config.get("retriever")) if isinstance(v, str) and v),
                      None)
@@ -70,7 +73,11 @@ def load_retriever(name: str, trust_remote_code: bool = False) -> Any:
     if shared is not None and shared.kind == "dense":
         return shared.model
     if key not in _RETRIEVERS:  # load_model refuses a reranker or sparse encoder folder
-        remember(_RETRIEVERS, key, load_model(name, trust_remote_code, what="retriever"))
+        model = load_model(name, trust_remote_code, what="retriever")
+        _fit_seq_length(model)
+        remember(_RETRIEVERS, key, model)
+        if key not in _LOADED:  # a slot that names the same model, loaded after this, shares it
+            remember(_LOADED, key, Slot("retriever", name, model=model))
     return _RETRIEVERS[key]
 
 
@@ -103,6 +110,9 @@ def attach(slot: Slot, trust_remote_code: bool = False) -> None:
     if named:
         slot.retriever_note = (f"the retriever its run used, `{named}`, could not be loaded ({reason}), so search "
                                f"reranks the top {slot.top_k} of {default} instead")
+    elif source == "none":
+        slot.retriever_note = (f"its run used no retriever (it trained and was evaluated on scored or labelled "
+                               f"pairs), so search reranks the top {slot.top_k} of {default}")
     else:
         slot.retriever_note = (f"its folder does not say which retriever its run used, so search reranks the top "
                                f"{slot.top_k} of {default}")

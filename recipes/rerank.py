@@ -110,7 +110,9 @@ def run(cfg: Config | None = None, **overrides: Any):
     callback = BeforeAfterCallback(evaluator, out, headline=lambda m: rerank.headline(m, eval_fmt.kind),
                                    extra={"recipe": "rerank", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": fmt.kind,
-                                          "retriever": models.absolute(cfg.retriever), "top_k": cfg.top_k,
+                                          # scored or labelled pairs use no retriever: none is recorded
+                                          "retriever": models.absolute(cfg.retriever) if needs_retriever else None,
+                                          "top_k": cfg.top_k if needs_retriever else None,
                                           "train_rows": len(choice.dataset), "world_size": world_size(),
                                           "eval_rows": held_out})
     epochs = training.recipe_epochs(cfg, len(choice.dataset), log)

@@ -70,6 +70,12 @@ def test_each_format_trains_and_loads_back(case, tmp_path, tiny_text_model, caps
         loses = saved["after"]["heldout_mrr@10"] < saved["after"]["heldout_base_mrr@10"]
         assert ("warning: the reranker orders the held-out queries worse" in printed) is loses
     assert shown in printed.split("evaluation on the held-out split", 1)[1]
+    # the retriever is recorded where one mined or retrieved, and the demo's search says which it reranks
+    from contrastkit.demo import retriever
+
+    uses = kind == "triplet"
+    assert (saved["retriever"] is not None, saved["top_k"] is not None) == (uses, uses)
+    assert (retriever.run_settings(str(out))[2] == "none") is not uses
     for name in ("README.md", "config.yaml", "loss.png", "before_after.png"):
         assert (out / name).is_file(), name
     # A plain sentence-transformers CrossEncoder folder, and hub.load gives the same class and scores
