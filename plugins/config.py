@@ -35,10 +35,12 @@ def _type_hints(cls: type) -> dict[str, Any]:
 
 def _unknown_key(cls: type, key: str) -> UserError:
     names = [f.name for f in dataclasses.fields(cls)]
-    hint = did_you_mean(key, names, cutoff=0.5)
+    hint = did_you_mean(key, names, cutoff=0.55)  # above 0.5: active_dims is not num_negatives
     if not issubclass(cls, RecipeArgs):  # a command's options (push, push-demo, demo): few enough to list
         return UserError(f"unknown option '{key}'.{hint} The options are: {', '.join(names)}.")
-    return UserError(f"unknown config key '{key}'.{hint} Run 'contrastkit show RECIPE' to list the valid keys.")
+    package, _, module = cls.__module__.rpartition(".")  # a built-in recipe's module names it; a copied file's not
+    recipe = module.replace("_", "-") if package == "contrastkit.recipes" else "RECIPE"
+    return UserError(f"unknown config key '{key}'.{hint} Run 'contrastkit show {recipe}' to list the valid keys.")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

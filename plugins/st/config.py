@@ -82,8 +82,9 @@ class LossArgs(Part):
 class MiningArgs(Part):
     """Hard negatives mined for pairs with the base model before training."""
 
-    mine_hard_negatives: bool | None = field(None, "mine hard negatives for pairs with the base model (default: on "
-                                                    "for anchor/positive pairs with an in-batch-negative loss)",
+    mine_hard_negatives: bool | None = field(None, "mine hard negatives for pairs, with the base model (or retriever= "
+                                                    "where the recipe has one) (default: on for anchor/positive pairs "
+                                                    "with an in-batch-negative loss)",
                                              group="recipe")
     num_negatives: int = field(1, "hard negatives mined per pair (default 1)", group="recipe")
 

@@ -67,6 +67,17 @@ def test_an_unknown_key_in_a_config_file_names_the_file(tmp_path):
         resolve(image.Config, config=path)
 
 
+def test_an_unknown_key_names_the_recipe_to_show_and_no_far_fetched_key():
+    from contrastkit.recipes import image_text, rerank
+
+    with pytest.raises(UserError) as refused:  # a sparse key given to rerank
+        resolve(rerank.Config, active_dims=8)
+    assert str(refused.value) == ("unknown config key 'active_dims'. Run 'contrastkit show rerank' to list the valid "
+                                  "keys.")
+    with pytest.raises(UserError, match=r"'epoch'\. Did you mean 'epochs'\? Run 'contrastkit show image-text'"):
+        resolve(image_text.Config, epoch=1)
+
+
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_the_text_recipes_max_seq_length_must_be_positive_as_reranks_and_sparses(value):
     with pytest.raises(UserError, match=f"config field 'max_seq_length' must be an integer > 0, got {value}"):
