@@ -233,8 +233,17 @@ class FolderCheckpoint(pl.callbacks.ModelCheckpoint):
             kept = kept + [[int(step), value] for (step, _), value in zip(new, values)]
         self._losses = checkpoint[HISTORY_KEY] = kept
 
+    _restored_step: int | None = None  # the global step of the checkpoint this fit resumed from
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Lightning's last checkpoint at the end, unless no step was trained since the checkpoint resumed from (a
+        finished run's end, ``training._EndsEvenWhenDone``): that one already holds this state, and stays as it is."""
+        if trainer.global_step != self._restored_step:
+            super().on_train_end(trainer, pl_module)
+
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         """Put the checkpoint's losses before the ones this fit logs (none yet: restoring comes before training)."""
+        self._restored_step = checkpoint.get("global_step")
         saved = checkpoint.get(HISTORY_KEY)  # absent in checkpoints written before the key existed
         if saved is not None and hasattr(pl_module, "history"):
             pl_module.history[:0] = [(step, torch.tensor(loss)) for step, loss in saved]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loops.fit_loop import _FitLoop
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from .. import outdir, report
@@ -125,14 +126,18 @@ def device_error(cfg: Any, precision: str, exc: BaseException) -> UserError:
 def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn: KNNCallback | None,
         log: Any) -> tuple[float, float]:
     """Train (from the newest whole checkpoint with ``resume``, refused where it has nothing left to train); returns
-    the training's wall and CPU seconds (this process, all its threads), kNN passes left out."""
+    the training's wall and CPU seconds (this process, all its threads), kNN passes left out. A checkpoint of the
+    run's whole length with no model saved from it (a run stopped after its last checkpoint) is finished: no step
+    more, but the end of training (EMA, WiSE-FT, kNN before/after) as an uninterrupted run has it."""
     # images each process sees per epoch, as Lightning's DistributedSampler shares them out (padded to equal shares),
     # and its steps (whole batches: drop_last)
     per_process = -(-len(loader.dataset) // trainer.world_size)
     per_epoch = max(1, per_process // loader.batch_size)
     checkpoint = resume_from(out / report.CHECKPOINTS) if cfg.resume else None
     steps, epochs = trained_so_far(checkpoint)
-    refuse_finished(cfg, steps, epochs, per_epoch, out)
+    if checkpoint is not None and holds_all_steps(cfg, steps, epochs, per_epoch, out):
+        log(f"resume: the checkpoint already holds all {steps} steps; evaluating and saving it")
+        trainer.fit_loop.__class__ = _EndsEvenWhenDone  # the same loop and state, not skipped
     # enough epochs for the steps, so max_epochs never ends the run early (else "Epoch 0/-2"): from the start, or past
     # the checkpoint's epochs where a run that max_steps stopped mid-epoch has that epoch counted as done
     if cfg.max_steps > 0:
@@ -175,40 +180,57 @@ def trained_so_far(checkpoint: str | None) -> tuple[int, int]:
         return 0, 0
 
 
-def refuse_finished(cfg: Any, steps: int, epochs: int, per_epoch: int, out: Path) -> None:
-    """Refuse ``resume=true`` from a checkpoint that already trained this run's whole length: Lightning would train
-    no step, skip the callbacks that evaluate and blend, and overwrite the finished run's model and metrics."""
+def holds_all_steps(cfg: Any, steps: int, epochs: int, per_epoch: int, out: Path) -> bool:
+    """Whether the checkpoint already trained this run's whole length. Refused (a ``UserError``) when it trained more,
+    or when the folder already holds the model and metrics saved from it (``outdir.holds_finished``): there is
+    nothing to train, and the finished run's model and metrics would be written again."""
     if cfg.max_steps > 0:
         if steps < cfg.max_steps:
-            return
+            return False
         beyond, trained = steps > cfg.max_steps, f"{steps} steps"
         length, fix = f"max_steps={cfg.max_steps}", f"max_steps= above {steps}"
     else:
         # a checkpoint saved at an epoch's last step has not counted that epoch yet; Lightning ends it on resume
         done = max(epochs, steps // per_epoch)
         if done < cfg.epochs:
-            return
+            return False
         beyond, trained = done > cfg.epochs, f"{steps} steps ({done} epoch{'s' * (done != 1)} of {per_epoch} steps)"
         length, fix = f"epochs={cfg.epochs}", f"epochs= above {done}"
-    raise outdir.finished(out, trained, beyond, length, fix)
+    if beyond or outdir.holds_finished(out, steps):
+        raise outdir.finished(out, trained, beyond, length, fix)
+    return True
+
+
+class _EndsEvenWhenDone(_FitLoop):
+    """Lightning's fit loop, which skips itself, hooks included, when the restored checkpoint has trained all the
+    steps: this one still calls ``on_train_start`` and ``on_train_end`` around no step, so the kNN "before" and
+    "after", EMA and WiSE-FT run as they do when an uninterrupted run ends (on the device it trained on)."""
+
+    @property
+    def skip(self) -> bool:
+        return self.trainer.limit_train_batches == 0
 
 
 def resume_from(folder: Path) -> str | None:
     """The newest checkpoint that is whole: a run killed while writing leaves a cut-off file, which is skipped."""
-    import zipfile
-
-    # torch.save writes a zip archive whose directory comes last: a cut-off file has none or fails a CRC. Reading
-    # the archive checks that without unpickling a file that may come from anywhere; Lightning loads the one chosen.
     for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                whole = archive.testzip() is None
-        except Exception:  # noqa: BLE001 - any unreadable checkpoint is skipped the same way
-            whole = False
-        if whole:
+        if is_whole(path):
             return str(path)
         print(f"skipping the unreadable checkpoint {path.name}")
     return None
+
+
+def is_whole(checkpoint: Path) -> bool:
+    """Whether a checkpoint file is written to its end. torch.save writes a zip archive whose directory comes last:
+    a cut-off file has none or fails a CRC. Reading the archive checks that without unpickling a file that may come
+    from anywhere; Lightning loads the one chosen."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            return archive.testzip() is None
+    except Exception:  # noqa: BLE001 - any unreadable checkpoint counts as cut off
+        return False
 
 
 def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, run: dict[str, Any],

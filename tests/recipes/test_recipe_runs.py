@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from contrastkit.plugins.vision.training import is_whole
 from contrastkit.recipes.cli import main
 
 from tests.conftest import CLI
@@ -131,7 +132,10 @@ def test_ctrl_c_after_the_last_checkpoint_resumes_to_the_saved_model_and_a_finis
     assert _hashes(out) == files
 
 
-def test_ctrl_c_in_the_image_recipe_says_contrastkit_and_resume_true_continues(tmp_path):
+def test_ctrl_c_in_the_image_recipe_says_contrastkit_and_resume_true_continues(tmp_path, capfd):
+    """Ctrl-C mid-training: one line naming resume=true, which continues. Then Ctrl-C after the last checkpoint, while
+    the "after" kNN runs (1,000 held-out images keep it busy for a second): resume=true evaluates and saves that
+    checkpoint with no step more, as the run would have; once the model is saved, resume=true is refused."""
     data = _folder(tmp_path / "images")
     out = tmp_path / "out"
     args = ["run", "image", f"data={data}", *IMAGE, f"output_dir={out}", "max_steps=100000", "save_steps=1"]
@@ -144,11 +148,38 @@ def test_ctrl_c_in_the_image_recipe_says_contrastkit_and_resume_true_continues(t
     (line,) = _errors(err)
     assert f"resume=true output_dir={out}" in line and "checkpoints" in line
     assert not (out / "model.safetensors").exists()  # an interrupted run saves no "finished" model
-    # the command it names continues (here with a step budget 2 past the newest checkpoint, so it ends soon)
-    done = max(int(p.stem.rpartition("step=")[2]) for p in (out / "checkpoints").glob("*step=*.ckpt"))
-    assert main([*args[:-2], f"max_steps={done + 2}", "save_steps=1", "resume=true", f"output_dir={out}"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["steps"] == done + 2
-    assert (out / "model.safetensors").is_file()
+    # the command it names continues (here with a step budget 2 past the newest checkpoint, so it ends soon), and
+    # is stopped again once the checkpoint of its last step is whole, polled often: the window is the "after" kNN
+    done = max(int(p.stem.rpartition("step=")[2]) for p in (out / "checkpoints").glob("*step=*.ckpt")) + 2
+    args = [*args[:-2], f"max_steps={done}", "save_steps=1", "resume=true",
+            f"eval_data={_folder(tmp_path / 'held-out', per_class=500)}"]
+    last = out / "checkpoints" / f"epoch={(done - 1) // 2}-step={done}.ckpt"  # 18 training images: 2 steps an epoch
+    proc = _start(args, tmp_path)
+    try:
+        _wait_for(lambda: is_whole(last), proc, every=0.01)
+    finally:
+        code, err = _interrupt(proc)
+    assert code == 130 and not (out / "model.safetensors").exists(), err  # stopped after its last checkpoint
+    capfd.readouterr()
+    checkpoints = _hashes(out / "checkpoints")
+    assert main(args) == 0
+    assert _hashes(out / "checkpoints") == checkpoints  # read, not written again
+    assert f"resume: the checkpoint already holds all {done} steps; evaluating and saving it" in capfd.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == done and [h["step"] for h in metrics["history"]] == list(range(1, done + 1))
+    assert metrics["eval_images"] == 1000 and (out / "loss.png").is_file()
+    assert metrics["embedding_spread"]["after"] != metrics["embedding_spread"]["before"]  # "after" was evaluated
+    import torch
+    from safetensors.torch import load_file
+
+    trained = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    saved = load_file(out / "model.safetensors")  # tiny-cnn starts random: wise_ft=1 keeps the trained weights
+    assert saved and all(torch.equal(v, trained[f"backbone.{k}"]) for k, v in saved.items())  # no step more
+    files = _hashes(out)
+    assert main(args) == 2
+    (line,) = _errors(capfd.readouterr().err)
+    assert f"already trained {done} steps, all of this run's max_steps={done}" in line
+    assert _hashes(out) == files
 
 
 def _hashes(folder: Path) -> dict[str, str]:
