@@ -122,6 +122,12 @@ def choose_rerank_loss(model: Any, dataset: Any, fmt: DataFormat, loss: str = "a
             kwargs["num_negatives"] = 4  # random in-batch documents beside the hard negatives (the loss's default)
     elif fmt.kind == "score":
         kwargs["activation_fn"] = torch.nn.Sigmoid()  # the score is in [0, 1], as the model's predict() returns
+    if fmt.kind in ("score", "binary") and not isinstance(model.activation_fn, torch.nn.Sigmoid):
+        # a base saved with another activation (ms-marco rerankers keep Identity) would predict() raw logits, not
+        # the [0, 1] score or probability it is trained towards here, and be evaluated on them
+        reason += (f"; the base's {type(model.activation_fn).__name__} activation -> Sigmoid, so predict() gives "
+                   f"scores in [0, 1]")
+        model.activation_fn = torch.nn.Sigmoid()
     built = cls(model, **kwargs)
     return RerankLoss(built, name, reason, dataset, in_batch_negatives=name == "mnrl")
 

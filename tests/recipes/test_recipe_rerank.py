@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from contrastkit.plugins import hub
 from contrastkit.recipes import rerank
 from sentence_transformers import CrossEncoder
@@ -49,9 +50,13 @@ FORMATS = {
 @pytest.mark.parametrize("case", list(FORMATS))
 def test_each_format_trains_and_loads_back(case, tmp_path, tiny_text_model, capsys):
     frame, loss, kind, rows_per_row, keys, shown = FORMATS[case]
+    model = tiny_text_model
+    if case == "scores":  # a reranker base that predicts raw logits, as ms-marco ones are saved
+        model = str(tmp_path / "identity-reranker")
+        CrossEncoder(tiny_text_model, num_labels=1, activation_fn=torch.nn.Identity(), device="cpu").save(model)
     # the tiny model scores all pairs within 1e-4 of each other: bf16 autocast (precision=auto on a CPU with native
     # bfloat16) rounds them to one value, and a correlation of constant scores is NaN
-    result = _run(tmp_path, tiny_text_model, frame, **({"precision": "fp32"} if case == "scores" else {}))
+    result = _run(tmp_path, model, frame, **({"precision": "fp32"} if case == "scores" else {}))
     out, metrics = result.output_dir, result.metrics
     printed = capsys.readouterr().out
     assert metrics["recipe"] == "rerank" and metrics["loss"] == loss and metrics["format"] == kind
@@ -84,6 +89,9 @@ def test_each_format_trains_and_loads_back(case, tmp_path, tiny_text_model, caps
     assert type(loaded) is CrossEncoder
     scores = plain.predict(PROBE)
     assert scores.shape == (3,) and np.isfinite(scores).all()
+    if kind in ("score", "binary"):  # trained towards [0, 1] scores or probabilities, and predicts them
+        assert isinstance(plain.activation_fn, torch.nn.Sigmoid) and ((0 <= scores) & (scores <= 1)).all()
+        assert ("Identity activation -> Sigmoid" in metrics["loss_reason"]) is (case == "scores")
     np.testing.assert_allclose(loaded.predict(PROBE), scores, atol=1e-6)
 
 
