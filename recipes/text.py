@@ -74,16 +74,15 @@ def run(cfg: Config | None = None, **overrides: Any):
     from contrastkit.plugins.st import evaluation, formats, losses, mining, models, prompts, static, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
 
-    # 1. Output folder (checked first, so a bad path fails before any work)
-    out, log = run.start(cfg, "text")
+    # 1. Output folder (checked first, so a bad path fails before any work), with the batch size settled before
+    #    its run record: a default-batch run resumed on another kind of device would otherwise change it silently
     is_static = static.wanted(cfg.model)
-    if cfg.batch_size is None and is_static:
-        cfg.batch_size = static.BATCH_SIZE
-    elif cfg.batch_size is None:
-        gpu = on_gpu()
-        cfg.batch_size = BATCH_SIZE_GPU if gpu else BATCH_SIZE
-        if gpu:
-            log(f"batch size: {BATCH_SIZE_GPU} on a GPU ({BATCH_SIZE} on a CPU); batch_size= sets it")
+    default_batch, gpu = cfg.batch_size is None, on_gpu()
+    if default_batch:
+        cfg.batch_size = static.BATCH_SIZE if is_static else BATCH_SIZE_GPU if gpu else BATCH_SIZE
+    out, log = run.start(cfg, "text")
+    if default_batch and gpu and not is_static:
+        log(f"batch size: {BATCH_SIZE_GPU} on a GPU ({BATCH_SIZE} on a CPU); batch_size= sets it")
 
     # 2. Data: any input -> datasets.Dataset and a held-out split; bad columns fail before the model loads
     train_data, eval_data = splits.load_splits(cfg, SAMPLE_DATA, formats.used_columns)

@@ -307,12 +307,20 @@ def test_resume_continues_from_the_last_whole_checkpoint_past_one_cut_off_mid_wr
     """A kill while a checkpoint is being written leaves a folder without trainer_state.json: never load it. One
     first run serves both checks (each resume would otherwise train its own identical first run)."""
     frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
-    first = _run(tmp_path, tiny_text_model, frame, max_steps=2, save_steps=1)
+    first = _run(tmp_path, tiny_text_model, frame, max_steps=2, save_steps=1, batch_size=None)
     assert first.metrics["train"]["global_step"] == 2
+    # the default batch size is recorded as the number it was on this device (16 on a CPU, 32 on a GPU), so a
+    # resume on the other kind is refused rather than trained with other steps
+    from contrastkit.plugins.device import on_gpu
+    from contrastkit.plugins.outdir import RECORD
+    from contrastkit.recipes.text import BATCH_SIZE, BATCH_SIZE_GPU
+
+    assert json.loads((first.output_dir / RECORD).read_text())["batch_size"] == (BATCH_SIZE_GPU if on_gpu() else
+                                                                                BATCH_SIZE)
     partial = first.output_dir / "checkpoints" / "checkpoint-3"
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"cut off")
-    again = _run(tmp_path, tiny_text_model, frame, max_steps=4, save_steps=1, resume=True)
+    again = _run(tmp_path, tiny_text_model, frame, max_steps=4, save_steps=1, resume=True, batch_size=None)
     assert again.metrics["train"]["global_step"] == 4
     steps = sorted(int(p.name.split("-")[1]) for p in (again.output_dir / "checkpoints").glob("checkpoint-*"))
     assert steps[-1] == 4
