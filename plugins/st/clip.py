@@ -288,10 +288,25 @@ def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
         stats.warnings += [w.replace("warning: ", "warning: eval_data: ") for w in eval_stats.warnings]
         if same_source(source, cfg.eval_data):
             stats.warnings.append(f"warning: eval_data is the training data; {EVAL_IS_TRAIN}")
-    # several captions of one image (COCO-style) stay on one side of the split
-    pairs, eval_pairs = split_train_eval(pairs, eval_pairs, seed=cfg.seed,
-                                         groups=image_keys(pairs) if eval_pairs is None else None)
+        images = len(set(image_keys(eval_pairs)))
+        if images < 2:  # every text->image query would find the only image: a perfect score, whatever the model
+            raise UserError(f"eval_data holds {images} image ({len(eval_pairs)} row(s)); image-text retrieval needs "
+                            f"2 or more different images: add images to eval_data, or leave it out to hold out 10%")
+        return (*split_train_eval(pairs, eval_pairs), stats)
+    pairs, eval_pairs = _hold_out_images(pairs, cfg.seed)
     return pairs, eval_pairs, stats
+
+
+def _hold_out_images(pairs: Any, seed: int) -> tuple[Any, Any]:
+    """The default hold-out, with several captions of one image (COCO-style) on one side of the split, and at least
+    two images held out: with one, text->image recall is 1.0 whatever the model."""
+    from ..splits import _split_groups, split_train_eval
+
+    groups = image_keys(pairs)
+    train, held = split_train_eval(pairs, None, seed=seed, groups=groups)
+    if held is not None and len(set(image_keys(held))) < 2:  # one image's captions filled the 10%
+        train, held = _split_groups(pairs, groups, len(held) + 1, seed)  # the same draw, one image more
+    return train, held
 
 
 def training_args(cfg: Any, out: Path) -> Any:

@@ -84,3 +84,20 @@ def test_an_image_with_several_captions_is_one_query_relevant_to_all_of_them(tmp
     for iid, cids in image_to_text.relevant_docs.items():
         for cid in cids:
             assert np.array_equal(np.asarray(images[iid]), np.asarray(pairs[row_of[captions[cid]]]["image"])), iid
+
+
+def test_a_held_out_split_has_two_images_or_more(tmp_path):
+    """One held-out image makes every text->image query find it: recall 1.0 whatever the model."""
+    from contrastkit.plugins.config import resolve
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.st.clip import image_keys, load_pairs
+    from contrastkit.recipes import image_text
+
+    csv = _coco_style(tmp_path, images=12)  # 10% of 36 rows is one image's 3 captions
+    train, held_out, _ = load_pairs(resolve(image_text.Config, data=str(csv)), "unused")
+    assert len(set(image_keys(held_out))) == 2 and len(held_out) == 6 and len(train) == 30
+    assert not set(image_keys(train)) & set(image_keys(held_out))
+    one = tmp_path / "one.csv"
+    one.write_text("image,caption\n" + "".join(f"img0.png,picture 0 in words {i}\n" for i in range(3)))
+    with pytest.raises(UserError, match=r"^eval_data holds 1 image \(3 row\(s\)\); .* 2 or more different images"):
+        load_pairs(resolve(image_text.Config, data=str(csv), eval_data=str(one)), "unused")
