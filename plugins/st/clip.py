@@ -186,6 +186,9 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     found = data_columns(dataset)
     names = row_names(dataset)
     image_col = _pick(found, IMAGE_ALIASES, "image", columns.get("image"), what)
+    if columns.get("text") == image_col:  # else the text column is looked for among the others: "not a column"
+        raise UserError(f"columns maps text to '{image_col}', which is also the image column; map image and text to "
+                        f"two different columns of {what} (found: {', '.join(found)})")
     text_col = _pick([c for c in found if c != image_col], TEXT_ALIASES, "text", columns.get("text"), what)
     stats = PairStats(image_col, text_col)
     dataset = dataset.select_columns([image_col, text_col])

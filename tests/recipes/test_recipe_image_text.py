@@ -152,6 +152,9 @@ def test_bad_inputs_are_one_line_errors(shapes_csv, tmp_path, monkeypatch, capfd
     shapes_csv.write_text(original)
     line = _bad(shapes_csv, tmp_path, "columns={image: picture}", in_this_process=here)
     assert "picture" in line and "not a column" in line
+    line = _bad(shapes_csv, tmp_path, "columns={image: image, text: image}", in_this_process=here)
+    assert line == ("contrastkit: error: columns maps text to 'image', which is also the image column; map image and "
+                    "text to two different columns of data (found: image, caption)")
 
 
 def test_in_memory_images_and_column_mapping():
