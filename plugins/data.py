@@ -296,7 +296,12 @@ def to_dataset(data: Any, subset: str | None = None, split: str | None = None, w
     if isinstance(data, datasets.Dataset):
         return data
     if type(data).__name__ == "DataFrame":
-        return datasets.Dataset.from_pandas(data, preserve_index=False)
+        import pyarrow as pa
+
+        try:
+            return datasets.Dataset.from_pandas(data, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # objects Arrow cannot convert, e.g. PIL images
+            return datasets.Dataset.from_list(data.to_dict("records"))  # datasets' own types (Image) take them
     if isinstance(data, dict):
         lengths = {k: len(v) for k, v in data.items() if isinstance(v, (list, tuple))}
         if len(lengths) != len(data) or len(set(lengths.values())) > 1:

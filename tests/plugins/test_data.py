@@ -67,6 +67,18 @@ def test_jsonl_and_in_memory_rows_are_named_consistently(tmp_path):
     assert row_names(with_row_numbers(to_dataset([{"text": "x"}, {"text": "y"}]))) == ["row 1", "row 2"]
 
 
+def test_a_dataframe_of_pil_images_becomes_an_image_column():
+    """pandas holds images as objects Arrow cannot convert: the rows go through datasets' own Image type instead."""
+    import pandas as pd
+    from contrastkit.plugins.data import to_dataset
+    from PIL import Image
+
+    ds = to_dataset(pd.DataFrame({"image": [Image.new("RGB", (32, 32), "red"), Image.new("RGB", (8, 8))],
+                                  "text": ["a red square", "a black one"]}))
+    assert type(ds.features["image"]).__name__ == "Image" and ds["text"] == ["a red square", "a black one"]
+    assert ds[0]["image"].size == (32, 32) and ds[0]["image"].convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+
+
 @pytest.mark.parametrize("value", ["", "  ", "\t"])
 def test_blank_data_is_an_error_not_the_current_folder(value):
     from contrastkit.plugins.data import to_dataset
