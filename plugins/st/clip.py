@@ -196,8 +196,10 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     captions = dataset[text_col]
     bad = next(((i, v) for i, v in enumerate(captions) if not _is_empty(v) and not isinstance(v, str)), None)
     if bad is not None:
+        fix = "give each caption a row of its own, with the same image" if isinstance(bad[1], (list, tuple)) else \
+            "the caption column must hold text (map another one with columns={text: COL})"
         raise UserError(f"column '{text_col}' {names[bad[0]]} is {type(bad[1]).__name__} ({bad[1]!r}), not text; "
-                        f"the caption column must hold text (map another one with columns={{text: COL}})")
+                        f"{fix}")
     keep = list(range(len(dataset)))
     empty = [i for i in keep if _is_empty(captions[i])]
     if empty and not skip_missing:

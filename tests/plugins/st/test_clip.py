@@ -42,6 +42,16 @@ def test_captions_that_are_all_the_same_fail_and_repeated_rows_warn(tmp_path):
                for n in stats.notes())
 
 
+def test_a_list_of_captions_in_a_row_is_told_to_take_a_row_each(tmp_path):
+    from contrastkit.plugins.errors import UserError
+
+    for i in range(2):
+        Image.new("RGB", (8, 8), (90 * i, 0, 0)).save(tmp_path / f"{i}.png")
+    with pytest.raises(UserError, match=r"row 1 is list \(\['a', 'b'\]\), not text; give each caption a row of its "
+                                        r"own, with the same image$"):
+        _pairs(tmp_path, ["0.png", "1.png"], [["a", "b"], ["c"]])
+
+
 def _coco_style(tmp_path, images=12, captions=3):
     """A CSV where every image has several captions, as in COCO."""
     rows = ["image,caption"]
