@@ -43,12 +43,12 @@ def split_train_eval(train: Any, eval_data: Any = None, seed: int = 42, min_trai
         log_line(f"held out: {n_eval} rows drawn at random, not class by class, which takes 30 or more rows, a "
                  f"class of 3 or more (a held-out pair and a training row) and another of 2 or more")
     if groups is not None and len(set(groups)) < len(groups):
-        return _split_groups(train, groups, n_eval, seed)
+        return split_groups(train, groups, n_eval, seed)
     parts = train.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
     return parts["train"], parts["test"]
 
 
-def _split_groups(data: Any, groups: list, n_eval: int, seed: int) -> tuple[Any, Any | None]:
+def split_groups(data: Any, groups: list, n_eval: int, seed: int) -> tuple[Any, Any | None]:
     """Whole groups drawn with ``seed`` until at least ``n_eval`` rows are held out; each part in the data's own
     order. None held out when that would leave training fewer than half the rows (one group holds most)."""
     import random

@@ -305,12 +305,12 @@ def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
 def _hold_out_images(pairs: Any, seed: int) -> tuple[Any, Any]:
     """The default hold-out, with several captions of one image (COCO-style) on one side of the split, and at least
     two images held out: with one, text->image recall is 1.0 whatever the model."""
-    from ..splits import _split_groups, split_train_eval
+    from ..splits import split_groups, split_train_eval
 
     groups = image_keys(pairs)
     train, held = split_train_eval(pairs, None, seed=seed, groups=groups)
     if held is not None and len(set(image_keys(held))) < 2:  # one image's captions filled the 10%
-        train, held = _split_groups(pairs, groups, len(held) + 1, seed)  # the same draw, one image more
+        train, held = split_groups(pairs, groups, len(held) + 1, seed)  # the same draw, one image more
     return train, held
 
 
