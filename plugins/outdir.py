@@ -43,6 +43,8 @@ HUB_FIELDS = ("subset", "split")
 TRAINING_FIELDS = ("learning_rate", "loss", "freeze_embeddings", "columns", "mine_hard_negatives", "batch_size")
 #: the record's step count of the model and metrics saved in the folder (``mark_finished``)
 FINISHED = "finished_steps"
+#: files that only a saved model puts at the top of an output folder (a Trainer recipe's, the image encoder's)
+MODEL_FILES = ("model.safetensors", "modules.json", "pytorch_model.bin")
 
 
 class FolderLock:
@@ -204,11 +206,11 @@ def write_record(folder: Path, recipe: str, cfg: Any) -> None:
 
 
 def mark_finished(folder: Path, metrics: dict[str, Any]) -> None:
-    """Note in the run record that ``folder`` holds the model and metrics of the run's step count (read from
-    ``metrics``: the image recipe's ``steps``, the Trainer recipes' ``train.global_step``). Called once they are
-    saved, so ``holds_finished`` tells a finished run from one stopped after its last checkpoint."""
+    """Note in the run record that ``folder`` holds the model and metrics of the run's step count (``_steps`` of
+    ``metrics``). Called once they are saved, so ``holds_finished`` tells a finished run from one stopped after its
+    last checkpoint."""
     record = _own_record(folder)
-    steps = metrics.get("steps", (metrics.get("train") or {}).get("global_step"))
+    steps = _steps(metrics)
     if record and isinstance(steps, int):
         record[FINISHED] = steps
         (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -225,16 +227,16 @@ def holds_finished(folder: Path, steps: int) -> bool:
         return record[FINISHED] == steps
     from .report import read_metrics
 
-    metrics = read_metrics(folder) or {}
-    done = metrics.get("steps", (metrics.get("train") or {}).get("global_step"))
-    return done == steps and any((folder / name).is_file() for name in MODEL_FILES)
+    return _steps(read_metrics(folder) or {}) == steps and any((folder / name).is_file() for name in MODEL_FILES)
 
 
-#: files that only a saved model puts at the top of an output folder (a Trainer recipe's, the image encoder's)
-MODEL_FILES = ("model.safetensors", "modules.json", "pytorch_model.bin")
+def _steps(metrics: dict[str, Any]) -> Any:
+    """The step count metrics.json gives: the image recipe's ``steps``, the Trainer recipes' ``train.global_step``."""
+    return metrics.get("steps", (metrics.get("train") or {}).get("global_step"))
 
 
 def _own_record(folder: Path) -> dict[str, Any]:
+    """The run record as written, or {} when the folder has none (or an unreadable one)."""
     try:
         record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -244,10 +246,9 @@ def _own_record(folder: Path) -> dict[str, Any]:
 
 def read_record(folder: Path) -> dict[str, Any] | None:
     """What wrote ``folder``: its run record, else (a run from before records) config.yaml and metrics.json."""
-    try:
-        return json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
+    record = _own_record(folder)
+    if record:
+        return record
     import yaml
 
     from .report import read_metrics
