@@ -77,11 +77,11 @@ def run(cfg: Config | None = None, **overrides: Any):
     # 1. Output folder (checked first, so a bad path fails before any work), with the batch size settled before
     #    its run record: a default-batch run resumed on another kind of device would otherwise change it silently
     is_static = static.wanted(cfg.model)
-    default_batch, gpu = cfg.batch_size is None, on_gpu()
-    if default_batch:
-        cfg.batch_size = static.BATCH_SIZE if is_static else BATCH_SIZE_GPU if gpu else BATCH_SIZE
+    default_gpu_batch = cfg.batch_size is None and not is_static and on_gpu()
+    if cfg.batch_size is None:
+        cfg.batch_size = static.BATCH_SIZE if is_static else BATCH_SIZE_GPU if default_gpu_batch else BATCH_SIZE
     out, log = run.start(cfg, "text")
-    if default_batch and gpu and not is_static:
+    if default_gpu_batch:
         log(f"batch size: {BATCH_SIZE_GPU} on a GPU ({BATCH_SIZE} on a CPU); batch_size= sets it")
 
     # 2. Data: any input -> datasets.Dataset and a held-out split; bad columns fail before the model loads
