@@ -1,13 +1,12 @@
 """The similarity demo: a base and a fine-tuned model side by side, every score with their difference.
 
 Open it with ``contrastkit demo [model=PATH_OR_ID] [compare_to=PATH_OR_ID] [port=7860]`` or
-``python -m contrastkit.demo.app``. ``from contrastkit.demo.app import demo`` gives the app built
-from the defaults (built on first access, so importing this module loads no model). Tabs: text ↔
-text, image ↔ image, text ↔ image, similarity matrix, search. The functions behind them live in
-``compare.py`` (the comparisons), ``core.py`` (models and inputs), ``corpus.py`` (search),
-``retriever.py`` (a reranker's retriever), ``image_runs.py`` (an image run's base and examples) and
-``render.py`` (HTML, heatmaps). Either side may be a bi-encoder, a sparse encoder, a reranker or an
-image model.
+``python -m contrastkit.demo.app``. ``from contrastkit.demo.app import demo`` gives the app built from the defaults
+(built on first access, so importing this module loads no model). Tabs: text ↔ text, image ↔ image, text ↔ image,
+similarity matrix, search. The functions behind them live in ``compare.py`` (the comparisons), ``core.py``
+(models), ``inputs.py`` (text boxes and uploads), ``corpus.py`` (search), ``retriever.py`` (a reranker's
+retriever), ``image_runs.py`` (an image run's base and examples) and ``render.py`` (HTML, heatmaps). Either side
+may be a bi-encoder, a sparse encoder, a reranker or an image model.
 """
 
 from __future__ import annotations

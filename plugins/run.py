@@ -95,8 +95,8 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
 
 def finish(cfg: Any, out: Path, metrics: dict[str, Any], model: Any, main: bool | None = None) -> Result:
     """On the main process: ``config.yaml`` beside the saved model (rerun it with ``--config``), the run record's
-    note that the folder holds the finished run, then the Hub push when ``push_to_hub`` is set. ``main`` overrides the rank check for trainers that know their own (Lightning).
-    The folder's lock is released at the end."""
+    note that the folder holds the finished run, then the Hub push when ``push_to_hub`` is set. ``main`` overrides
+    the rank check for trainers that know their own (Lightning). The folder's lock is released at the end."""
     if is_main_process() if main is None else main:
         dump_yaml(cfg, out / "config.yaml")
         outdir.mark_finished(out, metrics)  # model and metrics saved: resume=true has nothing left to do here

@@ -80,8 +80,9 @@ def head_of(model: Any) -> str:
 def load_sparse(name: str, head: str = "auto", active_dims: int | None = None, trust_remote_code: bool = False) -> Any:
     """A SparseEncoder from ``name``: sentence-transformers builds SPLADE (MLMTransformer + SpladePooling) on a base
     with a masked-LM head and a CSR head (SparseAutoEncoder, 4x the dimension, ``active_dims`` kept, default
-    ``ACTIVE_DIMS``) on a dense one; a CSR SparseEncoder keeps its own active dims unless ``active_dims`` is given. ``head=csr`` on a masked-LM base builds the CSR stack (mean pooling) itself;
-    ``head=splade`` on a base without a masked-LM head, or ``active_dims`` with SPLADE, is an error."""
+    ``ACTIVE_DIMS``) on a dense one; a CSR SparseEncoder keeps its own active dims unless ``active_dims`` is given.
+    ``head=csr`` on a masked-LM base builds the CSR stack (mean pooling) itself; ``head=splade`` on a base without
+    a masked-LM head, or ``active_dims`` with SPLADE, is an error."""
     from .models import load_model
 
     head = check_head(head)
