@@ -285,21 +285,34 @@ def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
     eval_pairs = None
     eval_source = cfg.eval_source()  # eval_data, or a whole DatasetDict's evaluation split
     if eval_source is not None:
+        what, fix = _eval_what(cfg)
         eval_set = with_row_numbers(to_dataset(eval_source, *cfg.eval_options(), what="eval_data"))
         eval_pairs, eval_stats = image_text_pairs(eval_set, cfg.columns, _base_dir(eval_source), cfg.skip_missing,
-                                                  what="eval_data")
+                                                  what=what)
         stats.missing_images += eval_stats.missing_images
         stats.empty_captions += eval_stats.empty_captions
-        stats.warnings += [w.replace("warning: ", "warning: eval_data: ") for w in eval_stats.warnings]
+        stats.warnings += [w.replace("warning: ", f"warning: {what}: ") for w in eval_stats.warnings]
         if same_source(source, cfg.eval_data):
             stats.warnings.append(f"warning: eval_data is the training data; {EVAL_IS_TRAIN}")
         images = len(set(image_keys(eval_pairs)))
         if images < 2:  # every text->image query would find the only image: a perfect score, whatever the model
-            raise UserError(f"eval_data holds {images} image ({len(eval_pairs)} row(s)); image-text retrieval needs "
-                            f"2 or more different images: add images to eval_data, or leave it out to hold out 10%")
+            raise UserError(f"{what} holds {images} image ({len(eval_pairs)} row(s)); image-text retrieval needs "
+                            f"2 or more different images: {fix}")
         return (*split_train_eval(pairs, eval_pairs), stats)
     pairs, eval_pairs = _hold_out_images(pairs, cfg.seed)
     return pairs, eval_pairs, stats
+
+
+def _eval_what(cfg: Any) -> tuple[str, str]:
+    """What the held-out pairs are, in the user's terms, and how to give two images or more: eval_data, or the
+    evaluation split of a DatasetDict given as data (the user never wrote eval_data then)."""
+    if cfg.eval_data is not None:
+        return "eval_data", "add images to eval_data, or leave it out to hold out 10%"
+    split, train = cfg._dict_eval_split(), cfg.split or ("train" if "train" in cfg.data else next(iter(cfg.data)))
+    others = [s for s in cfg.data if s not in (split, train)]
+    pick = f"pick another with eval_split= ({', '.join(others)}), " if others else ""
+    return (f"the '{split}' split of the DatasetDict given as data",
+            f"add images to that split, {pick}or give eval_data=")
 
 
 def _hold_out_images(pairs: Any, seed: int) -> tuple[Any, Any]:

@@ -227,6 +227,7 @@ def test_image_urls_in_a_captions_csv_are_named_as_urls_to_download(shapes_csv):
 
 def test_a_whole_datasetdict_as_data_holds_out_its_test_split(tmp_path, capsys):
     import datasets
+    from contrastkit.plugins.errors import UserError
     from contrastkit.plugins.st.shapes import draw_shape
     from contrastkit.recipes import image_text
 
@@ -236,8 +237,18 @@ def test_a_whole_datasetdict_as_data_holds_out_its_test_split(tmp_path, capsys):
                                            "text": [f"a small {c} {s}" for s, c in shapes]})
 
     colors = ["red", "blue", "green", "white"]
-    dd = datasets.DatasetDict({"train": split([(s, c) for s in ("circle", "cross", "square") for c in colors]),
-                               "validation": split([("triangle", c) for c in colors])})
+    train = split([(s, c) for s in ("circle", "cross", "square") for c in colors])
+    one_image = datasets.Dataset.from_dict({"image": [draw_shape("triangle", "red", "black", "small", "on the left")] * 2,
+                                            "text": ["a small red triangle", "a red triangle on the left"]})
+    dd = datasets.DatasetDict({"train": train, "validation": one_image, "test": split([("triangle", "blue")] * 1)})
+    with pytest.raises(UserError) as err:  # the user gave no eval_data: the message names the split they gave
+        image_text.run(data=dd, max_steps=1, output_dir=str(tmp_path / "refused"))
+    assert str(err.value) == ("the 'validation' split of the DatasetDict given as data holds 1 image (2 row(s)); "
+                              "image-text retrieval needs 2 or more different images: add images to that split, pick "
+                              "another with eval_split= (test), or give eval_data=")
+    assert not (tmp_path / "refused").exists()
+
+    dd = datasets.DatasetDict({"train": train, "validation": split([("triangle", c) for c in colors])})
     result = image_text.run(data=dd, max_steps=1, batch_size=4, output_dir=str(tmp_path / "out"))
     assert (result.metrics["train_rows"], result.metrics["eval_rows"]) == (12, 4)
     assert "held out: the 'validation' split of the DatasetDict" in capsys.readouterr().out
