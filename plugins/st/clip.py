@@ -155,15 +155,13 @@ def _is_empty(value: Any) -> bool:
         (isinstance(value, str) and not value.strip())
 
 
-def _check_captions(captions: list[str], names: list[str], images: list[Any], stats: PairStats) -> None:
+def _check_captions(captions: list[str], names: list[str], images: list[dict], stats: PairStats) -> None:
     """Captions that cannot tell images apart teach nothing: an error when every caption is the same, a warning
-    when rows repeat an earlier (image, caption) row."""
+    when rows repeat an earlier (image, caption) row (images compared by ``image_key``, as the split does)."""
     if len(captions) > 1 and len({c.strip() for c in captions}) == 1:
         raise UserError(f"every caption is {captions[0][:60]!r}; the model learns by telling captions apart, so "
                         f"give each image its own caption")
-    keys = [(str(img.get("path") or hash(img.get("bytes"))) if isinstance(img, dict) else str(img), c)
-            for img, c in zip(images, captions)]
-    again = repeats(keys)
+    again = repeats([(image_key(img), c) for img, c in zip(images, captions)])
     if again:
         stats.warnings.append(f"warning: {len(again)} row(s) repeat an earlier (image, caption) row (first: "
                               f"{names[again[0][0]]}, same as {names[again[0][1]]}); {REPEATS_WEIGH_MORE}")
@@ -249,10 +247,9 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
         dataset = dataset.select(keep)
     if len(dataset) == 0:
         raise UserError(f"{what} has no usable (image, text) rows left after skipping; check the image paths")
-    values = [values[i] for i in keep]
-    _check_captions(dataset[text_col], [names[i] for i in keep], values, stats)
-    dataset = dataset.remove_columns(image_col).add_column(image_col, [viewer_encoded(v) for v in values],
-                                                           feature=datasets.Image())
+    encoded = [viewer_encoded(values[i]) for i in keep]
+    _check_captions(dataset[text_col], [names[i] for i in keep], encoded, stats)
+    dataset = dataset.remove_columns(image_col).add_column(image_col, encoded, feature=datasets.Image())
     dataset = dataset.select_columns([image_col, text_col])
     if (image_col, text_col) != ("image", "text"):
         dataset = dataset.rename_columns({image_col: "__image", text_col: "__text"})
@@ -390,14 +387,19 @@ def make_evaluator(pairs: Any, name: str = "heldout", batch_size: int = 32) -> A
     ])
 
 
-def image_keys(pairs: Any) -> list[str]:
-    """Each row's image as a key, equal for the same image: a hash of its bytes, or its file path."""
+def image_key(value: dict) -> str:
+    """An image (a ``datasets.Image`` value) as a key, equal for the same image: a hash of its bytes, else its file
+    path. Bytes come first: Hub datasets give every image's bytes the same path (``image.png``, or the folder's)."""
     import hashlib
 
+    return hashlib.sha1(value["bytes"]).hexdigest() if value.get("bytes") else str(value.get("path"))
+
+
+def image_keys(pairs: Any) -> list[str]:
+    """Each row's ``image_key``: rows with one key are one image, held out and evaluated as one."""
     import datasets
 
-    raw = pairs.cast_column("image", datasets.Image(decode=False))["image"]
-    return [hashlib.sha1(r["bytes"]).hexdigest() if r.get("bytes") else str(r.get("path")) for r in raw]
+    return [image_key(r) for r in pairs.cast_column("image", datasets.Image(decode=False))["image"]]
 
 
 HEADLINE = ("recall@1", "recall@5", "mrr@10")
