@@ -51,14 +51,14 @@ def run(cfg: Config | None = None, **overrides: Any):
     cfg = resolve(Config, cfg, **overrides)
     from contrastkit.plugins import run
     from contrastkit.plugins.device import world_size
-    from contrastkit.plugins.st import clip, training
+    from contrastkit.plugins.st import clip, clip_data, training
     from contrastkit.plugins.st.callbacks import BeforeAfterCallback, NoPickledArgs
 
     # 1. Output folder (checked first, so a bad path fails before any work)
     out, log = run.start(cfg, "image-text")
 
     # 2. Data: any input -> checked (image, text) pairs, then a held-out split
-    pairs, eval_pairs, stats = clip.load_pairs(cfg, SAMPLE_DATA)
+    pairs, eval_pairs, stats = clip_data.load_pairs(cfg, SAMPLE_DATA)
     for note in stats.notes():
         log(f"data: {note}")
     held_out = len(eval_pairs) if eval_pairs is not None else 0

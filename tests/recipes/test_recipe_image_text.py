@@ -103,11 +103,11 @@ def test_text_only_model_is_refused(shapes_csv, tmp_path, tiny_text_model):
 
 def test_bundled_sample_is_complete():
     from contrastkit.plugins import data
-    from contrastkit.plugins.st import clip
+    from contrastkit.plugins.st import clip_data
     from contrastkit.recipes.image_text import SAMPLE_DATA
 
     path = data.sample_path(SAMPLE_DATA)
-    pairs, stats = clip.image_text_pairs(data.load_file(path), base_dir=__import__("pathlib").Path(path).parent)
+    pairs, stats = clip_data.image_text_pairs(data.load_file(path), base_dir=__import__("pathlib").Path(path).parent)
     assert stats.rows == 400 and not stats.notes()
     assert pairs[0]["image"].size == (32, 32) and pairs[0]["text"].startswith("a ")
 
@@ -159,7 +159,7 @@ def test_bad_inputs_are_one_line_errors(shapes_csv, tmp_path, monkeypatch, capfd
 
 def test_in_memory_images_and_column_mapping():
     import datasets
-    from contrastkit.plugins.st.clip import image_text_pairs
+    from contrastkit.plugins.st.clip_data import image_text_pairs
     from contrastkit.plugins.st.shapes import draw_shape
 
     rows = {"picture": [draw_shape("circle", "red", "blue", "small", "on the left"),
@@ -187,7 +187,7 @@ def test_a_broken_or_empty_image_in_an_image_column_is_one_line_or_skipped_and_c
     """Parquet exported from datasets (and Hub datasets) hold the images' bytes: a broken one or a None is named by
     its row, as a missing file is, or skipped with skip_missing=true."""
     import datasets
-    from contrastkit.plugins.st.clip import image_text_pairs
+    from contrastkit.plugins.st.clip_data import image_text_pairs
 
     colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0), (0, 250, 250)]
     images = [{"bytes": _png_bytes(c), "path": f"{i}.png"} for i, c in enumerate(colours)]
@@ -212,7 +212,7 @@ def test_a_broken_or_empty_image_in_an_image_column_is_one_line_or_skipped_and_c
 def test_image_urls_in_a_captions_csv_are_named_as_urls_to_download(shapes_csv):
     from contrastkit.plugins import data
     from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.st.clip import image_text_pairs
+    from contrastkit.plugins.st.clip_data import image_text_pairs
 
     _rewrite(shapes_csv, lambda rows: rows[3].update(image="https://example.com/cat.jpg"))
     rows = data.with_row_numbers(data.load_file(shapes_csv))

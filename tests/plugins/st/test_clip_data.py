@@ -18,7 +18,7 @@ def test_hub_images_that_share_a_path_are_told_apart_by_their_bytes():
     """Hub image columns give every image the same ``path`` (``image.png``): repeats and the held-out split go by
     the bytes, one key for both, so different images with one caption are no repeat and one image is one group."""
     from contrastkit.plugins.data import with_row_numbers
-    from contrastkit.plugins.st.clip import image_keys, image_text_pairs
+    from contrastkit.plugins.st.clip_data import image_keys, image_text_pairs
 
     colours = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0), (0, 200, 200), (200, 0, 200)]
     images = [{"bytes": _png(c), "path": "image.png"} for c in colours]
