@@ -290,12 +290,18 @@ def check_resume(folder: Path, recipe: str, cfg: Any) -> None:
                         f"one is saved every save_steps={getattr(cfg, 'save_steps', '?')} steps); {fix}")
 
 
-def finished(out: Path, trained: str, beyond: bool, length: str, fix: str) -> UserError:
-    """The one line for ``resume=true`` from a checkpoint that already trained the run's whole ``length``: there
-    is nothing to train, and going on would only rewrite the finished run's files."""
-    return UserError(f"resume=true but the run in '{out}' already trained {trained}, "
-                     f"{'more than' if beyond else 'all of'} this run's {length}: nothing is left to train; raise "
-                     f"{fix} to train on, or leave the finished run as it is")
+def reached_length(out: Path, steps: int, done: float, target: float, trained: str, length: str, fix: str) -> bool:
+    """Whether a checkpoint of ``steps`` steps, ``done`` of the run's ``target`` (in steps or epochs), trained the
+    run's whole length: then resume only evaluates and saves it. Refused (a ``UserError``) when it trained more,
+    or when ``out`` already holds the model and metrics saved from it (``holds_finished``): there is nothing to
+    train, and going on would only rewrite the finished run's files. ``trained``, ``length`` and ``fix`` word it."""
+    if done < target:
+        return False
+    if done > target or holds_finished(out, steps):
+        raise UserError(f"resume=true but the run in '{out}' already trained {trained}, "
+                        f"{'more than' if done > target else 'all of'} this run's {length}: nothing is left to "
+                        f"train; raise {fix} to train on, or leave the finished run as it is")
+    return True
 
 
 def _setting(name: str, value: Any) -> str:

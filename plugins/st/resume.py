@@ -17,26 +17,18 @@ def holds_all_steps(trainer: Any, checkpoint: str) -> bool:
     import math
     from pathlib import Path
 
-    from ..outdir import finished, holds_finished
+    from ..outdir import reached_length
 
     steps = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
     args, out = trainer.args, Path(trainer.args.output_dir).parent
     if args.max_steps > 0:
-        if steps < args.max_steps:
-            return False
-        if steps > args.max_steps or holds_finished(out, steps):
-            raise finished(out, f"{steps} steps", steps > args.max_steps, f"max_steps={args.max_steps}",
-                           f"max_steps= above {steps}")
-        return True
+        return reached_length(out, steps, steps, args.max_steps, f"{steps} steps", f"max_steps={args.max_steps}",
+                              f"max_steps= above {steps}")
     per_epoch = max(1, math.ceil(len(trainer.get_train_dataloader()) / args.gradient_accumulation_steps))
-    length = math.ceil(args.num_train_epochs * per_epoch)
-    if steps < length:
-        return False
-    if steps > length or holds_finished(out, steps):
-        done = steps / per_epoch
-        raise finished(out, f"{steps} steps ({done:g} epochs of {per_epoch} steps)", done > args.num_train_epochs,
-                       f"epochs={args.num_train_epochs:g}", f"epochs= above {done:g}")
-    return True
+    done = steps / per_epoch
+    return reached_length(out, steps, steps, math.ceil(args.num_train_epochs * per_epoch),
+                          f"{steps} steps ({done:g} epochs of {per_epoch} steps)", f"epochs={args.num_train_epochs:g}",
+                          f"epochs= above {done:g}")
 
 
 def evaluate_checkpoint(trainer: Any, checkpoint: str) -> Any:

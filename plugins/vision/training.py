@@ -181,24 +181,16 @@ def trained_so_far(checkpoint: str | None) -> tuple[int, int]:
 
 
 def holds_all_steps(cfg: Any, steps: int, epochs: int, per_epoch: int, out: Path) -> bool:
-    """Whether the checkpoint already trained this run's whole length. Refused (a ``UserError``) when it trained more,
-    or when the folder already holds the model and metrics saved from it (``outdir.holds_finished``): there is
-    nothing to train, and the finished run's model and metrics would be written again."""
+    """Whether the checkpoint already trained this run's whole length (``outdir.reached_length``: refused when it
+    trained more, or when the folder already holds the model and metrics saved from it)."""
     if cfg.max_steps > 0:
-        if steps < cfg.max_steps:
-            return False
-        beyond, trained = steps > cfg.max_steps, f"{steps} steps"
-        length, fix = f"max_steps={cfg.max_steps}", f"max_steps= above {steps}"
-    else:
-        # a checkpoint saved at an epoch's last step has not counted that epoch yet; Lightning ends it on resume
-        done = max(epochs, steps // per_epoch)
-        if done < cfg.epochs:
-            return False
-        beyond, trained = done > cfg.epochs, f"{steps} steps ({done} epoch{'s' * (done != 1)} of {per_epoch} steps)"
-        length, fix = f"epochs={cfg.epochs}", f"epochs= above {done}"
-    if beyond or outdir.holds_finished(out, steps):
-        raise outdir.finished(out, trained, beyond, length, fix)
-    return True
+        return outdir.reached_length(out, steps, steps, cfg.max_steps, f"{steps} steps", f"max_steps={cfg.max_steps}",
+                                     f"max_steps= above {steps}")
+    # a checkpoint saved at an epoch's last step has not counted that epoch yet; Lightning ends it on resume
+    done = max(epochs, steps // per_epoch)
+    return outdir.reached_length(out, steps, done, cfg.epochs,
+                                 f"{steps} steps ({done} epoch{'s' * (done != 1)} of {per_epoch} steps)",
+                                 f"epochs={cfg.epochs}", f"epochs= above {done}")
 
 
 class _EndsEvenWhenDone(_FitLoop):
