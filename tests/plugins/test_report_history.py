@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.recipes.processes import IMAGE, interrupt, pairs, start, wait_for
 from tests.recipes.test_recipe_image import _folder
-from tests.recipes.test_recipe_runs import IMAGE, _interrupt, _pairs, _start, _wait_for
 
 
 def _steps(history: list[dict]) -> list[int]:
@@ -39,11 +39,11 @@ def test_an_image_run_stopped_by_ctrl_c_and_resumed_has_every_step_once(tmp_path
     data = _folder(tmp_path / "images")
     out = tmp_path / "out"
     args = ["run", "image", f"data={data}", *IMAGE, f"output_dir={out}", "max_steps=100000", "save_steps=1"]
-    proc = _start(args, tmp_path)
+    proc = start(args, tmp_path)
     try:
-        _wait_for(lambda: len(list((out / "checkpoints").glob("*step=*.ckpt"))) >= 2, proc)
+        wait_for(lambda: len(list((out / "checkpoints").glob("*step=*.ckpt"))) >= 2, proc)
     finally:
-        code, err = _interrupt(proc)
+        code, err = interrupt(proc)
     assert code == 130, err
     done = max(int(p.stem.rpartition("step=")[2]) for p in (out / "checkpoints").glob("*step=*.ckpt"))
     from contrastkit.recipes.cli import main
@@ -58,7 +58,7 @@ def test_a_resumed_text_run_keeps_the_losses_from_before_the_interruption(tmp_pa
     from contrastkit.recipes import text
 
     out = tmp_path / "out"
-    kw = {"data": _pairs(tmp_path), "model": tiny_text_model, "output_dir": str(out), "min_steps": 0,
+    kw = {"data": pairs(tmp_path), "model": tiny_text_model, "output_dir": str(out), "min_steps": 0,
           "save_steps": 2, "logging_steps": 1, "batch_size": 4}
     first = text.run(max_steps=4, **kw)["metrics"]["loss_history"]
     assert _steps(first) == [1, 2, 3, 4]
