@@ -59,15 +59,23 @@ def check_options(cfg: Any) -> None:
                             f"{name}=")
     if not static:
         return
-    if cfg.max_seq_length is not None:
-        raise UserError(f"max_seq_length={cfg.max_seq_length} does not apply to model=static: static embeddings "
-                        f"read whole texts at no extra cost; drop max_seq_length")
+    for name in ("max_seq_length", "max_train_tokens"):  # given, when not the field's default
+        value = getattr(cfg, name, None)
+        if value is not None and value != _default(cfg, name):
+            raise UserError(f"{name}={value} does not apply to model=static: static embeddings read whole texts "
+                            f"at no extra cost; drop {name}")
     from .losses import loss_key
 
     loss = loss_key(cfg.loss)
     if loss in NO_STATIC_LOSSES:
         raise UserError(f"loss={loss} cannot train model=static: {NO_STATIC_LOSSES[loss]}; use pairs with "
                         f"loss=auto, or a transformer model=")
+
+
+def _default(cfg: Any, name: str) -> Any:
+    import dataclasses
+
+    return next(f.default for f in dataclasses.fields(cfg) if f.name == name)
 
 
 def check_format(fmt: Any, columns: list[str]) -> None:

@@ -432,6 +432,8 @@ CASES = {
     # static embeddings (model=static): options that cannot apply, data they cannot learn from, the dense source
     "static-max-seq-length": (lambda t, m: ["run", "text", "model=static", "max_seq_length=64"],
                               ["max_seq_length=64", "model=static", "drop max_seq_length"]),
+    "static-max-train-tokens": (lambda t, m: ["run", "text", "model=static", "max_train_tokens=32"],
+                                ["max_train_tokens=32", "model=static", "drop max_train_tokens"]),
     **{f"static-loss-{loss}": (lambda t, m, loss=loss: ["run", "text", "model=static", f"loss={loss}"],
                                [f"loss={loss} cannot train model=static", "loss=auto"])
        for loss in ("simcse", "tsdae", "gist", "cached_gist")},
