@@ -180,13 +180,26 @@ def _home_as_tilde(value: Any) -> Any:
     return value
 
 
+#: fields that may name a file or folder to read: config.yaml writes them absolute, so ``--config`` repeats the run
+#: from any folder (a relative path would be read from wherever the repeat starts, or be a Hub id there)
+INPUT_PATHS = ("data", "eval_data", "model", "retriever", "distill_from", "backbone")
+
+
+def _absolute(value: Any) -> Any:
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute() and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
 def dump_yaml(cfg: Any, path: str | Path) -> None:
-    """Write the resolved config so the run can be repeated with ``--config`` (home paths written as ``~/...``).
-    A repeat is a fresh run: ``resume`` and ``overwrite`` are written false, or ``--config`` of a resumed run would
-    continue (and rewrite) the newest other run."""
+    """Write the resolved config so the run can be repeated with ``--config`` from any folder: the files and folders
+    it read by a relative path written absolute, home paths as ``~/...``. A repeat is a fresh run: ``resume`` and
+    ``overwrite`` are written false, or ``--config`` of a resumed run would continue (and rewrite) the newest other
+    run."""
     import yaml
 
     values = {**to_dict(cfg), **{key: False for key in ("resume", "overwrite") if hasattr(cfg, key)}}
+    values.update({key: _absolute(values[key]) for key in INPUT_PATHS if key in values})
     text = yaml.safe_dump(_home_as_tilde(values), sort_keys=False, allow_unicode=True)
     Path(path).write_text(text, encoding="utf-8")
 

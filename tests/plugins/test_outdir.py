@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -60,3 +61,22 @@ def test_config_yaml_repeats_a_resumed_run_as_a_fresh_one(tmp_path):
     dump_yaml(resolve(text.Config, data="pairs.csv", resume=True, learning_rate=1e-4), tmp_path / "config.yaml")
     written = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert written["resume"] is False and written["overwrite"] is False and written["learning_rate"] == 1e-4
+
+
+def test_config_yaml_names_the_files_it_read_so_it_repeats_from_any_folder(tmp_path, monkeypatch):
+    """A relative data or model path is read from the folder the run started in; config.yaml writes it absolute, so
+    ``--config`` from another folder reads the same files. A name that is no path here (a Hub id) stays as given."""
+    from contrastkit.plugins.config import dump_yaml, resolve
+    from contrastkit.recipes import text
+
+    (tmp_path / "pairs.csv").write_text("anchor,positive\na,b\n", encoding="utf-8")
+    (tmp_path / "my-model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    dump_yaml(resolve(text.Config, data="pairs.csv", model="my-model", output_dir="out"), tmp_path / "config.yaml")
+    written = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert Path(written["data"]).expanduser() == tmp_path.resolve() / "pairs.csv"
+    assert Path(written["model"]).expanduser() == tmp_path.resolve() / "my-model"
+    assert written["output_dir"] == "out"  # where to write: a repeat elsewhere writes there, as the user chose
+    dump_yaml(resolve(text.Config, data="pairs.csv"), tmp_path / "config.yaml")
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["model"] == "all-MiniLM-L6-v2"
+
