@@ -81,8 +81,7 @@ def run(cfg: Config | None = None, **overrides: Any):
                                           "(image_to_text + text_to_image)",
                                           "base_model": clip.TINY_CLIP_NOTE if tiny else cfg.model,
                                           "train_rows": len(pairs), "world_size": world_size(), "eval_rows": held_out,
-                                          "skipped_missing_images": len(stats.missing_images),
-                                          "skipped_empty_captions": len(stats.empty_captions)})
+                                          **stats.skipped()})
     trainer = training.make_trainer(model, clip.training_args(cfg, out), pairs, loss,
                                     callbacks=[callback, NoPickledArgs()])
     training.name_hub_datasets(trainer, cfg)

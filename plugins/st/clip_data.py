@@ -28,17 +28,23 @@ URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 @dataclass
 class PairStats:
-    """What loading the pairs found: columns used and rows skipped (with ``skip_missing=true``)."""
+    """What loading the pairs found: columns used, rows skipped (with ``skip_missing=true``), each kept row's image
+    key and place in the user's data, and the held-out pairs' own stats when they come from eval_data."""
 
     image_column: str
     text_column: str
+    what: str = "data"
     rows: int = 0
     missing_images: list[str] = field(default_factory=list)
     empty_captions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    held_out: PairStats | None = None
 
     def notes(self) -> list[str]:
-        """One line per kind of skipped row, then the warnings."""
+        """One line per kind of skipped row, then the warnings, then the held-out data's, each saying whose: "line 3"
+        of eval_data is not line 3 of data."""
         out = []
         if self.missing_images:
             out.append(f"skipped {len(self.missing_images)} row(s) whose image file is missing or unreadable: "
@@ -46,16 +52,28 @@ class PairStats:
         if self.empty_captions:
             out.append(f"skipped {len(self.empty_captions)} row(s) with an empty caption: "
                        f"{name_list(self.empty_captions)}")
-        return out + self.warnings
+        if self.what != "data":
+            out = [f"{self.what}: {line}" for line in out]
+            out += [w.replace("warning: ", f"warning: {self.what}: ", 1) for w in self.warnings]
+        else:
+            out += self.warnings
+        return out + (self.held_out.notes() if self.held_out else [])
+
+    def skipped(self) -> dict[str, int]:
+        """The skipped rows of data and eval_data together, as metrics.json counts them."""
+        inner = self.held_out.skipped() if self.held_out else {}
+        return {"skipped_missing_images": len(self.missing_images) + inner.get("skipped_missing_images", 0),
+                "skipped_empty_captions": len(self.empty_captions) + inner.get("skipped_empty_captions", 0)}
 
 
 def _pick(found: list[str], aliases: tuple[str, ...], role: str, given: str | None, what: str) -> str:
+    """The column for ``role``: the one ``columns=`` names, else the first alias found, in any case and spacing."""
     if given:
         if given not in found:
             raise UserError(f"columns maps {role} to '{given}', which is not a column of {what} "
                             f"(found: {', '.join(found)})")
         return given
-    by_lower = {c.lower(): c for c in found}
+    by_lower = {c.strip().lower(): c for c in found}  # " image": a CSV header written "caption, image"
     hit = next((by_lower[a] for a in aliases if a in by_lower), None)
     if hit is None:
         raise UserError(f"{what} has no {role} column (found: {', '.join(found) or 'none'}); name it one of "
@@ -68,16 +86,73 @@ def _is_empty(value: Any) -> bool:
         (isinstance(value, str) and not value.strip())
 
 
-def _check_captions(captions: list[str], names: list[str], images: list[dict], stats: PairStats) -> None:
+def _check_captions(captions: list[str], stats: PairStats, images: list[dict]) -> None:
     """Captions that cannot tell images apart teach nothing: an error when every caption is the same, a warning
     when rows repeat an earlier (image, caption) row (images compared by ``image_key``, as the split does)."""
     if len(captions) > 1 and len({c.strip() for c in captions}) == 1:
         raise UserError(f"every caption is {captions[0][:60]!r}; the model learns by telling captions apart, so "
                         f"give each image its own caption")
-    again = repeats([(image_key(img), c) for img, c in zip(images, captions)])
+    again = repeats(list(zip(stats.keys, captions)))
     if again:
         stats.warnings.append(f"warning: {len(again)} row(s) repeat an earlier (image, caption) row (first: "
-                              f"{names[again[0][0]]}, same as {names[again[0][1]]}); {REPEATS_WEIGH_MORE}")
+                              f"{stats.names[again[0][0]]}, same as {stats.names[again[0][1]]}); {REPEATS_WEIGH_MORE}")
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why an image cannot be read, in the user's terms: the fix for a missing file is not the fix for a file that
+    holds no image (a text file, an SVG, an empty file) or for a cut-off one."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, FileNotFoundError):
+        return "does not exist"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not an image file"
+    if isinstance(exc, PermissionError):
+        return "cannot be read (permission denied)"
+    if isinstance(exc, UnidentifiedImageError):
+        return "is not an image file that Pillow can read"
+    detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+    return f"cannot be decoded ({detail})"
+
+
+def _read_images(dataset: Any, column: str) -> tuple[list[Any], dict[int, str]]:
+    """A ``datasets.Image`` column's undecoded values, and why each bad one cannot be read, by row. Read undecoded,
+    so that a broken or empty image is a row to name or skip, not a crash inside datasets; every image is decoded
+    once here, so a cut-off file fails now, not mid-run."""
+    import datasets
+
+    values = list(dataset.cast_column(column, datasets.Image(decode=False))[column])
+    empty = {i for i, v in enumerate(values) if v is None or (v.get("bytes") is None and not v.get("path"))}
+    sizes = decoded_sizes(values)
+    return values, {i: "is empty" if i in empty else _unreadable(size) for i, size in enumerate(sizes)
+                    if isinstance(size, Exception)}
+
+
+def _read_paths(paths: list[Any], names: list[str], column: str, base_dir: str | Path | None,
+                source: str) -> tuple[list[str], dict[int, str]]:
+    """A column of image file paths as absolute paths (read from ``base_dir``; spaces around a path, as in a CSV
+    written ``a, b``, are dropped), and why each bad one cannot be read, by row.
+    URLs are refused whole: no row of this kind can ever be read, so skipping would hide a column's mistake."""
+    wrong = next((i for i, p in enumerate(paths) if not (isinstance(p, str) or _is_empty(p))), None)
+    if wrong is not None:
+        raise UserError(f"{source}column '{column}' must hold image file paths or images; {names[wrong]} is "
+                        f"{type(paths[wrong]).__name__}")
+    urls = [i for i, p in enumerate(paths) if isinstance(p, str) and URL.match(p.strip())]
+    if urls:
+        raise UserError(f"{source}column '{column}' holds URLs, not file paths ({len(urls)} of {len(paths)}, "
+                        f"first {names[urls[0]]}: {paths[urls[0]].strip()}); the recipe reads local files only "
+                        f"and downloads nothing: download the images and give their file paths in "
+                        f"column '{column}'")
+    base = (Path(base_dir) if base_dir else Path.cwd()).expanduser().resolve()
+    values = [str((base / Path(p.strip()).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
+              for p in paths]
+    named = [i for i, v in enumerate(values) if v]
+    errors = {i: "is empty" for i, v in enumerate(values) if not v}
+    for i, size in zip(named, decoded_sizes([values[i] for i in named])):
+        if isinstance(size, Exception):
+            errors[i] = _unreadable(size) + (f" (looked for {values[i]})" if isinstance(size, FileNotFoundError)
+                                             else "")
+    return values, errors
 
 
 def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_dir: str | Path | None = None,
@@ -101,7 +176,7 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
         raise UserError(f"columns maps text to '{image_col}', which is also the image column; map image and text to "
                         f"two different columns of {what} (found: {', '.join(found)})")
     text_col = _pick([c for c in found if c != image_col], TEXT_ALIASES, "text", columns.get("text"), what)
-    stats = PairStats(image_col, text_col)
+    stats = PairStats(image_col, text_col, what)
     dataset = dataset.select_columns([image_col, text_col])
 
     captions = dataset[text_col]
@@ -109,7 +184,7 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     if bad is not None:
         fix = "give each caption a row of its own, with the same image" if isinstance(bad[1], (list, tuple)) else \
             "the caption column must hold text (map another one with columns={text: COL})"
-        raise UserError(f"column '{text_col}' {names[bad[0]]} is {type(bad[1]).__name__} ({bad[1]!r}), not text; "
+        raise UserError(f"{source}column '{text_col}' {names[bad[0]]} is {type(bad[1]).__name__} ({bad[1]!r}), not text; "
                         f"{fix}")
     keep = list(range(len(dataset)))
     empty = [i for i in keep if _is_empty(captions[i])]
@@ -118,42 +193,24 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
                         f"all); fill it in, or pass skip_missing=true to skip such rows")
     stats.empty_captions = [names[i] for i in empty]
 
-    missing: list[int] = []
     if isinstance(dataset.features[image_col], datasets.Image):
-        # read undecoded, so that a broken or empty image is a row to name or skip, not a crash inside datasets
-        values = list(dataset.cast_column(image_col, datasets.Image(decode=False))[image_col])
-        sizes = decoded_sizes(values)  # every image decoded once: a cut-off file fails here, not mid-run
-        missing = [i for i in keep if isinstance(sizes[i], Exception)]
-        if missing and not skip_missing:
-            raise UserError(f"{source}image in {names[missing[0]]} is missing or unreadable, {len(missing)} of "
-                            f"{len(values)} image(s) in all; replace or remove it in column '{image_col}', or pass "
-                            f"skip_missing=true")
-        stats.missing_images = [names[i] for i in missing]
+        values, errors = _read_images(dataset, image_col)
+        labels = {i: names[i] for i in errors}
+        shown = {i: f"image in {names[i]}" for i in errors}
+        fix = f"replace or remove it in column '{image_col}'"
     else:
         paths = dataset[image_col]
-        wrong = next((i for i, p in enumerate(paths) if not (isinstance(p, str) or _is_empty(p))), None)
-        if wrong is not None:
-            raise UserError(f"column '{image_col}' must hold image file paths or images; {names[wrong]} is "
-                            f"{type(paths[wrong]).__name__}")
-        urls = [i for i, p in enumerate(paths) if isinstance(p, str) and URL.match(p.strip())]
-        if urls:  # not a missing file to skip: no row of this kind can ever be read
-            raise UserError(f"{source}column '{image_col}' holds URLs, not file paths ({len(urls)} of {len(paths)}, "
-                            f"first {names[urls[0]]}: {paths[urls[0]].strip()}); the recipe reads local files only "
-                            f"and downloads nothing: download the images and give their file paths in "
-                            f"column '{image_col}'")
-        base = (Path(base_dir) if base_dir else Path.cwd()).expanduser().resolve()
-        values = [str((base / Path(p).expanduser()).resolve()) if isinstance(p, str) and p.strip() else ""
-                  for p in paths]
-        named = [i for i in keep if values[i]]  # every image decoded once: a cut-off file fails here, not mid-run
-        sizes = decoded_sizes([values[i] for i in named])
-        broken = {i for i, size in zip(named, sizes) if isinstance(size, Exception)}
-        missing = [i for i in keep if not values[i] or i in broken]
-        if missing and not skip_missing:
-            first = paths[missing[0]] or f"{names[missing[0]]} (empty)"
-            where = f" (looked in {base})" if paths[missing[0]] else ""
-            raise UserError(f"{source}image '{first}' is missing or unreadable{where}, {len(missing)} of {len(paths)} "
-                            f"image(s) in all; fix the paths in column '{image_col}' or pass skip_missing=true")
-        stats.missing_images = [paths[i] or names[i] for i in missing]
+        values, errors = _read_paths(paths, names, image_col, base_dir, source)
+        labels = {i: paths[i] if values[i] else names[i] for i in errors}
+        shown = {i: f"image '{paths[i]}'" if values[i] else f"image in {names[i]}" for i in errors}
+        fix = f"fix the paths in column '{image_col}'"
+    missing = sorted(errors)
+    if missing and not skip_missing:
+        first = missing[0]
+        skip = ", or pass skip_missing=true" if len(missing) < len(values) else ""  # skipping all leaves nothing
+        raise UserError(f"{source}{shown[first]} {errors[first]}; {len(missing)} of {len(values)} image(s) in all "
+                        f"are missing or unreadable: {fix}{skip}")
+    stats.missing_images = [labels[i] for i in missing]
     skipped = set(empty) | set(missing)
     if skipped:
         keep = [i for i in keep if i not in skipped]
@@ -161,7 +218,8 @@ def image_text_pairs(dataset: Any, columns: dict[str, str] | None = None, base_d
     if len(dataset) == 0:
         raise UserError(f"{what} has no usable (image, text) rows left after skipping; check the image paths")
     encoded = [viewer_encoded(values[i]) for i in keep]
-    _check_captions(dataset[text_col], [names[i] for i in keep], encoded, stats)
+    stats.keys, stats.names = [image_key(v) for v in encoded], [names[i] for i in keep]
+    _check_captions(dataset[text_col], stats, encoded)
     dataset = dataset.remove_columns(image_col).add_column(image_col, encoded, feature=datasets.Image())
     dataset = dataset.select_columns([image_col, text_col])
     if (image_col, text_col) != ("image", "text"):
@@ -199,11 +257,11 @@ def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
         eval_set = with_row_numbers(to_dataset(eval_source, *cfg.eval_options(), what="eval_data"))
         eval_pairs, eval_stats = image_text_pairs(eval_set, cfg.columns, _base_dir(eval_source), cfg.skip_missing,
                                                   what=what)
-        stats.missing_images += eval_stats.missing_images
-        stats.empty_captions += eval_stats.empty_captions
-        stats.warnings += [w.replace("warning: ", f"warning: {what}: ") for w in eval_stats.warnings]
+        stats.held_out = eval_stats
         if same_source(source, cfg.eval_data):
             stats.warnings.append(f"warning: eval_data is the training data; {EVAL_IS_TRAIN}")
+        elif shared := _trained_images(stats, eval_stats):
+            stats.warnings.append(shared)
         images = len(set(image_keys(eval_pairs)))
         if images < 2:  # every text->image query would find the only image: a perfect score, whatever the model
             raise UserError(f"{what} holds {images} image ({len(eval_pairs)} row(s)); image-text retrieval needs "
@@ -211,6 +269,20 @@ def load_pairs(cfg: Any, sample: str) -> tuple[Any, Any, PairStats]:
         return (*split_train_eval(pairs, eval_pairs), stats)
     pairs, eval_pairs = _hold_out_images(pairs, cfg.seed)
     return pairs, eval_pairs, stats
+
+
+def _trained_images(train: PairStats, held_out: PairStats) -> str | None:
+    """A warning when held-out rows show images the model trains on (a copy of the training file, or splits that
+    share images): their after-training scores measure fit, not how the model does on new images."""
+    trained = set(train.keys)
+    inside = [i for i, key in enumerate(held_out.keys) if key in trained]
+    if not inside:
+        return None
+    if len(inside) == len(held_out.keys):
+        return (f"warning: every image of {held_out.what} is also a training image; the after-training scores "
+                f"show how well training images are fitted, not how the model does on new ones")
+    return (f"warning: {len(inside)} of {len(held_out.keys)} rows of {held_out.what} show a training image (first: "
+            f"{held_out.names[inside[0]]}); the after-training scores are optimistic")
 
 
 def _eval_what(cfg: Any) -> tuple[str, str]:

@@ -199,8 +199,8 @@ def test_a_broken_or_empty_image_in_an_image_column_is_one_line_or_skipped_and_c
     done = run_cli("run", "image-text", f"data={pq}", "max_steps=1", f"output_dir={tmp_path / 'o'}")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert done.stderr.strip().splitlines() == [
-        ("contrastkit: error: image in row 2 is missing or unreadable, 2 of 5 image(s) in all; replace or remove it "
-         "in column 'image', or pass skip_missing=true")]
+        ("contrastkit: error: image in row 2 is not an image file that Pillow can read; 2 of 5 image(s) in all are "
+         "missing or unreadable: replace or remove it in column 'image', or pass skip_missing=true")]
     assert not (tmp_path / "o").exists()
 
     pairs, stats = image_text_pairs(ds, skip_missing=True)
