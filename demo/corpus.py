@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import itertools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ from .core import (
 from .inputs import split_lines
 
 CORPUS_COLUMNS = ("answer", "positive", "document", "passage", "text", "content", "body", "sentence")
+CORPUS_FORMATS = ".txt (one document per line), .csv, .tsv or .jsonl"
+#: data files the recipes (or an office program) write that are not lines of text: refused by name, never searched
+#: line by line as if they were
+UNREAD = (".json", ".parquet", ".arrow", ".xlsx", ".xls", ".ods", ".docx", ".pdf", ".zip", ".gz")
 
 
 def read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[str], str]:
@@ -52,36 +57,19 @@ def _read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[s
     else:
         label = Path(path).name
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in UNREAD:
+        raise DemoInputError(f"{path.name} is a {suffix} file, which the search does not read; upload a corpus as "
+                             f"{CORPUS_FORMATS}.")
     if path.stat().st_size > max_bytes:
         raise DemoInputError(f"{path.name} is larger than {max_bytes // 2**20} MB; upload a smaller corpus.")
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DemoInputError(f"{path.name} is not a UTF-8 text file; upload a .txt (one document per line) "
-                             f"or a .csv file.") from None
-    if path.suffix.lower() in (".csv", ".tsv"):
-        from contrastkit.plugins.data import detect_delimiter
-
-        # , ; tab or | whatever the extension, as in the recipes
-        delimiter = detect_delimiter(path, "\t" if path.suffix.lower() == ".tsv" else ",")
-        reader = csv.reader(io.StringIO(raw), delimiter=delimiter, strict=True)
-        try:  # strict: a quote that never closes is an error, not one document swallowing the rest of the file
-            rows = [(reader.line_num, r) for r in reader]  # the line each row ends on
-        except csv.Error as exc:
-            raise DemoInputError(f"{path.name} is not valid CSV ({exc}); check its quotes, e.g. a \" that never "
-                                 f"closes.") from None
-        if len(rows) < 2:
-            raise DemoInputError(f"{path.name} has no data rows under its header.")
-        header = [h.strip().lower() for h in rows[0][1]]
-        col = next((header.index(c) for c in CORPUS_COLUMNS if c in header), None)
-        if col is None:
-            raise DemoInputError(f"{path.name} has no column the demo searches; its columns are "
-                                 f"{', '.join(rows[0][1])}. Name the document column one of: "
-                                 f"{', '.join(CORPUS_COLUMNS)}.")
-        # a row starts on the line after the one the row before it ended on (a quoted field may span lines)
-        found = [(r[col].strip(), end + 1) for (end, _), (_, r) in itertools.pairwise(rows)
-                 if len(r) > col and r[col].strip()]
-        label += f" (column '{rows[0][1][col]}')"
+    raw = _decode(path)
+    if suffix in (".csv", ".tsv"):
+        found, column = _csv_documents(path, raw)
+        label += f" (column '{column}')"
+    elif suffix == ".jsonl":
+        found, column = _jsonl_documents(path, raw)
+        label += f" (field '{column}')"
     else:
         found = [(line, n) for n, text in enumerate(raw.splitlines(), 1) for line in split_lines(text)]
     cut = [n for doc, n in found if len(doc) > MAX_CHARS]
@@ -94,6 +82,69 @@ def _read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[s
     notes = [(f"{_documents(len(cut))} longer than {MAX_CHARS:,} characters, so only the first {MAX_CHARS:,} of "
               f"{'each' if len(cut) > 1 else 'it'} are used ({_at_lines(cut)}).")] if cut else []
     return docs, [lines[d] for d in docs], label, notes
+
+
+def _decode(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 is refused with what it is (UTF-16 from Excel's 'Unicode Text',
+    or the first byte that is not UTF-8) and how to re-save it, as the recipes refuse it."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        what = ("it starts as UTF-16 does, which Excel's 'Unicode Text' saves" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else
+                f"byte {data[exc.start]:#04x} at offset {exc.start} is not UTF-8")
+        raise DemoInputError(f"{path.name} is not UTF-8 text ({what}); re-save it as UTF-8 (in Excel: 'CSV UTF-8') "
+                             f"and upload it again.") from None
+
+
+def _pick(path: Path, names: list[str], what: str) -> int:
+    """The index of the first of ``CORPUS_COLUMNS`` among ``names`` (any case), or a DemoInputError naming both."""
+    lowered = [n.strip().lower() for n in names]
+    col = next((lowered.index(c) for c in CORPUS_COLUMNS if c in lowered), None)
+    if col is None:
+        raise DemoInputError(f"{path.name} has no {what} the demo searches; its {what}s are {', '.join(names)}. "
+                             f"Name the document {what} one of: {', '.join(CORPUS_COLUMNS)}.")
+    return col
+
+
+def _csv_documents(path: Path, raw: str) -> tuple[list[tuple[str, int]], str]:
+    """(document, line) of each row of the document column, and that column's name."""
+    from contrastkit.plugins.data import detect_delimiter
+
+    # , ; tab or | whatever the extension, as in the recipes
+    delimiter = detect_delimiter(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+    # a field may be the whole file (a long passage, cut to MAX_CHARS below), not only csv's default 128 KiB
+    csv.field_size_limit(max(csv.field_size_limit(), len(raw) + 1))
+    reader = csv.reader(io.StringIO(raw), delimiter=delimiter, strict=True)
+    try:  # strict: a quote that never closes is an error, not one document swallowing the rest of the file
+        rows = [(reader.line_num, r) for r in reader]  # the line each row ends on
+    except csv.Error as exc:
+        raise DemoInputError(f"{path.name} is not valid CSV ({exc}); check its quotes, e.g. a \" that never "
+                             f"closes.") from None
+    if len(rows) < 2:
+        raise DemoInputError(f"{path.name} has no data rows under its header.")
+    col = _pick(path, rows[0][1], "column")
+    # a row starts on the line after the one the row before it ended on (a quoted field may span lines)
+    return [(r[col].strip(), end + 1) for (end, _), (_, r) in itertools.pairwise(rows)
+            if len(r) > col and r[col].strip()], rows[0][1][col]
+
+
+def _jsonl_documents(path: Path, raw: str) -> tuple[list[tuple[str, int]], str]:
+    """(document, line) of each JSON Lines record's document field (the recipes read the same files), and the
+    field's name."""
+    records = []
+    for n, line in enumerate(raw.splitlines(), 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                raise DemoInputError(f"{path.name} line {n} is not a JSON object; fix or remove that line.")
+            records.append((n, record))
+    names = list(dict.fromkeys(k for _, r in records for k in r))
+    name = names[_pick(path, names, "field")]
+    return [(r[name].strip(), n) for n, r in records if isinstance(r.get(name), str) and r[name].strip()], name
 
 
 def _documents(n: int) -> str:

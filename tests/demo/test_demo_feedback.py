@@ -77,6 +77,52 @@ def test_a_semicolon_or_tab_csv_corpus_is_read_on_its_answer_column(tmp_path):
         assert docs == ["because, mostly", "carefully"] and "column 'answer'" in label
 
 
+def test_a_csv_corpus_with_a_passage_longer_than_csvs_default_field_limit_is_read_and_cut(tmp_path):
+    """csv refuses a field over 131,072 characters unless told otherwise (a fresh process is); such a passage is
+    a document like any other: cut to MAX_CHARS, with the note, not refused as invalid CSV."""
+    import csv
+
+    passage = "word " * 40_000  # 200,000 characters in one quoted field
+    path = tmp_path / "long.csv"
+    path.write_text(f'question,answer\nq1,"{passage}"\nq2,short answer\n')
+    limit = csv.field_size_limit(131_072)  # Python's default, as in a fresh `contrastkit demo`
+    try:
+        docs, lines, _, notes = corpus._read_corpus(str(path), MB)
+    finally:
+        csv.field_size_limit(limit)
+    assert docs == [passage.strip()[:core.MAX_CHARS], "short answer"] and lines == [2, 3]
+    assert "only the first 20,000 of it are used (line 2)" in notes[0]
+
+
+def test_a_corpus_that_is_not_utf8_says_what_it_is_and_how_to_resave_it(tmp_path):
+    for name, data, what in (("excel.txt", "one\ntwo\n".encode("utf-16"), "it starts as UTF-16 does"),
+                             ("latin.csv", "answer\ncaf\u00e9\n".encode("latin-1"), "byte 0xe9 at offset 10")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(core.DemoInputError) as err:
+            corpus.read_corpus(str(tmp_path / name), MB)
+        assert f"{name} is not UTF-8 text ({what}" in str(err.value) and "re-save it as UTF-8" in str(err.value)
+
+
+def test_a_jsonl_corpus_is_read_on_its_document_field_and_other_data_files_are_refused(tmp_path):
+    """The recipes take .jsonl, so the file a model trained on can be searched: on its document field, never as
+    raw JSON lines. A .json or .parquet file is refused by name instead of searched line by line."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"question": "why?", "answer": "because"}\n\n{"question": "how?", "answer": "carefully"}\n')
+    docs, lines, label, _ = corpus._read_corpus(str(path), MB)
+    assert docs == ["because", "carefully"] and lines == [1, 3] and "field 'answer'" in label
+    path.write_text('{"question": "why?", "answer": "because"}\n["not", "an", "object"]\n')
+    with pytest.raises(core.DemoInputError, match="pairs.jsonl line 2 is not a JSON object"):
+        corpus.read_corpus(str(path), MB)
+    path.write_text('{"question": "why?", "reply": "because"}\n')
+    with pytest.raises(core.DemoInputError, match="no field the demo searches; its fields are question, reply"):
+        corpus.read_corpus(str(path), MB)
+    for name in ("pairs.json", "pairs.parquet"):
+        (tmp_path / name).write_text('[{"answer": "because"}]\n')
+        with pytest.raises(core.DemoInputError, match=f"{name} is a .{name.split('.')[1]} file, which the search "
+                                                      f"does not read; upload a corpus as .txt"):
+            corpus.read_corpus(str(tmp_path / name), MB)
+
+
 def test_an_oversized_corpus_is_reported_in_the_page_and_nothing_is_searched(text_slots, tmp_path):
     big = tmp_path / "big.txt"
     big.write_text("a document\n" * 200_000)  # 2.2 MB
