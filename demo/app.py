@@ -4,9 +4,9 @@ Open it with ``contrastkit demo [model=PATH_OR_ID] [compare_to=PATH_OR_ID] [port
 ``python -m contrastkit.demo.app``. ``from contrastkit.demo.app import demo`` gives the app built from the defaults
 (built on first access, so importing this module loads no model). Tabs: text ↔ text, image ↔ image, text ↔ image,
 similarity matrix, search. The functions behind them live in ``compare.py`` (the comparisons), ``core.py``
-(models), ``inputs.py`` (text boxes and uploads), ``corpus.py`` (search), ``retriever.py`` (a reranker's
-retriever), ``image_runs.py`` (an image run's base and examples) and ``render.py`` (HTML, heatmaps). Either side
-may be a bi-encoder, a sparse encoder, a reranker or an image model.
+(models), ``inputs.py`` (text boxes and uploads), ``corpus.py`` (search), ``retriever.py`` (run folders,
+checkpoints and a reranker's retriever), ``image_runs.py`` (an image run's base and examples) and ``render.py``
+(HTML, heatmaps). Either side may be a bi-encoder, a sparse encoder, a reranker or an image model.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from contrastkit.plugins.errors import UserError
 
 from . import compare, core, corpus, render
 from .image_runs import crowding_note, example_sets, order_by_disagreement, run_examples, starting_slot
-from .retriever import run_folder
+from .retriever import checkpoint_note, run_folder
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 EXAMPLE_IMAGES = sorted(str(p) for p in EXAMPLES.glob("*.png"))
@@ -124,6 +124,8 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
                 lines.append(f"{icon}The {s.role} reranker: {s.retriever_note}.")
             folder = run_folder(s.name)
             metrics = read_metrics(folder) if folder else None
+            if checkpoint_note(s.name):
+                lines.append(checkpoint_note(s.name))
             summary = render.training_summary(metrics)
             if summary:
                 lines.append(summary)
@@ -247,6 +249,7 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
         torch.set_num_threads(cfg.cpu_threads)
     max_bytes = cfg.max_upload_mb * 2**20
     has_images = any(s.embeds("image") for s in slots)
+    has_texts = any(s.embeds("text") for s in slots)  # two image models: the text tabs say so once, buttons off
     has_pairs = any(s.embeds("text", "image") for s in slots)
     # an image run's held-out images (a few per class): the image tabs open on the user's own classes
     pictures = run_examples(slots[-1]) if slots[-1].kind == "image" else []
@@ -278,9 +281,11 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
         gr.Markdown(status, elem_id="ck-status")
         gr.Markdown(how_to_read(slots), elem_id="ck-how-to-read")
         with gr.Tab("Text ↔ text"):
+            if not has_texts:
+                gr.Markdown(f"ℹ️ {core.needs_sentence(slots, 'text')}", elem_id="ck-text-note")
             a = gr.Textbox(label="Text A", value=TEXT_A)
             b = gr.Textbox(label="Texts to compare with A (one per line)", value=TEXTS_B, lines=4)
-            go = gr.Button("Compare texts", variant="primary")
+            go = gr.Button("Compare texts", variant="primary", interactive=has_texts)
             out = gr.HTML(elem_id="ck-text-result")
             gr.Examples([[TEXT_A, TEXTS_B], [TEXT_A2, TEXTS_B2], ["The cat sat on the mat.", CAT_TEXTS]], [a, b])
             # Concurrent requests wait in Gradio's queue; batch=True hands up to BATCH of them to one call, which
@@ -324,13 +329,15 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             note = gr.HTML()
             go.click(_guard(matrix, 2), [texts, images], [plot, note], api_name="matrix")
         with gr.Tab("Search"):
+            if not has_texts:
+                gr.Markdown(f"ℹ️ {core.needs_sentence(slots, 'text')}", elem_id="ck-search-note")
             with gr.Row():
                 query = gr.Textbox(label="Query", value=QUERY, scale=3)
                 top_k = gr.Slider(1, 20, value=5, step=1, label="Top k", scale=1)
-            corpus_file = gr.File(label=f"Corpus: .txt (one document per line) or .csv (a column named "
+            corpus_file = gr.File(label=f"Corpus: {corpus.CORPUS_FORMATS} (a column or field named "
                                         f"{'/'.join(corpus.CORPUS_COLUMNS[:3])}/...), up to {cfg.max_upload_mb} MB; "
                                         f"empty = the bundled FAQ answers", type="filepath", elem_id="ck-corpus")
-            go = gr.Button("Search", variant="primary")
+            go = gr.Button("Search", variant="primary", interactive=has_texts)
             out = gr.HTML(elem_id="ck-search-result")
             go.click(_guard(search), [query, corpus_file, top_k], out, api_name="search")
     return demo

@@ -174,8 +174,10 @@ def load_slot(role: str, name: str, trust_remote_code: bool = False) -> Slot:
         try:
             model = hub.load(name, trust_remote_code=trust_remote_code)
         except Exception as exc:  # noqa: BLE001 - the app must keep running whatever the model does
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            return Slot(role, name, error=first[:300])
+            from .retriever import unfinished_run
+
+            first = unfinished_run(name) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return Slot(role, name, error=first[:400])
         refused = unsupported(model)
         if refused:
             return Slot(role, name, error=refused)

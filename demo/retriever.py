@@ -1,18 +1,26 @@
-"""The retriever behind a reranker: search hands a CrossEncoder the top-k of a bi-encoder, as its evaluation did.
+"""Run folders in the demo, and the retriever behind a reranker: search hands a CrossEncoder the top-k of a
+bi-encoder, as its evaluation did.
 
 The rerank recipe records that bi-encoder and k in its run folder (``metrics.json``: ``retriever``, ``top_k``;
 ``config.yaml``: the same keys). Without them (a bare CrossEncoder, a Hub repo without the files), or when the
 named retriever cannot be loaded, the demo uses the packaged all-MiniLM-L6-v2 and says so in the page.
+
+A ``checkpoint-N`` inside a run loads as a model, but its run's settings live two folders up, and the run's
+``metrics.json`` describes the final model, not the checkpoint. A run that has not saved its model yet (stopped,
+or still training) has only checkpoints: the page names the newest one the demo can load, and how to finish the run.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from .core import _LOADED, Slot, _fit_seq_length, model_key, remember
 
 DEFAULT_TOP_K = 20  # the rerank recipe's default top_k
+CHECKPOINTS = "checkpoints"
+RECORD = ".contrastkit-run.json"  # written when a run starts (plugins/outdir.py)
 _RETRIEVERS: dict[tuple[str, bool, tuple], Any] = {}
 
 
@@ -39,7 +47,7 @@ def run_settings(name: str) -> tuple[str | None, int | None, str]:
     and (None, None, "none") when its run used none (config.yaml then names a default that was never loaded)."""
     from contrastkit.plugins.report import read_metrics
 
-    folder = run_folder(name)
+    folder = run_of_checkpoint(name) or run_folder(name)  # a checkpoint trained with its run's settings
     if folder is None:
         return None, None, ""
     metrics = read_metrics(folder) or {}
@@ -116,3 +124,63 @@ def attach(slot: Slot, trust_remote_code: bool = False) -> None:
     else:
         slot.retriever_note = (f"its folder does not say which retriever its run used, so search reranks the top "
                                f"{slot.top_k} of {default}")
+
+
+# --------------------------------------------------------------------------- checkpoints and unfinished runs
+def _step(path: Path) -> int | None:
+    """N of a Trainer ``checkpoint-N`` folder name, else None."""
+    prefix, _, number = path.name.rpartition("-")
+    return int(number) if prefix == "checkpoint" and number.isdigit() else None
+
+
+def run_of_checkpoint(name: str) -> Path | None:
+    """The run folder that holds ``name`` as ``checkpoints/checkpoint-N``, or None (not such a checkpoint)."""
+    path = Path(name).expanduser()
+    if _step(path) is None or path.parent.name != CHECKPOINTS or not path.is_dir():
+        return None
+    return path.parent.parent
+
+
+def checkpoint_note(name: str) -> str:
+    """One status line for a checkpoint inside a run ('' for anything else): which run and step it is, and why the
+    run's held-out figures are not shown for it."""
+    run = run_of_checkpoint(name)
+    if run is None:
+        return ""
+    step = _step(Path(name))
+    return (f"ℹ️ This is the checkpoint at step {step} of the run `{run}`: its settings come from that run, but the "
+            f"run's held-out figures (metrics.json) are for the run's final model, so none are shown for it.")
+
+
+def newest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete Trainer checkpoint under ``folder/checkpoints`` (trainer_state.json is written last, so a
+    checkpoint cut off by a kill is skipped) that holds a model the demo loads; None when there is none."""
+    found = [p for p in (folder / CHECKPOINTS).glob("checkpoint-*") if _step(p) is not None
+             and (p / "trainer_state.json").is_file()
+             and any((p / f).is_file() for f in ("modules.json", "config.json"))]
+    return max(found, key=_step) if found else None
+
+
+def unfinished_run(name: str) -> str | None:
+    """Why ``name`` loads no model when it is a run that has not saved its model yet, or a run's ``checkpoints``
+    folder, with what to pass instead: the run's final model, its newest checkpoint, or the command that finishes
+    the run. None for any other folder (the loader's own message says what is wrong with it)."""
+    path = Path(name).expanduser()
+    folder = path.parent if path.name == CHECKPOINTS and path.is_dir() else path
+    if not (folder / CHECKPOINTS).is_dir() or (path / "modules.json").is_file() or (path / "config.json").is_file():
+        return None
+    newest = newest_checkpoint(folder)
+    if folder != path and ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
+        also = f", or one checkpoint, e.g. model={newest}" if newest else ""
+        return f"'{path}' holds the run's checkpoints; pass the run folder, model={folder}, for its final model{also}"
+    if not (folder / RECORD).is_file():
+        return None
+    try:
+        recipe = json.loads((folder / RECORD).read_text(encoding="utf-8")).get("recipe") or "RECIPE"
+    except (OSError, ValueError, AttributeError):
+        recipe = "RECIPE"
+    finish = f"finish it with `contrastkit run {recipe} resume=true output_dir={folder}`"
+    if newest is None:
+        return f"the run in '{folder}' has not saved a model yet (it stopped, or is still training); {finish}"
+    return (f"the run in '{folder}' has not saved a model yet (it stopped, or is still training); pass its newest "
+            f"checkpoint, model={newest}, or {finish}")

@@ -148,7 +148,7 @@ def test_search_reads_uploaded_txt_and_csv(text_slots, tmp_path):
     assert hits.by_model["base"][0][0] == "reply two" and len(hits.by_model["base"]) == 2
     binary = tmp_path / "blob.txt"
     binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
-    with pytest.raises(core.DemoInputError, match="not a UTF-8 text file"):
+    with pytest.raises(core.DemoInputError, match="blob.txt is not UTF-8 text"):
         corpus.read_corpus(str(binary), MB)
     with pytest.raises(core.DemoInputError, match="Type a query"):
         corpus.search(text_slots, "  ", None, 3, MB)
@@ -345,3 +345,16 @@ def test_long_corpus_documents_are_capped_and_counted_in_one_note(text_slots, tm
         assert long_notes == [(f"4 documents are longer than the {role} model reads (64 tokens), so only their "
                               f"beginning counts (first at lines 3 and 4).")], hits.notes
     assert "only their beginning counts" in render.hits_table(hits, text_slots)
+
+
+def test_two_image_models_get_one_clear_note_and_disabled_text_buttons(tiny_image_encoder):
+    """The text tabs say once, before any click, that image models embed no text (as the image tabs do for text
+    models), and their buttons are off."""
+    demo = app.build_demo(app.DemoConfig(model=tiny_image_encoder, compare_to=tiny_image_encoder))
+    components = demo.get_config_file()["components"]
+    buttons = {c["props"].get("value"): c["props"].get("interactive") for c in components if c["type"] == "button"}
+    assert buttons["Compare texts"] is False and buttons["Search"] is False
+    assert buttons["Compare images"] is not False
+    notes = [str(c["props"].get("value")) for c in components if c["type"] == "markdown"
+             and "needs a model that embeds texts" in str(c["props"].get("value"))]
+    assert len(notes) == 2 and all("embed image only" in n for n in notes), notes

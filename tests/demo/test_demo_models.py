@@ -391,3 +391,26 @@ def test_search_says_once_how_many_documents_the_reranker_and_its_retriever_cut(
     assert len(retrieved) == 1 and "3 documents are longer" in retrieved[0], notes
     assert "first at lines 3 and 6" in retrieved[0]
     assert len(reranked) == 1 and "3 documents" in reranked[0] and "with the query" in reranked[0], notes
+
+
+# --------------------------------------------------------------------------- checkpoints and unfinished runs
+def test_a_reranker_checkpoint_reranks_its_runs_retriever_and_an_unfinished_run_names_its_newest_checkpoint(
+        rerank_run, tiny_text_model, tmp_path):
+    """checkpoint-N holds no run files: its retriever and top_k are the run's, two folders up, and the run's
+    metrics (its final model's) are not shown for it. A run without a saved model names what to pass instead."""
+    checkpoint = Path(rerank_run) / "checkpoints" / "checkpoint-2"
+    slot = core.load_slot("fine-tuned", str(checkpoint))
+    assert slot.kind == "cross" and slot.retriever_from_run and slot.top_k == 5
+    assert slot.retriever.name == tiny_text_model
+    _, status = app.load_slots(app.DemoConfig(model=str(checkpoint), compare_to=tiny_text_model))
+    assert f"the checkpoint at step 2 of the run `{rerank_run}`" in status and "Training changed" not in status
+    unfinished = tmp_path / "unfinished"  # what a run stopped after its second checkpoint leaves
+    shutil.copytree(checkpoint.parent, unfinished / "checkpoints")
+    shutil.copy(Path(rerank_run) / ".contrastkit-run.json", unfinished)
+    for given in (unfinished, unfinished / "checkpoints"):
+        error = core.load_slot("fine-tuned", str(given)).error
+        assert error == (f"the run in '{unfinished}' has not saved a model yet (it stopped, or is still training); "
+                         f"pass its newest checkpoint, model={unfinished / 'checkpoints' / 'checkpoint-2'}, or "
+                         f"finish it with `contrastkit run rerank resume=true output_dir={unfinished}`")
+    error = core.load_slot("fine-tuned", str(checkpoint.parent)).error
+    assert f"pass the run folder, model={rerank_run}, for its final model, or one checkpoint" in error
