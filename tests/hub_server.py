@@ -293,6 +293,8 @@ class _Handler(BaseHTTPRequestHandler):
         repo = self._writable(repo_type, repo_id)
         if repo is None:
             return
+        if branch.startswith("refs/"):  # as the Hub answers: a pull request's ref is no branch name
+            return self._error(400, f"Invalid reference for a branch: {branch}")
         start = repo.resolve(payload.get("startingPoint") or "main")
         if start is None:
             return self._error(404, "Invalid starting point", "RevisionNotFound")

@@ -14,6 +14,7 @@ IGNORE_PATTERNS = [
     "runs/",  # TensorBoard logs
     "examples/",  # an image run's held-out images for the local demo: the user's data, not pushed unasked
     "training_args.bin", "*.pt", "*.pth", "*.ckpt",  # pickles: trainer arguments, optimizer, scheduler, RNG state
+    "trainer_state.json",  # a checkpoint's step counter and log: training state, pushed from a checkpoint folder
     ".contrastkit-*", "*/.contrastkit-*",  # local probes and markers
     "__pycache__/", "*/__pycache__/", "*.lock", ".DS_Store",
 ]

@@ -4,6 +4,9 @@ snippet loads the repo it was pushed to."""
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,8 @@ from ..config import field
 from ..errors import UserError
 from .connection import api_for, check_repo_id, hub_errors, reason, timeouts
 from .folders import IMAGE_TYPE, files_to_push, has_safetensors, read_json
+
+PR_REF = "refs/pr/"  # revision=refs/pr/N pushes to an open pull request
 
 
 @dataclass
@@ -39,15 +44,62 @@ def push(output_dir: str | Path, repo_id: str, cfg: PushConfig | None = None) ->
     who: dict[str, str] = {}
     with hub_errors(repo_id, "push", "model", who), timeouts():
         api = api_for(cfg.token, who)
+        if cfg.private:
+            _check_not_public(api, repo_id)
         api.create_repo(repo_id, private=cfg.private, exist_ok=True)
-        if cfg.revision and cfg.revision != "main":
-            api.create_branch(repo_id, branch=cfg.revision, exist_ok=True)
+        if cfg.revision and cfg.revision != "main" and not cfg.revision.startswith(PR_REF):
+            api.create_branch(repo_id, branch=cfg.revision, exist_ok=True)  # a PR's ref is no branch to create
+        head = _head(api, repo_id, cfg.revision)
         # One create_commit, not upload_folder: with hf_xet installed (a dependency of huggingface_hub here),
         # upload_folder streams through pipelined_upload, which commits a large folder in several batches
         # ("part 2", ...), so a failed push could leave half of it. files_to_push applies the same ignore patterns.
-        info = api.create_commit(repo_id, ops, commit_message=message, revision=cfg.revision,
-                                 create_pr=cfg.create_pr or None)
+        with _quiet_empty_commit():
+            info = api.create_commit(repo_id, ops, commit_message=message, revision=cfg.revision,
+                                     create_pr=cfg.create_pr or None)
+    if info.pr_url is None and info.oid == head:  # huggingface_hub skipped the commit: every file was there already
+        print(f"note: '{repo_id}' ({cfg.revision or 'main'}) already holds these files, so nothing was committed"
+              f"{' and no pull request was opened' if cfg.create_pr else ''}", file=sys.stderr, flush=True)
     return str(info.pr_url or info.commit_url)
+
+
+def _check_not_public(api: Any, repo_id: str) -> None:
+    """``private=true`` cannot keep a push to an existing public repo private (create_repo leaves its visibility as
+    it is), so refuse it before anything is sent rather than publish what the user meant to keep private."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        public = not api.model_info(repo_id).private
+    except RepositoryNotFoundError:  # a new repo: created private below
+        return
+    if public:
+        raise UserError(f"'{repo_id}' already exists and is public, and private=true only makes new repos private; "
+                        f"make it private on the Hub first (its Settings page), or push without private=true")
+
+
+def _head(api: Any, repo_id: str, revision: str | None) -> str | None:
+    """The commit ``revision`` points at before the push; a missing pull request ref is one line."""
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    try:
+        return api.model_info(repo_id, revision=revision).sha
+    except RevisionNotFoundError:
+        raise UserError(f"'{repo_id}' has no pull request {revision}; pass revision= a branch, or create_pr=true to "
+                        f"open a new pull request") from None
+
+
+@contextmanager
+def _quiet_empty_commit() -> Iterator[None]:
+    """huggingface_hub warns in its own words when a commit changes nothing; ``push`` says so itself."""
+    import logging
+
+    hf_logger = logging.getLogger("huggingface_hub.hf_api")
+    quiet = logging.Filter()
+    quiet.filter = lambda record: "empty commit" not in record.getMessage()  # type: ignore[method-assign]
+    hf_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        hf_logger.removeFilter(quiet)
 
 
 def _operations(folder: Path, repo_id: str) -> list[Any]:
@@ -98,6 +150,7 @@ def _check_output(folder: Path) -> Path:
     if run := outdir.holder(folder):  # first: during a first run the folder has no model yet
         raise UserError(f"output folder '{folder}' is in use by a run ({run}); wait for it to finish, then push "
                         f"the folder it leaves")
+    _check_finished(folder)
     if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
         raise UserError(f"'{folder}' is not a contrastkit output (no modules.json or config.json); "
                         f"pass the folder printed as 'done: ...' by 'contrastkit run'")
@@ -108,6 +161,20 @@ def _check_output(folder: Path) -> Path:
         raise UserError(f"'{folder}' has no .safetensors weights; contrastkit pushes safetensors only "
                         f"(re-save with safe_serialization=True)")
     return folder
+
+
+def _check_finished(folder: Path) -> None:
+    """A run records ``finished_steps`` once its model is saved; until then the folder's model files, if any, are an
+    earlier run's (``overwrite=true`` keeps them until the new model replaces them), so they must not go out as it."""
+    record = outdir.read_record(folder) or {}
+    if outdir.FINISHED not in record or isinstance(record[outdir.FINISHED], int):
+        return
+    earlier = "; the model files there are an earlier run's" if any(
+        (folder / name).is_file() for name in outdir.MODEL_FILES) else ""
+    how = ("run the same command again with resume=true to finish it from its last checkpoint"
+           if outdir.has_checkpoint(folder) else "run the same command again to train it")
+    raise UserError(f"output folder '{folder}' holds a {record.get('recipe', 'contrastkit')} run that did not finish "
+                    f"(it stopped before saving its model{earlier}); {how}, then push")
 
 
 def check_push_target(repo_id: Any) -> None:

@@ -18,6 +18,13 @@ from tests.plugins.hub.conftest import OUTPUT_FILES, digest, one_line_error, pyt
 
 def test_second_push_is_a_new_commit_and_keeps_earlier_files(hub_server, text_output, tmp_path):
     assert run_cli("push", text_output, "alice/evolving").returncode == 0
+    for again in ([], ["create_pr=true"]):  # the same files again: no empty commit, no empty pull request
+        r = run_cli("push", text_output, "alice/evolving", *again)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.strip() == "note: 'alice/evolving' (main) already holds these files, so nothing was " \
+            "committed" + (" and no pull request was opened" if again else ""), r.stderr
+    assert hub_server.commit_count("alice/evolving") == 2
+    assert not [b for b in hub_server.repos[("model", "alice/evolving")].branches if b.startswith("refs/pr/")]
     second = tmp_path / "second"
     shutil.copytree(text_output, second)
     (second / "loss.png").unlink(missing_ok=True)
@@ -49,6 +56,14 @@ def test_failures_are_one_line_and_never_touch_the_output(hub_server, text_outpu
     r = run_cli("push", text_output, "alice/m")
     assert r.returncode == 0, r.stderr
     assert OUTPUT_FILES <= set(hub_server.files("alice/m"))
+    # private=true cannot make the existing public repo private: refused, nothing more is published
+    other = tmp_path / "other"
+    shutil.copytree(text_output, other, ignore=shutil.ignore_patterns("checkpoints"))
+    (other / "notes.md").write_text("meant to stay private\n")
+    one_line_error(run_cli("push", other, "alice/m", "private=true"), "'alice/m' already exists and is public",
+                   "private=true only makes new repos private")
+    assert "notes.md" not in hub_server.files("alice/m") and hub_server.commit_count("alice/m") == 2
+    assert not hub_server.repos[("model", "alice/m")].private
     # bad inputs, caught before any request
     one_line_error(run_cli("push", tmp_path / "missing", "alice/m"), "does not exist")
     one_line_error(run_cli("push", text_output, "not a repo id"), "is not a Hub repo id")
@@ -160,6 +175,13 @@ def test_push_refuses_a_folder_a_run_is_still_writing(hub_server, tiny_text_mode
         finally:
             run.kill()
             run.wait()
+    # killed before saving a model: neither folder is pushed, not even the earlier run's model that overwrite=true
+    # left in the second one (its card and weights are not this run's)
+    for out, earlier in ((tmp_path / "first", False), (finished, True)):
+        assert (out / "model.safetensors").is_file() == earlier
+        line = one_line_error(run_cli("push", out, "alice/busy"), f"output folder '{out}' holds a text run that did "
+                              "not finish (it stopped before saving its model", "run the same command again")
+        assert ("the model files there are an earlier run's" in line) == earlier
     assert ("model", "alice/busy") not in hub_server.repos
 
 
@@ -333,3 +355,34 @@ def test_image_text_push_to_hub_after_a_run_has_a_card_whose_snippet_loads_the_r
     assert f"'{hub_server.url}/alice/image-text-model/resolve/main/assets/image_0.jpg'".encode() in files["README.md"]
     r = snippet_runs(files["README.md"], tmp_path / "elsewhere")
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_pull_request_opened_by_one_push_takes_the_next_push_with_revision_refs_pr(hub_server, text_output,
+                                                                                     tmp_path):
+    """create_pr=true opens refs/pr/1; revision=refs/pr/1 then commits to that pull request, as the Hub allows
+    (it is no branch to create); main is left alone, and a pull request that does not exist is one line."""
+    assert run_cli("push", text_output, "alice/reviewed").returncode == 0
+    second = tmp_path / "second"
+    shutil.copytree(text_output, second, ignore=shutil.ignore_patterns("checkpoints"))
+    (second / "notes.md").write_text("v2\n")
+    r = run_cli("push", second, "alice/reviewed", "create_pr=true")
+    assert r.returncode == 0, r.stderr
+    assert f"{hub_server.url}/alice/reviewed/discussions/1" in r.stdout
+    (second / "notes.md").write_text("v2, after review\n")
+    r = run_cli("push", second, "alice/reviewed", "revision=refs/pr/1", "commit_message=after review")
+    assert r.returncode == 0, r.stderr
+    assert hub_server.files("alice/reviewed", "refs/pr/1")["notes.md"] == b"v2, after review\n"
+    assert hub_server.commit_count("alice/reviewed", "refs/pr/1") == 4  # creation, main's push, the PR's two
+    assert "notes.md" not in hub_server.files("alice/reviewed")
+    one_line_error(run_cli("push", second, "alice/reviewed", "revision=refs/pr/7"),
+                   "'alice/reviewed' has no pull request refs/pr/7", "create_pr=true")
+
+
+def test_a_checkpoint_folder_pushes_its_model_without_its_training_state(text_output):
+    from contrastkit.plugins.hub import files_to_push
+
+    checkpoint = max((text_output / "checkpoints").glob("checkpoint-*"))
+    assert (checkpoint / "trainer_state.json").is_file() and (checkpoint / "optimizer.pt").is_file()
+    files = files_to_push(checkpoint)
+    assert {"model.safetensors", "modules.json", "README.md"} <= set(files)
+    assert not [f for f in files if f.startswith(("trainer_state", "optimizer", "scheduler", "rng_state"))], files
