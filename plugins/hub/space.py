@@ -74,15 +74,37 @@ def push_demo(space_id: str, cfg: PushDemoConfig, dry_run: bool = False) -> str:
         return str(out)
     from huggingface_hub import CommitOperationAdd, constants
 
-    files = space_files(space_id, cfg)
     who: dict[str, str] = {}
     with hub_errors(space_id, "push-demo", "Space", who), timeouts():
         api = api_for(None, who)
+        _check_models(api, cfg)  # before the wheel is built and the Space created
+        files = space_files(space_id, cfg)
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=cfg.private, exist_ok=True)
         ops = [CommitOperationAdd(name, data if isinstance(data, bytes) else data.encode("utf-8"))
                for name, data in files.items()]
         api.create_commit(space_id, ops, repo_type="space", commit_message=f"contrastkit demo for {cfg.model}")
     return f"{constants.ENDPOINT}/spaces/{space_id}"
+
+
+def _check_models(api: Any, cfg: PushDemoConfig) -> None:
+    """The Space loads its models from the Hub when it starts: a model that is not there would only show as a
+    crashed Space, and a private one needs a token the Space does not have unless the user adds it."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    for name in ("model", "compare_to"):
+        value = getattr(cfg, name)
+        if not value or "/" not in value:  # the default model, resolved by the demo itself
+            continue
+        try:
+            private = api.model_info(value).private
+        except RepositoryNotFoundError:
+            raise UserError(f"{name}='{value}' is not on the Hub (or your token cannot read it), so the Space could "
+                            f"not load it; push it first ('contrastkit push OUTPUT_DIR {value}'), then run push-demo "
+                            f"again") from None
+        if private:
+            print(f"note: {name}='{value}' is private: the Space loads it only with a token that can read it, saved "
+                  f"as the Space secret HF_TOKEN (Space settings, 'Variables and secrets')", file=sys.stderr,
+                  flush=True)
 
 
 def source_root() -> Path | None:

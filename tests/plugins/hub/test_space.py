@@ -49,6 +49,10 @@ print(type(ns["demo"]).__name__, isinstance(ns["demo"], gr.Blocks))
     assert repo.sdk == "gradio"
     assert {"app.py", "requirements.txt", "README.md", wheel} <= set(hub_server.files("alice/faq-demo",
                                                                                      repo_type="space"))
+    # a model the Space could not load when it starts: refused before the wheel is built or the Space created
+    one_line_error(run_cli("push-demo", "alice/x", "model=alice/faq-model", "compare_to=alice/never-pushed"),
+                   "compare_to='alice/never-pushed' is not on the Hub", "push it first")
+    assert ("space", "alice/x") not in hub_server.repos
     one_line_error(run_cli("push-demo", "alice/x", "--dry-run", f"out_dir={tmp_path / 'x'}"), "model=REPO_ID")
     one_line_error(run_cli("push-demo", "alice/x", f"model={text_output}", "--dry-run"), "push it first")
 
