@@ -1,5 +1,6 @@
 """Decode images as a viewer shows them: EXIF orientation applied, every bit depth scaled to 8-bit RGB,
-transparency laid over white. Shared by the image recipe (``vision.data``) and the image-text recipe (``st.clip``).
+transparency laid over white. Shared by the image recipe (``vision.data``) and the image-text recipe
+(``st.clip_data``).
 
 Scaling: 16-bit integer images (``I;16*``, and ``I`` within 0..65535) map 65535 to 255; other 32-bit integer
 and float images map 0..1 (float) or their own min..max to 0..255. Palette, 1-bit, CMYK, ``LA``/``RGBA`` go

@@ -8,7 +8,8 @@
 - ``training``: trainer arguments, precision, the trainer, resuming and the out-of-memory fallback.
 - ``callbacks``: before/after evaluation and no pickled arguments in checkpoints.
 - ``sampler``: length-grouped, duplicate-free batches for in-batch-negative losses.
-- ``clip``: image-text (CLIP-style) models, (image, text) pairs, their loss and recall evaluator.
+- ``clip``: image-text (CLIP-style) models, their loss and recall evaluator.
+- ``clip_data``: (image, text) pairs read and checked, and the held-out split by image.
 - ``shapes``: the drawn-shapes sample data of the image-text recipe.
 - ``static``: static embeddings distilled with model2vec (``model=static``), their speed beside the dense model.
 """

@@ -4,8 +4,7 @@ sentence-transformers v6 loads a folder holding a transformers ``CLIPModel`` + `
 ``SentenceTransformer`` that embeds both texts and PIL images; MNRL over an (image, text) ``Dataset`` trains it,
 through the same trainer as text (``training.make_trainer``).
 Usable without a recipe: ``load_model("tiny-clip")``, ``clip_data.image_text_pairs(dataset)``,
-``make_evaluator(pairs)``. ``image_text_pairs`` and ``load_pairs`` are importable from here too, where they were
-before ``clip_data`` took them.
+``make_evaluator(pairs)``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .clip_data import image_keys, image_text_pairs, load_pairs  # noqa: F401 (the last two: re-exported, see above)
+from .clip_data import image_keys
 
 TINY_CLIP = "tiny-clip"
 TINY_CLIP_NOTE = "a randomly initialised tiny CLIP (2 layers, 32 hidden, 32 px images, character tokenizer)"

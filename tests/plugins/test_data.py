@@ -153,7 +153,7 @@ def test_a_na_score_is_refused_like_an_empty_one_naming_its_line(tmp_path):
 
 def test_na_word_captions_stay_captions(tmp_path):
     from contrastkit.plugins.data import to_dataset, with_row_numbers
-    from contrastkit.plugins.st.clip import image_text_pairs
+    from contrastkit.plugins.st.clip_data import image_text_pairs
     from PIL import Image
 
     for i, color in enumerate(("red", "blue", "green")):

@@ -12,7 +12,7 @@ from tests.conftest import save_rotated_jpeg
 
 def _pairs(tmp_path, images, captions):
     from contrastkit.plugins.data import with_row_numbers
-    from contrastkit.plugins.st.clip import image_text_pairs
+    from contrastkit.plugins.st.clip_data import image_text_pairs
 
     ds = with_row_numbers(datasets.Dataset.from_dict({"image": images, "text": captions}))
     return image_text_pairs(ds, base_dir=tmp_path)
@@ -65,7 +65,7 @@ def _coco_style(tmp_path, images=12, captions=3):
 @pytest.mark.parametrize("seed", [0, 1, 42])
 def test_one_images_captions_stay_on_one_side_of_the_held_out_split(tmp_path, seed):
     from contrastkit.plugins.config import resolve
-    from contrastkit.plugins.st.clip import image_keys, load_pairs
+    from contrastkit.plugins.st.clip_data import image_keys, load_pairs
     from contrastkit.recipes import image_text
 
     csv = _coco_style(tmp_path, images=30)
@@ -77,7 +77,8 @@ def test_one_images_captions_stay_on_one_side_of_the_held_out_split(tmp_path, se
 
 def test_an_image_with_several_captions_is_one_query_relevant_to_all_of_them(tmp_path):
     from contrastkit.plugins.config import resolve
-    from contrastkit.plugins.st.clip import image_keys, load_pairs, make_evaluator
+    from contrastkit.plugins.st.clip import make_evaluator
+    from contrastkit.plugins.st.clip_data import image_keys, load_pairs
     from contrastkit.recipes import image_text
 
     csv = _coco_style(tmp_path, images=4)
@@ -100,7 +101,7 @@ def test_a_held_out_split_has_two_images_or_more(tmp_path):
     """One held-out image makes every text->image query find it: recall 1.0 whatever the model."""
     from contrastkit.plugins.config import resolve
     from contrastkit.plugins.errors import UserError
-    from contrastkit.plugins.st.clip import image_keys, load_pairs
+    from contrastkit.plugins.st.clip_data import image_keys, load_pairs
     from contrastkit.recipes import image_text
 
     csv = _coco_style(tmp_path, images=12)  # 10% of 36 rows is one image's 3 captions
