@@ -85,6 +85,9 @@ def check_repo_id(repo_id: str, key: str = "") -> None:
         valid = bool(REPO_ID.match(repo_id))
     except HFValidationError:
         valid = False
+    if not valid and (url := re.match(r"^https?://[^/]+/(?:(?:models|spaces)/)?([^/]+/[^/?#]+)", repo_id)):
+        raise UserError(f"{key + '=' if key else ''}'{repo_id}' is a URL, not a Hub repo id; write just "
+                        f"'{url[1]}'")
     if not valid:
         raise UserError(f"{key + '=' if key else ''}'{repo_id}' is not a Hub repo id; write it as user/name (letters, "
                         f"digits, '-', '_', '.'; each part starts and ends with a letter or digit, no '--' or '..', "
@@ -94,12 +97,20 @@ def check_repo_id(repo_id: str, key: str = "") -> None:
 def api_for(token: str | None, who: dict[str, str]):
     """An HfApi with a token that works (the user's name goes into ``who``); fails before any repo is touched."""
     from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError
 
+    given = bool(token)
     token = token or get_token()
     if not token:
         raise UserError(NO_TOKEN)
     api = HfApi(token=token)
-    who["name"] = api.whoami()["name"]  # a 401 here means the token itself is wrong, not the repo
+    try:
+        who["name"] = api.whoami()["name"]  # a 401 here means the token itself is wrong, not the repo
+    except HfHubHTTPError as exc:
+        if given and exc.response is not None and exc.response.status_code == 401:
+            raise UserError("the Hub rejected the token given as token= (401); pass a valid token with write access, "
+                            "or leave token= out to use HF_TOKEN or 'hf auth login'") from None
+        raise
     return api
 
 

@@ -67,6 +67,10 @@ def test_failures_are_one_line_and_never_touch_the_output(hub_server, text_outpu
     # bad inputs, caught before any request
     one_line_error(run_cli("push", tmp_path / "missing", "alice/m"), "does not exist")
     one_line_error(run_cli("push", text_output, "not a repo id"), "is not a Hub repo id")
+    one_line_error(run_cli("push", text_output, "https://huggingface.co/alice/m"), "is a URL", "write just 'alice/m'")
+    # a wrong token= names token=, not the HF_TOKEN that is fine
+    one_line_error(run_cli("push", text_output, "alice/m", "token=hf_not_a_real_one"), "the token given as token= "
+                   "(401)", "leave token= out")
     assert digest(text_output) == before
 
 
