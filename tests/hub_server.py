@@ -30,6 +30,7 @@ import yaml
 TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 SDKS = {"gradio", "docker", "static", "streamlit"}
+REPO_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*")  # "name" or "user/name"; a path is no id
 
 
 def git_blob_sha(data: bytes) -> str:
@@ -273,6 +274,11 @@ class _Handler(BaseHTTPRequestHandler):
             errors.append('"tags" must be a list of strings')
         if "license" in meta and not isinstance(meta["license"], str):
             errors.append('"license" must be a string')
+        for key, kind in (("base_model", "model"), ("datasets", "dataset")):  # ids the Hub links to, so it checks them
+            ids = meta.get(key, [])
+            for value in ids if isinstance(ids, list) else [ids]:
+                if not (isinstance(value, str) and REPO_ID.fullmatch(value)):
+                    errors.append(f'"{key}" with value "{value}" is not valid. Use a {kind} id from the Hub.')
         if payload.get("repoType") == "space" and meta.get("sdk") not in SDKS:
             errors.append(f'"sdk" must be one of {sorted(SDKS)}')
         if errors:

@@ -173,6 +173,11 @@ def hub_errors(repo_id: str, action: str, kind: str, who: dict[str, str]) -> Ite
         raise UserError(f"the Hub refused the {action} to '{repo_id}' ({status}: {reason(exc)}); retry later, "
                         f"or check the repo on the Hub") from None
     except ValueError as exc:  # e.g. invalid README metadata reported by /api/validate-yaml
+        lines = [ln.strip().lstrip("- ") for ln in str(exc).splitlines() if ln.strip()]
+        if lines and lines[0].startswith("Invalid metadata in README.md") and len(lines) > 1:
+            # huggingface_hub puts each of the Hub's complaints on a line of its own, after a bare heading
+            raise UserError(f"the Hub rejected the README.md metadata of '{repo_id}' ({'; '.join(lines[1:])[:300]}); "
+                            f"fix the YAML block between the '---' lines of the card and {action} again") from None
         raise UserError(f"the {action} to '{repo_id}' was refused: {reason(exc)}") from None
 
 

@@ -390,3 +390,15 @@ def test_a_checkpoint_folder_pushes_its_model_without_its_training_state(text_ou
     files = files_to_push(checkpoint)
     assert {"model.safetensors", "modules.json", "README.md"} <= set(files)
     assert not [f for f in files if f.startswith(("trainer_state", "optimizer", "scheduler", "rng_state"))], files
+
+
+def test_card_metadata_the_hub_rejects_is_one_line_naming_the_field(hub_server, text_output, tmp_path):
+    """The Hub checks a card's YAML before the commit (a base_model that is a local path, as some tools write it):
+    its complaint reaches the user, not just huggingface_hub's bare heading, and nothing is committed."""
+    folder = tmp_path / "copy"
+    shutil.copytree(text_output, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    card = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(card.replace("---\n", "---\nbase_model: /home/me/models/base\n", 1))
+    one_line_error(run_cli("push", folder, "alice/m"), "the Hub rejected the README.md metadata of 'alice/m' "
+                   '("base_model" with value "/home/me/models/base" is not valid', "fix the YAML block")
+    assert set(hub_server.files("alice/m")) == {".gitattributes"}
