@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import torch
 
 from ..errors import UserError
 from ..images import decoded_sizes, name_list
+from .rows import RowImages, pick
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 4  # images smaller than this carry no usable content for random crops
@@ -37,9 +38,10 @@ def open_rgb(item: Any, min_side: int | None = None):
 
 @dataclass
 class ImageData:
-    """Images (PIL objects or paths), optional integer labels, and what was skipped on the way."""
+    """Images (PIL objects, paths, or a dataset's undecoded rows as ``RowImages``), optional integer labels, and
+    what was skipped on the way."""
 
-    items: list
+    items: Sequence
     labels: list[int] | None = None
     label_names: list[str] | None = None
     skipped: list[str] = field(default_factory=list)
@@ -54,25 +56,37 @@ class ImageData:
         return skipped + self.notes
 
     def subset(self, idx: list[int]) -> ImageData:
-        """The images at ``idx`` (labels follow)."""
+        """The images at ``idx`` (labels follow); a dataset's rows stay unread (``RowImages``)."""
         labels = [self.labels[i] for i in idx] if self.labels is not None else None
-        return ImageData([self.items[i] for i in idx], labels, self.label_names, [], self.source, self.hub_id)
+        return ImageData(pick(self.items, idx), labels, self.label_names, [], self.source, self.hub_id)
 
     def spaced(self, every: int) -> ImageData:
         """Every k-th image, k = len // ``every`` (at least 1): a spread-out sample of about ``every`` images."""
         return self.subset(list(range(0, len(self.items), max(1, len(self.items) // every))))
 
 
-def _check_images(items: list, names: list[str], strict: bool, what: str
+#: Images read and decoded per ``decoded_sizes`` call while checking: a dataset's rows are read a chunk at a time,
+#: so its compressed images are never all in memory at once.
+CHECK_CHUNK = 64
+
+
+def _sizes(items: Sequence) -> Iterator[tuple[int, Any]]:
+    """(index, ``decoded_sizes`` result) for every item, a chunk at a time."""
+    for start in range(0, len(items), CHECK_CHUNK):
+        yield from enumerate(decoded_sizes(items[start:start + CHECK_CHUNK]), start)
+
+
+def _check_images(items: Sequence, names: Sequence[str] | Callable[[int], str], strict: bool, what: str
                   ) -> tuple[list[int], list[str], list[str]]:
     """Decode every image once, a few at a time: (kept indices, skipped names, notes). Unreadable or too-small
     images are skipped (or an error with strict=true). Images over Pillow's pixel limit but under twice it are
-    kept, with one note instead of Pillow's warning per image."""
+    kept, with one note instead of Pillow's warning per image. ``names``: a list, or a function of the index (only
+    called for the images named in a message)."""
     from PIL import Image
 
-    sizes = decoded_sizes(items)
     keep, skipped, large, small = [], [], [], 0
-    for i, (size, name) in enumerate(zip(sizes, names)):
+    for i, size in _sizes(items):
+        name = names(i) if callable(names) else names[i]
         if isinstance(size, Image.DecompressionBombError):  # a real picture, too large for Pillow to decode safely
             limit = f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g}"
             if strict:
@@ -228,6 +242,12 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
     return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'", notes=notes)
 
 
+def _row_name(i: int, value: Any) -> str:
+    """``row 3 (cat.png)``: a dataset row (numbered from 1) as messages name it, with its file name where it has one."""
+    path = value.get("path") if isinstance(value, dict) else None
+    return f"row {i + 1}" + (f" ({Path(path).name})" if path else "")
+
+
 def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
     import datasets
 
@@ -241,17 +261,16 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
     if any(isinstance(v, (list, tuple)) for v in raw):
         raise UserError(f"{what}'s label column '{label_col}' holds lists of labels (multi-label), which the image "
                         f"recipe does not support; give one label per image, or drop the column to train unlabelled")
-    if isinstance(ds.features.get(cols[0]), datasets.Image):
+    feature, feat = ds.features.get(cols[0]), ds.features[label_col] if label_col else None
+    ds = ds.select_columns([cols[0]])  # rows read later carry the image only
+    if isinstance(feature, datasets.Image):
         # undecoded ({"bytes", "path"}): a broken or empty image is skipped by _check_images, not a crash in
-        # datasets, and the images stay compressed in memory until a view opens them
+        # datasets, and the images stay compressed in the (memory-mapped) table until a view reads their row
         ds = ds.cast_column(cols[0], datasets.Image(decode=False))
-    items = list(ds[cols[0]])
-    names = [f"row {i}" + (f" ({Path(v['path']).name})" if isinstance(v, dict) and v.get("path") else "")
-             for i, v in enumerate(items, 1)]
-    keep, skipped, notes = _check_images(items, names, strict, what)
+    items = RowImages(ds, cols[0])
+    keep, skipped, notes = _check_images(items, lambda i: _row_name(i, items[i]), strict, what)
     labels = names = None
     if label_col:
-        feat = ds.features[label_col]
         class_label = isinstance(feat, datasets.ClassLabel)
         raw = [raw[i] for i in keep]
         # -1 is ClassLabel's "no label" (many Hub test splits); rows without one make the images unlabelled, as
@@ -271,7 +290,7 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
                 names = [str(v) for v in sorted(set(raw))] if numeric else sorted(set(map(str, raw)))
                 ids = {name: i for i, name in enumerate(names)}
                 labels = [ids[str(v)] for v in raw]
-    return ImageData([items[i] for i in keep], labels, names, skipped,
+    return ImageData(pick(items, keep), labels, names, skipped,
                      source=f"Hugging Face dataset '{hub_id}'" if hub_id else "a datasets.Dataset", hub_id=hub_id,
                      notes=notes)
 
@@ -358,8 +377,8 @@ def save_examples(held_out: ImageData | None, folder: Path, min_side: int | None
         # C++ and C# both clean to "C": their label index keeps their files apart (the demo pairs images by the
         # name before the last '-'), and "(" is never in a cleaned name, so no other class's name can match
         name = f"{stems[label]}({label})" if shared[stems[label]] > 1 else stems[label]
-        picks = [item for item, y in zip(held_out.items, held_out.labels) if y == label][:per_class]
-        for n, item in enumerate(picks):
+        picks = [i for i, y in enumerate(held_out.labels) if y == label][:per_class]
+        for n, item in enumerate(pick(held_out.items, picks)):  # only these rows are read from a dataset
             written.append(folder / f"{name}-{n}.png")
             open_rgb(item, min_side).save(written[-1])
     return written

@@ -21,6 +21,7 @@ from torch import nn
 from ..errors import UserError
 from .backbones import build_architecture, restore_modes, save_modes
 from .data import decode_side, open_rgb
+from .rows import RowImages
 
 ENCODER_TYPE = "image-encoder"
 WEIGHTS = constants.SAFETENSORS_SINGLE_FILE  # model.safetensors
@@ -83,6 +84,8 @@ class ImageEncoder(ModelHubMixin):
     def embed(self, images: Any, batch_size: int = 64) -> np.ndarray:
         """(n, d) L2-normalised numpy embeddings of PIL images or image paths (centred first, where the config has
         a ``center``)."""
+        if isinstance(images, RowImages):  # a dataset's rows, read a batch at a time
+            return embed_with(self.encoder, images, self.preprocess, batch_size, self.config.get("center"))
         if not isinstance(images, (list, tuple)):
             images = [images]
         return embed_with(self.encoder, list(images), self.preprocess, batch_size, self.config.get("center"))

@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..images import name_list
 from ..splits import EVAL_IS_TRAIN, holdout_size
 from .data import ImageData
+from .rows import RowImages, pick
 
 
 def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
@@ -55,7 +56,9 @@ def check_eval_images(train: ImageData, held_out: ImageData) -> None:
     when only some are) on ``train.notes``, after eval_data's own messages (skipped files, ignored formats)."""
     train.notes.extend(f"eval_data: {m}" for m in held_out.messages())
 
-    def real(items: list) -> list[str | None]:
+    def real(items: Any) -> list[str | None]:
+        if isinstance(items, RowImages):  # a dataset's rows are no files; reading them all would only cost time
+            return [None] * len(items)
         return [os.path.realpath(x) if isinstance(x, (str, Path)) else None for x in items]
 
     seen = {r for r in real(train.items) if r}
@@ -91,5 +94,5 @@ def match_eval_labels(train: ImageData, held_out: ImageData) -> ImageData:
     if missing:
         train.notes.append(f"warning: {len(labels) - len(keep)} eval_data image(s) of {len(missing)} class(es) that "
                            f"data lacks are left out of kNN: {name_list(missing)}")
-    return ImageData([held_out.items[i] for i in keep], [index[names[labels[i]]] for i in keep],
+    return ImageData(pick(held_out.items, keep), [index[names[labels[i]]] for i in keep],
                      list(train.label_names), held_out.skipped, held_out.source, held_out.hub_id, held_out.notes)

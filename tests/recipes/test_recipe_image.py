@@ -488,7 +488,12 @@ def test_a_whole_datasetdict_as_data_holds_out_its_test_split(tmp_path, capsys):
             features=datasets.Features({"image": datasets.Image(),
                                         "label": datasets.ClassLabel(names=["dark", "red"])}))
 
-    dd = datasets.DatasetDict({"train": split(24, 0), "test": split(6, 100)})
+    datasets.DatasetDict({"train": split(24, 0), "test": split(6, 100)}).save_to_disk(str(tmp_path / "dd"))
+    dd = datasets.load_from_disk(str(tmp_path / "dd"))  # memory-mapped, as from the Hub: read row by row
     result = image.run(data=dd, output_dir=str(tmp_path / "out"), **FAST)
     assert (result.metrics["train_images"], result.metrics["eval_images"]) == (24, 6)
+    assert sorted(p.name for p in (tmp_path / "out" / "examples").iterdir()) == \
+        ["dark-0.png", "dark-1.png", "red-0.png", "red-1.png"]
+    assert [Image.open(tmp_path / "out" / "examples" / f"{c}-1.png").getpixel((0, 0))[0] for c in ("dark", "red")] \
+        == [0, 200]  # each class's own held-out rows
     assert "held out: the 'test' split of the DatasetDict (splits: train, test)" in capsys.readouterr().out

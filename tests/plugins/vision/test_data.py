@@ -553,3 +553,81 @@ def test_examples_of_classes_whose_names_clean_alike_keep_apart_and_pair_by_clas
         colour = Image.open(a).getpixel((0, 0))
         assert Image.open(mate).getpixel((0, 0)) == colour
         assert all(Image.open(o).getpixel((0, 0)) != colour for o in others)
+
+
+# --------------------------------------------------------------------------- datasets read row by row
+def _image_size(im):
+    return im.size
+
+
+def _saved_rows(tmp_path, n, broken=6):
+    """A Dataset of ``n`` noisy 24 px PNGs in two classes, row ``broken`` (from 0) unreadable, saved to disk and
+    loaded back memory-mapped, as a Hub dataset is: (the dataset, its undecoded image values as a list)."""
+    import io
+
+    import datasets
+
+    rng = np.random.default_rng(0)
+    values = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (24, 24 + i, 3), dtype=np.uint8)).save(buffer, format="PNG")
+        values.append({"bytes": b"not a png" if i == broken else buffer.getvalue(), "path": f"{i}.png"})
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    datasets.Dataset.from_dict({"image": values, "label": [i % 2 for i in range(n)]},
+                               features=features).save_to_disk(str(tmp_path / "saved"))
+    ds = datasets.load_from_disk(str(tmp_path / "saved"))
+    return ds, list(ds.cast_column("image", datasets.Image(decode=False))["image"])
+
+
+def test_a_saved_dataset_is_read_row_by_row_with_the_same_images_labels_and_splits(tmp_path, monkeypatch):
+    """The images stay in the memory-mapped table (nothing holds every image's bytes): the items, skipped rows,
+    labels and every split are those of the dataset's values copied out into a list, as they were before."""
+    from contrastkit.plugins.vision import data as vision_data
+    from contrastkit.plugins.vision.data import ImageData, load_images
+    from contrastkit.plugins.vision.rows import RowImages
+    from contrastkit.plugins.vision.splits import holdout, match_eval_labels, split_off
+
+    monkeypatch.setattr(vision_data, "CHECK_CHUNK", 5)  # several chunks; the broken row is in the second
+    ds, values = _saved_rows(tmp_path, n=30)
+    data = load_images(ds)
+    expected = values[:6] + values[7:]
+    assert isinstance(data.items, RowImages)
+    assert list(data.items) == expected and [data.items[i] for i in range(29)] == expected
+    assert list(data.items[3:8]) == expected[3:8] and data.items[-1] == expected[-1]
+    assert data.skipped == ["row 7 (6.png)"] and data.labels == [i % 2 for i in range(30) if i != 6]
+    listed = ImageData(expected, data.labels, data.label_names)  # the same images, copied out
+    for (lazy, copied) in [(holdout(data, 0), holdout(listed, 0)), (split_off(data, 4, 1), split_off(listed, 4, 1))]:
+        for part, same in zip(lazy, copied):
+            assert isinstance(part.items, RowImages)
+            assert (list(part.items), part.labels) == (same.items, same.labels)
+    train, held = split_off(data, 4, 1)
+    matched = match_eval_labels(train, held)
+    assert isinstance(matched.items, RowImages) and list(matched.items) == list(held.items)
+    assert list(data.spaced(3).items) == listed.spaced(3).items
+
+
+def test_a_dataloader_worker_gets_the_dataset_by_reference_not_its_images(tmp_path):
+    import pickle
+
+    from contrastkit.plugins.vision.data import ImageDataset, load_images
+
+    ds, values = _saved_rows(tmp_path, n=40, broken=-1)
+    data = load_images(ds)
+    image_bytes = sum(len(v["bytes"]) for v in values)
+    dumped = pickle.dumps(ImageDataset(data.subset(list(range(1, 40, 2))), _image_size))
+    assert len(dumped) < image_bytes / 10  # ~2 kB of table references and row numbers against ~70 kB of PNGs
+    assert [pickle.loads(dumped)[i] for i in range(3)] == [((24 + i, 24), i % 2) for i in (1, 3, 5)]
+
+
+def test_an_encoder_embeds_a_datasets_rows_as_it_embeds_them_copied_out(tmp_path):
+    from contrastkit.plugins.vision.backbones import create_backbone
+    from contrastkit.plugins.vision.data import load_images
+    from contrastkit.plugins.vision.encoder import ImageEncoder, make_preprocess
+
+    ds, values = _saved_rows(tmp_path, n=5, broken=-1)
+    net, spec = create_backbone("tiny-cnn")
+    encoder = ImageEncoder(net.eval(), make_preprocess(16, spec["normalize"]), spec)
+    rows = load_images(ds).items
+    assert np.array_equal(encoder.embed(rows, batch_size=2), encoder.embed(values, batch_size=2))
+    assert encoder.embed(rows).shape[0] == 5
