@@ -243,13 +243,34 @@ def make_transform(method: str, image_size: int, normalize: dict, options: dict 
     try:
         return get_method(method).transform(image_size, normalize, **(options or {}))
     except TypeError as exc:
-        if "unexpected keyword argument" in str(exc):  # an argument the lightly transform does not take
-            bad = str(exc).rsplit(" ", 1)[-1]
-            raise UserError(f"transform option {bad} is not an argument of {method}'s lightly transform; see "
-                            f"help(lightly.transforms) for its options (e.g. min_scale, gaussian_blur)") from None
-        raise UserError(f"transform options {options} were refused by {method}'s lightly transform: {exc}") from None
+        raise _argument_error(method, options, str(exc)) from None
     except (ValueError, AssertionError) as exc:
         raise UserError(f"transform options {options} were refused by {method}'s lightly transform: {exc}") from None
+
+
+#: lightly transform arguments the recipe sets itself, from image_size and the backbone's normalisation
+RECIPE_SET = ("input_size", "global_crop_size", "local_crop_size", "crop_sizes", "normalize")
+
+
+def _argument_error(method: str, options: dict | None, text: str) -> UserError:
+    """A transform option lightly's class does not take, or one the recipe sets: the error names the option, and
+    lists that class's own options (each method's differ: dino has global_crop_scale where simclr has min_scale)."""
+    import inspect
+    import re
+
+    from lightly import transforms as T
+
+    found = re.search(r"(\w+)(?:\.__init__)?\(\) got", text)
+    cls = getattr(T, found[1], None) if found else None
+    own = [p for p in inspect.signature(cls).parameters if p not in RECIPE_SET] if cls else []
+    if bad := re.search(r"multiple values for keyword argument '(\w+)'", text):
+        return UserError(f"transform option '{bad[1]}' is set by the recipe (from image_size= and the backbone's "
+                         f"normalisation); leave it out of transform")
+    if bad := re.search(r"unexpected keyword argument '(\w+)'", text):
+        listed = f"Its options: {', '.join(own)}" if own else "See help(lightly.transforms) for its options."
+        return UserError(f"transform option '{bad[1]}' is not an argument of {method}'s lightly transform "
+                         f"({found[1] if found else 'lightly'}).{did_you_mean(bad[1], own)} {listed}")
+    return UserError(f"transform options {options} were refused by {method}'s lightly transform: {text}")
 
 
 # ----------------------------------------------------------------------------------------------- memory bank

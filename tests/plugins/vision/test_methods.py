@@ -19,8 +19,26 @@ def test_transform_options_reach_lightlys_transform_and_unknown_ones_are_named()
     assert a.shape == (3, 16, 16) and np.allclose(a.numpy(), b.numpy())  # no augmentation left: equal views
     a, b = make_transform("simclr", 16, norm)(image)
     assert not np.allclose(a.numpy(), b.numpy())  # lightly's defaults do augment
-    with pytest.raises(UserError, match="transform option 'min_sclae'"):
+    with pytest.raises(UserError, match="transform option 'min_sclae'.*Did you mean 'min_scale'"):
         make_transform("byol", 16, norm, {"min_sclae": 0.2})
+
+
+def test_an_option_of_another_methods_transform_is_refused_with_this_methods_own_options():
+    """dino's and swav's lightly transforms name their crop scales differently from simclr's min_scale: the error
+    lists the options the method's own transform takes (not min_scale), and says which ones the recipe sets."""
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.methods import make_transform
+
+    norm = {"mean": [0.5] * 3, "std": [0.5] * 3}
+    with pytest.raises(UserError, match=r"'min_scale' is not an argument of dino's lightly transform "
+                                        r"\(DINOTransform\)\. Its options: global_crop_scale, local_crop_scale") as err:
+        make_transform("dino", 16, norm, {"min_scale": 0.3})
+    assert "min_scale" not in str(err.value).split("Its options:")[1] and "normalize" not in str(err.value)
+    with pytest.raises(UserError, match="Did you mean 'crop_min_scales'"):
+        make_transform("swav", 16, norm, {"min_scale": 0.3})
+    with pytest.raises(UserError, match="^transform option 'input_size' is set by the recipe .from image_size="):
+        make_transform("simclr", 16, norm, {"input_size": 32})
+    assert make_transform("dino", 16, norm, {"global_crop_scale": (0.5, 1.0)})  # its own name is taken
 
 
 def test_the_memory_bank_cap_keeps_an_images_own_older_key_out_most_of_the_time():
