@@ -176,8 +176,8 @@ def load_slot(role: str, name: str, trust_remote_code: bool = False) -> Slot:
         except Exception as exc:  # noqa: BLE001 - the app must keep running whatever the model does
             from .retriever import unfinished_run
 
-            first = unfinished_run(name) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            return Slot(role, name, error=first[:400])
+            first = unfinished_run(name) or (str(exc).strip().splitlines() or [type(exc).__name__])[0][:400]
+            return Slot(role, name, error=first)
         refused = unsupported(model)
         if refused:
             return Slot(role, name, error=refused)

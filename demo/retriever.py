@@ -12,15 +12,14 @@ or still training) has only checkpoints: the page names the newest one the demo 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from contrastkit.plugins.outdir import CHECKPOINTS
 
 from .core import _LOADED, Slot, _fit_seq_length, model_key, remember
 
 DEFAULT_TOP_K = 20  # the rerank recipe's default top_k
-CHECKPOINTS = "checkpoints"
-RECORD = ".contrastkit-run.json"  # written when a run starts (plugins/outdir.py)
 _RETRIEVERS: dict[tuple[str, bool, tuple], Any] = {}
 
 
@@ -152,35 +151,21 @@ def checkpoint_note(name: str) -> str:
             f"run's held-out figures (metrics.json) are for the run's final model, so none are shown for it.")
 
 
-def newest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete Trainer checkpoint under ``folder/checkpoints`` (trainer_state.json is written last, so a
-    checkpoint cut off by a kill is skipped) that holds a model the demo loads; None when there is none."""
-    found = [p for p in (folder / CHECKPOINTS).glob("checkpoint-*") if _step(p) is not None
-             and (p / "trainer_state.json").is_file()
-             and any((p / f).is_file() for f in ("modules.json", "config.json"))]
-    return max(found, key=_step) if found else None
-
-
 def unfinished_run(name: str) -> str | None:
-    """Why ``name`` loads no model when it is a run that has not saved its model yet, or a run's ``checkpoints``
-    folder, with what to pass instead: the run's final model, its newest checkpoint, or the command that finishes
-    the run. None for any other folder (the loader's own message says what is wrong with it)."""
+    """Why ``name`` loads no model when it is a run that has not saved its model yet (``outdir.unfinished``), or a
+    run's ``checkpoints`` folder, with what to pass instead: the run's final model or its newest checkpoint. None
+    for any other folder (the loader's own message says what is wrong with it)."""
+    from contrastkit.plugins.outdir import newest_checkpoint, unfinished
+
     path = Path(name).expanduser()
     folder = path.parent if path.name == CHECKPOINTS and path.is_dir() else path
     if not (folder / CHECKPOINTS).is_dir() or (path / "modules.json").is_file() or (path / "config.json").is_file():
         return None
-    newest = newest_checkpoint(folder)
+    newest = newest_checkpoint(folder / CHECKPOINTS)
     if folder != path and ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
         also = f", or one checkpoint, e.g. model={newest}" if newest else ""
         return f"'{path}' holds the run's checkpoints; pass the run folder, model={folder}, for its final model{also}"
-    if not (folder / RECORD).is_file():
+    why = unfinished(folder)
+    if why is None:
         return None
-    try:
-        recipe = json.loads((folder / RECORD).read_text(encoding="utf-8")).get("recipe") or "RECIPE"
-    except (OSError, ValueError, AttributeError):
-        recipe = "RECIPE"
-    finish = f"finish it with `contrastkit run {recipe} resume=true output_dir={folder}`"
-    if newest is None:
-        return f"the run in '{folder}' has not saved a model yet (it stopped, or is still training); {finish}"
-    return (f"the run in '{folder}' has not saved a model yet (it stopped, or is still training); pass its newest "
-            f"checkpoint, model={newest}, or {finish}")
+    return f"{why}; or pass its newest checkpoint, model={newest}" if newest else why

@@ -160,6 +160,31 @@ def has_checkpoint(folder: Path) -> bool:
         any(ckpts.glob("*.ckpt"))
 
 
+def newest_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest complete Trainer ``checkpoint-N`` in ``checkpoints`` (a run's ``checkpoints`` folder, or any
+    Trainer's output_dir): trainer_state.json is written last, so one cut off by a kill is skipped. None: none."""
+    found = [p for p in checkpoints.glob("checkpoint-*")
+             if p.name.rpartition("-")[2].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(found, key=lambda p: int(p.name.rpartition("-")[2])) if found else None
+
+
+def unfinished(folder: Path) -> str | None:
+    """Why ``folder`` holds no model of its run: a contrastkit run that has not saved its model (it stopped, or is
+    still training), with the command that finishes it; None for any other folder. Its model files, if any, are an
+    earlier run's (``overwrite=true`` keeps them until the new model replaces them), and the line says so. Callers
+    add what else to do (push it after, pass a checkpoint)."""
+    record = read_record(folder) or {}
+    if FINISHED not in record or isinstance(record[FINISHED], int):
+        return None
+    recipe = record.get("recipe") or "RECIPE"
+    earlier = "; the model files there are an earlier run's" if any(
+        (folder / name).is_file() for name in MODEL_FILES) else ""
+    how = (f"finish it from its last checkpoint with `contrastkit run {recipe} resume=true output_dir={folder}`"
+           if has_checkpoint(folder) else "run the same command again to train it")
+    return f"output folder '{folder}' holds a {recipe} run that has not saved its model yet (it stopped, or is " \
+           f"still training{earlier}); {how}"
+
+
 def stopped_early(folder: Path) -> bool:
     """A contrastkit run that stopped before its first checkpoint: its record, perhaps an empty or cut-off
     checkpoints folder, and nothing else. Running again there is safe (nothing of value to overwrite)."""

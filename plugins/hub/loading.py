@@ -79,6 +79,11 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
         raise UserError(f"'{name}' has a config.json that is not a JSON object; restore it from the run (or its Hub "
                         f"repo)")
     if not is_st and not config:
+        from ..outdir import unfinished
+
+        why = unfinished(folder)
+        if why:
+            raise UserError(why)
         raise UserError(f"'{name}' has neither modules.json nor config.json; pass a folder written by "
                         f"'contrastkit run' (or its Hub id)")
     if not has_safetensors(folder):

@@ -165,16 +165,10 @@ def _check_output(folder: Path) -> Path:
 
 def _check_finished(folder: Path) -> None:
     """A run records ``finished_steps`` once its model is saved; until then the folder's model files, if any, are an
-    earlier run's (``overwrite=true`` keeps them until the new model replaces them), so they must not go out as it."""
-    record = outdir.read_record(folder) or {}
-    if outdir.FINISHED not in record or isinstance(record[outdir.FINISHED], int):
-        return
-    earlier = "; the model files there are an earlier run's" if any(
-        (folder / name).is_file() for name in outdir.MODEL_FILES) else ""
-    how = ("run the same command again with resume=true to finish it from its last checkpoint"
-           if outdir.has_checkpoint(folder) else "run the same command again to train it")
-    raise UserError(f"output folder '{folder}' holds a {record.get('recipe', 'contrastkit')} run that did not finish "
-                    f"(it stopped before saving its model{earlier}); {how}, then push")
+    earlier run's, so they must not go out as it (``outdir.unfinished``)."""
+    why = outdir.unfinished(folder)
+    if why:
+        raise UserError(f"{why}, then push")
 
 
 def check_push_target(repo_id: Any) -> None:

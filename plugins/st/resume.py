@@ -67,10 +67,10 @@ def evaluate_checkpoint(trainer: Any, checkpoint: str) -> Any:
 
 
 def newest_checkpoint(trainer: Any) -> str | None:
-    """The newest complete checkpoint: trainer_state.json is written last, so one cut off by a kill is skipped."""
+    """The newest complete checkpoint (``outdir.newest_checkpoint``) of the trainer's run."""
     from pathlib import Path
 
-    found = sorted((p for p in Path(trainer.args.output_dir).glob("checkpoint-*")
-                    if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()),
-                   key=lambda p: int(p.name.split("-")[-1]))
-    return str(found[-1]) if found else None
+    from ..outdir import newest_checkpoint as newest
+
+    found = newest(Path(trainer.args.output_dir))
+    return str(found) if found else None

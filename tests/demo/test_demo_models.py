@@ -406,11 +406,13 @@ def test_a_reranker_checkpoint_reranks_its_runs_retriever_and_an_unfinished_run_
     assert f"the checkpoint at step 2 of the run `{rerank_run}`" in status and "Training changed" not in status
     unfinished = tmp_path / "unfinished"  # what a run stopped after its second checkpoint leaves
     shutil.copytree(checkpoint.parent, unfinished / "checkpoints")
-    shutil.copy(Path(rerank_run) / ".contrastkit-run.json", unfinished)
+    record = json.loads((Path(rerank_run) / ".contrastkit-run.json").read_text())
+    (unfinished / ".contrastkit-run.json").write_text(json.dumps({**record, "finished_steps": None}))
     for given in (unfinished, unfinished / "checkpoints"):
         error = core.load_slot("fine-tuned", str(given)).error
-        assert error == (f"the run in '{unfinished}' has not saved a model yet (it stopped, or is still training); "
-                         f"pass its newest checkpoint, model={unfinished / 'checkpoints' / 'checkpoint-2'}, or "
-                         f"finish it with `contrastkit run rerank resume=true output_dir={unfinished}`")
+        assert error == (f"output folder '{unfinished}' holds a rerank run that has not saved its model yet (it "
+                         f"stopped, or is still training); finish it from its last checkpoint with `contrastkit run "
+                         f"rerank resume=true output_dir={unfinished}`; or pass its newest checkpoint, "
+                         f"model={unfinished / 'checkpoints' / 'checkpoint-2'}")
     error = core.load_slot("fine-tuned", str(checkpoint.parent)).error
     assert f"pass the run folder, model={rerank_run}, for its final model, or one checkpoint" in error

@@ -152,7 +152,6 @@ def test_an_image_card_loads_the_repo_it_was_last_pushed_to_and_names_its_knn_k(
     assert b'hub.load("alice/shapes-third")' in readme and b'load_encoder(".")' not in readme
 
 
-
 def test_push_refuses_a_folder_a_run_is_still_writing(hub_server, tiny_text_model, text_output, tmp_path):
     import time
 
@@ -183,11 +182,15 @@ def test_push_refuses_a_folder_a_run_is_still_writing(hub_server, tiny_text_mode
     # left in the second one (its card and weights are not this run's)
     for out, earlier in ((tmp_path / "first", False), (finished, True)):
         assert (out / "model.safetensors").is_file() == earlier
-        line = one_line_error(run_cli("push", out, "alice/busy"), f"output folder '{out}' holds a text run that did "
-                              "not finish (it stopped before saving its model", "run the same command again")
+        line = one_line_error(run_cli("push", out, "alice/busy"), f"output folder '{out}' holds a text run that has "
+                              "not saved its model yet (it stopped", "then push")
         assert ("the model files there are an earlier run's" in line) == earlier
     assert ("model", "alice/busy") not in hub_server.repos
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.errors import UserError
 
+    with pytest.raises(UserError, match="holds a text run that has not saved its model yet"):  # not "no modules.json"
+        hub.load(str(tmp_path / "first"))
 
 
 def test_bad_repo_ids_are_refused_before_training_and_a_failed_push_says_how_to_finish(hub_server, tiny_text_model,
