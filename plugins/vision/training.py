@@ -139,10 +139,13 @@ def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn:
         log(f"resume: the checkpoint already holds all {steps} steps; evaluating and saving it")
         trainer.fit_loop.__class__ = _EndsEvenWhenDone  # the same loop and state, not skipped
     # enough epochs for the steps, so max_epochs never ends the run early (else "Epoch 0/-2"): from the start, or past
-    # the checkpoint's epochs where a run that max_steps stopped mid-epoch has that epoch counted as done
+    # the checkpoint's epochs. A checkpoint from mid-epoch (Ctrl-C, or max_steps, which counts that epoch as done)
+    # has Lightning resume its batches so far as the epoch it starts in, which runs that much short: one epoch more
+    # on resume (max_steps ends the run; a batch size changed on resume leaves the count unknown, so always)
     if cfg.max_steps > 0:
+        short = 1 if checkpoint is not None else 0
         trainer.fit_loop.max_epochs = max(-(-cfg.max_steps // per_epoch),
-                                          epochs + -(-(cfg.max_steps - steps) // per_epoch))
+                                          epochs + short + -(-(cfg.max_steps - steps) // per_epoch))
     note = module.fit_memory_bank(per_process)  # moco on small data
     if note:
         log(note)

@@ -94,10 +94,13 @@ def test_resuming_a_finished_image_run_is_one_line_and_leaves_every_file_as_it_w
     assert f"the run in '{out}' already trained 3 steps" in line and "all of this run's max_steps=3" in line
     assert "raise max_steps= above 3" in line
     assert hashes(out) == before  # nothing rewritten, added or removed, the run record included
-    # raising max_steps trains on from the checkpoint that max_steps stopped mid-epoch: the one step left, evaluated
-    assert main([*args[:-2], "max_steps=4", f"output_dir={out}", "resume=true"]) == 0
+    # raising max_steps trains on from the checkpoint that max_steps stopped mid-epoch: the steps left, evaluated.
+    # Lightning counts that epoch as done and the next one as begun, one step in: it has one step left, then one
+    # more epoch of 2 (the run stopped at 4 of 5 steps, "max_epochs=3 reached")
+    assert main([*args[:-2], "max_steps=5", f"output_dir={out}", "resume=true"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 4 and set(metrics["before_after"]) == {"knn_top1"}
+    assert metrics["steps"] == 5 and [h["step"] for h in metrics["history"]] == [1, 2, 3, 4, 5]
+    assert set(metrics["before_after"]) == {"knn_top1"}
 
 
 @pytest.mark.parametrize("save_steps", [500, 1])  # the checkpoint saved as training ended / at the epoch's last
