@@ -146,9 +146,10 @@ def _decoded_size(item: Any) -> tuple[int, int] | Exception:
 
 
 def decoded_sizes(items: list) -> list[tuple[int, int] | Exception]:
-    """Each image (a path, a PIL image or a ``datasets.Image`` value) decoded in full once, a few at a time, so that a broken or cut-off file is
-    found before training: its (width, height), or the exception Pillow raised. Pillow's warning for images over
-    its pixel limit is left to the caller to report once."""
+    """Each image (a path, a PIL image or a ``datasets.Image`` value) decoded in full once, a few at a time, so
+    that a broken or cut-off file is found before training: its (width, height), or the exception Pillow raised.
+    Pillow's warning for images over its pixel limit is left to the caller to report once. ``pool.map`` takes in
+    every item at once: a caller with many dataset rows passes them in chunks (``vision.data`` does)."""
     from concurrent.futures import ThreadPoolExecutor
 
     threads = max(1, min(CHECK_THREADS, len(os.sched_getaffinity(0)), len(items)))
