@@ -40,10 +40,13 @@ class BeforeAfterCallback(TrainerCallback):
     def _dir(self, args: Any) -> Path:
         return self.output_dir or Path(args.output_dir)
 
-    def _evaluate(self, model: Any) -> dict[str, float]:
+    def _evaluate(self, model: Any, epoch: float = 0, steps: int = 0) -> dict[str, float]:
+        """The evaluator's numbers. ``epoch`` and ``steps`` go to the evaluator, which files them in the model
+        card's training logs: its defaults (-1, -1) gave "before" and "after" the same row label there."""
         if self.evaluator is None or model is None:
             return {}
-        return {k: float(v) for k, v in self.evaluator(model).items() if isinstance(v, (int, float))}
+        scores = self.evaluator(model, epoch=epoch, steps=steps)
+        return {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
 
     def evaluate_before(self, model: Any) -> None:
         """Evaluate the base model now. A resumed Trainer loads the checkpoint's weights before ``on_train_begin``,
@@ -64,7 +67,7 @@ class BeforeAfterCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if state.global_step == 0:
             return  # nothing trained, so there is no "after" (the recipes then stop with an error)
-        self.after = self._evaluate(model)
+        self.after = self._evaluate(model, epoch=state.epoch or 0, steps=state.global_step)
         losses = [h for h in state.log_history if "loss" in h]
         self.metrics = {
             **self.extra,

@@ -88,6 +88,13 @@ def test_model_card_carries_metrics_and_loss(tmp_path, tiny_text_model):
     assert "MultipleNegativesRankingLoss" in card
     assert "cosine_mrr@10" in card  # the after-training evaluation made it into ST's card
     assert result.metrics["format"] == "triplet" and result.metrics["mined_hard_negatives"] is True
+    # the card's training logs place "before" at step 0 and "after" on the last step's row (both once were -1)
+    logs = card.split("### Training Logs")[1].split("\n\n")[0].strip().splitlines()[2:]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in logs]
+    ndcg = round(result.metrics["after"]["heldout_cosine_ndcg@10"], 4)
+    assert rows[0][1] == "0" and rows[0][-1] == f"{result.metrics['before']['heldout_cosine_ndcg@10']:.4f}"
+    assert rows[-1][1] == "2" and rows[-1][2] != "-" and float(rows[-1][-1].strip("*")) == ndcg
+    assert [r[1] for r in rows] == ["0", "1", "2"]
 
 
 def test_columns_mapping_and_matryoshka(tmp_path, tiny_text_model):
