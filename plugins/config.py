@@ -14,15 +14,16 @@ from typing import Any
 
 from .device import PRECISIONS
 from .errors import UserError, did_you_mean
-from .values import coerce, type_name
+from .values import Typed, coerce, load_yaml, type_name
 
 
-def field(default: Any = None, help: str = "", group: str | None = None, **kwargs: Any) -> Any:
-    """A dataclass field with a default and a one-line help text (mutable defaults are copied).
+def field(default: Any = None, help: str = "", group: str | None = None, text: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field with a default and a one-line help text (mutable defaults are copied). ``text``: a field of
+    any type whose scalar in YAML or on the command line is a path or an id, so ``data=2024`` names a folder.
 
     A recipe that only changes a shared field's default redeclares it with ``field(value)``: the help and the
     group come from the shared part. ``group`` orders ``contrastkit show`` and ``config.yaml``."""
-    metadata = {"help": help, "group": group}
+    metadata = {"help": help, "group": group, "text": text}
     if isinstance(default, (list, dict)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata, **kwargs)
@@ -44,14 +45,15 @@ def _unknown_key(cls: type, key: str) -> UserError:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict, with one-line errors for a missing or malformed file."""
+    """Read a YAML config file into a dict, with one-line errors for a missing or malformed file. Numbers, booleans
+    and dates keep their text, so ``subset: no`` or ``output_dir: 0755`` mean what they do on the command line."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file '{path}' does not exist; check the path given to --config")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = load_yaml(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
@@ -74,6 +76,8 @@ def build(cls: type, values: dict[str, Any] | None = None, base: Any = None) -> 
     for key, value in (values or {}).items():
         if key not in names:
             raise _unknown_key(cls, key)
+        if isinstance(value, Typed) and _inherited(cls, key, "text"):  # data=2024: a folder, not a number
+            value = str(value)
         current[key] = coerce(key, value, hints[key])
     cfg = cls(**current)
     validate = getattr(cfg, "validate", None)
@@ -250,11 +254,11 @@ class Part:
 class DataArgs(Part):
     """Where the training and held-out data come from."""
 
-    data: Any = field(None, "training data (default: the recipe's bundled sample)", group="data")
+    data: Any = field(None, "training data (default: the recipe's bundled sample)", group="data", text=True)
     subset: str | None = field(None, "Hub dataset subset (configuration) name", group="data")
     split: str | None = field(None, "Hub dataset split (default: train)", group="data")
     eval_data: Any = field(None, "held-out data in the same format (default: hold out 10%, at most 1,000)",
-                           group="data")
+                           group="data", text=True)
     eval_subset: str | None = field(None, "subset of an eval_data Hub dataset (default: subset= when eval_data is the "
                                           "training dataset)", group="data")
     eval_split: str | None = field(None, "split of an eval_data Hub dataset or DatasetDict (default: validation, dev "

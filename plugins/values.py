@@ -26,38 +26,75 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+class Typed(str):
+    """A value YAML reads as a number, a boolean or a date, kept with its text. A field that takes text gets it as
+    typed (``output_dir=0755``, ``subset=1.10``, ``subset: no`` for Norwegian), where YAML alone gives 493, 1.1 and
+    False; any other field gets YAML's value, an integer in decimal (``seed=010`` is 10, not octal 8)."""
+
+    value: Any
+
+    @classmethod
+    def of(cls, text: str, value: Any) -> Typed:
+        out = cls(text)
+        out.value = value
+        return out
+
+    def decimal(self) -> Any:
+        plain_int = isinstance(self.value, int) and not isinstance(self.value, bool)
+        return int(self, 10) if plain_int and self.lstrip("+-").isdigit() else self.value
+
+
+def _keeping_text(tag: str) -> Any:
+    """A YAML constructor for ``tag`` that returns YAML's value wrapped with the scalar's text (``Typed``)."""
+    import yaml
+
+    construct = yaml.SafeLoader.yaml_constructors[tag]
+    return lambda loader, node: Typed.of(node.value, construct(loader, node))
+
+
+_LOADER: Any = None
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as ``yaml.safe_load`` reads it, except that numbers, booleans and dates keep their text (``Typed``)."""
+    global _LOADER
+    import yaml
+
+    if _LOADER is None:
+        _LOADER = type("TextKeepingLoader", (yaml.SafeLoader,), {})
+        for kind in ("int", "float", "bool", "timestamp"):
+            tag = f"tag:yaml.org,2002:{kind}"
+            _LOADER.add_constructor(tag, _keeping_text(tag))
+    return yaml.load(text, Loader=_LOADER)  # a SafeLoader subclass: safe
+
+
 def _parse_scalar(text: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError:
         return text
 
 
-class _Number(str):
-    """A number typed on the command line, kept with its text: a field that takes text gets ``output_dir=0755`` or
-    ``subset=1.10`` as typed, where YAML alone gives 493 and 1.1; a number field gets the number, in decimal."""
-
-    number: Any
-
-    @classmethod
-    def of(cls, text: str, number: Any) -> _Number:
-        out = cls(text)
-        out.number = number
-        return out
-
-    def decimal(self) -> Any:
-        return int(self, 10) if self.lstrip("+-").isdigit() else self.number
+def plain(value: Any) -> Any:
+    """``value`` with every ``Typed`` inside it replaced by YAML's value (for fields of any type)."""
+    if isinstance(value, Typed):
+        return value.decimal()
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    return value
 
 
 def coerce(name: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against ``tp`` and convert where the meaning is unambiguous (e.g. 1 -> 1.0)."""
     origin = typing.get_origin(tp)
-    if isinstance(value, _Number) and tp is not str and origin not in (Union, types.UnionType, list):
+    if isinstance(value, Typed) and tp is not str and origin not in (Union, types.UnionType, list):
         value = value.decimal()
     if tp is Any:
-        return value
+        return plain(value)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -125,11 +162,9 @@ def coerce(name: str, value: Any, tp: Any) -> Any:
 
 
 def _typed(raw: str) -> Any:
-    """A command-line value as YAML reads it, except that a number keeps its text too (``_Number``)."""
+    """A command-line value as YAML reads it, except that numbers, booleans and dates keep their text (``Typed``)."""
     value = _parse_scalar(raw)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _Number.of(raw.strip(), value)
-    return value
+    return Typed.of(raw.strip(), value.value) if isinstance(value, Typed) else value
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

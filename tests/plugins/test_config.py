@@ -82,3 +82,23 @@ def test_an_unknown_key_names_the_recipe_to_show_and_no_far_fetched_key():
 def test_the_text_recipes_max_seq_length_must_be_positive_as_reranks_and_sparses(value):
     with pytest.raises(UserError, match=f"config field 'max_seq_length' must be an integer > 0, got {value}"):
         _text(f"max_seq_length={value}")
+
+
+TEXT_AS_TYPED = {"subset": "no", "split": "2024-01-01", "output_dir": "0755", "data": "2024", "eval_data": "on"}
+
+
+def test_a_text_field_gets_a_boolean_or_date_word_as_typed_on_the_command_line_and_in_yaml(tmp_path):
+    """YAML reads no/on as booleans, 2024-01-01 as a date and 0755 as octal 493: a field that takes text (a Hub
+    subset "no" is Norwegian, data=2024 a folder) must get the word typed, in a file as on the command line."""
+    from contrastkit.recipes import text
+
+    path = tmp_path / "run.yaml"
+    path.write_text("".join(f"{key}: {value}\n" for key, value in TEXT_AS_TYPED.items()) + "overwrite: yes\n")
+    for cfg in (_text(*(f"{k}={v}" for k, v in TEXT_AS_TYPED.items()), "overwrite=yes"),
+                resolve(text.Config, config=path)):
+        assert {key: getattr(cfg, key) for key in TEXT_AS_TYPED} == TEXT_AS_TYPED
+        assert all(type(getattr(cfg, key)) is str for key in TEXT_AS_TYPED)  # plain str: config.yaml can dump it
+        assert cfg.overwrite is True  # a boolean field still reads yes as true
+    path.write_text("seed: 010\nmatryoshka_dims: [064, 32]\nlearning_rate: 1e-4\n")
+    cfg = resolve(text.Config, config=path)  # numbers in a file mean what they do on the command line
+    assert (cfg.seed, cfg.matryoshka_dims, cfg.learning_rate) == (10, [64, 32], 1e-4)
