@@ -46,6 +46,8 @@ MINING_LOSSES = ("auto", "mnrl", "cached_mnrl", "gist", "cached_gist")
 IN_BATCH_NEGATIVES = ("mnrl", "cached_mnrl", "gist", "cached_gist", "simcse")
 #: losses with a similarity scale (inverse temperature), which ``scale=`` sets; GIST has a temperature instead
 SCALED = ("mnrl", "cached_mnrl", "simcse", "cosent", "angle")
+#: losses whose in-batch negatives a guide model filters: the ones ``guide_model`` serves
+GUIDED = ("gist", "cached_gist")
 
 
 def loss_key(loss: str | None) -> str:
@@ -140,7 +142,7 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
     if fmt.kind not in formats:
         raise UserError(f"loss '{name}' needs {' or '.join(formats)} data, but the columns "
                         f"[{', '.join(dataset.column_names)}] are {fmt.kind} data; use loss=auto or change the data")
-    check_options(name, fmt.kind, mini_batch_size, scale)
+    check_options(name, fmt.kind, mini_batch_size, scale, guide_model=guide_model)
     if mini_batch_size and not name.startswith("cached"):  # only in-batch-negative losses get here
         from .training import CACHED_TWIN
 
@@ -153,7 +155,7 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
         kwargs["scale"] = scale
     if "mini_batch_size" in inspect.signature(cls.__init__).parameters:
         kwargs["mini_batch_size"] = mini_batch_size or min(batch_size, 32)
-    if name in ("gist", "cached_gist"):
+    if name in GUIDED:
         guide = load_model(guide_model or DEFAULT_TEXT_MODEL)
         kwargs["guide"] = guide
         reason += f" (guide model: {guide_model or DEFAULT_TEXT_MODEL})"
@@ -166,8 +168,10 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
                               remove_columns=[col])
         kwargs["decoder_name_or_path"] = model.transformers_model.config._name_or_path
         kwargs["tie_encoder_decoder"] = True
-    if name == "triplet" and len(fmt.text_columns) > 3:
+    if name == "triplet" and len(fmt.text_columns) > 3:  # said, since the user gave those negatives to train on
         dataset = dataset.select_columns(fmt.text_columns[:3])
+        reason += (f"; TripletLoss reads one negative per row, so {', '.join(fmt.text_columns[3:])} not used "
+                   f"(loss=mnrl trains on them all)")
     if in_batch_negatives(name):
         gather, note = across_devices(cls)
         kwargs.update(gather)
@@ -186,10 +190,11 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
 
 
 def check_options(name: str, kind: str, mini_batch_size: int | None = None, scale: float | None = None,
-                  length_batching: bool = False) -> None:
+                  length_batching: bool = False, guide_model: str | None = None) -> None:
     """Options that the loss ``name`` (``auto``: the one chosen for ``kind`` data) would silently ignore fail in one
     line: ``mini_batch_size`` without a cached twin, ``scale`` without a scale, ``length_batching`` without
-    in-batch negatives (it is their sampler)."""
+    in-batch negatives (it is their sampler), ``guide_model`` without a guide (only GIST has one; auto never picks
+    it)."""
     name = loss_key(name)
     chosen = _auto_loss_name(DataFormat(kind, []), 0, mini_batch_size)[0] if name == "auto" else name
     which = f"loss={name}" if name != "auto" else f"{kind} data's loss ({chosen}, as loss=auto chose it)"
@@ -202,6 +207,9 @@ def check_options(name: str, kind: str, mini_batch_size: int | None = None, scal
                         f"similarity scale; drop scale=")
     if length_batching and not in_batch_negatives(chosen):
         raise UserError(f"length_batching=true applies only to {listed}, and {which} is not one; drop length_batching")
+    if guide_model and chosen not in GUIDED:
+        raise UserError(f"guide_model= applies only to loss=gist or cached_gist, and {which} has no guide model; "
+                        f"add loss=gist, or drop guide_model=")
 
 
 def in_batch_negatives(name: str) -> bool:

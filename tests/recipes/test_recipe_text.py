@@ -492,3 +492,13 @@ def test_resuming_a_finished_run_is_refused_and_changes_nothing(length, tmp_path
     with pytest.raises(UserError, match="already trained .* this run's (max_steps=2|epochs=1): nothing is left"):
         _run(tmp_path, tiny_text_model, frame, save_steps=1, mine_hard_negatives=False, resume=True, **length)
     assert files(first.output_dir) == before
+
+
+def test_a_guide_model_without_gist_is_refused_before_the_model_loads(tmp_path):
+    """guide_model= was read only by loss=gist: with any other loss the run trained without a guide, silently."""
+    from contrastkit.plugins.errors import UserError
+
+    frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
+    with pytest.raises(UserError, match="guide_model= applies only to loss=gist"):
+        _run(tmp_path, str(tmp_path / "no-such-model"), frame, guide_model="some/guide")
+    assert not (tmp_path / "out").exists()

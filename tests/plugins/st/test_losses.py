@@ -22,7 +22,8 @@ def model(tiny_text_model):
                                            ("gist", PAIRS, "CachedGISTEmbedLoss"),
                                            ("simcse", TEXTS, "CachedMultipleNegativesRankingLoss")])
 def test_mini_batch_size_switches_to_the_cached_twin_and_says_so(model, tiny_text_model, loss, data, cls):
-    choice = choose_loss(model, data, loss, batch_size=8, mini_batch_size=4, guide_model=tiny_text_model, scale=None)
+    guide = tiny_text_model if loss == "gist" else None  # the other losses refuse a guide they would not read
+    choice = choose_loss(model, data, loss, batch_size=8, mini_batch_size=4, guide_model=guide, scale=None)
     assert type(choice.loss).__name__ == cls
     assert choice.loss.mini_batch_size == 4
     assert "mini_batch_size=4" in choice.reason and "cached" in choice.reason
@@ -64,3 +65,19 @@ def test_the_in_batch_negative_losses_the_refusals_name_are_the_ones_that_take_t
     assert named == [name for name in LOSSES if in_batch_negatives(name)], str(err.value)
     for name in named:
         check_options(name, "pair", **kwargs)  # each one it names takes the option
+
+
+@pytest.mark.parametrize("loss,kind", [("mnrl", "pair"), ("auto", "pair"), ("cosent", "score")])
+def test_guide_model_without_gist_is_refused(loss, kind):
+    with pytest.raises(UserError, match="guide_model= applies only to loss=gist or cached_gist"):
+        check_options(loss, kind, guide_model="some/guide")
+    check_options("gist", "pair", guide_model="some/guide")  # GIST reads it
+    check_options("cached_gist", "pair", guide_model="some/guide")
+
+
+def test_triplet_loss_says_which_negative_columns_it_leaves_out(model):
+    rows = Dataset.from_dict({"anchor": [f"q{i}" for i in range(8)], "positive": [f"a{i}" for i in range(8)],
+                              "negative_1": [f"n{i}" for i in range(8)], "negative_2": [f"m{i}" for i in range(8)]})
+    choice = choose_loss(model, rows, "triplet")
+    assert choice.dataset.column_names == ["anchor", "positive", "negative_1"]
+    assert "negative_2 not used" in choice.reason, choice.reason
