@@ -99,8 +99,8 @@ def _wrong_config(cls: type, cfg: Any) -> UserError:
     return UserError(f"run() takes a {mine}, a dict or a YAML path, not a {theirs}; {fix}")
 
 
-def resolve(cls: type, cfg: Any = None, config: str | Path | None = None, **overrides: Any) -> Any:
-    """The Python entry: a config object, a YAML file and/or keyword overrides -> a checked ``cls``."""
+def resolve(cls: type, cfg: Any = None, config: str | Path | list | None = None, **overrides: Any) -> Any:
+    """The Python entry: a config object, YAML files (later ones win) and/or keyword overrides -> a checked ``cls``."""
     if cfg is not None and not isinstance(cfg, cls):
         if isinstance(cfg, dict):
             overrides = {**cfg, **overrides}
@@ -110,12 +110,13 @@ def resolve(cls: type, cfg: Any = None, config: str | Path | None = None, **over
         else:
             raise _wrong_config(cls, cfg)
     values: dict[str, Any] = {}
-    if config is not None:
-        values.update(read_yaml(config))
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = next((key for key in values if key not in names), None)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for path in [] if config is None else config if isinstance(config, (list, tuple)) else [config]:
+        layer = read_yaml(path)  # several files (--config twice): each on top of the ones before, as in LightningCLI
+        unknown = next((key for key in layer if key not in names), None)
         if unknown is not None:  # say which file: the user may not know a run's config.yaml is another recipe's
-            raise UserError(f"config file '{config}': {_unknown_key(cls, unknown)}") from None
+            raise UserError(f"config file '{path}': {_unknown_key(cls, unknown)}") from None
+        values.update(layer)
     values.update(overrides)
     return build(cls, values, base=cfg)
 

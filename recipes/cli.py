@@ -172,10 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("run", help="run a recipe: values from --config are overridden by key=value",
-                       description="Run a recipe. Values from --config FILE.yaml are overridden by key=value "
-                                   "pairs. 'contrastkit show RECIPE' lists the keys.")
+                       description="Run a recipe. Values from --config FILE.yaml (each file on top of the one "
+                                   "before) are overridden by key=value pairs. 'contrastkit show RECIPE' lists the "
+                                   "keys.")
     p.add_argument("recipe", help="recipe name (see 'list') or path to a copied recipe .py")
-    p.add_argument("--config", "-c", metavar="FILE.yaml", help="YAML file with config values")
+    p.add_argument("--config", "-c", metavar="FILE.yaml", action="append",
+                   help="YAML file with config values; give it again to layer files, later ones winning")
     # default=[] on every key=value list: without it Python < 3.13 names "key=value" among missing arguments
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides, e.g. epochs=2")
     p.set_defaults(func=cmd_run)

@@ -89,11 +89,13 @@ def test_cp_then_run_the_copy(tmp_path, pairs_csv, tiny_text_model, capsys):
     assert not (tmp_path / "mine").exists() and not (tmp_path / "newdir").exists()
 
 
-def test_yaml_config_then_key_value_overrides(tmp_path, pairs_csv, tiny_text_model):
-    cfg = tmp_path / "my.yaml"
-    cfg.write_text(f"data: {pairs_csv}\nmodel: {tiny_text_model}\nbatch_size: 4\nmax_steps: 3\nseed: 1\n")
+def test_yaml_configs_layered_then_key_value_overrides(tmp_path, pairs_csv, tiny_text_model):
+    """--config twice layers the files, the later one winning (as LightningCLI does); key=value wins over both."""
+    base, mine = tmp_path / "base.yaml", tmp_path / "my.yaml"
+    base.write_text("batch_size: 8\nmax_steps: 3\nseed: 1\n")
+    mine.write_text(f"data: {pairs_csv}\nmodel: {tiny_text_model}\nbatch_size: 4\nmax_steps: 3\n")
     out = tmp_path / "out"
-    assert main(["run", "text", "--config", str(cfg), "max_steps=1", f"output_dir={out}"]) == 0
+    assert main(["run", "text", "--config", str(base), "-c", str(mine), "max_steps=1", f"output_dir={out}"]) == 0
     import yaml
 
     saved = yaml.safe_load((out / "config.yaml").read_text())
