@@ -178,6 +178,22 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if not key:
             raise UserError(f"override '{item}' has no key; write it as e.g. epochs=2")
         value = _typed(raw) if raw.strip() else raw  # data=" " stays blank text, not YAML's null
-        # only {a: b} is a mapping: prompts=query: is the text "query: ", not YAML's {query: null}
-        out[key] = raw if isinstance(value, dict) and not raw.lstrip().startswith("{") else value
+        out[key] = value if _meant(raw, value) else raw
     return out
+
+
+def _meant(raw: str, value: Any) -> bool:
+    """Whether YAML's reading of a one-line value is what its writer meant. Only [a, b] is a list and {a: b} a
+    mapping (prompts=query: is the text "query: "); only null and ~ are null. A '#', '&', '|' or '- ' reached us
+    through the shell's quotes, so it is text: output_dir='#3 run' is not YAML's comment (null), split=&train not
+    an anchor, commit_message='- typo' not a list."""
+    text = raw.strip()
+    if isinstance(value, dict):
+        return text.startswith("{")
+    if isinstance(value, list):
+        return text.startswith("[")
+    if value is None:
+        return text in ("null", "Null", "NULL", "~")
+    if isinstance(value, str) and not isinstance(value, Typed):
+        return value == text or text[:1] in "'\""  # a quoted value is YAML's on purpose
+    return True

@@ -102,3 +102,15 @@ def test_a_text_field_gets_a_boolean_or_date_word_as_typed_on_the_command_line_a
     path.write_text("seed: 010\nmatryoshka_dims: [064, 32]\nlearning_rate: 1e-4\n")
     cfg = resolve(text.Config, config=path)  # numbers in a file mean what they do on the command line
     assert (cfg.seed, cfg.matryoshka_dims, cfg.learning_rate) == (10, [64, 32], 1e-4)
+
+
+@pytest.mark.parametrize(("item", "meant"), [("output_dir=#3 run", "#3 run"), ("split=&train", "&train"),
+                                             ("subset=- en", "- en"), ("output_dir=|", "|"),
+                                             ("subset='quoted'", "quoted"), ("output_dir=~", None),
+                                             ("split=null", None)])
+def test_yaml_syntax_that_means_nothing_on_one_line_is_text(item, meant):
+    """YAML alone reads '#3 run' as a comment (null: the default output folder, silently), '&train' as an anchor
+    (null) and '- en' as a list; on the command line each is the text typed. Quotes and null words keep YAML's
+    meaning."""
+    key = item.split("=")[0]
+    assert getattr(_text(item), key) == meant
