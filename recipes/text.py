@@ -126,7 +126,10 @@ def run(cfg: Config | None = None, **overrides: Any):
 
     # 4. Trainer: sentence-transformers' own, with the before/after callback
     eval_format = eval_format or choice.format
-    evaluator = evaluation.make_evaluator(eval_format, eval_data, batch_size=cfg.batch_size, seed=cfg.seed)
+    # a Matryoshka run is evaluated at each of its dimensions too (below the whole embedding's, which is evaluated)
+    cut_dims = [d for d in cfg.matryoshka_dims or () if d < model.get_embedding_dimension()]
+    evaluator = evaluation.make_evaluator(eval_format, eval_data, batch_size=cfg.batch_size, seed=cfg.seed,
+                                          matryoshka_dims=cut_dims)
     callback = BeforeAfterCallback(evaluator, out, headline=lambda m: evaluation.headline(m, eval_format.kind),
                                    extra={"recipe": "text", "loss": type(choice.loss).__name__,
                                           "loss_reason": choice.reason, "format": choice.format.kind,

@@ -10,28 +10,43 @@ from .formats import DataFormat, class_ids
 
 
 def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", batch_size: int = 32,
-                   seed: int = 42) -> Any | None:
-    """The evaluator that fits the format (IR for pairs, Triplet, EmbeddingSimilarity, BinaryClassification)."""
+                   seed: int = 42, matryoshka_dims: list[int] | None = None, truncate_dim: int | None = None
+                   ) -> Any | None:
+    """The evaluator that fits the format (IR for pairs, Triplet, EmbeddingSimilarity, BinaryClassification).
+
+    With ``matryoshka_dims`` it also evaluates the embeddings cut to each of those dimensions (metrics
+    ``{name}_dim{d}_...``), beside the whole embedding (``{name}_...``): MatryoshkaLoss trains the cut ones, and
+    the whole one alone said nothing of them (nor, with dims below the model's, of anything the loss trained)."""
+    if matryoshka_dims:
+        from sentence_transformers.sentence_transformer.evaluation import SequentialEvaluator
+
+        whole = make_evaluator(fmt, eval_dataset, name, batch_size, seed)
+        if whole is None:
+            return None
+        cut = [make_evaluator(fmt, eval_dataset, f"{name}_dim{d}", batch_size, seed, truncate_dim=d)
+               for d in sorted(set(matryoshka_dims), reverse=True)]
+        return SequentialEvaluator([whole, *cut], main_score_function=lambda scores: scores[0])
     if eval_dataset is None or len(eval_dataset) < 2:
         return None
     from sentence_transformers.sentence_transformer import evaluation as E
 
     cols = fmt.text_columns
+    common = {"batch_size": batch_size, "truncate_dim": truncate_dim}
     if fmt.kind == "pair":
         queries, corpus, relevant = retrieval_sets(eval_dataset[cols[0]], eval_dataset[cols[1]])
-        return E.InformationRetrievalEvaluator(queries, corpus, relevant, name=name, batch_size=batch_size,
+        return E.InformationRetrievalEvaluator(queries, corpus, relevant, name=name, **common,
                                                mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1, 5],
                                                precision_recall_at_k=[1, 10], map_at_k=[100], write_csv=False)
     if fmt.kind == "triplet":
         return E.TripletEvaluator(eval_dataset[cols[0]], eval_dataset[cols[1]], eval_dataset[cols[2]], name=name,
-                                  batch_size=batch_size, write_csv=False)
+                                  **common, write_csv=False)
     if fmt.kind == "score":
         return E.EmbeddingSimilarityEvaluator(eval_dataset[cols[0]], eval_dataset[cols[1]],
-                                              eval_dataset[fmt.label_column], name=name, batch_size=batch_size,
+                                              eval_dataset[fmt.label_column], name=name, **common,
                                               write_csv=False)
     if fmt.kind == "binary":
         return E.BinaryClassificationEvaluator(eval_dataset[cols[0]], eval_dataset[cols[1]],
-                                               eval_dataset[fmt.label_column], name=name, batch_size=batch_size,
+                                               eval_dataset[fmt.label_column], name=name, **common,
                                                write_csv=False)
     if fmt.kind == "labeled":
         triplets = labeled_triplets(eval_dataset[cols[0]], eval_dataset[fmt.label_column], seed)
@@ -39,7 +54,7 @@ def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", ba
             log_line(f"no evaluation: {NO_TRIPLET.format(n=len(eval_dataset))}")
             return None
         a, p, n = zip(*triplets)
-        return E.TripletEvaluator(list(a), list(p), list(n), name=name, batch_size=batch_size, write_csv=False)
+        return E.TripletEvaluator(list(a), list(p), list(n), name=name, **common, write_csv=False)
     return None  # single texts have no labels to evaluate against
 
 

@@ -99,10 +99,24 @@ def test_model_card_carries_metrics_and_loss(tmp_path, tiny_text_model):
 
 def test_columns_mapping_and_matryoshka(tmp_path, tiny_text_model):
     frame = pd.DataFrame({"q": TEXTS, "doc": TEXTS[::-1], "id": range(24)})
+    held_out = pd.DataFrame({"q": [f"question {i} on topic {i % 3}" for i in range(8)],
+                             "doc": [f"reply {i} about topic {i % 3}" for i in range(8)]})
     result = _run(tmp_path, tiny_text_model, _write(tmp_path, "odd.csv", frame),
-                  columns={"anchor": "q", "positive": "doc"}, matryoshka_dims=[32, 16])
+                  columns={"anchor": "q", "positive": "doc"}, matryoshka_dims=[32, 16],
+                  eval_data=_write(tmp_path, "held.csv", held_out))
     assert result.metrics["loss"] == "MatryoshkaLoss"
     assert "MatryoshkaLoss[32, 16]" in result.metrics["loss_reason"]
+    # evaluated at the whole 32 dimensions and cut to 16, as SentenceTransformer(folder, truncate_dim=16) embeds
+    from contrastkit.plugins.st.evaluation import make_evaluator
+    from contrastkit.plugins.st.formats import DataFormat
+
+    after = result.metrics["after"]
+    assert "heldout_cosine_mrr@10" in after and not any("dim32" in k for k in after)
+    cut = SentenceTransformer(str(result.output_dir), device="cpu", truncate_dim=16)
+    assert cut.encode(["a sentence"]).shape == (1, 16)
+    again = make_evaluator(DataFormat("pair", ["q", "doc"]), Dataset.from_pandas(held_out))(cut)
+    assert after["heldout_dim16_cosine_mrr@10"] == pytest.approx(again["heldout_cosine_mrr@10"], abs=1e-6)
+    assert "heldout_dim16_cosine_ndcg@10" in (result.output_dir / "README.md").read_text()  # the card's logs
 
 
 @pytest.mark.parametrize("loss,expected", [("cached_mnrl", "CachedMultipleNegativesRankingLoss"),
