@@ -184,8 +184,9 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
             raise UserError(f"matryoshka_dims {bad} must be between 1 and the model's dimension {dim}")
         if name == "tsdae":
             raise UserError("matryoshka_dims does not apply to loss=tsdae; drop matryoshka_dims or pick another loss")
-        built = L.MatryoshkaLoss(model, built, matryoshka_dims=sorted(matryoshka_dims, reverse=True))
-        reason += f", wrapped in MatryoshkaLoss{sorted(matryoshka_dims, reverse=True)}"
+        dims = sorted(set(matryoshka_dims), reverse=True)  # a dim given twice would weigh double, unsaid
+        built = L.MatryoshkaLoss(model, built, matryoshka_dims=dims)
+        reason += f", wrapped in MatryoshkaLoss{dims}"
     return LossChoice(built, name, reason, dataset, fmt, in_batch_negatives(name))
 
 

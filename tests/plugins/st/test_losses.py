@@ -81,3 +81,8 @@ def test_triplet_loss_says_which_negative_columns_it_leaves_out(model):
     choice = choose_loss(model, rows, "triplet")
     assert choice.dataset.column_names == ["anchor", "positive", "negative_1"]
     assert "negative_2 not used" in choice.reason, choice.reason
+
+
+def test_matryoshka_dims_given_twice_train_once(model):
+    choice = choose_loss(model, PAIRS, "mnrl", matryoshka_dims=[16, 32, 16])
+    assert list(choice.loss.matryoshka_dims) == [32, 16] and "MatryoshkaLoss[32, 16]" in choice.reason
