@@ -43,3 +43,32 @@ def auto_bf16(cpu: bool = False) -> bool:
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     return cpu and cpu_has_native_bf16()
+
+
+def launched_processes() -> tuple[int, int] | None:
+    """(processes per machine, machines) when torchrun or ``accelerate launch`` started this process among others
+    (they set LOCAL_WORLD_SIZE; Lightning's own DDP does not), else None."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0)
+    if local < 1 or world_size() <= 1:
+        return None
+    return local, max(1, world_size() // local)
+
+
+def lightning_devices(accelerator: str, devices: object) -> int | None:
+    """The processes per machine Lightning starts for ``devices`` (a count, ids, "0,1", "auto"), or None where that
+    is not known without building a Trainer (e.g. -1 on a GPU machine)."""
+    if isinstance(devices, bool):
+        return None
+    if isinstance(devices, int):
+        return devices if devices > 0 else None
+    if isinstance(devices, (list, tuple)):
+        return len(devices) or None
+    text = str(devices).strip()
+    if text == "auto":
+        import torch
+
+        gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        return torch.cuda.device_count() if gpu else 1
+    if "," in text:
+        return len([d for d in text.split(",") if d.strip()]) or None
+    return int(text) if text.isdigit() and int(text) > 0 else None

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import outdir
 from .config import dump_yaml
-from .device import is_main_process
+from .device import is_main_process, launched_processes, lightning_devices
 from .errors import UserError
 from .report import (
     RUN_DIR_ENV,
@@ -59,6 +59,7 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
     global _ACTIVE
     end(failed=True)  # a run of this process that raised (Python API): drop its lock first
     log = Printer()
+    _join_launcher(cfg, log)
     out = resolve_output_dir(cfg.output_dir, recipe, cfg.resume)
     if not is_main_process():
         return out, log  # rank 0 checks, creates and locks it; the others must not race it
@@ -91,6 +92,26 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
         raise
     _ACTIVE = active
     return out, log
+
+
+def _join_launcher(cfg: Any, log: Printer) -> None:
+    """A Lightning recipe under torchrun or ``accelerate launch``: Lightning joins the launcher's processes only when
+    devices x num_nodes is their number; else each process trains alone on all the data and writes the same folder.
+    ``devices=auto`` takes the launcher's count; another count is refused before any work."""
+    launched = launched_processes()
+    if launched is None or not all(hasattr(cfg, key) for key in ("devices", "num_nodes", "accelerator")):
+        return
+    per_machine, machines = launched
+    if str(cfg.devices).strip() == "auto" and cfg.num_nodes == 1:
+        cfg.devices, cfg.num_nodes = per_machine, machines
+        log(f"devices: {per_machine} per machine on {machines} machine(s), the processes the launcher started")
+        return
+    lightning = lightning_devices(cfg.accelerator, cfg.devices)
+    if lightning is not None and lightning * cfg.num_nodes != per_machine * machines:
+        raise UserError(f"the launcher started {per_machine * machines} processes ({per_machine} per machine), but "
+                        f"devices={cfg.devices} num_nodes={cfg.num_nodes} makes Lightning run "
+                        f"{lightning * cfg.num_nodes}, so each process would train alone on all the data; give "
+                        f"devices={per_machine} num_nodes={machines}, or devices=auto")
 
 
 def finish(cfg: Any, out: Path, metrics: dict[str, Any], model: Any, main: bool | None = None) -> Result:

@@ -105,3 +105,34 @@ def test_sigkill_then_resume_finishes_with_same_total_steps(tmp_path):
     after = {p.name for p in ckpts.glob("*.ckpt")}
     assert completed <= after  # no completed checkpoint was lost
     assert "epoch=0-step=80.ckpt" in after
+
+
+@pytest.mark.slow
+def test_torchrun_with_devices_auto_is_one_ddp_run(tmp_path):
+    """torchrun starts 2 processes; with devices=auto, Lightning alone would run 1 per process: two separate
+    trainings on all the data, both writing the folder (last.ckpt and last-v1.ckpt). devices=auto takes the
+    launcher's count, so the two processes are one DDP run."""
+    out = tmp_path / "torchrun"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", *_cli()[1:],
+                           f"output_dir={out}", "batch_size=8", "max_steps=2"],
+                          check=False, capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["steps"] == 2
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt"]  # written once
+    assert done.stdout.count("devices: 2 per machine") == 1 and done.stdout.count("done: ") == 1
+    assert done.stdout.count("kNN top-1 before training") == 1
+
+
+def test_a_launchers_processes_that_lightning_would_not_join_are_refused(tmp_path, monkeypatch):
+    """What torchrun sets for rank 0 of 2; devices=1 would make each process its own run. Refused before any
+    work: no folder."""
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.recipes import image
+
+    for key, value in {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(UserError, match=r"the launcher started 2 processes \(2 per machine\), but devices=1 "
+                                        r"num_nodes=1 makes Lightning run 1, .* give devices=2 num_nodes=1"):
+        image.run(backbone="tiny-cnn", image_size=16, accelerator="cpu", devices=1, output_dir=str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
