@@ -156,7 +156,7 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
     if "mini_batch_size" in inspect.signature(cls.__init__).parameters:
         kwargs["mini_batch_size"] = mini_batch_size or min(batch_size, 32)
     if name in GUIDED:
-        guide = load_model(guide_model or DEFAULT_TEXT_MODEL)
+        guide = load_model(guide_model or DEFAULT_TEXT_MODEL, what="guide_model")  # errors name the right key
         kwargs["guide"] = guide
         reason += f" (guide model: {guide_model or DEFAULT_TEXT_MODEL})"
     if name == "simcse":

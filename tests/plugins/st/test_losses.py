@@ -86,3 +86,8 @@ def test_triplet_loss_says_which_negative_columns_it_leaves_out(model):
 def test_matryoshka_dims_given_twice_train_once(model):
     choice = choose_loss(model, PAIRS, "mnrl", matryoshka_dims=[16, 32, 16])
     assert list(choice.loss.matryoshka_dims) == [32, 16] and "MatryoshkaLoss[32, 16]" in choice.reason
+
+
+def test_a_guide_model_that_does_not_load_is_named_as_guide_model(model, tmp_path):
+    with pytest.raises(UserError, match="guide_model folder .* does not exist; pass guide_model="):
+        choose_loss(model, PAIRS, "gist", guide_model=str(tmp_path / "no-such-guide"))
