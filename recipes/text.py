@@ -95,7 +95,7 @@ def run(cfg: Config | None = None, **overrides: Any):
         static.check_format(data_format, train_data.column_names)
     prompts.check_fits(cfg.prompts, data_format.kind)
     losses.check_options(cfg.loss, data_format.kind, cfg.mini_batch_size, cfg.scale, cfg.length_batching,
-                         cfg.guide_model)
+                         cfg.guide_model, cfg.batch_size)
     cfg.check_num_negatives(losses.mines(cfg.mine_hard_negatives, data_format.kind, cfg.loss), data_format.kind,
                             losses.loss_key(cfg.loss))
 

@@ -142,7 +142,7 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
     if fmt.kind not in formats:
         raise UserError(f"loss '{name}' needs {' or '.join(formats)} data, but the columns "
                         f"[{', '.join(dataset.column_names)}] are {fmt.kind} data; use loss=auto or change the data")
-    check_options(name, fmt.kind, mini_batch_size, scale, guide_model=guide_model)
+    check_options(name, fmt.kind, mini_batch_size, scale, guide_model=guide_model, batch_size=batch_size)
     if mini_batch_size and not name.startswith("cached"):  # only in-batch-negative losses get here
         from .training import CACHED_TWIN
 
@@ -191,11 +191,12 @@ def choose_loss(model: Any, dataset: Any, loss: str = "auto", columns: dict[str,
 
 
 def check_options(name: str, kind: str, mini_batch_size: int | None = None, scale: float | None = None,
-                  length_batching: bool = False, guide_model: str | None = None) -> None:
+                  length_batching: bool = False, guide_model: str | None = None, batch_size: int | None = None) -> None:
     """Options that the loss ``name`` (``auto``: the one chosen for ``kind`` data) would silently ignore fail in one
     line: ``mini_batch_size`` without a cached twin, ``scale`` without a scale, ``length_batching`` without
     in-batch negatives (it is their sampler), ``guide_model`` without a guide (only GIST has one; auto never picks
-    it)."""
+    it), and a ``mini_batch_size`` not below ``batch_size``: GradCache would split nothing and only add its second
+    forward pass."""
     name = loss_key(name)
     chosen = _auto_loss_name(DataFormat(kind, []), 0, mini_batch_size)[0] if name == "auto" else name
     which = f"loss={name}" if name != "auto" else f"{kind} data's loss ({chosen}, as loss=auto chose it)"
@@ -203,6 +204,10 @@ def check_options(name: str, kind: str, mini_batch_size: int | None = None, scal
     if mini_batch_size is not None and not in_batch_negatives(chosen):
         raise UserError(f"mini_batch_size= applies only to {listed}, and {which} has no cached (GradCache) version; "
                         f"drop mini_batch_size")
+    if mini_batch_size is not None and batch_size is not None and mini_batch_size >= batch_size:
+        raise UserError(f"mini_batch_size={mini_batch_size} is not below batch_size={batch_size}, so GradCache would "
+                        f"split nothing and only add a second forward pass; use a mini_batch_size below batch_size "
+                        f"(or drop it)")
     if scale is not None and chosen not in SCALED:
         raise UserError(f"scale= applies only to loss={', '.join(SCALED[:-1])} or {SCALED[-1]}, and {which} has no "
                         f"similarity scale; drop scale=")

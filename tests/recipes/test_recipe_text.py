@@ -508,11 +508,14 @@ def test_resuming_a_finished_run_is_refused_and_changes_nothing(length, tmp_path
     assert files(first.output_dir) == before
 
 
-def test_a_guide_model_without_gist_is_refused_before_the_model_loads(tmp_path):
-    """guide_model= was read only by loss=gist: with any other loss the run trained without a guide, silently."""
+def test_options_that_would_do_nothing_are_refused_before_the_model_loads(tmp_path):
+    """guide_model= was read only by loss=gist: with any other loss the run trained without a guide, silently;
+    a mini-batch as large as the batch made GradCache split nothing."""
     from contrastkit.plugins.errors import UserError
 
     frame = pd.DataFrame({"anchor": TEXTS, "positive": TEXTS[::-1]})
     with pytest.raises(UserError, match="guide_model= applies only to loss=gist"):
         _run(tmp_path, str(tmp_path / "no-such-model"), frame, guide_model="some/guide")
+    with pytest.raises(UserError, match="mini_batch_size=4 is not below batch_size=4"):  # GradCache for nothing
+        _run(tmp_path, str(tmp_path / "no-such-model"), frame, mini_batch_size=4)
     assert not (tmp_path / "out").exists()

@@ -91,3 +91,11 @@ def test_matryoshka_dims_given_twice_train_once(model):
 def test_a_guide_model_that_does_not_load_is_named_as_guide_model(model, tmp_path):
     with pytest.raises(UserError, match="guide_model folder .* does not exist; pass guide_model="):
         choose_loss(model, PAIRS, "gist", guide_model=str(tmp_path / "no-such-guide"))
+
+
+@pytest.mark.parametrize("mini", [16, 64])
+def test_a_mini_batch_not_below_the_batch_is_refused(mini):
+    """GradCache with mini-batches as large as the batch splits nothing: the same memory, one forward pass more."""
+    with pytest.raises(UserError, match=f"mini_batch_size={mini} is not below batch_size=16"):
+        check_options("mnrl", "pair", mini_batch_size=mini, batch_size=16)
+    check_options("mnrl", "pair", mini_batch_size=8, batch_size=16)
