@@ -18,14 +18,12 @@ def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", ba
     ``{name}_dim{d}_...``), beside the whole embedding (``{name}_...``): MatryoshkaLoss trains the cut ones, and
     the whole one alone said nothing of them (nor, with dims below the model's, of anything the loss trained)."""
     if matryoshka_dims:
-        from sentence_transformers.sentence_transformer.evaluation import SequentialEvaluator
-
         whole = make_evaluator(fmt, eval_dataset, name, batch_size, seed)
         if whole is None:
             return None
         cut = [make_evaluator(fmt, eval_dataset, f"{name}_dim{d}", batch_size, seed, truncate_dim=d)
                for d in sorted(set(matryoshka_dims), reverse=True)]
-        return SequentialEvaluator([whole, *cut], main_score_function=lambda scores: scores[0])
+        return _each_dimension([whole, *cut])
     if eval_dataset is None or len(eval_dataset) < 2:
         return None
     from sentence_transformers.sentence_transformer import evaluation as E
@@ -56,6 +54,20 @@ def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", ba
         a, p, n = zip(*triplets)
         return E.TripletEvaluator(list(a), list(p), list(n), name=name, **common, write_csv=False)
     return None  # single texts have no labels to evaluate against
+
+
+def _each_dimension(evaluators: list[Any]) -> Any:
+    """A SequentialEvaluator of ``evaluators`` without its "sequential_score": a copy of one evaluator's main
+    metric under a name that says neither which metric nor which dimension."""
+    from sentence_transformers.sentence_transformer.evaluation import SequentialEvaluator
+
+    class EachDimension(SequentialEvaluator):
+        def __call__(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+            scores = super().__call__(*args, **kwargs)
+            scores.pop("sequential_score", None)
+            return scores
+
+    return EachDimension(evaluators)
 
 
 def retrieval_sets(queries: list[str], positives: list[str], documents: list[str] = ()
