@@ -25,6 +25,9 @@ def make_evaluator(fmt: DataFormat, eval_dataset: Any, name: str = "heldout", ba
                for d in sorted(set(matryoshka_dims), reverse=True)]
         return _each_dimension([whole, *cut])
     if eval_dataset is None or len(eval_dataset) < 2:
+        if eval_dataset is not None and fmt.kind != "single":  # else the run would just skip it, unsaid
+            log_line(f"no evaluation: {len(eval_dataset)} held-out row(s) give nothing to rank or compare; "
+                     f"evaluation takes 2 or more")
         return None
     from sentence_transformers.sentence_transformer import evaluation as E
 

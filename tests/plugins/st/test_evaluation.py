@@ -55,3 +55,9 @@ def test_eval_data_of_classes_that_form_no_triplet_says_there_is_no_evaluation(c
     assert evaluation.unused_holdout(fmt, held, held, True, print) == (held, held)
     assert evaluation.make_evaluator(fmt, held) is None
     assert capsys.readouterr().out == f"data: no evaluation: {evaluation.NO_TRIPLET.format(n=2)}\n"
+
+
+def test_one_held_out_row_is_said_to_give_no_evaluation(capsys):
+    data, fmt = detect_format(datasets.Dataset.from_dict({k: v[:1] for k, v in ROWS.items()}))
+    assert evaluation.make_evaluator(fmt, data) is None
+    assert "no evaluation: 1 held-out row(s)" in capsys.readouterr().out
