@@ -45,8 +45,9 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check recipes plugins demo tests bench
 
+## build leftovers only: outputs/ holds your trained models (the demo and push read them), so it stays
 clean:
-	rm -rf build dist *.egg-info outputs .venv-latest
+	rm -rf build dist *.egg-info .venv-latest
 
 ## real datasets for the benchmarks: KJV + World English Bible and WordNet (bench/text_*.py),
 ## Fashion-MNIST (bench/image_quality.py)
