@@ -287,9 +287,9 @@ class DataArgs(Part):
         other than the one it trains on, as a user who passes a whole DatasetDict means; else None."""
         if self.eval_data is not None or type(self.data).__name__ != "DatasetDict":
             return self.eval_data
-        return self.data if self._dict_eval_split() else None
+        return self.data if self.dict_eval_split() else None
 
-    def _dict_eval_split(self) -> str | None:
+    def dict_eval_split(self) -> str | None:
         """The split a DatasetDict given as data is evaluated on: eval_split, else the first evaluation split that
         is not the one it trains on."""
         from .data import EVAL_SPLITS, default_split
@@ -302,12 +302,12 @@ class DataArgs(Part):
         """(subset, split) for loading ``eval_source()``: ``eval_subset``, else the training data's subset when it
         names the same dataset (another split of it, usually); and ``eval_split``. A DatasetDict given as data that
         trains on its validation split is evaluated on another one, said in one line."""
-        same = isinstance(self.data, str) and self.data == self.eval_data
+        same = isinstance(self.data, str) and isinstance(self.eval_data, str) and self.data == self.eval_data
         split = self.eval_split or None
         if self.eval_data is None and type(self.data).__name__ == "DatasetDict" and split is None:
             from .data import EVAL_SPLITS, log_line
 
-            chosen = self._dict_eval_split()
+            chosen = self.dict_eval_split()
             if chosen != next((s for s in EVAL_SPLITS if s in self.data), None):  # the usual one would be training's
                 log_line(f"held out: the '{chosen}' split of the DatasetDict (splits: {', '.join(self.data)}; it "
                          f"trains on '{self.split}'); eval_split= picks another")

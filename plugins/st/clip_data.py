@@ -290,7 +290,7 @@ def _eval_what(cfg: Any) -> tuple[str, str]:
     evaluation split of a DatasetDict given as data (the user never wrote eval_data then)."""
     if cfg.eval_data is not None:
         return "eval_data", "add images to eval_data, or leave it out to hold out 10%"
-    split, train = cfg._dict_eval_split(), cfg.split or ("train" if "train" in cfg.data else next(iter(cfg.data)))
+    split, train = cfg.dict_eval_split(), cfg.split or ("train" if "train" in cfg.data else next(iter(cfg.data)))
     others = [s for s in cfg.data if s not in (split, train)]
     pick = f"pick another with eval_split= ({', '.join(others)}), " if others else ""
     return (f"the '{split}' split of the DatasetDict given as data",

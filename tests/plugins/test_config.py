@@ -114,3 +114,13 @@ def test_yaml_syntax_that_means_nothing_on_one_line_is_text(item, meant):
     meaning."""
     key = item.split("=")[0]
     assert getattr(_text(item), key) == meant
+
+
+def test_eval_data_given_as_a_dataframe_beside_a_data_path_is_read_as_given():
+    """A DataFrame is no Hub id: comparing it with data='pairs.csv' raised pandas' "truth value is ambiguous"."""
+    import pandas as pd
+    from contrastkit.recipes import text
+
+    frame = pd.DataFrame({"anchor": ["a", "b"], "positive": ["c", "d"]})
+    cfg = resolve(text.Config, data="pairs.csv", subset="faq", eval_data=frame)
+    assert cfg.eval_source() is frame and cfg.eval_options() == (None, None)
