@@ -188,16 +188,17 @@ def recipe_defaults(n_train: int) -> dict:
     from contrastkit.plugins.st.losses import mines
     from contrastkit.plugins.st.mining import add_hard_negatives
     from contrastkit.plugins.st.training import epochs_for_min_steps, resolve_precision
-    from contrastkit.recipes.text import LEARNING_RATE, LEARNING_RATE_MINED, Config
+    from contrastkit.recipes.text import BATCH_SIZE, LEARNING_RATE, LEARNING_RATE_MINED, Config
 
     cfg = Config()
+    batch = cfg.batch_size or BATCH_SIZE  # None: the recipe's CPU default (this benchmark trains on the CPU)
     mine = mines(cfg.mine_hard_negatives, "pair", cfg.loss)  # this benchmark trains on pairs
     skip = inspect.signature(add_hard_negatives).parameters["range_min"].default
     return {**HAND, "lr": cfg.learning_rate or (LEARNING_RATE_MINED if mine else LEARNING_RATE),
             "mine": cfg.num_negatives if mine else 0, "skip": skip if mine else 1,
             "scale": cfg.scale or HAND["scale"], "warmup": cfg.warmup_ratio,
-            "epochs": epochs_for_min_steps(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size),
-            "length": cfg.length_batching, "batch": cfg.batch_size, "freeze": int(cfg.freeze_embeddings),
+            "epochs": epochs_for_min_steps(cfg.epochs, cfg.min_steps, n_train, batch),
+            "length": cfg.length_batching, "batch": batch, "freeze": int(cfg.freeze_embeddings),
             "maxlen": cfg.max_train_tokens,
             "bf16": int(resolve_precision(cfg.precision, cpu_bf16=True) == "bf16")}
 
