@@ -282,3 +282,12 @@ def test_the_module_maps_list_every_module(page, first_line):
             if not re.search(wanted, text):
                 missing.append(f"{folder}/{module.name}")
     assert not missing, f"{page} does not name: {missing}"
+
+
+def test_the_bad_input_case_count_the_docs_give_is_the_matrix():
+    from tests.recipes.test_bad_inputs import CASES
+
+    counts = {page.name: re.findall(r"(\d+) cases", page.read_text(encoding="utf-8"))
+              for page in (ROOT / "README.md", ROOT / "docs" / "scale-out.md")}
+    assert all(counts.values()), counts
+    assert all(int(n) == len(CASES) for found in counts.values() for n in found), (counts, len(CASES))

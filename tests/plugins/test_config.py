@@ -124,3 +124,18 @@ def test_eval_data_given_as_a_dataframe_beside_a_data_path_is_read_as_given():
     frame = pd.DataFrame({"anchor": ["a", "b"], "positive": ["c", "d"]})
     cfg = resolve(text.Config, data="pairs.csv", subset="faq", eval_data=frame)
     assert cfg.eval_source() is frame and cfg.eval_options() == (None, None)
+
+
+def test_a_bundled_config_is_found_by_name_and_a_file_of_that_name_here_comes_first(tmp_path, monkeypatch):
+    """The bundled files' comments run them as ``--config text_matryoshka.yaml`` from any folder."""
+    from contrastkit.plugins.config import read_yaml
+
+    monkeypatch.chdir(tmp_path)
+    assert read_yaml("text_matryoshka.yaml")["matryoshka_dims"]
+    (tmp_path / "text_matryoshka.yaml").write_text("seed: 7\n", encoding="utf-8")
+    assert list(read_yaml("text_matryoshka.yaml")) == ["seed"]
+    with pytest.raises(UserError, match=r"'text_matryoshk.yaml' does not exist.*bundled, found by name: .*"
+                                        r"text_matryoshka.yaml"):
+        read_yaml("text_matryoshk.yaml")
+    with pytest.raises(UserError, match="does not exist"):
+        read_yaml("sub/text.yaml")  # a path names a file, not a bundled one
