@@ -385,7 +385,14 @@ class HubArgs(Part):
                                     group="hub")
 
     def check(self) -> None:
-        """A repo id of the right form and a token, before any training."""
+        """A repo id of the right form and a token, before any training. ``false`` means no push, as the Trainer's
+        ``push_to_hub`` reads it; ``true`` names no repo, so it is refused with the form to use."""
+        word = str(self.push_to_hub).strip().lower()
+        if word in ("false", "no", "off"):
+            self.push_to_hub = None
+        elif word in ("true", "yes", "on"):
+            raise UserError(f"push_to_hub={self.push_to_hub} names no repo: give the Hub repo id to push to, e.g. "
+                            f"push_to_hub=your-name/my-model (or drop push_to_hub to keep the run local)")
         if self.push_to_hub not in (None, ""):
             from .hub import check_push_target
 

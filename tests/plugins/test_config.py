@@ -139,3 +139,18 @@ def test_a_bundled_config_is_found_by_name_and_a_file_of_that_name_here_comes_fi
         read_yaml("text_matryoshk.yaml")
     with pytest.raises(UserError, match="does not exist"):
         read_yaml("sub/text.yaml")  # a path names a file, not a bundled one
+
+
+@pytest.mark.parametrize("value", ["false", "False", "no"])
+def test_push_to_hub_false_means_no_push(value):
+    from contrastkit.recipes import text
+
+    assert resolve(text.Config, push_to_hub=value).push_to_hub is None
+
+
+def test_push_to_hub_true_asks_for_the_repo_id():
+    from contrastkit.recipes import text
+
+    with pytest.raises(UserError, match="push_to_hub=true names no repo: give the Hub repo id to push to, e.g. "
+                                        "push_to_hub=your-name/my-model"):
+        resolve(text.Config, push_to_hub="true")
