@@ -169,6 +169,13 @@ def format_table(rows: dict[str, dict[str, float]], title: str = "evaluation on 
     return "\n".join(lines)
 
 
+def markdown_table(rows: dict[str, dict[str, float]], before: str = "before", after: str = "after") -> str:
+    """The before/after table in Markdown, for model cards: the printed table's numbers, four decimals."""
+    lines = [f"| metric | {before} | {after} | change |", "|---|---|---|---|"]
+    lines += [f"| {k} | {r['before']:.4f} | {r['after']:.4f} | {r['delta']:+.4f} |" for k, r in rows.items()]
+    return "\n".join(lines)
+
+
 def plot_curve(history: list[dict[str, Any]], path: str | Path, key: str = "loss",
                x_key: str = "step", title: str = "training loss") -> Path | None:
     """Plot one logged value against the step; returns None when nothing was logged."""

@@ -109,3 +109,41 @@ class NoPickledArgs(TrainerCallback):
         if state.is_world_process_zero:
             remove_args_pickle(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
+
+def card_section(trainer: Any) -> str | None:
+    """The model card's "Before and after training" section: what the run trained (rows, steps, batch, rate,
+    precision, loss) and its held-out before/after table, from the trainer and its ``BeforeAfterCallback``; None without one.
+
+    sentence-transformers' own card shows only the "after" numbers, names the held-out set just "heldout", and,
+    for a reranker, puts the change against the retriever's order in brackets with no word of what it is."""
+    callback = next((c for c in trainer.callback_handler.callbacks if isinstance(c, BeforeAfterCallback)), None)
+    if callback is None or not callback.metrics:
+        return None
+    metrics, args, state = callback.metrics, trainer.args, trainer.state
+    pick = callback.headline or (lambda m: m)
+    rows = report.before_after(pick(callback.before), pick(callback.after))
+    precision = "bf16 autocast (weights float32)" if args.bf16 else "fp16 mixed precision" if args.fp16 else "fp32"
+    from ..device import world_size
+
+    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, world_size())
+    loss = metrics.get("loss") or type(getattr(trainer, "loss", None)).__name__
+    run = (f"Trained with [contrastkit](https://pypi.org/project/contrastkit/) on {metrics.get('train_rows', '?')} "
+           f"training rows: {state.global_step} steps ({state.epoch or 0:.2f} epochs) of batch size {batch}, peak "
+           f"learning rate {args.learning_rate:g}, {precision}, seed {args.seed}; loss {loss}.")
+    lines = ["## Before and after training", "", run, ""]
+    if not rows:
+        return "\n".join([*lines, "No held-out evaluation ran, so this card has no before/after comparison.", ""])
+    lines.append(f"Held-out evaluation on {metrics.get('eval_rows', '?')} rows kept out of training: \"before\" is "
+                 f"the base model, \"after\" is this model (all metrics in `metrics.json`).")
+    if any("_base_" in key for key in rows):
+        lines.append(_retriever_note(metrics))
+    return "\n".join([*lines, "", report.markdown_table(rows, "before training", "after training"), ""])
+
+
+def _retriever_note(metrics: dict[str, Any]) -> str:
+    """What a reranker's held-out numbers measure; the retriever by its Hub id, never a local path."""
+    retriever = str(metrics.get("retriever") or "")
+    named = f"`{retriever}`" if retriever and not Path(retriever).is_absolute() else "a local model folder"
+    return (f"Each held-out query's top {metrics.get('top_k', '?')} candidates from the retriever ({named}) are "
+            f"reranked; the `base_` rows score the retriever's own order, which training does not change (the "
+            f"bracketed numbers in the Evaluation section above are the change against that order).")

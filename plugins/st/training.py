@@ -158,11 +158,19 @@ def make_trainer(model: Any, args: Any, train_dataset: Any, loss: Any, callbacks
     return trainer
 
 
+#: the names ``datasets`` gives a dataset read from local files: its loader's, not the data's
+LOADER_NAMES = {"csv", "json", "parquet", "text", "arrow", "pandas", "imagefolder", "audiofolder", "videofolder",
+                "webdataset", "generator", "xml", "sql"}
+
+
 def name_hub_datasets(trainer: Any, cfg: Any) -> None:
     """Name the Hub datasets of ``data=`` and ``eval_data=`` in the model card (its ``datasets:`` metadata, and the
     training dataset's section). sentence-transformers finds a dataset's id only through ``download_checksums``,
     which datasets 5 leaves empty, so the card said "Unnamed Dataset". Set after the trainer is made: it has
-    filled in the training set's size, columns and examples by then, and looks no id up on the Hub after that."""
+    filled in the training set's size, columns and examples by then, and looks no id up on the Hub after that.
+    A local file is named by its file name, never its folders (a home path names its user)."""
+    from pathlib import Path
+
     from ..data import looks_like_path
 
     def hub_id(value: Any) -> str | None:
@@ -170,6 +178,10 @@ def name_hub_datasets(trainer: Any, cfg: Any) -> None:
 
     card = trainer.model.model_card_data
     train_id = hub_id(cfg.data)
+    if not train_id and len(card.train_datasets) == 1 and card.train_datasets[0].get("name") in LOADER_NAMES:
+        # a local file: datasets names it after its loader, and the card said "trained on the csv dataset"
+        local = isinstance(cfg.data, str) and looks_like_path(cfg.data)
+        card.train_datasets[0]["name"] = Path(cfg.data.rstrip("/\\")).name if local else None  # no folders
     if train_id and len(card.train_datasets) == 1:  # one Dataset: the recipes never train on a DatasetDict
         # the heading names the subset and a split other than train: one id can hold many training sets
         said = [f"subset {cfg.subset}"] * bool(cfg.subset) + [f"split {cfg.split}"] * (cfg.split not in (None, "train"))
@@ -182,13 +194,26 @@ def name_hub_datasets(trainer: Any, cfg: Any) -> None:
 
 
 def save(trainer: Any, out: Any) -> None:
-    """A plain SentenceTransformer folder with sentence-transformers' own card. Every rank calls it (only rank 0
-    writes); the Trainer's pickle of its arguments, with absolute paths, is removed."""
-    from .callbacks import remove_args_pickle
+    """A plain SentenceTransformer folder with sentence-transformers' own card, and the card's "Before and after
+    training" section (``callbacks.card_section``) in it. Every rank calls it (only rank 0 writes); the Trainer's pickle
+    of its arguments, with absolute paths, is removed."""
+    from pathlib import Path
+
+    from .callbacks import card_section, remove_args_pickle
 
     trainer.save_model(str(out))
     if is_main_process():
         remove_args_pickle(out)
+        card, section = Path(out) / "README.md", card_section(trainer)
+        if section and card.is_file():
+            card.write_text(with_section(card.read_text(encoding="utf-8"), section), encoding="utf-8")
+
+
+def with_section(card: str, section: str) -> str:
+    """``card`` with ``section`` before its "Training Details" (after the Evaluation a reader looks for it beside),
+    or at the end of a card without one."""
+    head, found, tail = card.partition("\n## Training Details")
+    return f"{head.rstrip()}\n\n{section}{found}{tail}" if found else f"{card.rstrip()}\n\n{section}"
 
 
 def train(trainer: Any, resume: bool = False) -> Any:
