@@ -45,10 +45,8 @@ normalised with mean
 
 ## Evaluation
 
-kNN top-1 accuracy (k={{ knn_k }}, cosine, weighted, temperature {{ knn_t }}) on held-out labelled images.
+kNN top-1 accuracy (k={{ knn_k }}, cosine, weighted, temperature {{ knn_t }}) {{ measured }}
 
-| metric | before | after | change |
-|---|---|---|---|
 {{ rows }}{{ reference }}
 {% endif %}
 ## Usage
@@ -118,8 +116,7 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
         datasets=[data.hub_id] if data.hub_id else None,
         model_name=f"{cfg.method}-{spec['architecture']}" if results else None, eval_results=results)
     load = HUB_LOAD.format(repo_id=repo_id) if repo_id else LOCAL_LOAD
-    rows = "\n".join(f"| {k} | {v['before']:.4f} | {v['after']:.4f} | {v['delta']:+.4f} |"
-                     for k, v in metrics.get("before_after", {}).items()) or "| (no labels: not evaluated) | | | |"
+    rows, measured = _evaluation(metrics)
     names = data.label_names or []
     class_key = ", ".join(f"{i}: {n}" for i, n in enumerate(names)) if report.label_font(names) is None else ""
     probe = metrics.get("reference", {}).get("linear_probe_top1")
@@ -142,10 +139,25 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
                    train_images=metrics.get("train_images", "?"), steps=metrics.get("steps", "?"),
                    batch_size=metrics.get("batch_size", cfg.batch_size), learning_rate=metrics.get("learning_rate"),
                    training_notes=training_notes, class_key=class_key, knn_k=metrics.get("knn_k", cfg.knn_k),
-                   knn_t=cfg.knn_t, rows=rows,
+                   knn_t=cfg.knn_t, rows=rows, measured=measured,
                    **_backbone_fields(spec))
     card.save(folder / "README.md")
     return card
+
+
+def _evaluation(metrics: dict) -> tuple[str, str]:
+    """The before/after table and the sentence above it, which says what was measured on how many images and what
+    "before" and "after" are (the table alone did not say)."""
+    rows = metrics.get("before_after", {})
+    table = report.markdown_table(rows, "before training", "after training")
+    if not rows:
+        # labelled data too small to hold images out has labels: "no labels" was untrue there
+        return (table + "\n| (not evaluated: no held-out labelled images) | | | |",
+                "on held-out labelled images: this run had none, so nothing was measured.")
+    return table, (f"of the {metrics.get('eval_images', '?')} held-out labelled images, which training never saw, "
+                   f"with their neighbours among the {metrics.get('train_images', '?')} training images (about "
+                   f"10,000 of them, evenly spaced, when there are more): \"before\" is the starting backbone, "
+                   f"\"after\" this model.")
 
 
 def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] | None, path: Path) -> Path:

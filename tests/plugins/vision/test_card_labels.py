@@ -51,6 +51,14 @@ def test_an_image_run_on_a_cjk_class_folder_warns_no_glyph_and_its_card_names_th
     assert not [w for w in caught if "Glyph" in str(w.message)]
     card = (result.output_dir / "README.md").read_text(encoding="utf-8")
     assert "猫" in card and (result.output_dir / "embeddings_pca.png").is_file()
+    # the before/after table says what it measured, on how many images, and is metrics.json's
+    metrics = result.metrics
+    assert (f"of the {metrics['eval_images']} held-out labelled images, which training never saw, with their "
+            f"neighbours among the {metrics['train_images']} training images") in card and metrics["eval_images"]
+    assert '"before" is the starting backbone, "after" this model.' in card
+    knn = metrics["before_after"]["knn_top1"]
+    assert ("| metric | before training | after training | change |\n|---|---|---|---|\n"
+            f"| knn_top1 | {knn['before']:.4f} | {knn['after']:.4f} | {knn['delta']:+.4f} |\n") in card
     if report.label_font(["猫"]) is None:  # no installed font has it: the plot shows numbers, the card says whose
         assert "0: dog, 1: 猫" in card
     else:
