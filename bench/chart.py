@@ -59,10 +59,13 @@ def text_gains(folder: Path) -> dict[tuple[str, str], dict[int, float]]:
     """(dataset, arm of ARMS) -> {draw: MRR@10 gain over hand-written}; the last file read wins."""
     out: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for path in sorted(folder.glob("*.log")):
+        draw = re.search(r"-draw(\d+)", path.name)
+        if not draw:  # other benches' logs kept beside them (e.g. text_overhead.py's overhead-tiny-cpu.log)
+            print(f"skipped {path.name}: not named DATASET-drawN-*.log")
+            continue
         lines = path.read_text().splitlines()
         head = re.match(r"data: (\w+) = .*?; (\d+) training pairs", lines[0])
-        draw = re.search(r"-draw(\d+)", path.name)
-        if not head or not draw:
+        if not head:
             raise SystemExit(f"{path}: not a text_speed.py output named DATASET-drawN-*.log")
         name = head[1] + ("" if head[2] == "512" else f", {int(head[2]):,} pairs")
         for line in lines:
