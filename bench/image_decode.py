@@ -8,7 +8,7 @@ DCT scale, others by an integer box filter) before its views are cut. This times
 supcon training views (64 px, lightly's SimCLR transform as the recipe sets it) over a set, as the recipe's
 DataLoader reads it (``ImageDataset``, no workers, one torch thread), decoded in full (as before) and shrunk,
 alternating, and prints views/s and the ratio for each set:
-- ``clipart``: the 1,569 training drawings of bench/image_clipart.py (Open Clip Art PNGs, median 0.05 Mpx, a few
+- ``clipart``: the 1,445 training drawings of bench/image_clipart.py (Open Clip Art PNGs, median 0.05 Mpx, a few
   over 100 Mpx), as the recipe loads them (it skips those over Pillow's pixel limit)
 - ``photos``: the 16 JPEG photos of Debian's mate-backgrounds (1.3 to 18 Mpx), each read 4 times
 """
