@@ -133,8 +133,9 @@ def card_section(trainer: Any) -> str | None:
     lines = ["## Before and after training", "", run, ""]
     if not rows:
         return "\n".join([*lines, "No held-out evaluation ran, so this card has no before/after comparison.", ""])
-    lines.append(f"Held-out evaluation on {metrics.get('eval_rows', '?')} rows kept out of training: \"before\" is "
-                 f"the base model, \"after\" is this model (all metrics in `metrics.json`).")
+    # not "never trained on": an eval_data= that repeats training rows is warned about, not refused
+    lines.append(f"Held-out evaluation on {metrics.get('eval_rows', '?')} rows: \"before\" is the base model, "
+                 f"\"after\" is this model (all metrics in `metrics.json`).")
     if any("_base_" in key for key in rows):
         lines.append(_retriever_note(metrics))
     return "\n".join([*lines, "", report.markdown_table(rows, "before training", "after training"), ""])

@@ -154,10 +154,9 @@ def _evaluation(metrics: dict) -> tuple[str, str]:
         # labelled data too small to hold images out has labels: "no labels" was untrue there
         return (table + "\n| (not evaluated: no held-out labelled images) | | | |",
                 "on held-out labelled images: this run had none, so nothing was measured.")
-    return table, (f"of the {metrics.get('eval_images', '?')} held-out labelled images, which training never saw, "
-                   f"with their neighbours among the {metrics.get('train_images', '?')} training images (about "
-                   f"10,000 of them, evenly spaced, when there are more): \"before\" is the starting backbone, "
-                   f"\"after\" this model.")
+    return table, (f"of the {metrics.get('eval_images', '?')} held-out labelled images, with their neighbours "
+                   f"among the {metrics.get('train_images', '?')} training images (about 10,000 of them, evenly "
+                   f"spaced, when there are more): \"before\" is the starting backbone, \"after\" this model.")
 
 
 def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] | None, path: Path) -> Path:

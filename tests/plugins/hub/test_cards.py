@@ -41,7 +41,7 @@ def test_a_sentence_transformers_card_shows_the_runs_settings_and_metrics_json_b
     assert f"seed {config['seed']}; loss {metrics['loss']}." in section
     # the precision said is the one the trainer used (sentence-transformers' hyperparameter list names bf16 then)
     assert ("bf16 autocast" in section) is ("- `bf16`: True" in card)
-    assert f"Held-out evaluation on {metrics['eval_rows']} rows kept out of training" in section
+    assert f"Held-out evaluation on {metrics['eval_rows']} rows: \"before\" is the base model" in section
     rows = _rows(section)
     assert rows and set(rows) <= set(metrics["before_after"])
     for key, (before, after, change) in rows.items():

@@ -53,7 +53,7 @@ def test_an_image_run_on_a_cjk_class_folder_warns_no_glyph_and_its_card_names_th
     assert "猫" in card and (result.output_dir / "embeddings_pca.png").is_file()
     # the before/after table says what it measured, on how many images, and is metrics.json's
     metrics = result.metrics
-    assert (f"of the {metrics['eval_images']} held-out labelled images, which training never saw, with their "
+    assert (f"of the {metrics['eval_images']} held-out labelled images, with their "
             f"neighbours among the {metrics['train_images']} training images") in card and metrics["eval_images"]
     assert '"before" is the starting backbone, "after" this model.' in card
     knn = metrics["before_after"]["knn_top1"]
