@@ -93,7 +93,18 @@ class BeforeAfterCallback(TrainerCallback):
         headline = report.before_after(pick(self.before), pick(self.after))
         report.plot_before_after(headline, out / "before_after.png")
         if self.verbose and self.evaluator is not None:
-            print(report.format_table(headline), flush=True)
+            _write(report.format_table(headline))
+
+
+def _write(text: str) -> None:
+    """Print above the Trainer's progress bar, which closes only after this callback's ``on_train_end``: tqdm clears
+    the bar, prints and draws it again (a plain print put the table's first line on the bar's line)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tqdm.write(text)
+    sys.stdout.flush()
 
 
 def remove_args_pickle(folder: str | Path) -> None:
