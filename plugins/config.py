@@ -186,15 +186,15 @@ def _yaml_safe(value: Any) -> bool:
     return False
 
 
-def _home_as_tilde(value: Any) -> Any:
+def home_as_tilde(value: Any) -> Any:
     """Paths under the home folder as ``~/...`` (every loader expands it), so a shared config.yaml names no user."""
     home = str(Path.home())
     if isinstance(value, str) and home not in ("/", "") and (value == home or value.startswith(home + os.sep)):
         return "~" + value[len(home):]
     if isinstance(value, dict):
-        return {k: _home_as_tilde(v) for k, v in value.items()}
+        return {k: home_as_tilde(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_home_as_tilde(v) for v in value]
+        return [home_as_tilde(v) for v in value]
     return value
 
 
@@ -218,7 +218,7 @@ def dump_yaml(cfg: Any, path: str | Path) -> None:
 
     values = {**to_dict(cfg), **{key: False for key in ("resume", "overwrite") if hasattr(cfg, key)}}
     values.update({key: _absolute(values[key]) for key in INPUT_PATHS if key in values})
-    text = yaml.safe_dump(_home_as_tilde(values), sort_keys=False, allow_unicode=True)
+    text = yaml.safe_dump(home_as_tilde(values), sort_keys=False, allow_unicode=True)
     Path(path).write_text(text, encoding="utf-8")
 
 

@@ -222,9 +222,9 @@ def identity(cfg: Any) -> dict[str, Any]:
 def write_record(folder: Path, recipe: str, cfg: Any) -> None:
     """``.contrastkit-run.json``: the recipe, model and data this folder belongs to (home paths as ``~/...``, as in
     config.yaml: the folder may be shared; ``check_resume`` expands them)."""
-    from .config import _home_as_tilde
+    from .config import home_as_tilde
 
-    record = {"recipe": recipe, **_home_as_tilde(identity(cfg)), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    record = {"recipe": recipe, **home_as_tilde(identity(cfg)), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     before = _own_record(folder) if getattr(cfg, "resume", False) else {}
     record[FINISHED] = before.get(FINISHED)  # a resumed run has not yet replaced the saved model it found
     (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -142,9 +142,12 @@ def _clean(value: Any) -> Any:
 
 
 def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
-    """Write ``metrics.json`` (non-finite numbers become null, so it stays valid JSON)."""
+    """Write ``metrics.json`` (non-finite numbers become null, so it stays valid JSON; paths under the home folder
+    as ``~/...``, as in config.yaml: a push uploads it, and it should name no user)."""
+    from .config import home_as_tilde
+
     path = Path(output_dir) / "metrics.json"
-    path.write_text(json.dumps(_clean(metrics), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(home_as_tilde(_clean(metrics)), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path
 
 

@@ -155,7 +155,7 @@ def card_section(trainer: Any) -> str | None:
 def _retriever_note(metrics: dict[str, Any]) -> str:
     """What a reranker's held-out numbers measure; the retriever by its Hub id, never a local path."""
     retriever = str(metrics.get("retriever") or "")
-    named = f"`{retriever}`" if retriever and not Path(retriever).is_absolute() else "a local model folder"
+    named = f"`{retriever}`" if retriever and not Path(retriever).expanduser().is_absolute() else "a local model folder"
     return (f"Each held-out query's top {metrics.get('top_k', '?')} candidates from the retriever ({named}) are "
             f"reranked; the `base_` rows score the retriever's own order, which training does not change (the "
             f"bracketed numbers in the Evaluation section above are the change against that order).")

@@ -80,3 +80,15 @@ def test_config_yaml_names_the_files_it_read_so_it_repeats_from_any_folder(tmp_p
     dump_yaml(resolve(text.Config, data="pairs.csv"), tmp_path / "config.yaml")
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["model"] == "all-MiniLM-L6-v2"
 
+
+
+def test_metrics_json_names_home_paths_as_tilde(tmp_path, monkeypatch):
+    """A push uploads metrics.json: a retriever or base model under the home folder must not name the user."""
+    import json
+
+    from contrastkit.plugins.report import write_metrics
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_metrics(tmp_path, {"retriever": str(tmp_path / "models" / "mine"), "top_k": 20, "before": {"m": 1.0}})
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written == {"retriever": "~/models/mine", "top_k": 20, "before": {"m": 1.0}}
