@@ -41,7 +41,7 @@ normalised with mean
 - Classes (`embeddings_pca.png` shows their numbers, as no installed font draws all of the names):
   {{ class_key }}
 {% endif -%}
-- Training: {{ steps }} steps, batch size {{ batch_size }}, learning rate {{ learning_rate }}{{ training_notes }}
+- Training: {{ steps }} steps, batch size {{ batch_size }}, learning rate {{ learning_rate }}{{ precision }}{{ training_notes }}
 
 ## Evaluation
 
@@ -138,6 +138,7 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
                    kind="Supervised contrastive (labels as positives)" if supervised else "Self-supervised",
                    train_images=metrics.get("train_images", "?"), steps=metrics.get("steps", "?"),
                    batch_size=metrics.get("batch_size", cfg.batch_size), learning_rate=metrics.get("learning_rate"),
+                   precision=f", precision {metrics['precision']}" if metrics.get("precision") else "",
                    training_notes=training_notes, class_key=class_key, knn_k=metrics.get("knn_k", cfg.knn_k),
                    knn_t=cfg.knn_t, rows=rows, measured=measured,
                    **_backbone_fields(spec))

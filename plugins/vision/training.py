@@ -255,6 +255,7 @@ def save(out: Path, cfg: Any, module: Any, encoder: Any, trainer: pl.Trainer, ru
                "backbone": spec["architecture"], "train_images": len(train.items),
                "eval_images": len(held_out.items) if held_out else 0, "skipped_images": len(data.skipped),
                "steps": trainer.global_step, "learning_rate": module.learning_rate, "wise_ft": wise.alpha,
+               "precision": str(trainer.precision),  # Lightning's name for what ran: "bf16-mixed", "32-true"
                # what the run used: a batch no larger than the training set, k no more than the kNN bank holds
                "batch_size": run["batch_size"], **({"knn_k": knn.k_used} if knn else {}),
                **({"wise_ft_auto": {"validation_images": len(run["validation"].items),

@@ -56,6 +56,7 @@ def test_an_image_run_on_a_cjk_class_folder_warns_no_glyph_and_its_card_names_th
     assert (f"of the {metrics['eval_images']} held-out labelled images, with their "
             f"neighbours among the {metrics['train_images']} training images") in card and metrics["eval_images"]
     assert '"before" is the starting backbone, "after" this model.' in card
+    assert metrics["precision"] in ("32-true", "bf16-mixed") and f", precision {metrics['precision']}" in card
     knn = metrics["before_after"]["knn_top1"]
     assert ("| metric | before training | after training | change |\n|---|---|---|---|\n"
             f"| knn_top1 | {knn['before']:.4f} | {knn['after']:.4f} | {knn['delta']:+.4f} |\n") in card
