@@ -7,6 +7,7 @@ import statistics
 
 import pytest
 from contrastkit.plugins.st.sampler import LengthGroupedNoDuplicatesBatchSampler as Sampler
+from contrastkit.plugins.st.sampler import fill_batches
 from datasets import Dataset
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
@@ -57,6 +58,37 @@ def test_clashing_rows_wait_for_the_next_batch_instead_of_filling_tiny_ones(n, b
         for b in batches:
             texts = [t for i in b for t in ds[i].values()]
             assert len(texts) == len(set(texts))
+
+
+def _fill_by_rebuilding(order, values, batch_size, drop_last):
+    """The plain statement of the rule: each batch takes the first rows without a clash; the rest keep their order."""
+    pending, batches = list(order), []
+    while pending:
+        batch, seen, waiting = [], set(), []
+        for pos, i in enumerate(pending):
+            if len(batch) < batch_size and values[i].isdisjoint(seen):
+                batch.append(i)
+                seen |= values[i]
+            else:
+                waiting.append(i)
+        pending = waiting
+        if len(batch) == batch_size or not drop_last:
+            batches.append(batch)
+    return batches
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_linked_list_fill_keeps_the_rule(drop_last):
+    # fill_batches unlinks batched rows instead of rebuilding the pending list after every batch (quadratic in
+    # the rows); the batches must be the ones the plain rule gives, clashes and short batches included.
+    rng = random.Random(4)
+    for _ in range(30):
+        n, texts = rng.randint(1, 120), rng.randint(2, 40)
+        values = [{f"t{rng.randrange(texts)}", f"u{rng.randrange(texts)}"} for _ in range(n)]
+        order = rng.sample(range(n), n)
+        for batch_size in (1, 3, 8):
+            want = _fill_by_rebuilding(order, values, batch_size, drop_last)
+            assert fill_batches(order, values, batch_size, drop_last) == want
 
 
 def test_one_trainer_epoch_trains_every_row(tiny_text_model, tmp_path):
