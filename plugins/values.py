@@ -78,12 +78,13 @@ def _parse_scalar(text: str) -> Any:
 
 
 def plain(value: Any) -> Any:
-    """``value`` with every ``Typed`` inside it replaced by YAML's value (for fields of any type)."""
+    """``value`` with every ``Typed`` inside it replaced by YAML's value (for fields of any type). Only the plain
+    lists and dicts YAML builds are rebuilt: a ``DatasetDict`` (a dict) or a user's own sequence stays as given."""
     if isinstance(value, Typed):
         return value.decimal()
-    if isinstance(value, list):
+    if type(value) is list:
         return [plain(v) for v in value]
-    if isinstance(value, dict):
+    if type(value) is dict:
         return {plain(k): plain(v) for k, v in value.items()}
     return value
 

@@ -154,3 +154,13 @@ def test_push_to_hub_true_asks_for_the_repo_id():
     with pytest.raises(UserError, match="push_to_hub=true names no repo: give the Hub repo id to push to, e.g. "
                                         "push_to_hub=your-name/my-model"):
         resolve(text.Config, push_to_hub="true")
+
+
+def test_a_datasetdict_given_as_data_stays_a_datasetdict():
+    """A DatasetDict is a dict: the YAML value cleanup must not rebuild it as a plain dict (each recipe then refused
+    it, or read it as columns)."""
+    from contrastkit.recipes import image
+    from datasets import Dataset, DatasetDict
+
+    given = DatasetDict(train=Dataset.from_dict({"image": ["a.png"]}))
+    assert resolve(image.Config, data=given).data is given

@@ -115,7 +115,8 @@ def test_push_to_hub_without_a_token_or_with_a_bad_id_is_refused_before_training
     run = ["run", "text", f"data={data}", "max_steps=1", f"output_dir={tmp_path / 'out'}"]
     one_line_error(run_cli(*run, "push_to_hub=alice/m", env={"HF_TOKEN": ""}), "push_to_hub=alice/m needs a Hugging "
                     "Face token", "HF_TOKEN")
-    one_line_error(run_cli(*run, "push_to_hub=true"), "push_to_hub='True' is not a Hub repo id", "user/name")
+    one_line_error(run_cli(*run, "push_to_hub=true"), "push_to_hub=true names no repo", "push_to_hub=your-name/my-model")
+    one_line_error(run_cli(*run, "push_to_hub=me/x.git"), "push_to_hub='me/x.git' is not a Hub repo id", "user/name")
     assert not (tmp_path / "out").exists()  # refused before the output folder, let alone a model
 
 
