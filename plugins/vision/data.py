@@ -84,31 +84,31 @@ def _check_images(items: Sequence, names: Sequence[str] | Callable[[int], str], 
     called for the images named in a message)."""
     from PIL import Image
 
+    name = names if callable(names) else names.__getitem__  # a dataset row is read again only when it is named
     keep, skipped, large, small = [], [], [], 0
     for i, size in _sizes(items):
-        name = names(i) if callable(names) else names[i]
         if isinstance(size, Image.DecompressionBombError):  # a real picture, too large for Pillow to decode safely
             limit = f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g}"
             if strict:
-                raise UserError(f"image '{name}' has more pixels than Pillow decodes ({limit} megapixels); shrink "
+                raise UserError(f"image '{name(i)}' has more pixels than Pillow decodes ({limit} megapixels); shrink "
                                 f"it, or drop strict=true to skip it")
-            skipped.append(f"{name} (over {limit} megapixels)")
+            skipped.append(f"{name(i)} (over {limit} megapixels)")
             continue
         if isinstance(size, Exception):
             if strict:
-                raise UserError(f"image '{name}' cannot be read ({type(size).__name__}); remove or replace it, "
+                raise UserError(f"image '{name(i)}' cannot be read ({type(size).__name__}); remove or replace it, "
                                 f"or drop strict=true to skip unreadable images")
-            skipped.append(name)
+            skipped.append(name(i))
             continue
         if min(size) < MIN_SIDE:
             if strict:
-                raise UserError(f"image '{name}' is {size[0]}x{size[1]} px, too small (min {MIN_SIDE} px a side); "
+                raise UserError(f"image '{name(i)}' is {size[0]}x{size[1]} px, too small (min {MIN_SIDE} px a side); "
                                 f"remove it, or drop strict=true to skip it")
-            skipped.append(name)
+            skipped.append(name(i))
             small += 1
             continue
         if Image.MAX_IMAGE_PIXELS and size[0] * size[1] > Image.MAX_IMAGE_PIXELS:
-            large.append(name)
+            large.append(name(i))
         keep.append(i)
     if not keep:
         why = f"smaller than {MIN_SIDE}x{MIN_SIDE} px" if small == len(items) else "unreadable or too small"
