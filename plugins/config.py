@@ -14,7 +14,7 @@ from typing import Any
 
 from .device import PRECISIONS
 from .errors import UserError, did_you_mean
-from .values import Typed, coerce, load_yaml, type_name
+from .values import Typed, coerce, read_yaml, type_name
 
 
 def field(default: Any = None, help: str = "", group: str | None = None, text: bool = False, **kwargs: Any) -> Any:
@@ -42,40 +42,6 @@ def _unknown_key(cls: type, key: str) -> UserError:
     package, _, module = cls.__module__.rpartition(".")  # a built-in recipe's module names it; a copied file's not
     recipe = module.replace("_", "-") if package == "contrastkit.recipes" else "RECIPE"
     return UserError(f"unknown config key '{key}'.{hint} Run 'contrastkit show {recipe}' to list the valid keys.")
-
-
-#: the YAML files shipped in contrastkit.recipes.configs (``plugins`` reads them as files, never imports recipes)
-_BUNDLED = Path(__file__).resolve().parent.parent / "recipes" / "configs"
-
-
-def _bundled(path: Path) -> Path:
-    """``path``; or, for a bare file name that is no file here, the bundled config of that name when there is one
-    (``--config text_matryoshka.yaml`` as the bundled files' own comments run them)."""
-    if path.is_file() or path.parent != Path(".") or not (_BUNDLED / path.name).is_file():
-        return path
-    return _BUNDLED / path.name
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict, with one-line errors for a missing or malformed file. Numbers, booleans
-    and dates keep their text, so ``subset: no`` or ``output_dir: 0755`` mean what they do on the command line."""
-    import yaml
-
-    p = _bundled(Path(path))
-    if not p.is_file():
-        raise UserError(f"config file '{path}' does not exist; check the path given to --config (bundled, found "
-                        f"by name: {', '.join(sorted(q.name for q in _BUNDLED.glob('*.yaml')))})")
-    try:
-        data = load_yaml(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise UserError(f"config file '{path}' is not valid YAML{where}; fix the syntax") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"config file '{path}' must hold a mapping of key: value, not {type(data).__name__}")
-    return data
 
 
 def build(cls: type, values: dict[str, Any] | None = None, base: Any = None) -> Any:
@@ -163,6 +129,11 @@ def describe(cls: type) -> list[tuple[str, str, Any, str]]:
             default = None
         rows.append((f.name, type_name(hints[f.name]), default, _inherited(cls, f.name, "help") or ""))
     return rows
+
+
+def default_of(cfg: Any, name: str) -> Any:
+    """The default of ``cfg``'s field ``name``: a value other than it was given by the user."""
+    return next(f.default for f in dataclasses.fields(cfg) if f.name == name)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

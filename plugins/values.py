@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import types
 import typing
+from pathlib import Path
 from typing import Any, Union
 
 from .errors import UserError
@@ -198,3 +199,37 @@ def _meant(raw: str, value: Any) -> bool:
     if isinstance(value, str) and not isinstance(value, Typed):
         return value == text or text[:1] in "'\""  # a quoted value is YAML's on purpose
     return True
+
+
+#: the YAML files shipped in contrastkit.recipes.configs (``plugins`` reads them as files, never imports recipes)
+_BUNDLED = Path(__file__).resolve().parent.parent / "recipes" / "configs"
+
+
+def _bundled(path: Path) -> Path:
+    """``path``; or, for a bare file name that is no file here, the bundled config of that name when there is one
+    (``--config text_matryoshka.yaml`` as the bundled files' own comments run them)."""
+    if path.is_file() or path.parent != Path(".") or not (_BUNDLED / path.name).is_file():
+        return path
+    return _BUNDLED / path.name
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with one-line errors for a missing or malformed file. Numbers, booleans
+    and dates keep their text, so ``subset: no`` or ``output_dir: 0755`` mean what they do on the command line."""
+    import yaml
+
+    p = _bundled(Path(path))
+    if not p.is_file():
+        raise UserError(f"config file '{path}' does not exist; check the path given to --config (bundled, found "
+                        f"by name: {', '.join(sorted(q.name for q in _BUNDLED.glob('*.yaml')))})")
+    try:
+        data = load_yaml(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise UserError(f"config file '{path}' is not valid YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file '{path}' must hold a mapping of key: value, not {type(data).__name__}")
+    return data

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..config import Part, RecipeArgs, field, require_positive, require_range
+from ..config import Part, RecipeArgs, default_of, field, require_positive, require_range
 from ..errors import UserError, did_you_mean
 
 
@@ -99,7 +99,7 @@ class MiningArgs(Part):
         if self.mine_hard_negatives is True and kind != "pair":  # before any model loads, in every recipe
             raise UserError(f"mine_hard_negatives=true needs anchor/positive pairs, but the data is {kind} data; "
                             f"drop mine_hard_negatives=, or give anchor/positive pairs")
-        default = next(f.default for f in dataclasses.fields(self) if f.name == "num_negatives")
+        default = default_of(self, "num_negatives")
         if mined and loss == "triplet" and self.num_negatives > 1:
             raise UserError(f"loss=triplet trains on one negative per row, so num_negatives={self.num_negatives} "
                             f"would mine {self.num_negatives - 1} it never reads; use num_negatives=1, or loss=mnrl "

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..config import default_of
 from ..errors import UserError
 from ..hub import offline_if_unreachable
 from .models import DEFAULT_TEXT_MODEL, resolve_model_name
@@ -61,7 +62,7 @@ def check_options(cfg: Any) -> None:
         return
     for name in ("max_seq_length", "max_train_tokens"):  # given, when not the field's default
         value = getattr(cfg, name, None)
-        if value is not None and value != _default(cfg, name):
+        if value is not None and value != default_of(cfg, name):
             raise UserError(f"{name}={value} does not apply to model=static: static embeddings read whole texts "
                             f"at no extra cost; drop {name}")
     from .losses import loss_key
@@ -70,12 +71,6 @@ def check_options(cfg: Any) -> None:
     if loss in NO_STATIC_LOSSES:
         raise UserError(f"loss={loss} cannot train model=static: {NO_STATIC_LOSSES[loss]}; use pairs with "
                         f"loss=auto, or a transformer model=")
-
-
-def _default(cfg: Any, name: str) -> Any:
-    import dataclasses
-
-    return next(f.default for f in dataclasses.fields(cfg) if f.name == name)
 
 
 def check_format(fmt: Any, columns: list[str]) -> None:

@@ -128,7 +128,7 @@ def test_eval_data_given_as_a_dataframe_beside_a_data_path_is_read_as_given():
 
 def test_a_bundled_config_is_found_by_name_and_a_file_of_that_name_here_comes_first(tmp_path, monkeypatch):
     """The bundled files' comments run them as ``--config text_matryoshka.yaml`` from any folder."""
-    from contrastkit.plugins.config import read_yaml
+    from contrastkit.plugins.values import read_yaml
 
     monkeypatch.chdir(tmp_path)
     assert read_yaml("text_matryoshka.yaml")["matryoshka_dims"]
