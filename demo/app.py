@@ -124,8 +124,9 @@ def load_slots(cfg: DemoConfig) -> tuple[list[core.Slot], str]:
                 lines.append(f"{icon}The {s.role} reranker: {s.retriever_note}.")
             folder = run_folder(s.name)
             metrics = read_metrics(folder) if folder else None
-            if checkpoint_note(s.name):
-                lines.append(checkpoint_note(s.name))
+            note = checkpoint_note(s.name)
+            if note:
+                lines.append(note)
             summary = render.training_summary(metrics)
             if summary:
                 lines.append(summary)

@@ -156,8 +156,7 @@ def has_checkpoint(folder: Path) -> bool:
     ckpts = folder / CHECKPOINTS
     if not ckpts.is_dir():
         return False
-    return any((p / "trainer_state.json").is_file() for p in ckpts.glob("checkpoint-*")) or \
-        any(ckpts.glob("*.ckpt"))
+    return newest_checkpoint(ckpts) is not None or any(ckpts.glob("*.ckpt"))
 
 
 def newest_checkpoint(checkpoints: Path) -> Path | None:
