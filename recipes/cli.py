@@ -110,8 +110,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     from contrastkit.plugins.values import parse_overrides
 
     cfg = build(hub.PushConfig, parse_overrides(args.options))
-    url = hub.push(args.output_dir, args.repo_id, cfg)
-    print(f"pushed {args.output_dir} -> {url}")
+    hub.push(args.output_dir, args.repo_id, cfg)  # prints where it went, or that nothing was committed
     return 0
 
 

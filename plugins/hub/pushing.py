@@ -34,7 +34,8 @@ class PushConfig:
 
 
 def push(output_dir: str | Path, repo_id: str, cfg: PushConfig | None = None) -> str:
-    """Push a contrastkit output folder to ``repo_id`` in one commit; returns the commit (or PR) URL."""
+    """Push a contrastkit output folder to ``repo_id`` in one commit; prints and returns the commit (or PR) URL, or
+    says that nothing was committed when the repo already holds the folder's files."""
     cfg = cfg or PushConfig()
     folder = _check_output(Path(output_dir).expanduser())
     check_repo_id(repo_id)
@@ -56,10 +57,13 @@ def push(output_dir: str | Path, repo_id: str, cfg: PushConfig | None = None) ->
         with _quiet_empty_commit():
             info = api.create_commit(repo_id, ops, commit_message=message, revision=cfg.revision,
                                      create_pr=cfg.create_pr or None)
+    url = str(info.pr_url or info.commit_url)
     if info.pr_url is None and info.oid == head:  # huggingface_hub skipped the commit: every file was there already
         print(f"note: '{repo_id}' ({cfg.revision or 'main'}) already holds these files, so nothing was committed"
               f"{' and no pull request was opened' if cfg.create_pr else ''}", file=sys.stderr, flush=True)
-    return str(info.pr_url or info.commit_url)
+    else:  # one line for the CLI, a recipe's push_to_hub and Python alike
+        print(f"pushed {folder} -> {url}", flush=True)
+    return url
 
 
 def _check_not_public(api: Any, repo_id: str) -> None:

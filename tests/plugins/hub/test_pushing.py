@@ -17,10 +17,11 @@ from tests.plugins.hub.conftest import OUTPUT_FILES, digest, one_line_error, pyt
 
 
 def test_second_push_is_a_new_commit_and_keeps_earlier_files(hub_server, text_output, tmp_path):
-    assert run_cli("push", text_output, "alice/evolving").returncode == 0
+    r = run_cli("push", text_output, "alice/evolving")
+    assert r.returncode == 0 and r.stdout.startswith(f"pushed {text_output} -> {r.stdout.split(' -> ')[-1]}"), r
     for again in ([], ["create_pr=true"]):  # the same files again: no empty commit, no empty pull request
         r = run_cli("push", text_output, "alice/evolving", *again)
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0 and "pushed" not in r.stdout, (r.stdout, r.stderr)
         assert r.stderr.strip() == "note: 'alice/evolving' (main) already holds these files, so nothing was " \
             "committed" + (" and no pull request was opened" if again else ""), r.stderr
     assert hub_server.commit_count("alice/evolving") == 2
@@ -312,6 +313,7 @@ def test_a_text_run_on_a_hub_dataset_evaluates_on_its_test_split_names_it_on_the
     assert "held out: the 'test' split of 'alice/pairs' (splits: train, test); eval_split= picks another" in r.stdout
     assert "30 training rows, 7 held out" in r.stdout
     assert "also a training row" not in r.stdout
+    assert f"pushed {out} -> {hub_server.url}/alice/text-model/commit/" in r.stdout  # the run says where it went
     card = ModelCard.load(out / "README.md")
     assert card.data.datasets == ["alice/pairs"]
     assert "#### alice/pairs" in card.text and "Unnamed Dataset" not in card.text
