@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -248,6 +249,16 @@ def _row_name(i: int, value: Any) -> str:
     return f"row {i + 1}" + (f" ({Path(path).name})" if path else "")
 
 
+def _no_label(value: Any, class_label: bool) -> bool:
+    """Whether a label cell is empty: None, NaN (pandas' missing number), a blank string, or ClassLabel's -1. They
+    would otherwise become classes named "None", "nan" or "", each trained on as a class of its own."""
+    if value is None or (isinstance(value, str) and not value):
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return class_label and value == -1
+
+
 def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
     import datasets
 
@@ -275,7 +286,9 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
         raw = [raw[i] for i in keep]
         # -1 is ClassLabel's "no label" (many Hub test splits); rows without one make the images unlabelled, as
         # loose images beside class subfolders do, since training and kNN take labels for all images or none
-        missing = sum(v is None or (class_label and v == -1) for v in raw)
+        if not class_label:  # " cat" from a CSV's "img.png, cat" is the class cat
+            raw = [v.strip() if isinstance(v, str) else v for v in raw]
+        missing = sum(_no_label(v, class_label) for v in raw)
         if missing == len(raw):
             notes.append(f"label column '{label_col}' gives no row a label (-1 or empty): the images are unlabelled")
         elif missing:

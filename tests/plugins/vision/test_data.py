@@ -413,6 +413,20 @@ def test_a_none_label_is_no_label_and_a_list_label_is_refused():
         load_images(_hf([[0], [1], [0, 1]]))
 
 
+@pytest.mark.parametrize("empty", ["", "  ", float("nan")])
+def test_a_blank_or_nan_label_is_no_label_not_a_class(empty):
+    """A CSV's empty cell arrives as "" (string column) or NaN (number column, through pandas): as the docs say of
+    an empty label, the row has none, so no class named "" or "nan" is trained on."""
+    from contrastkit.plugins.vision.data import load_images
+
+    labels = ["cat", empty, "dog", "cat"] if isinstance(empty, str) else [1.0, empty, 2.0, 1.0]
+    data = load_images(_hf(labels))
+    assert data.labels is None and data.label_names is None
+    assert any("1 of 4 rows have no label" in m for m in data.messages())
+    # spaces around a name (a CSV's "img.png, cat") do not make a second class
+    assert load_images(_hf(["cat", " dog", "dog ", "cat"])).label_names == ["cat", "dog"]
+
+
 
 def test_integer_labels_that_are_not_a_classlabel_keep_their_numeric_order():
     from contrastkit.plugins.vision.data import load_images
