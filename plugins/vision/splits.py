@@ -85,12 +85,15 @@ def match_eval_labels(train: ImageData, held_out: ImageData) -> ImageData:
         raise UserError("eval_data is labelled but data is not, and kNN scores eval_data against labelled training "
                         "images; put data's images in class subfolders (or give a label column), or leave eval_data "
                         "out")
-    index = {name: i for i, name in enumerate(train.label_names)}
+    # the classes with training images: a dataset's ClassLabel names every class, also ones its rows (a slice,
+    # a filtered split) lack, and kNN can never predict a class with no image in the bank
+    trained = set(train.labels)
+    index = {name: i for i, name in enumerate(train.label_names) if i in trained}
     keep = [i for i, y in enumerate(labels) if names[y] in index]
     missing = sorted({names[y] for y in labels if names[y] not in index})
     if not keep:
         raise UserError(f"eval_data's classes ({name_list(sorted(set(names)))}) are none of data's classes "
-                        f"({name_list(list(train.label_names))}); name eval_data's class subfolders as data's")
+                        f"({name_list(sorted(index))}); name eval_data's class subfolders as data's")
     if missing:
         train.notes.append(f"warning: {len(labels) - len(keep)} eval_data image(s) of {len(missing)} class(es) that "
                            f"data lacks are left out of kNN: {name_list(missing)}")

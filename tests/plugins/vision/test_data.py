@@ -434,6 +434,20 @@ def test_integer_labels_that_are_not_a_classlabel_keep_their_numeric_order():
     data = load_images(_hf([10, 2, 2, 10, 1]))  # an int64 column, as a CSV or pandas frame gives it
     assert data.label_names == ["1", "2", "10"] and data.labels == [2, 1, 1, 2, 0]
 
+def test_eval_images_of_a_class_named_but_absent_from_training_are_left_out():
+    """A Hub ClassLabel names every class, also those a training slice lacks: kNN cannot predict a class with no
+    training image, so its eval images would count as wrong; they are left out and named, as for a folder."""
+    import datasets
+    from contrastkit.plugins.vision.data import load_images
+    from contrastkit.plugins.vision.splits import match_eval_labels
+
+    shapes = datasets.ClassLabel(names=["circle", "square", "star"])
+    train = load_images(_hf([0, 1, 0, 1], shapes))  # no star among the training rows
+    held = match_eval_labels(train, load_images(_hf([0, 2, 1, 2, 2], shapes), what="eval_data"))
+    assert held.labels == [0, 1] and held.label_names == ["circle", "square", "star"]
+    assert train.notes[-1] == "warning: 3 eval_data image(s) of 1 class(es) that data lacks are left out of kNN: star"
+
+
 # --------------------------------------------------------------------------- split folders
 def test_a_folder_of_split_folders_with_class_subfolders_is_refused(tmp_path):
     from contrastkit.plugins.errors import UserError
