@@ -18,9 +18,11 @@ from .folders import (
 )
 
 
-def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_code: bool = False,
+         **options: Any) -> Any:
     """A ready model for any contrastkit output (folder or Hub id): a SentenceTransformer, CrossEncoder, SparseEncoder
-    or ImageEncoder."""
+    or ImageEncoder. ``options`` go to the sentence-transformers class as its own keyword arguments, e.g.
+    ``truncate_dim=64`` for a Matryoshka model, ``max_active_dims=`` for a sparse one, or ``device="cpu"``."""
     from ..st.models import resolve_model_name
 
     name = str(repo_id_or_path)
@@ -40,7 +42,7 @@ def load(repo_id_or_path: str | Path, revision: str | None = None, trust_remote_
         folder = _download(name, revision)
     else:
         raise UserError(f"'{name}' is neither an existing folder nor a Hub repo id (user/name); check the path")
-    return _load_folder(folder, name, trust_remote_code)
+    return _load_folder(folder, name, trust_remote_code, options)
 
 
 def _download(repo_id: str, revision: str | None) -> Path:
@@ -72,7 +74,7 @@ def _download(repo_id: str, revision: str | None) -> Path:
                         f"then retry") from None
 
 
-def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
+def _load_folder(folder: Path, name: str, trust_remote_code: bool, options: dict[str, Any]) -> Any:
     config = read_json(folder / "config.json")
     is_st = (folder / "modules.json").is_file()
     if not is_st and not config and (folder / "config.json").is_file():
@@ -97,6 +99,9 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
         except ImportError as exc:
             raise UserError(f"'{name}' is an image model and needs the image extras ({exc}); "
                             f"pip install 'contrastkit[image]'") from None
+        if options:
+            raise UserError(f"'{name}' is an image model, which takes no {', '.join(sorted(options))}; load it "
+                            f"without, then move it with .to(device)")
         try:
             return load_encoder(folder)
         except UserError:
@@ -114,8 +119,9 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
 
     cls = getattr(sentence_transformers, saved_type(str(folder)) or "SentenceTransformer", None) or \
         sentence_transformers.SentenceTransformer  # a CrossEncoder or SparseEncoder loads as itself
+    _check_options(cls, name, options)
     try:
-        return cls(str(folder), trust_remote_code=trust_remote_code)
+        return cls(str(folder), trust_remote_code=trust_remote_code, **options)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise UserError(f"'{name}' runs its own code; pass trust_remote_code=true if you trust it") from None
@@ -125,3 +131,18 @@ def _load_folder(folder: Path, name: str, trust_remote_code: bool) -> Any:
     except Exception as exc:  # noqa: BLE001 - cut-off weights and the like: one line, not a traceback
         raise UserError(f"could not load '{name}' ({type(exc).__name__}: {reason(exc)}); its files look damaged: "
                         f"restore the folder from the run (or its Hub repo)") from None
+
+
+def _check_options(cls: type, name: str, options: dict[str, Any]) -> None:
+    """An option the model's class does not take is named with the ones it does (``truncate_dim`` is a
+    SentenceTransformer's; a SparseEncoder's is ``max_active_dims``), not a TypeError from deep in its constructor."""
+    import inspect
+
+    from ..errors import did_you_mean
+
+    taken = [p for p in inspect.signature(cls.__init__).parameters
+             if p not in ("self", "model_name_or_path", "modules", "trust_remote_code", "revision", "use_auth_token")]
+    for key in options:
+        if key not in taken:
+            raise UserError(f"'{name}' is a {cls.__name__}, which takes no {key}=; its options are "
+                            f"{', '.join(taken)}.{did_you_mean(key, taken)}")

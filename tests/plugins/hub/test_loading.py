@@ -175,3 +175,25 @@ def test_invalid_card_or_pickle_only_weights_are_refused(hub_server, image_outpu
     (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
     with pytest.raises(UserError, match="only pickle weights"):
         hub.load(pickled)
+
+def test_load_passes_the_model_class_its_own_options_and_names_those_it_lacks(text_output, sparse_output,
+                                                                              image_output):
+    """``truncate_dim=`` reaches the SentenceTransformer (a Matryoshka user's first question); an option the class
+    does not take is one line naming the ones it does, and an image model takes none."""
+    from contrastkit.plugins import hub
+    from contrastkit.plugins.errors import UserError
+
+    full = hub.load(text_output)
+    cut = hub.load(text_output, truncate_dim=8, device="cpu")
+    assert cut.truncate_dim == 8 and cut.encode(["a question"]).shape == (1, 8)
+    assert np.allclose(cut.encode(["a question"]), full.encode(["a question"])[:, :8], atol=1e-6)
+    assert hub.load(sparse_output, max_active_dims=3).encode(["a question"]).coalesce().values().numel() <= 3
+    with pytest.raises(UserError, match=r"is a SparseEncoder, which takes no truncate_dim=; its options are "
+                                        r".*max_active_dims.*") as err:
+        hub.load(sparse_output, truncate_dim=8)
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match=r"is a SentenceTransformer, which takes no truncate_dims=.* Did you mean "
+                                        r"'truncate_dim'\?"):
+        hub.load(text_output, truncate_dims=8)
+    with pytest.raises(UserError, match=r"is an image model, which takes no device; load it without"):
+        hub.load(image_output, device="cpu")
