@@ -259,6 +259,28 @@ def _no_label(value: Any, class_label: bool) -> bool:
     return class_label and value == -1
 
 
+#: the column names read as labels, in this order; else a dataset's only ClassLabel column
+LABEL_COLUMNS = ("label", "labels", "fine_label")
+
+
+def _label_column(ds: Any, image_col: str) -> tuple[str | None, str | None]:
+    """(the label column or None, a note naming the columns left unread when there is none). A ClassLabel column
+    is a label column whatever its name ("coarse_label", "category"); a plain column named otherwise ("class") is
+    not guessed at, but named, so "no labels" does not read as if the dataset had no column of classes."""
+    import datasets
+
+    found = next((c for c in LABEL_COLUMNS if c in ds.column_names), None)
+    class_labels = [c for c, f in ds.features.items() if isinstance(f, datasets.ClassLabel)]
+    if found is None and len(class_labels) == 1:
+        found = class_labels[0]
+    others = [c for c in ds.column_names if c != image_col]
+    if found or not others:
+        return found, None
+    return None, (f"no label column ({', '.join(LABEL_COLUMNS)}, or one ClassLabel column) among the columns "
+                  f"{', '.join(others)}: the images are unlabelled; to train on a column of classes, name it 'label' "
+                  f"(Dataset.rename_column)")
+
+
 def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
     import datasets
 
@@ -267,7 +289,7 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
     if not cols:
         raise UserError(f"{what} has no image column (columns: {', '.join(ds.column_names)}); "
                         f"name it 'image'")
-    label_col = next((c for c in ("label", "labels", "fine_label") if c in ds.column_names), None)
+    label_col, unread = _label_column(ds, cols[0])
     raw = list(ds[label_col]) if label_col else []
     if any(isinstance(v, (list, tuple)) for v in raw):
         raise UserError(f"{what}'s label column '{label_col}' holds lists of labels (multi-label), which the image "
@@ -280,6 +302,7 @@ def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
         ds = ds.cast_column(cols[0], datasets.Image(decode=False))
     items = RowImages(ds, cols[0])
     keep, skipped, notes = _check_images(items, lambda i: _row_name(i, items[i]), strict, what)
+    notes += [unread] if unread else []
     labels = names = None
     if label_col:
         class_label = isinstance(feat, datasets.ClassLabel)

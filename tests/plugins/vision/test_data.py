@@ -428,6 +428,27 @@ def test_a_blank_or_nan_label_is_no_label_not_a_class(empty):
 
 
 
+def test_a_classlabel_column_of_another_name_is_read_and_an_unread_column_is_named():
+    """cifar100's coarse_label, a "category" ClassLabel: labels by their type. A plain "class" column is not
+    guessed at, but the run names it, and method=auto's reason tells a dataset's fix, not a folder's."""
+    import datasets
+    from contrastkit.plugins.vision.data import load_images
+    from contrastkit.plugins.vision.methods import choose_method
+
+    images = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(4)]
+    kinds = datasets.ClassLabel(names=["fish", "trees"])
+    data = load_images(datasets.Dataset.from_dict(
+        {"image": images, "coarse_label": [0, 1, 1, 0]},
+        features=datasets.Features({"image": datasets.Image(), "coarse_label": kinds})))
+    assert data.labels == [0, 1, 1, 0] and data.label_names == ["fish", "trees"]
+    data = load_images(datasets.Dataset.from_dict({"image": images, "class": ["cat", "dog", "dog", "cat"]}))
+    assert data.labels is None and data.notes == [
+        ("no label column (label, labels, fine_label, or one ClassLabel column) among the columns class: the images "
+         "are unlabelled; to train on a column of classes, name it 'label' (Dataset.rename_column)")]
+    reason = choose_method("auto", data.labels, data.label_names, data.source)[1]
+    assert "a datasets.Dataset have no labels (a dataset needs a label column for every row)" in reason
+
+
 def test_integer_labels_that_are_not_a_classlabel_keep_their_numeric_order():
     from contrastkit.plugins.vision.data import load_images
 
