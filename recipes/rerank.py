@@ -84,15 +84,13 @@ def run(cfg: Config | None = None, **overrides: Any):
     kind_given = fmt.kind  # pair before mining, triplet after
     needs_retriever = fmt.kind == "pair" or eval_fmt.kind in ("pair", "triplet")
     retriever = models.load_model(cfg.retriever, cfg.trust_remote_code, what="retriever") if needs_retriever else None
-    loss = cfg.loss
     if cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
         # only a loss that needs negatives has to have them; auto and mnrl fall back to in-batch negatives
-        needs = cfg.mine_hard_negatives is True or rerank.check_rerank_loss(loss) not in ("auto", "mnrl")
+        needs = cfg.mine_hard_negatives is True or rerank.check_rerank_loss(cfg.loss) not in ("auto", "mnrl")
         train_data, fmt = mining.mine_or_keep(retriever, train_data, fmt, cfg.columns, cfg.num_negatives, needs,
                                               f"the retriever {cfg.retriever}", log)
-    if fmt.kind == "pair":  # no negatives: mining was off (or found none, for a loss that does without)
-        loss = "mnrl"
-    choice = rerank.choose_rerank_loss(model, train_data, fmt, loss, mined=fmt.kind != kind_given)
+    # pairs still without negatives (mining off, or none found) reach here only with auto or mnrl
+    choice = rerank.choose_rerank_loss(model, train_data, fmt, cfg.loss, mined=fmt.kind != kind_given)
     log(f"loss: {type(choice.loss).__name__} ({choice.reason})")
     if cfg.freeze_embeddings:
         log(f"model: token embeddings frozen ({models.freeze_token_embeddings(model):,} weights); "

@@ -73,9 +73,13 @@ class RerankLoss:
     in_batch_negatives: bool
 
 
-def auto_loss(kind: str) -> tuple[str, str]:
-    """The default loss for a data format, with its reason."""
-    return {"pair": ("mnrl", "query/document pairs with mined negatives -> MultipleNegativesRankingLoss"),
+def auto_loss(kind: str, mined: bool = False) -> tuple[str, str]:
+    """The default loss for a data format, with its reason; ``mined``: the triplets' negatives came from mining
+    pairs (pairs themselves have none, and train on in-batch negatives alone)."""
+    if mined:
+        return "mnrl", "query/document pairs with mined negatives -> MultipleNegativesRankingLoss"
+    return {"pair": ("mnrl", ("query/document pairs without negatives -> MultipleNegativesRankingLoss on other "
+                              "queries' documents in the batch")),
             "triplet": ("mnrl", "query/document pairs with negative columns -> MultipleNegativesRankingLoss"),
             "score": ("mse", "two texts and a score -> MSELoss on the sigmoid score"),
             "binary": ("bce", "two texts and a 0/1 label -> BinaryCrossEntropyLoss")}[kind]
@@ -103,7 +107,7 @@ def choose_rerank_loss(model: Any, dataset: Any, fmt: DataFormat, loss: str = "a
 
     name = check_loss_fits(loss, fmt.kind)
     # ``mined``: the negative columns came from mining the pairs, which the reason says as the docs print it
-    name, reason = auto_loss("pair" if mined else fmt.kind) if name == "auto" else (name, f"loss={name} was set")
+    name, reason = auto_loss(fmt.kind, mined) if name == "auto" else (name, f"loss={name} was set")
     cls = getattr(L, LOSSES[name][1])
     cols = fmt.text_columns
     kwargs: dict[str, Any] = {}

@@ -113,6 +113,9 @@ def test_pairs_without_mining_train_with_in_batch_negatives(tmp_path, tiny_text_
     result = _run(tmp_path, tiny_text_model, PAIRS, mine_hard_negatives=False)
     assert "mining: " not in capsys.readouterr().out
     assert result.metrics["format"] == "pair" and result.metrics["loss"] == "MultipleNegativesRankingLoss"
+    # loss=auto: the reason says why, not "loss=mnrl was set", and not that negatives were mined
+    assert result.metrics["loss_reason"] == ("query/document pairs without negatives -> MultipleNegativesRankingLoss "
+                                             "on other queries' documents in the batch")
     assert result.metrics["train_rows"] == len(PAIRS) - result.metrics["eval_rows"]
 
 
