@@ -242,8 +242,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _report(exc: UserError) -> int:
-    """Print bad input's one line and return its exit code: the one place the CLI reports an error."""
-    print(f"contrastkit: error: {exc}", file=sys.stderr)
+    """Print bad input's one line and return its exit code: the one place the CLI reports an error. Under a launcher
+    (torchrun, accelerate, Lightning's own processes) every process meets the same bad input, so only each machine's
+    first process prints it; the others still exit with its code, which the launcher's summary lists."""
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"contrastkit: error: {exc}", file=sys.stderr)
     return exc.exit_code
 
 

@@ -72,4 +72,5 @@ def test_a_run_that_can_form_no_batch_says_so_and_saves_nothing(tmp_path, pairs_
     done = _run("rerank", out, 8, f"data={pairs_csv}", f"model={tiny_text_model}", f"retriever={tiny_text_model}",
                 "num_negatives=2", "loss=mnrl")
     assert done.returncode != 0 and "training took 0 steps" in done.stderr and "lower batch_size" in done.stderr
+    assert done.stderr.count("contrastkit: error:") == 1, done.stderr  # both processes stop; the first one says why
     assert not (out / "model.safetensors").exists() and not (out / "metrics.json").exists()
