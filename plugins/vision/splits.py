@@ -26,12 +26,28 @@ def holdout(data: ImageData, seed: int) -> tuple[ImageData, Any]:
         return data, None
     unscored = sorted(set(data.labels) - set(held.labels))
     if unscored:
-        names = [data.label_names[y] if data.label_names and y < len(data.label_names) else str(y) for y in unscored]
         note = (f"{len(unscored)} class(es) have no held-out image, so kNN does not score them (they are trained "
-                f"on): {name_list(names)}")
+                f"on): {name_list([_name(data, y) for y in unscored])}")
         if note not in data.notes:
             data.notes.append(note)
+    _one_class_scored(data, held, "give eval_data= with images of each class")
     return train, held
+
+
+def _name(data: ImageData, label: int) -> str:
+    return data.label_names[label] if data.label_names and label < len(data.label_names) else str(label)
+
+
+def _one_class_scored(train: ImageData, held: ImageData, fix: str) -> None:
+    """A warning on ``train.notes`` when every held-out image is of one class: kNN top-1 then only counts how many
+    land nearest that class (a classifier that always answers it scores 1.0), so it says nothing about whether the
+    classes are told apart (e.g. 20 held out of 200 "ok" and 3 "defect" images are most often all "ok")."""
+    if len(set(held.labels)) != 1:
+        return
+    note = (f"warning: all {len(held.items)} held-out images are of class '{_name(train, held.labels[0])}', so kNN "
+            f"top-1 only measures how many land nearest it, not whether the classes are told apart; {fix}")
+    if note not in train.notes:
+        train.notes.append(note)
 
 
 def split_off(data: ImageData, n: int, seed: Any) -> tuple[ImageData, ImageData]:
@@ -97,5 +113,7 @@ def match_eval_labels(train: ImageData, held_out: ImageData) -> ImageData:
     if missing:
         train.notes.append(f"warning: {len(labels) - len(keep)} eval_data image(s) of {len(missing)} class(es) that "
                            f"data lacks are left out of kNN: {name_list(missing)}")
-    return ImageData(pick(held_out.items, keep), [index[names[labels[i]]] for i in keep],
-                     list(train.label_names), held_out.skipped, held_out.source, held_out.hub_id, held_out.notes)
+    matched = ImageData(pick(held_out.items, keep), [index[names[labels[i]]] for i in keep],
+                        list(train.label_names), held_out.skipped, held_out.source, held_out.hub_id, held_out.notes)
+    _one_class_scored(train, matched, "add images of the other classes to eval_data")
+    return matched

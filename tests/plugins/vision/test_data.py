@@ -351,6 +351,25 @@ def test_the_held_out_split_keeps_every_class_in_training_for_every_seed(tmp_pat
                             "on): triangle") == 1
 
 
+def test_held_out_images_all_of_one_class_are_warned():
+    """200 "ok" and 3 "defect" images: the 20 held out are most often all "ok", and a kNN top-1 of 1.0 before and
+    after then says nothing about telling the classes apart; the run says so (eval_data= too)."""
+    from contrastkit.plugins.vision.data import ImageData
+    from contrastkit.plugins.vision.splits import holdout, match_eval_labels
+
+    data = ImageData(list(range(203)), [0] * 200 + [1] * 3, ["ok", "defect"])
+    held = holdout(data, 0)[1]
+    assert set(held.labels) == {0} and data.notes[-1] == (
+        "warning: all 20 held-out images are of class 'ok', so kNN top-1 only measures how many land nearest it, "
+        "not whether the classes are told apart; give eval_data= with images of each class")
+    balanced = ImageData(list(range(200)), [0, 1] * 100, ["ok", "defect"])
+    holdout(balanced, 0)
+    assert not any("held-out images are of class" in m for m in balanced.notes)
+    match_eval_labels(balanced, ImageData(list(range(4)), [0] * 4, ["defect"]))
+    assert balanced.notes[-1].startswith("warning: all 4 held-out images are of class 'defect'")
+    assert balanced.notes[-1].endswith("; add images of the other classes to eval_data")
+
+
 def test_the_split_is_a_plain_draw_unless_a_class_would_leave_training_and_is_the_same_for_a_seed():
     from collections import Counter
 
