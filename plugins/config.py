@@ -137,9 +137,13 @@ def default_of(cfg: Any, name: str) -> Any:
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain, YAML-safe dict of a config in reading order (Python objects passed as data are summarised)."""
+    """A plain, YAML-safe dict of a config in reading order (Python objects passed as data are summarised). A
+    ``pathlib.Path`` given from Python (``data=Path("pairs.csv")``) is written as its text, so config.yaml repeats
+    the run; the config keeps the Path, which the loaders read as a local path, never a Hub id."""
     out = {}
     for key, value in ((f.name, getattr(cfg, f.name)) for f in ordered_fields(type(cfg))):
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
         if isinstance(value, (list, dict, str, int, float, bool)) and _yaml_safe(value) or value is None:
             out[key] = value
         else:

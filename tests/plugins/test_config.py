@@ -164,3 +164,19 @@ def test_a_datasetdict_given_as_data_stays_a_datasetdict():
 
     given = DatasetDict(train=Dataset.from_dict({"image": ["a.png"]}))
     assert resolve(image.Config, data=given).data is given
+
+
+def test_a_path_object_given_from_python_is_written_to_config_yaml_as_its_path(tmp_path, monkeypatch):
+    """``data=Path("pairs.csv")`` was written ``data: <python PosixPath>``: ``--config`` could not repeat the run."""
+    from pathlib import Path
+
+    from contrastkit.plugins.config import dump_yaml
+    from contrastkit.recipes import text
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pairs.csv").write_text("anchor,positive\na,b\n")
+    cfg = resolve(text.Config, data=Path("pairs.csv"), eval_data=Path("pairs.csv"), output_dir=Path("out"))
+    assert isinstance(cfg.data, Path)  # kept: a Path is a local file to the loaders, never a Hub id
+    dump_yaml(cfg, tmp_path / "config.yaml")
+    again = resolve(text.Config, config=tmp_path / "config.yaml")
+    assert again.data == again.eval_data == str(tmp_path / "pairs.csv") and again.output_dir == "out"
