@@ -87,14 +87,13 @@ def _read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[s
 def _decode(path: Path) -> str:
     """The file's text; a file that is not UTF-8 is refused with what it is (UTF-16 from Excel's 'Unicode Text',
     or the first byte that is not UTF-8) and how to re-save it, as the recipes refuse it."""
+    from contrastkit.plugins.data import RESAVE_UTF8, not_utf8
+
     data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        what = ("it starts as UTF-16 does, which Excel's 'Unicode Text' saves" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else
-                f"byte {data[exc.start]:#04x} at offset {exc.start} is not UTF-8")
-        raise DemoInputError(f"{path.name} is not UTF-8 text ({what}); re-save it as UTF-8 (in Excel: 'CSV UTF-8') "
-                             f"and upload it again.") from None
+    why = not_utf8(data)
+    if why:
+        raise DemoInputError(f"{path.name} is not UTF-8 text ({why}); {RESAVE_UTF8} and upload it again.")
+    return data.decode("utf-8-sig")
 
 
 def _pick(path: Path, names: list[str], what: str) -> int:

@@ -90,6 +90,23 @@ def looks_like_path(value: str) -> bool:
     )
 
 
+RESAVE_UTF8 = "re-save it as UTF-8 (in Excel: 'CSV UTF-8')"
+
+
+def not_utf8(data: bytes, whole: bool = True) -> str | None:
+    """Why ``data`` is not UTF-8 text, in words for the user (UTF-16 from Excel's 'Unicode Text', or the first byte
+    that is not UTF-8), or None. The recipes and the demo both say it so. ``whole=False``: ``data`` is a file's head,
+    whose last multi-byte character may be cut."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "it starts as UTF-16 does, which Excel's 'Unicode Text' saves"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if whole or exc.start < len(data) - 4:
+            return f"byte {data[exc.start]:#04x} at offset {exc.start} is not UTF-8"
+    return None
+
+
 def _check_text_file(path: Path) -> None:
     """Catch the common unreadable cases before ``datasets`` turns them into long tracebacks."""
     if path.stat().st_size == 0:
@@ -98,15 +115,14 @@ def _check_text_file(path: Path) -> None:
         return
     with path.open("rb") as fh:
         head = fh.read(1 << 16)
+    why = not_utf8(head, whole=path.stat().st_size <= len(head))
+    if why and why.startswith("it starts as UTF-16"):
+        raise UserError(f"data file '{path}' is not UTF-8 ({why}); {RESAVE_UTF8}")
     if b"\x00" in head:
         raise UserError(f"data file '{path}' looks binary, not {path.suffix or 'text'}; "
                         f"give a UTF-8 {TEXT_FORMATS} file")
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a multi-byte character cut at the 64 KiB boundary
-            raise UserError(f"data file '{path}' is not UTF-8 (byte {head[exc.start]:#04x} at offset {exc.start}); "
-                            f"re-save it as UTF-8") from None
+    if why:
+        raise UserError(f"data file '{path}' is not UTF-8 ({why}); {RESAVE_UTF8}")
     if not head.strip():
         raise UserError(f"data file '{path}' has no content; give a file with at least one row")
 

@@ -354,3 +354,21 @@ def test_class_labelled_rows_that_cannot_be_held_out_by_class_are_drawn_at_rando
     split = load_splits(_cfg(pairs), "unused", used_columns)[1]["__line__"]
     assert split == load_splits(_cfg(pairs), "unused")[1]["__line__"]  # other formats: the split as before
     assert "drawn at random" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, data, said", [
+    ("excel.csv", "anchor,positive\ncafé,thé\n".encode("utf-16"), "it starts as UTF-16 does"),  # 'Unicode Text'
+    ("latin.csv", "anchor,positive\ncafé,thé\n".encode("latin-1"), "byte 0xe9 at offset 19 is not UTF-8"),
+    ("blob.csv", bytes(range(256)), "looks binary"),
+])
+def test_a_file_that_is_not_utf8_says_what_it_is_and_how_to_resave_it(name, data, said, tmp_path):
+    """Excel's UTF-16 'Unicode Text' is named as such (it read as 'looks binary' for its zero bytes); the demo's
+    corpus upload words the same check with the same function."""
+    from contrastkit.plugins.data import load_file
+    from contrastkit.plugins.errors import UserError
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(UserError, match=said) as err:
+        load_file(path)
+    assert name in str(err.value) and ("re-save it as UTF-8" in str(err.value)) == (said != "looks binary")
