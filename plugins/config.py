@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .device import PRECISIONS
-from .errors import UserError, did_you_mean
+from .errors import UnknownArgument, UserError, did_you_mean
 from .values import Typed, coerce, read_yaml, type_name
 
 
@@ -34,14 +34,30 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+#: the names transformers' TrainingArguments and sentence-transformers give some fields, -> ours (the first that
+#: a config has): spelling alone pointed num_train_epochs at max_train_tokens and hub_model_id at guide_model
+KNOWN_ELSEWHERE = {
+    "lr": ("learning_rate",), "num_train_epochs": ("epochs",), "per_device_train_batch_size": ("batch_size",),
+    "train_batch_size": ("batch_size",), "model_name_or_path": ("model", "backbone"), "model_name": ("model", "backbone"),
+    "train_dataset": ("data",), "eval_dataset": ("eval_data",), "hub_model_id": ("push_to_hub",),
+    "fp16": ("precision",), "bf16": ("precision",), "resume_from_checkpoint": ("resume",),
+    "overwrite_output_dir": ("overwrite",), "dataloader_num_workers": ("dataloader_workers", "num_workers"),
+    "max_seq_len": ("max_seq_length",), "random_seed": ("seed",),
+}
+
+
 def _unknown_key(cls: type, key: str) -> UserError:
     names = [f.name for f in dataclasses.fields(cls)]
-    hint = did_you_mean(key, names, cutoff=0.55)  # above 0.5: active_dims is not num_negatives
+    if key in KNOWN_ELSEWHERE:  # a name the user knows from transformers: ours for it, or no guess
+        hint = next((f" Did you mean '{name}'?" for name in KNOWN_ELSEWHERE[key] if name in names), "")
+    else:
+        hint = did_you_mean(key, names, cutoff=0.55)  # above 0.5: active_dims is not num_negatives
     if not issubclass(cls, RecipeArgs):  # a command's options (push, push-demo, demo): few enough to list
-        return UserError(f"unknown option '{key}'.{hint} The options are: {', '.join(names)}.")
+        return UnknownArgument(f"unknown option '{key}'.{hint} The options are: {', '.join(names)}.")
     package, _, module = cls.__module__.rpartition(".")  # a built-in recipe's module names it; a copied file's not
     recipe = module.replace("_", "-") if package == "contrastkit.recipes" else "RECIPE"
-    return UserError(f"unknown config key '{key}'.{hint} Run 'contrastkit show {recipe}' to list the valid keys.")
+    return UnknownArgument(f"unknown config key '{key}'.{hint} Run 'contrastkit show {recipe}' to list the valid "
+                           f"keys.")
 
 
 def build(cls: type, values: dict[str, Any] | None = None, base: Any = None) -> Any:
@@ -230,6 +246,23 @@ GROUP_ORDER = ("data", "recipe", "training", "output", "hub")
 
 class Part:
     """Base of every config: ``validate()`` runs the ``check`` of each class in the MRO, shared parts first."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Configs take keywords only, each checked as ``run()`` checks it: the fields are ordered by their shared
+        part, so ``Config("pairs.csv")`` set push_to_hub (a Hub id there would push the model to it), and
+        ``Config(epoch=2)`` was a TypeError with no did-you-mean. (``__new__`` gets the call's arguments before the
+        dataclass ``__init__`` each recipe's Config generates.)"""
+        if args:
+            name = f"{cls.__module__.rpartition('.')[2]}.{cls.__qualname__}"  # text.Config
+            shown = ", ".join(repr(a) if len(repr(a)) <= 40 else f"<{type(a).__name__}>" for a in args)
+            raise UnknownArgument(f"{name}() takes keyword arguments only, e.g. {name}(data='pairs.csv', epochs=2); "
+                                  f"got {len(args)} positional ({shown})")
+        if dataclasses.is_dataclass(cls):
+            names = {f.name for f in dataclasses.fields(cls)}
+            unknown = next((key for key in kwargs if key not in names), None)
+            if unknown is not None:
+                raise _unknown_key(cls, unknown)
+        return super().__new__(cls)
 
     def validate(self) -> None:
         """Reject values that cannot work before any data or model is loaded."""

@@ -15,6 +15,11 @@ class UserError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
+class UnknownArgument(UserError, TypeError):
+    """A key no config field has (``text.run(epoch=2)``), or a positional value a config cannot place: one line for
+    the CLI, and a TypeError too, as Python raises for a bad call (``except TypeError`` in a user's code catches it)."""
+
+
 def did_you_mean(value: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     """`` Did you mean 'x'?`` for the closest of ``choices``, or an empty string: every "unknown ..." error uses it."""
     import difflib

@@ -1,0 +1,49 @@
+"""The Python API as a notebook user calls it: ``Config`` objects and ``run()`` keywords, checked before any work.
+
+No training here: every call below is refused (or only builds a config) before a model or data is loaded.
+"""
+
+from __future__ import annotations
+
+import pytest
+from contrastkit.plugins.config import resolve
+from contrastkit.plugins.errors import UserError
+
+
+def test_a_config_takes_keywords_only_and_a_misspelt_one_gets_a_did_you_mean():
+    """Fields are ordered by their shared part, push_to_hub first: ``text.Config("you/pairs")`` set push_to_hub, and
+    a run with a token pushed the model to the repo the user meant as data. A typo was a bare TypeError."""
+    from contrastkit.recipes import image, text
+
+    with pytest.raises(TypeError, match=r"^text\.Config\(\) takes keyword arguments only, e.g. text\.Config\("
+                                        r"data='pairs.csv', epochs=2\); got 1 positional \('you/pairs'\)$"):
+        text.Config("you/pairs")
+    with pytest.raises(UserError, match=r"^unknown config key 'epoch'\. Did you mean 'epochs'\? Run 'contrastkit "
+                                        r"show image' to list the valid keys\.$"):
+        image.Config(epoch=2)
+    cfg = text.Config(data="pairs.csv", epochs=2)  # a good one builds, and is checked when run
+    assert resolve(text.Config, cfg).epochs == 2.0
+
+
+@pytest.mark.parametrize(("key", "meant"), [("lr", "learning_rate"), ("num_train_epochs", "epochs"),
+                                            ("per_device_train_batch_size", "batch_size"),
+                                            ("hub_model_id", "push_to_hub"), ("overwrite_output_dir", "overwrite"),
+                                            ("model_name_or_path", "model"), ("bf16", "precision")])
+def test_a_name_from_transformers_training_arguments_points_at_ours(key, meant):
+    """Spelling alone sent num_train_epochs to max_train_tokens, per_device_train_batch_size to mini_batch_size and
+    hub_model_id to guide_model; lr, bf16 and model_name_or_path got no hint. Raised from run() as from Config()."""
+    from contrastkit.recipes import text
+
+    for call in (lambda: text.run(**{key: 1}), lambda: text.Config(**{key: 1})):
+        with pytest.raises(TypeError, match=f"unknown config key '{key}'. Did you mean '{meant}'\\?"):
+            call()
+
+
+def test_a_transformers_name_with_no_field_here_gets_no_far_fetched_guess():
+    from contrastkit.recipes import image
+
+    with pytest.raises(UserError) as refused:  # difflib alone: max_steps
+        image.Config(max_seq_len=64)
+    assert "Did you mean" not in str(refused.value)
+    with pytest.raises(UserError, match="Did you mean 'backbone'"):
+        image.Config(model_name_or_path="resnet18")
