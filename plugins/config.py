@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .device import PRECISIONS
-from .errors import UnknownArgument, UserError, did_you_mean
+from .errors import UnknownArgument, UserError, key_hint
 from .values import Typed, coerce, read_yaml, type_name
 
 
@@ -34,24 +34,9 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-#: the names transformers' TrainingArguments and sentence-transformers give some fields, -> ours (the first that
-#: a config has): spelling alone pointed num_train_epochs at max_train_tokens and hub_model_id at guide_model
-KNOWN_ELSEWHERE = {
-    "lr": ("learning_rate",), "num_train_epochs": ("epochs",), "per_device_train_batch_size": ("batch_size",),
-    "train_batch_size": ("batch_size",), "model_name_or_path": ("model", "backbone"), "model_name": ("model", "backbone"),
-    "train_dataset": ("data",), "eval_dataset": ("eval_data",), "hub_model_id": ("push_to_hub",),
-    "fp16": ("precision",), "bf16": ("precision",), "resume_from_checkpoint": ("resume",),
-    "overwrite_output_dir": ("overwrite",), "dataloader_num_workers": ("dataloader_workers", "num_workers"),
-    "max_seq_len": ("max_seq_length",), "random_seed": ("seed",),
-}
-
-
 def _unknown_key(cls: type, key: str) -> UserError:
     names = [f.name for f in dataclasses.fields(cls)]
-    if key in KNOWN_ELSEWHERE:  # a name the user knows from transformers: ours for it, or no guess
-        hint = next((f" Did you mean '{name}'?" for name in KNOWN_ELSEWHERE[key] if name in names), "")
-    else:
-        hint = did_you_mean(key, names, cutoff=0.55)  # above 0.5: active_dims is not num_negatives
+    hint = key_hint(key, names)
     if not issubclass(cls, RecipeArgs):  # a command's options (push, push-demo, demo): few enough to list
         return UnknownArgument(f"unknown option '{key}'.{hint} The options are: {', '.join(names)}.")
     package, _, module = cls.__module__.rpartition(".")  # a built-in recipe's module names it; a copied file's not

@@ -26,3 +26,23 @@ def did_you_mean(value: str, choices: Iterable[str], cutoff: float = 0.6) -> str
 
     close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=cutoff)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+#: the names transformers' TrainingArguments and sentence-transformers give some fields, -> ours (the first that
+#: a config has): spelling alone pointed num_train_epochs at max_train_tokens and hub_model_id at guide_model
+KNOWN_ELSEWHERE = {
+    "lr": ("learning_rate",), "num_train_epochs": ("epochs",), "per_device_train_batch_size": ("batch_size",),
+    "train_batch_size": ("batch_size",), "model_name_or_path": ("model", "backbone"), "model_name": ("model", "backbone"),
+    "train_dataset": ("data",), "eval_dataset": ("eval_data",), "hub_model_id": ("push_to_hub",),
+    "fp16": ("precision",), "bf16": ("precision",), "resume_from_checkpoint": ("resume",),
+    "overwrite_output_dir": ("overwrite",), "dataloader_num_workers": ("dataloader_workers", "num_workers"),
+    "max_seq_len": ("max_seq_length",), "random_seed": ("seed",),
+}
+
+
+def key_hint(key: str, names: list[str]) -> str:
+    """The did-you-mean for an unknown config key: for a name the user knows from transformers, ours for it (or no
+    guess); else the closest by spelling, above 0.5 (active_dims is not num_negatives)."""
+    if key in KNOWN_ELSEWHERE:
+        return next((f" Did you mean '{name}'?" for name in KNOWN_ELSEWHERE[key] if name in names), "")
+    return did_you_mean(key, names, cutoff=0.55)
