@@ -47,3 +47,26 @@ def test_a_transformers_name_with_no_field_here_gets_no_far_fetched_guess():
     assert "Did you mean" not in str(refused.value)
     with pytest.raises(UserError, match="Did you mean 'backbone'"):
         image.Config(model_name_or_path="resnet18")
+
+
+def test_document_run_gives_run_its_keywords_for_help_and_shift_tab():
+    """``help(text.run)`` showed ``run(cfg=None, **overrides)``: nothing of what a run takes. (plugins/run.py's
+    ``cleans_up_refusals`` is where every recipe's run gets this; here a wrapper of text.run gets it.)"""
+    import functools
+    import inspect
+
+    from contrastkit.plugins.config import document_run
+    from contrastkit.recipes import rerank, text
+
+    for recipe in (text, rerank):
+        wrapper = functools.wraps(recipe.run)(functools.partial(recipe.run))
+        document_run(wrapper, recipe.Config)
+        params = inspect.signature(wrapper).parameters
+        assert list(params)[:2] == ["cfg", "data"] and params["cfg"].default is None
+        assert params["epochs"].kind is inspect.Parameter.KEYWORD_ONLY and params["epochs"].default == 1.0
+        assert params["epochs"].annotation is float and "loss" in params
+        assert wrapper.__doc__.startswith(recipe.run.__doc__.rstrip())
+        assert "\n    epochs=1.0: training epochs\n" in wrapper.__doc__
+        with pytest.raises(UserError, match="Did you mean 'epochs'"):  # still checked by resolve, as before
+            wrapper(epoch=2)
+    assert "**overrides" in str(inspect.signature(text.run))  # the module's own run is left as it was
