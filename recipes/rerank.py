@@ -74,6 +74,12 @@ def run(cfg: Config | None = None, **overrides: Any):
     cfg.check_num_negatives(fmt.kind == "pair" and cfg.mine_hard_negatives is not False, fmt.kind)
     eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=fmt) if eval_data is not None \
         else (None, fmt)
+    # the retriever mines pairs' negatives and hands the held-out evaluation its candidates; retriever= or top_k=
+    # that nothing reads fails here
+    mines = cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False
+    reranked = rerank.reranks(eval_data, eval_fmt)
+    rerank.check_retriever_read(cfg, mines, fmt.kind, eval_fmt.kind)
+    needs_retriever = mines or reranked
 
     # 3. The CrossEncoder (first: a base it cannot be fails before mining), the retriever (mining and candidates),
     # mined negatives for pairs, the loss
@@ -82,9 +88,8 @@ def run(cfg: Config | None = None, **overrides: Any):
     rerank.check_one_label(model, cfg.model)
     models.training_length(model, cfg.max_seq_length, 0)  # sets max_seq_length; refuses one beyond the model's
     kind_given = fmt.kind  # pair before mining, triplet after
-    needs_retriever = fmt.kind == "pair" or eval_fmt.kind in ("pair", "triplet")
     retriever = models.load_model(cfg.retriever, cfg.trust_remote_code, what="retriever") if needs_retriever else None
-    if cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
+    if mines:
         # only a loss that needs negatives has to have them; auto and mnrl fall back to in-batch negatives
         needs = cfg.mine_hard_negatives is True or rerank.check_rerank_loss(cfg.loss) not in ("auto", "mnrl")
         train_data, fmt = mining.mine_or_keep(retriever, train_data, fmt, cfg.columns, cfg.num_negatives, needs,

@@ -62,6 +62,31 @@ def check_negatives_available(loss: str, kind: str, mine_hard_negatives: bool | 
                         f"use loss=mnrl (in-batch negatives) or let the retriever mine them")
 
 
+def reranks(eval_dataset: Any, fmt: DataFormat) -> bool:
+    """Whether the held-out evaluation reranks the retriever's candidates (``make_rerank_evaluator`` on pairs)."""
+    return eval_dataset is not None and len(eval_dataset) >= 2 and fmt.kind in ("pair", "triplet")
+
+
+def check_retriever_read(cfg: Any, mines: bool, kind: str, eval_kind: str) -> None:
+    """``retriever=`` (it mines and retrieves) and ``top_k=`` (the candidates reranked in evaluation) changed from
+    their defaults where the data's formats rule both out fail in one line, before any model loads: scored or
+    labelled pairs use no retriever, and the run would otherwise finish as if it had mattered. ``eval_kind``: the
+    held-out rows' format (the training rows' when none are held out, as they would be)."""
+    from ..config import default_of
+
+    if eval_kind in ("pair", "triplet"):
+        return
+    held = f"the held-out rows are {eval_kind} data, scored without a retriever"
+    if cfg.top_k != default_of(cfg, "top_k"):
+        raise UserError(f"top_k={cfg.top_k} sets how many of the retriever's candidates the held-out evaluation "
+                        f"reranks, and this run reranks none ({held}); drop top_k=")
+    if not mines and cfg.retriever != default_of(cfg, "retriever"):
+        mined = f"the training rows are {kind} data" if kind != "pair" else "mine_hard_negatives=false"
+        raise UserError(f"retriever={cfg.retriever} mines negatives for anchor/positive pairs and retrieves the "
+                        f"held-out candidates to rerank, and this run does neither ({mined}; {held}); drop "
+                        f"retriever=")
+
+
 @dataclass
 class RerankLoss:
     """The chosen loss, why, the dataset in the shape that loss reads, and whether batches must not repeat texts."""

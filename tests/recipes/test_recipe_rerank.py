@@ -22,9 +22,10 @@ PROBE = [("what is subject 3?", TEXTS[3]), ("what is subject 3?", TEXTS[4]), (TE
 
 
 def _run(tmp_path, model, data, **kw):
-    """Two steps; the tiny model is also the retriever, so nothing loads the packaged MiniLM."""
+    """Two steps; the tiny model is also the retriever, so nothing loads the packaged MiniLM (scored or labelled
+    pairs use no retriever, and refuse one)."""
     kw = {"max_steps": 2, "batch_size": 4, "logging_steps": 1, "output_dir": str(tmp_path / "out"),
-          "retriever": model, **kw}
+          **({"retriever": model} if "anchor" in data.columns else {}), **kw}
     if list(data.columns) == ["anchor", "positive"] and kw.get("mine_hard_negatives") is not False:
         kw.setdefault("num_negatives", 2)  # only mined pairs read it; elsewhere it is refused
     return rerank.run(data=data, model=model, **kw)
@@ -168,6 +169,15 @@ def test_a_classifier_base_and_a_loss_without_negatives_are_refused_before_minin
     with pytest.raises(UserError, match="loss=bce needs negatives, and mine_hard_negatives=false"):
         _run(tmp_path, "/nonexistent/model", PAIRS, retriever="/nonexistent/retriever", loss="bce",
              mine_hard_negatives=False)
+    # retriever= and top_k= on scored pairs, which use no retriever: the run would have ignored them
+    scores = FORMATS["scores"][0]
+    with pytest.raises(UserError, match=r"retriever=/nonexistent/retriever mines negatives .* does neither \(the "
+                                        r"training rows are score data; the held-out rows are score data, scored "
+                                        r"without a retriever\); drop retriever=$"):
+        _run(tmp_path, "/nonexistent/model", scores, retriever="/nonexistent/retriever")
+    with pytest.raises(UserError, match=r"top_k=5 sets how many .* reranks none \(the held-out rows are score "
+                                        r"data, scored without a retriever\); drop top_k=$"):
+        _run(tmp_path, "/nonexistent/model", scores, top_k=5)
     assert not (tmp_path / "out").exists()
 
 
