@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +14,7 @@ import torch
 
 from ..errors import UserError
 from ..images import decoded_sizes, name_list
-from .rows import RowImages, pick
+from .rows import pick
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 4  # images smaller than this carry no usable content for random crops
@@ -243,94 +242,6 @@ def _from_folder(root: Path, strict: bool, what: str) -> ImageData:
     return ImageData(images, labels, names, skipped, source=f"local folder '{root.name}'", notes=notes)
 
 
-def _row_name(i: int, value: Any) -> str:
-    """``row 3 (cat.png)``: a dataset row (numbered from 1) as messages name it, with its file name where it has one."""
-    path = value.get("path") if isinstance(value, dict) else None
-    return f"row {i + 1}" + (f" ({Path(path).name})" if path else "")
-
-
-def _no_label(value: Any, class_label: bool) -> bool:
-    """Whether a label cell is empty: None, NaN (pandas' missing number), a blank string, or ClassLabel's -1. They
-    would otherwise become classes named "None", "nan" or "", each trained on as a class of its own."""
-    if value is None or (isinstance(value, str) and not value):
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return class_label and value == -1
-
-
-#: the column names read as labels, in this order; else a dataset's only ClassLabel column
-LABEL_COLUMNS = ("label", "labels", "fine_label")
-
-
-def _label_column(ds: Any, image_col: str) -> tuple[str | None, str | None]:
-    """(the label column or None, a note naming the columns left unread when there is none). A ClassLabel column
-    is a label column whatever its name ("coarse_label", "category"); a plain column named otherwise ("class") is
-    not guessed at, but named, so "no labels" does not read as if the dataset had no column of classes."""
-    import datasets
-
-    found = next((c for c in LABEL_COLUMNS if c in ds.column_names), None)
-    class_labels = [c for c, f in ds.features.items() if isinstance(f, datasets.ClassLabel)]
-    if found is None and len(class_labels) == 1:
-        found = class_labels[0]
-    others = [c for c in ds.column_names if c != image_col]
-    if found or not others:
-        return found, None
-    return None, (f"no label column ({', '.join(LABEL_COLUMNS)}, or one ClassLabel column) among the columns "
-                  f"{', '.join(others)}: the images are unlabelled; to train on a column of classes, name it 'label' "
-                  f"(Dataset.rename_column)")
-
-
-def _from_hf(ds: Any, what: str, strict: bool, hub_id: str | None) -> ImageData:
-    import datasets
-
-    cols = [c for c, f in ds.features.items() if isinstance(f, datasets.Image)] or \
-        [c for c in ("image", "img") if c in ds.column_names]
-    if not cols:
-        raise UserError(f"{what} has no image column (columns: {', '.join(ds.column_names)}); "
-                        f"name it 'image'")
-    label_col, unread = _label_column(ds, cols[0])
-    raw = list(ds[label_col]) if label_col else []
-    if any(isinstance(v, (list, tuple)) for v in raw):
-        raise UserError(f"{what}'s label column '{label_col}' holds lists of labels (multi-label), which the image "
-                        f"recipe does not support; give one label per image, or drop the column to train unlabelled")
-    feature, feat = ds.features.get(cols[0]), ds.features[label_col] if label_col else None
-    ds = ds.select_columns([cols[0]])  # rows read later carry the image only
-    if isinstance(feature, datasets.Image):
-        # undecoded ({"bytes", "path"}): a broken or empty image is skipped by _check_images, not a crash in
-        # datasets, and the images stay compressed in the (memory-mapped) table until a view reads their row
-        ds = ds.cast_column(cols[0], datasets.Image(decode=False))
-    items = RowImages(ds, cols[0])
-    keep, skipped, notes = _check_images(items, lambda i: _row_name(i, items[i]), strict, what)
-    notes += [unread] if unread else []
-    labels = names = None
-    if label_col:
-        class_label = isinstance(feat, datasets.ClassLabel)
-        raw = [raw[i] for i in keep]
-        # -1 is ClassLabel's "no label" (many Hub test splits); rows without one make the images unlabelled, as
-        # loose images beside class subfolders do, since training and kNN take labels for all images or none
-        if not class_label:  # " cat" from a CSV's "img.png, cat" is the class cat
-            raw = [v.strip() if isinstance(v, str) else v for v in raw]
-        missing = sum(_no_label(v, class_label) for v in raw)
-        if missing == len(raw):
-            notes.append(f"label column '{label_col}' gives no row a label (-1 or empty): the images are unlabelled")
-        elif missing:
-            notes.append(f"warning: {missing} of {len(raw)} rows have no label in column '{label_col}' (-1 or empty); "
-                         f"images are unlabelled and kNN evaluation is skipped (label every row, or filter out the "
-                         f"unlabelled ones)")
-        else:
-            if class_label:
-                names, labels = list(feat.names), raw
-            else:  # numbers in numeric order (2 before 10), the way a user reads their classes
-                numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
-                names = [str(v) for v in sorted(set(raw))] if numeric else sorted(set(map(str, raw)))
-                ids = {name: i for i, name in enumerate(names)}
-                labels = [ids[str(v)] for v in raw]
-    return ImageData(pick(items, keep), labels, names, skipped,
-                     source=f"Hugging Face dataset '{hub_id}'" if hub_id else "a datasets.Dataset", hub_id=hub_id,
-                     notes=notes)
-
-
 def digits() -> ImageData:
     """scikit-learn's bundled 8x8 hand-written digits (1,797 images, 10 classes): works offline."""
     from PIL import Image
@@ -344,13 +255,15 @@ def digits() -> ImageData:
 
 def load_images(data: Any, subset: str | None = None, split: str | None = None, strict: bool = False,
                 what: str = "data") -> ImageData:
-    """A folder (recursive), a Hub dataset id, a ``datasets.Dataset`` or a list of PIL images/paths."""
+    """A folder (recursive), a CSV/TSV/JSON Lines/Parquet table of image paths, a Hub dataset id, a
+    ``datasets.Dataset`` or a list of PIL images/paths."""
     if data is None:
         return digits()
     if type(data).__module__.startswith("datasets"):  # checked by module: importing datasets costs seconds
         from ..data import to_dataset
+        from .tables import from_dataset
 
-        return _from_hf(to_dataset(data, split=split, what=what), what, strict, None)
+        return from_dataset(to_dataset(data, split=split, what=what), what, strict, None)
     if isinstance(data, (list, tuple)):
         if not data:
             raise UserError(f"{what} is an empty list; give PIL images or image paths")
@@ -359,20 +272,21 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
         return ImageData([data[i] for i in keep], None, None, skipped, source="a Python list of images", notes=notes)
     if isinstance(data, (str, Path)):
         p = Path(data).expanduser()
-        if p.is_dir():
+        from .tables import from_dataset, from_file
+
+        if p.is_dir() or p.is_file():
             from ..data import unused_hub_options
 
-            folder = _from_folder(p, strict, what)
+            read = _from_folder(p, strict, what) if p.is_dir() else from_file(p, what, strict)
             if unused := unused_hub_options(subset, split, what):
-                folder.notes.append(f"warning: {unused}; {what} folder '{data}' is read whole")
-            return folder
-        if p.is_file():
-            raise UserError(f"{what} '{data}' is a file; point {what}= at a folder of images")
+                read.notes.append(f"warning: {unused}; {what} {'folder' if p.is_dir() else 'file'} '{data}' is "
+                                  f"read whole")
+            return read
         from ..data import load_hub, looks_like_path
 
         if isinstance(data, Path) or looks_like_path(str(data)):
             raise UserError(f"{what} folder '{data}' does not exist; check the path")
-        return _from_hf(load_hub(str(data), subset, split, what), f"{what} '{data}'", strict, str(data))
+        return from_dataset(load_hub(str(data), subset, split, what), f"{what} '{data}'", strict, str(data))
     raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a folder of images, a Hub "
                     f"dataset id, a datasets.Dataset or a list of PIL images/paths")
 

@@ -221,7 +221,7 @@ def choose_method(asked: str, labels: list[int] | None, names: list[str] | None,
         return asked, "asked for" + ("; the labels are used only for the kNN evaluation" if counts else "")
     if labels is None:
         needs = " (a folder needs 2 or more class subfolders)" if source.startswith("local folder") else \
-            " (a dataset needs a label column for every row)" if "dataset" in source.lower() else ""
+            "" if "list" in source else " (a dataset or table needs a label column for every row)"
         why = f"the images in {source} have no labels{needs}"
     elif len(counts) < 2:
         why = f"{source} has a single class ('{named[smallest]}')"

@@ -73,8 +73,8 @@ def check_eval_images(train: ImageData, held_out: ImageData) -> None:
     train.notes.extend(f"eval_data: {m}" for m in held_out.messages())
 
     def real(items: Any) -> list[str | None]:
-        if isinstance(items, RowImages):  # a dataset's rows are no files; reading them all would only cost time
-            return [None] * len(items)
+        if isinstance(items, RowImages) and getattr(items.ds.features[items.column], "dtype", None) != "string":
+            return [None] * len(items)  # a dataset's images are no files; reading them all would only cost time
         return [os.path.realpath(x) if isinstance(x, (str, Path)) else None for x in items]
 
     seen = {r for r in real(train.items) if r}

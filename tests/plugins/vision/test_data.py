@@ -465,7 +465,7 @@ def test_a_classlabel_column_of_another_name_is_read_and_an_unread_column_is_nam
         ("no label column (label, labels, fine_label, or one ClassLabel column) among the columns class: the images "
          "are unlabelled; to train on a column of classes, name it 'label' (Dataset.rename_column)")]
     reason = choose_method("auto", data.labels, data.label_names, data.source)[1]
-    assert "a datasets.Dataset have no labels (a dataset needs a label column for every row)" in reason
+    assert "a datasets.Dataset have no labels (a dataset or table needs a label column for every row)" in reason
 
 
 def test_integer_labels_that_are_not_a_classlabel_keep_their_numeric_order():
@@ -486,6 +486,34 @@ def test_eval_images_of_a_class_named_but_absent_from_training_are_left_out():
     held = match_eval_labels(train, load_images(_hf([0, 2, 1, 2, 2], shapes), what="eval_data"))
     assert held.labels == [0, 1] and held.label_names == ["circle", "square", "star"]
     assert train.notes[-1] == "warning: 3 eval_data image(s) of 1 class(es) that data lacks are left out of kNN: star"
+
+
+def test_a_csv_or_parquet_table_of_image_paths_with_labels_is_read(tmp_path):
+    """A table of paths (relative to the file, as image-text reads them) and labels, as Kaggle-style data comes:
+    integer labels in numeric order, a missing file skipped and named, an empty label cell meaning no label."""
+    import pandas as pd
+    from contrastkit.plugins.errors import UserError
+    from contrastkit.plugins.vision.data import load_images
+    from contrastkit.plugins.vision.splits import check_eval_images
+
+    for i in range(4):
+        _png(tmp_path / "imgs" / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("image,label\nimgs/0.png,10\nimgs/1.png,2\nimgs/2.png,10\n"
+                                          "imgs/3.png,2\nimgs/gone.png,2\n")
+    data = load_images(str(tmp_path / "labels.csv"))
+    assert data.label_names == ["2", "10"] and data.labels == [1, 0, 1, 0]
+    assert data.items[0] == str(tmp_path / "imgs" / "0.png") and data.skipped == ["row 5 (gone.png)"]
+    assert data.source == "table file 'labels.csv'"
+    check_eval_images(data, load_images(str(tmp_path / "labels.csv"), what="eval_data"))  # its paths are files
+    assert data.notes[-1].startswith("warning: every eval_data image is also a training image")
+    pd.DataFrame({"file_name": [f"imgs/{i}.png" for i in range(4)], "label": ["cat", "dog", "", "cat"]}).to_parquet(
+        tmp_path / "t.parquet")
+    assert load_images(str(tmp_path / "t.parquet")).labels is None  # one empty cell: unlabelled, warned
+    (tmp_path / "cols.csv").write_text("picture,label\nimgs/0.png,1\n")
+    with pytest.raises(UserError, match=r"has no column of image paths \(columns: picture, label\); name it 'image'"):
+        load_images(str(tmp_path / "cols.csv"), what="eval_data")
+    with pytest.raises(UserError, match="is a file; point data= at a folder of images, or at a .csv/"):
+        load_images(str(tmp_path / "imgs" / "0.png"))
 
 
 # --------------------------------------------------------------------------- split folders
