@@ -26,8 +26,9 @@ class Config(MethodArgs, LightningArgs, RecipeArgs):
     """Everything the image recipe reads; each field is a CLI key (``key=value``) and a YAML key. The method's
     fields come from ``MethodArgs`` and Lightning's from ``LightningArgs`` (contrastkit.plugins.vision.config)."""
 
-    data: Any = field(None, "a folder of images (subfolder names become labels), a Hub dataset id, a "
-                            "datasets.Dataset or a list of PIL images/paths (default: scikit-learn's digits)")
+    data: Any = field(None, "a folder of images (subfolder names become labels), a CSV/TSV/JSONL/Parquet table "
+                            "of image paths (and labels), a Hub dataset id, a datasets.Dataset or a list of PIL "
+                            "images/paths (default: scikit-learn's digits)")
     eval_data: Any = field(None, "labelled held-out images, same formats (default: hold out 10%, at most 1,000)")
     strict: bool = field(False, "stop at the first unreadable or too-small image instead of skipping it")
     epochs: int | None = field(None, "training epochs (default: the method's, 14; 12 for supcon)")

@@ -287,8 +287,8 @@ def load_images(data: Any, subset: str | None = None, split: str | None = None, 
         if isinstance(data, Path) or looks_like_path(str(data)):
             raise UserError(f"{what} folder '{data}' does not exist; check the path")
         return from_dataset(load_hub(str(data), subset, split, what), f"{what} '{data}'", strict, str(data))
-    raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a folder of images, a Hub "
-                    f"dataset id, a datasets.Dataset or a list of PIL images/paths")
+    raise UserError(f"{what} of type {type(data).__name__} is not supported; pass a folder of images, a CSV or "
+                    f"Parquet table of image paths, a Hub dataset id, a datasets.Dataset or a list of PIL images/paths")
 
 
 class ImageDataset(torch.utils.data.Dataset):
