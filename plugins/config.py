@@ -14,7 +14,7 @@ from typing import Any
 
 from .device import PRECISIONS
 from .errors import UnknownArgument, UserError, key_hint
-from .values import Typed, coerce, read_yaml, type_name
+from .values import Typed, brief_repr, coerce, read_yaml, type_name
 
 
 def field(default: Any = None, help: str = "", group: str | None = None, text: bool = False, **kwargs: Any) -> Any:
@@ -248,6 +248,13 @@ GROUP_ORDER = ("data", "recipe", "training", "output", "hub")
 
 class Part:
     """Base of every config: ``validate()`` runs the ``check`` of each class in the MRO, shared parts first."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each config shows only what differs from its defaults (``brief_repr``). Set in the class itself, as
+        ``@dataclass`` keeps a ``__repr__`` a class defines and replaces an inherited one."""
+        super().__init_subclass__(**kwargs)
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = lambda self: brief_repr(self, ordered_fields(type(self)))  # type: ignore[method-assign]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         """Configs take keywords only, each checked as ``run()`` checks it: the fields are ordered by their shared

@@ -5,7 +5,9 @@ No heavy imports here: ``contrastkit show`` must stay fast.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import types
 import typing
 from pathlib import Path
@@ -233,3 +235,33 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"config file '{path}' must hold a mapping of key: value, not {type(data).__name__}")
     return data
+
+
+def brief_repr(cfg: Any, fields: list[dataclasses.Field] | None = None) -> str:
+    """``text.Config(data='pairs.csv', epochs=2)``: a config's class and the fields that differ from their defaults,
+    as scikit-learn shows an estimator. The dataclass repr listed all 40-odd fields, a screenful in a notebook (and
+    in every Result); a DataFrame or Dataset given as data is named by its type, not printed. ``fields``: in this
+    order (default: the dataclass's)."""
+    shown = []
+    for f in dataclasses.fields(cfg) if fields is None else fields:
+        if not f.repr:
+            continue
+        value = getattr(cfg, f.name)
+        simple = _simple(value)
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if value is default or simple and _simple(default) and value == default and \
+                isinstance(value, bool) == isinstance(default, bool):  # overwrite=1 is not the default False
+            continue
+        shown.append(f"{f.name}={value!r}" if simple else f"{f.name}=<{type(value).__name__}>")
+    return f"{type(cfg).__module__.rpartition('.')[2]}.{type(cfg).__qualname__}({', '.join(shown)})"
+
+
+def _simple(value: Any) -> bool:
+    """A value short to print and safe to compare: text, numbers, None, and small plain lists and dicts of them."""
+    if value is None or isinstance(value, (str, int, float, bool, os.PathLike)):
+        return True
+    if type(value) in (list, tuple):
+        return len(value) <= 16 and all(_simple(v) for v in value)
+    if type(value) is dict:
+        return len(value) <= 16 and all(_simple(k) and _simple(v) for k, v in value.items())
+    return False

@@ -70,3 +70,17 @@ def test_document_run_gives_run_its_keywords_for_help_and_shift_tab():
         with pytest.raises(UserError, match="Did you mean 'epochs'"):  # still checked by resolve, as before
             wrapper(epoch=2)
     assert "**overrides" in str(inspect.signature(text.run))  # the module's own run is left as it was
+
+
+def test_a_config_shows_what_was_set_and_names_a_python_object_by_its_type():
+    """The dataclass repr listed every field (about 1,500 characters for text.Config, and again in each Result)."""
+    import pandas as pd
+    from contrastkit.recipes import image, text
+
+    assert repr(text.Config()) == "text.Config()"
+    frame = pd.DataFrame({"anchor": ["a"] * 50, "positive": ["b"] * 50})
+    cfg = resolve(text.Config, data=frame, epochs="3", columns={"anchor": "q"}, overwrite=True, batch_size=16)
+    assert repr(cfg) == ("text.Config(data=<DataFrame>, columns={'anchor': 'q'}, epochs=3.0, batch_size=16, "
+                         "overwrite=True)")  # in reading order, as contrastkit show lists them
+    assert repr(text.Config(epochs=1)) == "text.Config()"  # 1 is the default 1.0
+    assert repr(image.Config(overwrite=0)) == "image.Config(overwrite=0)"  # 0 is not the default False
