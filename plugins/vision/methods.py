@@ -234,6 +234,17 @@ def choose_method(asked: str, labels: list[int] | None, names: list[str] | None,
     return SSL_DEFAULT, f"method=auto: {why}; self-supervised, labels unused for training"
 
 
+def same_class_per_batch(labels: list[int], batch_size: int) -> float:
+    """The mean number of other images of an image's own class in a shuffled batch of ``batch_size``: supcon's
+    positives beyond the image's own other view. Below 1, most images meet no other image of their class in a batch
+    (many classes, a small batch), and supcon learns from them about what simclr would."""
+    n = len(labels)
+    if n < 2:
+        return 0.0
+    pairs = sum(c * (c - 1) for c in Counter(labels).values())
+    return (min(batch_size, n) - 1) * pairs / (n * (n - 1))
+
+
 def get_method(name: str) -> Method:
     """The table row for ``name``, or ``check_method``'s error."""
     check_method(name)

@@ -35,11 +35,30 @@ def settle_method(cfg: Any, out: Path, train: ImageData, log: Any) -> str:
     if cfg.epochs is None:
         cfg.epochs = get_method(cfg.method).epochs
     log(f"method: {cfg.method} ({reason})")
+    if get_method(cfg.method).labels and (note := few_positives(train.labels, cfg.batch_size)):
+        log(note)
     if asked != cfg.method and is_main_process():
         if cfg.resume:  # the record of the run resumed names the method it trained; auto must choose the same
             outdir.check_resume(out, "image", cfg)
         outdir.write_record(out, "image", cfg)
     return reason
+
+
+def few_positives(labels: list[int], batch_size: int) -> str | None:
+    """A note when a batch holds on average less than one other image of an image's class (no sampler puts them
+    together): with the batch size that would give one."""
+    import math
+
+    from .methods import same_class_per_batch
+
+    mean = same_class_per_batch(labels, batch_size)
+    if mean >= 1:
+        return None
+    per_image = same_class_per_batch(labels, 2)  # one other image drawn: the chance it is of the same class
+    needed = math.ceil(1 / per_image) + 1 if per_image else None
+    return (f"note: a batch of {min(batch_size, len(labels))} holds on average {mean:.2f} other images of an image's "
+            f"class ({len(set(labels))} classes), so most images have only their own other view as a positive, as "
+            f"in simclr" + (f"; batch_size={needed} gives about 1" if needed and needed <= len(labels) else ""))
 
 
 #: wise_ft=auto: the share of the training images set aside to choose the blend, at most this many, and the fewest

@@ -44,3 +44,27 @@ def test_knn_fell_warns_only_when_training_lowered_knn():
     assert knn_fell({"knn_top1": {"before": 0.5, "after": 0.5, "delta": 0.0}}, "supcon", 1.0) is None
     assert knn_fell({"knn_top1": {"before": 0.5, "after": 0.6, "delta": 0.1}}, "supcon", 1.0) is None
     assert knn_fell({}, "supcon", 1.0) is None  # no labels, no kNN evaluation
+
+
+def test_supcon_says_when_a_batch_rarely_holds_two_images_of_a_class(capsys):
+    """No sampler groups a class: with 100 classes of 10 images, a batch of 64 holds 0.57 other images of an
+    image's class on average, so supcon mostly learns what simclr would; the run says so, and which batch size
+    gives one. Two classes in a batch of 8 need no note."""
+    import types
+
+    from contrastkit.plugins.vision.data import ImageData
+    from contrastkit.plugins.vision.methods import same_class_per_batch
+    from contrastkit.plugins.vision.training import settle_method
+
+    many = [c for c in range(100) for _ in range(10)]
+    assert round(same_class_per_batch(many, 64), 2) == 0.57
+    said = []
+    cfg = types.SimpleNamespace(method="supcon", epochs=None, resume=False, batch_size=64)
+    settle_method(cfg, None, ImageData(list(range(1000)), many, [str(c) for c in range(100)]), said.append)
+    assert said[-1] == ("note: a batch of 64 holds on average 0.57 other images of an image's class (100 classes), "
+                        "so most images have only their own other view as a positive, as in simclr; "
+                        "batch_size=112 gives about 1")
+    said.clear()
+    cfg = types.SimpleNamespace(method="supcon", epochs=None, resume=False, batch_size=8)
+    settle_method(cfg, None, ImageData(list(range(20)), [0, 1] * 10, ["a", "b"]), said.append)
+    assert len(said) == 1 and said[0].startswith("method: supcon")
