@@ -75,28 +75,31 @@ def run(cfg: Config | None = None, **overrides: Any):
     train_data, fmt = formats.detect_format(train_data, cfg.columns)
     sparse.check_format(fmt, train_data.column_names, cfg.similarity, cfg.scale)
     cfg.check_num_negatives(fmt.kind == "pair" and cfg.mine_hard_negatives is not False, fmt.kind)
+    mines = cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False
+    sparse.check_retriever(cfg.retriever, mines, fmt.kind)
     prompts.check_fits(cfg.prompts, fmt.kind)
     eval_data, eval_fmt = formats.detect_format(eval_data, cfg.columns, held_out=fmt) if eval_data is not None \
         else (None, fmt)
 
     # 3. Model and head, mined negatives for pairs, the wrapped loss
     set_seed(cfg.seed)  # the new CSR head starts alike on every run with this seed
-    model = sparse.load_sparse(cfg.model, cfg.head, cfg.active_dims, cfg.trust_remote_code)
-    head = sparse.head_of(model)
+    base = sparse.load_sparse_base(cfg.model, cfg.head, cfg.active_dims, cfg.trust_remote_code)
+    model, head = base.model, sparse.head_of(base.model)
     models.training_length(model, cfg.max_seq_length, 0)  # sets max_seq_length; refuses one beyond the model's
-    trained_csr = head == "csr" and sparse.is_sparse_model(cfg.model)  # a sparse run's folder, say
-    if trained_csr:
+    if base.own_head:
         log(f"model: the base's own CSR head, {sparse.active_dims_of(model)} of {model.get_embedding_dimension()} "
             f"dimensions active ({'active_dims=' if cfg.active_dims else 'as it was trained; active_dims= changes it'})")
     elif head == "csr":
-        log(f"model: CSR head on the dense base, {sparse.active_dims_of(model)} of {model.get_embedding_dimension()} "
-            f"dimensions active (active_dims=); a masked-LM base gets SPLADE instead")
+        chosen = sparse.check_head(cfg.head) == "csr"  # on a dense base, a masked-LM one or a SPLADE model's encoder
+        where = "a new CSR head (head=csr)" if chosen else "CSR head on the dense base"
+        log(f"model: {where}, {sparse.active_dims_of(model)} of {model.get_embedding_dimension()} dimensions active "
+            f"(active_dims=){'' if chosen else '; a masked-LM base gets SPLADE instead'}")
     else:
         vocab = model[0].auto_model.config.vocab_size  # SpladePooling learns its width only in its first forward
         log(f"model: SPLADE over the {vocab:,}-word vocabulary (sparsity from its FLOPS regulariser)")
-    if cfg.mine_hard_negatives is True or fmt.kind == "pair" and cfg.mine_hard_negatives is not False:
+    if mines:
         # the dense base mines; a SparseEncoder base (SPLADE, or a CSR run's folder) is no bi-encoder to mine with
-        base_mines = head == "csr" and not trained_csr
+        base_mines = head == "csr" and not base.saved_sparse
         miner = cfg.retriever or (cfg.model if base_mines else models.DEFAULT_TEXT_MODEL)
         retriever = models.load_model(miner, cfg.trust_remote_code, what="retriever")
         if cfg.retriever is None and base_mines:  # the base mines: with the prompts it trains with

@@ -83,6 +83,22 @@ def load_sparse(name: str, head: str = "auto", active_dims: int | None = None, t
     ``ACTIVE_DIMS``) on a dense one; a CSR SparseEncoder keeps its own active dims unless ``active_dims`` is given.
     ``head=csr`` on a masked-LM base builds the CSR stack (mean pooling) itself; ``head=splade`` on a base without
     a masked-LM head, or ``active_dims`` with SPLADE, is an error."""
+    return load_sparse_base(name, head, active_dims, trust_remote_code).model
+
+
+@dataclass
+class SparseBase:
+    """A loaded sparse model and where its head came from, read once (a Hub id's saved type only once loading has
+    fetched it)."""
+
+    model: Any
+    own_head: bool  # the CSR head it was saved with, kept (a sparse run's folder, say), not a new one
+    saved_sparse: bool  # saved as a SparseEncoder (SPLADE or CSR): no bi-encoder to mine negatives with
+
+
+def load_sparse_base(name: str, head: str = "auto", active_dims: int | None = None,
+                     trust_remote_code: bool = False) -> SparseBase:
+    """``load_sparse``, with where the model's head came from."""
     from .models import load_model
 
     head = check_head(head)
@@ -90,7 +106,8 @@ def load_sparse(name: str, head: str = "auto", active_dims: int | None = None, t
         raise UserError(_SPLADE_DIMS)  # before the model loads, where the head is known already
     model = load_model(name, trust_remote_code, kind="sparse")
     built = head_of(model)
-    trained = built == "csr" and is_sparse_model(name)  # its head was trained with its own active dims
+    saved = is_sparse_model(name)
+    trained = built == "csr" and saved  # its head was trained with its own active dims
     if built == "splade" and head == "auto" and active_dims is not None:
         raise UserError(_SPLADE_DIMS)
     if head == "splade" and built != "splade":
@@ -104,7 +121,16 @@ def load_sparse(name: str, head: str = "auto", active_dims: int | None = None, t
     # dot product, as SparseMultipleNegativesRankingLoss trains and an inverted index scores (a dense base saved with
     # cosine would pass that on; the cosine losses set cosine themselves)
     model.similarity_fn_name = "dot"
-    return model
+    return SparseBase(model, trained, saved)
+
+
+def check_retriever(retriever: str | None, mines: bool, kind: str) -> None:
+    """``retriever=`` only mines hard negatives for pairs; where nothing is mined it would do nothing, so it fails
+    in one line, before any model loads, as ``num_negatives=`` does."""
+    if retriever is not None and not mines:
+        why = f"the data is {kind} data" if kind != "pair" else "mining is off for these pairs"
+        raise UserError(f"retriever={retriever} mines hard negatives for anchor/positive pairs, and {why}; drop "
+                        f"retriever=")
 
 
 def is_sparse_model(name: str) -> bool:

@@ -118,14 +118,25 @@ def test_a_masked_lm_base_gets_splade(head, tmp_path, tiny_mlm_model, tiny_text_
     assert type(hub.load(result.output_dir)) is SparseEncoder
     vectors = _dense(model, PROBE)
     assert vectors.shape == (3, 30522) and (vectors >= 0).all() and (vectors > 0).any(axis=1).all()
+    if head == "auto":
+        # head=csr on that SPLADE folder puts a new CSR head on its encoder; the run says so, not that it kept the
+        # folder's own (the missing retriever then stops it, before any training)
+        from contrastkit.plugins.errors import UserError
+
+        with pytest.raises(UserError, match="retriever folder '/nonexistent/retriever' does not exist"):
+            _run(tmp_path, str(result.output_dir), PAIRS, head="csr", active_dims=4,
+                 retriever="/nonexistent/retriever", output_dir=str(tmp_path / "csr"))
+        assert "model: a new CSR head (head=csr), 4 of 128 dimensions active" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("base", ["dense", "masked-lm"])
-def test_head_csr_honours_active_dims(base, tmp_path, tiny_text_model, tiny_mlm_model, capsys):
+def test_head_csr_honours_active_dims(base, tmp_path, tiny_text_model, tiny_mlm_model, capsys, monkeypatch):
     from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
 
     model_path = tiny_text_model if base == "dense" else tiny_mlm_model
     result = _run(tmp_path, model_path, PAIRS, head="csr", active_dims=4, retriever=tiny_text_model)
+    # a masked-LM base is no dense one, and head=csr, not its absence, chose CSR
+    assert "model: a new CSR head (head=csr), 4 of 128 dimensions active (active_dims=)\n" in capsys.readouterr().out
     assert result.metrics["head"] == "csr" and result.metrics["active_dims"] == 4
     assert result.metrics["loss"] == "CSRLoss"
     assert 0 < result.metrics["after"]["heldout_query_active_dims"] <= 4
@@ -138,9 +149,14 @@ def test_head_csr_honours_active_dims(base, tmp_path, tiny_text_model, tiny_mlm_
     if base == "dense":
         # training on from that folder keeps its 4 active dims (not the default 128) and mines with the default
         # bi-encoder: a SparseEncoder is no retriever
-        capsys.readouterr()
+        from contrastkit.plugins.st import sparse as plugin
+
+        reads = []  # the saved type is read once a run (it may read a Hub cache)
+        monkeypatch.setattr(plugin, "is_sparse_model", lambda name, read=plugin.is_sparse_model: reads.append(name)
+                            or read(name))
         again = _run(tmp_path, str(result.output_dir), PAIRS, active_dims=None, max_steps=1,
                      output_dir=str(tmp_path / "again"))
+        assert reads == [str(result.output_dir)]
         printed = capsys.readouterr().out
         assert "the base's own CSR head, 4 of 128 dimensions active (as it was trained" in printed
         assert "from all-MiniLM-L6-v2" in printed and again.metrics["active_dims"] == 4
@@ -170,10 +186,17 @@ def test_mapped_columns_are_mined_with_the_prompts_and_too_few_pairs_train_in_ba
     check_mined_mapped_pairs_and_too_few_to_mine(functools.partial(_run, tmp_path, tiny_text_model), PAIRS, capsys)
 
 
-def test_active_dims_on_a_splade_base_is_refused(tmp_path, tiny_mlm_model, tiny_text_model):
+def test_active_dims_on_a_splade_base_and_a_retriever_that_mines_nothing_are_refused(tmp_path, tiny_mlm_model,
+                                                                                      tiny_text_model):
     from contrastkit.plugins.errors import UserError
 
     # head=auto finds SPLADE only once the base has loaded; active_dims= would have done nothing there
     with pytest.raises(UserError, match="active_dims= applies only to a CSR head"):
         _run(tmp_path, tiny_mlm_model, PAIRS, retriever=tiny_text_model)
+    # retriever= only mines pairs: on scored pairs, or with mining off, the run would have ignored it
+    for frame, kw, why in ((FORMATS["scores"][0], {}, "the data is score data"),
+                           (PAIRS, {"mine_hard_negatives": False}, "mining is off for these pairs")):
+        with pytest.raises(UserError, match=f"^retriever=/nonexistent/retriever mines hard negatives for "
+                                            f"anchor/positive pairs, and {why}; drop retriever=$"):
+            _run(tmp_path, "/nonexistent/model", frame, retriever="/nonexistent/retriever", **kw)
     assert not (tmp_path / "out").exists()
