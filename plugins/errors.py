@@ -14,6 +14,11 @@ class UserError(ValueError):
         # Keep it one line: the CLI prints it as-is.
         super().__init__(" ".join(str(message).split()))
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython and Jupyter show for it: the one line, as the CLI prints it, not the library's frames down to
+        the check that refused (``%debug`` still opens them)."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class UnknownArgument(UserError, TypeError):
     """A key no config field has (``text.run(epoch=2)``), or a positional value a config cannot place: one line for

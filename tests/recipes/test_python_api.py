@@ -84,3 +84,25 @@ def test_a_config_shows_what_was_set_and_names_a_python_object_by_its_type():
                          "overwrite=True)")  # in reading order, as contrastkit show lists them
     assert repr(text.Config(epochs=1)) == "text.Config()"  # 1 is the default 1.0
     assert repr(image.Config(overwrite=0)) == "image.Config(overwrite=0)"  # 0 is not the default False
+
+
+def test_a_refusal_shows_as_its_one_line_in_a_notebook():
+    """IPython and Jupyter print what ``_render_traceback_`` gives: the one line the CLI prints, where a notebook
+    showed every library frame down to the check that refused."""
+    from contrastkit.recipes import text
+
+    with pytest.raises(UserError) as refused:
+        text.run(epoch=2)
+    assert refused.value._render_traceback_() == [f"UnknownArgument: {refused.value}"]
+
+
+def test_ipython_shows_the_one_line_and_the_session_goes_on(capsys, tmp_path, monkeypatch):
+    IPython = pytest.importorskip("IPython")  # not a dependency: runs where IPython is installed
+
+    monkeypatch.chdir(tmp_path)
+    shell = IPython.core.interactiveshell.InteractiveShell.instance(colors="nocolor")
+    shell.run_cell("from contrastkit.recipes import text\ntext.run(data='no-such.csv', output_dir='unused')")
+    shown = capsys.readouterr().out
+    assert shown.strip() == "UserError: data file 'no-such.csv' does not exist; check the path (formats: .csv, .tsv, " \
+                            ".json, .jsonl, .parquet, .txt)"
+    assert shell.run_cell("1 + 1").result == 2
