@@ -14,7 +14,7 @@ from typing import Any
 
 from .device import PRECISIONS
 from .errors import UnknownArgument, UserError, key_hint
-from .values import Typed, brief_repr, coerce, read_yaml, type_name
+from .values import Typed, brief_repr, coerce, home_as_tilde, read_yaml, type_name, yaml_safe
 
 
 def field(default: Any = None, help: str = "", group: str | None = None, text: bool = False, **kwargs: Any) -> Any:
@@ -154,6 +154,10 @@ def default_of(cfg: Any, name: str) -> Any:
     return next(f.default for f in dataclasses.fields(cfg) if f.name == name)
 
 
+#: how config.yaml names a Python object given as a value (``<python DataFrame>``): it cannot hold the object
+PYTHON_OBJECT = "<python "
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A plain, YAML-safe dict of a config in reading order (Python objects passed as data are summarised). A
     ``pathlib.Path`` given from Python (``data=Path("pairs.csv")``) is written as its text, so config.yaml repeats
@@ -162,33 +166,11 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     for key, value in ((f.name, getattr(cfg, f.name)) for f in ordered_fields(type(cfg))):
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        if isinstance(value, (list, dict, str, int, float, bool)) and _yaml_safe(value) or value is None:
+        if isinstance(value, (list, dict, str, int, float, bool)) and yaml_safe(value) or value is None:
             out[key] = value
         else:
-            out[key] = f"<python {type(value).__name__}>"
+            out[key] = f"{PYTHON_OBJECT}{type(value).__name__}>"
     return out
-
-
-def _yaml_safe(value: Any) -> bool:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return True
-    if isinstance(value, (list, tuple)):
-        return len(value) <= 64 and all(_yaml_safe(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _yaml_safe(v) for k, v in value.items())
-    return False
-
-
-def home_as_tilde(value: Any) -> Any:
-    """Paths under the home folder as ``~/...`` (every loader expands it), so a shared config.yaml names no user."""
-    home = str(Path.home())
-    if isinstance(value, str) and home not in ("/", "") and (value == home or value.startswith(home + os.sep)):
-        return "~" + value[len(home):]
-    if isinstance(value, dict):
-        return {k: home_as_tilde(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [home_as_tilde(v) for v in value]
-    return value
 
 
 #: fields that may name a file or folder to read: config.yaml writes them absolute, so ``--config`` repeats the run
@@ -296,11 +278,16 @@ class DataArgs(Part):
                                          "or test, when it has one)", group="data")
 
     def check(self) -> None:
-        """A blank data= or eval_data= is an error, never "the current folder"."""
+        """A blank data= or eval_data= is an error, never "the current folder"; so is the stand-in config.yaml
+        writes for data given from Python, which was looked for as a file, then on the Hub."""
         from .data import check_not_blank
 
-        check_not_blank(self.data, "data")
-        check_not_blank(self.eval_data, "eval_data")
+        for name in ("data", "eval_data"):
+            check_not_blank(getattr(self, name), name)
+            if isinstance(getattr(self, name), str) and getattr(self, name).startswith(PYTHON_OBJECT):
+                raise UserError(f"{name}={getattr(self, name)} stands for the Python object that the run this config "
+                                f"comes from was given; a config file cannot hold it: give {name}= a file, a folder or "
+                                f"a Hub id, or pass the object from Python again")
         if self.eval_split not in (None, "") and self.eval_source() is None:
             if type(self.data).__name__ == "DatasetDict":
                 raise UserError(f"eval_split={self.eval_split} names no split of the DatasetDict given as data, other "

@@ -265,3 +265,27 @@ def _simple(value: Any) -> bool:
     if type(value) is dict:
         return len(value) <= 16 and all(_simple(k) and _simple(v) for k, v in value.items())
     return False
+
+
+def yaml_safe(value: Any) -> bool:
+    """Whether config.yaml can hold ``value`` as it is: text, numbers, None, and plain lists (64 at most) and
+    dicts of them; anything else (a DataFrame given as data) is written as its type."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return len(value) <= 64 and all(yaml_safe(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and yaml_safe(v) for k, v in value.items())
+    return False
+
+
+def home_as_tilde(value: Any) -> Any:
+    """Paths under the home folder as ``~/...`` (every loader expands it), so a shared config.yaml names no user."""
+    home = str(Path.home())
+    if isinstance(value, str) and home not in ("/", "") and (value == home or value.startswith(home + os.sep)):
+        return "~" + value[len(home):]
+    if isinstance(value, dict):
+        return {k: home_as_tilde(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [home_as_tilde(v) for v in value]
+    return value

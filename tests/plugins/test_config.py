@@ -180,3 +180,18 @@ def test_a_path_object_given_from_python_is_written_to_config_yaml_as_its_path(t
     dump_yaml(cfg, tmp_path / "config.yaml")
     again = resolve(text.Config, config=tmp_path / "config.yaml")
     assert again.data == again.eval_data == str(tmp_path / "pairs.csv") and again.output_dir == "out"
+
+
+def test_config_yaml_of_a_run_given_python_rows_says_so_when_repeated(tmp_path):
+    """It was looked for as a file, then on the Hub: "'<python DataFrame>' is not a file or folder here, nor ..."."""
+    import pandas as pd
+    from contrastkit.plugins.config import dump_yaml
+    from contrastkit.recipes import text
+
+    rows = pd.DataFrame({"anchor": ["a", "b"], "positive": ["c", "d"]})
+    dump_yaml(resolve(text.Config, data="pairs.csv", eval_data=rows), tmp_path / "config.yaml")
+    with pytest.raises(UserError, match=r"^eval_data=<python DataFrame> stands for the Python object that the run "
+                                        r"this config comes from was given; .* give eval_data= a file, a folder or a "
+                                        r"Hub id, or pass the object from Python again$"):
+        resolve(text.Config, config=tmp_path / "config.yaml")
+    assert resolve(text.Config, config=tmp_path / "config.yaml", eval_data=rows).eval_data is rows
