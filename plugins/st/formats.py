@@ -329,7 +329,8 @@ def _check_labels(dataset: Any, fmt: DataFormat, names: list[str], order: list[i
         if rng is None:
             raise UserError(f"column '{col}' ranges from {lo:g} to {hi:g}, outside the known score ranges "
                             f"{', '.join(f'[{a:g}, {b:g}]' for a, b in KNOWN_SCORE_RANGES)}; rescale it to [0, 1]")
-        fmt.notes.append(f"scores in '{col}' range {lo:g}..{hi:g}; read as [{rng[0]:g}, {rng[1]:g}] and mapped to [0, 1]")
+        fmt.notes.append(f"scores in '{col}' range {lo:g}..{hi:g}; read as [{rng[0]:g}, {rng[1]:g}]"
+                         + (" and mapped to [0, 1]" if rng != (0.0, 1.0) else ""))
         if rng != (0.0, 1.0):
             a, b = rng
             dataset = dataset.map(lambda r: {col: (float(r[col]) - a) / (b - a)})

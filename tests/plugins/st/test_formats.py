@@ -98,6 +98,9 @@ def test_two_pairs_of_texts_are_refused_with_the_mapping_for_each_and_the_one_ma
         ds, fmt = detect_format(_ds(**rows), mapping)
         assert fmt.kind == "score" and ds.column_names == [*read, "score"]
         assert fmt.notes[0] == f"ignored columns: {ignored}"
+        assert fmt.notes[1] == "scores in 'score' range 0.2..0.9; read as [0, 1]"  # nothing is mapped
+    five = detect_format(_ds(sentence1=["a", "b"], sentence2=["c", "d"], score=[1, 4.5]))[1].notes
+    assert five == ["scores in 'score' range 1..4.5; read as [0, 5] and mapped to [0, 1]"]
     # one text per place, whatever the family: nothing to choose
     assert detect_format(_ds(anchor=["q1", "q2"], sentence2=["a1", "a2"]))[1].text_columns == ["anchor", "sentence2"]
 
