@@ -172,8 +172,10 @@ def _typed(raw: str) -> Any:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Turn ``["epochs=2", "columns={anchor: q}"]`` into a dict; values are parsed as YAML scalars."""
+    """Turn ``["epochs=2", "columns={anchor: q}"]`` into a dict; values are parsed as YAML scalars. A key given twice
+    with two values is refused rather than the last one taken unsaid."""
     out: dict[str, Any] = {}
+    first: dict[str, str] = {}
     for item in items:
         if "=" not in item:
             raise UserError(f"override '{item}' is not key=value; write it as e.g. epochs=2")
@@ -182,7 +184,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if not key:
             raise UserError(f"override '{item}' has no key; write it as e.g. epochs=2")
         value = _typed(raw) if raw.strip() else raw  # data=" " stays blank text, not YAML's null
-        out[key] = value if _meant(raw, value) else raw
+        value = value if _meant(raw, value) else raw
+        if key in out and out[key] != value:  # e.g. an edited command line: which one was meant is the user's call
+            raise UserError(f"{key} is given twice ({key}={first[key]}, {item.strip()}); keep the one you mean")
+        out[key], first[key] = value, first.get(key, raw.strip())
     return out
 
 

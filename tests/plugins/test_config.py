@@ -22,6 +22,13 @@ def test_command_line_numbers_keep_their_text_where_a_field_takes_text():
     assert cfg.matryoshka_dims == [64, 32] and cfg.max_seq_length == 128
 
 
+def test_a_key_given_twice_with_two_values_is_refused_and_the_same_value_twice_is_one():
+    with pytest.raises(UserError, match=r"^epochs is given twice \(epochs=1, --epochs=2\); keep the one you mean$"):
+        parse_overrides(["epochs=1", "data=a.csv", "--epochs=2"])
+    assert parse_overrides(["epochs=2", "epochs=2", "output-dir=o", "output_dir=o"]) == {"epochs": "2",
+                                                                                           "output_dir": "o"}
+
+
 def test_one_and_zero_are_booleans_on_the_command_line_and_in_yaml(tmp_path):
     from contrastkit.recipes import text
 
