@@ -180,8 +180,8 @@ def name_hub_datasets(trainer: Any, cfg: Any) -> None:
     train_id = hub_id(cfg.data)
     if not train_id and len(card.train_datasets) == 1 and card.train_datasets[0].get("name") in LOADER_NAMES:
         # a local file: datasets names it after its loader, and the card said "trained on the csv dataset"
-        local = isinstance(cfg.data, str) and looks_like_path(cfg.data)
-        card.train_datasets[0]["name"] = Path(cfg.data.rstrip("/\\")).name if local else None  # no folders
+        local = isinstance(cfg.data, os.PathLike) or isinstance(cfg.data, str) and looks_like_path(cfg.data)
+        card.train_datasets[0]["name"] = Path(os.fspath(cfg.data).rstrip("/\\")).name if local else None
     if train_id and len(card.train_datasets) == 1:  # one Dataset: the recipes never train on a DatasetDict
         # the heading names the subset and a split other than train: one id can hold many training sets
         said = [f"subset {cfg.subset}"] * bool(cfg.subset) + [f"split {cfg.split}"] * (cfg.split not in (None, "train"))

@@ -87,15 +87,16 @@ def test_a_local_data_file_is_named_by_its_file_not_by_the_loader_nor_its_folder
     data = tmp_path / "alice-home" / "faq.csv"
     data.parent.mkdir()
     data.write_text("anchor,positive\n" + "".join(f"q{i},a{i}\n" for i in range(8)))
-    model = SentenceTransformer(tiny_text_model, device="cpu")
-    trainer = SentenceTransformerTrainer(model=model, train_dataset=load_file(data),
-                                         loss=losses.MultipleNegativesRankingLoss(model))
-    assert trainer.model.model_card_data.train_datasets[0]["name"] == "csv"  # what datasets calls it
-    training.name_hub_datasets(trainer, Config(data=str(data)))
-    model.save(str(tmp_path / "saved"))
-    card = (tmp_path / "saved" / "README.md").read_text(encoding="utf-8")
-    assert "trained on the faq.csv dataset" in card and "#### faq.csv" in card
-    assert "the csv dataset" not in card and "alice-home" not in card
+    for given in (str(data), data):  # a path as text (the CLI) or a pathlib.Path (Python)
+        model = SentenceTransformer(tiny_text_model, device="cpu")
+        trainer = SentenceTransformerTrainer(model=model, train_dataset=load_file(data),
+                                             loss=losses.MultipleNegativesRankingLoss(model))
+        assert trainer.model.model_card_data.train_datasets[0]["name"] == "csv"  # what datasets calls it
+        training.name_hub_datasets(trainer, Config(data=given))
+        model.save(str(tmp_path / "saved"))
+        card = (tmp_path / "saved" / "README.md").read_text(encoding="utf-8")
+        assert "trained on the faq.csv dataset" in card and "#### faq.csv" in card, type(given)
+        assert "the csv dataset" not in card and "alice-home" not in card
     # data given as Python rows has no file name: sentence-transformers' "Unnamed Dataset"
     fresh = SentenceTransformer(tiny_text_model, device="cpu")  # a model keeps its card data across trainers
     rows = SentenceTransformerTrainer(model=fresh, train_dataset=load_file(data),
