@@ -230,15 +230,13 @@ def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> 
     (dot products, which have no fixed range: their largest change); every number is written in black or white,
     whichever reads better on its cell. Items no installed font can draw are labelled by number (#1: the first)."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from contrastkit.plugins.report import label_font
     from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.figure import Figure
     from matplotlib.font_manager import FontProperties
 
     diverging = LinearSegmentedColormap.from_list("ck_diff", [DOWN, "#ffffff", UP])
-    panels = [(_panel_title(s), matrices[s.role], plt.get_cmap("viridis"), _limits(s, matrices[s.role]), False)
+    panels = [(_panel_title(s), matrices[s.role], matplotlib.colormaps["viridis"], _limits(s, matrices[s.role]), False)
               for s in slots if s.role in matrices]
     if len(panels) == 2 and same_scale(slots):
         diff = panels[1][1] - panels[0][1]
@@ -246,7 +244,8 @@ def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> 
         panels.append(("difference (fine-tuned − base)", diff, diverging, (-bound, bound), True))
     n = len(labels)
     size = min(2.2 + 0.35 * n, 6.5)
-    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), dpi=90, squeeze=False)
+    fig = Figure(figsize=(size * len(panels), size), dpi=90)  # not pyplot: a notebook's backend stays its own
+    axes = fig.subplots(1, len(panels), squeeze=False)
     ticks = [_short(label, 18) for label in labels]
     font = label_font(ticks)
     if font is None:  # no installed font draws these texts (CJK on a stock Debian): their numbers, not boxes
@@ -265,8 +264,7 @@ def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> 
                             color=text_colour(cmap(im.norm(mat[i, j]))))
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend="both" if signed else "neither")
     fig.tight_layout()
-    plt.close(fig)  # gr.Plot renders the figure object; keep pyplot's registry from growing
-    return fig
+    return fig  # gr.Plot renders the figure object; pyplot never holds it
 
 
 def _panel_title(slot: Slot) -> str:

@@ -162,15 +162,13 @@ def _evaluation(metrics: dict) -> tuple[str, str]:
 
 def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] | None, path: Path) -> Path:
     """A 2-D PCA projection of the embeddings, coloured by label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook's backend stays as the user set it
     from matplotlib.font_manager import FontProperties
     from sklearn.decomposition import PCA
 
     xy = PCA(n_components=2).fit_transform(embeddings) if len(embeddings) > 2 else np.zeros((len(embeddings), 2))
-    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=100)
+    fig = Figure(figsize=(5.5, 5), dpi=100)
+    ax = fig.subplots()
     if labels is None:
         ax.scatter(xy[:, 0], xy[:, 1], s=6)
     else:
@@ -186,7 +184,6 @@ def plot_pca(embeddings: np.ndarray, labels: list[int] | None, names: list[str] 
     ax.set_title("embeddings, 2-D PCA")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
