@@ -7,9 +7,12 @@ plus the model files and its ``README.md`` card.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -101,7 +104,12 @@ def _not_a_file(out: Path) -> None:
 
 
 def not_writable(out: Path, exc: OSError) -> UserError:
-    """The one line for an output folder that cannot be created or written to."""
+    """The one line for an output folder that cannot be created or written to. A path too long for the file system
+    says so (and is shortened in the line, which would else be thousands of characters)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        shown = str(out) if len(str(out)) <= 120 else f"{str(out)[:60]}...{str(out)[-40:]}"
+        return UserError(f"output_dir '{shown}' is too long for the file system ({exc.strerror}: {len(str(out))} "
+                         f"characters; each folder name may have at most 255 bytes); choose a shorter path")
     return UserError(f"output_dir '{out}' is not writable ({exc.strerror}); choose a folder you can write to")
 
 
@@ -109,6 +117,9 @@ def make_folder(out: Path) -> None:
     """Create ``out`` (and its parents) and check that files can be written there, or raise the one line."""
     from .outdir import WRITE_PROBE
 
+    if out.is_symlink() and not out.exists():  # mkdir would say "File exists", which misleads
+        raise UserError(f"output_dir '{out}' is a symbolic link to '{os.readlink(out)}', which does not exist; "
+                        f"create that folder, or choose another output_dir")
     _not_a_file(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -258,6 +269,46 @@ def plot_before_after(rows: dict[str, dict[str, float]], path: str | Path,
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+class _ClosedPipeSafe:
+    """``sys.stdout`` for a run whose stdout is a pipe: when the reader leaves (``contrastkit run ... | head -1``),
+    the log goes to /dev/null and the run trains on, with one line on stderr. Without it the next print (ours, or
+    the Trainer's loss lines) raised BrokenPipeError: the run stopped, removed its folder and exited 0."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_left()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_left()
+
+    def _reader_left(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        print("contrastkit: stdout was closed by its reader; the run goes on, printing nothing more there",
+              file=sys.stderr, flush=True)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def keep_running_if_stdout_closes() -> None:
+    """Wrap ``sys.stdout`` in ``_ClosedPipeSafe`` when it is a pipe (a terminal or a file never closes early)."""
+    try:
+        piped = stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):  # no real file behind it (pytest's capture, a notebook)
+        return
+    if piped and not isinstance(sys.stdout, _ClosedPipeSafe):
+        sys.stdout = _ClosedPipeSafe(sys.stdout)
 
 
 class Printer:

@@ -14,6 +14,7 @@ import itertools
 import os
 import shlex
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .report import (
     RUN_DIR_ENV,
     Printer,
     Result,
+    keep_running_if_stdout_closes,
     make_folder,
     not_writable,
     prepare_output_dir,
@@ -43,6 +45,7 @@ class _Active:
     lock: outdir.FolderLock | None
     created: Path | None  # the topmost folder this run created, removed again if the run fails with nothing kept
     save_steps: Any = None
+    started_ns: int = 0  # when the folder was claimed: files written since then are this run's
     #: (the run record that was there before this run wrote its own, or None; when this run wrote it, in ns):
     #: put back if the run fails before writing anything else, so that a refused run changes nothing
     record_before: tuple[bytes | None, int] | None = None
@@ -63,18 +66,10 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
     out = resolve_output_dir(cfg.output_dir, recipe, cfg.resume)
     if not is_main_process():
         return out, log  # rank 0 checks, creates and locks it; the others must not race it
-    created = _topmost_missing(out)
-    if cfg.output_dir in (None, "") and not cfg.resume and "CONTRASTKIT_RUN_STAMP" not in os.environ:
-        try:
-            claimed = _claim_new(out)  # a timestamped default: a run started in the same second gets its own
-        except OSError as exc:
-            raise not_writable(out, exc) from None
-        created, out = (created if claimed == out else claimed), claimed
-        os.environ[RUN_DIR_ENV] = str(out)  # for the processes a trainer starts from this one (devices=N)
-    else:
-        make_folder(out)
+    keep_running_if_stdout_closes()
+    out, created = _create(cfg, out)
     lock = outdir.FolderLock(out)
-    active = _Active(out, lock, created, getattr(cfg, "save_steps", None))
+    active = _Active(out, lock, created, getattr(cfg, "save_steps", None), time.time_ns())
     try:
         lock.acquire()
         restart = not (cfg.resume or cfg.overwrite) and outdir.stopped_early(out)
@@ -92,6 +87,30 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
         raise
     _ACTIVE = active
     return out, log
+
+
+def _create(cfg: Any, out: Path) -> tuple[Path, Path | None]:
+    """Create the output folder: (the folder, the topmost folder this run created or None). A path the file system
+    refuses (too long, under a file) is the one line, and a folder made before it failed is removed again."""
+    try:
+        created = _topmost_missing(out)
+    except OSError as exc:  # pathlib's exists() raises ENAMETOOLONG rather than saying False
+        raise not_writable(out, exc) from None
+    try:
+        if cfg.output_dir in (None, "") and not cfg.resume and "CONTRASTKIT_RUN_STAMP" not in os.environ:
+            try:
+                claimed = _claim_new(out)  # a timestamped default: a run started in the same second gets its own
+            except OSError as exc:
+                raise not_writable(out, exc) from None
+            created, out = (created if claimed == out else claimed), claimed
+            os.environ[RUN_DIR_ENV] = str(out)  # for the processes a trainer starts from this one (devices=N)
+        else:
+            make_folder(out)
+    except UserError:
+        if created is not None and not created.is_symlink():
+            shutil.rmtree(created, ignore_errors=True)  # e.g. the parents of a name too long to create
+        raise
+    return out, created
 
 
 def _join_launcher(cfg: Any, log: Printer) -> None:
@@ -120,6 +139,7 @@ def finish(cfg: Any, out: Path, metrics: dict[str, Any], model: Any, main: bool 
     the rank check for trainers that know their own (Lightning). The folder's lock is released at the end."""
     if is_main_process() if main is None else main:
         dump_yaml(cfg, out / "config.yaml")
+        _follow_umask(out, _ACTIVE.started_ns if _ACTIVE is not None else 0)
         outdir.mark_finished(out, metrics)  # model and metrics saved: resume=true has nothing left to do here
         if cfg.push_to_hub:
             from . import hub
@@ -171,6 +191,25 @@ def cleans_up_refusals(recipe_run: Callable) -> Callable:
             raise
 
     return wrapper
+
+
+def _follow_umask(folder: Path, since_ns: int) -> None:
+    """safetensors >= 0.8 writes each file as a private temporary file renamed into place, so ``model.safetensors``
+    (and each checkpoint's) is 0600 whatever the umask, while every other file of the folder follows it: on a
+    shared machine the team can read the config but not the weights (safetensors#782). The .safetensors files
+    this run wrote get the mode the umask gives a new file."""
+    if os.name != "posix":
+        return
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = 0o666 & ~umask
+    for path in folder.rglob("*.safetensors"):
+        try:
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_mtime_ns >= since_ns and stat.S_IMODE(info.st_mode) == 0o600:
+                path.chmod(mode)
+        except OSError:
+            continue
 
 
 def _wrote_since(folder: Path, since_ns: int) -> bool:
