@@ -192,6 +192,19 @@ def stopped_early(folder: Path) -> bool:
     return all(p.name in OWN_FILES or p.name == CHECKPOINTS for p in folder.iterdir())
 
 
+def check_checkpoints_writable(folder: Path) -> None:
+    """The ``checkpoints`` folder an earlier run left (``overwrite=true``, ``resume=true``) must take new checkpoints:
+    a file of that name, or a folder this user cannot write, failed at the first checkpoint with a traceback,
+    after the data and model had loaded and a save interval had trained."""
+    path = folder / CHECKPOINTS
+    if path.exists() and not path.is_dir():
+        raise UserError(f"output_dir '{folder}' holds a file named '{CHECKPOINTS}', where the run keeps its "
+                        f"checkpoint folder; move or delete that file, or choose another output_dir")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"output_dir '{folder}' holds a '{CHECKPOINTS}' folder you cannot write to (an earlier "
+                        f"run's, perhaps another user's); make it writable or remove it, or choose another output_dir")
+
+
 def is_empty(folder: Path) -> bool:
     """No entries but the run's own bookkeeping (a lock left by a crash, the write probe)."""
     return all(p.name in (LOCK, WRITE_PROBE) for p in folder.iterdir())

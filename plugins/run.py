@@ -76,6 +76,7 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
         if cfg.resume:
             outdir.check_resume(out, recipe, cfg)
         prepare_output_dir(out, recipe, cfg.overwrite or restart, cfg.resume)
+        outdir.check_checkpoints_writable(out)
         if restart:
             log(f"output_dir: '{out}' holds a run that stopped before its first checkpoint; starting it again")
         record = out / outdir.RECORD
@@ -289,5 +290,24 @@ def as_user_error(exc: BaseException) -> UserError | None:
             again = "with resume=true" if isinstance(where, Path) and outdir.has_checkpoint(where) else "again"
             return UserError(f"no room to write in '{where}' ({reason}); free disk space there or choose "
                              f"output_dir= on a disk with room, then run the same command {again}")
+        if denied := _denied_in_output(seen):
+            return denied
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _denied_in_output(exc: BaseException) -> UserError | None:
+    """A file or folder in the run's output folder that it may not write (another user's, a read-only mount), met
+    mid-run: the one line names it. Elsewhere (a library's own files) it stays a traceback, a bug to report."""
+    if _ACTIVE is None or not isinstance(exc, OSError) or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return None
+    name = exc.filename if isinstance(exc.filename, (str, os.PathLike)) else None
+    try:
+        inside = name is not None and Path(name).resolve().is_relative_to(_ACTIVE.out.resolve())
+    except (OSError, ValueError):
+        inside = False
+    if not inside:
+        return None
+    again = "with resume=true" if outdir.has_checkpoint(_ACTIVE.out) else "again"
+    return UserError(f"cannot write '{name}' in output_dir '{_ACTIVE.out}' ({exc.strerror}); make it writable or "
+                     f"remove it, or choose another output_dir, then run the same command {again}")

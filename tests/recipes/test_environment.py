@@ -4,10 +4,12 @@ checked before any model loads; one short real run covers what needs a process."
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from contrastkit.recipes.cli import main
 
 from tests.conftest import CLI
@@ -67,3 +69,51 @@ def test_a_run_whose_stdout_reader_leaves_trains_on_and_its_files_follow_the_uma
     assert set(modes.values()) == {0o640}, modes
     assert (out / "checkpoints" / "checkpoint-2" / "model.safetensors").is_file()
     assert not os.path.exists(out / ".contrastkit-lock")
+
+
+def test_a_file_named_checkpoints_in_the_output_folder_is_refused_before_any_work(tmp_path, capfd):
+    """overwrite=true into a folder holding a file 'checkpoints': the Trainer's makedirs failed with a traceback at
+    the first checkpoint. Refused at the start; the folder stays as it was."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoints").write_text("my notes")
+    line = _refused(["run", "text", f"data={pairs(tmp_path)}", f"output_dir={out}", "overwrite=true"], capfd)
+    assert "holds a file named 'checkpoints'" in line and "move or delete that file" in line
+    assert [p.name for p in out.iterdir()] == ["checkpoints"] and (out / "checkpoints").read_text() == "my notes"
+
+
+def _unprivileged() -> list[str]:
+    """A command prefix under which file permissions apply: none for a normal user; for root, setpriv without the
+    capabilities that override them (skipped where setpriv is missing)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: file permissions cannot apply")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
+
+
+def test_output_files_the_user_cannot_write_are_one_line(tmp_path, tiny_text_model):
+    """A shared folder of an earlier run, another user's: a 'checkpoints' folder this user cannot write is refused
+    before any work (it failed with a traceback at the first checkpoint); a read-only file the run rewrites at the
+    end (config.json) is one line that names it, with the command that goes on, not a traceback."""
+    args = [*_unprivileged(), *CLI, "run", "text", f"data={pairs(tmp_path)}", f"model={tiny_text_model}",
+            "max_steps=1", "min_steps=0", "save_steps=1", "overwrite=true"]
+    locked, ro_file = tmp_path / "locked", tmp_path / "ro_file"
+    (locked / "checkpoints").mkdir(parents=True)
+    (locked / "checkpoints").chmod(0o555)
+    ro_file.mkdir()
+    (ro_file / "config.json").write_text("{}")
+    (ro_file / "config.json").chmod(0o444)
+    try:
+        done = subprocess.run([*args, f"output_dir={locked}"], env=ENV, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "holds a 'checkpoints' folder you cannot write to" in errors(done.stderr)[0]
+        assert sorted(p.name for p in locked.iterdir()) == ["checkpoints"]
+        done = subprocess.run([*args, f"output_dir={ro_file}"], env=ENV, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        (line,) = errors(done.stderr)
+        assert f"cannot write '{ro_file / 'config.json'}' in output_dir '{ro_file}' (Permission denied)" in line
+        assert line.endswith("then run the same command with resume=true")
+    finally:
+        (locked / "checkpoints").chmod(0o755)
