@@ -290,9 +290,31 @@ def as_user_error(exc: BaseException) -> UserError | None:
             again = "with resume=true" if isinstance(where, Path) and outdir.has_checkpoint(where) else "again"
             return UserError(f"no room to write in '{where}' ({reason}); free disk space there or choose "
                              f"output_dir= on a disk with room, then run the same command {again}")
-        if denied := _denied_in_output(seen):
+        if denied := _denied_in_output(seen) or _denied_in_cache(seen):
             return denied
         seen = seen.__cause__ or seen.__context__
+    return None
+
+
+#: the environment variables that place the caches a run writes (built models, datasets' Arrow files), most
+#: specific first; the last stands for the default ~/.cache
+CACHE_VARIABLES = ("CONTRASTKIT_CACHE", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
+
+
+def _denied_in_cache(exc: BaseException) -> UserError | None:
+    """A cache folder the run may not write (HF_HOME or XDG_CACHE_HOME pointing at a read-only place, an unwritable
+    ~/.cache): the one line names the variable that placed it and the fix."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or \
+            not isinstance(exc.filename, (str, os.PathLike)):
+        return None
+    denied = Path(exc.filename).expanduser().absolute()
+    for name in CACHE_VARIABLES:
+        given = os.environ.get(name)
+        root = Path(given or "~/.cache").expanduser().absolute() if given or name == "XDG_CACHE_HOME" else None
+        if root is not None and (denied.is_relative_to(root) or root.is_relative_to(denied)):
+            source = f"{name}={given}" if given else "the default ~/.cache"
+            return UserError(f"cannot write the cache folder '{denied}' ({exc.strerror}; it comes from {source}); "
+                             f"set {name}= to a folder you can write to")
     return None
 
 

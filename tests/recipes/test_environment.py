@@ -117,3 +117,19 @@ def test_output_files_the_user_cannot_write_are_one_line(tmp_path, tiny_text_mod
         assert line.endswith("then run the same command with resume=true")
     finally:
         (locked / "checkpoints").chmod(0o755)
+
+
+def test_an_unwritable_cache_folder_names_the_variable_that_placed_it(tmp_path):
+    """XDG_CACHE_HOME on a read-only place: building the tiny CLIP into its cache raised PermissionError, a
+    traceback that named neither the variable nor the fix. The refused run leaves no output folder."""
+    read_only = tmp_path / "ro"
+    read_only.mkdir(mode=0o555)
+    env = {k: v for k, v in ENV.items() if k != "CONTRASTKIT_CACHE"}
+    env.update(XDG_CACHE_HOME=str(read_only / "xdg"), HF_DATASETS_CACHE=str(tmp_path / "datasets"))
+    done = subprocess.run([*_unprivileged(), *CLI, "run", "image-text", "max_steps=1", "output_dir=out"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = errors(done.stderr)
+    assert f"cannot write the cache folder '{read_only / 'xdg'}' (Permission denied; it comes from " \
+           f"XDG_CACHE_HOME={read_only / 'xdg'}); set XDG_CACHE_HOME= to a folder" in line
+    assert not (tmp_path / "out").exists()
