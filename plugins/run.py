@@ -67,6 +67,7 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
     if not is_main_process():
         return out, log  # rank 0 checks, creates and locks it; the others must not race it
     keep_running_if_stdout_closes()
+    _not_in_package(out)
     out, created = _create(cfg, out)
     lock = outdir.FolderLock(out)
     active = _Active(out, lock, created, getattr(cfg, "save_steps", None), time.time_ns())
@@ -88,6 +89,25 @@ def start(cfg: Any, recipe: str) -> tuple[Path, Printer]:
         raise
     _ACTIVE = active
     return out, log
+
+
+def _not_in_package(out: Path) -> None:
+    """An output folder inside contrastkit's own package folders (its code and bundled data: the source tree of an
+    editable install, else site-packages) is refused: a reinstall or upgrade replaces them, and a checkout would
+    carry the model as untracked files beside the code."""
+    import contrastkit.plugins
+    import contrastkit.recipes
+
+    try:
+        where = out.expanduser().absolute().resolve()
+    except (OSError, RuntimeError):
+        return  # _create words a path the file system refuses
+    for package in (contrastkit.recipes, contrastkit.plugins):
+        for root in map(Path, package.__path__):
+            if where.is_relative_to(root.resolve()):
+                raise UserError(f"output_dir '{out}' is inside contrastkit's own package folder '{root}', which a "
+                                f"reinstall or upgrade replaces; choose a folder outside it, e.g. "
+                                f"output_dir=~/contrastkit-runs/{out.name}")
 
 
 def _create(cfg: Any, out: Path) -> tuple[Path, Path | None]:

@@ -133,3 +133,14 @@ def test_an_unwritable_cache_folder_names_the_variable_that_placed_it(tmp_path):
     assert f"cannot write the cache folder '{read_only / 'xdg'}' (Permission denied; it comes from " \
            f"XDG_CACHE_HOME={read_only / 'xdg'}); set XDG_CACHE_HOME= to a folder" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_inside_the_package_folder_is_refused(tmp_path, capfd):
+    """A run wrote its model into contrastkit's own recipes folder (the checkout, for an editable install; else
+    site-packages), where a reinstall replaces it. Refused before any work, nothing created there."""
+    import contrastkit.recipes
+
+    inside = Path(next(iter(contrastkit.recipes.__path__))) / "my-run"
+    line = _refused(["run", "text", f"data={pairs(tmp_path)}", f"output_dir={inside}"], capfd)
+    assert "is inside contrastkit's own package folder" in line and "output_dir=~/contrastkit-runs/my-run" in line
+    assert not inside.exists()
