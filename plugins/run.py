@@ -8,6 +8,7 @@ calls them).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import itertools
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import outdir
-from .config import dump_yaml
+from .config import document_run, dump_yaml
 from .device import is_main_process, launched_processes, lightning_devices
 from .errors import UserError
 from .report import (
@@ -188,6 +189,8 @@ def end(failed: bool) -> None:
         return
     if active.lock is not None:
         active.lock.release()
+    if os.environ.get(RUN_DIR_ENV) == str(active.out):  # a later run of this process (a notebook) picks its own
+        os.environ.pop(RUN_DIR_ENV)
     if failed and active.created is not None and active.out.is_dir() and _only_bookkeeping(active.out):
         shutil.rmtree(active.created, ignore_errors=True)
     elif failed and active.record_before is not None and active.out.is_dir() and \
@@ -200,9 +203,10 @@ def end(failed: bool) -> None:
 
 
 def cleans_up_refusals(recipe_run: Callable) -> Callable:
-    """Decorates a recipe's ``run``: when it refuses (a ``UserError``), ``end(failed=True)`` runs at once, so a
-    refused run called from Python leaves no folder and no lock behind, as on the CLI. Other exceptions keep the
-    run's state for the CLI's message (Ctrl-C, a full disk); the next ``start`` or the CLI releases it."""
+    """Decorates a recipe's ``run``: however it ends early, ``end(failed=True)`` runs at once, so a run called from
+    Python (a notebook's kernel lives on) leaves no folder and no lock behind, as on the CLI. A realistic fault (a
+    full disk, a file it may not write) becomes its one-line ``UserError``, and Ctrl-C's ``KeyboardInterrupt``
+    carries the command that goes on (the CLI prints it). ``help(run)`` lists the recipe's keywords."""
     @functools.wraps(recipe_run)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -210,7 +214,18 @@ def cleans_up_refusals(recipe_run: Callable) -> Callable:
         except UserError:
             end(failed=True)
             raise
+        except BaseException as exc:
+            fault = as_user_error(exc) if isinstance(exc, Exception) else None
+            if isinstance(exc, KeyboardInterrupt):
+                exc.args = (f"contrastkit: {interrupted_message()}",)  # read before end() forgets the folder
+            end(failed=True)
+            if fault is not None:
+                raise fault from None
+            raise
 
+    cls = recipe_run.__globals__.get("Config")  # each recipe module defines its Config before its run
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+        document_run(wrapper, cls)
     return wrapper
 
 

@@ -265,8 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `contrastkit show text | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:  # every recipe's Ctrl-C ends here (the image recipe re-raises Lightning's)
-        print(f"contrastkit: {run.interrupted_message()}", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # every recipe's Ctrl-C ends here (the image recipe re-raises Lightning's)
+        said = str(exc)  # a recipe's run words it while it still knows its folder (run.cleans_up_refusals)
+        print(said if said.startswith("contrastkit: ") else f"contrastkit: {run.interrupted_message()}",
+              file=sys.stderr)
         return 130
     except Exception as exc:  # a realistic fault mid-run (e.g. a full disk) is one line; anything else is a bug
         fault = run.as_user_error(exc)

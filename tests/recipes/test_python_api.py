@@ -49,27 +49,58 @@ def test_a_transformers_name_with_no_field_here_gets_no_far_fetched_guess():
         image.Config(model_name_or_path="resnet18")
 
 
-def test_document_run_gives_run_its_keywords_for_help_and_shift_tab():
-    """``help(text.run)`` showed ``run(cfg=None, **overrides)``: nothing of what a run takes. (plugins/run.py's
-    ``cleans_up_refusals`` is where every recipe's run gets this; here a wrapper of text.run gets it.)"""
-    import functools
+def test_every_recipes_run_shows_its_keywords_for_help_and_shift_tab():
+    """``help(text.run)`` showed ``run(cfg=None, **overrides)``: nothing of what a run takes. plugins/run.py's
+    ``cleans_up_refusals`` gives every recipe's run its Config's keywords (``config.document_run``)."""
+    import importlib
     import inspect
 
-    from contrastkit.plugins.config import document_run
-    from contrastkit.recipes import rerank, text
+    for name in ("text", "rerank", "sparse", "image", "image_text"):
+        recipe = importlib.import_module(f"contrastkit.recipes.{name}")
+        params = inspect.signature(recipe.run).parameters
+        assert list(params)[:2] == ["cfg", "data"] and params["cfg"].default is None, name
+        assert params["epochs"].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert params["epochs"].annotation in (float, int | None) and "seed" in params and "overrides" not in params
+        assert "\n    epochs=" in recipe.run.__doc__ and "Keywords" in recipe.run.__doc__, name
+    from contrastkit.recipes import text
 
-    for recipe in (text, rerank):
-        wrapper = functools.wraps(recipe.run)(functools.partial(recipe.run))
-        document_run(wrapper, recipe.Config)
-        params = inspect.signature(wrapper).parameters
-        assert list(params)[:2] == ["cfg", "data"] and params["cfg"].default is None
-        assert params["epochs"].kind is inspect.Parameter.KEYWORD_ONLY and params["epochs"].default == 1.0
-        assert params["epochs"].annotation is float and "loss" in params
-        assert wrapper.__doc__.startswith(recipe.run.__doc__.rstrip())
-        assert "\n    epochs=1.0: training epochs\n" in wrapper.__doc__
-        with pytest.raises(UserError, match="Did you mean 'epochs'"):  # still checked by resolve, as before
-            wrapper(epoch=2)
-    assert "**overrides" in str(inspect.signature(text.run))  # the module's own run is left as it was
+    assert "loss" in inspect.signature(text.run).parameters
+    with pytest.raises(UserError, match="Did you mean 'epochs'"):  # still checked by resolve, as before
+        text.run(epoch=2)
+
+
+def test_ctrl_c_in_a_notebook_cell_frees_the_folder_and_says_how_to_go_on(tmp_path):
+    """The kernel lives on after Ctrl-C: it held the folder's lock, so 'contrastkit run ... resume=true' from a
+    terminal was refused as "in use by another run (PID <the kernel>)"; and Python said only KeyboardInterrupt.
+    The folder variable of a run without output_dir is gone after it, so a later run picks its own."""
+    import os
+
+    from contrastkit.plugins import outdir, run
+    from contrastkit.plugins.report import RUN_DIR_ENV
+    from contrastkit.recipes import text
+
+    @run.cleans_up_refusals
+    def interrupted(**overrides):  # a recipe's run, Ctrl-C'd once its folder is set up and a checkpoint saved
+        out, _ = run.start(resolve(text.Config, **overrides), "text")
+        (out / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+        (out / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt, match=f"contrastkit: interrupted; the checkpoints in '{out}' are kept"):
+        interrupted(data="pairs.csv", output_dir=str(out))
+    lock = outdir.FolderLock(out)
+    lock.acquire()  # another run (a terminal's resume) may take the folder now
+    lock.release()
+    assert (out / "checkpoints" / "checkpoint-3").is_dir()
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        with pytest.raises(KeyboardInterrupt):
+            interrupted(data="pairs.csv")  # no output_dir: a timestamped folder, named for a trainer's processes
+    finally:
+        os.chdir(cwd)
+    assert RUN_DIR_ENV not in os.environ
 
 
 def test_a_config_shows_what_was_set_and_names_a_python_object_by_its_type():
