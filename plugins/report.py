@@ -39,6 +39,15 @@ class Result:
     def __getitem__(self, key: str) -> Any:  # result["output_dir"] reads like the JSON users see
         return getattr(self, key)
 
+    def __repr__(self) -> str:
+        """What a notebook shows for ``result``: the folder, the first rows of the before/after table, the model's
+        class and the settings given (the whole metrics dict ran to thousands of characters)."""
+        rows = (self.metrics or {}).get("before_after") or {}
+        table = ", ".join(f"{k}: {r['before']:.4f} -> {r['after']:.4f}" for k, r in list(rows.items())[:3])
+        more = f", ... ({len(rows)} metrics)" if len(rows) > 3 else ""
+        return (f"Result(output_dir='{self.output_dir}', before_after={{{table}{more}}}, "
+                f"model={type(self.model).__name__ if self.model is not None else None}, config={self.config!r})")
+
 
 #: The folder rank 0 claimed for a run without output_dir=; processes that the trainer starts from it (Lightning's
 #: devices=N) inherit it and write there too.
@@ -190,18 +199,22 @@ def markdown_table(rows: dict[str, dict[str, float]], before: str = "before", af
     return "\n".join(lines)
 
 
+def _figure(figsize: tuple[float, float]) -> Any:
+    """A figure drawn without pyplot: pyplot's ``matplotlib.use("Agg")`` switched a notebook's backend, and its
+    plots stopped showing after a run; a plain ``Figure`` saves to a file under any backend."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, dpi=100)
+
+
 def plot_curve(history: list[dict[str, Any]], path: str | Path, key: str = "loss",
                x_key: str = "step", title: str = "training loss") -> Path | None:
     """Plot one logged value against the step; returns None when nothing was logged."""
     points = [(h[x_key], h[key]) for h in history if key in h and x_key in h and h[key] is not None]
     if not points:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig = _figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if len(points) < 30 else None)
     ax.set_xlabel(x_key)
     ax.set_ylabel(key)
@@ -209,7 +222,6 @@ def plot_curve(history: list[dict[str, Any]], path: str | Path, key: str = "loss
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return Path(path)
 
 
@@ -249,14 +261,10 @@ def plot_before_after(rows: dict[str, dict[str, float]], path: str | Path,
     """Grouped bars of each metric before and after training; None when there is nothing to compare."""
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(rows)
     x = range(len(names))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(names), 3.5), dpi=100)
+    fig = _figure(figsize=(1.6 + 1.5 * len(names), 3.5))
+    ax = fig.subplots()
     ax.bar([i - 0.2 for i in x], [rows[n]["before"] for n in names], 0.4, label="before", color="#9aa5b1")
     ax.bar([i + 0.2 for i in x], [rows[n]["after"] for n in names], 0.4, label="after", color="#e8590c")
     for i, n in enumerate(names):
@@ -267,7 +275,6 @@ def plot_before_after(rows: dict[str, dict[str, float]], path: str | Path,
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return Path(path)
 
 

@@ -71,3 +71,23 @@ def test_a_resumed_text_run_keeps_the_losses_from_before_the_interruption(tmp_pa
     assert _steps(history) == [1, 2, 3, 4, 5, 6]
     assert history[:2] == first[:2]
     assert Path(out / "loss.png").is_file()
+
+
+def test_drawing_a_runs_plots_leaves_a_notebooks_matplotlib_backend_alone(tmp_path):
+    """The plots were drawn through pyplot after ``matplotlib.use("Agg")``, which switched a notebook's inline
+    backend: after a run, the user's own plots stopped showing."""
+    import matplotlib
+    import numpy as np
+    from contrastkit.plugins.report import plot_before_after, plot_curve
+    from contrastkit.plugins.vision.card import plot_pca
+
+    before = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")  # a backend of the user's
+        plot_curve([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}], tmp_path / "loss.png")
+        plot_before_after({"heldout_mrr@10": {"before": 0.1, "after": 0.3, "delta": 0.2}}, tmp_path / "ba.png")
+        plot_pca(np.random.default_rng(0).normal(size=(10, 4)), [0, 1] * 5, ["a", "b"], tmp_path / "pca.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name in ("loss.png", "ba.png", "pca.png"))
