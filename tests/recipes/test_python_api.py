@@ -137,3 +137,18 @@ def test_ipython_shows_the_one_line_and_the_session_goes_on(capsys, tmp_path, mo
     assert shown.strip() == "UserError: data file 'no-such.csv' does not exist; check the path (formats: .csv, .tsv, " \
                             ".json, .jsonl, .parquet, .txt)"
     assert shell.run_cell("1 + 1").result == 2
+
+
+def test_a_result_shows_its_folder_table_and_model_in_a_few_lines():
+    """A notebook showed ``result`` as its whole metrics dict (about 2,000 characters)."""
+    from pathlib import Path
+
+    from contrastkit.plugins.report import Result
+    from contrastkit.recipes import text
+
+    rows = {f"heldout_m{i}": {"before": 0.5, "after": 0.625, "delta": 0.125} for i in range(5)}
+    metrics = {"before_after": rows, "history": [{"step": s, "loss": 1.0} for s in range(200)]}
+    shown = repr(Result(Path("outputs/run"), metrics, text.Config(data="pairs.csv", epochs=2), model=object()))
+    assert shown == ("Result(output_dir='outputs/run', before_after={heldout_m0: 0.5000 -> 0.6250, heldout_m1: "
+                     "0.5000 -> 0.6250, heldout_m2: 0.5000 -> 0.6250, ... (5 metrics)}, model=object, "
+                     "config=text.Config(data='pairs.csv', epochs=2))")
