@@ -145,13 +145,29 @@ def _read(path: str | Path, p: Path, builder: str, kwargs: dict[str, Any]) -> An
     datasets.disable_progress_bars()
     try:
         return datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; all are a bad file to the user
+    except Exception as exc:  # datasets raises many types; all but a refused write elsewhere are a bad file
+        if _denied_elsewhere(exc, p):  # e.g. an unwritable HF_DATASETS_CACHE: the run names the variable and fix
+            raise
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         if "corresponds to no data" in reason:
             raise UserError(f"data file '{path}' has a header but no rows; add at least one row") from None
         raise UserError(f"data file '{path}' could not be read as {p.suffix[1:].upper()}: {reason[:200]}") from None
     finally:
         datasets.enable_progress_bars()
+
+
+def _denied_elsewhere(exc: BaseException, path: Path) -> bool:
+    """Whether ``exc`` (or its cause) is a write refused somewhere other than the data file, such as the datasets
+    cache: "could not be read as CSV: Permission denied" blamed a file that was fine."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and \
+                isinstance(seen.filename, (str, os.PathLike)) and Path(seen.filename).absolute() != path.absolute():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _keep_na_words(path: str | Path, p: Path, ds: Any, kwargs: dict[str, Any]) -> Any:

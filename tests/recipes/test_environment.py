@@ -144,3 +144,18 @@ def test_an_output_dir_inside_the_package_folder_is_refused(tmp_path, capfd):
     line = _refused(["run", "text", f"data={pairs(tmp_path)}", f"output_dir={inside}"], capfd)
     assert "is inside contrastkit's own package folder" in line and "output_dir=~/contrastkit-runs/my-run" in line
     assert not inside.exists()
+
+
+def test_an_unwritable_datasets_cache_is_named_not_the_data_file(tmp_path):
+    """HF_DATASETS_CACHE on a read-only place: every CSV run said "data file 'pairs.csv' could not be read as CSV:
+    Permission denied", blaming a file that was fine."""
+    read_only = tmp_path / "ro"
+    read_only.mkdir(mode=0o555)
+    env = {**ENV, "HF_DATASETS_CACHE": str(read_only / "ds")}
+    done = subprocess.run([*_unprivileged(), *CLI, "run", "text", f"data={pairs(tmp_path)}", "output_dir=out"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = errors(done.stderr)
+    assert f"cannot write the cache folder '{read_only / 'ds'}" in line and "set HF_DATASETS_CACHE= to a folder" in \
+        line and "could not be read" not in line, line
+    assert not (tmp_path / "out").exists()
