@@ -7,11 +7,13 @@ training with any sentence-transformers evaluator and writes ``metrics.json`` an
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 from .. import report
 
@@ -105,6 +107,129 @@ def _write(text: str) -> None:
 
     tqdm.write(text)
     sys.stdout.flush()
+
+
+def progress_bars() -> bool:
+    """Whether to draw progress bars: only where stderr, tqdm's stream, is a terminal that redraws a line (not
+    ``TERM=dumb``). In a log file (``> run.log 2>&1``, nohup, Slurm, CI) every redraw is kept, carriage returns and
+    all: the file grows with the run and reads as one long line."""
+    import os
+    import sys
+
+    try:
+        tty = sys.stderr is not None and sys.stderr.isatty()
+    except (ValueError, AttributeError):  # closed or replaced by an object without isatty
+        tty = False
+    return tty and os.environ.get("TERM", "") != "dumb"
+
+
+def _clock(seconds: float) -> str:
+    """``h:mm:ss``, as tqdm and Lightning show times."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def log_line(logs: dict[str, Any], step: int, max_steps: int, elapsed: float, left: float | None = None) -> str:
+    """One readable line for a Trainer log: ``step 20/100  loss 2.016  grad_norm 6.2  lr 5e-05  epoch 0.40
+    elapsed 0:00:12  left 0:00:48``; the end-of-training summary as ``trained ...``. The Trainer prints the dict
+    itself, numbers quoted (``{'loss': '2.016', ...}``). ``left``: the seconds still to go, when known."""
+    def num(value: Any, digits: int = 4) -> str:
+        return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+    logs = {k: v for k, v in logs.items() if k != "total_flos"}
+    if "train_runtime" in logs:
+        rate = logs.get("train_steps_per_second")
+        return (f"trained {step} steps in {_clock(logs['train_runtime'])}"
+                + (f" ({num(rate, 3)} steps/s)" if rate else "")
+                + (f", mean loss {num(logs['train_loss'])}" if "train_loss" in logs else ""))
+    shown = {"learning_rate": lambda v: f"lr {num(v, 3)}",
+             "epoch": lambda v: f"epoch {v:.2f}" if isinstance(v, float) else f"epoch {v}"}
+    parts = [f"step {step}/{max_steps}"] + [shown.get(k, lambda v, k=k: f"{k} {num(v)}")(v) for k, v in logs.items()]
+    parts.append(f"elapsed {_clock(elapsed)}")
+    if left is not None and step < max_steps:
+        parts.append(f"left {_clock(left)}")
+    return "  ".join(parts)
+
+
+class ReadableProgress(ProgressCallback):
+    """transformers' progress bar (``bars``) or none, and each log as one line of words on stdout
+    (``log_line``): one per logging step and the summary at the end. Without bars the lines are a log file's
+    progress; with them they print above the bar. ``training.make_trainer`` puts it in place of the Trainer's
+    ``ProgressCallback`` or ``PrinterCallback``."""
+
+    def __init__(self, bars: bool = True):
+        super().__init__()
+        self.bars = bars
+        self._start = 0.0
+        self._first: tuple[float, int] | None = None  # (time, step) after this session's first step
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._start, self._first = time.perf_counter(), None
+        self.current_step = state.global_step  # a resumed run's bar starts where the checkpoint stopped
+        if self.bars and state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.training_bar = tqdm(total=state.max_steps, initial=state.global_step, dynamic_ncols=True)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._first is None:  # the time left is timed from here: the first step also warms up the loader
+            self._first = time.perf_counter(), state.global_step
+        if self.bars:
+            super().on_step_end(args, state, control, **kwargs)
+
+    def _left(self, step: int, max_steps: int) -> float | None:
+        """Seconds still to go at this session's pace since its first step; None before two steps."""
+        if self._first is None or step <= self._first[1]:
+            return None
+        when, first = self._first
+        return (time.perf_counter() - when) / (step - first) * (max_steps - step)
+
+    def on_prediction_step(self, args: Any, state: Any, control: Any, eval_dataloader: Any = None,
+                           **kwargs: Any) -> None:
+        if self.bars:
+            super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        line = log_line(logs, state.global_step, state.max_steps, time.perf_counter() - self._start,
+                        self._left(state.global_step, state.max_steps))
+        _write(line) if self.training_bar is not None else print(line, flush=True)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.training_bar is not None:
+            self.training_bar.close()
+            self.training_bar = None
+
+
+def readable_progress(trainer: Any) -> None:
+    """Put ``callbacks.ReadableProgress`` in place of the Trainer's progress bar (or of its ``PrinterCallback``):
+    bars only in a terminal (``callbacks.progress_bars``), and each log as a line of words, not a dict of quoted
+    numbers. A notebook keeps its own widget."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    handler = trainer.callback_handler
+    if not any(type(c) in (ProgressCallback, PrinterCallback) for c in handler.callbacks):
+        return  # a notebook's NotebookProgressCallback, or one the caller chose
+    for default in (ProgressCallback, PrinterCallback):
+        trainer.remove_callback(default)
+    trainer.add_callback(ReadableProgress(bars=progress_bars()))
+
+
+@contextlib.contextmanager
+def bars_off_in_logs() -> Any:
+    """transformers' own bars ("Writing model shards" at each checkpoint and at the end) off inside the block when
+    there is no terminal to redraw them (``callbacks.progress_bars``), and back as they were after it."""
+    from transformers.utils import logging as hf_logging
+
+    if progress_bars() or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def remove_args_pickle(folder: str | Path) -> None:

@@ -153,6 +153,9 @@ def make_trainer(model: Any, args: Any, train_dataset: Any, loss: Any, callbacks
 
     trainer = getattr(sentence_transformers, TRAINERS[kind][0])(model=model, args=args, train_dataset=train_dataset,
                                                                 loss=loss, callbacks=callbacks or [])
+    from .callbacks import readable_progress
+
+    readable_progress(trainer)
     if max_length:
         trainer.data_collator.max_length = max_length
     return trainer
@@ -199,9 +202,10 @@ def save(trainer: Any, out: Any) -> None:
     of its arguments, with absolute paths, is removed."""
     from pathlib import Path
 
-    from .callbacks import card_section, remove_args_pickle
+    from .callbacks import bars_off_in_logs, card_section, remove_args_pickle
 
-    trainer.save_model(str(out))
+    with bars_off_in_logs():
+        trainer.save_model(str(out))
     if is_main_process():
         remove_args_pickle(out)
         card, section = Path(out) / "README.md", card_section(trainer)
@@ -223,6 +227,8 @@ def train(trainer: Any, resume: bool = False) -> Any:
     was saved) is evaluated and handed on to be saved, without a step more (``resume.evaluate_checkpoint``)."""
     import gc
 
+    from .callbacks import bars_off_in_logs
+
     checkpoint = newest_checkpoint(trainer) if resume else None
     if resume and checkpoint is None:
         raise UserError(f"resume=true but '{trainer.args.output_dir}' holds no complete checkpoint yet (the run "
@@ -235,7 +241,8 @@ def train(trainer: Any, resume: bool = False) -> Any:
         _before_from_base_model(trainer, evaluate=first)  # resuming and retrying load weights before on_train_begin
         first = False
         try:
-            output = trainer.train(resume_from_checkpoint=checkpoint)
+            with bars_off_in_logs():
+                output = trainer.train(resume_from_checkpoint=checkpoint)
             _check_trained(trainer)
             return output
         except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too

@@ -1,0 +1,37 @@
+"""What a text run prints into a log file (stdout and stderr not a terminal: ``> run.log 2>&1``, nohup, Slurm, CI):
+one readable line per logging step, no progress-bar redraws, and the same lines above the bar in a terminal."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import CLI
+
+
+def test_a_log_file_gets_one_readable_line_per_logging_step_and_no_bars(tiny_text_model, pairs_csv, tmp_path):
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        done = subprocess.run([*CLI, "run", "text", f"model={tiny_text_model}", f"data={pairs_csv}", "max_steps=3",
+                               "logging_steps=1", "batch_size=8", "save_steps=2", "mine_hard_negatives=false",
+                               f"output_dir={tmp_path / 'run'}"], stdout=stdout, stderr=stderr, timeout=300)
+    printed, warned = out.read_text(), err.read_text()
+    assert done.returncode == 0, warned[-2000:]
+    steps = [line for line in printed.splitlines() if line.startswith("step ")]
+    assert [line.split("  ")[0] for line in steps] == ["step 1/3", "step 2/3", "step 3/3"], printed
+    assert all(" loss " in line and " lr " in line and " elapsed 0:00:" in line for line in steps), steps
+    assert " left 0:00:" in steps[1] and "left" not in steps[2]  # none on the last step
+    assert "trained 3 steps in 0:00:" in printed and ", mean loss " in printed
+    assert "{'" not in printed + warned  # the Trainer's dicts of quoted numbers
+    # no bar of the training's 3 steps, and none while checkpoints and the model are written
+    assert "/3 [" not in warned and "Writing model shards" not in warned, warned[-2000:]
+
+
+def test_log_line_reads_as_words():
+    from contrastkit.plugins.st.callbacks import log_line
+
+    line = log_line({"loss": 2.0163, "grad_norm": 6.2231, "learning_rate": 5e-05, "epoch": 0.047619,
+                     "total_flos": 1.0}, 20, 100, 12.4, left=48.9)
+    assert line == "step 20/100  loss 2.016  grad_norm 6.223  lr 5e-05  epoch 0.05  elapsed 0:00:12  left 0:00:48"
+    summary = log_line({"train_runtime": 3725.2, "train_steps_per_second": 0.0268, "train_loss": 3.6581,
+                        "epoch": 1.0}, 100, 100, 3725.2)
+    assert summary == "trained 100 steps in 1:02:05 (0.0268 steps/s), mean loss 3.658"
