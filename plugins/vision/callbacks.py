@@ -107,6 +107,67 @@ class KNNCallback(pl.Callback):
         pl_module.print(f"kNN top-1 after training: {self.after['knn_top1']:.4f}")
 
 
+def progress_bars() -> bool:
+    """Whether to draw Lightning's progress bar: only where stderr is a terminal that redraws a line (not
+    ``TERM=dumb``). In a log file (``> run.log 2>&1``, nohup, Slurm, CI) the bar comes out once, at the end, so
+    the file says nothing of a run in progress. (``plugins.st.callbacks.progress_bars`` is the text side's twin;
+    this one keeps the image recipe free of transformers.)"""
+    import os
+    import sys
+
+    try:
+        tty = sys.stderr is not None and sys.stderr.isatty()
+    except (ValueError, AttributeError):  # closed, or replaced by an object without isatty
+        tty = False
+    return tty and os.environ.get("TERM", "") != "dumb"
+
+
+def _clock(seconds: float) -> str:
+    """``h:mm:ss``, as Lightning's bar shows times."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+class LogLines(pl.Callback):
+    """Training progress as plain lines on stdout, for a run without a progress bar (a log file):
+    ``step 40/200  loss 5.123  lr 0.0003  epoch 0.50  elapsed 0:00:31  left 0:02:04``, about ``lines`` times a run,
+    on its last step, and at least every ``seconds`` seconds. The time left is timed from the first step, which also
+    warms up the loader."""
+
+    def __init__(self, lines: int = 20, seconds: float = 60.0):
+        self.lines, self.seconds = lines, seconds
+        self._start = self._shown = 0.0
+        self._first: tuple[float, int] | None = None
+        self._total = self._every = 1
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = self._shown = time.perf_counter()
+        self._first = None
+        self._total = int(trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches)
+        self._every = max(1, self._total // self.lines)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step, now = trainer.global_step, time.perf_counter()
+        if self._first is None:
+            self._first = now, step
+        if step % self._every and step < self._total and now - self._shown < self.seconds:
+            return
+        self._shown = now
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        parts = [f"step {step}/{self._total}"]
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4g}")
+        rates = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
+        if rates:
+            parts.append(f"lr {max(rates):.3g}")
+        parts += [f"epoch {step / max(1, trainer.num_training_batches):.2f}", f"elapsed {_clock(now - self._start)}"]
+        first_time, first_step = self._first
+        if first_step < step < self._total:
+            parts.append(f"left {_clock((now - first_time) / (step - first_step) * (self._total - step))}")
+        pl_module.print("  ".join(parts), flush=True)
+
+
 #: WiSE-FT's share of the change kept for a pretrained backbone after the default 14 epochs with its earliest 30%
 #: fixed (Fashion-MNIST, bench/image_quality.py on all 10,000 test images: chosen on two seeds, checked on six fresh
 #: ones; docs/image.md)

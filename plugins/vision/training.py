@@ -6,8 +6,11 @@ live here.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from .. import outdir, report
 from ..device import auto_bf16, is_main_process
 from ..errors import UserError
-from .callbacks import FolderCheckpoint, KNNCallback, WiSEFT, knn_scorer
+from .callbacks import FolderCheckpoint, KNNCallback, LogLines, WiSEFT, knn_scorer, progress_bars
 from .data import ImageData, ImageDataset, decode_side
 from .splits import split_off
 
@@ -114,15 +117,51 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
         knn = KNNCallback(train.spaced(10000), held_out, preprocess, cfg.knn_k, cfg.knn_t, resuming=cfg.resume,
                           center=cfg.center)
         callbacks.append(knn)
+    bars = progress_bars()
+    if not bars:
+        callbacks.append(LogLines())
     precision = cfg.precision if cfg.precision != "auto" else "bf16-mixed" if auto_bf16() else "32-true"
     try:
-        trainer = pl.Trainer(max_epochs=cfg.epochs if cfg.max_steps <= 0 else None, max_steps=cfg.max_steps,
-                             accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
-                             num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
-                             default_root_dir=out, log_every_n_steps=1, enable_model_summary=False)
+        with quiet_lightning():
+            trainer = pl.Trainer(max_epochs=cfg.epochs if cfg.max_steps <= 0 else None, max_steps=cfg.max_steps,
+                                 accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+                                 num_nodes=cfg.num_nodes, precision=precision, callbacks=callbacks, logger=False,
+                                 default_root_dir=out, log_every_n_steps=1, enable_model_summary=False,
+                                 enable_progress_bar=bars)
     except (MisconfigurationException, ValueError, TypeError, ImportError, RuntimeError) as exc:
         raise device_error(cfg, precision, exc) from None
     return trainer, knn, wise
+
+
+#: Lightning's lines that tell a run of this recipe nothing it can act on: an advertisement for a logger (the
+#: recipe turns Lightning's loggers off) and the TPU count on a machine with no TPU
+LIGHTNING_CHATTER = ("💡 Tip: ", "TPU available: False")
+
+#: library warnings a run cannot act on: Lightning's own use of a torch name torch deprecated
+LIBRARY_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+
+
+class _DropChatter(logging.Filter):
+    """Drop the records whose message starts with one of ``LIGHTNING_CHATTER``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(LIGHTNING_CHATTER)
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Any:
+    """``LIGHTNING_CHATTER`` and ``LIBRARY_WARNINGS`` hidden inside the block, by message: the user's own logging
+    and warning filters are as they were after it, and every other line of Lightning's still shows."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    chatter = _DropChatter()
+    logger.addFilter(chatter)
+    try:
+        with warnings.catch_warnings():
+            for message in LIBRARY_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+            yield
+    finally:
+        logger.removeFilter(chatter)
 
 
 def device_error(cfg: Any, precision: str, exc: BaseException) -> UserError:
@@ -170,7 +209,8 @@ def fit(trainer: pl.Trainer, module: Any, loader: Any, cfg: Any, out: Path, knn:
         log(note)
     started, cpu = time.perf_counter(), time.process_time()
     try:
-        trainer.fit(module, loader, ckpt_path=checkpoint)
+        with quiet_lightning():
+            trainer.fit(module, loader, ckpt_path=checkpoint)
     except MisconfigurationException as exc:  # e.g. resuming a checkpoint past this run's epochs
         if not cfg.resume or "restored a checkpoint" not in str(exc):
             raise
