@@ -216,6 +216,24 @@ def readable_progress(trainer: Any) -> None:
     trainer.add_callback(ReadableProgress(bars=progress_bars()))
 
 
+#: library warnings a run's user cannot act on, hidden by message while the run trains and evaluates: torch's note,
+#: on the sparse tensors sentence-transformers builds, that it skips its own invariant checks (a developer's switch;
+#: torch raises it once per process, so a process that ran a sparse run does not see it later either)
+LIBRARY_WARNINGS = (r"Sparse invariant checks are implicitly disabled",)
+
+
+@contextlib.contextmanager
+def quiet_run() -> Any:
+    """``LIBRARY_WARNINGS`` hidden and, in a log file, transformers' bars off (``bars_off_in_logs``) inside the
+    block; the user's own warning filters and bars are as they were after it."""
+    import warnings
+
+    with warnings.catch_warnings(), bars_off_in_logs():
+        for message in LIBRARY_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
+
 @contextlib.contextmanager
 def bars_off_in_logs() -> Any:
     """transformers' own bars ("Writing model shards" at each checkpoint and at the end) off inside the block when

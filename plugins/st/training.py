@@ -224,10 +224,17 @@ def train(trainer: Any, resume: bool = False) -> Any:
     """Train, resuming from the newest checkpoint when asked; out of memory falls back (see ``oom_fallback``).
 
     A checkpoint that already holds the run's whole length (a run stopped after its last save, before its model
-    was saved) is evaluated and handed on to be saved, without a step more (``resume.evaluate_checkpoint``)."""
-    import gc
+    was saved) is evaluated and handed on to be saved, without a step more (``resume.evaluate_checkpoint``).
+    Library lines the user cannot act on are hidden meanwhile (``callbacks.quiet_run``)."""
+    from .callbacks import quiet_run
 
-    from .callbacks import bars_off_in_logs
+    with quiet_run():
+        return _train(trainer, resume)
+
+
+def _train(trainer: Any, resume: bool) -> Any:
+    """``train`` itself."""
+    import gc
 
     checkpoint = newest_checkpoint(trainer) if resume else None
     if resume and checkpoint is None:
@@ -241,8 +248,7 @@ def train(trainer: Any, resume: bool = False) -> Any:
         _before_from_base_model(trainer, evaluate=first)  # resuming and retrying load weights before on_train_begin
         first = False
         try:
-            with bars_off_in_logs():
-                output = trainer.train(resume_from_checkpoint=checkpoint)
+            output = trainer.train(resume_from_checkpoint=checkpoint)
             _check_trained(trainer)
             return output
         except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too

@@ -35,3 +35,41 @@ def test_log_line_reads_as_words():
     summary = log_line({"train_runtime": 3725.2, "train_steps_per_second": 0.0268, "train_loss": 3.6581,
                         "epoch": 1.0}, 100, 100, 3725.2)
     assert summary == "trained 100 steps in 1:02:05 (0.0268 steps/s), mean loss 3.658"
+
+
+
+
+#: a sparse run's evaluation in small: sentence-transformers normalises a sparse batch, and torch notes (once per
+#: process, from C++) that it skips its invariant checks; a fresh process, so the note is not spent yet
+SPARSE_NOTE = """
+import warnings, torch
+from sentence_transformers.util.tensor import normalize_embeddings
+from contrastkit.plugins.st.callbacks import quiet_run
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")  # a user's filters that show everything
+    with quiet_run():
+        normalize_embeddings(torch.tensor([[0.0, 3.0], [4.0, 0.0]]).to_sparse())
+print(sum("Sparse invariant checks" in str(w.message) for w in caught))
+"""
+
+
+def test_torchs_sparse_invariant_note_is_hidden_while_a_run_trains():
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SPARSE_NOTE], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "0", done.stdout + done.stderr[-2000:]
+
+
+def test_quiet_run_hides_by_message_and_only_inside_the_block():
+    import warnings
+
+    from contrastkit.plugins.st.callbacks import quiet_run
+
+    note = "Sparse invariant checks are implicitly disabled. Memory errors (e.g. SEGFAULT) will occur ..."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_run():
+            warnings.warn(note, UserWarning, stacklevel=1)
+            warnings.warn("another UserWarning", UserWarning, stacklevel=1)
+        warnings.warn(note, UserWarning, stacklevel=1)  # after the block: the user's filters again
+    assert [str(w.message) for w in caught] == ["another UserWarning", note]
