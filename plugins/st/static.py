@@ -33,9 +33,12 @@ SPEED_TEXTS = 1000
 #: text embed the same); TSDAE needs a transformer decoder tied to the encoder; GIST's guide must share the trained
 #: model's transformers tokenizer, and a static model's is a bare ``tokenizers`` one (it failed after distilling)
 _GIST = "its guide model needs the trained model to have a transformers tokenizer, and a static model has none"
+#: GradCache splits each batch's token tensors into mini-batches; a static model's inputs are one flat run of token
+#: ids with offsets, which sentence-transformers refuses to split (a ValueError at the first step)
+_CACHED = "GradCache cannot split a static model's inputs into mini-batches (and it has no activations to save)"
 NO_STATIC_LOSSES = {"simcse": "its noise is dropout, and a static model has none",
                     "tsdae": "it decodes with a transformer tied to the encoder, and a static model has none",
-                    "gist": _GIST, "cached_gist": _GIST}
+                    "gist": _GIST, "cached_gist": _GIST, "cached_mnrl": _CACHED}
 
 
 def wanted(model: str | None) -> bool:
@@ -52,7 +55,9 @@ def is_static_model(model: Any) -> bool:
 
 
 def check_options(cfg: Any) -> None:
-    """Options that cannot apply to static embeddings (or need them) fail before any work, with the fix."""
+    """Options that cannot apply to static embeddings (or need them) fail before any work, with the fix: a length
+    cut (the model reads whole texts), losses it cannot learn from or run, GradCache's ``mini_batch_size`` (a
+    ValueError from sentence-transformers at the first step) and ``length_batching`` (nothing is padded)."""
     static = wanted(cfg.model)
     for name in ("distill_from", "static_dims"):
         if getattr(cfg, name) is not None and not static:
@@ -71,6 +76,13 @@ def check_options(cfg: Any) -> None:
     if loss in NO_STATIC_LOSSES:
         raise UserError(f"loss={loss} cannot train model=static: {NO_STATIC_LOSSES[loss]}; use pairs with "
                         f"loss=auto, or a transformer model=")
+    if getattr(cfg, "mini_batch_size", None) is not None:
+        raise UserError(f"mini_batch_size={cfg.mini_batch_size} does not apply to model=static: {_CACHED}; a large "
+                        f"batch_size fits as it is: drop mini_batch_size")
+    if getattr(cfg, "length_batching", False):
+        raise UserError("length_batching=true does not apply to model=static: a static model pads nothing (it "
+                        "averages each text's own tokens), so grouping texts by length saves no time; drop "
+                        "length_batching")
 
 
 def check_format(fmt: Any, columns: list[str]) -> None:
@@ -124,8 +136,12 @@ def distil(name: str | None, dims: int | None = None, trust_remote_code: bool = 
                             f"unreachable Hub); pass distill_from= a local folder") from None
         raise UserError(f"distill_from '{name}' could not be distilled into static embeddings: "
                         f"{text.splitlines()[0][:200]}") from None
+    # model2vec keeps the dense tokenizer's truncation (512 tokens), so words past it were dropped silently while
+    # the model reports max_seq_length=inf, its card "inf tokens", and the recipe refuses a length cut
+    embedding.tokenizer.no_truncation()
     model = SentenceTransformer(modules=[embedding], device="cpu")
     model.model_card_data.base_model = hub_id or (name if "/" in name and not local.exists() else None)
+    model.model_card_data.model_name = f"Static embeddings distilled from {hub_id or Path(name).name or name}"
     width = f" (the dense model's width; static_dims={dims} asks for more)" if embedding.embedding_dim < dims else ""
     log(f"model: static embeddings distilled from {name} with model2vec: {embedding.num_embeddings:,} tokens x "
         f"{embedding.embedding_dim} dimensions{width}, in {time.perf_counter() - started:.0f} s")
@@ -201,17 +217,27 @@ def report(out: Path, metrics: dict[str, Any], speed: dict[str, Any], log: Any =
             rows.append(f"| {key} | {after[key]:.4f} | {dense_value:.4f} |")
             log(f"quality: {key} {after[key]:.4f} static vs {dense_value:.4f} dense")
     card = out / "README.md"
-    if not card.is_file():
-        return
+    if card.is_file():
+        from .training import with_section
+
+        card.write_text(with_section(card.read_text(encoding="utf-8"), card_section(speed, rows)), encoding="utf-8")
+
+
+def card_section(speed: dict[str, Any], rows: list[str]) -> str:
+    """The card's "Static embeddings" section: what the model is (sentence-transformers' card calls it "finetuned
+    from" the dense model, with a "Maximum Sequence Length" of inf), its speed, and its quality beside the dense
+    model. It goes before "Training Details", beside the evaluation, not after the hyperparameter list."""
     table = "\n".join(["", "| held-out metric | this static model | dense model |", "|---|---|---|", *rows]) \
         if rows else ""
-    card.write_text(card.read_text(encoding="utf-8").rstrip("\n") + f"""
+    source = speed["distilled_from"]
+    source = Path(source).name if Path(source).expanduser().exists() else source  # a folder: no home path in a card
+    return f"""## Static embeddings
 
-## Static embeddings
-
-Distilled from `{speed['distilled_from']}` with model2vec ({speed['dimensions']} dimensions), then fine-tuned
-by contrastkit. Encoding speed at the end of training, on {speed['speed_texts']} of the training texts, same
-machine and {speed['torch_threads']} threads: {speed['static_sentences_per_s']:,.0f} sentences/s against
-{speed['dense_sentences_per_s']:,.0f} for the dense model ({speed['speedup']:g}x).
+This model is a `StaticEmbedding`: one vector per token, averaged over a text's tokens, with no attention. It was
+distilled from `{source}` with model2vec ({speed['dimensions']} dimensions), then fine-tuned by
+contrastkit; "before training" above is the distilled table. It reads every token of a text, whatever its length
+(hence "Maximum Sequence Length: inf"). Encoding speed at the end of training, on {speed['speed_texts']} of the
+training texts, same machine and {speed['torch_threads']} threads: {speed['static_sentences_per_s']:,.0f}
+sentences/s against {speed['dense_sentences_per_s']:,.0f} for the dense model ({speed['speedup']:g}x).
 {table}
-""", encoding="utf-8")
+"""

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from contrastkit.plugins.st import static
@@ -44,6 +46,15 @@ def test_static_trains_2_steps_and_loads_back(tmp_path, tiny_text_model, capsys)
     assert metrics["static"]["dense_heldout"]["heldout_cosine_mrr@10"] != metrics["after"]["heldout_cosine_mrr@10"]
     card = (out / "README.md").read_text()
     assert "## Static embeddings" in card and "sentences/s" in card
+    # the card says what the model is, beside its evaluation, and names no local path
+    name = Path(tiny_text_model).name
+    assert f"\n# Static embeddings distilled from {name}\n" in card and tiny_text_model not in card
+    assert card.index("## Before and after") < card.index("## Static embeddings") < card.index("## Training Details")
+
+    # "Maximum Sequence Length: inf" holds: model2vec's tokenizer cut texts at 512 tokens, silently
+    assert loaded.max_seq_length == float("inf") and loaded[0].tokenizer.truncation is None
+    long = " ".join(["part"] * 600)
+    assert not np.allclose(loaded.encode([long]), loaded.encode([long + " restart the router"]))
     assert yaml.safe_load((out / "config.yaml").read_text())["model"] == "static"
 
 
@@ -61,3 +72,16 @@ def test_static_with_matryoshka_and_a_large_batch_keeps_plain_mnrl(tmp_path, tin
                                              ("./static", False)])
 def test_only_the_word_static_asks_for_static_embeddings(model, expected):
     assert static.wanted(model) is expected  # a folder named static is still a folder: ./static
+
+
+@pytest.mark.parametrize("option, message", [
+    ({"mini_batch_size": 16}, "mini_batch_size=16 does not apply to model=static"),  # was a ValueError at step 1
+    ({"loss": "cached_mnrl"}, "loss=cached_mnrl cannot train model=static: GradCache"),
+    ({"length_batching": True}, "length_batching=true does not apply to model=static: a static model pads nothing"),
+])
+def test_options_a_static_model_cannot_use_are_refused_before_any_work(tmp_path, option, message):
+    from contrastkit.plugins.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        text.run(data=PAIRS, model="static", output_dir=str(tmp_path / "out"), **option)
+    assert not (tmp_path / "out").exists()
