@@ -122,6 +122,24 @@ def progress_bars() -> bool:
     return tty and os.environ.get("TERM", "") != "dumb"
 
 
+def progress_bar() -> pl.callbacks.ProgressBar:
+    """Lightning's own bar (rich where it is installed, else tqdm) with a truthful length: with ``max_steps`` the
+    epoch's bar ends where the run does. Lightning counts the whole epoch unless ``max_epochs=-1``, and the recipe
+    sets ``max_epochs`` (``training.fit``): ``max_steps=3`` on 25 batches an epoch showed ``3/25`` and a time left
+    for 22 steps that never came."""
+    from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
+
+    base = pl.callbacks.RichProgressBar if _RICH_AVAILABLE else pl.callbacks.TQDMProgressBar
+
+    class StepsLeftBar(base):  # type: ignore[misc, valid-type]
+        @property
+        def total_train_batches(self) -> int | float:
+            total, max_steps = super().total_train_batches, self.trainer.max_steps
+            return min(total, max_steps - self.trainer.global_step) if max_steps and max_steps > 0 else total
+
+    return StepsLeftBar()
+
+
 def _clock(seconds: float) -> str:
     """``h:mm:ss``, as Lightning's bar shows times."""
     minutes, secs = divmod(int(seconds), 60)

@@ -22,7 +22,15 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from .. import outdir, report
 from ..device import auto_bf16, is_main_process
 from ..errors import UserError
-from .callbacks import FolderCheckpoint, KNNCallback, LogLines, WiSEFT, knn_scorer, progress_bars
+from .callbacks import (
+    FolderCheckpoint,
+    KNNCallback,
+    LogLines,
+    WiSEFT,
+    knn_scorer,
+    progress_bar,
+    progress_bars,
+)
 from .data import ImageData, ImageDataset, decode_side
 from .splits import split_off
 
@@ -118,8 +126,7 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
                           center=cfg.center)
         callbacks.append(knn)
     bars = progress_bars()
-    if not bars:
-        callbacks.append(LogLines())
+    callbacks.append(progress_bar() if bars else LogLines())
     precision = cfg.precision if cfg.precision != "auto" else "bf16-mixed" if auto_bf16() else "32-true"
     try:
         with quiet_lightning():
@@ -134,8 +141,10 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
 
 
 #: Lightning's lines that tell a run of this recipe nothing it can act on: an advertisement for a logger (the
-#: recipe turns Lightning's loggers off) and the TPU count on a machine with no TPU
-LIGHTNING_CHATTER = ("💡 Tip: ", "TPU available: False")
+#: recipe turns Lightning's loggers off), the TPU count on a machine with no TPU, and that the run stopped at the
+#: max_steps= or epochs the user gave (in a terminal it landed on the bar's line)
+LIGHTNING_CHATTER = ("💡 Tip: ", "TPU available: False", "`Trainer.fit` stopped: `max_steps=",
+                     "`Trainer.fit` stopped: `max_epochs=")
 
 #: library warnings a run cannot act on: Lightning's own use of a torch name torch deprecated
 LIBRARY_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)

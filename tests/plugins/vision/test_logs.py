@@ -26,6 +26,7 @@ def test_a_log_file_gets_progress_lines_and_no_bar_or_chatter(tmp_path):
     everything = printed + warned
     assert "Epoch 0/" not in everything and "\r" not in everything  # Lightning's bar, drawn once at the end
     assert "Tip:" not in everything and "TPU available" not in everything and "LeafSpec" not in everything
+    assert "`Trainer.fit` stopped" not in everything  # the max_steps=3 it was given
     assert "GPU available" in everything  # kept: it says whether a GPU ran
 
 
@@ -52,3 +53,24 @@ def test_quiet_lightning_hides_by_message_inside_the_block_only(caplog):
         after = emit(quiet=False)
     assert inside == ["GPU available: False, used: False", "some other FutureWarning"]
     assert len(after) == 5 and not logger.filters  # outside the block the user's process sees them all
+
+
+def test_the_terminal_bar_ends_where_max_steps_ends_the_run(tmp_path):
+    import pytorch_lightning as pl
+    from contrastkit.plugins.vision.callbacks import progress_bar
+    from contrastkit.plugins.vision.training import quiet_lightning
+    from pytorch_lightning.demos.boring_classes import BoringModel
+
+    class Totals(pl.Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.seen.append(trainer.progress_bar_callback.total_train_batches)
+
+    totals = Totals()
+    trainer = pl.Trainer(max_steps=3, max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_model_summary=False, callbacks=[progress_bar(), totals], default_root_dir=tmp_path)
+    with quiet_lightning():
+        trainer.fit(BoringModel())  # 64 batches an epoch, as the recipe sets max_epochs beside max_steps
+    assert trainer.num_training_batches == 64 and totals.seen == [3]  # not 3/64 and a time left for 61 more
