@@ -111,7 +111,7 @@ def _write(text: str) -> None:
 
 def progress_bars() -> bool:
     """Whether to draw progress bars: only where stderr, tqdm's stream, is a terminal that redraws a line (not
-    ``TERM=dumb``). In a log file (``> run.log 2>&1``, nohup, Slurm, CI) every redraw is kept, carriage returns and
+    ``TERM=dumb``), or in a Jupyter notebook. In a log file (``> run.log 2>&1``, nohup, Slurm, CI) every redraw is kept, carriage returns and
     all: the file grows with the run and reads as one long line."""
     import os
     import sys
@@ -120,7 +120,15 @@ def progress_bars() -> bool:
         tty = sys.stderr is not None and sys.stderr.isatty()
     except (ValueError, AttributeError):  # closed or replaced by an object without isatty
         tty = False
-    return tty and os.environ.get("TERM", "") != "dumb"
+    return tty and os.environ.get("TERM", "") != "dumb" or _in_notebook()
+
+
+def _in_notebook() -> bool:
+    """A Jupyter kernel: its stderr is no terminal, yet it draws bars as widgets."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _clock(seconds: float) -> str:

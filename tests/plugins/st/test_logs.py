@@ -73,3 +73,24 @@ def test_quiet_run_hides_by_message_and_only_inside_the_block():
             warnings.warn("another UserWarning", UserWarning, stacklevel=1)
         warnings.warn(note, UserWarning, stacklevel=1)  # after the block: the user's filters again
     assert [str(w.message) for w in caught] == ["another UserWarning", note]
+
+
+def test_bars_only_on_a_terminal_that_redraws(monkeypatch):
+    import os
+    import sys
+
+    from contrastkit.plugins.st.callbacks import progress_bars
+
+    leader, follower = os.openpty()  # a real terminal, as a shell's
+    try:
+        with open(follower, "w") as terminal:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            monkeypatch.setenv("TERM", "xterm-256color")
+            assert progress_bars()
+            monkeypatch.setenv("TERM", "dumb")  # Emacs' shell and compile buffers: no redraws
+            assert not progress_bars()
+    finally:
+        os.close(leader)
+    monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))  # noqa: SIM115 - a log file
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert not progress_bars()
