@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import default_of
+from ..device import on_gpu
 from ..errors import UserError
 from ..hub import offline_if_unreachable
 from .models import DEFAULT_TEXT_MODEL, resolve_model_name
@@ -57,7 +58,8 @@ def is_static_model(model: Any) -> bool:
 def check_options(cfg: Any) -> None:
     """Options that cannot apply to static embeddings (or need them) fail before any work, with the fix: a length
     cut (the model reads whole texts), losses it cannot learn from or run, GradCache's ``mini_batch_size`` (a
-    ValueError from sentence-transformers at the first step) and ``length_batching`` (nothing is padded)."""
+    ValueError from sentence-transformers at the first step), ``length_batching`` (nothing is padded) and
+    bf16 on a CPU (nothing to autocast)."""
     static = wanted(cfg.model)
     for name in ("distill_from", "static_dims"):
         if getattr(cfg, name) is not None and not static:
@@ -79,6 +81,10 @@ def check_options(cfg: Any) -> None:
     if getattr(cfg, "mini_batch_size", None) is not None:
         raise UserError(f"mini_batch_size={cfg.mini_batch_size} does not apply to model=static: {_CACHED}; a large "
                         f"batch_size fits as it is: drop mini_batch_size")
+    if getattr(cfg, "precision", "auto") == "bf16" and not on_gpu():
+        raise UserError("precision=bf16 changes nothing for model=static on a CPU: its lookup table is not autocast, and "
+                        "the trained weights came out bit-identical to fp32; "
+                        "drop precision")
     if getattr(cfg, "length_batching", False):
         raise UserError("length_batching=true does not apply to model=static: a static model pads nothing (it "
                         "averages each text's own tokens), so grouping texts by length saves no time; drop "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from contrastkit.plugins.st import static
 from contrastkit.recipes import text
@@ -78,6 +79,8 @@ def test_only_the_word_static_asks_for_static_embeddings(model, expected):
     ({"mini_batch_size": 16}, "mini_batch_size=16 does not apply to model=static"),  # was a ValueError at step 1
     ({"loss": "cached_mnrl"}, "loss=cached_mnrl cannot train model=static: GradCache"),
     ({"length_batching": True}, "length_batching=true does not apply to model=static: a static model pads nothing"),
+    pytest.param({"precision": "bf16"}, "precision=bf16 changes nothing for model=static on a CPU",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU's autocast")),
 ])
 def test_options_a_static_model_cannot_use_are_refused_before_any_work(tmp_path, option, message):
     from contrastkit.plugins.errors import UserError
