@@ -224,6 +224,26 @@ def readable_progress(trainer: Any) -> None:
     trainer.add_callback(ReadableProgress(bars=progress_bars()))
 
 
+@contextlib.contextmanager
+def widget_bar_off() -> Any:
+    """In a log file, sentence-transformers' "Computing widget examples" bar off while a trainer is made (the one
+    place that draws it), and back after. The bar has no switch of its own, and it clears itself with a carriage
+    return and no newline: with ``2>&1`` the next line printed, the first ``step 1/N``, joined it."""
+    import functools
+
+    from sentence_transformers.base import model_card
+
+    bar = getattr(model_card, "tqdm", None)
+    if bar is None or progress_bars():
+        yield
+        return
+    model_card.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        model_card.tqdm = bar
+
+
 #: library warnings a run's user cannot act on, hidden by message while the run trains and evaluates: torch's note,
 #: on the sparse tensors sentence-transformers builds, that it skips its own invariant checks (a developer's switch;
 #: torch raises it once per process, so a process that ran a sparse run does not see it later either)

@@ -151,10 +151,11 @@ def make_trainer(model: Any, args: Any, train_dataset: Any, loss: Any, callbacks
     and the saved model all use whole texts."""
     import sentence_transformers
 
-    trainer = getattr(sentence_transformers, TRAINERS[kind][0])(model=model, args=args, train_dataset=train_dataset,
-                                                                loss=loss, callbacks=callbacks or [])
-    from .callbacks import readable_progress
+    from .callbacks import readable_progress, widget_bar_off
 
+    with widget_bar_off():
+        trainer = getattr(sentence_transformers, TRAINERS[kind][0])(
+            model=model, args=args, train_dataset=train_dataset, loss=loss, callbacks=callbacks or [])
     readable_progress(trainer)
     if max_length:
         trainer.data_collator.max_length = max_length

@@ -24,6 +24,7 @@ def test_a_log_file_gets_one_readable_line_per_logging_step_and_no_bars(tiny_tex
     assert "{'" not in printed + warned  # the Trainer's dicts of quoted numbers
     # no bar of the training's 3 steps, and none while checkpoints and the model are written
     assert "/3 [" not in warned and "Writing model shards" not in warned, warned[-2000:]
+    assert "Computing widget examples" not in warned  # it cleared itself with no newline: step 1 joined it
 
 
 def test_log_line_reads_as_words():
