@@ -243,7 +243,7 @@ This model is a `StaticEmbedding`: one vector per token, averaged over a text's 
 distilled from `{source}` with model2vec ({speed['dimensions']} dimensions), then fine-tuned by
 contrastkit; "before training" above is the distilled table. It reads every token of a text, whatever its length
 (hence "Maximum Sequence Length: inf"). Encoding speed at the end of training, on {speed['speed_texts']} of the
-training texts, same machine and {speed['torch_threads']} threads: {speed['static_sentences_per_s']:,.0f}
+texts it was evaluated and trained on, same machine and {speed['torch_threads']} threads: {speed['static_sentences_per_s']:,.0f}
 sentences/s against {speed['dense_sentences_per_s']:,.0f} for the dense model ({speed['speedup']:g}x).
 {table}
 """
