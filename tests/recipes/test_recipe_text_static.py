@@ -56,6 +56,9 @@ def test_static_trains_2_steps_and_loads_back(tmp_path, tiny_text_model, capsys)
     assert loaded.max_seq_length == float("inf") and loaded[0].tokenizer.truncation is None
     long = " ".join(["part"] * 600)
     assert not np.allclose(loaded.encode([long]), loaded.encode([long + " restart the router"]))
+    from contrastkit.plugins.hub import load  # contrastkit's loader gives the same model
+
+    assert (load(str(out), device="cpu").encode([long, *texts]) == result.model.encode([long, *texts])).all()
     assert yaml.safe_load((out / "config.yaml").read_text())["model"] == "static"
 
 
