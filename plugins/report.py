@@ -318,6 +318,20 @@ def keep_running_if_stdout_closes() -> None:
         sys.stdout = _ClosedPipeSafe(sys.stdout)
 
 
+def progress_bars() -> bool:
+    """Whether to draw progress bars: only where stderr, their stream, is a terminal that redraws a line (not
+    ``TERM=dumb``), or in a Jupyter notebook (widgets). In a log file (``> run.log 2>&1``, nohup, Slurm, CI) a
+    bar is every redraw kept, carriage returns and all, or (Lightning's) one line at the end: runs print lines."""
+    try:
+        tty = sys.stderr is not None and sys.stderr.isatty()
+    except (ValueError, AttributeError):  # closed, or replaced by an object without isatty
+        tty = False
+    if tty and os.environ.get("TERM", "") != "dumb":
+        return True
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"  # a Jupyter kernel: no terminal, yet it draws widgets
+
+
 class Printer:
     """``print`` on rank 0 only, so distributed runs do not repeat every line."""
 

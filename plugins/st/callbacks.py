@@ -109,28 +109,6 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
-def progress_bars() -> bool:
-    """Whether to draw progress bars: only where stderr, tqdm's stream, is a terminal that redraws a line (not
-    ``TERM=dumb``), or in a Jupyter notebook. In a log file (``> run.log 2>&1``, nohup, Slurm, CI) every redraw is kept, carriage returns and
-    all: the file grows with the run and reads as one long line."""
-    import os
-    import sys
-
-    try:
-        tty = sys.stderr is not None and sys.stderr.isatty()
-    except (ValueError, AttributeError):  # closed or replaced by an object without isatty
-        tty = False
-    return tty and os.environ.get("TERM", "") != "dumb" or _in_notebook()
-
-
-def _in_notebook() -> bool:
-    """A Jupyter kernel: its stderr is no terminal, yet it draws bars as widgets."""
-    import sys
-
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
 def _clock(seconds: float) -> str:
     """``h:mm:ss``, as tqdm and Lightning show times."""
     minutes, secs = divmod(int(seconds), 60)
@@ -212,7 +190,7 @@ class ReadableProgress(ProgressCallback):
 
 def readable_progress(trainer: Any) -> None:
     """Put ``callbacks.ReadableProgress`` in place of the Trainer's progress bar (or of its ``PrinterCallback``):
-    bars only in a terminal (``callbacks.progress_bars``), and each log as a line of words, not a dict of quoted
+    bars only in a terminal (``report.progress_bars``), and each log as a line of words, not a dict of quoted
     numbers. A notebook keeps its own widget."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -221,7 +199,7 @@ def readable_progress(trainer: Any) -> None:
         return  # a notebook's NotebookProgressCallback, or one the caller chose
     for default in (ProgressCallback, PrinterCallback):
         trainer.remove_callback(default)
-    trainer.add_callback(ReadableProgress(bars=progress_bars()))
+    trainer.add_callback(ReadableProgress(bars=report.progress_bars()))
 
 
 @contextlib.contextmanager
@@ -234,7 +212,7 @@ def widget_bar_off() -> Any:
     from sentence_transformers.base import model_card
 
     bar = getattr(model_card, "tqdm", None)
-    if bar is None or progress_bars():
+    if bar is None or report.progress_bars():
         yield
         return
     model_card.tqdm = functools.partial(bar, disable=True)
@@ -265,10 +243,10 @@ def quiet_run() -> Any:
 @contextlib.contextmanager
 def bars_off_in_logs() -> Any:
     """transformers' own bars ("Writing model shards" at each checkpoint and at the end) off inside the block when
-    there is no terminal to redraw them (``callbacks.progress_bars``), and back as they were after it."""
+    there is no terminal to redraw them (``report.progress_bars``), and back as they were after it."""
     from transformers.utils import logging as hf_logging
 
-    if progress_bars() or not hf_logging.is_progress_bar_enabled():
+    if report.progress_bars() or not hf_logging.is_progress_bar_enabled():
         yield
         return
     hf_logging.disable_progress_bar()

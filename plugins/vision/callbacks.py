@@ -107,29 +107,6 @@ class KNNCallback(pl.Callback):
         pl_module.print(f"kNN top-1 after training: {self.after['knn_top1']:.4f}")
 
 
-def progress_bars() -> bool:
-    """Whether to draw Lightning's progress bar: only where stderr is a terminal that redraws a line (not
-    ``TERM=dumb``), or in a Jupyter notebook. In a log file (``> run.log 2>&1``, nohup, Slurm, CI) the bar comes out once, at the end, so
-    the file says nothing of a run in progress. (``plugins.st.callbacks.progress_bars`` is the text side's twin;
-    this one keeps the image recipe free of transformers.)"""
-    import os
-    import sys
-
-    try:
-        tty = sys.stderr is not None and sys.stderr.isatty()
-    except (ValueError, AttributeError):  # closed, or replaced by an object without isatty
-        tty = False
-    return tty and os.environ.get("TERM", "") != "dumb" or _in_notebook()
-
-
-def _in_notebook() -> bool:
-    """A Jupyter kernel: its stderr is no terminal, yet it draws bars as widgets."""
-    import sys
-
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
 def progress_bar() -> pl.callbacks.ProgressBar:
     """Lightning's own bar (rich where it is installed, else tqdm) with a truthful length: with ``max_steps`` the
     epoch's bar ends where the run does. Lightning counts the whole epoch unless ``max_epochs=-1``, and the recipe

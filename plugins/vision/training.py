@@ -29,7 +29,6 @@ from .callbacks import (
     WiSEFT,
     knn_scorer,
     progress_bar,
-    progress_bars,
 )
 from .data import ImageData, ImageDataset, decode_side
 from .splits import split_off
@@ -125,7 +124,7 @@ def make_trainer(cfg: Any, out: Path, train: ImageData, held_out: ImageData | No
         knn = KNNCallback(train.spaced(10000), held_out, preprocess, cfg.knn_k, cfg.knn_t, resuming=cfg.resume,
                           center=cfg.center)
         callbacks.append(knn)
-    bars = progress_bars()
+    bars = report.progress_bars()
     callbacks.append(progress_bar() if bars else LogLines())
     precision = cfg.precision if cfg.precision != "auto" else "bf16-mixed" if auto_bf16() else "32-true"
     try:

@@ -77,10 +77,11 @@ def test_quiet_run_hides_by_message_and_only_inside_the_block():
 
 
 def test_bars_only_on_a_terminal_that_redraws(monkeypatch):
+    """Both trainers (transformers' and Lightning's) ask ``report.progress_bars``."""
     import os
     import sys
 
-    from contrastkit.plugins.st.callbacks import progress_bars
+    from contrastkit.plugins.report import progress_bars
 
     leader, follower = os.openpty()  # a real terminal, as a shell's
     try:

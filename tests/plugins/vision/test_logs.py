@@ -74,24 +74,3 @@ def test_the_terminal_bar_ends_where_max_steps_ends_the_run(tmp_path):
     with quiet_lightning():
         trainer.fit(BoringModel())  # 64 batches an epoch, as the recipe sets max_epochs beside max_steps
     assert trainer.num_training_batches == 64 and totals.seen == [3]  # not 3/64 and a time left for 61 more
-
-
-def test_bars_only_on_a_terminal_that_redraws(monkeypatch):
-    import os
-    import sys
-
-    from contrastkit.plugins.vision.callbacks import progress_bars
-
-    leader, follower = os.openpty()  # a real terminal, as a shell's
-    try:
-        with open(follower, "w") as terminal:
-            monkeypatch.setattr(sys, "stderr", terminal)
-            monkeypatch.setenv("TERM", "xterm-256color")
-            assert progress_bars()
-            monkeypatch.setenv("TERM", "dumb")  # Emacs' shell and compile buffers: no redraws
-            assert not progress_bars()
-    finally:
-        os.close(leader)
-    monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))  # noqa: SIM115 - a log file
-    monkeypatch.setenv("TERM", "xterm-256color")
-    assert not progress_bars()
