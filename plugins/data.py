@@ -142,6 +142,7 @@ def _read(path: str | Path, p: Path, builder: str, kwargs: dict[str, Any]) -> An
     """``datasets.load_dataset`` on one file, its failures as one-line ``UserError``s."""
     import datasets
 
+    shown = datasets.is_progress_bar_enabled()  # the user's (or HF_DATASETS_DISABLE_PROGRESS_BARS') setting
     datasets.disable_progress_bars()
     try:
         return datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
@@ -153,7 +154,8 @@ def _read(path: str | Path, p: Path, builder: str, kwargs: dict[str, Any]) -> An
             raise UserError(f"data file '{path}' has a header but no rows; add at least one row") from None
         raise UserError(f"data file '{path}' could not be read as {p.suffix[1:].upper()}: {reason[:200]}") from None
     finally:
-        datasets.enable_progress_bars()
+        if shown:
+            datasets.enable_progress_bars()
 
 
 def _denied_elsewhere(exc: BaseException, path: Path) -> bool:

@@ -65,10 +65,28 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the libraries' own switches for their bars (huggingface_hub's also turns off transformers' "Loading weights"
+#: and "Writing model shards"), read when each is imported; TQDM_DISABLE sets tqdm's default (mining's similarity
+#: bar, datasets' "Filter")
+BAR_SWITCHES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")
+
+
+def _no_bars_in_a_log_file() -> None:
+    """In a log file (``> run.log 2>&1``, nohup, Slurm, CI) the libraries' progress bars are every redraw kept, so
+    the run sets their switches before it imports them, unless the user set them; the run prints lines instead."""
+    from contrastkit.plugins.report import progress_bars
+
+    if not progress_bars():
+        for name in BAR_SWITCHES:
+            os.environ.setdefault(name, "1")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from contrastkit.plugins.config import resolve
     from contrastkit.plugins.values import parse_overrides
     from contrastkit.recipes import load_recipe
+
+    _no_bars_in_a_log_file()
 
     module = load_recipe(args.recipe)
     overrides = parse_overrides(args.overrides)

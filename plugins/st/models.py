@@ -64,7 +64,8 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
     from ..hub import offline_if_unreachable
 
     try:
-        with offline_if_unreachable(f"{what} '{path}'") if not _is_local(path) else contextlib.nullcontext():
+        with offline_if_unreachable(f"{what} '{path}'") if not _is_local(path) else contextlib.nullcontext(), \
+                _new_head_report_hidden():
             model = cls(path, trust_remote_code=trust_remote_code, device=device)
     except Exception as exc:  # noqa: BLE001
         text = f"{type(exc).__name__}: {exc}"
@@ -75,6 +76,36 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
     if hub_id and not model.model_card_data.base_model:
         model.model_card_data.base_model = hub_id  # offline, ST cannot look the id up itself
     return model
+
+
+#: the score head a CrossEncoder adds to a bi-encoder or plain base: new weights, which the recipe trains
+NEW_HEAD_KEYS = ("classifier.", "score.")
+
+
+@contextlib.contextmanager
+def _new_head_report_hidden() -> Any:
+    """transformers' LOAD REPORT when a CrossEncoder starts from a base without a score head lists its new
+    ``classifier.*`` weights as MISSING and advises "Consider training on your downstream task": the run is that
+    training. That report alone is hidden, by its rows; one that misses any other weight still shows."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "LOAD REPORT" not in text:
+            return True
+        rows = [line.split("|") for line in text.splitlines() if line.count("|") >= 2]
+        missing = [cells[0].strip() for cells in rows if cells[1].strip() == "MISSING"]
+        return not missing or len(missing) != len(rows) - 1 or \
+            not all(key.startswith(NEW_HEAD_KEYS) for key in missing)  # rows[0]: the Key | Status header
+
+    logger = logging.getLogger("transformers.modeling_utils")
+    hide = logging.Filter()
+    hide.filter = keep  # type: ignore[method-assign]
+    logger.addFilter(hide)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hide)
 
 
 def absolute(name: str) -> str:

@@ -12,8 +12,8 @@ def test_a_log_file_gets_one_readable_line_per_logging_step_and_no_bars(tiny_tex
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with out.open("w") as stdout, err.open("w") as stderr:
         done = subprocess.run([*CLI, "run", "text", f"model={tiny_text_model}", f"data={pairs_csv}", "max_steps=3",
-                               "logging_steps=1", "batch_size=8", "save_steps=2", "mine_hard_negatives=false",
-                               f"output_dir={tmp_path / 'run'}"], stdout=stdout, stderr=stderr, timeout=300)
+                               "logging_steps=1", "batch_size=8", "save_steps=2", f"output_dir={tmp_path / 'run'}"],
+                              stdout=stdout, stderr=stderr, timeout=300)
     printed, warned = out.read_text(), err.read_text()
     assert done.returncode == 0, warned[-2000:]
     steps = [line for line in printed.splitlines() if line.startswith("step ")]
@@ -25,6 +25,9 @@ def test_a_log_file_gets_one_readable_line_per_logging_step_and_no_bars(tiny_tex
     # no bar of the training's 3 steps, and none while checkpoints and the model are written
     assert "/3 [" not in warned and "Writing model shards" not in warned, warned[-2000:]
     assert "Computing widget examples" not in warned  # it cleared itself with no newline: step 1 joined it
+    # the libraries' own bars: loading the model, mining's similarity scores, datasets' filter and map
+    assert not [bar for bar in ("Loading weights", "Computing similarity scores", "Filter:", "Map:") if bar in warned]
+    assert "Cannot enable progress bars" not in warned  # the data loader put back only what it had turned off
 
 
 def test_log_line_reads_as_words():
@@ -96,3 +99,28 @@ def test_bars_only_on_a_terminal_that_redraws(monkeypatch):
     monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))  # noqa: SIM115 - a log file
     monkeypatch.setenv("TERM", "xterm-256color")
     assert not progress_bars()
+
+
+def test_a_crossencoders_new_score_head_is_not_reported_missing_but_other_missing_weights_are(tiny_text_model):
+    """transformers' LOAD REPORT listed the new head's classifier.* as MISSING, "Consider training on your
+    downstream task", on every rerank run from a bi-encoder: the run is that training."""
+    import logging
+
+    from contrastkit.plugins.st import models
+
+    logger, seen = logging.getLogger("transformers.modeling_utils"), []
+    collect = logging.Handler()
+    collect.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(collect)
+    library, level = logging.getLogger("transformers"), logging.getLogger("transformers").level
+    library.setLevel(logging.WARNING)  # transformers' own default (the tests' conftest quiets it to errors)
+    try:
+        models.load_model(tiny_text_model, kind="cross", device="cpu")
+        assert not [m for m in seen if "LOAD REPORT" in m], seen
+        with models._new_head_report_hidden():
+            logger.warning("BertModel LOAD REPORT from: x\nKey | Status | \n-+-+-\nbert.pooler.dense.weight | "
+                           "MISSING | \nclassifier.bias | MISSING | ")
+        assert len(seen) == 1 and "bert.pooler.dense.weight | MISSING" in seen[0]
+    finally:
+        logger.removeHandler(collect)
+        library.setLevel(level)
