@@ -365,9 +365,12 @@ def oom_fallback(trainer: Any) -> str | None:
 
     from sentence_transformers.sentence_transformer import losses as L
 
+    from .static import is_static_model
+
     loss = trainer.loss
     batch = trainer.args.per_device_train_batch_size
-    twin = CACHED_TWIN.get(type(loss).__name__)
+    # a static model's embeddings hold no activations to cache, and the cached losses refuse StaticEmbedding
+    twin = CACHED_TWIN.get(type(loss).__name__) if not is_static_model(loss.model) else None
     if twin:
         cls = getattr(L, twin)
         keep = {n: getattr(loss, n) for n in inspect.signature(cls.__init__).parameters

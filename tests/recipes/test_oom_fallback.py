@@ -123,3 +123,22 @@ def test_what_counts_as_out_of_memory():
     assert is_out_of_memory(alloc.value)
     assert is_out_of_memory(RuntimeError("could not create a primitive"))
     assert not is_out_of_memory(shape.value)
+
+
+def test_a_static_model_out_of_memory_halves_the_micro_batch_not_caches_the_loss(tiny_text_model, tmp_path):
+    """MNRL's cached twin refuses a StaticEmbedding model (a ValueError traceback after the OOM); a static model's
+    fallback halves the micro-batch instead. The trainer is made, not trained."""
+    from contrastkit.plugins.st.training import oom_fallback
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_text_model).backend_tokenizer
+    model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_dim=8)], device="cpu")
+    args = SentenceTransformerTrainingArguments(str(tmp_path), per_device_train_batch_size=64, report_to="none")
+    trainer = SentenceTransformerTrainer(model=model, args=args, loss=losses.MultipleNegativesRankingLoss(model),
+                                         train_dataset=Dataset.from_dict({"anchor": ["q"], "positive": ["a"]}))
+    assert oom_fallback(trainer).startswith("micro-batch 64 -> 32 with gradient accumulation x2")
+    assert type(trainer.loss).__name__ == "MultipleNegativesRankingLoss"
