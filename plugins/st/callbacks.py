@@ -294,7 +294,8 @@ def card_section(trainer: Any) -> str | None:
     if not rows:
         return "\n".join([*lines, "No held-out evaluation ran, so this card has no before/after comparison.", ""])
     # not "never trained on": an eval_data= that repeats training rows is warned about, not refused
-    lines.append(f"Held-out evaluation on {metrics.get('eval_rows', '?')} rows: \"before\" is the base model, "
+    base = "the distilled static table" if "static" in metrics else "the base model"
+    lines.append(f"Held-out evaluation on {metrics.get('eval_rows', '?')} rows: \"before\" is {base}, "
                  f"\"after\" is this model (all metrics in `metrics.json`).")
     if any("_base_" in key for key in rows):
         lines.append(_retriever_note(metrics))

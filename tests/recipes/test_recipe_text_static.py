@@ -51,6 +51,7 @@ def test_static_trains_2_steps_and_loads_back(tmp_path, tiny_text_model, capsys)
     name = Path(tiny_text_model).name
     assert f"\n# Static embeddings distilled from {name}\n" in card and tiny_text_model not in card
     assert card.index("## Before and after") < card.index("## Static embeddings") < card.index("## Training Details")
+    assert '"before" is the distilled static table, "after" is this model' in card
 
     # "Maximum Sequence Length: inf" holds: model2vec's tokenizer cut texts at 512 tokens, silently
     assert loaded.max_seq_length == float("inf") and loaded[0].tokenizer.truncation is None
