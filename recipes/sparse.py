@@ -133,8 +133,8 @@ def run(cfg: Config | None = None, **overrides: Any):
                                   prompts=prompts.for_columns(prompt_pair, train_data))
     if note := training.precision_note(cfg.precision, args):
         log(note)
-    trainer = training.make_trainer(model, args, train_data, choice.loss, callbacks=[callback, NoPickledArgs()],
-                                    kind="sparse")
+    trainer = training.make_trainer(model, args, train_data, choice.loss, kind="sparse",
+                                    callbacks=[callback, NoPickledArgs(), *sparse.loss_callbacks(choice.loss)])
     training.name_hub_datasets(trainer, cfg)
     training.train(trainer, resume=cfg.resume)
 

@@ -188,6 +188,17 @@ def active_dims_of(model: Any) -> int | None:
     return getattr(model, "max_active_dims", None)
 
 
+def loss_callbacks(loss: Any) -> list:
+    """SpladeLoss's weight schedule, given to the trainer rather than added by it with a warning that it did: the
+    FLOPS weights rise from 0 over the first third of training (sentence-transformers' default)."""
+    from sentence_transformers.sparse_encoder import losses as L
+    from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import (
+        SpladeRegularizerWeightSchedulerCallback,
+    )
+
+    return [SpladeRegularizerWeightSchedulerCallback(loss=loss)] if isinstance(loss, L.SpladeLoss) else []
+
+
 @dataclass
 class SparseLoss:
     """The wrapped loss, why, and whether batches must not repeat texts (in-batch negatives)."""
@@ -224,7 +235,9 @@ def choose_sparse_loss(model: Any, fmt: DataFormat, similarity: str = "auto", sc
     if head == "splade":
         doc, query = SPLADE_WEIGHTS
         loss = L.SpladeLoss(model, inner, document_regularizer_weight=doc, query_regularizer_weight=query)
-        reason = f"{fmt.kind} data -> {inner_name} in SpladeLoss (FLOPS weights: documents {doc:g}, queries {query:g})"
+        # sentence-transformers' trainer adds SpladeRegularizerWeightSchedulerCallback: the weights rise from 0
+        reason = (f"{fmt.kind} data -> {inner_name} in SpladeLoss (FLOPS weights: documents {doc:g}, queries "
+                  f"{query:g}, each reached over the first third of training)")
     else:
         loss = L.CSRLoss(model, loss=inner)
         reason = f"{fmt.kind} data -> {inner_name} in CSRLoss (with the sparse autoencoder's reconstruction terms)"

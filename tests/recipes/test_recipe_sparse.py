@@ -101,13 +101,25 @@ def test_pairs_without_mining_train_on_in_batch_negatives(tmp_path, tiny_text_mo
 
 @pytest.mark.parametrize("head", ["auto", "splade"])
 def test_a_masked_lm_base_gets_splade(head, tmp_path, tiny_mlm_model, tiny_text_model, capsys):
+    import logging
+
     from sentence_transformers.sparse_encoder.modules import SpladePooling
 
-    result = _run(tmp_path, tiny_mlm_model, PAIRS, head=head, retriever=tiny_text_model, active_dims=None)
+    trainer_log, warned = logging.getLogger("sentence_transformers.sparse_encoder.trainer"), []
+    collect = logging.Handler()
+    collect.emit = lambda record: warned.append(record.getMessage())  # type: ignore[method-assign]
+    trainer_log.addHandler(collect)
+    try:
+        result = _run(tmp_path, tiny_mlm_model, PAIRS, head=head, retriever=tiny_text_model, active_dims=None)
+    finally:
+        trainer_log.removeHandler(collect)
     metrics = result.metrics
     printed = capsys.readouterr().out
     assert metrics["head"] == "splade" and metrics["loss"] == "SpladeLoss"
+    # the recipe gives the trainer the weight schedule itself, instead of a warning that the trainer added it
+    assert not [m for m in warned if "SpladeLoss detected without" in m], warned
     assert "SparseMultipleNegativesRankingLoss in SpladeLoss" in metrics["loss_reason"]
+    assert "each reached over the first third of training" in metrics["loss_reason"]  # ST schedules them from 0
     assert metrics["active_dims"] is None and metrics["train"]["global_step"] == 2
     assert "SPLADE over the 30,522-word vocabulary" in printed  # MiniLM's tokenizer, not the 32-wide hidden size
     assert f"from {tiny_text_model}" in printed  # retriever= mined the negatives, not the masked-LM base
