@@ -22,9 +22,9 @@ TEMPLATE = """---
 
 {% if training -%}
 {{ kind }} **{{ method }}** training with [lightly](https://github.com/lightly-ai/lightly) on
-PyTorch Lightning, made with [contrastkit](https://pypi.org/project/contrastkit/).
+PyTorch Lightning, made with contrastkit.
 {%- else -%}
-An image encoder saved by [contrastkit](https://pypi.org/project/contrastkit/).
+An image encoder saved by contrastkit.
 {%- endif %}
 
 - Backbone: `{{ architecture }}`{{ source }}
@@ -57,7 +57,19 @@ from PIL import Image
 embeddings = encoder.embed([Image.new("RGB", (64, 64), "white")])  # PIL images or file paths
 print(embeddings.shape)  # (1, {{ embedding_dim }}), L2-normalised
 ```
+{% if plain %}
+### Without contrastkit
 
+contrastkit is not on PyPI. The weights are a plain safetensors state dict and `config.json` holds the
+preprocessing, so PyTorch alone gives the same embeddings (`pip install {{ plain_requires }}`):
+
+```python
+{{ plain }}
+```
+
+Images are resized straight to {{ image_size }}x{{ image_size }} px; contrastkit first shrinks one whose shorter side is
+8 times that or more by a whole factor, so its embedding differs slightly.
+{% endif %}
 """
 
 LOCAL_LOAD = ('from contrastkit.plugins.vision.encoder import load_encoder\n\n'
@@ -65,9 +77,95 @@ LOCAL_LOAD = ('from contrastkit.plugins.vision.encoder import load_encoder\n\n'
 HUB_LOAD = 'from contrastkit.plugins import hub\n\nencoder = hub.load("{repo_id}")'
 
 
+LOCAL_FILES = 'folder = "."  # inside this folder; a Hub copy: snapshot_download("user/repo", allow_patterns=FILES)'
+HUB_FILES = 'folder = snapshot_download("{repo_id}", allow_patterns=FILES)'
+
+# The "Without contrastkit" snippet: backbones.build_architecture in plain code, per architecture, with what to install
+_NETS = {
+    "tiny-cnn": ("", """from torch import nn
+
+net = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+                    nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
+                    nn.AdaptiveAvgPool2d(1), nn.Flatten())"""),
+    "resnet": ("", """import torchvision
+from torch import nn
+
+net = torchvision.models.{arch}(weights=None)
+net.fc = nn.Identity(){stem}"""),
+    "efficientnet-lite0": (" efficientnet-lite-pytorch", """from efficientnet_lite_pytorch import EfficientNet
+
+
+class Features(torch.nn.Module):  # EfficientNet's features, average-pooled
+    def __init__(self):
+        super().__init__()
+        self.net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+
+    def forward(self, x):
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+net = Features()"""),
+    "timm": (" timm", """import timm
+
+net = timm.create_model({name!r}, pretrained=False, num_classes=0)"""),
+}
+_SMALL_STEM = ("\nnet.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)  # small_stem\n"
+               "net.maxpool = nn.Identity()")
+_PLAIN = """import json
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms as T
+from huggingface_hub import snapshot_download
+from PIL import Image, ImageOps
+from safetensors.torch import load_model
+
+FILES = ["config.json", "model.safetensors"]
+{files}
+config = json.load(open(f"{{folder}}/config.json"))
+{net}
+load_model(net, f"{{folder}}/model.safetensors")
+net.eval()
+size, norm = config["image_size"], config["normalize"]
+preprocess = T.Compose([T.Resize((size, size)), T.ToTensor(), T.Normalize(norm["mean"], norm["std"])])
+
+
+def rgb(image):  # upright, and transparent parts on white, as contrastkit reads images
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    return image.convert("RGB")
+
+
+with torch.no_grad():
+    images = [Image.new("RGB", (64, 64), "white")]  # PIL images; Image.open(path) for files
+    embeddings = F.normalize(net(torch.stack([preprocess(rgb(im)) for im in images])), dim=1)
+    if "center" in config:  # centred embeddings: the training images' mean embedding subtracted
+        embeddings = F.normalize(embeddings - torch.tensor(config["center"]), dim=1)
+print(embeddings.shape)  # (1, {dim}), L2-normalised"""
+
+
+def _plain_fields(spec: dict, repo_id: str | None = None) -> dict[str, str]:
+    """The card's "Without contrastkit" code for this encoder (``plain``) and the packages it needs, both empty for
+    an architecture it cannot write out. contrastkit is not on PyPI, so a Hub visitor has no other way to use an image
+    model; the code repeats ``backbones.build_architecture`` and ``encoder.make_preprocess``."""
+    arch = str(spec.get("architecture", ""))
+    key = "resnet" if arch in ("resnet18", "resnet50") else "timm" if arch.startswith("timm:") else arch
+    if key not in _NETS or not spec.get("image_size"):
+        return {"plain": "", "plain_requires": ""}
+    extra, net = _NETS[key]
+    net = net.format(arch=arch, name=arch[5:], stem=_SMALL_STEM if spec.get("small_stem") else "")
+    files = HUB_FILES.format(repo_id=repo_id) if repo_id else LOCAL_FILES
+    return {"plain": _PLAIN.format(files=files, net=net, dim=spec["embedding_dim"]),
+            "plain_requires": "torch torchvision safetensors huggingface_hub pillow" + extra}
+
+
 def for_repo(text: str, repo_id: str) -> str:
     """A card's text with its usage loading ``repo_id`` from the Hub, in place of this folder or an earlier repo."""
-    text = text.replace(LOCAL_LOAD, HUB_LOAD.format(repo_id=repo_id))
+    text = text.replace(LOCAL_LOAD, HUB_LOAD.format(repo_id=repo_id)).replace(LOCAL_FILES, HUB_FILES.format(
+        repo_id=repo_id))
+    text = re.sub(r'^folder = snapshot_download\("[^"\n]*", allow_patterns=FILES\)',
+                  lambda _: HUB_FILES.format(repo_id=repo_id), text, flags=re.MULTILINE)
     return re.sub(r'^encoder = hub\.load\("[^"\n]*"\)', lambda _: f'encoder = hub.load("{repo_id}")', text,
                   flags=re.MULTILINE)
 
@@ -98,7 +196,7 @@ def encoder_card(spec: dict) -> ModelCard:
     method = spec.get("method")
     title = f"{method} image embeddings ({spec['architecture']})" if method else \
         f"image embeddings ({spec['architecture']})"
-    return _render(card_data, title=title, load=LOCAL_LOAD, **_backbone_fields(spec))
+    return _render(card_data, title=title, load=LOCAL_LOAD, **_backbone_fields(spec), **_plain_fields(spec))
 
 
 def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, repo_id: str | None) -> ModelCard:
@@ -141,7 +239,7 @@ def write_card(folder: Path, cfg: Any, spec: dict, metrics: dict, data: Any, rep
                    precision=f", precision {metrics['precision']}" if metrics.get("precision") else "",
                    training_notes=training_notes, class_key=class_key, knn_k=metrics.get("knn_k", cfg.knn_k),
                    knn_t=cfg.knn_t, rows=rows, measured=measured,
-                   **_backbone_fields(spec))
+                   **_backbone_fields(spec), **_plain_fields(spec, repo_id))
     card.save(folder / "README.md")
     return card
 
