@@ -41,7 +41,7 @@ def push(output_dir: str | Path, repo_id: str, cfg: PushConfig | None = None) ->
     check_repo_id(repo_id)
     _check_card(folder)
     message = cfg.commit_message or f"Upload {folder.name} with contrastkit"
-    ops = _operations(folder, repo_id)
+    ops = _operations(folder, repo_id, _card_revision(cfg))
     who: dict[str, str] = {}
     with hub_errors(repo_id, "push", "model", who), timeouts():
         api = api_for(cfg.token, who)
@@ -106,25 +106,34 @@ def _quiet_empty_commit() -> Iterator[None]:
         hf_logger.removeFilter(quiet)
 
 
-def _operations(folder: Path, repo_id: str) -> list[Any]:
+def _card_revision(cfg: PushConfig) -> str | None:
+    """The branch the pushed card's snippet loads: a branch other than main (the card there describes that branch's
+    model, and main may hold another or none); not a pull request, whose card is meant for the branch it merges to."""
+    branch = cfg.revision
+    return None if cfg.create_pr or not branch or branch == "main" or branch.startswith(PR_REF) else branch
+
+
+def _operations(folder: Path, repo_id: str, revision: str | None = None) -> list[Any]:
     from huggingface_hub import CommitOperationAdd
 
-    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=card_for_repo(folder, repo_id) if p == "README.md"
-                               else str(folder / p)) for p in files_to_push(folder)]
+    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=card_for_repo(folder, repo_id, revision)
+                               if p == "README.md" else str(folder / p)) for p in files_to_push(folder)]
 
 
 # sentence-transformers' usage snippet: `model = SentenceTransformer("sentence_transformers_model_id")` (or
 # CrossEncoder, SparseEncoder... with their placeholders), or the id of an earlier push_to_hub
-_ST_LOAD = re.compile(r'^(model = \w+)\("[^"\n]*"\)', re.MULTILINE)
+_ST_LOAD = re.compile(r'^(model = \w+)\("[^"\n]*"(?:, revision="[^"\n]*")?\)', re.MULTILINE)
 # its example files (image-text): 'assets/image_0.jpg', src="assets/...", or an earlier repo's URL of them
-_ST_ASSET = re.compile(r'(["\'])(?:[^"\'\s]*/resolve/main/)?assets/')
+_ST_ASSET = re.compile(r'(["\'])(?:[^"\'\s]*/resolve/[^/"\'\s]+/)?assets/')
 _FRONT_MATTER = re.compile(r"---\n.*?\n---\n", re.DOTALL)
 
 
-def card_for_repo(output_dir: str | Path, repo_id: str) -> bytes:
+def card_for_repo(output_dir: str | Path, repo_id: str, revision: str | None = None) -> bytes:
     """The folder's README.md as pushed to ``repo_id``: its usage snippet loads ``repo_id`` (and finds its example
-    files there), whatever placeholder or earlier repo the local card names. The local file stays as it is: a push
-    changes nothing in the folder, and the folder may go to other repos too."""
+    files there), at ``revision`` when given (a branch), whatever placeholder or earlier repo the local card names. The
+    local file stays as it is: a push changes nothing in the folder, and the folder may go to other repos too."""
+    from urllib.parse import quote
+
     from huggingface_hub import constants
 
     folder = Path(output_dir)
@@ -138,10 +147,11 @@ def card_for_repo(output_dir: str | Path, repo_id: str) -> bytes:
     if read_json(folder / "config.json").get("contrastkit_type") == IMAGE_TYPE:
         from ..vision.card import for_repo
 
-        body = for_repo(body, repo_id)
+        body = for_repo(body, repo_id, revision)
     else:
-        base = f"{constants.ENDPOINT.rstrip('/')}/{repo_id}/resolve/main/assets/"
-        body = _ST_LOAD.sub(lambda m: f'{m[1]}("{repo_id}")', body)
+        at = f', revision="{revision}"' if revision else ""
+        base = f"{constants.ENDPOINT.rstrip('/')}/{repo_id}/resolve/{quote(revision or 'main', safe='')}/assets/"
+        body = _ST_LOAD.sub(lambda m: f'{m[1]}("{repo_id}"{at})', body)
         body = _ST_ASSET.sub(lambda m: m[1] + base, body)
     return (head + body).encode("utf-8")
 

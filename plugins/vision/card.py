@@ -160,14 +160,16 @@ def _plain_fields(spec: dict, repo_id: str | None = None) -> dict[str, str]:
             "plain_requires": "torch torchvision safetensors huggingface_hub pillow" + extra}
 
 
-def for_repo(text: str, repo_id: str) -> str:
-    """A card's text with its usage loading ``repo_id`` from the Hub, in place of this folder or an earlier repo."""
-    text = text.replace(LOCAL_LOAD, HUB_LOAD.format(repo_id=repo_id)).replace(LOCAL_FILES, HUB_FILES.format(
-        repo_id=repo_id))
-    text = re.sub(r'^folder = snapshot_download\("[^"\n]*", allow_patterns=FILES\)',
-                  lambda _: HUB_FILES.format(repo_id=repo_id), text, flags=re.MULTILINE)
-    return re.sub(r'^encoder = hub\.load\("[^"\n]*"\)', lambda _: f'encoder = hub.load("{repo_id}")', text,
-                  flags=re.MULTILINE)
+def for_repo(text: str, repo_id: str, revision: str | None = None) -> str:
+    """A card's text with its usage loading ``repo_id`` (at ``revision``, a branch, when given) from the Hub, in place
+    of this folder or an earlier repo."""
+    at = f', revision="{revision}"' if revision else ""
+    text = re.sub(r'^folder = snapshot_download\("[^"\n]*",(?: revision="[^"\n]*",)? allow_patterns=FILES\)',
+                  lambda _: f'folder = snapshot_download("{repo_id}"{at}, allow_patterns=FILES)',
+                  text.replace(LOCAL_FILES, HUB_FILES.format(repo_id=repo_id)), flags=re.MULTILINE)
+    return re.sub(r'^encoder = hub\.load\("[^"\n]*"(?:, revision="[^"\n]*")?\)',
+                  lambda _: f'encoder = hub.load("{repo_id}"{at})', text.replace(LOCAL_LOAD, HUB_LOAD.format(
+                      repo_id=repo_id)), flags=re.MULTILINE)
 
 
 def _backbone_fields(spec: dict) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.plugins.hub.conftest import OUTPUT_FILES, python_code
+from tests.plugins.hub.conftest import OUTPUT_FILES, python_code, snippet_runs
 
 
 def test_with_the_hub_unreachable_a_cached_model_loads_from_the_cache_and_a_missing_one_fails_at_once(
@@ -84,6 +84,9 @@ def test_private_repo_on_a_branch_is_invisible_to_others(hub_server, text_output
     assert r.returncode == 0, r.stderr
     assert set(hub_server.files("alice/secret", "main")) == {".gitattributes"}  # main untouched
     assert OUTPUT_FILES <= set(hub_server.files("alice/secret", "dev"))
+    card = hub_server.files("alice/secret", "dev")["README.md"]  # its snippet loads the branch, not the empty main
+    assert b'model = SentenceTransformer("alice/secret", revision="dev")' in card
+    assert snippet_runs(card, tmp_path / "elsewhere").returncode == 0
     code = """
 from contrastkit.plugins import hub
 from contrastkit.plugins.errors import UserError

@@ -44,13 +44,15 @@ def _run_plain(card: str, cwd) -> np.ndarray:
 
 def test_a_pushed_image_cards_torch_only_code_loads_the_repo_as_contrastkit_does(hub_server, image_output, tmp_path):
     """The card said only ``from contrastkit...`` (and linked a PyPI page contrastkit does not have), so nobody
-    without a checkout could use the model."""
+    without a checkout could use the model. Pushed to a branch (main has no model), both snippets load that branch."""
     from contrastkit.plugins.vision.encoder import load_encoder
 
-    assert run_cli("push", image_output, "alice/shapes-plain").returncode == 0
-    card = hub_server.files("alice/shapes-plain")["README.md"].decode()
+    assert run_cli("push", image_output, "alice/shapes-plain", "revision=v2").returncode == 0
+    assert set(hub_server.files("alice/shapes-plain")) == {".gitattributes"}
+    card = hub_server.files("alice/shapes-plain", "v2")["README.md"].decode()
     assert "### Without contrastkit" in card and "pypi.org/project/contrastkit" not in card
-    assert 'folder = snapshot_download("alice/shapes-plain", allow_patterns=FILES)' in card
+    assert 'folder = snapshot_download("alice/shapes-plain", revision="v2", allow_patterns=FILES)' in card
+    assert 'encoder = hub.load("alice/shapes-plain", revision="v2")' in card
     images = _images(tmp_path / "elsewhere")
     plain = _run_plain(card, tmp_path / "elsewhere")
     assert plain.shape == (3, 32)
