@@ -287,14 +287,14 @@ def card_section(trainer: Any) -> str | None:
 
     batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, world_size())
     loss = metrics.get("loss") or type(getattr(trainer, "loss", None)).__name__
-    run = (f"Trained with [contrastkit](https://pypi.org/project/contrastkit/) on {metrics.get('train_rows', '?')} "
+    run = (f"Trained with contrastkit on {metrics.get('train_rows', '?')} "
            f"training rows: {state.global_step} steps ({state.epoch or 0:.2f} epochs) of batch size {batch}, peak "
            f"learning rate {args.learning_rate:g}, {precision}, seed {args.seed}; loss {loss}.")
     lines = ["## Before and after training", "", run, ""]
     if not rows:
         return "\n".join([*lines, "No held-out evaluation ran, so this card has no before/after comparison.", ""])
     # not "never trained on": an eval_data= that repeats training rows is warned about, not refused
-    base = "the distilled static table" if "static" in metrics else "the base model"
+    base = "the distilled static table" if metrics.get("static") else "the base model"  # static: false, or its speed
     lines.append(f"Held-out evaluation on {metrics.get('eval_rows', '?')} rows: \"before\" is {base}, "
                  f"\"after\" is this model (all metrics in `metrics.json`).")
     if any("_base_" in key for key in rows):

@@ -181,6 +181,7 @@ def name_hub_datasets(trainer: Any, cfg: Any) -> None:
         return value.strip() if isinstance(value, str) and value.strip() and not looks_like_path(value) else None
 
     card = trainer.model.model_card_data
+    card.add_tags("contrastkit")  # the Hub's search by tag finds every recipe's models, as it does image models
     train_id = hub_id(cfg.data)
     if not train_id and len(card.train_datasets) == 1 and card.train_datasets[0].get("name") in LOADER_NAMES:
         # a local file: datasets names it after its loader, and the card said "trained on the csv dataset"

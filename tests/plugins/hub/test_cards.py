@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import yaml
+from huggingface_hub import ModelCard
 
 
 def _section(card: str) -> str:
@@ -51,6 +52,8 @@ def test_a_sentence_transformers_card_shows_the_runs_settings_and_metrics_json_b
         assert "`base_` rows score the retriever's own order" in section and "a local model folder" in section
         assert any(key.endswith("base_mrr@10") for key in rows)
     assert str(out.parent) not in card and str(out.parent.parent) not in card
+    assert "contrastkit" in ModelCard.load(out / "README.md").data.tags  # the Hub finds every recipe's by its tag
+    assert "pypi.org/project/contrastkit" not in card  # no such page: contrastkit is not on PyPI
 
 
 @pytest.mark.parametrize("recipe", ["text", "rerank", "sparse"])
