@@ -277,7 +277,7 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
 
         return render.hits_table(corpus.search(slots, query, corpus_file, top_k, max_bytes, step), slots)
 
-    with gr.Blocks(title="contrastkit similarity demo") as demo:
+    with gr.Blocks(title=render.page_title(slots)) as demo:
         gr.Markdown(header(slots))
         gr.Markdown(status, elem_id="ck-status")
         gr.Markdown(how_to_read(slots), elem_id="ck-how-to-read")
@@ -292,8 +292,9 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             # Concurrent requests wait in Gradio's queue; batch=True hands up to BATCH of them to one call, which
             # encodes all their texts at once. One call at a time (concurrency_limit=1): a second batch running
             # beside it would only split the same CPU cores.
-            go.click(_guard_batch(compare_texts), [a, b], out, api_name="compare_texts", batch=True,
-                     max_batch_size=BATCH, concurrency_limit=CONCURRENCY)
+            # Enter in Text A compares too (Text B takes several lines, so Enter there is a new line)
+            gr.on(_submits(go, a, has_texts), _guard_batch(compare_texts), [a, b], out, api_name="compare_texts",
+                  batch=True, max_batch_size=BATCH, concurrency_limit=CONCURRENCY)
         with gr.Tab("Image ↔ image"):
             if not has_images:
                 gr.Markdown(f"ℹ️ {core.needs_sentence(slots, 'image')}", elem_id="ck-image-note")
@@ -320,8 +321,11 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
             go.click(_guard(text_image), [img, captions], out, api_name="text_image")
         with gr.Tab("Similarity matrix"):
             with gr.Row():
-                texts = gr.Textbox(label="Texts (one per line)", value=MATRIX_TEXTS, lines=6)
-                images = gr.File(label="…or images (used instead of the texts when given)", type="filepath",
+                # two image models embed no text: the box would only offer texts neither can score
+                texts = gr.Textbox(label="Texts (one per line)", value=MATRIX_TEXTS if has_texts else "", lines=6,
+                                   visible=has_texts)
+                images = gr.File(label="…or images (used instead of the texts when given)" if has_texts else
+                                 "Images (two or more)", type="filepath",
                                  file_count="multiple", visible=has_images,
                                  value=pictures if pictures and not any(s.embeds("text") for s in slots) else None)
             go = gr.Button("Draw heatmaps", variant="primary")
@@ -340,8 +344,15 @@ def build_demo(cfg: DemoConfig | None = None) -> Any:
                                         f"empty = the bundled FAQ answers", type="filepath", elem_id="ck-corpus")
             go = gr.Button("Search", variant="primary", interactive=has_texts)
             out = gr.HTML(elem_id="ck-search-result")
-            go.click(_guard(search), [query, corpus_file, top_k], out, api_name="search")
+            gr.on(_submits(go, query, has_texts), _guard(search), [query, corpus_file, top_k], out,
+                  api_name="search")
     return demo
+
+
+def _submits(button: Any, box: Any, enabled: bool) -> list:
+    """The button's click, plus Enter in ``box`` where the button is on (a disabled button's tab must not run
+    through the keyboard)."""
+    return [button.click, box.submit] if enabled else [button.click]
 
 
 def _example(i: int) -> str | None:

@@ -160,6 +160,9 @@ def similarity_matrix(slots: list[Slot], texts: str, image_paths: list[str] | No
         _need(slots, "image")  # before decoding: without an image model, the uploads are never read
         items = [open_image(p, f"image {i}", max_bytes) for i, p in enumerate(paths, 1)]
         labels, modality = [Path(p).name for p in paths], "image"
+    elif not any(s.embeds("text") for s in slots) and any(s.embeds("image") for s in slots):
+        # image models: the page has no text box here, so asking for texts would point at nothing
+        raise DemoInputError("Upload two or more images: the loaded models embed images only.")
     else:
         items = _limit(split_lines(texts), "texts", notes)
         items, cut = _cap(items)

@@ -7,6 +7,7 @@ the numbers without parsing the layout.
 from __future__ import annotations
 
 from html import escape
+from pathlib import PurePath
 from typing import Any
 
 from .core import Hits, Scores, Slot, same_scale
@@ -15,6 +16,9 @@ MIN_THUMB = 48  # pixels: smaller uploads are shown enlarged, in whole pixels
 NOTICEABLE = 0.05  # a change of the cosine below this is shown, but not coloured
 UP, DOWN = "#1a7f37", "#cf222e"  # one meaning everywhere: green = the fine-tuned model scores higher / ranks better
 DIFF_SCALE = 0.5  # the difference heatmap always spans -0.5..+0.5 (larger changes saturate), so runs compare
+# Gradio clips what is wider than the page: on a phone a table's last columns (the difference) would be cut off
+# out of reach. In this box they scroll sideways instead.
+SCROLL = '<div class="ck-scroll" style="overflow-x:auto;max-width:100%">'
 HEADLINE = ("mrr@10", "ndcg@10", "accuracy@1", "cosine_accuracy", "spearman_cosine", "cosine_ap", "knn_top1",
             "spearman_dot", "dot_ap", "spearman", "average_precision")
 
@@ -84,6 +88,13 @@ def _header(slot: Slot) -> str:
     return f'{escape(slot.role)}<br><small>{escape(_short(slot.name, 40))}</small>{kind}'
 
 
+def page_title(slots: list[Slot]) -> str:
+    """The browser tab's title: the two models by the last part of their names, so several demos open side by side
+    are told apart (an image run's base by its backbone)."""
+    names = [PurePath(s.name.split(" (")[0].rstrip("/")).name or s.name for s in reversed(slots)]
+    return " vs ".join(dict.fromkeys(_short(n, 40) for n in names)) + " · contrastkit demo"
+
+
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -126,8 +137,8 @@ def scores_table(result: Scores, slots: list[Slot], item_header: str = "compared
         notes.append(f"The two models' scores are different kinds of number ({slots[0].role}: "
                      f"{slots[0].score_name}, {slots[1].role}: {slots[1].score_name}), so no difference is shown; "
                      f"compare their order instead (#1: the model's best match).")
-    return (f'{_notes(notes)}{thumbnails(result.images)}<table class="ck-table"><thead><tr>'
-            f'<th>{escape(item_header)}</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return (f'{_notes(notes)}{thumbnails(result.images)}{SCROLL}<table class="ck-table"><thead><tr>'
+            f'<th>{escape(item_header)}</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
             f"<p><small>{scales_line([s for s in slots if result.by_model.get(s.role) is not None])}</small></p>")
 
 
@@ -217,8 +228,8 @@ def hits_table(hits: Hits, slots: list[Slot]) -> str:
         legend += (" Beside each reranked hit: how far the reranker moved it from its retriever's rank "
                    "(retriever #n).")
     legend = f"<p><small>{legend.strip()}</small></p>" if legend else ""
-    return (f'{_notes(hits.notes)}<table class="ck-table"><thead><tr><th>rank</th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>{legend}<p><small>Scores: "
+    return (f'{_notes(hits.notes)}{SCROLL}<table class="ck-table"><thead><tr><th>rank</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>{legend}<p><small>Scores: "
             f"{scales_line([s for s in slots if hits.by_model.get(s.role) is not None])}</small></p>")
 
 

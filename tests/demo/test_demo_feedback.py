@@ -58,6 +58,14 @@ def test_the_served_compare_is_batched_with_a_deliberate_concurrency(text_slots,
     demo = app.build_demo(app.DemoConfig(model=tiny_text_model, compare_to=tiny_text_model))
     fn = next(f for f in demo.fns.values() if f.api_name == "compare_texts")
     assert fn.batch and fn.max_batch_size == app.BATCH and fn.concurrency_limit == 1
+    assert _triggers(demo, "compare_texts") == {("Compare texts", "click"), ("Text A", "submit")}  # Enter compares
+    assert _triggers(demo, "search") == {("Search", "click"), ("Query", "submit")}
+
+
+def _triggers(demo, api_name: str) -> set[tuple[str, str]]:
+    """What starts an event: (button text or box label, event), e.g. ('Text A', 'submit') for Enter in Text A."""
+    fn = next(f for f in demo.fns.values() if f.api_name == api_name)
+    return {(getattr(demo.blocks[i], "label", None) or demo.blocks[i].value, event) for i, event in fn.targets}
 
 
 # --------------------------------------------------------------------------- never fall back silently

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -358,3 +359,13 @@ def test_two_image_models_get_one_clear_note_and_disabled_text_buttons(tiny_imag
     notes = [str(c["props"].get("value")) for c in components if c["type"] == "markdown"
              and "needs a model that embeds texts" in str(c["props"].get("value"))]
     assert len(notes) == 2 and all("embed image only" in n for n in notes), notes
+    # the matrix offers images only (no text box of texts neither model reads), and Enter runs no text tab
+    boxes = {c["props"].get("label"): c["props"].get("visible", True) for c in components if c["type"] == "textbox"}
+    assert boxes["Texts (one per line)"] is False
+    from tests.demo.test_demo_feedback import _triggers
+
+    assert _triggers(demo, "compare_texts") == {("Compare texts", "click")}
+    assert _triggers(demo, "search") == {("Search", "click")}
+    fn = next(f for f in demo.fns.values() if f.api_name == "matrix").fn
+    assert "Upload two or more images: the loaded models embed images only" in fn("", None)[1]
+    assert demo.title == f"{Path(tiny_image_encoder).name} · contrastkit demo"
