@@ -51,11 +51,11 @@ def _read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[s
     if not path:
         from contrastkit.plugins.data import sample_path
 
-        path, label = sample_path("faq_pairs.csv"), "the bundled FAQ answers (no file uploaded)"
+        path, label, details = sample_path("faq_pairs.csv"), "the bundled FAQ answers", ["no file uploaded"]
         if not Path(path).is_file():
             raise DemoInputError("The bundled sample corpus is missing from this install; upload a .txt or .csv file.")
     else:
-        label = Path(path).name
+        label, details = Path(path).name, []
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in UNREAD:
@@ -66,10 +66,10 @@ def _read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[s
     raw = _decode(path)
     if suffix in (".csv", ".tsv"):
         found, column = _csv_documents(path, raw)
-        label += f" (column '{column}')"
+        details.insert(0, f"column '{column}'")
     elif suffix == ".jsonl":
         found, column = _jsonl_documents(path, raw)
-        label += f" (field '{column}')"
+        details.insert(0, f"field '{column}'")
     else:
         found = [(line, n) for n, text in enumerate(raw.splitlines(), 1) for line in split_lines(text)]
     cut = [n for doc, n in found if len(doc) > MAX_CHARS]
@@ -81,6 +81,7 @@ def _read_corpus(path: str | os.PathLike | None, max_bytes: int) -> tuple[list[s
         raise DemoInputError(f"{path.name} holds no documents; put one document per line.")
     notes = [(f"{_documents(len(cut))} longer than {MAX_CHARS:,} characters, so only the first {MAX_CHARS:,} of "
               f"{'each' if len(cut) > 1 else 'it'} are used ({_at_lines(cut)}).")] if cut else []
+    label += f" ({'; '.join(details)})" if details else ""  # one parenthesis: "(column 'answer'; no file uploaded)"
     return docs, [lines[d] for d in docs], label, notes
 
 

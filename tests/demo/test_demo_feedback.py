@@ -146,7 +146,8 @@ def test_an_oversized_corpus_is_reported_in_the_page_and_nothing_is_searched(tex
 
 def test_an_empty_corpus_field_says_it_searches_the_bundled_answers(text_slots):
     hits = corpus.search(text_slots, "pasta", None, 3, MB)
-    assert "bundled FAQ answers (no file uploaded)" in render.hits_table(hits, text_slots)
+    assert "Searching 360 documents from the bundled FAQ answers (column &#x27;answer&#x27;; no file uploaded)." in \
+        render.hits_table(hits, text_slots)
 
 
 # --------------------------------------------------------------------------- progress and cache
