@@ -247,8 +247,9 @@ def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> 
     from matplotlib.font_manager import FontProperties
 
     diverging = LinearSegmentedColormap.from_list("ck_diff", [DOWN, "#ffffff", UP])
-    panels = [(_panel_title(s), matrices[s.role], matplotlib.colormaps["viridis"], _limits(s, matrices[s.role]), False)
-              for s in slots if s.role in matrices]
+    kinds = len({s.score_name for s in slots if s.role in matrices}) > 1  # name each panel's kind of number
+    panels = [(_panel_title(s, kinds), matrices[s.role], matplotlib.colormaps["viridis"], _limits(s, matrices[s.role]),
+               False) for s in slots if s.role in matrices]
     if len(panels) == 2 and same_scale(slots):
         diff = panels[1][1] - panels[0][1]
         bound = DIFF_SCALE if slots[1].score_name != "dot product" else max(float(abs(diff).max()), 1e-6)
@@ -278,9 +279,10 @@ def heatmaps(labels: list[str], matrices: dict[str, Any], slots: list[Slot]) -> 
     return fig  # gr.Plot renders the figure object; pyplot never holds it
 
 
-def _panel_title(slot: Slot) -> str:
+def _panel_title(slot: Slot, kinds: bool = False) -> str:
+    """'role: name', plus the kind of number unless it is the cosine every panel shows (``kinds``: they differ)."""
     title = f"{slot.role}: {_short(slot.name, 30)}"
-    return title if slot.score_name == "cosine similarity" else f"{title}\n{slot.score_name}" + (
+    return title if slot.score_name == "cosine similarity" and not kinds else f"{title}\n{slot.score_name}" + (
         " (row: query, column: document)" if slot.kind == "cross" else "")
 
 

@@ -217,6 +217,7 @@ def test_the_matrix_of_a_reranker_scores_every_ordered_pair(tiny_text_model, rer
     fig = render.heatmaps(labels, matrices, slots)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(titles) == 2 and "relevance score" in titles[1]  # no difference panel across kinds of score
+    assert titles[0].endswith("\ncosine similarity")  # each panel says which kind of number it shows
     assert fig.axes[1].get_images()[0].get_clim() == (0.0, 1.0)
 
 
