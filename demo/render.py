@@ -18,7 +18,7 @@ UP, DOWN = "#1a7f37", "#cf222e"  # one meaning everywhere: green = the fine-tune
 DIFF_SCALE = 0.5  # the difference heatmap always spans -0.5..+0.5 (larger changes saturate), so runs compare
 # Gradio clips what is wider than the page: on a phone a table's last columns (the difference) would be cut off
 # out of reach. In this box they scroll sideways instead.
-SCROLL = '<div class="ck-scroll" style="overflow-x:auto;max-width:100%">'
+SCROLL = '<div class="ck-scroll" style="overflow-x:auto;max-width:100%;margin-bottom:0.5em">'
 HEADLINE = ("mrr@10", "ndcg@10", "accuracy@1", "cosine_accuracy", "spearman_cosine", "cosine_ap", "knn_top1",
             "spearman_dot", "dot_ap", "spearman", "average_precision")
 
