@@ -28,6 +28,15 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, 
                           timeout=timeout)
 
 
+def run_logged(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess, str, str]:
+    """Run ``contrastkit ARGS`` with stdout and stderr written to files in ``folder``, as ``> run.log 2>&1`` or a
+    batch job does (no terminal): (the process, what it printed, what it warned)."""
+    out, err = folder / "stdout.log", folder / "stderr.log"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        done = subprocess.run([*CLI, *map(str, args)], stdout=stdout, stderr=stderr, timeout=300)
+    return done, out.read_text(), err.read_text()
+
+
 def save_rotated_jpeg(path: Path, width: int = 20) -> Path:
     """A phone-style JPEG of ``width`` x ``width // 2`` px stored red left half, blue right half, with EXIF
     orientation 6: a viewer shows it rotated 90 degrees clockwise, red on top and blue at the bottom."""

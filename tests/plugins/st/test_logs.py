@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.conftest import CLI
+from tests.conftest import run_logged
 
 
 def test_a_log_file_gets_one_readable_line_per_logging_step_and_no_bars(tiny_text_model, pairs_csv, tmp_path):
-    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        done = subprocess.run([*CLI, "run", "text", f"model={tiny_text_model}", f"data={pairs_csv}", "max_steps=3",
-                               "logging_steps=1", "batch_size=8", "save_steps=2", f"output_dir={tmp_path / 'run'}"],
-                              stdout=stdout, stderr=stderr, timeout=300)
-    printed, warned = out.read_text(), err.read_text()
+    done, printed, warned = run_logged(tmp_path, "run", "text", f"model={tiny_text_model}", f"data={pairs_csv}",
+                                       "max_steps=3", "logging_steps=1", "batch_size=8", "save_steps=2",
+                                       f"output_dir={tmp_path / 'run'}")
     assert done.returncode == 0, warned[-2000:]
     steps = [line for line in printed.splitlines() if line.startswith("step ")]
     assert [line.split("  ")[0] for line in steps] == ["step 1/3", "step 2/3", "step 3/3"], printed

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 import warnings
 
-from tests.conftest import CLI
+from tests.conftest import run_logged
 
 
 def test_a_log_file_gets_progress_lines_and_no_bar_or_chatter(tmp_path):
-    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        done = subprocess.run([*CLI, "run", "image", "backbone=tiny-cnn", "image_size=16", "max_steps=3",
-                               "batch_size=16", "num_workers=0", f"output_dir={tmp_path / 'run'}"],
-                              stdout=stdout, stderr=stderr, timeout=300)
-    printed, warned = out.read_text(), err.read_text()
+    done, printed, warned = run_logged(tmp_path, "run", "image", "backbone=tiny-cnn", "image_size=16", "max_steps=3",
+                                       "batch_size=16", "num_workers=0", f"output_dir={tmp_path / 'run'}")
     assert done.returncode == 0, warned[-2000:]
     steps = [line for line in printed.splitlines() if line.startswith("step ")]
     assert [line.split("  ")[0] for line in steps] == ["step 1/3", "step 2/3", "step 3/3"], printed
