@@ -185,7 +185,8 @@ BAD_ARGS = {
 def _bad_cli_args(tmp_path, case):
     paths = {k: _bad(tmp_path, k) for k in ("empty", "corrupt")}
     args, message = BAD_ARGS[case]
-    return ["run", "image", "backbone=tiny-cnn", *[a.format(**paths) for a in args],
+    backbone = [] if any(a.startswith("backbone=") for a in args) else ["backbone=tiny-cnn"]  # a key given once
+    return ["run", "image", *backbone, *[a.format(**paths) for a in args],
             f"output_dir={tmp_path / 'out'}", "max_steps=1"], message
 
 
