@@ -132,23 +132,6 @@ def describe(cls: type) -> list[tuple[str, str, Any, str]]:
     return rows
 
 
-def document_run(run: Any, cls: type) -> None:
-    """Give a recipe's ``run(cfg=None, **overrides)`` the keywords it takes, for ``help(text.run)``, a notebook's
-    Shift-Tab and ``inspect.signature``: every ``cls`` field as a keyword with its type and default, and the help
-    lines of ``contrastkit show`` in its docstring. ``**overrides`` alone said nothing of what a run takes."""
-    import inspect
-
-    hints = _type_hints(cls)
-    params = [inspect.Parameter("cfg", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                annotation=f"{cls.__qualname__} | dict | str | None")]
-    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hints[name])
-               for name, _, default, _ in describe(cls)]
-    run.__signature__ = inspect.Signature(params, return_annotation="Result")
-    lines = [f"    {name}={default!r}: {text}" for name, _, default, text in describe(cls)]
-    run.__doc__ = f"{(run.__doc__ or '').rstrip()}\n\nKeywords (``contrastkit show`` lists them too):\n" + \
-        "\n".join(lines)
-
-
 def default_of(cfg: Any, name: str) -> Any:
     """The default of ``cfg``'s field ``name``: a value other than it was given by the user."""
     return next(f.default for f in dataclasses.fields(cfg) if f.name == name)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import outdir
-from .config import document_run, dump_yaml
+from .config import describe, dump_yaml
 from .device import is_main_process, launched_processes, lightning_devices
 from .errors import UserError
 from .report import (
@@ -227,6 +227,24 @@ def cleans_up_refusals(recipe_run: Callable) -> Callable:
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         document_run(wrapper, cls)
     return wrapper
+
+
+def document_run(run: Any, cls: type) -> None:
+    """Give a recipe's ``run(cfg=None, **overrides)`` the keywords it takes, for ``help(text.run)``, a notebook's
+    Shift-Tab and ``inspect.signature``: every ``cls`` field as a keyword with its type and default, and the help
+    lines of ``contrastkit show`` in its docstring. ``**overrides`` alone said nothing of what a run takes."""
+    import inspect
+    import typing
+
+    hints, fields = typing.get_type_hints(cls), describe(cls)
+    params = [inspect.Parameter("cfg", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=f"{cls.__qualname__} | dict | str | None")]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hints[name])
+               for name, _, default, _ in fields]
+    run.__signature__ = inspect.Signature(params, return_annotation="Result")
+    lines = [f"    {name}={default!r}: {text}" for name, _, default, text in fields]
+    run.__doc__ = f"{(run.__doc__ or '').rstrip()}\n\nKeywords (``contrastkit show`` lists them too):\n" + \
+        "\n".join(lines)
 
 
 def _follow_umask(folder: Path, since_ns: int) -> None:

@@ -51,7 +51,7 @@ def test_a_transformers_name_with_no_field_here_gets_no_far_fetched_guess():
 
 def test_every_recipes_run_shows_its_keywords_for_help_and_shift_tab():
     """``help(text.run)`` showed ``run(cfg=None, **overrides)``: nothing of what a run takes. plugins/run.py's
-    ``cleans_up_refusals`` gives every recipe's run its Config's keywords (``config.document_run``)."""
+    ``cleans_up_refusals`` gives every recipe's run its Config's keywords (``run.document_run``)."""
     import importlib
     import inspect
 
