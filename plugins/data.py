@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import WRITE_DENIED, UserError, causes
 
 #: File extension -> (datasets builder, extra builder kwargs).
 FILE_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -161,15 +161,8 @@ def _read(path: str | Path, p: Path, builder: str, kwargs: dict[str, Any]) -> An
 def _denied_elsewhere(exc: BaseException, path: Path) -> bool:
     """Whether ``exc`` (or its cause) is a write refused somewhere other than the data file, such as the datasets
     cache: "could not be read as CSV: Permission denied" blamed a file that was fine."""
-    import errno
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and \
-                isinstance(seen.filename, (str, os.PathLike)) and Path(seen.filename).absolute() != path.absolute():
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(isinstance(seen, OSError) and seen.errno in WRITE_DENIED and isinstance(seen.filename, (str, os.PathLike))
+               and Path(seen.filename).absolute() != path.absolute() for seen in causes(exc))
 
 
 def _keep_na_words(path: str | Path, p: Path, ds: Any, kwargs: dict[str, Any]) -> Any:

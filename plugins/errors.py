@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import errno
+from collections.abc import Iterable, Iterator
 
 
 class UserError(ValueError):
@@ -51,3 +52,15 @@ def key_hint(key: str, names: list[str]) -> str:
     if key in KNOWN_ELSEWHERE:
         return next((f" Did you mean '{name}'?" for name in KNOWN_ELSEWHERE[key] if name in names), "")
     return did_you_mean(key, names, cutoff=0.55)
+
+
+#: errno values of a write the system refused: no permission, not permitted, a read-only file system
+WRITE_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions behind it: libraries (torch, safetensors, datasets) wrap an OSError in their own."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__

@@ -25,7 +25,7 @@ from typing import Any
 from . import outdir
 from .config import describe, dump_yaml
 from .device import is_main_process, launched_processes, lightning_devices
-from .errors import UserError
+from .errors import WRITE_DENIED, UserError, causes
 from .report import (
     RUN_DIR_ENV,
     Printer,
@@ -334,8 +334,7 @@ _NO_SPACE_TEXT = ("no space left", "disk quota exceeded", "file too large", "fil
 def as_user_error(exc: BaseException) -> UserError | None:
     """A realistic fault mid-run as one line, or None: out of disk space (or quota, or file-size limit) while
     writing. torch and safetensors report it as their own errors, so the whole cause chain is read."""
-    seen = exc
-    while seen is not None:
+    for seen in causes(exc):
         if isinstance(seen, OSError) and seen.errno in NO_SPACE or \
                 any(text in str(seen).lower() for text in _NO_SPACE_TEXT):
             where = _ACTIVE.out if _ACTIVE is not None else getattr(seen, "filename", None) or "the output folder"
@@ -345,7 +344,6 @@ def as_user_error(exc: BaseException) -> UserError | None:
                              f"output_dir= on a disk with room, then run the same command {again}")
         if denied := _denied_in_output(seen) or _denied_in_cache(seen):
             return denied
-        seen = seen.__cause__ or seen.__context__
     return None
 
 
@@ -357,7 +355,7 @@ CACHE_VARIABLES = ("CONTRASTKIT_CACHE", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "HF
 def _denied_in_cache(exc: BaseException) -> UserError | None:
     """A cache folder the run may not write (HF_HOME or XDG_CACHE_HOME pointing at a read-only place, an unwritable
     ~/.cache): the one line names the variable that placed it and the fix."""
-    if not isinstance(exc, OSError) or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or \
+    if not isinstance(exc, OSError) or exc.errno not in WRITE_DENIED or \
             not isinstance(exc.filename, (str, os.PathLike)):
         return None
     denied = Path(exc.filename).expanduser().absolute()
@@ -374,7 +372,7 @@ def _denied_in_cache(exc: BaseException) -> UserError | None:
 def _denied_in_output(exc: BaseException) -> UserError | None:
     """A file or folder in the run's output folder that it may not write (another user's, a read-only mount), met
     mid-run: the one line names it. Elsewhere (a library's own files) it stays a traceback, a bug to report."""
-    if _ACTIVE is None or not isinstance(exc, OSError) or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if _ACTIVE is None or not isinstance(exc, OSError) or exc.errno not in WRITE_DENIED:
         return None
     name = exc.filename if isinstance(exc.filename, (str, os.PathLike)) else None
     try:
