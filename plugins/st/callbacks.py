@@ -44,7 +44,7 @@ class BeforeAfterCallback(TrainerCallback):
 
     def _evaluate(self, model: Any, epoch: float = 0, steps: int = 0) -> dict[str, float]:
         """The evaluator's numbers. ``epoch`` and ``steps`` go to the evaluator, which files them in the model
-        card's training logs: its defaults (-1, -1) gave "before" and "after" the same row label there."""
+        card's training logs: with its defaults (-1, -1) "before" and "after" would share one row label there."""
         if self.evaluator is None or model is None:
             return {}
         scores = self.evaluator(model, epoch=epoch, steps=steps)
@@ -100,7 +100,7 @@ class BeforeAfterCallback(TrainerCallback):
 
 def _write(text: str) -> None:
     """Print above the Trainer's progress bar, which closes only after this callback's ``on_train_end``: tqdm clears
-    the bar, prints and draws it again (a plain print put the table's first line on the bar's line)."""
+    the bar, prints and draws it again (a plain print would start on the bar's line)."""
     import sys
 
     from tqdm.auto import tqdm
@@ -117,8 +117,8 @@ def _clock(seconds: float) -> str:
 
 def log_line(logs: dict[str, Any], step: int, max_steps: int, elapsed: float, left: float | None = None) -> str:
     """One readable line for a Trainer log: ``step 20/100  loss 2.016  grad_norm 6.2  lr 5e-05  epoch 0.40
-    elapsed 0:00:12  left 0:00:48``; the end-of-training summary as ``trained ...``. The Trainer prints the dict
-    itself, numbers quoted (``{'loss': '2.016', ...}``). ``left``: the seconds still to go, when known."""
+    elapsed 0:00:12  left 0:00:48``; the end-of-training summary as ``trained ...``, in place of the Trainer's
+    dict of quoted numbers (``{'loss': '2.016', ...}``). ``left``: the seconds still to go, when known."""
     def num(value: Any, digits: int = 4) -> str:
         return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
@@ -192,7 +192,7 @@ def readable_progress(trainer: Any) -> None:
     """Put ``callbacks.ReadableProgress`` in place of the Trainer's progress bar (or of its ``PrinterCallback``):
     bars only in a terminal (``report.progress_bars``), and each log as a line of words, not a dict of quoted
     numbers. A notebook keeps its own widget."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_callback import PrinterCallback
 
     handler = trainer.callback_handler
     if not any(type(c) in (ProgressCallback, PrinterCallback) for c in handler.callbacks):
@@ -206,7 +206,7 @@ def readable_progress(trainer: Any) -> None:
 def widget_bar_off() -> Any:
     """In a log file, sentence-transformers' "Computing widget examples" bar off while a trainer is made (the one
     place that draws it), and back after. The bar has no switch of its own, and it clears itself with a carriage
-    return and no newline: with ``2>&1`` the next line printed, the first ``step 1/N``, joined it."""
+    return and no newline, so with ``2>&1`` the first ``step 1/N`` line would share its line."""
     import functools
 
     from sentence_transformers.base import model_card
@@ -293,7 +293,7 @@ def card_section(trainer: Any) -> str | None:
     lines = ["## Before and after training", "", run, ""]
     if not rows:
         return "\n".join([*lines, "No held-out evaluation ran, so this card has no before/after comparison.", ""])
-    # not "never trained on": an eval_data= that repeats training rows is warned about, not refused
+    # "held-out", never "never trained on": an eval_data= that repeats training rows is warned about, not refused
     base = "the distilled static table" if metrics.get("static") else "the base model"  # static: false, or its speed
     lines.append(f"Held-out evaluation on {metrics.get('eval_rows', '?')} rows: \"before\" is {base}, "
                  f"\"after\" is this model (all metrics in `metrics.json`).")
