@@ -318,6 +318,35 @@ def keep_running_if_stdout_closes() -> None:
         sys.stdout = _ClosedPipeSafe(sys.stdout)
 
 
+def _clock(seconds: float) -> str:
+    """``h:mm:ss``, as tqdm and Lightning show times."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def step_line(logs: dict[str, Any], step: int, max_steps: int, elapsed: float, left: float | None = None) -> str:
+    """One readable line for a training log (the Trainer's ``logs``, or the image recipe's): ``step 20/100  loss
+    2.016  grad_norm 6.2  lr 5e-05  epoch 0.40  elapsed 0:00:12  left 0:00:48``; the end-of-training summary as
+    ``trained ...``, in place of the Trainer's dict of quoted numbers (``{'loss': '2.016', ...}``). ``left``: the
+    seconds still to go, when known."""
+    def num(value: Any, digits: int = 4) -> str:
+        return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+    logs = {k: v for k, v in logs.items() if k != "total_flos"}
+    if "train_runtime" in logs:
+        rate = logs.get("train_steps_per_second")
+        return (f"trained {step} steps in {_clock(logs['train_runtime'])}"
+                + (f" ({num(rate, 3)} steps/s)" if rate else "")
+                + (f", mean loss {num(logs['train_loss'])}" if "train_loss" in logs else ""))
+    shown = {"learning_rate": lambda v: f"lr {num(v, 3)}",
+             "epoch": lambda v: f"epoch {v:.2f}" if isinstance(v, float) else f"epoch {v}"}
+    parts = [f"step {step}/{max_steps}"] + [shown.get(k, lambda v, k=k: f"{k} {num(v)}")(v) for k, v in logs.items()]
+    parts.append(f"elapsed {_clock(elapsed)}")
+    if left is not None and step < max_steps:
+        parts.append(f"left {_clock(left)}")
+    return "  ".join(parts)
+
+
 def progress_bars() -> bool:
     """Whether to draw progress bars: only where stderr, their stream, is a terminal that redraws a line (not
     ``TERM=dumb``), or in a Jupyter notebook (widgets). In a log file (``> run.log 2>&1``, nohup, Slurm, CI) a

@@ -109,37 +109,9 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
-def _clock(seconds: float) -> str:
-    """``h:mm:ss``, as tqdm and Lightning show times."""
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
-
-
-def log_line(logs: dict[str, Any], step: int, max_steps: int, elapsed: float, left: float | None = None) -> str:
-    """One readable line for a Trainer log: ``step 20/100  loss 2.016  grad_norm 6.2  lr 5e-05  epoch 0.40
-    elapsed 0:00:12  left 0:00:48``; the end-of-training summary as ``trained ...``, in place of the Trainer's
-    dict of quoted numbers (``{'loss': '2.016', ...}``). ``left``: the seconds still to go, when known."""
-    def num(value: Any, digits: int = 4) -> str:
-        return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
-
-    logs = {k: v for k, v in logs.items() if k != "total_flos"}
-    if "train_runtime" in logs:
-        rate = logs.get("train_steps_per_second")
-        return (f"trained {step} steps in {_clock(logs['train_runtime'])}"
-                + (f" ({num(rate, 3)} steps/s)" if rate else "")
-                + (f", mean loss {num(logs['train_loss'])}" if "train_loss" in logs else ""))
-    shown = {"learning_rate": lambda v: f"lr {num(v, 3)}",
-             "epoch": lambda v: f"epoch {v:.2f}" if isinstance(v, float) else f"epoch {v}"}
-    parts = [f"step {step}/{max_steps}"] + [shown.get(k, lambda v, k=k: f"{k} {num(v)}")(v) for k, v in logs.items()]
-    parts.append(f"elapsed {_clock(elapsed)}")
-    if left is not None and step < max_steps:
-        parts.append(f"left {_clock(left)}")
-    return "  ".join(parts)
-
-
 class ReadableProgress(ProgressCallback):
     """transformers' progress bar (``bars``) or none, and each log as one line of words on stdout
-    (``log_line``): one per logging step and the summary at the end. Without bars the lines are a log file's
+    (``report.step_line``): one per logging step and the summary at the end. Without bars the lines are a log file's
     progress; with them they print above the bar. ``training.make_trainer`` puts it in place of the Trainer's
     ``ProgressCallback`` or ``PrinterCallback``."""
 
@@ -178,7 +150,7 @@ class ReadableProgress(ProgressCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        line = log_line(logs, state.global_step, state.max_steps, time.perf_counter() - self._start,
+        line = report.step_line(logs, state.global_step, state.max_steps, time.perf_counter() - self._start,
                         self._left(state.global_step, state.max_steps))
         _write(line) if self.training_bar is not None else print(line, flush=True)
 

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from .. import report
 from ..errors import UserError
 from .data import ImageData
 from .encoder import embed_with, mean_embedding
@@ -125,12 +126,6 @@ def progress_bar() -> pl.callbacks.ProgressBar:
     return StepsLeftBar()
 
 
-def _clock(seconds: float) -> str:
-    """``h:mm:ss``, as Lightning's bar shows times."""
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
-
-
 class LogLines(pl.Callback):
     """Training progress as plain lines on stdout, for a run without a progress bar (a log file):
     ``step 40/200  loss 5.123  lr 0.0003  epoch 0.50  elapsed 0:00:31  left 0:02:04``, about ``lines`` times a run,
@@ -158,17 +153,13 @@ class LogLines(pl.Callback):
             return
         self._shown = now
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        parts = [f"step {step}/{self._total}"]
-        if loss is not None:
-            parts.append(f"loss {float(loss):.4g}")
         rates = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
-        if rates:
-            parts.append(f"lr {max(rates):.3g}")
-        parts += [f"epoch {step / max(1, trainer.num_training_batches):.2f}", f"elapsed {_clock(now - self._start)}"]
+        logs = {"loss": float(loss)} if loss is not None else {}
+        logs |= {"learning_rate": max(rates)} if rates else {}
+        logs["epoch"] = step / max(1, trainer.num_training_batches)
         first_time, first_step = self._first
-        if first_step < step < self._total:
-            parts.append(f"left {_clock((now - first_time) / (step - first_step) * (self._total - step))}")
-        pl_module.print("  ".join(parts), flush=True)
+        left = (now - first_time) / (step - first_step) * (self._total - step) if first_step < step else None
+        pl_module.print(report.step_line(logs, step, self._total, now - self._start, left), flush=True)
 
 
 #: WiSE-FT's share of the change kept for a pretrained backbone after the default 14 epochs with its earliest 30%

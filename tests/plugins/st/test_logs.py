@@ -27,13 +27,13 @@ def test_a_log_file_gets_one_readable_line_per_logging_step_and_no_bars(tiny_tex
     assert "Cannot enable progress bars" not in warned  # the data loader put back only what it had turned off
 
 
-def test_log_line_reads_as_words():
-    from contrastkit.plugins.st.callbacks import log_line
+def test_a_step_line_reads_as_words():
+    from contrastkit.plugins.report import step_line
 
-    line = log_line({"loss": 2.0163, "grad_norm": 6.2231, "learning_rate": 5e-05, "epoch": 0.047619,
+    line = step_line({"loss": 2.0163, "grad_norm": 6.2231, "learning_rate": 5e-05, "epoch": 0.047619,
                      "total_flos": 1.0}, 20, 100, 12.4, left=48.9)
     assert line == "step 20/100  loss 2.016  grad_norm 6.223  lr 5e-05  epoch 0.05  elapsed 0:00:12  left 0:00:48"
-    summary = log_line({"train_runtime": 3725.2, "train_steps_per_second": 0.0268, "train_loss": 3.6581,
+    summary = step_line({"train_runtime": 3725.2, "train_steps_per_second": 0.0268, "train_loss": 3.6581,
                         "epoch": 1.0}, 100, 100, 3725.2)
     assert summary == "trained 100 steps in 1:02:05 (0.0268 steps/s), mean loss 3.658"
 
