@@ -204,12 +204,6 @@ def how_to_read(slots: list[core.Slot]) -> str:
             f"the right match above the others. {diff}").strip()
 
 
-def _problem(exc: BaseException) -> str:
-    if isinstance(exc, core.DemoInputError):
-        return render.message(str(exc))
-    return render.message(f"Something went wrong: {type(exc).__name__}: {exc}"[:400], warn=True)
-
-
 def _guard(fn, n_outputs: int = 1):
     """Wrap a handler so bad input or a failing model becomes a message in the page, never an error popup.
     The wrapper keeps ``fn``'s signature, so Gradio still sees a ``gr.Progress()`` default argument."""
@@ -218,7 +212,7 @@ def _guard(fn, n_outputs: int = 1):
         try:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - keep the app up whatever a model or file does
-            text = _problem(exc)
+            text = render.problem(exc)
         return text if n_outputs == 1 else (None, text)
     return handler
 
@@ -232,7 +226,7 @@ def _guard_batch(fn):
             results = fn(*columns)
         except Exception as exc:  # noqa: BLE001 - the whole batch failed: every request says why
             results = [exc] * len(columns[0])
-        return [[_problem(r) if isinstance(r, BaseException) else r for r in results]]
+        return [[render.problem(r) if isinstance(r, BaseException) else r for r in results]]
     return handler
 
 

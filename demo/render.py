@@ -10,7 +10,7 @@ from html import escape
 from pathlib import PurePath
 from typing import Any
 
-from .core import Hits, Scores, Slot, same_scale
+from .core import DemoInputError, Hits, Scores, Slot, same_scale
 
 MIN_THUMB = 48  # pixels: smaller uploads are shown enlarged, in whole pixels
 NOTICEABLE = 0.05  # a change of the cosine below this is shown, but not coloured
@@ -77,6 +77,13 @@ def message(text: str, warn: bool = False) -> str:
     """A friendly note in the page (used instead of error popups)."""
     icon = "⚠️" if warn else "ℹ️"
     return f'<div class="ck-message" role="status">{icon} {escape(text)}</div>'
+
+
+def problem(exc: BaseException) -> str:
+    """A failed handler's message for the page: bad input in its own words, anything else named as a failure."""
+    if isinstance(exc, DemoInputError):
+        return message(str(exc))
+    return message(f"Something went wrong: {type(exc).__name__}: {exc}"[:400], warn=True)
 
 
 def _notes(notes: list[str]) -> str:
